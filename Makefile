@@ -1,0 +1,19 @@
+# The two set-up commands of the README. Both install what is missing first (bootstrap.sh).
+.PHONY: demo test setup lint bench clean
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	.venv/bin/ferry lab demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check ferry tests benchmarks
+	.venv/bin/ruff format --check ferry tests benchmarks
+	.venv/bin/mypy
+
+bench: setup
+	.venv/bin/python benchmarks/overlay.py

@@ -1,0 +1,82 @@
+"""The agent's session: heartbeats that keep this node Ready, and the stream that keeps the
+local mirror of cluster state current. Both reconnect on their own, forever, with back-off;
+while the managers are unreachable the host keeps running what it has (nothing is torn down
+for lack of news)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ferry.agent.link import ManagerLink
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError, Forbidden
+from ferry.manager.sessions import HEARTBEAT_S
+from ferry.manager.wire import HeartbeatReply
+from ferry.model.mirror import Mirror
+
+log = logging.getLogger("ferry.agent.session")
+
+
+class AgentSession:
+    def __init__(
+        self, link: ManagerLink, mirror: Mirror, on_managers: Callable[[list[str]], None]
+    ) -> None:
+        self._link = link
+        self._mirror = mirror
+        self._on_managers = on_managers
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = asyncio.Event()
+        self.last_error = ""
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._beat()), loop.create_task(self._follow())]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks)
+        self._tasks = []
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                reply = HeartbeatReply.model_validate(
+                    await self._link.call("POST", "/v1/heartbeat", {})
+                )
+                self._link.set_managers(reply.managers)
+                self._on_managers(reply.managers)
+                self.last_error = ""
+            except Forbidden as exc:
+                self.last_error = str(exc)
+                log.error("manager refused this node", extra=kv(error=exc))
+            except FerryError as exc:
+                self.last_error = str(exc)
+                log.warning("heartbeat failed", extra=kv(error=exc))
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _follow(self) -> None:
+        delay_s = 0.2
+        while True:
+            try:
+                async for message in self._link.stream("/v1/session"):
+                    self._apply(message)
+                    delay_s = 0.2
+            except FerryError as exc:
+                log.warning("session stream lost", extra=kv(error=exc, retry_s=delay_s))
+            self.connected.clear()
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 3.0)
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "ping":
+            return
+        items = [(i["k"], i["v"], i["r"]) for i in message.get("items", [])]
+        if kind == "snapshot":
+            self._mirror.reset([(k, v, r) for k, v, r in items if v is not None], message["rev"])
+            self.connected.set()
+        elif kind == "event":
+            self._mirror.apply(items)

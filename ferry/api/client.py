@@ -1,0 +1,202 @@
+"""A small synchronous client of ferryd's local API (the Docker Engine API subset).
+
+Synchronous and stdlib-only on purpose: the CLI starts fast and needs one request at a time.
+Errors come back as Ferry's error kinds, rebuilt from the HTTP status, with the daemon's message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from ferry.errors import FerryError, Unavailable, from_status
+
+DEFAULT_HOST = "unix:///run/ferry/ferryd.sock"
+
+
+def default_host() -> str:
+    return os.environ.get("FERRY_HOST") or DEFAULT_HOST
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout_s: float | None) -> None:
+        super().__init__("localhost", timeout=timeout_s)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def socket_path(host: str) -> str:
+    if not host.startswith("unix://"):
+        raise Unavailable(f"unsupported host {host!r}: ferry talks to ferryd over unix://PATH")
+    return host[len("unix://") :]
+
+
+class ApiClient:
+    def __init__(self, host: str | None = None, timeout_s: float | None = 60.0) -> None:
+        self.host = host or default_host()
+        self.path = socket_path(self.host)
+        self.timeout_s = timeout_s
+
+    def _connect(self, timeout_s: float | None) -> _UnixConnection:
+        return _UnixConnection(self.path, timeout_s)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        timeout_s: float | None,
+    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        if query:
+            clean = {k: _query_value(v) for k, v in query.items() if v is not None}
+            if clean:
+                path += "?" + urlencode(clean)
+        headers = {"Host": "ferryd"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = self._connect(timeout_s)
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            resp = conn.getresponse()
+        except FileNotFoundError as exc:
+            raise Unavailable(
+                f"cannot connect to ferryd at {self.host}: no socket (is ferryd running?)"
+            ) from exc
+        except ConnectionRefusedError as exc:
+            raise Unavailable(
+                f"cannot connect to ferryd at {self.host}: connection refused"
+            ) from exc
+        except PermissionError as exc:
+            raise Unavailable(
+                f"cannot connect to ferryd at {self.host}: permission denied (run as root)"
+            ) from exc
+        except TimeoutError as exc:
+            raise Unavailable(f"ferryd at {self.host} did not answer in time") from exc
+        except OSError as exc:
+            raise Unavailable(f"cannot talk to ferryd at {self.host}: {exc}") from exc
+        if resp.status >= 400:
+            raw = resp.read()
+            conn.close()
+            raise _error(resp.status, raw)
+        return conn, resp
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        conn, resp = self._send(method, path, query, body, timeout_s or self.timeout_s)
+        try:
+            raw = resp.read()
+        finally:
+            conn.close()
+        if not raw:
+            return None
+        if resp.getheader("Content-Type", "").startswith("application/json"):
+            return json.loads(raw)
+        return raw.decode(errors="replace")
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.call("GET", path, query=query)
+
+    def post(self, path: str, body: Any = None, **query: Any) -> Any:
+        return self.call("POST", path, query=query, body=body)
+
+    def delete(self, path: str, **query: Any) -> Any:
+        return self.call("DELETE", path, query=query)
+
+    def stream(
+        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Iterator[bytes]:
+        """Yield chunks of a streamed response as they arrive (logs -f, progress)."""
+        conn, resp = self._send(method, path, query, body, None)
+        try:
+            while True:
+                chunk = resp.read1(65536)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            conn.close()
+
+    def stream_json(
+        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Iterator[Any]:
+        """Yield one JSON document per line of a newline-delimited JSON stream."""
+        buffer = b""
+        for chunk in self.stream(method, path, query=query, body=body):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+        if buffer.strip():
+            yield json.loads(buffer)
+
+    def ping(self) -> None:
+        conn, resp = self._send("GET", "/_ping", None, None, self.timeout_s)
+        resp.read()
+        conn.close()
+
+    def hijack(self, path: str, body: Any) -> socket.socket:
+        """POST with ``Upgrade: tcp`` and return the raw socket once the daemon switched over."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise Unavailable(f"cannot connect to ferryd at {self.host}: {exc}") from exc
+        payload = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: ferryd\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        ).encode()
+        sock.sendall(head + payload)
+        header = b""
+        while b"\r\n\r\n" not in header:
+            chunk = sock.recv(1)
+            if not chunk:
+                sock.close()
+                raise Unavailable("ferryd closed the connection during exec start")
+            header += chunk
+        status = int(header.split(b" ", 2)[1])
+        if status >= 400:
+            rest = sock.recv(65536)
+            sock.close()
+            body_start = rest.find(b"{")
+            raise _error(status, rest[body_start:] if body_start >= 0 else rest)
+        return sock
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _error(status: int, raw: bytes) -> FerryError:
+    try:
+        message = json.loads(raw).get("message", "")
+    except (ValueError, AttributeError):
+        message = raw.decode(errors="replace").strip()
+    return from_status(status, message or f"ferryd answered HTTP {status}")

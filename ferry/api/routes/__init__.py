@@ -1,0 +1,1 @@
+"""Local API routes, one module per area of the Docker Engine API."""

@@ -1,0 +1,158 @@
+"""/swarm and /nodes in Docker's shapes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ferry.api.models.base import ObjectVersion
+from ferry.api.models.swarm import (
+    EngineDescription,
+    JoinTokens,
+    ManagerStatus,
+    NodeDescription,
+    NodeObject,
+    NodeResources,
+    NodeSpec,
+    NodeStatus,
+    SwarmInitRequest,
+    SwarmInspect,
+    SwarmJoinRequest,
+)
+from ferry.api.server import json_model, query_bool, query_filters, read_json
+from ferry.daemon.swarm import InitOptions, SwarmController
+from ferry.errors import InvalidArgument, Unavailable
+from ferry.manager.cluster_api import PORT
+from ferry.manager.nodes import NodeState
+from ferry.model.node import Role
+
+
+def node_object(state: NodeState) -> NodeObject:
+    node = state.node
+    manager_status = None
+    if node.role == Role.MANAGER and not node.left:
+        manager_status = ManagerStatus(
+            Leader=state.leader,
+            Reachability="reachable" if state.up else "unreachable",
+            Addr=f"{node.addr}:{PORT}",
+        )
+    return NodeObject(
+        ID=node.node_id,
+        Version=ObjectVersion(Index=state.version),
+        CreatedAt=node.created_at,
+        UpdatedAt=node.updated_at,
+        Spec=NodeSpec(
+            Labels=node.labels, Role=node.role.value, Availability=node.availability.value
+        ),
+        Description=NodeDescription(
+            Hostname=node.hostname,
+            Engine=EngineDescription(EngineVersion=node.engine_version),
+            Resources=NodeResources(NanoCPUs=node.ncpu * 10**9, MemoryBytes=node.memory_bytes),
+        ),
+        Status=NodeStatus(State="ready" if state.up else "down", Addr=node.addr),
+        ManagerStatus=manager_status,
+    )
+
+
+class SwarmRoutes:
+    def __init__(self, swarm: SwarmController) -> None:
+        self.swarm = swarm
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post("/swarm/init", self.init)
+        app.router.add_post("/swarm/join", self.join)
+        app.router.add_post("/swarm/leave", self.leave)
+        app.router.add_get("/swarm", self.inspect)
+        app.router.add_post("/swarm/update", self.update)
+        app.router.add_get("/nodes", self.list_nodes)
+        app.router.add_get("/nodes/{node}", self.inspect_node)
+        app.router.add_post("/nodes/{node}/update", self.update_node)
+        app.router.add_delete("/nodes/{node}", self.remove_node)
+
+    async def init(self, request: web.Request) -> web.Response:
+        body = SwarmInitRequest.model_validate(await read_json(request))
+        if len(body.DefaultAddrPool) > 1:
+            raise InvalidArgument("Ferry supports one default address pool")
+        options = InitOptions(
+            advertise_addr=body.AdvertiseAddr,
+            listen_addr=body.ListenAddr or f"0.0.0.0:{PORT}",
+            default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else "10.0.0.0/8",
+            subnet_size=body.SubnetSize or 24,
+            availability=body.Availability or "active",
+        )
+        return web.json_response(await self.swarm.init(options))
+
+    async def join(self, request: web.Request) -> web.Response:
+        body = SwarmJoinRequest.model_validate(await read_json(request))
+        await self.swarm.join(
+            body.RemoteAddrs, body.JoinToken, body.AdvertiseAddr, body.ListenAddr, body.Availability
+        )
+        return web.Response(status=200)
+
+    async def leave(self, request: web.Request) -> web.Response:
+        await self.swarm.leave(query_bool(request, "force"))
+        return web.Response(status=200)
+
+    async def inspect(self, _request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        cluster = manager.view.cluster()
+        if cluster is None:
+            raise Unavailable("the cluster record is not loaded yet; retry")
+        tokens = await manager.nodes.tokens()
+        secrets_version = (await manager.nodes.secrets())[1]
+        body = SwarmInspect(
+            ID=cluster.cluster_id,
+            Version=ObjectVersion(Index=secrets_version),
+            CreatedAt=cluster.created_at,
+            UpdatedAt=cluster.created_at,
+            DefaultAddrPool=[cluster.default_pool],
+            SubnetSize=cluster.subnet_size,
+            JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
+        )
+        return json_model(body)
+
+    async def update(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        if query_bool(request, "rotateWorkerToken"):
+            await manager.nodes.rotate("worker")
+        if query_bool(request, "rotateManagerToken"):
+            await manager.nodes.rotate("manager")
+        return web.Response(status=200)
+
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        filters = query_filters(request)
+        states = manager.nodes.list()
+        if "id" in filters:
+            states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
+        if "name" in filters:
+            states = [s for s in states if s.node.hostname in filters["name"]]
+        if "role" in filters:
+            states = [s for s in states if s.node.role.value in filters["role"]]
+        return json_model([node_object(s) for s in states])
+
+    async def inspect_node(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        node_ref = request.match_info["node"]
+        if node_ref == "self" and self.swarm.membership is not None:
+            node_ref = self.swarm.membership.node_id
+        node = manager.nodes.find(node_ref)
+        return json_model(node_object(manager.nodes.state(node)))
+
+    async def update_node(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        spec = NodeSpec.model_validate(await read_json(request))
+        version = request.query.get("version")
+        node = manager.nodes.find(request.match_info["node"])
+        await manager.nodes.update(
+            node.node_id,
+            int(version) if version and version.isdigit() else None,
+            availability=spec.Availability,
+            role=spec.Role,
+            labels=spec.Labels,
+        )
+        return web.Response(status=200)
+
+    async def remove_node(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        await manager.nodes.remove(request.match_info["node"], query_bool(request, "force"))
+        return web.Response(status=200)

@@ -1,0 +1,75 @@
+"""What every ferry command shares: the API client, Docker-style tables, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from ferry.api.client import ApiClient
+from ferry.errors import FerryError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_host: list[str | None] = [None]
+
+
+def set_host(host: str | None) -> None:
+    _host[0] = host
+
+
+def client(timeout_s: float | None = 120.0) -> ApiClient:
+    return ApiClient(_host[0], timeout_s=timeout_s)
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def handles_errors(fn: Callable[P, T]) -> Callable[P, T]:
+    """Turn Ferry errors into one clear line on stderr and the kind's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except FerryError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Docker's plain tables: upper-case headers, columns three spaces apart, no borders."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = [headers, *cells]
+    for line in lines:
+        padded = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])]
+        print("   ".join([*padded, line[-1]]).rstrip())
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=4))
+
+
+def parse_kv(pairs: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"invalid {what} {pair!r}: expected KEY=VALUE", 2)
+        out[key] = value
+    return out

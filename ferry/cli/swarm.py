@@ -1,0 +1,240 @@
+"""ferry swarm … and ferry node …, following Docker's verbs, flags and output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ferry.cli.common import client, fail, handles_errors, parse_kv, print_json, print_table
+
+swarm_app = typer.Typer(help="Manage the swarm.", no_args_is_help=True)
+node_app = typer.Typer(help="Manage swarm nodes.", no_args_is_help=True)
+
+
+def _join_command(role: str) -> tuple[str, str]:
+    api = client()
+    swarm: dict[str, Any] = api.get("/swarm")
+    info: dict[str, Any] = api.get("/info")
+    node: dict[str, Any] = api.get(f"/nodes/{info['Swarm']['NodeID']}")
+    token = swarm["JoinTokens"]["Manager" if role == "manager" else "Worker"]
+    addr = (node.get("ManagerStatus") or {}).get("Addr", "")
+    return token, addr
+
+
+def _print_join(role: str) -> None:
+    token, addr = _join_command(role)
+    print(f"To add a {role} to this swarm, run the following command:\n")
+    print(f"    ferry swarm join --token {token} {addr}\n")
+
+
+@swarm_app.command("init")
+@handles_errors
+def init(
+    advertise_addr: Annotated[str, typer.Option(help="Advertised address (IP or interface)")] = "",
+    listen_addr: Annotated[
+        str, typer.Option(help="Listen address for the cluster API")
+    ] = "0.0.0.0:2377",
+    default_addr_pool: Annotated[
+        str, typer.Option(help="Address pool for networks")
+    ] = "10.0.0.0/8",
+    default_addr_pool_mask_length: Annotated[
+        int, typer.Option(help="Subnet size in the pool")
+    ] = 24,
+    availability: Annotated[str, typer.Option(help="active, pause or drain")] = "active",
+) -> None:
+    """Initialize a swarm: this node becomes its first manager."""
+    body = {
+        "AdvertiseAddr": advertise_addr,
+        "ListenAddr": listen_addr,
+        "DefaultAddrPool": [default_addr_pool],
+        "SubnetSize": default_addr_pool_mask_length,
+        "Availability": availability,
+    }
+    node_id = client().post("/swarm/init", body)
+    print(f"Swarm initialized: current node ({node_id}) is now a manager.\n")
+    _print_join("worker")
+    print(
+        "To add a manager to this swarm, run 'ferry swarm join-token manager' "
+        "and follow the instructions."
+    )
+
+
+@swarm_app.command("join")
+@handles_errors
+def join(
+    addr: Annotated[str, typer.Argument(help="A manager's address, HOST[:2377]")],
+    token: Annotated[str, typer.Option(help="Token for entry into the swarm")],
+    advertise_addr: Annotated[str, typer.Option(help="Advertised address")] = "",
+    listen_addr: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0:2377",
+    availability: Annotated[str, typer.Option(help="active, pause or drain")] = "active",
+) -> None:
+    """Join a swarm as a node and/or manager."""
+    body = {
+        "RemoteAddrs": [addr],
+        "JoinToken": token,
+        "AdvertiseAddr": advertise_addr,
+        "ListenAddr": listen_addr,
+        "Availability": availability,
+    }
+    api = client()
+    api.post("/swarm/join", body)
+    info: dict[str, Any] = api.get("/info")
+    role = "manager" if info["Swarm"].get("ControlAvailable") else "worker"
+    print(f"This node joined a swarm as a {role}.")
+
+
+@swarm_app.command("join-token")
+@handles_errors
+def join_token(
+    role: Annotated[str, typer.Argument(help="worker or manager")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display the token")] = False,
+    rotate: Annotated[bool, typer.Option(help="Rotate the join token")] = False,
+) -> None:
+    """Manage join tokens."""
+    if role not in ("worker", "manager"):
+        fail(f"unknown role {role!r}: use worker or manager", 2)
+    api = client()
+    if rotate:
+        flag = "rotateWorkerToken" if role == "worker" else "rotateManagerToken"
+        version = api.get("/swarm")["Version"]["Index"]
+        api.post("/swarm/update", {}, version=version, **{flag: True})
+        if not quiet:
+            print(f"Successfully rotated {role} join token.\n")
+    if quiet:
+        print(_join_command(role)[0])
+    else:
+        _print_join(role)
+
+
+@swarm_app.command("leave")
+@handles_errors
+def leave(
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Leave even as the last manager")
+    ] = False,
+) -> None:
+    """Leave the swarm."""
+    client().post("/swarm/leave", None, force=force)
+    print("Node left the swarm.")
+
+
+@swarm_app.command("inspect")
+@handles_errors
+def swarm_inspect() -> None:
+    """Display the swarm's details (join tokens excluded)."""
+    data: dict[str, Any] = client().get("/swarm")
+    data.pop("JoinTokens", None)
+    print_json([data])
+
+
+def _status(node: dict[str, Any]) -> tuple[str, str]:
+    manager = node.get("ManagerStatus") or {}
+    if manager.get("Leader"):
+        mstatus = "Leader"
+    elif manager:
+        mstatus = str(manager.get("Reachability", "")).capitalize()
+    else:
+        mstatus = ""
+    return node["Status"]["State"].capitalize(), mstatus
+
+
+@node_app.command("ls")
+@handles_errors
+def node_ls(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+) -> None:
+    """List nodes in the swarm."""
+    api = client()
+    nodes: list[dict[str, Any]] = api.get("/nodes")
+    self_id = api.get("/info")["Swarm"].get("NodeID", "")
+    if quiet:
+        for node in nodes:
+            print(node["ID"])
+        return
+    rows = []
+    for node in nodes:
+        status, mstatus = _status(node)
+        marker = " *" if node["ID"] == self_id else ""
+        rows.append(
+            [
+                node["ID"] + marker,
+                node["Description"]["Hostname"],
+                status,
+                node["Spec"]["Availability"].capitalize(),
+                mstatus,
+                node["Description"]["Engine"]["EngineVersion"],
+            ]
+        )
+    print_table(
+        ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows
+    )
+
+
+@node_app.command("inspect")
+@handles_errors
+def node_inspect(
+    nodes: Annotated[list[str], typer.Argument(help="Node IDs or hostnames ('self' for this one)")],
+    pretty: Annotated[bool, typer.Option(help="Human-friendly output")] = False,
+) -> None:
+    """Display detailed information on one or more nodes."""
+    api = client()
+    found = [api.get(f"/nodes/{n}") for n in nodes]
+    if not pretty:
+        print_json(found)
+        return
+    for node in found:
+        status, mstatus = _status(node)
+        print(f"ID:\t\t\t{node['ID']}")
+        print(f"Hostname:\t\t{node['Description']['Hostname']}")
+        print(
+            f"Status:\n State:\t\t\t{status}\n"
+            f" Availability:\t\t{node['Spec']['Availability'].capitalize()}"
+        )
+        print(f" Address:\t\t{node['Status']['Addr']}")
+        if mstatus:
+            print(f"Manager Status:\n Address:\t\t{node['ManagerStatus']['Addr']}")
+            print(
+                f" Raft Status:\t\t{mstatus}\n Leader:\t\t{'Yes' if mstatus == 'Leader' else 'No'}"
+            )
+        print(f"Engine Version:\t\t{node['Description']['Engine']['EngineVersion']}")
+
+
+@node_app.command("rm")
+@handles_errors
+def node_rm(
+    nodes: Annotated[list[str], typer.Argument(help="Node IDs or hostnames")],
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Remove even if it is not down")
+    ] = False,
+) -> None:
+    """Remove one or more nodes from the swarm."""
+    api = client()
+    for node in nodes:
+        api.delete(f"/nodes/{node}", force=force)
+        print(node)
+
+
+@node_app.command("update")
+@handles_errors
+def node_update(
+    node: Annotated[str, typer.Argument(help="Node ID or hostname")],
+    availability: Annotated[str | None, typer.Option(help="active, pause or drain")] = None,
+    label_add: Annotated[
+        list[str] | None, typer.Option(help="Add or update a label (KEY=VALUE)")
+    ] = None,
+    label_rm: Annotated[list[str] | None, typer.Option(help="Remove a label")] = None,
+) -> None:
+    """Update a node."""
+    api = client()
+    current: dict[str, Any] = api.get(f"/nodes/{node}")
+    spec = dict(current["Spec"])
+    if availability is not None:
+        spec["Availability"] = availability
+    labels = dict(spec.get("Labels") or {})
+    labels.update(parse_kv(label_add or [], "label"))
+    for key in label_rm or []:
+        labels.pop(key, None)
+    spec["Labels"] = labels
+    api.post(f"/nodes/{current['ID']}/update", spec, version=current["Version"]["Index"])
+    print(node)

@@ -1,0 +1,3 @@
+from ferry.daemon.main import main
+
+main()

@@ -1,0 +1,45 @@
+"""ferryd's settings: where its files live and how it names what it creates."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_dir: Path = Path("/var/lib/ferry")
+    run_dir: Path = Path("/run/ferry")
+    hostname: str = ""
+    netns_prefix: str = "ferry-"
+    etcd_binary: str = "etcd"
+    log_level: str = "info"
+
+    @property
+    def node_hostname(self) -> str:
+        return self.hostname or socket.gethostname()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.run_dir / "ferryd.sock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.run_dir / "ferryd.pid"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.state_dir / "certs"
+
+    @property
+    def etcd_dir(self) -> Path:
+        return self.state_dir / "etcd"
+
+    @property
+    def containers_dir(self) -> Path:
+        return self.state_dir / "containers"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"

@@ -1,0 +1,377 @@
+"""Swarm membership of this ferryd: init, join, leave, and restoring it after a restart.
+
+One membership change at a time (a lock); each either completes or is rolled back, so a failed
+init or join leaves the node outside any swarm with nothing half-made (no certificates, no etcd
+data, no running member).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ferry import __version__
+from ferry.agent.agent import Agent
+from ferry.agent.joining import fetch_ca, request_join
+from ferry.daemon.addrs import choose_advertise_addr, with_port
+from ferry.daemon.config import DaemonConfig
+from ferry.daemon.files import write_atomic
+from ferry.daemon.logs import kv
+from ferry.daemon.membership import Membership, MembershipFile
+from ferry.errors import Conflict, FerryError, InvalidArgument, NotInSwarm, NotManager
+from ferry.kernel.netlink import Netlink
+from ferry.kernel.thread import KernelThread
+from ferry.manager import ca
+from ferry.manager.cluster_api import PORT
+from ferry.manager.etcd_member import EtcdConfig, load_config
+from ferry.manager.manager import Manager
+from ferry.manager.nodes import now_iso
+from ferry.manager.store import Expect, Put, keys
+from ferry.manager.tokens import new_secret, parse_token
+from ferry.manager.wire import JoinRequest
+from ferry.model import host
+from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.codec import encode
+from ferry.model.ids import new_object_id
+from ferry.model.node import Availability, Node, Role
+
+log = logging.getLogger("ferry.swarm")
+
+AgentHook = Callable[[Agent], Awaitable[None]]
+ManagerHook = Callable[[Manager], Awaitable[None]]
+
+LAST_MANAGER_MESSAGE = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. "
+    "Removing the last manager erases all current state of the swarm. Use `--force` to "
+    "ignore this message."
+)
+QUORUM_MESSAGE = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. "
+    "Leaving it now would leave the remaining managers without a quorum. Use `--force` to "
+    "ignore this message."
+)
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    advertise_addr: str = ""
+    listen_addr: str = f"0.0.0.0:{PORT}"
+    default_pool: str = "10.0.0.0/8"
+    subnet_size: int = 24
+    availability: str = "active"
+
+
+class SwarmController:
+    def __init__(self, config: DaemonConfig, kernel: KernelThread) -> None:
+        self.config = config
+        self.kernel = kernel
+        self.file = MembershipFile(config.state_dir)
+        self.membership: Membership | None = None
+        self.manager: Manager | None = None
+        self.agent: Agent | None = None
+        self._lock = asyncio.Lock()
+        self.agent_started: list[AgentHook] = []
+        self.agent_stopping: list[AgentHook] = []
+        self.manager_started: list[ManagerHook] = []
+
+    # access ----------------------------------------------------------------------------------
+    def require_member(self) -> tuple[Membership, Agent]:
+        if self.membership is None or self.agent is None:
+            raise NotInSwarm()
+        return self.membership, self.agent
+
+    def require_manager(self) -> Manager:
+        self.require_member()
+        if self.manager is None:
+            raise NotManager()
+        return self.manager
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def restore(self) -> None:
+        membership = self.file.load()
+        if membership is None:
+            return
+        self.membership = membership
+        if membership.role == Role.MANAGER:
+            etcd_config = load_config(
+                self.config.etcd_dir, self.file.certs.directory, self.config.etcd_binary
+            )
+            if etcd_config is None:
+                raise FerryError(
+                    f"manager state is incomplete: no etcd member record in {self.config.etcd_dir}"
+                )
+            manager = Manager(
+                membership.node_id, membership.cluster_id, self.file.certs, etcd_config
+            )
+            await manager.start_store()
+            await manager.start_services(membership.listen_addr)
+            await self._manager_started(manager)
+        await self._start_agent(membership)
+        log.info(
+            "swarm membership restored", extra=kv(node=membership.node_id, role=membership.role)
+        )
+
+    async def shutdown(self) -> None:
+        await self._stop_agent()
+        if self.manager is not None:
+            await self.manager.stop()
+            self.manager = None
+
+    async def _manager_started(self, manager: Manager) -> None:
+        self.manager = manager
+        for hook in self.manager_started:
+            await hook(manager)
+
+    async def _start_agent(self, membership: Membership) -> None:
+        managers = membership.managers or [with_port(membership.addr, PORT)]
+        agent = Agent(membership.node_id, self.file.certs, managers, self._managers_changed)
+        await agent.start()
+        self.agent = agent
+        for hook in self.agent_started:
+            await hook(agent)
+
+    async def _stop_agent(self) -> None:
+        agent, self.agent = self.agent, None
+        if agent is None:
+            return
+        for hook in self.agent_stopping:
+            await hook(agent)
+        await agent.stop()
+
+    def _managers_changed(self, managers: list[str]) -> None:
+        addrs = sorted(with_port(m, PORT) for m in managers)
+        self.file.update_managers(addrs)
+
+    async def _local_addresses(self) -> tuple[list[tuple[str, str]], str | None]:
+        def read() -> tuple[list[tuple[str, str]], str | None]:
+            with Netlink() as nl:
+                return nl.host_addresses(), nl.default_route_dev()
+
+        return await self.kernel.run(read)
+
+    def _write_certs(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        certs = self.file.certs
+        write_atomic(certs.ca, ca_pem, 0o644)
+        write_atomic(certs.cert, cert_pem, 0o644)
+        write_atomic(certs.key, key_pem, 0o600)
+
+    def _wipe(self) -> None:
+        self.file.clear()
+        shutil.rmtree(self.config.etcd_dir, ignore_errors=True)
+
+    # init ------------------------------------------------------------------------------------
+    async def init(self, options: InitOptions) -> str:
+        async with self._lock:
+            if self.membership is not None:
+                raise Conflict(
+                    'This node is already part of a swarm. Use "ferry swarm leave" to leave '
+                    "this swarm and join another one."
+                )
+            addresses, default_dev = await self._local_addresses()
+            addr = choose_advertise_addr(options.advertise_addr, addresses, default_dev)
+            availability = _availability(options.availability)
+            cluster_id, node_id = new_object_id(), new_object_id()
+            self._wipe()
+            ca_pair = ca.create_ca(cluster_id)
+            key_pem = ca.new_key_pem()
+            identity = ca.Identity(node_id, Role.MANAGER.value, cluster_id)
+            cert_pem = ca.sign_node(ca_pair, ca.make_csr(key_pem), identity, [addr, "127.0.0.1"])
+            self._write_certs(ca_pair.cert_pem, cert_pem, key_pem)
+            etcd_config = self._etcd_config(node_id, addr, f"{node_id}=https://{addr}:2380", "new")
+            manager = Manager(node_id, cluster_id, self.file.certs, etcd_config)
+            membership = Membership(
+                node_id, cluster_id, Role.MANAGER, addr, with_port(options.listen_addr, PORT),
+                [with_port(addr, PORT)],
+            )  # fmt: skip
+            try:
+                manager.etcd.save_config()
+                await manager.start_store()
+                await self._bootstrap_store(
+                    manager,
+                    options=options,
+                    ca_pair=ca_pair,
+                    node_id=node_id,
+                    addr=addr,
+                    availability=availability,
+                )
+                self.file.save(membership)
+                await manager.start_services(membership.listen_addr)
+            except BaseException:
+                await manager.stop()
+                self._wipe()
+                raise
+            self.membership = membership
+            await self._manager_started(manager)
+            await self._start_agent(membership)
+            log.info("swarm initialised", extra=kv(node=node_id, cluster=cluster_id, addr=addr))
+            return node_id
+
+    def _etcd_config(self, node_id: str, addr: str, initial: str, state: str) -> EtcdConfig:
+        certs = self.file.certs
+        return EtcdConfig(
+            name=node_id,
+            data_dir=self.config.etcd_dir,
+            advertise_addr=addr,
+            ca_path=certs.ca,
+            cert_path=certs.cert,
+            key_path=certs.key,
+            initial_cluster=initial,
+            initial_state=state,
+            binary=self.config.etcd_binary,
+        )
+
+    async def _bootstrap_store(
+        self,
+        manager: Manager,
+        *,
+        options: InitOptions,
+        ca_pair: ca.KeyPair,
+        node_id: str,
+        addr: str,
+        availability: Availability,
+    ) -> None:
+        cluster = ClusterInfo(
+            cluster_id=manager.cluster_id,
+            created_at=now_iso(),
+            ca_cert_pem=ca_pair.cert_pem.decode(),
+            default_pool=options.default_pool,
+            subnet_size=options.subnet_size,
+        )
+        secrets = ClusterSecrets(ca_pair.key_pem.decode(), new_secret(), new_secret())
+        node = Node(
+            node_id=node_id,
+            hostname=self.config.node_hostname,
+            role=Role.MANAGER,
+            addr=addr,
+            availability=availability,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+            engine_version=__version__,
+            ncpu=host.cpu_count(),
+            memory_bytes=host.memory_bytes(),
+        )
+        ops = [
+            Put(keys.CLUSTER, encode(cluster)),
+            Put(keys.SECRETS, encode(secrets)),
+            Put(keys.node(node_id), encode(node)),
+        ]
+        if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:
+            raise Conflict("the new store already holds a cluster")
+
+    # join ------------------------------------------------------------------------------------
+    async def join(
+        self, remote_addrs: list[str], token_text: str, advertise_addr: str, listen_addr: str,
+        availability: str,
+    ) -> None:  # fmt: skip
+        async with self._lock:
+            if self.membership is not None:
+                raise Conflict(
+                    'This node is already part of a swarm. Use "ferry swarm leave" to leave '
+                    "this swarm and join another one."
+                )
+            if not remote_addrs:
+                raise InvalidArgument("join needs the address of a manager (ADDR[:2377])")
+            token = parse_token(token_text)
+            target = with_port(remote_addrs[0], PORT)
+            ca_pem, local_ip = await fetch_ca(target, token)
+            if advertise_addr:
+                addresses, default_dev = await self._local_addresses()
+                addr = choose_advertise_addr(advertise_addr, addresses, default_dev)
+            else:
+                addr = local_ip
+            _availability(availability)
+            key_pem = ca.new_key_pem()
+            request = JoinRequest(
+                token=token_text.strip(),
+                csr_pem=ca.make_csr(key_pem).decode(),
+                hostname=self.config.node_hostname,
+                advertise_addr=addr,
+                availability=availability or "active",
+                engine_version=__version__,
+                ncpu=host.cpu_count(),
+                memory_bytes=host.memory_bytes(),
+            )
+            response = await request_join(target, ca_pem, request)
+            self._wipe()
+            self._write_certs(response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
+            role = Role(response.role)
+            membership = Membership(
+                response.node_id, response.cluster_id, role, response.addr,
+                with_port(listen_addr or f"0.0.0.0:{PORT}", PORT),
+                sorted(with_port(m, PORT) for m in response.managers) or [target],
+            )  # fmt: skip
+            if role == Role.MANAGER:
+                assert response.etcd_initial_cluster is not None
+                config = self._etcd_config(
+                    response.node_id, response.addr, response.etcd_initial_cluster, "existing"
+                )
+                manager = Manager(response.node_id, response.cluster_id, self.file.certs, config)
+                try:
+                    manager.etcd.save_config()
+                    await manager.start_store()
+                    self.file.save(membership)
+                    await manager.start_services(membership.listen_addr)
+                except BaseException:
+                    await manager.stop()
+                    self._wipe()
+                    raise
+                await self._manager_started(manager)
+            else:
+                self.file.save(membership)
+            self.membership = membership
+            await self._start_agent(membership)
+            log.info("joined swarm", extra=kv(node=response.node_id, role=role, manager=target))
+
+    # leave -----------------------------------------------------------------------------------
+    async def leave(self, force: bool) -> None:
+        async with self._lock:
+            membership, agent = self.require_member()
+            if self.manager is not None:
+                await self._leave_as_manager(self.manager, membership, force)
+            else:
+                try:
+                    await agent.link.call("POST", "/v1/leave", {})
+                except FerryError as exc:
+                    # leaving is local first: the managers will see this node Down regardless
+                    log.warning("could not tell the managers we leave", extra=kv(error=exc))
+            await self._stop_agent()
+            if self.manager is not None:
+                await self.manager.stop()
+                self.manager = None
+            self.membership = None
+            self._wipe()
+            log.info("left swarm", extra=kv(node=membership.node_id))
+
+    async def _leave_as_manager(
+        self, manager: Manager, membership: Membership, force: bool
+    ) -> None:
+        managers = [n for n in manager.view.managers() if not n.left]
+        others_up = [
+            n for n in managers if n.node_id != membership.node_id and manager.view.is_up(n.node_id)
+        ]
+        if len(managers) <= 1:
+            if not force:
+                raise Conflict(LAST_MANAGER_MESSAGE)
+            return
+        remaining = len(managers) - 1
+        if len(others_up) < remaining // 2 + 1 and not force:
+            raise Conflict(QUORUM_MESSAGE)
+        try:
+            await manager.nodes.mark_left(membership.node_id)
+            await manager.joins.remove_member(membership.addr)
+        except FerryError as exc:
+            if not force:
+                raise
+            log.warning("leaving without updating the store", extra=kv(error=exc))
+
+
+def _availability(value: str) -> Availability:
+    try:
+        return Availability(value or "active")
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"invalid availability {value!r}: use active, pause or drain"
+        ) from exc

@@ -1,0 +1,264 @@
+"""Bring a lab up, list it, run commands in it, and take it down again — also after a crash.
+
+What ``up`` makes, in order (``down`` removes the same by name prefix, whatever state it is in):
+an underlay namespace ``<lab>-ul`` holding bridge ``ul0``; per host or client a namespace
+``<lab>-<node>`` whose ``eth0`` is a veth to ``ul0``; a blackhole route for the underlay subnet
+in the root namespace, so a stray packet to a lab address dies here instead of leaving through
+the machine's uplink; and one ``ferryd`` per host. Nothing is routed or NATed out: the lab has
+no default route and no link to the real network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.api.client import ApiClient
+from ferry.errors import Conflict, FerryError, NotFound, Unavailable
+from ferry.kernel import nsfs, proc
+from ferry.kernel.netlink import Netlink
+from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
+
+UNDERLAY_BRIDGE = "ul0"
+FERRYD_START_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: LabNode
+    ferryd_pid: int | None
+    ferryd_state: str
+
+
+def _record_path(name: str) -> Path:
+    return LAB_ROOT / name / "lab.json"
+
+
+def load(name: str) -> LabTopology:
+    validate_name(name)
+    try:
+        record = json.loads(_record_path(name).read_text())
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"no lab named {name!r}: create it with 'ferry lab up --name {name}'"
+        ) from exc
+    return plan_topology(name, record["hosts"], record["clients"], record["subnet"])
+
+
+def list_labs() -> list[str]:
+    if not LAB_ROOT.is_dir():
+        return []
+    return sorted(p.name for p in LAB_ROOT.iterdir() if (p / "lab.json").exists())
+
+
+def _check_free(topo: LabTopology) -> None:
+    if topo.lab_dir.exists() or nsfs.list_netns(f"{topo.name}-"):
+        raise Conflict(
+            f"lab {topo.name!r} already exists: use it, or remove it with "
+            f"'ferry lab down --name {topo.name}'"
+        )
+    net = ipaddress.ip_network(topo.subnet)
+    for other in list_labs():
+        other_net = ipaddress.ip_network(load(other).subnet)
+        if net.overlaps(other_net):
+            raise Conflict(
+                f"subnet {topo.subnet} overlaps lab {other!r} ({other_net}): pick another --subnet"
+            )
+    with Netlink() as root:
+        for dst, _gw, _kind in root.routes():
+            if dst != "0.0.0.0/0" and net.overlaps(ipaddress.ip_network(dst)):
+                raise Conflict(
+                    f"subnet {topo.subnet} overlaps this machine's route to {dst}: "
+                    "pick another --subnet"
+                )
+
+
+def up(name: str, hosts: int, clients: int, subnet: str) -> LabTopology:
+    topo = plan_topology(name, hosts, clients, subnet)
+    _check_free(topo)
+    topo.lab_dir.mkdir(parents=True, mode=0o700)
+    record = {"hosts": hosts, "clients": clients, "subnet": topo.subnet, "created": time.time()}
+    _record_path(name).write_text(json.dumps(record))
+    try:
+        _build_underlay(topo)
+        started = [(host, _start_ferryd(host)) for host in topo.hosts]
+        for host, ref in started:
+            _wait_ferryd(host, ref)
+    except FerryError:
+        down(name)
+        raise
+    return topo
+
+
+def _build_underlay(topo: LabTopology) -> None:
+    ul_path = nsfs.create_netns(topo.underlay_netns)
+    with Netlink(ul_path) as ul:
+        ul.set_link("lo", up=True)
+        ul.add_bridge(UNDERLAY_BRIDGE)
+        ul.set_link(UNDERLAY_BRIDGE, up=True)
+        for node in topo.nodes:
+            node_path = nsfs.create_netns(node.netns)
+            ul.add_veth(node.name, "eth0", node_path)
+            ul.set_link(node.name, master=UNDERLAY_BRIDGE, up=True)
+            with Netlink(node_path) as nl:
+                nl.set_link("lo", up=True)
+                nl.add_address("eth0", f"{node.addr}/{node.prefixlen}")
+                nl.set_link("eth0", up=True)
+    with Netlink() as root:
+        root.add_blackhole(topo.subnet)
+
+
+def _ferryd_argv(host: LabNode) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ferry.daemon",
+        "--hostname",
+        host.name,
+        "--state-dir",
+        str(host.state_dir),
+        "--run-dir",
+        str(host.run_dir),
+        "--netns-prefix",
+        host.netns_prefix,
+    ]
+
+
+def _start_ferryd(host: LabNode) -> proc.ProcRef:
+    host.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = {"PATH": _exec_path(), "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+    return proc.spawn(
+        _ferryd_argv(host),
+        env=env,
+        log_path=host.run_dir / "ferryd.log",
+        netns=nsfs.netns_path(host.netns),
+    )
+
+
+def _wait_ferryd(host: LabNode, ref: proc.ProcRef) -> None:
+    deadline = time.monotonic() + FERRYD_START_TIMEOUT_S
+    client = ApiClient(f"unix://{host.socket}", timeout_s=2.0)
+    while time.monotonic() < deadline and ref.alive():
+        if host.socket.exists():
+            try:
+                client.ping()
+                return
+            except Unavailable:
+                pass
+        time.sleep(0.05)
+    log = host.run_dir / "ferryd.log"
+    tail = log.read_text().strip().splitlines()[-3:] if log.exists() else []
+    raise Unavailable(f"ferryd on {host.name} did not start: {' | '.join(tail) or 'no log'}")
+
+
+def ferryd_pid(host: LabNode) -> int | None:
+    try:
+        pid = int((host.run_dir / "ferryd.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if proc.start_time_of(pid) is not None else None
+
+
+def status(topo: LabTopology) -> list[NodeStatus]:
+    out = []
+    for node in topo.nodes:
+        if not node.runs_ferryd:
+            out.append(NodeStatus(node, None, "client"))
+            continue
+        pid = ferryd_pid(node)
+        out.append(NodeStatus(node, pid, "running" if pid else "stopped"))
+    return out
+
+
+def stop_ferryd(topo: LabTopology, host_name: str, *, kill: bool = False) -> None:
+    host = topo.node(host_name)
+    pid = ferryd_pid(host)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + 15.0
+    while proc.start_time_of(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if kill:
+        (host.run_dir / "ferryd.pid").unlink(missing_ok=True)
+
+
+def start_ferryd(topo: LabTopology, host_name: str) -> None:
+    host = topo.node(host_name)
+    if not host.runs_ferryd:
+        raise Conflict(f"{host_name} is a lab client: it runs no ferryd")
+    if ferryd_pid(host) is not None:
+        raise Conflict(f"ferryd on {host_name} is already running")
+    _wait_ferryd(host, _start_ferryd(host))
+
+
+def down(name: str) -> list[str]:
+    """Remove everything lab ``name`` made; safe to repeat. Returns what was removed."""
+    validate_name(name)
+    removed: list[str] = []
+    prefix = f"{name}-"
+    namespaces = nsfs.list_netns(prefix)
+    # ferryds first, so none restarts a child while the rest are killed; then everything else
+    # living in the lab's namespaces (etcd, container shims and processes).
+    for pid_file in (LAB_ROOT / name).glob("*/ferryd.pid"):
+        with contextlib.suppress(ValueError):
+            proc.kill_pids([int(pid_file.read_text())])
+    for _ in range(50):
+        pids = [pid for ns in namespaces for pid in nsfs.pids_in_netns(nsfs.netns_path(ns))]
+        pids = [pid for pid in pids if pid != os.getpid()]
+        if not pids:
+            break
+        proc.kill_pids(pids)
+        time.sleep(0.05)
+    for ns in namespaces:
+        path = nsfs.netns_path(ns)
+        try:
+            with Netlink(path) as nl:
+                for link in nl.links():
+                    if link.name != "lo":
+                        nl.delete_link(link.name)
+        except FerryError:
+            pass  # a namespace that is already half gone is removed below all the same
+        nsfs.delete_netns(ns)
+        removed.append(f"netns {ns}")
+    record = _record_path(name)
+    if record.exists():
+        subnet = json.loads(record.read_text())["subnet"]
+        with Netlink() as root:
+            if root.delete_route(subnet, blackhole=True):
+                removed.append(f"route blackhole {subnet}")
+    lab_dir = LAB_ROOT / name
+    if lab_dir.exists():
+        shutil.rmtree(lab_dir, ignore_errors=True)
+        removed.append(f"dir {lab_dir}")
+    return removed
+
+
+def _exec_path() -> str:
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return venv_bin + os.pathsep + path if venv_bin not in path.split(os.pathsep) else path
+
+
+def exec_argv(
+    topo: LabTopology, node_name: str, command: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that run ``command`` inside a lab node (for os.execvpe)."""
+    node = topo.node(node_name)
+    env = dict(os.environ)
+    env["PATH"] = _exec_path()
+    env["FERRY_LAB"] = topo.name
+    env["FERRY_LAB_NODE"] = node.name
+    if node.runs_ferryd:
+        env["FERRY_HOST"] = f"unix://{node.socket}"
+        env["DOCKER_HOST"] = f"unix://{node.socket}"
+    argv = ["nsenter", f"--net={nsfs.netns_path(node.netns)}", "--", *command]
+    return argv, env

@@ -1,0 +1,1 @@
+"""Manager side: the cluster store, CA, allocator, orchestrator, scheduler and dispatcher."""

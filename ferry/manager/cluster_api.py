@@ -1,0 +1,142 @@
+"""The cluster API on port 2377: how agents and joiners talk to a manager.
+
+Every route demands a client certificate of this cluster's CA, except two: ``GET /v1/ca``
+(a joiner fetches the CA and checks it against the digest in its token before trusting us) and
+``POST /v1/join`` (which demands a valid token instead). The certificate names the caller's node
+id and role; handlers act for that node only.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from ferry.errors import Forbidden, InvalidArgument
+from ferry.manager import ca
+from ferry.manager.join import JoinService
+from ferry.manager.nodes import NodeOps
+from ferry.manager.sessions import SessionHub
+from ferry.manager.wire import JoinRequest
+from ferry.weberrors import Handler, errors_middleware
+
+PORT = 2377
+PUBLIC_PATHS = frozenset({"/v1/ca", "/v1/join"})
+IDENTITY = web.AppKey("identity", ca.Identity)
+
+RouteAdder = Callable[[web.RouteTableDef], None]
+
+
+def server_context(ca_path: Path, cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_path))
+    ctx.load_cert_chain(str(cert_path), str(key_path))
+    # Optional at the TLS layer so joiners without a certificate can reach /v1/join; every other
+    # path is refused below unless a certificate of our CA was presented (and verified by TLS).
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def peer_identity(request: web.Request) -> ca.Identity | None:
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    return ca.identity_of_der(der) if der else None
+
+
+def caller(request: web.Request) -> ca.Identity:
+    identity: ca.Identity = request["identity"]
+    return identity
+
+
+def peer_ip(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return str(peer[0]) if peer else ""
+
+
+class ClusterApi:
+    def __init__(
+        self,
+        cluster_id: str,
+        hub: SessionHub,
+        joins: JoinService,
+        nodes: NodeOps,
+        extra_routes: list[RouteAdder] | None = None,
+    ) -> None:
+        self._cluster_id = cluster_id
+        self._hub = hub
+        self._joins = joins
+        self._nodes = nodes
+        self._extra_routes = extra_routes or []
+        self._runner: web.AppRunner | None = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in PUBLIC_PATHS:
+            identity = peer_identity(request)
+            if identity is None:
+                raise Forbidden("this call needs a node certificate of the cluster")
+            if identity.cluster_id != self._cluster_id:
+                raise Forbidden("certificate belongs to another swarm")
+            request["identity"] = identity
+        return await handler(request)
+
+    def app(self, ca_pem: str) -> web.Application:
+        routes = web.RouteTableDef()
+
+        @routes.get("/v1/ca")
+        async def get_ca(_request: web.Request) -> web.Response:
+            return web.json_response({"ca_pem": ca_pem})
+
+        @routes.post("/v1/join")
+        async def join(request: web.Request) -> web.Response:
+            body = JoinRequest.model_validate_json(await request.read())
+            response = await self._joins.join(body, peer_ip(request))
+            return web.json_response(text=response.model_dump_json())
+
+        @routes.post("/v1/heartbeat")
+        async def heartbeat(request: web.Request) -> web.Response:
+            reply = await self._hub.heartbeat(caller(request).node_id)
+            return web.json_response(text=reply.model_dump_json())
+
+        @routes.get("/v1/session")
+        async def session(request: web.Request) -> web.StreamResponse:
+            stream = self._hub.stream(caller(request).node_id)
+            first = await anext(stream)  # membership is checked before the response starts
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            await response.prepare(request)
+            await response.write(first)
+            async for line in stream:
+                await response.write(line)
+            return response
+
+        @routes.post("/v1/leave")
+        async def leave(request: web.Request) -> web.Response:
+            await self._nodes.mark_left(caller(request).node_id)
+            return web.json_response({})
+
+        for add in self._extra_routes:
+            add(routes)
+        app = web.Application(middlewares=[errors_middleware, self._auth])
+        app.add_routes(routes)
+        return app
+
+    async def start(self, ca_pem: str, listen_addr: str, ssl_context: ssl.SSLContext) -> None:
+        host, _, port = listen_addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument(f"invalid listen address {listen_addr!r}: use HOST:PORT")
+        self._runner = web.AppRunner(self.app(ca_pem), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, host, int(port), ssl_context=ssl_context, reuse_address=True
+        )
+        await site.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+AsyncHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,0 +1,189 @@
+"""The etcd member each manager runs: started, watched and restarted by ferryd.
+
+Design notes: etcd (Debian's etcd-server, 3.4) serves clients on 127.0.0.1:2379 only — its only
+client is the local ferryd — and peers on ``<advertise>:2380``; both sides demand certificates of
+the cluster CA. The member's name is the node id. The process runs in its own session so a
+restart of ferryd does not take the store down: the new ferryd adopts the running member through
+its pid file instead of starting a second one. If etcd exits while it should run, it is restarted
+with a growing back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.daemon.files import write_json
+from ferry.daemon.logs import kv
+from ferry.errors import Unavailable
+from ferry.kernel import proc
+
+log = logging.getLogger("ferry.etcd")
+
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    name: str
+    data_dir: Path
+    advertise_addr: str
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+    initial_cluster: str
+    initial_state: str  # "new" or "existing"
+    binary: str = "etcd"
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.advertise_addr}:{PEER_PORT}"
+
+    @property
+    def client_endpoint(self) -> str:
+        return f"127.0.0.1:{CLIENT_PORT}"
+
+    def argv(self) -> list[str]:
+        tls = ["--cert-file", str(self.cert_path), "--key-file", str(self.key_path)]
+        peer_tls = ["--peer-cert-file", str(self.cert_path), "--peer-key-file", str(self.key_path)]
+        return [
+            self.binary,
+            "--name", self.name,
+            "--data-dir", str(self.data_dir / "data"),
+            "--listen-client-urls", f"https://127.0.0.1:{CLIENT_PORT}",
+            "--advertise-client-urls", f"https://127.0.0.1:{CLIENT_PORT}",
+            "--listen-peer-urls", f"https://{self.advertise_addr}:{PEER_PORT}",
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-state", self.initial_state,
+            "--initial-cluster-token", "ferry",
+            *tls,
+            "--client-cert-auth", "--trusted-ca-file", str(self.ca_path),
+            *peer_tls,
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", str(self.ca_path),
+            "--auto-compaction-mode", "revision",
+            "--auto-compaction-retention", "10000",
+            "--logger", "zap",
+            "--log-level", "warn",
+        ]  # fmt: skip
+
+
+class EtcdMember:
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+        self._ref: proc.ProcRef | None = None
+        self._watcher: proc.ExitWatcher | None = None
+        self._stopping = False
+        self._restart_task: asyncio.Task[None] | None = None
+        self._backoff_s = 0.2
+
+    @property
+    def _pid_path(self) -> Path:
+        return self.config.data_dir / "etcd.pid"
+
+    @property
+    def pid(self) -> int | None:
+        return self._ref.pid if self._ref and self._ref.alive() else None
+
+    def save_config(self) -> None:
+        write_json(
+            self.config.data_dir / "member.json",
+            {
+                "name": self.config.name,
+                "advertise_addr": self.config.advertise_addr,
+                "initial_cluster": self.config.initial_cluster,
+                "initial_state": self.config.initial_state,
+            },
+        )
+
+    async def start(self) -> None:
+        self._stopping = False
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        adopted = self._adopt()
+        if adopted is None:
+            self._spawn()
+        else:
+            self._ref = adopted
+            self._watch()
+            log.info("adopted running etcd", extra=kv(pid=adopted.pid))
+
+    def _adopt(self) -> proc.ProcRef | None:
+        try:
+            record = json.loads(self._pid_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        ref = proc.ProcRef(record["pid"], record["start_time"])
+        return ref if ref.alive() else None
+
+    def _spawn(self) -> None:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ETCD_UNSUPPORTED_ARCH": ""}
+        self._ref = proc.spawn(
+            self.config.argv(), env=env, log_path=self.config.data_dir / "etcd.log"
+        )
+        write_json(self._pid_path, {"pid": self._ref.pid, "start_time": self._ref.start_time})
+        log.info("started etcd", extra=kv(pid=self._ref.pid, peer=self.config.peer_url))
+        self._watch()
+
+    def _watch(self) -> None:
+        assert self._ref is not None
+        self._watcher = proc.ExitWatcher(self._ref, self._exited)
+
+    def _exited(self, code: int | None) -> None:
+        if self._stopping:
+            return
+        log.warning("etcd exited; restarting", extra=kv(code=code, backoff_s=self._backoff_s))
+        self._restart_task = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        await asyncio.sleep(self._backoff_s)
+        self._backoff_s = min(self._backoff_s * 2, 5.0)
+        if not self._stopping:
+            self._spawn()
+
+    def healthy(self) -> None:
+        self._backoff_s = 0.2
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        ref = self._ref
+        if ref is None:
+            return
+        proc.signal_process(ref, signal.SIGTERM)
+        # A member without quorum may ignore SIGTERM: give it a moment, then kill it.
+        if not await proc.wait_gone(ref, 5.0):
+            proc.signal_process(ref, signal.SIGKILL)
+            await proc.wait_gone(ref, 5.0)
+        with contextlib.suppress(FileNotFoundError):
+            self._pid_path.unlink()
+        self._ref = None
+
+
+def load_config(data_dir: Path, certs_dir: Path, binary: str) -> EtcdConfig | None:
+    try:
+        record = json.loads((data_dir / "member.json").read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise Unavailable(f"corrupt etcd member record in {data_dir}: {exc}") from exc
+    return EtcdConfig(
+        name=record["name"],
+        data_dir=data_dir,
+        advertise_addr=record["advertise_addr"],
+        ca_path=certs_dir / "ca.pem",
+        cert_path=certs_dir / "node.pem",
+        key_path=certs_dir / "node.key",
+        initial_cluster=record["initial_cluster"],
+        initial_state=record["initial_state"],
+        binary=binary,
+    )

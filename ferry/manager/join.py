@@ -1,0 +1,136 @@
+"""Admitting a node: check its token, sign its certificate, and (for a manager) grow etcd.
+
+The token's digest was already checked by the joiner against our CA (that is how it trusts
+us); here its secret decides the role. A manager joiner becomes an etcd member before it is
+told to start etcd: etcd refuses a member it was not told about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+
+from ferry.daemon.logs import kv
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.manager import ca
+from ferry.manager.etcd_member import PEER_PORT
+from ferry.manager.nodes import NodeOps, now_iso
+from ferry.manager.store import Put, Store, keys
+from ferry.manager.store.etcd import EtcdMembers
+from ferry.manager.store.view import ClusterView
+from ferry.manager.tokens import parse_token
+from ferry.manager.wire import JoinRequest, JoinResponse
+from ferry.model.codec import encode
+from ferry.model.ids import new_object_id
+from ferry.model.node import Availability, Node, Role
+
+log = logging.getLogger("ferry.manager.join")
+
+MEMBER_ADD_TIMEOUT_S = 20.0
+
+
+class JoinService:
+    def __init__(
+        self, store: Store, members: EtcdMembers | None, view: ClusterView, nodes: NodeOps
+    ) -> None:
+        self._store = store
+        self._members = members
+        self._view = view
+        self._nodes = nodes
+        self._lock = asyncio.Lock()
+
+    async def join(self, req: JoinRequest, peer_ip: str) -> JoinResponse:
+        cluster = self._view.cluster()
+        if cluster is None:
+            raise Unavailable("this manager has no cluster record yet; retry")
+        token = parse_token(req.token)
+        ca_pem = cluster.ca_cert_pem.encode()
+        if not token.matches_ca(ca.ca_der(ca_pem)):
+            raise Forbidden("invalid join token: it belongs to another swarm")
+        secrets, _ = await self._nodes.secrets()
+        if token.grants(secrets.manager_secret):
+            role = Role.MANAGER
+        elif token.grants(secrets.worker_secret):
+            role = Role.WORKER
+        else:
+            raise Forbidden(
+                "invalid join token: it was rotated or never valid; get the current one with "
+                "'ferry swarm join-token worker' on a manager"
+            )
+        addr = req.advertise_addr or peer_ip
+        try:
+            ipaddress.IPv4Address(addr)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid advertise address {addr!r}") from exc
+        try:
+            availability = Availability(req.availability or "active")
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid availability {req.availability!r}") from exc
+        async with self._lock:  # one admission at a time: etcd grows one member at a time
+            for other in self._view.nodes():
+                if other.addr == addr and self._view.is_up(other.node_id):
+                    raise Conflict(f"node {other.hostname} at {addr} is already part of this swarm")
+            node_id = new_object_id()
+            identity = ca.Identity(node_id, role.value, cluster.cluster_id)
+            ca_pair = ca.KeyPair(ca_pem, secrets.ca_key_pem.encode())
+            cert = ca.sign_node(ca_pair, req.csr_pem.encode(), identity, [addr, "127.0.0.1"])
+            initial_cluster = None
+            if role == Role.MANAGER:
+                initial_cluster = await self._add_member(node_id, addr)
+            node = Node(
+                node_id=node_id,
+                hostname=req.hostname,
+                role=role,
+                addr=addr,
+                availability=availability,
+                created_at=now_iso(),
+                updated_at=now_iso(),
+                engine_version=req.engine_version,
+                ncpu=req.ncpu,
+                memory_bytes=req.memory_bytes,
+            )
+            await self._store.commit([Put(keys.node(node_id), encode(node))])
+        log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
+        return JoinResponse(
+            node_id=node_id,
+            cluster_id=cluster.cluster_id,
+            role=role.value,
+            addr=addr,
+            cert_pem=cert.decode(),
+            ca_pem=cluster.ca_cert_pem,
+            managers=sorted(
+                {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}
+            ),
+            etcd_initial_cluster=initial_cluster,
+        )
+
+    async def _add_member(self, node_id: str, addr: str) -> str:
+        if self._members is None:
+            raise Unavailable("this manager cannot add store members")
+        peer_url = f"https://{addr}:{PEER_PORT}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MEMBER_ADD_TIMEOUT_S
+        while True:
+            try:
+                await self._members.add(peer_url)
+                break
+            except Unavailable as exc:
+                # etcd refuses a second member change until the previous one is healthy (~5 s)
+                if loop.time() > deadline:
+                    raise Unavailable(f"could not add a store member for {addr}: {exc}") from exc
+                await asyncio.sleep(0.5)
+        parts = []
+        for _member_id, name, urls in await self._members.list():
+            parts += [f"{name or node_id}={url}" for url in urls]
+        return ",".join(sorted(parts))
+
+    async def remove_member(self, addr: str) -> None:
+        if self._members is None:
+            return
+        peer_url = f"https://{addr}:{PEER_PORT}"
+        for member_id, _name, urls in await self._members.list():
+            if peer_url in urls:
+                await self._members.remove(member_id)
+                return
+        raise NotFound(f"no store member at {peer_url}")

@@ -1,0 +1,97 @@
+"""A manager node's control plane, wired: etcd member, store, mirror, API on 2377, leadership.
+
+Start-up order matters: etcd first (the store), then the mirror (so every reader has state),
+then leadership and the cluster API (which read the mirror). Stop in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError, Unavailable
+from ferry.manager.ca import CertPaths
+from ferry.manager.cluster_api import ClusterApi, RouteAdder, server_context
+from ferry.manager.etcd_member import EtcdConfig, EtcdMember
+from ferry.manager.feed import StoreFeed
+from ferry.manager.join import JoinService
+from ferry.manager.leader import LeaderElection
+from ferry.manager.nodes import NodeOps
+from ferry.manager.sessions import SessionHub
+from ferry.manager.store import keys
+from ferry.manager.store.etcd import EtcdMembers, EtcdStore
+from ferry.manager.store.schema import MANAGER_TYPES
+from ferry.manager.store.view import ClusterView
+from ferry.model.mirror import Mirror
+
+log = logging.getLogger("ferry.manager")
+
+STORE_READY_TIMEOUT_S = 30.0
+
+
+class Manager:
+    def __init__(
+        self, node_id: str, cluster_id: str, certs: CertPaths, etcd_config: EtcdConfig
+    ) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.certs = certs
+        self.etcd = EtcdMember(etcd_config)
+        self.store = EtcdStore(
+            etcd_config.client_endpoint,
+            certs.ca.read_bytes(),
+            certs.cert.read_bytes(),
+            certs.key.read_bytes(),
+        )
+        self.members = EtcdMembers(self.store)
+        self.mirror = Mirror(MANAGER_TYPES)
+        self.view = ClusterView(self.mirror)
+        self.feed = StoreFeed(self.store, self.mirror)
+        self.nodes = NodeOps(self.store, self.view, self.feed)
+        self.joins = JoinService(self.store, self.members, self.view, self.nodes)
+        self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
+        self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
+        self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
+        self.extra_routes: list[RouteAdder] = []
+        self._api: ClusterApi | None = None
+
+    async def _leadership_changed(self, leader: bool) -> None:
+        for hook in self.leadership_hooks:
+            await hook(leader)
+
+    async def start_store(self) -> None:
+        """Start (or adopt) the etcd member and wait until it answers."""
+        await self.etcd.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STORE_READY_TIMEOUT_S
+        while True:
+            try:
+                await self.store.get(keys.CLUSTER)
+                self.etcd.healthy()
+                return
+            except Unavailable as exc:
+                if loop.time() > deadline:
+                    raise Unavailable(f"the cluster store did not come up: {exc}") from exc
+                await asyncio.sleep(0.1)
+
+    async def start_services(self, listen_addr: str) -> None:
+        self.feed.start()
+        await self.feed.wait_for(1, timeout_s=STORE_READY_TIMEOUT_S)
+        self.leader.start()
+        self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
+        ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)
+        await self._api.start(self.certs.ca.read_text(), listen_addr, ctx)
+        log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
+
+    async def stop(self, *, stop_etcd: bool = True) -> None:
+        if self._api is not None:
+            await self._api.stop()
+        await self.leader.stop()
+        await self.feed.stop()
+        with contextlib.suppress(FerryError):
+            await self.store.close()
+        if stop_etcd:
+            await self.etcd.stop()

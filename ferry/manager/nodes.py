@@ -1,0 +1,170 @@
+"""Node operations a manager serves: list with status, update, remove, leave; join tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.manager.ca import ca_der
+from ferry.manager.feed import StoreFeed
+from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.view import ClusterView
+from ferry.manager.tokens import JoinToken, make_token, new_secret
+from ferry.model.cluster import ClusterSecrets
+from ferry.model.codec import decode, encode
+from ferry.model.ids import matches
+from ferry.model.node import Availability, Node, Role
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class NodeState:
+    node: Node
+    version: int
+    up: bool
+    leader: bool
+
+
+class NodeOps:
+    def __init__(self, store: Store, view: ClusterView, feed: StoreFeed) -> None:
+        self._store = store
+        self._view = view
+        self._feed = feed
+
+    # lookups ---------------------------------------------------------------------------------
+    def find(self, query: str) -> Node:
+        hits = [n for n in self._view.nodes() if matches(n.node_id, n.hostname, query)]
+        exact = [n for n in hits if query in (n.node_id, n.hostname)]
+        if len(exact) == 1:
+            return exact[0]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise NotFound(f"node {query} not found")
+        raise InvalidArgument(f"node {query} is ambiguous ({len(hits)} matches): use the node ID")
+
+    def state(self, node: Node) -> NodeState:
+        return NodeState(
+            node,
+            self._view.node_version(node.node_id),
+            self._view.is_up(node.node_id),
+            self._view.leader_id() == node.node_id,
+        )
+
+    def list(self) -> list[NodeState]:
+        nodes = sorted(self._view.nodes(), key=lambda n: (n.hostname, n.node_id))
+        return [self.state(n) for n in nodes]
+
+    # changes ---------------------------------------------------------------------------------
+    async def update(
+        self,
+        query: str,
+        version: int | None,
+        *,
+        availability: str | None = None,
+        role: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        node = self.find(query)
+        current = self._view.node_version(node.node_id)
+        if version is not None and version != current:
+            raise Conflict(
+                f"update out of sequence: node {node.hostname} changed (version {current}, "
+                f"not {version}); inspect it again and retry"
+            )
+        changes: dict[str, object] = {"updated_at": now_iso()}
+        if availability is not None:
+            try:
+                changes["availability"] = Availability(availability)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"invalid availability {availability!r}: use active, pause or drain"
+                ) from exc
+        if role is not None and role != node.role:
+            raise InvalidArgument(
+                "changing a node's role is not supported: make a manager by joining with the "
+                "manager token ('ferry swarm join-token manager')"
+            )
+        if labels is not None:
+            changes["labels"] = dict(labels)
+        updated = replace(node, **changes)  # type: ignore[arg-type]
+        revision = await self._store.commit(
+            [Put(keys.node(node.node_id), encode(updated))],
+            [Expect(keys.node(node.node_id), current)],
+        )
+        if revision is None:
+            raise Conflict(f"node {node.hostname} changed meanwhile; retry")
+        await self._feed.wait_for(revision)
+
+    async def remove(self, query: str, force: bool) -> None:
+        node = self.find(query)
+        if node.role == Role.MANAGER and not node.left:
+            raise Conflict(
+                f"node {node.hostname} is a cluster manager and a member of the store's quorum: "
+                "run 'ferry swarm leave' on it instead"
+            )
+        if self._view.is_up(node.node_id) and not force:
+            raise Conflict(
+                f"node {node.hostname} is not down and can't be removed: stop it or leave the "
+                "swarm on it first, or use --force"
+            )
+        session = self._view.session(node.node_id)
+        revision = await self._store.commit(
+            [Delete(keys.node(node.node_id)), Delete(keys.session(node.node_id))]
+        )
+        if session is not None:
+            await self._store.revoke_lease(session.lease_id)
+        if revision is not None:
+            await self._feed.wait_for(revision)
+
+    async def mark_left(self, node_id: str) -> None:
+        """A node said goodbye: keep it listed as down, as Docker does, until ``node rm``."""
+        node = self._view.node(node_id)
+        if node is None:
+            return
+        session = self._view.session(node_id)
+        ops: list[Put | Delete] = [
+            Put(keys.node(node_id), encode(replace(node, left=True, updated_at=now_iso()))),
+            Delete(keys.session(node_id)),
+        ]
+        revision = await self._store.commit(ops)
+        if session is not None:
+            await self._store.revoke_lease(session.lease_id)
+        if revision is not None:
+            await self._feed.wait_for(revision)
+
+    # join tokens -----------------------------------------------------------------------------
+    async def secrets(self) -> tuple[ClusterSecrets, int]:
+        kv = await self._store.get(keys.SECRETS)
+        if kv is None:
+            raise NotFound("cluster secrets are missing from the store")
+        return decode(ClusterSecrets, kv.value), kv.mod_revision
+
+    async def tokens(self) -> dict[str, JoinToken]:
+        cluster = self._view.cluster()
+        if cluster is None:
+            raise NotFound("cluster record is missing from the store")
+        secrets, _ = await self.secrets()
+        der = ca_der(cluster.ca_cert_pem.encode())
+        return {
+            "worker": make_token(der, secrets.worker_secret),
+            "manager": make_token(der, secrets.manager_secret),
+        }
+
+    async def rotate(self, role: str) -> None:
+        secrets, version = await self.secrets()
+        if role == "worker":
+            rotated = replace(secrets, worker_secret=new_secret())
+        elif role == "manager":
+            rotated = replace(secrets, manager_secret=new_secret())
+        else:
+            raise InvalidArgument(f"unknown role {role!r}: use worker or manager")
+        revision = await self._store.commit(
+            [Put(keys.SECRETS, encode(rotated))], [Expect(keys.SECRETS, version)]
+        )
+        if revision is None:
+            raise Conflict("join tokens changed meanwhile; retry")

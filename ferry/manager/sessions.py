@@ -1,0 +1,106 @@
+"""Agent sessions: heartbeats that keep a node's liveness lease, and the state stream.
+
+Liveness: each heartbeat refreshes the node's lease (TTL 6 s; agents beat every 2 s), and the
+``sessions/<node>`` key lives on that lease. A node whose ferryd dies stops beating; etcd
+deletes the key when the lease lapses and every view shows the node Down. Any manager can
+refresh any lease, so an agent that fails over to another manager keeps its session.
+
+Dispatch: a session stream is newline-delimited JSON. It opens with a snapshot of every streamed
+key and the mirror's revision, then carries each change as it reaches this manager's mirror.
+Values are the store's JSON documents, embedded verbatim (no re-encoding on the hot path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+
+from ferry.errors import Forbidden
+from ferry.manager.store import Put, Store, keys
+from ferry.manager.store.view import ClusterView
+from ferry.manager.wire import HeartbeatReply
+from ferry.model.codec import encode
+from ferry.model.mirror import Entry, Mirror
+from ferry.model.node import NodeSession
+
+SESSION_TTL_S = 6
+HEARTBEAT_S = 2.0
+STREAM_PING_S = 5.0
+
+
+def _item(key: str, raw: bytes | None, revision: int) -> bytes:
+    value = raw if raw is not None else b"null"
+    return (
+        b'{"k":'
+        + json.dumps(key).encode()
+        + b',"r":'
+        + str(revision).encode()
+        + b',"v":'
+        + value
+        + b"}"
+    )
+
+
+def _line(kind: str, revision: int, items: list[bytes]) -> bytes:
+    head = b'{"t":"' + kind.encode() + b'","rev":' + str(revision).encode() + b',"items":['
+    return head + b",".join(items) + b"]}\n"
+
+
+class SessionHub:
+    def __init__(self, store: Store, mirror: Mirror, view: ClusterView, manager_id: str) -> None:
+        self._store = store
+        self._mirror = mirror
+        self._view = view
+        self._manager_id = manager_id
+        self._lease_lock = asyncio.Lock()
+
+    def check_member(self, node_id: str) -> None:
+        node = self._view.node(node_id)
+        if node is None:
+            raise Forbidden(f"node {node_id} has been removed from the swarm")
+        if node.left:
+            raise Forbidden(f"node {node.hostname} has left the swarm")
+
+    async def heartbeat(self, node_id: str) -> HeartbeatReply:
+        self.check_member(node_id)
+        async with self._lease_lock:
+            session = self._view.session(node_id)
+            if session is None or not await self._store.refresh_lease(session.lease_id):
+                lease_id = await self._store.grant_lease(SESSION_TTL_S)
+                record = NodeSession(
+                    node_id, lease_id, self._manager_id, dt.datetime.now(dt.UTC).isoformat()
+                )
+                await self._store.commit([Put(keys.session(node_id), encode(record), lease_id)])
+        return HeartbeatReply(ttl_s=SESSION_TTL_S, managers=self._view.manager_addrs())
+
+    async def stream(self, node_id: str) -> AsyncIterator[bytes]:
+        self.check_member(node_id)
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def on_change(changed: frozenset[str]) -> None:
+            items = []
+            for key in sorted(changed):
+                if not keys.is_streamed(key):
+                    continue
+                entry = self._mirror.get(key)
+                items.append(_item(key, entry.raw if entry else None, self._mirror.revision))
+            if items:
+                queue.put_nowait(_line("event", self._mirror.revision, items))
+
+        unsubscribe = self._mirror.subscribe(on_change)
+        try:
+            snapshot: list[Entry] = self._mirror.snapshot(keys.is_streamed)
+            yield _line(
+                "snapshot",
+                self._mirror.revision,
+                [_item(e.key, e.raw, e.mod_revision) for e in snapshot],
+            )
+            while True:
+                try:
+                    yield await asyncio.wait_for(queue.get(), STREAM_PING_S)
+                except TimeoutError:
+                    yield b'{"t":"ping"}\n'
+        finally:
+            unsubscribe()

@@ -1,0 +1,78 @@
+"""The only place etcd key paths are spelled.
+
+Layout under ``/ferry/v1/``:
+
+- ``cluster``                 public cluster facts (id, CA certificate, address pool)
+- ``secrets``                 CA key and join-token secrets: never streamed to agents
+- ``nodes/<node_id>``         node spec (hostname, role, availability, address)
+- ``sessions/<node_id>``      lease-bound: present while the node's agent is connected
+- ``leader``                  lease-bound: the manager running the orchestrator
+- ``networks/<net_id>``       swarm-scoped networks
+- ``ipam/<net_id>/<ip>``      address reservations (owner = endpoint id)
+- ``endpoints/<net_id>/<ep_id>``
+- ``services/<svc_id>``, ``tasks/<task_id>``
+- ``locks/networks``          optimistic lock serialising subnet and VNI allocation
+"""
+
+from __future__ import annotations
+
+ROOT = "/ferry/v1/"
+
+CLUSTER = ROOT + "cluster"
+SECRETS = ROOT + "secrets"
+LEADER = ROOT + "leader"
+NODES = ROOT + "nodes/"
+SESSIONS = ROOT + "sessions/"
+NETWORKS = ROOT + "networks/"
+IPAM = ROOT + "ipam/"
+ENDPOINTS = ROOT + "endpoints/"
+SERVICES = ROOT + "services/"
+TASKS = ROOT + "tasks/"
+NETWORK_LOCK = ROOT + "locks/networks"
+
+# What the dispatcher streams to agents: everything they reconcile from, no secrets.
+STREAMED = (CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS)
+
+
+def node(node_id: str) -> str:
+    return NODES + node_id
+
+
+def session(node_id: str) -> str:
+    return SESSIONS + node_id
+
+
+def network(net_id: str) -> str:
+    return NETWORKS + net_id
+
+
+def ipam(net_id: str, ip: str) -> str:
+    return f"{IPAM}{net_id}/{ip}"
+
+
+def ipam_prefix(net_id: str) -> str:
+    return f"{IPAM}{net_id}/"
+
+
+def endpoint(net_id: str, ep_id: str) -> str:
+    return f"{ENDPOINTS}{net_id}/{ep_id}"
+
+
+def endpoints_of(net_id: str) -> str:
+    return f"{ENDPOINTS}{net_id}/"
+
+
+def service(svc_id: str) -> str:
+    return SERVICES + svc_id
+
+
+def task(task_id: str) -> str:
+    return TASKS + task_id
+
+
+def last_part(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def is_streamed(key: str) -> bool:
+    return key.startswith(STREAMED)

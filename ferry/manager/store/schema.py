@@ -1,0 +1,27 @@
+"""Which domain model lives under which key prefix (what a Mirror decodes values into)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.manager.store import keys
+from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.node import Node, NodeSession
+
+
+@dataclass(frozen=True)
+class LeaderRecord:
+    node_id: str
+    since: str
+
+
+TYPES: dict[str, type[Any]] = {
+    keys.CLUSTER: ClusterInfo,
+    keys.LEADER: LeaderRecord,
+    keys.NODES: Node,
+    keys.SESSIONS: NodeSession,
+}
+
+# The manager mirrors everything, including what is never streamed to agents.
+MANAGER_TYPES: dict[str, type[Any]] = {**TYPES, keys.SECRETS: ClusterSecrets}

@@ -1,0 +1,44 @@
+"""Typed reads over a Mirror of the cluster store: what the manager and agents ask of it."""
+
+from __future__ import annotations
+
+from ferry.manager.store import keys
+from ferry.manager.store.schema import LeaderRecord
+from ferry.model.cluster import ClusterInfo
+from ferry.model.mirror import Mirror
+from ferry.model.node import Node, NodeSession, Role
+
+
+class ClusterView:
+    def __init__(self, mirror: Mirror) -> None:
+        self.mirror = mirror
+
+    def cluster(self) -> ClusterInfo | None:
+        return self.mirror.obj(keys.CLUSTER, ClusterInfo)
+
+    def leader_id(self) -> str | None:
+        record = self.mirror.obj(keys.LEADER, LeaderRecord)
+        return record.node_id if record else None
+
+    def nodes(self) -> list[Node]:
+        return self.mirror.objects(keys.NODES, Node)
+
+    def node(self, node_id: str) -> Node | None:
+        return self.mirror.obj(keys.node(node_id), Node)
+
+    def node_version(self, node_id: str) -> int:
+        entry = self.mirror.get(keys.node(node_id))
+        return entry.mod_revision if entry else 0
+
+    def session(self, node_id: str) -> NodeSession | None:
+        return self.mirror.obj(keys.session(node_id), NodeSession)
+
+    def is_up(self, node_id: str) -> bool:
+        node = self.node(node_id)
+        return node is not None and not node.left and self.session(node_id) is not None
+
+    def managers(self) -> list[Node]:
+        return [n for n in self.nodes() if n.role == Role.MANAGER]
+
+    def manager_addrs(self) -> list[str]:
+        return sorted(n.addr for n in self.managers() if not n.left)

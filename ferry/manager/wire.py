@@ -1,0 +1,36 @@
+"""The cluster API's messages (port 2377, Ferry's own protocol between agents and managers)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class JoinRequest(BaseModel):
+    token: str
+    csr_pem: str
+    hostname: str
+    advertise_addr: str = ""
+    availability: str = "active"
+    engine_version: str = ""
+    ncpu: int = 0
+    memory_bytes: int = 0
+
+
+class JoinResponse(BaseModel):
+    node_id: str
+    cluster_id: str
+    role: str
+    addr: str
+    cert_pem: str
+    ca_pem: str
+    managers: list[str]
+    etcd_initial_cluster: str | None = None
+
+
+class Heartbeat(BaseModel):
+    engine_version: str = ""
+
+
+class HeartbeatReply(BaseModel):
+    ttl_s: int
+    managers: list[str] = Field(default_factory=list)

@@ -1,0 +1,43 @@
+"""Nodes of the swarm: what a node is (spec) and whether it is there (session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    WORKER = "worker"
+
+
+class Availability(StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    hostname: str
+    role: Role
+    addr: str
+    availability: Availability = Availability.ACTIVE
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+    engine_version: str = ""
+    ncpu: int = 0
+    memory_bytes: int = 0
+    left: bool = False
+
+
+@dataclass(frozen=True)
+class NodeSession:
+    """Lease-bound proof that a node's agent is connected: its absence means the node is down."""
+
+    node_id: str
+    lease_id: int
+    manager_id: str
+    since: str

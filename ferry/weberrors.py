@@ -1,0 +1,43 @@
+"""Error kinds → HTTP responses, shared by the local API and the cluster API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from ferry.errors import FerryError
+
+log = logging.getLogger("ferry.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str) -> web.Response:
+    # Exactly "application/json" (no charset): the docker CLI only unwraps the message then.
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+
+
+def validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"invalid request: {where}: {first.get('msg', 'invalid value')}"
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except FerryError as exc:
+        if exc.http_status >= 500:
+            log.warning("request failed", extra={"fields": {"path": request.path, "error": exc}})
+        return error_response(exc.http_status, str(exc))
+    except ValidationError as exc:
+        return error_response(400, validation_message(exc))
+    except web.HTTPNotFound:
+        return error_response(404, "page not found")
+    except web.HTTPMethodNotAllowed:
+        return error_response(405, "method not allowed")
