@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what is missing first (bootstrap.sh).
-.PHONY: demo test setup lint bench clean
+.PHONY: demo test setup lint bench
 
 setup:
 	@scripts/bootstrap.sh

@@ -42,7 +42,8 @@ async def fetch_ca(addr: str, token: JoinToken) -> tuple[bytes, str]:
             f"could not reach a manager at {addr} within {JOIN_TIMEOUT_S:.0f}s: timed out"
         ) from exc
     except (aiohttp.ClientError, OSError) as exc:
-        reason = getattr(exc, "os_error", None) or exc
+        os_error = getattr(exc, "os_error", None)
+        reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else exc
         raise Unavailable(f"could not reach a manager at {addr}: {reason}") from exc
     if not token.matches_ca(ca.ca_der(ca_pem)):
         raise Forbidden(

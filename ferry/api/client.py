@@ -32,7 +32,11 @@ class _UnixConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
-        sock.connect(self._path)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
         self.sock = sock
 
 
@@ -51,7 +55,7 @@ class ApiClient:
     def _connect(self, timeout_s: float | None) -> _UnixConnection:
         return _UnixConnection(self.path, timeout_s)
 
-    def _send(
+    def _request(
         self,
         method: str,
         path: str,
@@ -72,6 +76,25 @@ class ApiClient:
         try:
             conn.request(method, path, body=payload, headers=headers)
             resp = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        if resp.status >= 400:
+            raw = resp.read()
+            conn.close()
+            raise _error(resp.status, raw)
+        return conn, resp
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        timeout_s: float | None,
+    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        try:
+            return self._request(method, path, query, body, timeout_s)
         except FileNotFoundError as exc:
             raise Unavailable(
                 f"cannot connect to ferryd at {self.host}: no socket (is ferryd running?)"
@@ -88,11 +111,6 @@ class ApiClient:
             raise Unavailable(f"ferryd at {self.host} did not answer in time") from exc
         except OSError as exc:
             raise Unavailable(f"cannot talk to ferryd at {self.host}: {exc}") from exc
-        if resp.status >= 400:
-            raw = resp.read()
-            conn.close()
-            raise _error(resp.status, raw)
-        return conn, resp
 
     def call(
         self,

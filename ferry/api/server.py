@@ -1,34 +1,35 @@
 """The HTTP plumbing shared by ferryd's local API: routing, errors, Docker's headers.
 
 Docker clients prefix paths with the API version they negotiated (``/v1.47/containers/json``);
-the router strips that prefix so each route is written once. Errors leave as Docker does:
-``{"message": "..."}`` with the status of the error kind, which the docker CLI prints as
-"Error response from daemon: ...".
+``add_route`` registers each route with and without that prefix, so each is written once.
+Errors leave as Docker does: ``{"message": "..."}`` with the status of the error kind, which
+the docker CLI prints as "Error response from daemon: ...".
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 from pydantic import BaseModel
 
 from ferry import API_VERSION, __version__
 from ferry.errors import InvalidArgument
 from ferry.weberrors import Handler, errors_middleware
 
-_VERSION_PREFIX = re.compile(r"^/v[0-9]+\.[0-9]+(?=/)")
+_VERSIONED = "/{api_version:v[0-9]+\\.[0-9]+}"
 
 
-class VersionedRouter(web.UrlDispatcher):
-    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:
-        stripped = _VERSION_PREFIX.sub("", request.rel_url.path)
-        if stripped != request.rel_url.path:
-            request = request.clone(rel_url=request.rel_url.with_path(stripped))
-        return await super().resolve(request)
+def add_route(
+    app: web.Application, method: str, path: str, handler: Handler, *, allow_head: bool = False
+) -> None:
+    """Register ``path`` both plain and behind Docker's version prefix (``/v1.47/...``)."""
+    for prefix in ("", _VERSIONED):
+        if method == "GET":
+            app.router.add_get(prefix + path, handler, allow_head=allow_head)
+        else:
+            app.router.add_route(method, prefix + path, handler)
 
 
 @web.middleware
@@ -44,7 +45,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def make_app() -> web.Application:
     return web.Application(
-        router=VersionedRouter(),
         middlewares=[headers_middleware, errors_middleware],
         client_max_size=1024**3,
     )

@@ -65,7 +65,9 @@ class Daemon:
         except FerryError as exc:
             # keep serving the local API so the operator can see the error and leave --force
             log.error("could not restore swarm membership", extra=kv(error=exc))
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         old_umask = os.umask(0o177)  # the socket is root-only from the moment it exists
         try:

@@ -106,9 +106,14 @@ class ClusterApi:
             first = await anext(stream)  # membership is checked before the response starts
             response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
             await response.prepare(request)
-            await response.write(first)
-            async for line in stream:
-                await response.write(line)
+            try:
+                await response.write(first)
+                async for line in stream:
+                    await response.write(line)
+            except ConnectionResetError:
+                pass  # the agent went away; it will open a new session
+            finally:
+                await stream.aclose()
             return response
 
         @routes.post("/v1/leave")
@@ -126,7 +131,9 @@ class ClusterApi:
         host, _, port = listen_addr.rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgument(f"invalid listen address {listen_addr!r}: use HOST:PORT")
-        self._runner = web.AppRunner(self.app(ca_pem), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(ca_pem), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, host, int(port), ssl_context=ssl_context, reuse_address=True

@@ -90,7 +90,9 @@ class JoinService:
                 ncpu=req.ncpu,
                 memory_bytes=req.memory_bytes,
             )
-            await self._store.commit([Put(keys.node(node_id), encode(node))])
+            revision = await self._store.commit([Put(keys.node(node_id), encode(node))])
+            if revision is not None:
+                await self._nodes.wait_for(revision)  # its first heartbeat must find it
         log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
         return JoinResponse(
             node_id=node_id,

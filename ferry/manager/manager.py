@@ -87,6 +87,7 @@ class Manager:
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
 
     async def stop(self, *, stop_etcd: bool = True) -> None:
+        self.hub.close()
         if self._api is not None:
             await self._api.stop()
         await self.leader.stop()

@@ -35,6 +35,9 @@ class NodeOps:
         self._view = view
         self._feed = feed
 
+    async def wait_for(self, revision: int) -> None:
+        await self._feed.wait_for(revision)
+
     # lookups ---------------------------------------------------------------------------------
     def find(self, query: str) -> Node:
         hits = [n for n in self._view.nodes() if matches(n.node_id, n.hostname, query)]

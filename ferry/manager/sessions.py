@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ferry.errors import Forbidden
 from ferry.manager.store import Put, Store, keys
@@ -55,6 +55,11 @@ class SessionHub:
         self._view = view
         self._manager_id = manager_id
         self._lease_lock = asyncio.Lock()
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        """End every open stream (the manager is stopping; agents reconnect elsewhere)."""
+        self._closing.set()
 
     def check_member(self, node_id: str) -> None:
         node = self._view.node(node_id)
@@ -75,7 +80,7 @@ class SessionHub:
                 await self._store.commit([Put(keys.session(node_id), encode(record), lease_id)])
         return HeartbeatReply(ttl_s=SESSION_TTL_S, managers=self._view.manager_addrs())
 
-    async def stream(self, node_id: str) -> AsyncIterator[bytes]:
+    async def stream(self, node_id: str) -> AsyncGenerator[bytes, None]:
         self.check_member(node_id)
         queue: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -97,10 +102,24 @@ class SessionHub:
                 self._mirror.revision,
                 [_item(e.key, e.raw, e.mod_revision) for e in snapshot],
             )
-            while True:
-                try:
-                    yield await asyncio.wait_for(queue.get(), STREAM_PING_S)
-                except TimeoutError:
-                    yield b'{"t":"ping"}\n'
+            closing = asyncio.ensure_future(self._closing.wait())
+            try:
+                while True:
+                    getter = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait(
+                        [getter, closing],
+                        timeout=STREAM_PING_S,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if closing in done:
+                        getter.cancel()
+                        return
+                    if getter in done:
+                        yield getter.result()
+                    else:
+                        getter.cancel()
+                        yield b'{"t":"ping"}\n'
+            finally:
+                closing.cancel()
         finally:
             unsubscribe()

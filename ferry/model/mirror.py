@@ -42,7 +42,10 @@ class Mirror:
         return None
 
     def reset(self, items: Iterable[tuple[str, Any, int]], revision: int) -> None:
-        """Replace everything with a snapshot; listeners hear about every key that changed."""
+        """Replace everything with a snapshot; listeners hear about every key that changed.
+
+        A reset always notifies, even when nothing changed, so code waiting for the mirror to
+        reach a revision wakes up."""
         old = self._entries
         self._entries = {
             key: Entry(key, raw, self._decode(key, raw), rev) for key, raw, rev in items

@@ -18,7 +18,7 @@ from ferry.api.models.swarm import (
     SwarmInspect,
     SwarmJoinRequest,
 )
-from ferry.api.server import json_model, query_bool, query_filters, read_json
+from ferry.api.server import add_route, json_model, query_bool, query_filters, read_json
 from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import InvalidArgument, Unavailable
 from ferry.manager.cluster_api import PORT
@@ -58,15 +58,15 @@ class SwarmRoutes:
         self.swarm = swarm
 
     def register(self, app: web.Application) -> None:
-        app.router.add_post("/swarm/init", self.init)
-        app.router.add_post("/swarm/join", self.join)
-        app.router.add_post("/swarm/leave", self.leave)
-        app.router.add_get("/swarm", self.inspect)
-        app.router.add_post("/swarm/update", self.update)
-        app.router.add_get("/nodes", self.list_nodes)
-        app.router.add_get("/nodes/{node}", self.inspect_node)
-        app.router.add_post("/nodes/{node}/update", self.update_node)
-        app.router.add_delete("/nodes/{node}", self.remove_node)
+        add_route(app, "POST", "/swarm/init", self.init)
+        add_route(app, "POST", "/swarm/join", self.join)
+        add_route(app, "POST", "/swarm/leave", self.leave)
+        add_route(app, "GET", "/swarm", self.inspect)
+        add_route(app, "POST", "/swarm/update", self.update)
+        add_route(app, "GET", "/nodes", self.list_nodes)
+        add_route(app, "GET", "/nodes/{node}", self.inspect_node)
+        add_route(app, "POST", "/nodes/{node}/update", self.update_node)
+        add_route(app, "DELETE", "/nodes/{node}", self.remove_node)
 
     async def init(self, request: web.Request) -> web.Response:
         body = SwarmInitRequest.model_validate(await read_json(request))

@@ -16,7 +16,7 @@ from ferry.api.models.system import (
     SystemInfo,
     VersionInfo,
 )
-from ferry.api.server import json_model
+from ferry.api.server import add_route, json_model
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
 from ferry.manager.cluster_api import PORT
@@ -110,9 +110,9 @@ class SystemRoutes:
         self.counts = counts
 
     def register(self, app: web.Application) -> None:
-        app.router.add_get("/_ping", self.ping, allow_head=True)
-        app.router.add_get("/version", self.version)
-        app.router.add_get("/info", self.info)
+        add_route(app, "GET", "/_ping", self.ping, allow_head=True)
+        add_route(app, "GET", "/version", self.version)
+        add_route(app, "GET", "/info", self.info)
 
     async def ping(self, _request: web.Request) -> web.Response:
         state = "inactive"

@@ -1,0 +1,88 @@
+"""Shared helpers for benchmarks: a lab that is always torn down, timing, RSS, JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ferry.lab import lab as labmod
+from ferry.lab.topology import LabTopology
+
+FERRY = str(Path(sys.executable).parent / "ferry")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ferry(topo: LabTopology, host: str, *args: str) -> str:
+    env = dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
+    result = subprocess.run([FERRY, *args], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ferry {' '.join(args)} on {host}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def lab_exec(topo: LabTopology, host: str, *cmd: str, timeout_s: float = 120) -> str:
+    result = subprocess.run(
+        [FERRY, "lab", "exec", "--name", topo.name, host, "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} on {host}: {result.stderr.strip()}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def lab(
+    name: str, hosts: int = 3, clients: int = 0, subnet: str = "10.97.0.0/24"
+) -> Iterator[LabTopology]:
+    labmod.down(name)
+    topo = labmod.up(name, hosts, clients, subnet)
+    try:
+        yield topo
+    finally:
+        labmod.down(name)
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn(*args)
+    return time.perf_counter() - start, value
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def write(name: str, figures: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True))
+    print(json.dumps(figures, indent=2, sort_keys=True))
+    print(f"written to {path}")
+    return path

@@ -1,0 +1,128 @@
+"""Driving labs from tests: unique names and subnets, clean-up that runs on failure too."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ferry.lab import lab as labmod
+from ferry.lab.topology import LabTopology
+
+T = TypeVar("T")
+FERRY = str(Path(sys.executable).parent / "ferry")
+_counter = itertools.count()
+
+
+def _free_subnet() -> str:
+    used = [ipaddress.ip_network(labmod.load(n).subnet) for n in labmod.list_labs()]
+    for second in range(150, 250):
+        candidate = ipaddress.ip_network(f"10.{second}.0.0/24")
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise RuntimeError("no free lab subnet")
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+class LabRig:
+    def __init__(self, topo: LabTopology) -> None:
+        self.topo = topo
+        self.name = topo.name
+
+    def socket(self, host: str) -> str:
+        return f"unix://{self.topo.node(host).socket}"
+
+    def ferry(self, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the ferry CLI against a host's ferryd (its socket is a file, not a lab address)."""
+        env = dict(os.environ, FERRY_HOST=self.socket(host))
+        result = subprocess.run(
+            [FERRY, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"ferry {' '.join(args)} on {host} failed: {result.stderr}")
+        return result
+
+    def exec(
+        self, host: str, *cmd: str, check: bool = True, timeout_s: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a lab host or client (ferry lab exec)."""
+        result = subprocess.run(
+            [FERRY, "lab", "exec", "--name", self.name, host, "--", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} on {host} failed ({result.returncode}): {result.stderr}"
+            )
+        return result
+
+    def api(self, host: str, path: str) -> Any:
+        from ferry.api.client import ApiClient
+
+        return ApiClient(self.socket(host), timeout_s=30).get(path)
+
+    def form_swarm(self) -> None:
+        h1 = self.topo.node("h1")
+        self.ferry("h1", "swarm", "init", "--advertise-addr", h1.addr)
+        token = self.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+        for host in self.topo.hosts[1:]:
+            self.exec(host.name, "ferry", "swarm", "join", "--token", token, f"{h1.addr}:2377")
+
+    def nodes(self, host: str = "h1") -> dict[str, dict[str, Any]]:
+        return {n["Description"]["Hostname"]: n for n in self.api(host, "/nodes")}
+
+    def rejoin(self, host: str) -> None:
+        """Join ``host`` again (after a test made it leave) and drop its old, Down entry."""
+        manager = self.topo.node("h1").addr
+        old_id = self.api(host, "/info")["Swarm"].get("NodeID", "")
+        if old_id:
+            self.ferry(host, "swarm", "leave", "--force")
+        token = self.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+        self.ferry(host, "swarm", "join", "--token", token, f"{manager}:2377")
+        stale = [
+            n["ID"]
+            for n in self.api("h1", "/nodes")
+            if n["Description"]["Hostname"] == host and n["Status"]["State"] == "down"
+        ]
+        for node_id in stale:
+            self.ferry("h1", "node", "rm", node_id)
+
+    def node_state(self, hostname: str) -> str:
+        return str(self.nodes()[hostname]["Status"]["State"])
+
+
+@contextlib.contextmanager
+def new_lab(hosts: int = 3, clients: int = 0) -> Iterator[LabRig]:
+    name = f"it{os.getpid() % 10000}{next(_counter)}"[:8]
+    topo = labmod.up(name, hosts, clients, _free_subnet())
+    try:
+        yield LabRig(topo)
+    finally:
+        labmod.down(name)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

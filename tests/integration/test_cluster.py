@@ -1,0 +1,156 @@
+"""Issue 2: a real swarm on etcd across a 3-host lab."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from ferry.kernel import nsfs, proc
+from ferry.kernel.netlink import Netlink
+from ferry.lab import lab as labmod
+from tests.integration.lablib import FERRY, LabRig, new_lab, wait_until
+
+
+def test_three_hosts_form_a_swarm_with_h1_as_leader(swarm_lab: LabRig) -> None:
+    nodes = swarm_lab.nodes()
+    assert sorted(nodes) == ["h1", "h2", "h3"]
+    assert all(n["Status"]["State"] == "ready" for n in nodes.values())
+    assert nodes["h1"]["ManagerStatus"]["Leader"] is True
+    assert nodes["h2"].get("ManagerStatus") is None
+    table = swarm_lab.exec("h1", "ferry", "node", "ls").stdout
+    h1_line = next(line for line in table.splitlines() if " h1 " in line)
+    assert "Ready" in h1_line
+    assert "Leader" in h1_line
+    assert h1_line.split()[1] == "*"
+
+
+def test_a_killed_worker_goes_down_and_comes_back(swarm_lab: LabRig) -> None:
+    labmod.stop_ferryd(swarm_lab.topo, "h3", kill=True)
+    killed = time.monotonic()
+    wait_until(lambda: swarm_lab.node_state("h3") == "down", 10, "h3 Down", every_s=0.25)
+    down_after = time.monotonic() - killed
+    labmod.start_ferryd(swarm_lab.topo, "h3")
+    restarted = time.monotonic()
+    wait_until(lambda: swarm_lab.node_state("h3") == "ready", 10, "h3 Ready", every_s=0.1)
+    assert down_after <= 10
+    assert time.monotonic() - restarted <= 10
+
+
+def test_a_manager_restart_keeps_the_swarm(swarm_lab: LabRig) -> None:
+    before = set(swarm_lab.nodes())
+    labmod.stop_ferryd(swarm_lab.topo, "h1")
+    labmod.start_ferryd(swarm_lab.topo, "h1")
+    nodes = wait_until(
+        lambda: (
+            (n := swarm_lab.nodes())
+            and all(x["Status"]["State"] == "ready" for x in n.values())
+            and n
+        ),
+        15,
+        "all nodes ready after the manager restarted",
+    )
+    assert set(nodes) == before
+    assert nodes["h1"]["ManagerStatus"]["Leader"] is True
+
+
+def test_a_bad_token_is_refused_and_registers_nothing(swarm_lab: LabRig) -> None:
+    swarm_lab.ferry("h3", "swarm", "leave")
+    count = len(swarm_lab.nodes())
+    token = swarm_lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+    forged = token[:-5] + ("aaaaa" if not token.endswith("aaaaa") else "bbbbb")
+    result = swarm_lab.exec(
+        "h3", "ferry", "swarm", "join", "--token", forged, "10.0.0.1", check=False
+    )
+    assert result.returncode != 0
+    result = swarm_lab.exec(
+        "h3",
+        "ferry",
+        "swarm",
+        "join",
+        "--token",
+        forged,
+        f"{swarm_lab.topo.node('h1').addr}:2377",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "invalid join token" in result.stderr
+    assert result.stderr.count("\n") == 1  # one clear line
+    assert len(swarm_lab.nodes()) == count
+    info = swarm_lab.api("h3", "/info")
+    assert info["Swarm"]["LocalNodeState"] == "inactive"
+    swarm_lab.rejoin("h3")
+
+
+def test_join_to_an_unreachable_manager_fails_fast_and_says_why(swarm_lab: LabRig) -> None:
+    token = swarm_lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+    nobody = swarm_lab.topo.subnet.rsplit(".", 1)[0] + ".250"
+    started = time.monotonic()
+    result = swarm_lab.exec("h2", "ferry", "swarm", "join", "--token", token, nobody, check=False)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 12
+    assert "already part of a swarm" in result.stderr  # h2 is a member: refused before dialling
+    swarm_lab.ferry("h2", "swarm", "leave")
+    try:
+        started = time.monotonic()
+        result = swarm_lab.exec(
+            "h2", "ferry", "swarm", "join", "--token", token, nobody, check=False
+        )
+        assert result.returncode != 0
+        assert time.monotonic() - started < 12
+        assert f"could not reach a manager at {nobody}:2377" in result.stderr
+    finally:
+        swarm_lab.rejoin("h2")
+
+
+def test_double_init_and_last_manager_leave_are_refused(swarm_lab: LabRig) -> None:
+    again = swarm_lab.ferry("h1", "swarm", "init", check=False)
+    assert again.returncode != 0
+    assert "already part of a swarm" in again.stderr
+    leave = swarm_lab.ferry("h1", "swarm", "leave", check=False)
+    assert leave.returncode != 0
+    assert "--force" in leave.stderr
+    assert swarm_lab.api("h1", "/info")["Swarm"]["LocalNodeState"] == "active"
+
+
+def test_worker_cannot_manage_the_cluster(swarm_lab: LabRig) -> None:
+    result = swarm_lab.ferry("h2", "node", "ls", check=False)
+    assert result.returncode != 0
+    assert "not a swarm manager" in result.stderr
+
+
+def test_the_docker_cli_speaks_to_ferryd(swarm_lab: LabRig) -> None:
+    version = swarm_lab.exec("h1", "docker", "version", "--format", "{{json .}}")
+    parsed = json.loads(version.stdout)
+    assert parsed["Server"]["ApiVersion"] == "1.47"
+    node_ls = swarm_lab.exec("h1", "docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    assert sorted(node_ls.stdout.split("\n")[:-1]) == ["h1 Ready", "h2 Ready", "h3 Ready"]
+    info = swarm_lab.exec("h2", "docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
+    assert info.stdout.strip() == "active"
+    token = swarm_lab.exec("h1", "docker", "swarm", "join-token", "-q", "worker").stdout.strip()
+    assert token.startswith("SWMTKN-1-")
+    inspect = swarm_lab.exec(
+        "h1", "docker", "node", "inspect", "h2", "--format", "{{.Status.Addr}}"
+    )
+    assert inspect.stdout.strip() == swarm_lab.topo.node("h2").addr
+
+
+def test_lab_down_leaves_nothing_behind() -> None:
+    with new_lab(hosts=2) as lab:
+        lab.form_swarm()
+        name, subnet = lab.name, lab.topo.subnet
+        h1 = lab.topo.node("h1")
+        pids = [labmod.ferryd_pid(h) for h in lab.topo.hosts]
+        etcd = json.loads((h1.state_dir / "etcd" / "etcd.pid").read_text())
+        tracked = [proc.ProcRef(p, proc.start_time_of(p) or -1) for p in pids if p]
+        tracked.append(proc.ProcRef(etcd["pid"], etcd["start_time"]))
+        assert all(ref.alive() for ref in tracked)
+    assert nsfs.list_netns(f"{name}-") == []
+    assert not any(ref.alive() for ref in tracked)
+    assert not h1.run_dir.exists()
+    with Netlink() as root:
+        assert all(dst != subnet for dst, _gw, _kind in root.routes())
+    again = subprocess.run(
+        [FERRY, "lab", "down", "--name", name], capture_output=True, text=True, check=False
+    )
+    assert again.returncode == 0, again.stderr  # a second down is harmless

@@ -1,0 +1,72 @@
+"""An in-process manager over the in-memory store: the manager's logic without etcd."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from ferry.manager import ca
+from ferry.manager.feed import StoreFeed
+from ferry.manager.join import JoinService
+from ferry.manager.nodes import NodeOps
+from ferry.manager.sessions import SessionHub
+from ferry.manager.store import Put, keys
+from ferry.manager.store.memory import MemoryStore
+from ferry.manager.store.schema import MANAGER_TYPES
+from ferry.manager.store.view import ClusterView
+from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.codec import encode
+from ferry.model.mirror import Mirror
+from ferry.model.node import Node, Role
+
+_CA = ca.create_ca("cluster0")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class ManagerRig:
+    clock: Clock
+    store: MemoryStore
+    mirror: Mirror
+    view: ClusterView
+    feed: StoreFeed
+    nodes: NodeOps
+    hub: SessionHub
+    joins: JoinService
+    ca: ca.KeyPair
+    secrets: ClusterSecrets
+
+    async def add_node(self, node_id: str, hostname: str, role: Role = Role.WORKER) -> Node:
+        node = Node(node_id=node_id, hostname=hostname, role=role, addr=f"10.99.0.{len(hostname)}")
+        rev = await self.store.commit([Put(keys.node(node_id), encode(node))])
+        assert rev is not None
+        await self.feed.wait_for(rev)
+        return node
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[ManagerRig]:
+    clock = Clock()
+    store = MemoryStore(clock)
+    secrets = ClusterSecrets(_CA.key_pem.decode(), "w" * 25, "m" * 25)
+    info = ClusterInfo("cluster0", "2026-01-01T00:00:00Z", _CA.cert_pem.decode())
+    await store.commit([Put(keys.CLUSTER, encode(info)), Put(keys.SECRETS, encode(secrets))])
+    mirror = Mirror(MANAGER_TYPES)
+    view = ClusterView(mirror)
+    feed = StoreFeed(store, mirror)
+    feed.start()
+    await feed.wait_for(store.revision)
+    nodes = NodeOps(store, view, feed)
+    hub = SessionHub(store, mirror, view, "mgr")
+    joins = JoinService(store, None, view, nodes)
+    yield ManagerRig(clock, store, mirror, view, feed, nodes, hub, joins, _CA, secrets)
+    await feed.stop()

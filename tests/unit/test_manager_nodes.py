@@ -1,0 +1,156 @@
+import json
+
+import pytest
+
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from ferry.manager import ca
+from ferry.manager.sessions import SESSION_TTL_S
+from ferry.manager.tokens import make_token
+from ferry.manager.wire import JoinRequest
+from ferry.model.node import Availability, Role
+from tests.unit.conftest import ManagerRig
+
+
+def join_request(rig: ManagerRig, secret: str, hostname: str = "h2", addr: str = "") -> JoinRequest:
+    token = make_token(ca.ca_der(rig.ca.cert_pem), secret)
+    return JoinRequest(
+        token=str(token),
+        csr_pem=ca.make_csr(ca.new_key_pem()).decode(),
+        hostname=hostname,
+        advertise_addr=addr,
+    )
+
+
+async def test_a_heartbeat_makes_a_node_ready_and_silence_makes_it_down(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    assert not rig.view.is_up("n1")
+    await rig.hub.heartbeat("n1")
+    await rig.feed.wait_for(rig.store.revision)
+    assert rig.view.is_up("n1")
+    rig.clock.now += SESSION_TTL_S - 1
+    await rig.hub.heartbeat("n1")  # refreshes the same lease
+    rig.clock.now += SESSION_TTL_S - 1
+    rig.store.expire_leases()
+    await rig.feed.wait_for(rig.store.revision)
+    assert rig.view.is_up("n1")
+    rig.clock.now += 2
+    rig.store.expire_leases()
+    await rig.feed.wait_for(rig.store.revision)
+    assert not rig.view.is_up("n1")
+    await rig.hub.heartbeat("n1")  # back: a fresh lease
+    await rig.feed.wait_for(rig.store.revision)
+    assert rig.view.is_up("n1")
+
+
+async def test_a_removed_node_cannot_keep_a_session(rig: ManagerRig) -> None:
+    with pytest.raises(Forbidden, match="removed"):
+        await rig.hub.heartbeat("ghost")
+
+
+async def test_the_session_stream_opens_with_a_snapshot_without_secrets(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    stream = rig.hub.stream("n1")
+    first = json.loads(await anext(stream))
+    assert first["t"] == "snapshot"
+    streamed = {item["k"] for item in first["items"]}
+    assert "/ferry/v1/nodes/n1" in streamed
+    assert "/ferry/v1/cluster" in streamed
+    assert "/ferry/v1/secrets" not in streamed
+    await rig.add_node("n2", "h2")
+    event = json.loads(await anext(stream))
+    assert event["t"] == "event"
+    assert [i["k"] for i in event["items"]] == ["/ferry/v1/nodes/n2"]
+    assert event["items"][0]["v"]["hostname"] == "h2"
+    await stream.aclose()
+
+
+async def test_updating_a_node_with_a_stale_version_is_refused(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    version = rig.view.node_version("n1")
+    await rig.nodes.update("h1", version, availability="drain")
+    node = rig.view.node("n1")
+    assert node is not None
+    assert node.availability == Availability.DRAIN
+    with pytest.raises(Conflict, match="out of sequence"):
+        await rig.nodes.update("h1", version, availability="active")
+
+
+async def test_bad_availability_and_role_changes_are_refused(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    with pytest.raises(InvalidArgument):
+        await rig.nodes.update("h1", None, availability="sleepy")
+    with pytest.raises(InvalidArgument, match="role"):
+        await rig.nodes.update("h1", None, role="manager")
+
+
+async def test_a_ready_node_is_removed_only_with_force(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1")
+    await rig.feed.wait_for(rig.store.revision)
+    with pytest.raises(Conflict, match="not down"):
+        await rig.nodes.remove("h1", force=False)
+    await rig.nodes.remove("h1", force=True)
+    assert rig.view.node("n1") is None
+    with pytest.raises(NotFound):
+        rig.nodes.find("h1")
+
+
+async def test_a_manager_cannot_be_removed_with_node_rm(rig: ManagerRig) -> None:
+    await rig.add_node("m1", "h1", Role.MANAGER)
+    with pytest.raises(Conflict, match="swarm leave"):
+        await rig.nodes.remove("h1", force=True)
+
+
+async def test_a_node_that_left_stays_listed_as_down(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1")
+    await rig.nodes.mark_left("n1")
+    node = rig.view.node("n1")
+    assert node is not None
+    assert node.left
+    assert not rig.view.is_up("n1")
+    with pytest.raises(Forbidden, match="left"):
+        await rig.hub.heartbeat("n1")
+
+
+async def test_a_worker_token_admits_a_worker_with_a_certificate(rig: ManagerRig) -> None:
+    response = await rig.joins.join(join_request(rig, rig.secrets.worker_secret), "10.99.0.12")
+    assert response.role == "worker"
+    assert response.addr == "10.99.0.12"
+    ca.verify_signed_by(response.cert_pem.encode(), rig.ca.cert_pem)
+    await rig.feed.wait_for(rig.store.revision)
+    joined = rig.view.node(response.node_id)
+    assert joined is not None
+    assert joined.hostname == "h2"
+    assert joined.role == Role.WORKER
+
+
+async def test_a_rotated_or_foreign_token_admits_nobody(rig: ManagerRig) -> None:
+    before = len(rig.view.nodes())
+    with pytest.raises(Forbidden, match="rotated"):
+        await rig.joins.join(join_request(rig, "x" * 25), "10.99.0.12")
+    foreign = make_token(ca.ca_der(ca.create_ca("other").cert_pem), rig.secrets.worker_secret)
+    request = join_request(rig, rig.secrets.worker_secret).model_copy(
+        update={"token": str(foreign)}
+    )
+    with pytest.raises(Forbidden, match="another swarm"):
+        await rig.joins.join(request, "10.99.0.12")
+    assert len(rig.view.nodes()) == before
+
+
+async def test_a_second_live_node_at_the_same_address_is_refused(rig: ManagerRig) -> None:
+    first = await rig.joins.join(join_request(rig, rig.secrets.worker_secret), "10.99.0.12")
+    await rig.hub.heartbeat(first.node_id)
+    await rig.feed.wait_for(rig.store.revision)
+    with pytest.raises(Conflict, match="already part"):
+        await rig.joins.join(join_request(rig, rig.secrets.worker_secret, "h2b"), "10.99.0.12")
+
+
+async def test_rotating_a_token_changes_only_that_role(rig: ManagerRig) -> None:
+    before = await rig.nodes.tokens()
+    await rig.nodes.rotate("worker")
+    after = await rig.nodes.tokens()
+    assert before["worker"] != after["worker"]
+    assert before["manager"] == after["manager"]
+    with pytest.raises(InvalidArgument):
+        await rig.nodes.rotate("admin")

@@ -1,0 +1,48 @@
+import pytest
+
+from ferry.errors import InvalidArgument
+from ferry.lab.topology import plan_topology
+
+
+def test_hosts_and_clients_get_their_documented_addresses() -> None:
+    topo = plan_topology("acc", 3, 2, "10.99.0.0/24")
+    assert [(n.name, n.addr) for n in topo.nodes] == [
+        ("h1", "10.99.0.11"),
+        ("h2", "10.99.0.12"),
+        ("h3", "10.99.0.13"),
+        ("c1", "10.99.0.101"),
+        ("c2", "10.99.0.102"),
+    ]
+    assert [n.name for n in topo.hosts] == ["h1", "h2", "h3"]
+
+
+def test_every_namespace_carries_the_lab_name_as_prefix() -> None:
+    topo = plan_topology("acc", 2, 1, "10.98.0.0/24")
+    assert topo.underlay_netns == "acc-ul"
+    assert all(n.netns.startswith("acc-") for n in topo.nodes)
+    assert topo.node("h2").netns_prefix == "acc-h2-"
+
+
+@pytest.mark.parametrize(
+    ("name", "hosts", "clients", "subnet"),
+    [
+        ("Acc", 3, 0, "10.99.0.0/24"),
+        ("a-b", 3, 0, "10.99.0.0/24"),
+        ("toolongname", 3, 0, "10.99.0.0/24"),
+        ("acc", 0, 0, "10.99.0.0/24"),
+        ("acc", 90, 0, "10.99.0.0/24"),
+        ("acc", 3, 100, "10.99.0.0/24"),
+        ("acc", 3, 0, "10.99.0.0/25"),
+        ("acc", 3, 0, "10.99.0.1/24"),
+        ("acc", 3, 0, "not-a-subnet"),
+    ],
+)
+def test_bad_lab_options_are_refused(name: str, hosts: int, clients: int, subnet: str) -> None:
+    with pytest.raises(InvalidArgument):
+        plan_topology(name, hosts, clients, subnet)
+
+
+def test_asking_for_an_unknown_host_lists_the_known_ones() -> None:
+    topo = plan_topology("acc", 2, 0, "10.99.0.0/24")
+    with pytest.raises(InvalidArgument, match="h1, h2"):
+        topo.node("h9")
