@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 from ferry.errors import FerryError, Unavailable, from_status
@@ -132,6 +132,14 @@ class ApiClient:
             return json.loads(raw)
         return raw.decode(errors="replace")
 
+    def begin(
+        self, method: str, path: str, *, query: Mapping[str, Any] | None = None
+    ) -> PendingResponse:
+        """Send a request and return once the response headers arrived; read the body later
+        (Docker's ``wait`` answers its headers at once and its body when a container ends)."""
+        conn, resp = self._send(method, path, query, None, None)
+        return PendingResponse(conn, resp)
+
     def get(self, path: str, **query: Any) -> Any:
         return self.call("GET", path, query=query)
 
@@ -169,6 +177,34 @@ class ApiClient:
         if buffer.strip():
             yield json.loads(buffer)
 
+    def upload(self, path: str, body: BinaryIO, **query: Any) -> Any:
+        """POST a file as the request body, streamed (image import)."""
+        clean = {k: _query_value(v) for k, v in query.items() if v is not None}
+        if clean:
+            path += "?" + urlencode(clean)
+        conn = self._connect(None)
+        try:
+            size = os.fstat(body.fileno()).st_size
+            conn.request(
+                "POST",
+                path,
+                body=body,
+                headers={
+                    "Host": "ferryd",
+                    "Content-Type": "application/x-tar",
+                    "Content-Length": str(size),
+                },
+            )
+            resp = conn.getresponse()
+            raw = resp.read()
+        except OSError as exc:
+            raise Unavailable(f"cannot talk to ferryd at {self.host}: {exc}") from exc
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise _error(resp.status, raw)
+        return json.loads(raw) if raw else None
+
     def ping(self) -> None:
         conn, resp = self._send("GET", "/_ping", None, None, self.timeout_s)
         resp.read()
@@ -202,6 +238,18 @@ class ApiClient:
             body_start = rest.find(b"{")
             raise _error(status, rest[body_start:] if body_start >= 0 else rest)
         return sock
+
+
+class PendingResponse:
+    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._resp = resp
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self._resp.read())
+        finally:
+            self._conn.close()
 
 
 def _query_value(value: Any) -> str:

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from ferry.cli import system
+from ferry.cli import containers, system
 from ferry.cli.common import set_host
+from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
+from ferry.cli.network import network_app
 from ferry.cli.swarm import node_app, swarm_app
 
 app = typer.Typer(
@@ -32,8 +34,11 @@ def main_options(
 
 
 system.register(app)
+containers.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
+app.add_typer(network_app, name="network")
+app.add_typer(image_app, name="image")
 app.add_typer(lab_app, name="lab")
 
 

@@ -1,5 +1,6 @@
-"""ferryd wired together: local API on a root-only unix socket, swarm membership, and the
-host's reconcilers; a clean stop on SIGTERM/SIGINT that leaves containers running."""
+"""ferryd wired together: local API on a root-only unix socket, swarm membership, containers,
+the host's network reconcilers and the embedded DNS; a clean stop on SIGTERM/SIGINT that leaves
+containers and the data plane running (a restarted ferryd finds them again)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,52 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 
 from aiohttp import web
 
+from ferry.agent.agent import Agent
+from ferry.agent.containers import ContainerService
+from ferry.agent.names import NameTable
+from ferry.agent.networks import NetworkAgent
+from ferry.api.routes.containers import ContainerRoutes
+from ferry.api.routes.images import ImageRoutes
+from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
 from ferry.api.server import make_app
+from ferry.daemon import resolvers
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.logs import kv
 from ferry.daemon.swarm import SwarmController
-from ferry.errors import FerryError, Unavailable
+from ferry.errors import FerryError, KernelError, Unavailable
+from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
+from ferry.manager.store import keys
+from ferry.model.container import Status
+from ferry.model.network import Endpoint
+from ferry.network.dns.server import DnsServer
+from ferry.network.drivers.overlay import OverlayDriver, Underlay
+from ferry.runtime.execs import ExecService
+from ferry.runtime.images import ImageStore
+from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.daemon")
+
+
+def underlay_of(addr: str, netns_prefix: str) -> Underlay:
+    """The underlay as this host sees it: the MTU of the interface holding ``addr``."""
+    with Netlink() as nl:
+        devices = [dev for dev, ip in nl.host_addresses() if ip == addr]
+        mtus = {link.name: link.mtu for link in nl.links()}
+    if not devices:
+        raise KernelError("find underlay", addr, None, "no interface holds this address")
+    return Underlay(addr=addr, mtu=mtus[devices[0]], netns_prefix=netns_prefix)
+
+
+def host_routes() -> list[tuple[str, str | None, int]]:
+    with Netlink() as nl:
+        return nl.routes()
 
 
 class Daemon:
@@ -28,15 +62,97 @@ class Daemon:
         self.config = config
         self.kernel = KernelThread()
         self.swarm = SwarmController(config, self.kernel)
+        self.network_agent: NetworkAgent | None = None
+        self.names = NameTable(self._endpoints, self._network_names, self._asker_networks)
+        self.containers = ContainerService(
+            netns_prefix=config.netns_prefix,
+            kernel=self.kernel,
+            images=ImageStore(config.images_dir),
+            store=ContainerStore(config.containers_dir),
+            networks=lambda: self.network_agent,
+            dns=None,
+            on_change=self._names_changed,
+        )
+        self.execs = ExecService()
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
         SwarmRoutes(self.swarm).register(self.app)
+        NetworkRoutes(self.swarm, self.containers).register(self.app)
+        ContainerRoutes(self.containers, self.execs).register(self.app)
+        ImageRoutes(self.containers).register(self.app)
+        self.swarm.agent_started.append(self._agent_started)
+        self.swarm.agent_stopping.append(self._agent_stopping)
+        self.swarm.leaving.append(self._leaving)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # names for DNS ---------------------------------------------------------------------------
+    def _endpoints(self) -> list[Endpoint]:
+        agent = self.swarm.agent
+        return agent.view.endpoints() if agent is not None else []
+
+    def _network_names(self) -> dict[str, str]:
+        agent = self.swarm.agent
+        return {n.net_id: n.name for n in agent.view.networks()} if agent is not None else {}
+
+    def _asker_networks(self, container_id: str) -> tuple[str, ...]:
+        return self.containers.networks_of(container_id)
+
+    def _names_changed(self) -> None:
+        self.names.invalidate()
+        if self.containers.dns is not None:
+            self.containers.dns.invalidate()
 
     def _counts(self) -> dict[str, int]:
-        return {}
+        containers = self.containers.all()
+        running = sum(1 for c in containers if c.state.status == Status.RUNNING)
+        return {
+            "containers": len(containers),
+            "running": running,
+            "stopped": len(containers) - running,
+            "images": len(self.containers.images.all()),
+        }
 
+    # agent lifecycle -------------------------------------------------------------------------
+    async def _agent_started(self, agent: Agent) -> None:
+        membership = self.swarm.membership
+        assert membership is not None
+        underlay = await self.kernel.run(underlay_of, membership.addr, self.config.netns_prefix)
+        overlay = OverlayDriver(self.kernel, underlay)
+        self.network_agent = NetworkAgent(
+            agent.node_id, agent.link, agent.view, overlay, self.containers.owner_ids
+        )
+        self.network_agent.start()
+
+        def changed(keys_changed: frozenset[str]) -> None:
+            if not keys_changed or any(
+                k.startswith((keys.ENDPOINTS, keys.NETWORKS)) for k in keys_changed
+            ):
+                self._names_changed()
+
+        self._unsubscribe = agent.mirror.subscribe(changed)
+
+    async def _agent_stopping(self, _agent: Agent) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        network_agent, self.network_agent = self.network_agent, None
+        if network_agent is not None:
+            await network_agent.stop()
+            await self.kernel.run(network_agent.overlay.close)
+
+    async def _leaving(self, _agent: Agent) -> None:
+        """Leaving the swarm: containers on swarm networks stop, the overlays go away."""
+        for container in self.containers.all():
+            if container.running and container.state.endpoints:
+                await self.containers.stop(container.config.container_id, timeout_s=0)
+        network_agent = self.network_agent
+        if network_agent is not None:
+            for short in network_agent.overlay.existing_sandboxes():
+                await network_agent.overlay.remove_network(short)
+
+    # run -------------------------------------------------------------------------------------
     def _claim_socket(self) -> None:
         path = self.config.socket_path
         if not path.exists():
@@ -60,11 +176,17 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        servers = resolvers.nameservers(resolvers.read_resolv_conf())
+        upstreams = resolvers.reachable(servers, await self.kernel.run(host_routes))
+        dns = DnsServer(self.names.lookup, self.names.reverse, upstreams)
+        self.containers.dns = dns
+        log.info("embedded DNS ready", extra=kv(upstreams=",".join(upstreams) or "none"))
         try:
             await self.swarm.restore()
         except FerryError as exc:
             # keep serving the local API so the operator can see the error and leave --force
             log.error("could not restore swarm membership", extra=kv(error=exc))
+        await self.containers.restore()
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
@@ -79,6 +201,8 @@ class Daemon:
         await self._stop.wait()
         log.info("ferryd stopping")
         await self._runner.cleanup()
+        await self.containers.close()
+        await dns.close()
         await self.swarm.shutdown()
         self.kernel.shutdown()
         cfg.socket_path.unlink(missing_ok=True)

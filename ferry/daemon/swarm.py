@@ -75,6 +75,7 @@ class SwarmController:
         self._lock = asyncio.Lock()
         self.agent_started: list[AgentHook] = []
         self.agent_stopping: list[AgentHook] = []
+        self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
         self.manager_started: list[ManagerHook] = []
 
     # access ----------------------------------------------------------------------------------
@@ -331,12 +332,13 @@ class SwarmController:
             membership, agent = self.require_member()
             if self.manager is not None:
                 await self._leave_as_manager(self.manager, membership, force)
-            else:
-                try:
-                    await agent.link.call("POST", "/v1/leave", {})
-                except FerryError as exc:
-                    # leaving is local first: the managers will see this node Down regardless
-                    log.warning("could not tell the managers we leave", extra=kv(error=exc))
+            for hook in self.leaving:
+                await hook(agent)
+            try:
+                await agent.link.call("POST", "/v1/leave", {})
+            except FerryError as exc:
+                # leaving is local first: the managers will see this node Down regardless
+                log.warning("could not tell the managers we leave", extra=kv(error=exc))
             await self._stop_agent()
             if self.manager is not None:
                 await self.manager.stop()

@@ -161,3 +161,19 @@ async def wait_gone(ref: ProcRef, timeout_s: float) -> bool:
         await asyncio.sleep(0.02)
     reap(ref.pid)
     return True
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all its threads)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return out

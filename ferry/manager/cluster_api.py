@@ -9,7 +9,7 @@ id and role; handlers act for that node only.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -17,14 +17,16 @@ from aiohttp import web
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager import ca
 from ferry.manager.join import JoinService
+from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.nodes import NodeOps
 from ferry.manager.sessions import SessionHub
-from ferry.manager.wire import JoinRequest
+from ferry.manager.wire import AttachBody, JoinRequest
+from ferry.model.codec import encode
+from ferry.model.network import EndpointKind
 from ferry.weberrors import Handler, errors_middleware
 
 PORT = 2377
 PUBLIC_PATHS = frozenset({"/v1/ca", "/v1/join"})
-IDENTITY = web.AppKey("identity", ca.Identity)
 
 RouteAdder = Callable[[web.RouteTableDef], None]
 
@@ -146,4 +148,32 @@ class ClusterApi:
             self._runner = None
 
 
-AsyncHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def attachment_routes(networks: NetworkOps) -> RouteAdder:
+    """Endpoints for a node's standalone containers: the node named by its certificate."""
+
+    def add(routes: web.RouteTableDef) -> None:
+        @routes.post("/v1/attachments")
+        async def attach(request: web.Request) -> web.Response:
+            body = AttachBody.model_validate_json(await request.read())
+            endpoint = await networks.attach(
+                AttachRequest(
+                    net=body.net,
+                    node_id=caller(request).node_id,
+                    owner_id=body.owner_id,
+                    name=body.name,
+                    kind=EndpointKind(body.kind),
+                    aliases=tuple(body.aliases),
+                    hostname=body.hostname,
+                    ip=body.ip,
+                )
+            )
+            return web.json_response(text=encode(endpoint).decode())
+
+        @routes.delete("/v1/attachments/{net_id}/{ep_id}")
+        async def release(request: web.Request) -> web.Response:
+            await networks.release(
+                request.match_info["net_id"], request.match_info["ep_id"], caller(request).node_id
+            )
+            return web.json_response({})
+
+    return add

@@ -58,7 +58,7 @@ class NodeOps:
             self._view.leader_id() == node.node_id,
         )
 
-    def list(self) -> list[NodeState]:
+    def all(self) -> list[NodeState]:
         nodes = sorted(self._view.nodes(), key=lambda n: (n.hostname, n.node_id))
         return [self.state(n) for n in nodes]
 

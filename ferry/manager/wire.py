@@ -34,3 +34,13 @@ class Heartbeat(BaseModel):
 class HeartbeatReply(BaseModel):
     ttl_s: int
     managers: list[str] = Field(default_factory=list)
+
+
+class AttachBody(BaseModel):
+    net: str
+    owner_id: str
+    name: str
+    kind: str = "container"
+    aliases: list[str] = Field(default_factory=list)
+    hostname: str = ""
+    ip: str = ""

@@ -121,7 +121,7 @@ class SwarmRoutes:
     async def list_nodes(self, request: web.Request) -> web.Response:
         manager = self.swarm.require_manager()
         filters = query_filters(request)
-        states = manager.nodes.list()
+        states = manager.nodes.all()
         if "id" in filters:
             states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
         if "name" in filters:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ferry.manager.store import keys
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession
 
 
@@ -21,6 +22,8 @@ TYPES: dict[str, type[Any]] = {
     keys.LEADER: LeaderRecord,
     keys.NODES: Node,
     keys.SESSIONS: NodeSession,
+    keys.NETWORKS: Network,
+    keys.ENDPOINTS: Endpoint,
 }
 
 # The manager mirrors everything, including what is never streamed to agents.

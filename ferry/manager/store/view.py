@@ -6,6 +6,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.schema import LeaderRecord
 from ferry.model.cluster import ClusterInfo
 from ferry.model.mirror import Mirror
+from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession, Role
 
 
@@ -42,3 +43,17 @@ class ClusterView:
 
     def manager_addrs(self) -> list[str]:
         return sorted(n.addr for n in self.managers() if not n.left)
+
+    def networks(self) -> list[Network]:
+        return self.mirror.objects(keys.NETWORKS, Network)
+
+    def network(self, net_id: str) -> Network | None:
+        return self.mirror.obj(keys.network(net_id), Network)
+
+    def endpoints(self, net_id: str | None = None) -> list[Endpoint]:
+        prefix = keys.endpoints_of(net_id) if net_id else keys.ENDPOINTS
+        return self.mirror.objects(prefix, Endpoint)
+
+    def node_addr(self, node_id: str) -> str | None:
+        node = self.node(node_id)
+        return node.addr if node else None

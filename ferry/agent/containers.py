@@ -1,0 +1,549 @@
+"""Standalone containers on this host: create, start, stop, remove, and finding them again.
+
+Design notes. A container is a directory (runtime.store), a network namespace
+(``<prefix>c-<id12>``), its endpoints, a DNS socket pair inside that namespace, and one shim
+process that waits for the command (runtime.bundle). Starting registers every undo step as it
+goes; a failure unwinds them in reverse, so nothing is left half-made. The command's exit is
+noticed through a pidfd on the shim, whether ferryd started it or found it after a restart;
+then the network side is torn down and the exit code recorded. Stopping ferryd stops nothing:
+a restarted ferryd reads the directories, adopts the shims that still run, and finishes the
+containers that ended while it was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import shutil
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from ferry.agent.networks import NetworkAgent
+from ferry.daemon.files import write_atomic
+from ferry.daemon.logs import kv
+from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
+from ferry.kernel import nsfs, proc
+from ferry.kernel.netlink import Netlink
+from ferry.kernel.thread import KernelThread
+from ferry.model.container import (
+    AttachedEndpoint,
+    Container,
+    ContainerConfig,
+    ContainerState,
+    NetworkChoice,
+    Status,
+    check_name,
+)
+from ferry.model.ids import new_hex_id
+from ferry.model.names import random_name
+from ferry.network import ipam
+from ferry.runtime import bundle
+from ferry.runtime.images import Image, ImageStore
+from ferry.runtime.store import ContainerStore
+
+log = logging.getLogger("ferry.containers")
+
+STOP_TIMEOUT_S = 10
+KILL_WAIT_S = 10.0
+INIT_WAIT_S = 3.0
+
+
+class Dns(Protocol):
+    async def attach(self, key: str, netns: Path) -> None: ...
+    async def detach(self, key: str) -> None: ...
+    def invalidate(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    image: str
+    cmd: tuple[str, ...]
+    name: str = ""
+    env: tuple[str, ...] = ()
+    hostname: str = ""
+    networks: tuple[NetworkChoice, ...] = ()
+    auto_remove: bool = False
+    labels: dict[str, str] | None = None
+    working_dir: str = ""
+    task_id: str = ""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _make_netns(name: str) -> None:
+    path = nsfs.create_netns(name)
+    with Netlink(path) as nl:
+        nl.set_link("lo", up=True)
+
+
+def _remove_netns(name: str) -> None:
+    path = nsfs.netns_path(name)
+    if path.exists():
+        with Netlink(path) as nl:  # veths first, so none outlives a lingering namespace
+            for link in nl.links():
+                if link.name != "lo":
+                    nl.delete_link(link.name)
+    nsfs.delete_netns(name)
+
+
+class ContainerService:
+    def __init__(
+        self,
+        *,
+        netns_prefix: str,
+        kernel: KernelThread,
+        images: ImageStore,
+        store: ContainerStore,
+        networks: Callable[[], NetworkAgent | None],
+        dns: Dns | None,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._prefix = netns_prefix
+        self._kernel = kernel
+        self.images = images
+        self.store = store
+        self._networks = networks
+        self.dns = dns
+        self._on_change = on_change
+        self._containers: dict[str, Container] = {}
+        self._watchers: dict[str, proc.ExitWatcher] = {}
+        self._exit_waiters: dict[str, list[asyncio.Future[int]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # lookups ---------------------------------------------------------------------------------
+    def all(self) -> list[Container]:
+        return sorted(self._containers.values(), key=lambda c: c.config.created_at, reverse=True)
+
+    def owner_ids(self) -> set[str]:
+        return set(self._containers)
+
+    def find(self, ref: str) -> Container:
+        ref = ref.lstrip("/")
+        for container in self._containers.values():
+            if ref in (container.config.container_id, container.config.name):
+                return container
+        hits = [c for c in self._containers.values() if c.config.container_id.startswith(ref)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InvalidArgument(f"container id prefix {ref} is ambiguous: use more characters")
+        raise NotFound(f"No such container: {ref}")
+
+    def is_running(self, container_id: str) -> bool:
+        """False also when the container is gone (removed, e.g. by --rm)."""
+        container = self._containers.get(container_id)
+        return container is not None and container.running
+
+    def networks_of(self, container_id: str) -> tuple[str, ...]:
+        container = self._containers.get(container_id)
+        return tuple(ep.net_id for ep in container.state.endpoints) if container else ()
+
+    def netns_path(self, container: Container) -> Path:
+        return nsfs.netns_path(f"{self._prefix}c-{container.config.short_id}")
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _save(self, container: Container) -> Container:
+        self._containers[container.config.container_id] = container
+        self.store.save_state(container.config.container_id, container.state)
+        return container
+
+    # create ----------------------------------------------------------------------------------
+    def _network_agent(self, network: str) -> NetworkAgent:
+        agent = self._networks()
+        if agent is None:
+            raise NotFound(
+                f"network {network} not found: this node is not part of a swarm, and swarm "
+                "networks are the only kind Ferry has here"
+            )
+        return agent
+
+    def _check_networks(self, choices: tuple[NetworkChoice, ...]) -> None:
+        seen = set()
+        for choice in choices:
+            network = self._network_agent(choice.network).resolve(choice.network)
+            if network.net_id in seen:
+                raise InvalidArgument(f"network {network.name} is given twice")
+            seen.add(network.net_id)
+            if not network.attachable:
+                raise InvalidArgument(
+                    f"network {network.name} is not manually attachable: create it with "
+                    "--attachable to run standalone containers on it"
+                )
+            if choice.ip:
+                ipam.check_static_ip(network.subnet, network.gateway, choice.ip, set())
+
+    async def create(self, req: CreateRequest) -> Container:
+        image = self.images.get(req.image)
+        taken = {c.config.name for c in self._containers.values()}
+        name = req.name or random_name(taken)
+        check_name(name)
+        if name in taken:
+            other = next(c for c in self._containers.values() if c.config.name == name)
+            raise Conflict(
+                f'The container name "/{name}" is already in use by container '
+                f'"{other.config.container_id}". You have to remove (or rename) that container '
+                "to be able to reuse that name."
+            )
+        if not req.cmd:
+            raise InvalidArgument("no command specified: give the command to run after the image")
+        self._check_networks(req.networks)
+        config = ContainerConfig(
+            container_id=new_hex_id(),
+            name=name,
+            image=image.name,
+            cmd=req.cmd,
+            env=req.env,
+            hostname=req.hostname,
+            networks=req.networks,
+            auto_remove=req.auto_remove,
+            labels=dict(req.labels or {}),
+            working_dir=req.working_dir,
+            created_at=now_iso(),
+            task_id=req.task_id,
+        )
+        container = self.store.create(config)
+        self._containers[config.container_id] = container
+        return container
+
+    # start -----------------------------------------------------------------------------------
+    def _check_command(self, config: ContainerConfig, image: Image) -> None:
+        command = config.cmd[0]
+        path = bundle.environment(config)["PATH"]
+        if "/" in command:
+            return  # a path: the shell reports it if it is missing
+        root = str(image.rootfs) if image.rootfs else ""
+        found = any(shutil.which(command, path=root + d) for d in path.split(":") if d)
+        if not found:
+            raise InvalidArgument(f'exec: "{command}": executable file not found in $PATH')
+
+    async def start(self, ref: str) -> bool:
+        """Start a container; False when it was running already."""
+        container = self.find(ref)
+        cid = container.config.container_id
+        async with self._lock(cid):
+            container = self._containers[cid]
+            if container.running:
+                return False
+            image = self.images.get(container.config.image)
+            self._check_command(container.config, image)
+            undo: list[Callable[[], Awaitable[None]]] = []
+            try:
+                await self._start(container, image, undo)
+            except BaseException as exc:
+                for step in reversed(undo):
+                    try:
+                        await step()
+                    except FerryError as undo_exc:
+                        log.warning(
+                            "undo step failed", extra=kv(container=cid[:12], error=undo_exc)
+                        )
+                failed = ContainerState(status=Status.CREATED, error=str(exc))
+                self._save(Container(container.config, failed))
+                self._on_change()
+                raise
+        return True
+
+    async def _start(
+        self, container: Container, image: Image, undo: list[Callable[[], Awaitable[None]]]
+    ) -> None:
+        config = container.config
+        cid = config.container_id
+        netns_name = f"{self._prefix}c-{config.short_id}"
+        path = nsfs.netns_path(netns_name)
+        await self._kernel.run(_make_netns, netns_name)
+        undo.append(functools.partial(self._kernel.run, _remove_netns, netns_name))
+        endpoints: list[AttachedEndpoint] = []
+        for i, choice in enumerate(config.networks):
+            agent = self._network_agent(choice.network)
+            attached = await agent.attach(
+                choice,
+                path,
+                f"eth{i}",
+                owner_id=cid,
+                name=config.name,
+                hostname=config.effective_hostname,
+            )
+            endpoints.append(attached)
+            undo.append(functools.partial(agent.detach, attached))
+        self._write_files(config, tuple(endpoints), image)
+        self._containers[cid] = Container(
+            config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
+        )
+        if self.dns is not None:
+            await self.dns.attach(cid, path)
+            undo.append(functools.partial(self.dns.detach, cid))
+        self._on_change()
+        directory = self.store.dir(cid)
+        self.store.exit_file(cid).unlink(missing_ok=True)
+        shim = proc.spawn(
+            bundle.shim_argv(path, directory / "init.sh", self.store.exit_file(cid), config.cmd),
+            env=bundle.environment(config),
+            log_path=self.store.log_path(cid),
+            cwd=directory,
+        )
+        init_pid = await self._find_init(shim)
+        state = ContainerState(
+            status=Status.RUNNING,
+            shim_pid=shim.pid,
+            shim_start=shim.start_time,
+            pid=init_pid,
+            pid_start=proc.start_time_of(init_pid) or 0 if init_pid else 0,
+            started_at=now_iso(),
+            netns=netns_name,
+            endpoints=tuple(endpoints),
+            restart_count=container.state.restart_count,
+        )
+        self._save(Container(config, state))
+        self._watch(cid, shim)
+        log.info("container started", extra=kv(name=config.name, id=config.short_id, pid=init_pid))
+
+    def _write_files(
+        self, config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...], image: Image
+    ) -> None:
+        directory = self.store.dir(config.container_id)
+        write_atomic(directory / "hosts", bundle.hosts_file(config, endpoints).encode(), 0o644)
+        write_atomic(directory / "resolv.conf", bundle.resolv_conf().encode(), 0o644)
+        write_atomic(directory / "hostname", f"{config.effective_hostname}\n".encode(), 0o644)
+        script = bundle.init_script(config, directory, image.rootfs)
+        write_atomic(directory / "init.sh", script.encode(), 0o755)
+
+    async def _find_init(self, shim: proc.ProcRef) -> int:
+        """The container's PID 1 as the host sees it: the shim's only child."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INIT_WAIT_S
+        while loop.time() < deadline:
+            children = proc.children_of(shim.pid)
+            if children:
+                return children[0]
+            if not shim.alive():
+                return 0  # it ended already; the exit watcher records how
+            await asyncio.sleep(0.002)
+        raise Unavailable("the container's process did not start in time")
+
+    # exit ------------------------------------------------------------------------------------
+    def _watch(self, cid: str, shim: proc.ProcRef) -> None:
+        self._watchers[cid] = proc.ExitWatcher(shim, lambda _status: self._spawn(self._finish(cid)))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, cid: str) -> None:
+        async with self._lock(cid):
+            container = self._containers.get(cid)
+            if container is None or not container.running:
+                return
+            self._watchers.pop(cid, None)
+            code = self.store.read_exit_code(cid)
+            await self._teardown(container)
+            state = replace(
+                container.state,
+                status=Status.EXITED,
+                exit_code=255 if code is None else code,
+                finished_at=now_iso(),
+                pid=0,
+                pid_start=0,
+                shim_pid=0,
+                shim_start=0,
+                netns="",
+                endpoints=(),
+            )
+            self._save(Container(container.config, state))
+            self._on_change()
+            log.info("container exited", extra=kv(name=container.config.name, code=state.exit_code))
+        for waiter in self._exit_waiters.pop(cid, []):
+            if not waiter.done():
+                waiter.set_result(state.exit_code)
+        if container.config.auto_remove:
+            await self.remove(cid, force=True)
+
+    async def _teardown(self, container: Container) -> None:
+        cid = container.config.container_id
+        if self.dns is not None:
+            await self.dns.detach(cid)
+        agent = self._networks()
+        for attached in container.state.endpoints:
+            try:
+                if agent is not None:
+                    await agent.detach(attached)
+            except FerryError as exc:
+                log.warning("endpoint teardown failed", extra=kv(ep=attached.ep_id[:12], error=exc))
+        if container.state.netns:
+            await self._kernel.run(_remove_netns, container.state.netns)
+
+    # stop / kill / remove --------------------------------------------------------------------
+    def _init_ref(self, container: Container) -> proc.ProcRef:
+        return proc.ProcRef(container.state.pid, container.state.pid_start)
+
+    async def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
+        container = self.find(ref)
+        if not container.running:
+            raise Conflict(f"Container {container.config.name} is not running")
+        if not proc.signal_process(self._init_ref(container), sig):
+            proc.signal_process(
+                proc.ProcRef(container.state.shim_pid, container.state.shim_start), sig
+            )
+
+    def _next_exit(self, cid: str) -> asyncio.Future[int]:
+        """A future resolved with the exit code the next time the container's command ends."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._exit_waiters.setdefault(cid, []).append(future)
+        return future
+
+    async def _wait_done(self, future: asyncio.Future[int], timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self, ref: str, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """SIGTERM, then SIGKILL after ``timeout_s``; False when it was not running."""
+        container = self.find(ref)
+        cid = container.config.container_id
+        if not container.running:
+            return False
+        exited = self._next_exit(cid)
+        if timeout_s > 0:
+            proc.signal_process(self._init_ref(container), signal.SIGTERM)
+            if await self._wait_done(exited, timeout_s):
+                return True
+        await self.kill(cid, signal.SIGKILL)
+        if not await self._wait_done(exited, KILL_WAIT_S):
+            raise Unavailable(f"container {container.config.name} did not stop")
+        return True
+
+    async def restart(self, ref: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        container = self.find(ref)
+        await self.stop(container.config.container_id, timeout_s)
+        await self.start(container.config.container_id)
+
+    async def remove(self, ref: str, force: bool = False) -> Container:
+        container = self.find(ref)
+        cid = container.config.container_id
+        if container.running:
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {cid}. Stop the container before "
+                    "attempting removal or force remove"
+                )
+            exited = self._next_exit(cid)
+            await self.kill(cid, signal.SIGKILL)
+            if not await self._wait_done(exited, KILL_WAIT_S):
+                raise Unavailable(f"container {container.config.name} did not stop")
+        async with self._lock(cid):
+            if cid not in self._containers:
+                return container  # removed meanwhile (--rm)
+            self._containers.pop(cid, None)
+            self.store.remove(cid)
+        self._locks.pop(cid, None)
+        self._on_change()
+        return container
+
+    def exit_future(self, ref: str, next_exit: bool = False) -> asyncio.Future[int]:
+        """The exit code: now if it is not running (unless ``next_exit``), else when it ends.
+        Registered at once, so an exit right after this call is not missed."""
+        container = self.find(ref)
+        if container.running or next_exit:
+            return self._next_exit(container.config.container_id)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.set_result(container.state.exit_code)
+        return done
+
+    async def wait(self, ref: str, next_exit: bool = False) -> int:
+        return await self.exit_future(ref, next_exit)
+
+    # network connect / disconnect ------------------------------------------------------------
+    async def connect(self, ref: str, choice: NetworkChoice) -> None:
+        container = self.find(ref)
+        cid = container.config.container_id
+        async with self._lock(cid):
+            container = self._containers[cid]
+            agent = self._network_agent(choice.network)
+            network = agent.resolve(choice.network)
+            known = {agent.resolve(c.network).net_id for c in container.config.networks}
+            if network.net_id in known:
+                raise Conflict(
+                    f"endpoint with name {container.config.name} already exists in network "
+                    f"{network.name}"
+                )
+            self._check_networks((choice,))
+            config = replace(container.config, networks=(*container.config.networks, choice))
+            self.store.save_config(config)
+            state = container.state
+            if container.running:
+                used = {ep.ifname for ep in state.endpoints}
+                ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+                attached = await agent.attach(
+                    choice,
+                    nsfs.netns_path(state.netns),
+                    ifname,
+                    owner_id=cid,
+                    name=config.name,
+                    hostname=config.effective_hostname,
+                )
+                state = replace(state, endpoints=(*state.endpoints, attached))
+                image = self.images.get(config.image)
+                self._write_files(config, state.endpoints, image)
+            self._save(Container(config, state))
+        self._on_change()
+
+    async def disconnect(self, ref: str, net_id: str) -> None:
+        container = self.find(ref)
+        cid = container.config.container_id
+        async with self._lock(cid):
+            container = self._containers[cid]
+            agent = self._network_agent(net_id)
+            keep = tuple(
+                c for c in container.config.networks if agent.resolve(c.network).net_id != net_id
+            )
+            if len(keep) == len(container.config.networks):
+                raise NotFound(f"container {container.config.name} is not connected to {net_id}")
+            config = replace(container.config, networks=keep)
+            self.store.save_config(config)
+            state = container.state
+            for attached in [ep for ep in state.endpoints if ep.net_id == net_id]:
+                await agent.detach(attached)
+            state = replace(
+                state, endpoints=tuple(e for e in state.endpoints if e.net_id != net_id)
+            )
+            self._save(Container(config, state))
+        self._on_change()
+
+    # restart of ferryd -----------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Find the containers again: adopt running shims, finish those that ended meanwhile."""
+        self.store.remove_incomplete()
+        for container in self.store.load_all():
+            cid = container.config.container_id
+            self._containers[cid] = container
+            if not container.running:
+                continue
+            shim = proc.ProcRef(container.state.shim_pid, container.state.shim_start)
+            if shim.alive():
+                if self.dns is not None:
+                    await self.dns.attach(cid, nsfs.netns_path(container.state.netns))
+                self._watch(cid, shim)
+                log.info("adopted running container", extra=kv(name=container.config.name))
+            else:
+                self._spawn(self._finish(cid))
+        self._on_change()
+
+    async def close(self) -> None:
+        """ferryd stops: stop watching (containers keep running), let finishing work end."""
+        for watcher in self._watchers.values():
+            watcher.cancel()
+        self._watchers.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,200 @@
+"""This host's side of swarm networks: endpoints for local containers, sandboxes, peers.
+
+Design notes. Attaching a container asks a manager for an endpoint (address and MAC, recorded
+in the store at once, so other hosts start programming their peers while this host is still
+wiring the veth), then has the driver build the sandbox (if needed) and the container's
+interface. The reconciler is level-triggered: on any change of the mirrored state it recomputes,
+for every network with a local endpoint, the full set of remote peers and hands it to the
+driver, which applies only the difference; sandboxes no local endpoint needs are removed.
+
+It never acts before the first snapshot of the session arrived: an empty mirror would read as
+"nothing is wanted" and tear down a restarted host's working data plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ferry.agent.link import ManagerLink
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError, InvalidArgument, NotFound
+from ferry.manager.store import keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.codec import decode_plain
+from ferry.model.container import AttachedEndpoint, NetworkChoice
+from ferry.model.network import Endpoint, EndpointKind, Network
+from ferry.network.drivers.overlay import OverlayDriver
+from ferry.network.peers import desired_peers
+
+log = logging.getLogger("ferry.agent.networks")
+
+RETRY_S = 1.0
+
+
+class NetworkAgent:
+    def __init__(
+        self,
+        node_id: str,
+        link: ManagerLink,
+        view: ClusterView,
+        overlay: OverlayDriver,
+        local_owners: Callable[[], set[str]],
+    ) -> None:
+        self.node_id = node_id
+        self._link = link
+        self._view = view
+        self.overlay = overlay
+        self._local_owners = local_owners
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._pending_release: set[tuple[str, str]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.reconciled = asyncio.Event()  # set after every completed pass (tests, benchmarks)
+
+    def start(self) -> None:
+        self._unsubscribe = self._view.mirror.subscribe(self._changed)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._view.mirror.synced:
+            self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await cancel_and_wait([self._task])
+
+    def _changed(self, changed: frozenset[str]) -> None:
+        if (
+            any(k.startswith((keys.ENDPOINTS, keys.NETWORKS, keys.NODES)) for k in changed)
+            or not changed
+        ):
+            self._dirty.set()
+
+    # lookups ---------------------------------------------------------------------------------
+    def resolve(self, ref: str) -> Network:
+        networks = self._view.networks()
+        for net in networks:
+            if ref in (net.net_id, net.name):
+                return net
+        prefixed = [n for n in networks if n.net_id.startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        raise NotFound(f"network {ref} not found")
+
+    # attach / detach -------------------------------------------------------------------------
+    async def attach(
+        self,
+        choice: NetworkChoice,
+        netns: Path,
+        ifname: str,
+        *,
+        owner_id: str,
+        name: str,
+        hostname: str,
+        kind: EndpointKind = EndpointKind.CONTAINER,
+    ) -> AttachedEndpoint:
+        network = self.resolve(choice.network)
+        if network.ingress and kind == EndpointKind.CONTAINER:
+            raise InvalidArgument("the ingress network is for the routing mesh only")
+        raw = await self._link.call(
+            "POST",
+            "/v1/attachments",
+            {
+                "net": network.net_id,
+                "owner_id": owner_id,
+                "name": name,
+                "kind": kind.value,
+                "aliases": list(choice.aliases),
+                "hostname": hostname,
+                "ip": choice.ip,
+            },
+        )
+        endpoint = decode_plain(Endpoint, raw)
+        try:
+            await self.overlay.ensure_network(network)
+            await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
+        except BaseException:
+            await self.release(network.net_id, endpoint.ep_id)
+            raise
+        return AttachedEndpoint(
+            net_id=network.net_id,
+            net_name=network.name,
+            driver=network.driver.value,
+            ep_id=endpoint.ep_id,
+            ip=endpoint.ip,
+            prefixlen=network.prefixlen,
+            gateway=network.gateway,
+            mac=endpoint.mac,
+            ifname=ifname,
+            aliases=tuple(choice.aliases),
+        )
+
+    async def detach(self, attached: AttachedEndpoint) -> None:
+        await self.overlay.remove_endpoint(attached.net_id, attached.ep_id)
+        await self.release(attached.net_id, attached.ep_id)
+
+    async def release(self, net_id: str, ep_id: str) -> None:
+        """Give an endpoint back; if no manager answers, keep it and retry later."""
+        try:
+            await self._link.call("DELETE", f"/v1/attachments/{net_id}/{ep_id}")
+            self._pending_release.discard((net_id, ep_id))
+        except NotFound:
+            self._pending_release.discard((net_id, ep_id))
+        except FerryError as exc:
+            log.warning("endpoint release deferred", extra=kv(ep=ep_id[:12], error=exc))
+            self._pending_release.add((net_id, ep_id))
+            self._dirty.set()
+
+    # reconcile -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not self._view.mirror.synced:
+                continue
+            try:
+                await self.reconcile()
+                self.reconciled.set()
+            except FerryError as exc:
+                log.warning("network reconcile failed; retrying", extra=kv(error=exc))
+                await asyncio.sleep(RETRY_S)
+                self._dirty.set()
+
+    async def reconcile(self) -> None:
+        for net_id, ep_id in list(self._pending_release):
+            await self.release(net_id, ep_id)
+        await self._collect_orphans()
+        networks = {n.net_id: n for n in self._view.networks()}
+        vteps = {n.node_id: n.addr for n in self._view.nodes()}
+        endpoints = self._view.endpoints()
+        local_nets = {e.net_id for e in endpoints if e.node_id == self.node_id}
+        for net_id in sorted(local_nets):
+            network = networks.get(net_id)
+            if network is None:
+                continue
+            peers = desired_peers((e for e in endpoints if e.net_id == net_id), self.node_id, vteps)
+            await self.overlay.ensure_network(network)
+            plan = await self.overlay.set_peers(net_id, peers)
+            if not plan.empty:
+                log.debug("peers programmed", extra=kv(network=network.name, changes=len(plan)))
+        for short in self.overlay.existing_sandboxes():
+            if not any(net_id.startswith(short) for net_id in local_nets):
+                log.info("removing unused sandbox", extra=kv(net=short))
+                await self.overlay.remove_network(short)  # sandboxes are named by short id
+
+    async def _collect_orphans(self) -> None:
+        """Endpoints of this node whose container is gone (ferryd died mid-way): release them.
+        A container is registered locally before it asks for endpoints, so a starting one is
+        never mistaken for an orphan."""
+        owners = self._local_owners()
+        for endpoint in self._view.endpoints():
+            if (
+                endpoint.node_id == self.node_id
+                and endpoint.kind == EndpointKind.CONTAINER
+                and endpoint.owner_id not in owners
+            ):
+                log.info("releasing an orphaned endpoint", extra=kv(ep=endpoint.ep_id[:12]))
+                await self.release(endpoint.net_id, endpoint.ep_id)

@@ -1,0 +1,169 @@
+"""Domain objects rendered in the Docker Engine API's JSON shapes (the one place that knows
+how Docker spells a network or a container)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ferry.model.container import Container, Status
+from ferry.model.network import Endpoint, EndpointKind, Network
+from ferry.model.node import Node
+
+
+def _epoch(iso: str) -> int:
+    if not iso:
+        return 0
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+def _ago(iso: str) -> str:
+    seconds = max(0, int(dt.datetime.now(dt.UTC).timestamp()) - _epoch(iso))
+    if seconds < 60:
+        return "Less than a minute" if seconds > 1 else "Less than a second"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> dict[str, Any]:
+    containers = {}
+    for ep in sorted(endpoints, key=lambda e: e.ip):
+        if ep.kind == EndpointKind.VIP:
+            continue
+        key = ep.owner_id if ep.kind != EndpointKind.SANDBOX else f"lb-{net.name}"
+        node = nodes.get(ep.node_id)
+        containers[key] = {
+            "Name": ep.name,
+            "EndpointID": ep.ep_id,
+            "MacAddress": ep.mac,
+            "IPv4Address": f"{ep.ip}/{net.prefixlen}",
+            "IPv6Address": "",
+            "Node": node.hostname if node else ep.node_id,
+        }
+    peer_ids = sorted({ep.node_id for ep in endpoints if ep.kind != EndpointKind.VIP})
+    peers = [
+        {"Name": f"{nodes[n].hostname}-{n[:12]}", "IP": nodes[n].addr}
+        for n in peer_ids
+        if n in nodes
+    ]
+    ipam_config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
+    if net.ip_range:
+        ipam_config["IPRange"] = net.ip_range
+    options = dict(net.options)
+    if net.vni:
+        options["com.docker.network.driver.overlay.vxlanid_list"] = str(net.vni)
+    return {
+        "Name": net.name,
+        "Id": net.net_id,
+        "Created": net.created_at,
+        "Scope": net.scope.value,
+        "Driver": net.driver.value,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": [ipam_config]},
+        "Internal": net.internal,
+        "Attachable": net.attachable,
+        "Ingress": net.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": options,
+        "Labels": net.labels,
+        "Peers": peers,
+    }
+
+
+def _status_text(container: Container) -> str:
+    state = container.state
+    if state.status == Status.RUNNING:
+        return f"Up {_ago(state.started_at)}"
+    if state.status == Status.EXITED:
+        return f"Exited ({state.exit_code}) {_ago(state.finished_at)} ago"
+    return "Created"
+
+
+def _networks(container: Container) -> dict[str, Any]:
+    return {
+        ep.net_name: {
+            "NetworkID": ep.net_id,
+            "EndpointID": ep.ep_id,
+            "Gateway": ep.gateway,
+            "IPAddress": ep.ip,
+            "IPPrefixLen": ep.prefixlen,
+            "MacAddress": ep.mac,
+            "Aliases": list(ep.aliases),
+            "DNSNames": [container.config.name, *ep.aliases, container.config.short_id],
+        }
+        for ep in container.state.endpoints
+    }
+
+
+def _network_mode(container: Container) -> str:
+    return container.config.networks[0].network if container.config.networks else "none"
+
+
+def container_summary(container: Container) -> dict[str, Any]:
+    config = container.config
+    return {
+        "Id": config.container_id,
+        "Names": [f"/{config.name}"],
+        "Image": config.image,
+        "ImageID": "",
+        "Command": " ".join(config.cmd),
+        "Created": _epoch(config.created_at),
+        "Ports": [],
+        "Labels": config.labels,
+        "State": container.state.status.value,
+        "Status": _status_text(container),
+        "HostConfig": {"NetworkMode": _network_mode(container)},
+        "NetworkSettings": {"Networks": _networks(container)},
+        "Mounts": [],
+    }
+
+
+def container_inspect(container: Container, sandbox_key: str) -> dict[str, Any]:
+    config, state = container.config, container.state
+    return {
+        "Id": config.container_id,
+        "Created": config.created_at,
+        "Path": config.cmd[0] if config.cmd else "",
+        "Args": list(config.cmd[1:]),
+        "State": {
+            "Status": state.status.value,
+            "Running": state.status == Status.RUNNING,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": state.pid,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at or "0001-01-01T00:00:00Z",
+            "FinishedAt": state.finished_at or "0001-01-01T00:00:00Z",
+        },
+        "Image": config.image,
+        "Name": f"/{config.name}",
+        "RestartCount": state.restart_count,
+        "Driver": "ferry",
+        "Platform": "linux",
+        "HostConfig": {"NetworkMode": _network_mode(container), "AutoRemove": config.auto_remove},
+        "Config": {
+            "Hostname": config.effective_hostname,
+            "Env": list(config.env),
+            "Cmd": list(config.cmd),
+            "Image": config.image,
+            "Labels": config.labels,
+            "WorkingDir": config.working_dir,
+            "Tty": False,
+            "OpenStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+        },
+        "NetworkSettings": {
+            "SandboxKey": sandbox_key if state.netns else "",
+            "Networks": _networks(container),
+        },
+        "Mounts": [],
+    }

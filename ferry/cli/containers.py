@@ -1,0 +1,302 @@
+"""ferry run, exec, ps, logs, stop, start, restart, kill, rm, inspect, wait."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from ferry.cli.common import client, handles_errors, print_json, print_table
+from ferry.cli.streams import frames, socket_chunks, write_frame
+
+CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", context_settings=CMD_SETTINGS)(run)
+    app.command("exec", context_settings=CMD_SETTINGS)(exec_)
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("stop")(stop)
+    app.command("start")(start)
+    app.command("restart")(restart)
+    app.command("kill")(kill)
+    app.command("rm")(rm)
+    app.command("inspect")(inspect)
+    app.command("wait")(wait)
+
+
+def _create_body(
+    image: str,
+    command: list[str],
+    *,
+    networks: list[str],
+    aliases: list[str],
+    ip: str,
+    hostname: str,
+    env: list[str],
+    auto_remove: bool,
+    workdir: str,
+) -> dict[str, Any]:
+    endpoints: dict[str, Any] = {}
+    for i, net in enumerate(networks):
+        settings: dict[str, Any] = {"Aliases": aliases}
+        if ip and i == 0:
+            settings["IPAMConfig"] = {"IPv4Address": ip}
+        endpoints[net] = settings
+    return {
+        "Image": image,
+        "Cmd": command,
+        "Env": env,
+        "Hostname": hostname,
+        "WorkingDir": workdir,
+        "HostConfig": {
+            "NetworkMode": networks[0] if networks else "none",
+            "AutoRemove": auto_remove,
+        },
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
+    }
+
+
+@handles_errors
+def run(
+    image: Annotated[str, typer.Argument(help="Image ('host', or one you imported)")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command and arguments")] = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
+    name: Annotated[str, typer.Option(help="Container name")] = "",
+    network: Annotated[list[str] | None, typer.Option(help="Connect to a network")] = None,
+    network_alias: Annotated[list[str] | None, typer.Option(help="Network-scoped alias")] = None,
+    ip: Annotated[str, typer.Option(help="IPv4 address on the first network")] = "",
+    hostname: Annotated[str, typer.Option("--hostname", "-h", help="Container host name")] = "",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="Set environment variables")
+    ] = None,
+    rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits")] = False,
+    workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory")] = "",
+) -> None:
+    """Create and run a new container."""
+    api = client()
+    body = _create_body(
+        image,
+        list(command or []),
+        networks=list(network or []),
+        aliases=list(network_alias or []),
+        ip=ip,
+        hostname=hostname,
+        env=list(env or []),
+        auto_remove=rm,
+        workdir=workdir,
+    )
+    cid = api.post("/containers/create", body, name=name or None)["Id"]
+    if detach:
+        api.post(f"/containers/{cid}/start")
+        print(cid)
+        return
+    sock = api.hijack(f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1", {})
+    waiting = client(None).begin(
+        "POST", f"/containers/{cid}/wait", query={"condition": "next-exit"}
+    )
+    try:
+        api.post(f"/containers/{cid}/start")
+        for stream, data in frames(socket_chunks(sock.fileno())):
+            write_frame(stream, data)
+    finally:
+        sock.close()
+    raise typer.Exit(waiting.json()["StatusCode"])
+
+
+@contextlib.contextmanager
+def _raw_terminal(enabled: bool) -> Iterator[None]:
+    if not enabled or not sys.stdin.isatty():
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(sys.stdin.fileno())
+    tty.setraw(sys.stdin.fileno())
+    try:
+        yield
+    finally:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+
+
+def _pump_stdin(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := os.read(sys.stdin.fileno(), 65536):
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+
+
+@handles_errors
+def exec_(
+    container: Annotated[str, typer.Argument(help="Container name or ID")],
+    command: Annotated[list[str], typer.Argument(help="Command and arguments")],
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Keep stdin open")
+    ] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-TTY")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="Environment variables")
+    ] = None,
+    workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory")] = "",
+) -> None:
+    """Execute a command in a running container."""
+    api = client()
+    created = api.post(
+        f"/containers/{container}/exec",
+        {
+            "Cmd": list(command),
+            "Tty": tty,
+            "AttachStdin": interactive,
+            "Env": list(env or []),
+            "WorkingDir": workdir,
+        },
+    )
+    exec_id = created["Id"]
+    if detach:
+        api.post(f"/exec/{exec_id}/start", {"Detach": True, "Tty": tty})
+        return
+    sock = api.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
+    with _raw_terminal(tty and interactive):
+        if interactive:
+            threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
+        try:
+            if tty:
+                for chunk in socket_chunks(sock.fileno()):
+                    write_frame(1, chunk)
+            else:
+                for stream, data in frames(socket_chunks(sock.fileno())):
+                    write_frame(stream, data)
+        finally:
+            sock.close()
+    code = api.get(f"/exec/{exec_id}/json")["ExitCode"]
+    raise typer.Exit(code if code is not None else 1)
+
+
+def _created(epoch: int) -> str:
+    seconds = max(0, int(dt.datetime.now(dt.UTC).timestamp()) - epoch)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "Less than a second ago"
+
+
+@handles_errors
+def ps(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Show all containers")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+) -> None:
+    """List containers."""
+    containers: list[dict[str, Any]] = client().get("/containers/json", all=all_)
+    if quiet:
+        for c in containers:
+            print(c["Id"][:12])
+        return
+    rows = []
+    for c in containers:
+        command = c["Command"]
+        command = command if len(command) <= 20 else command[:19] + "…"
+        rows.append(
+            [c["Id"][:12], c["Image"], f'"{command}"', _created(c["Created"]), c["Status"],
+             "", ",".join(n.lstrip("/") for n in c["Names"])]
+        )  # fmt: skip
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+
+
+@handles_errors
+def logs(
+    container: Annotated[str, typer.Argument(help="Container name or ID")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow log output")] = False,
+    tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end, or 'all'")] = "all",
+) -> None:
+    """Fetch the logs of a container."""
+    chunks = client(None).stream(
+        "GET",
+        f"/containers/{container}/logs",
+        query={"stdout": 1, "stderr": 1, "follow": int(follow), "tail": tail},
+    )
+    for stream, data in frames(chunks):
+        write_frame(stream, data)
+
+
+def _each(containers: list[str], method: str, path: str, **query: Any) -> None:
+    api = client()
+    failed = False
+    for ref in containers:
+        try:
+            api.call(method, path.format(ref), query=query)
+            print(ref)
+        except Exception as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+@handles_errors
+def stop(
+    containers: Annotated[list[str], typer.Argument(help="Containers")],
+    time: Annotated[int, typer.Option("--time", "-t", help="Seconds to wait before killing")] = 10,
+) -> None:
+    """Stop one or more running containers."""
+    _each(containers, "POST", "/containers/{}/stop", t=time)
+
+
+@handles_errors
+def start(containers: Annotated[list[str], typer.Argument(help="Containers")]) -> None:
+    """Start one or more stopped containers."""
+    _each(containers, "POST", "/containers/{}/start")
+
+
+@handles_errors
+def restart(
+    containers: Annotated[list[str], typer.Argument(help="Containers")],
+    time: Annotated[int, typer.Option("--time", "-t", help="Seconds to wait before killing")] = 10,
+) -> None:
+    """Restart one or more containers."""
+    _each(containers, "POST", "/containers/{}/restart", t=time)
+
+
+@handles_errors
+def kill(
+    containers: Annotated[list[str], typer.Argument(help="Containers")],
+    signal: Annotated[str, typer.Option("--signal", "-s", help="Signal to send")] = "KILL",
+) -> None:
+    """Kill one or more running containers."""
+    _each(containers, "POST", "/containers/{}/kill", signal=signal)
+
+
+@handles_errors
+def rm(
+    containers: Annotated[list[str], typer.Argument(help="Containers")],
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Kill and remove a running one")
+    ] = False,
+) -> None:
+    """Remove one or more containers."""
+    _each(containers, "DELETE", "/containers/{}", force=force)
+
+
+@handles_errors
+def inspect(containers: Annotated[list[str], typer.Argument(help="Containers")]) -> None:
+    """Display detailed information on one or more containers."""
+    api = client()
+    print_json([api.get(f"/containers/{c}/json") for c in containers])
+
+
+@handles_errors
+def wait(containers: Annotated[list[str], typer.Argument(help="Containers")]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    api = client(None)
+    for ref in containers:
+        print(api.post(f"/containers/{ref}/wait")["StatusCode"])

@@ -1,0 +1,77 @@
+"""Sockets bound inside a network namespace, handed back to code that never leaves its own.
+
+A socket keeps the namespace it was created in for its whole life, whichever thread later uses
+it. So a short-lived thread (:func:`ferry.kernel.nsfs.run_in_netns`) ``setns``es, creates and
+binds the sockets, and returns them; the event loop then serves them from ferryd's namespace.
+This is the only module that opens sockets inside another namespace.
+
+Be aware: the sockets are returned non-blocking and already bound (the TCP one listening); the
+caller owns them and must close them. Binding 127.0.0.11 needs no address in the namespace, only
+``lo`` up, because all of 127.0.0.0/8 is local.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+
+from ferry.errors import KernelError
+from ferry.kernel.nsfs import run_in_netns
+
+DNS_ADDR = "127.0.0.11"
+DNS_PORT = 53
+_TCP_BACKLOG = 128
+_FREE_PORT_ATTEMPTS = 20
+
+
+def bind_dns_sockets(
+    addr: str = DNS_ADDR, port: int = DNS_PORT
+) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on ``addr:port`` in the calling thread's namespace.
+
+    ``port=0`` picks one free port for both (tests serve on loopback this way).
+    """
+    if port != 0:
+        return _bind_pair(addr, port)
+    # The free port the kernel gave the UDP socket may be taken for TCP: try a few.
+    for _ in range(_FREE_PORT_ATTEMPTS - 1):
+        try:
+            return _bind_pair(addr, 0)
+        except KernelError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    return _bind_pair(addr, 0)
+
+
+def _bind_pair(addr: str, port: int) -> tuple[socket.socket, socket.socket]:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        udp.bind((addr, port))
+        # Reconnecting clients leave TIME_WAIT sockets on the port; a re-attach must still bind.
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((addr, udp.getsockname()[1]))
+        tcp.listen(_TCP_BACKLOG)
+    except OSError as exc:
+        udp.close()
+        tcp.close()
+        raise KernelError("bind", f"{addr}:{port}", exc.errno, exc.strerror or "") from exc
+    udp.setblocking(False)
+    tcp.setblocking(False)
+    return udp, tcp
+
+
+def open_dns_sockets(
+    netns: Path, addr: str = DNS_ADDR, port: int = DNS_PORT
+) -> tuple[socket.socket, socket.socket]:
+    """:func:`bind_dns_sockets` inside the namespace at ``netns`` (a blocking call: run it off
+    the event loop, e.g. with ``asyncio.to_thread``)."""
+    try:
+        return run_in_netns(netns, lambda: bind_dns_sockets(addr, port))
+    except KernelError as exc:
+        if exc.operation != "bind":
+            raise
+        detail = os.strerror(exc.errno) if exc.errno else ""
+        raise KernelError("bind", f"{exc.obj} in {netns}", exc.errno, detail) from exc

@@ -1,0 +1,252 @@
+"""Swarm-scoped networks and their endpoints, as a manager serves them.
+
+Creation is serialised by an optimistic lock (``locks/networks``): read every network, choose a
+subnet and VNI that collide with none, and commit only if no other creation slipped in between
+(else retry). Endpoint addresses need no lock: each is a create-if-absent reservation
+(``ipam/<net>/<ip>``) committed together with the endpoint record, so two managers can never
+hand out one address twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, PoolExhausted
+from ferry.manager.feed import StoreFeed
+from ferry.manager.nodes import now_iso
+from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.codec import decode, encode
+from ferry.model.ids import new_hex_id, new_object_id
+from ferry.model.network import Driver, Endpoint, EndpointKind, Network, Scope
+from ferry.network import ipam
+
+MAX_ATTEMPTS = 20
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    name: str
+    driver: str = "overlay"
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = ""
+    attachable: bool = False
+    internal: bool = False
+    ingress: bool = False
+    labels: dict[str, str] | None = None
+    options: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class AttachRequest:
+    net: str
+    node_id: str
+    owner_id: str
+    name: str
+    kind: EndpointKind = EndpointKind.CONTAINER
+    aliases: tuple[str, ...] = ()
+    hostname: str = ""
+    ip: str = ""
+
+
+def check_name(name: str) -> None:
+    if not name or not set(name) <= NAME_CHARS or name[0] in ".-":
+        raise InvalidArgument(
+            f"invalid network name {name!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+
+
+class NetworkOps:
+    def __init__(self, store: Store, view: ClusterView, feed: StoreFeed) -> None:
+        self._store = store
+        self._view = view
+        self._feed = feed
+
+    # lookups ---------------------------------------------------------------------------------
+    def find(self, query: str) -> Network:
+        networks = self._view.networks()
+        for net in networks:
+            if query in (net.net_id, net.name):
+                return net
+        prefixed = [n for n in networks if n.net_id.startswith(query)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise InvalidArgument(f"network {query} is ambiguous ({len(prefixed)} matches)")
+        raise NotFound(f"network {query} not found")
+
+    def all(self) -> list[Network]:
+        return sorted(self._view.networks(), key=lambda n: n.name)
+
+    def endpoints(self, net_id: str) -> list[Endpoint]:
+        return self._view.endpoints(net_id)
+
+    # networks --------------------------------------------------------------------------------
+    def _plan(self, req: NetworkRequest, existing: list[Network]) -> Network:
+        check_name(req.name)
+        if req.driver != Driver.OVERLAY:
+            raise InvalidArgument(
+                f"driver {req.driver!r} is not a swarm driver: swarm networks use -d overlay "
+                "(bridge and macvlan networks are local to a host)"
+            )
+        if any(n.name == req.name for n in existing):
+            raise Conflict(f"network with name {req.name} already exists")
+        cluster = self._view.cluster()
+        if cluster is None:
+            raise NotFound("cluster record is missing from the store")
+        taken = [(n.name, n.subnet) for n in existing]
+        if req.subnet:
+            subnet = ipam.parse_subnet(req.subnet)
+            ipam.check_no_overlap(subnet, taken)
+        else:
+            subnet = ipaddress.IPv4Network(
+                ipam.choose_subnet(cluster.default_pool, cluster.subnet_size, [c for _, c in taken])
+            )
+        gateway = (
+            ipam.check_gateway(subnet, req.gateway) if req.gateway else ipam.default_gateway(subnet)
+        )
+        ip_range = ipam.check_ip_range(subnet, req.ip_range) if req.ip_range else ""
+        options = dict(req.options or {})
+        network = Network(
+            net_id=new_object_id(),
+            name=req.name,
+            driver=Driver.OVERLAY,
+            scope=Scope.SWARM,
+            subnet=str(subnet),
+            gateway=gateway,
+            ip_range=ip_range,
+            vni=ipam.next_vni(
+                cluster.vni_start - (1 if req.ingress else 0), [n.vni for n in existing]
+            ),
+            attachable=req.attachable,
+            internal=req.internal,
+            ingress=req.ingress,
+            labels=dict(req.labels or {}),
+            options=options,
+            created_at=now_iso(),
+        )
+        if network.mtu and not 576 <= network.mtu <= 9000:
+            raise InvalidArgument(f"invalid mtu {network.mtu}: use a value from 576 to 9000")
+        return network
+
+    async def create(self, req: NetworkRequest) -> Network:
+        for _ in range(MAX_ATTEMPTS):
+            lock = await self._store.get(keys.NETWORK_LOCK)
+            lock_rev = lock.mod_revision if lock else 0
+            items, _ = await self._store.list_prefix(keys.NETWORKS)
+            existing = [decode(Network, kv.value) for kv in items]
+            network = self._plan(req, existing)
+            revision = await self._store.commit(
+                [
+                    Put(keys.network(network.net_id), encode(network)),
+                    Put(keys.NETWORK_LOCK, network.net_id.encode()),
+                ],
+                [Expect(keys.NETWORK_LOCK, lock_rev)],
+            )
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return network
+        raise Conflict("too many concurrent network changes; retry")
+
+    async def remove(self, query: str) -> Network:
+        network = self.find(query)
+        users = [e for e in self._view.endpoints(network.net_id) if e.kind != EndpointKind.VIP]
+        if users:
+            names = ", ".join(sorted({e.name for e in users}))
+            raise Conflict(
+                f"network {network.name} has active endpoints ({names}): "
+                "stop or disconnect them first"
+            )
+        revision = await self._store.commit(
+            [
+                Delete(keys.network(network.net_id)),
+                Delete(keys.endpoints_of(network.net_id), prefix=True),
+                Delete(keys.ipam_prefix(network.net_id), prefix=True),
+                Put(keys.NETWORK_LOCK, b"remove"),
+            ]
+        )
+        if revision is not None:
+            await self._feed.wait_for(revision)
+        return network
+
+    async def prune(self) -> list[str]:
+        removed = []
+        for network in self.all():
+            if network.ingress or self._view.endpoints(network.net_id):
+                continue
+            await self.remove(network.net_id)
+            removed.append(network.name)
+        return removed
+
+    # endpoints -------------------------------------------------------------------------------
+    async def attach(self, req: AttachRequest) -> Endpoint:
+        network = self.find(req.net)
+        if req.kind == EndpointKind.CONTAINER and not network.attachable:
+            raise Forbidden(
+                f"network {network.name} is not manually attachable: create it with --attachable "
+                "to run standalone containers on it (services can use it as it is)"
+            )
+        for _ in range(MAX_ATTEMPTS):
+            items, _ = await self._store.list_prefix(keys.ipam_prefix(network.net_id))
+            taken = {keys.last_part(kv.key) for kv in items}
+            if req.ip:
+                ip = ipam.check_static_ip(network.subnet, network.gateway, req.ip, taken)
+            else:
+                ip = ipam.next_free(network.subnet, network.gateway, network.ip_range, taken)
+            endpoint = Endpoint(
+                ep_id=new_hex_id(),
+                net_id=network.net_id,
+                node_id=req.node_id,
+                ip=ip,
+                mac=ipam.mac_for(ip),
+                kind=req.kind,
+                owner_id=req.owner_id,
+                name=req.name,
+                aliases=tuple(req.aliases),
+                hostname=req.hostname,
+            )
+            ipam_key = keys.ipam(network.net_id, ip)
+            revision = await self._store.commit(
+                [
+                    Put(ipam_key, endpoint.ep_id.encode()),
+                    Put(keys.endpoint(network.net_id, endpoint.ep_id), encode(endpoint)),
+                ],
+                [
+                    Expect(ipam_key, 0),
+                    Expect(keys.network(network.net_id), self._network_rev(network)),
+                ],
+            )
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return endpoint
+            if self._view.network(network.net_id) is None:
+                raise NotFound(f"network {network.name} was removed meanwhile")
+        raise PoolExhausted(f"could not reserve an address on {network.name}; retry")
+
+    def _network_rev(self, network: Network) -> int:
+        entry = self._view.mirror.get(keys.network(network.net_id))
+        return entry.mod_revision if entry else 0
+
+    async def release(self, net_id: str, ep_id: str, node_id: str | None = None) -> None:
+        """Free an endpoint and its address (idempotent); ``node_id`` guards against releasing
+        another node's endpoint."""
+        endpoint = self._view.mirror.obj(keys.endpoint(net_id, ep_id), Endpoint)
+        if endpoint is None:
+            return
+        if node_id is not None and endpoint.node_id != node_id:
+            raise Conflict(f"endpoint {ep_id[:12]} belongs to another node")
+        revision = await self._store.commit(
+            [Delete(keys.endpoint(net_id, ep_id)), Delete(keys.ipam(net_id, endpoint.ip))]
+        )
+        if revision is not None:
+            await self._feed.wait_for(revision)
+
+    async def release_node(self, node_id: str) -> None:
+        """Free every endpoint a node held (it was removed from the swarm)."""
+        for endpoint in self._view.endpoints():
+            if endpoint.node_id == node_id:
+                await self.release(endpoint.net_id, endpoint.ep_id)

@@ -1,0 +1,107 @@
+"""Containers on one host: what was asked for (config) and what is (state)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ferry.errors import InvalidArgument
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class NetworkChoice:
+    """One ``--network`` of a container, with the aliases and address asked for on it."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    container_id: str
+    name: str
+    image: str
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    hostname: str = ""
+    networks: tuple[NetworkChoice, ...] = ()
+    auto_remove: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    created_at: str = ""
+    task_id: str = ""  # set when the container runs a service task
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:12]
+
+    @property
+    def effective_hostname(self) -> str:
+        return self.hostname or self.short_id
+
+
+@dataclass(frozen=True)
+class AttachedEndpoint:
+    net_id: str
+    net_name: str
+    driver: str
+    ep_id: str
+    ip: str
+    prefixlen: int
+    gateway: str
+    mac: str
+    ifname: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: Status = Status.CREATED
+    shim_pid: int = 0
+    shim_start: int = 0
+    pid: int = 0
+    pid_start: int = 0
+    exit_code: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    error: str = ""
+    netns: str = ""
+    endpoints: tuple[AttachedEndpoint, ...] = ()
+    restart_count: int = 0
+
+
+@dataclass(frozen=True)
+class Container:
+    config: ContainerConfig
+    state: ContainerState
+
+    @property
+    def running(self) -> bool:
+        return self.state.status == Status.RUNNING
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+
+
+def parse_env(pairs: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for pair in pairs:
+        key, sep, _value = pair.partition("=")
+        if not key or (not sep and not key.isidentifier()):
+            raise InvalidArgument(f"invalid environment variable {pair!r}: use KEY=VALUE")
+        out.append(pair if sep else f"{key}=")
+    return tuple(out)

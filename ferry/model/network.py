@@ -1,0 +1,75 @@
+"""Networks and their endpoints."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Driver(StrEnum):
+    OVERLAY = "overlay"
+    BRIDGE = "bridge"
+    MACVLAN = "macvlan"
+    NULL = "null"
+
+
+class Scope(StrEnum):
+    SWARM = "swarm"
+    LOCAL = "local"
+
+
+MTU_OPTIONS = ("mtu", "com.docker.network.driver.mtu")
+
+
+@dataclass(frozen=True)
+class Network:
+    net_id: str
+    name: str
+    driver: Driver
+    scope: Scope
+    subnet: str
+    gateway: str
+    ip_range: str = ""
+    vni: int = 0
+    attachable: bool = False
+    internal: bool = False
+    ingress: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def mtu(self) -> int:
+        """The MTU asked for with ``--opt mtu=N`` (0: derive it from the underlay)."""
+        for key in MTU_OPTIONS:
+            if key in self.options:
+                return int(self.options[key])
+        return 0
+
+
+class EndpointKind(StrEnum):
+    CONTAINER = "container"
+    TASK = "task"
+    VIP = "vip"
+    SANDBOX = "sandbox"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An address on a network, owned by a container, a task, or a service (its VIP)."""
+
+    ep_id: str
+    net_id: str
+    node_id: str
+    ip: str
+    mac: str
+    kind: EndpointKind
+    owner_id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    hostname: str = ""

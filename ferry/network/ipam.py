@@ -1,0 +1,135 @@
+"""Address management as plain data: subnets from a pool, addresses in a subnet, MACs from IPs.
+
+The rules (Docker's): a subnet's first usable address is its gateway unless told otherwise;
+endpoints get the lowest free address of the subnet (or of ``--ip-range`` inside it), never
+the network or broadcast address or the gateway; a MAC is ``02:42`` followed by the IPv4
+address, so peers can be programmed from the address alone. Reservation itself is atomic in
+the store (``AddressStore.reserve``); this module only decides what to ask for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from ferry.errors import InvalidArgument, PoolExhausted, SubnetOverlap
+
+IPv4Net = ipaddress.IPv4Network
+
+
+class AddressStore(Protocol):
+    async def reserve(self, pool: str, addr: str, owner: str) -> bool:
+        """Reserve ``addr`` in ``pool`` for ``owner``; False when someone holds it already."""
+        ...
+
+
+def parse_subnet(text: str, what: str = "subnet") -> IPv4Net:
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid {what} {text!r}: {exc}") from exc
+    if not isinstance(net, IPv4Net):
+        raise InvalidArgument(f"invalid {what} {text!r}: only IPv4 is supported")
+    if net.prefixlen > 30:
+        raise InvalidArgument(f"invalid {what} {text}: it must hold at least 2 addresses (/30)")
+    return net
+
+
+def overlapping(subnet: IPv4Net, taken: Iterable[tuple[str, str]]) -> str | None:
+    """The name of a network whose subnet overlaps ``subnet``, if any (taken: (name, cidr))."""
+    for name, cidr in taken:
+        if subnet.overlaps(ipaddress.ip_network(cidr)):
+            return name
+    return None
+
+
+def choose_subnet(pool: str, size: int, taken: Iterable[str]) -> str:
+    """The first ``/size`` of ``pool`` that overlaps nothing in ``taken``."""
+    pool_net = parse_subnet(pool, "address pool")
+    if size < pool_net.prefixlen or size > 30:
+        raise InvalidArgument(f"subnet size /{size} does not fit the pool {pool}")
+    used = [ipaddress.ip_network(c) for c in taken]
+    for candidate in pool_net.subnets(new_prefix=size):
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise PoolExhausted(
+        f"the address pool {pool} is exhausted: no free /{size} left; remove unused networks "
+        "or give --subnet explicitly"
+    )
+
+
+def default_gateway(subnet: IPv4Net) -> str:
+    return str(subnet.network_address + 1)
+
+
+def check_gateway(subnet: IPv4Net, gateway: str) -> str:
+    try:
+        addr = ipaddress.IPv4Address(gateway)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid gateway {gateway!r}") from exc
+    if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"gateway {gateway} is not a usable address of subnet {subnet}")
+    return str(addr)
+
+
+def check_ip_range(subnet: IPv4Net, ip_range: str) -> str:
+    rng = parse_subnet(ip_range, "ip-range")
+    if not rng.subnet_of(subnet):
+        raise InvalidArgument(f"ip-range {ip_range} is not inside subnet {subnet}")
+    return str(rng)
+
+
+def candidates(subnet: str, gateway: str, ip_range: str = "") -> Iterator[str]:
+    """Assignable addresses in allocation order (lowest first)."""
+    net = ipaddress.IPv4Network(subnet)
+    scope = ipaddress.IPv4Network(ip_range) if ip_range else net
+    excluded = {net.network_address, net.broadcast_address, ipaddress.IPv4Address(gateway)}
+    for addr in scope:
+        if addr not in excluded:
+            yield str(addr)
+
+
+def next_free(subnet: str, gateway: str, ip_range: str, taken: set[str]) -> str:
+    for addr in candidates(subnet, gateway, ip_range):
+        if addr not in taken:
+            return addr
+    raise PoolExhausted(f"no free address left in {ip_range or subnet}")
+
+
+def check_static_ip(subnet: str, gateway: str, ip: str, taken: set[str]) -> str:
+    try:
+        addr = ipaddress.IPv4Address(ip)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid IP address {ip!r}") from exc
+    net = ipaddress.IPv4Network(subnet)
+    if addr not in net:
+        raise InvalidArgument(f"address {ip} is outside the network's subnet {subnet}")
+    if addr in (net.network_address, net.broadcast_address) or str(addr) == gateway:
+        raise InvalidArgument(
+            f"address {ip} is reserved in {subnet} (network, broadcast or gateway)"
+        )
+    if str(addr) in taken:
+        raise InvalidArgument(f"address {ip} is already in use on this network")
+    return str(addr)
+
+
+def mac_for(ip: str) -> str:
+    raw = ipaddress.IPv4Address(ip).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in raw)
+
+
+def check_no_overlap(subnet: IPv4Net, taken: Iterable[tuple[str, str]]) -> None:
+    clash = overlapping(subnet, taken)
+    if clash is not None:
+        raise SubnetOverlap(f"subnet {subnet} overlaps network {clash!r}; choose another --subnet")
+
+
+def next_vni(start: int, taken: Iterable[int]) -> int:
+    used = set(taken)
+    vni = start
+    while vni in used:
+        vni += 1
+    if vni >= 1 << 24:
+        raise PoolExhausted("no free VXLAN network identifier left")
+    return vni

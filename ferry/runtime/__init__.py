@@ -1,0 +1,1 @@
+"""Containers as namespaced processes: their files, images, processes and exec."""

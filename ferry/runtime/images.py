@@ -1,0 +1,184 @@
+"""Images: the built-in ``host`` image and root filesystems imported from tarballs.
+
+``host`` runs a command on the host's own filesystem (with the container's private /etc/hosts,
+/etc/resolv.conf and /etc/hostname). An imported image is a directory tree that containers see
+through an overlay mount (image below, a private writable layer above), so any number of
+containers share one copy. ``ferry image import`` takes a plain root filesystem tarball, the
+output of ``docker export``, or the output of ``docker save`` (layers applied in order,
+whiteouts honoured).
+
+Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once imported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.daemon.files import write_json
+from ferry.errors import Conflict, InvalidArgument, NotFound
+
+HOST_IMAGE = "host"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str  # repository:tag
+    image_id: str
+    created_at: str
+    size_bytes: int
+    rootfs: Path | None  # None for the host image
+
+
+def normalise(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise InvalidArgument(f"invalid image name {name!r}: use NAME or NAME:TAG in lower case")
+    if name in (HOST_IMAGE, f"{HOST_IMAGE}:latest"):
+        return HOST_IMAGE
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _dirname(name: str) -> str:
+    return name.replace("/", "_").replace(":", "@")
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _host(self) -> Image:
+        return Image(HOST_IMAGE, "sha256:" + "0" * 64, "", 0, None)
+
+    def get(self, name: str) -> Image:
+        full = normalise(name)
+        if full == HOST_IMAGE:
+            return self._host()
+        meta = self.root / _dirname(full) / "image.json"
+        if not meta.exists():
+            raise NotFound(
+                f"No such image: {name}. Ferry has no registry: import a root filesystem with "
+                f"'ferry image import FILE.tar {name}', or use the 'host' image"
+            )
+        record = json.loads(meta.read_text())
+        return Image(full, record["id"], record["created"], record["size"], meta.parent / "rootfs")
+
+    def all(self) -> list[Image]:
+        images = [self._host()]
+        if self.root.is_dir():
+            for meta in sorted(self.root.glob("*/image.json")):
+                record = json.loads(meta.read_text())
+                images.append(self.get(record["name"]))
+        return images
+
+    def import_tar(self, tar_path: Path, name: str) -> Image:
+        full = normalise(name)
+        if full == HOST_IMAGE:
+            raise InvalidArgument("'host' is built in and cannot be replaced")
+        if not tar_path.is_file():
+            raise NotFound(f"no such file: {tar_path}")
+        digest = hashlib.sha256()
+        with open(tar_path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=self.root))
+        try:
+            rootfs = staging / "rootfs"
+            rootfs.mkdir()
+            _extract_image(tar_path, rootfs)
+            size = sum(p.lstat().st_size for p in rootfs.rglob("*"))
+            write_json(
+                staging / "image.json",
+                {
+                    "name": full,
+                    "id": "sha256:" + digest.hexdigest(),
+                    "created": dt.datetime.now(dt.UTC).isoformat(),
+                    "size": size,
+                },
+            )
+            target = self.root / _dirname(full)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(full)
+
+    def remove(self, name: str, in_use_by: list[str]) -> Image:
+        image = self.get(name)
+        if image.rootfs is None:
+            raise InvalidArgument("'host' is built in and cannot be removed")
+        if in_use_by:
+            raise Conflict(
+                f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "
+                "remove them first"
+            )
+        shutil.rmtree(image.rootfs.parent)
+        return image
+
+
+def _untar(archive: Path, target: Path) -> None:
+    result = subprocess.run(
+        ["tar", "-xpf", str(archive), "-C", str(target), "--numeric-owner"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InvalidArgument(f"cannot extract {archive.name}: {result.stderr.strip()}")
+
+
+def _extract_image(tar_path: Path, rootfs: Path) -> None:
+    try:
+        with tarfile.open(tar_path) as archive:
+            names = set(archive.getnames())
+            manifest = archive.extractfile("manifest.json") if "manifest.json" in names else None
+            layers = json.loads(manifest.read())[0]["Layers"] if manifest else None
+    except (tarfile.TarError, ValueError, KeyError, IndexError) as exc:
+        raise InvalidArgument(f"{tar_path.name} is not an image tarball: {exc}") from exc
+    if layers is None:  # a root filesystem (plain or `docker export`)
+        _untar(tar_path, rootfs)
+        return
+    with tempfile.TemporaryDirectory(dir=rootfs.parent) as unpacked:
+        _untar(tar_path, Path(unpacked))
+        for layer in layers:
+            _apply_layer(Path(unpacked) / layer, rootfs)
+
+
+def _apply_layer(layer: Path, rootfs: Path) -> None:
+    """Apply one `docker save` layer: first its whiteouts (what it deletes from the layers
+    below), then its files."""
+    with tarfile.open(layer) as archive:
+        names = archive.getnames()
+    for member in names:
+        path = Path(member)
+        if not path.name.startswith(".wh."):
+            continue
+        parent = rootfs / path.parent
+        if path.name == ".wh..wh..opq":  # opaque directory: hide everything below it
+            targets = list(parent.iterdir()) if parent.is_dir() else []
+        else:
+            targets = [parent / path.name[len(".wh.") :]]
+        for target in targets:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    result = subprocess.run(
+        ["tar", "-xpf", str(layer), "-C", str(rootfs), "--numeric-owner", "--exclude=.wh.*"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InvalidArgument(f"cannot extract layer {layer.name}: {result.stderr.strip()}")
