@@ -197,6 +197,8 @@ class ContainerService:
         if not req.cmd:
             raise InvalidArgument("no command specified: give the command to run after the image")
         self._check_networks(req.networks)
+        probe = ContainerConfig("0" * 64, name, image.name, req.cmd, env=req.env)
+        self._check_command(probe, image)
         config = ContainerConfig(
             container_id=new_hex_id(),
             name=name,

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ferry.api.client import ApiClient
 from ferry.cli.common import client, handles_errors, print_json, print_table
 from ferry.cli.streams import frames, socket_chunks, write_frame
+from ferry.errors import FerryError
 
 CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -96,7 +98,7 @@ def run(
     )
     cid = api.post("/containers/create", body, name=name or None)["Id"]
     if detach:
-        api.post(f"/containers/{cid}/start")
+        _start_or_remove(api, cid)
         print(cid)
         return
     sock = api.hijack(f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1", {})
@@ -104,12 +106,22 @@ def run(
         "POST", f"/containers/{cid}/wait", query={"condition": "next-exit"}
     )
     try:
-        api.post(f"/containers/{cid}/start")
+        _start_or_remove(api, cid)
         for stream, data in frames(socket_chunks(sock.fileno())):
             write_frame(stream, data)
     finally:
         sock.close()
     raise typer.Exit(waiting.json()["StatusCode"])
+
+
+def _start_or_remove(api: ApiClient, cid: str) -> None:
+    """Start what ``run`` created; if it cannot start, leave nothing behind."""
+    try:
+        api.post(f"/containers/{cid}/start")
+    except FerryError:
+        with contextlib.suppress(FerryError):
+            api.delete(f"/containers/{cid}", force=True)
+        raise
 
 
 @contextlib.contextmanager

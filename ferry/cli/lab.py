@@ -140,3 +140,16 @@ def down(name: NameOpt = "ferry") -> None:
         if removed
         else f"Lab {name}: nothing to remove"
     )
+
+
+@lab_app.command("demo")
+@handles_errors
+def demo(
+    name: NameOpt = "ferry",
+    subnet: Annotated[str, typer.Option(help="Underlay subnet")] = "10.99.0.0/24",
+) -> None:
+    """Walk the overlay tutorial on a fresh 3-host lab (replaces a lab of the same name)."""
+    from ferry.lab.demo import run_demo
+
+    if not run_demo(name, subnet):
+        raise typer.Exit(1)

@@ -126,3 +126,23 @@ def new_lab(hosts: int = 3, clients: int = 0) -> Iterator[LabRig]:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def sandbox_netns(lab: LabRig, host: str, net_id: str) -> str:
+    return f"/run/netns/{lab.name}-{host}-ov-{net_id[:12]}"
+
+
+def sandbox_entries(lab: LabRig, host: str, net_id: str) -> tuple[str, str]:
+    """(FDB entries, neighbour entries) of vxlan0 in a host's sandbox for a network."""
+    netns = sandbox_netns(lab, host, net_id)
+    if not Path(netns).exists():
+        return "", ""
+    fdb = subprocess.run(
+        ["nsenter", f"--net={netns}", "bridge", "fdb", "show", "dev", "vxlan0"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    neigh = subprocess.run(
+        ["nsenter", f"--net={netns}", "ip", "neigh", "show", "dev", "vxlan0"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return fdb, neigh

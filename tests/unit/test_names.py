@@ -1,0 +1,66 @@
+from ferry.agent.names import NameTable
+from ferry.model.network import Endpoint, EndpointKind
+
+
+def ep(net: str, ip: str, name: str, aliases: tuple[str, ...] = (), hostname: str = "") -> Endpoint:
+    return Endpoint(
+        f"e-{ip}",
+        net,
+        "n1",
+        ip,
+        "02:42:00:00:00:00",
+        EndpointKind.CONTAINER,
+        name,
+        name,
+        aliases,
+        hostname,
+    )
+
+
+ENDPOINTS = [
+    ep("blue", "10.0.0.2", "app1", ("web",), "app1host"),
+    ep("blue", "10.0.0.3", "app2"),
+    ep("red", "10.0.1.2", "r1"),
+    ep("red", "10.0.1.3", "web"),
+]
+NAMES = {"blue": "blue", "red": "red"}
+ATTACHED = {"c-blue": ("blue",), "c-red": ("red",), "c-both": ("blue", "red")}
+
+
+def table() -> NameTable:
+    return NameTable(lambda: ENDPOINTS, lambda: NAMES, lambda key: ATTACHED.get(key, ()))
+
+
+def test_a_container_resolves_names_aliases_and_hostnames_of_its_networks() -> None:
+    names = table()
+    assert names.lookup("c-blue", "app2") == ("10.0.0.3",)
+    assert names.lookup("c-blue", "web") == ("10.0.0.2",)
+    assert names.lookup("c-blue", "app1host") == ("10.0.0.2",)
+    assert names.lookup("c-blue", "app2.blue") == ("10.0.0.3",)
+
+
+def test_names_of_other_networks_are_invisible() -> None:
+    names = table()
+    assert names.lookup("c-blue", "r1") is None
+    assert names.lookup("c-red", "app1") is None
+    assert names.lookup("c-red", "web") == ("10.0.1.3",)
+
+
+def test_a_container_on_two_networks_sees_both() -> None:
+    assert table().lookup("c-both", "web") == ("10.0.0.2", "10.0.1.3")
+
+
+def test_reverse_lookups_name_the_endpoint_and_its_network() -> None:
+    names = table()
+    assert names.reverse("c-blue", "10.0.0.3") == "app2.blue"
+    assert names.reverse("c-red", "10.0.0.3") is None
+
+
+def test_invalidate_picks_up_changes() -> None:
+    endpoints = list(ENDPOINTS)
+    names = NameTable(lambda: endpoints, lambda: NAMES, lambda key: ATTACHED.get(key, ()))
+    assert names.lookup("c-blue", "late") is None
+    endpoints.append(ep("blue", "10.0.0.9", "late"))
+    assert names.lookup("c-blue", "late") is None  # cached until told
+    names.invalidate()
+    assert names.lookup("c-blue", "late") == ("10.0.0.9",)
