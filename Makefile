@@ -16,4 +16,5 @@ lint: setup
 	.venv/bin/mypy
 
 bench: setup
-	.venv/bin/python benchmarks/overlay.py
+	.venv/bin/python -m benchmarks.foundation
+	.venv/bin/python -m benchmarks.overlay
