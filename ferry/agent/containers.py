@@ -71,6 +71,7 @@ class CreateRequest:
     labels: dict[str, str] | None = None
     working_dir: str = ""
     task_id: str = ""
+    init: bool = False
 
 
 def now_iso() -> str:
@@ -104,8 +105,12 @@ class ContainerService:
         networks: Callable[[], NetworkAgent | None],
         dns: Dns | None,
         on_change: Callable[[], None],
+        on_exit: Callable[[Container], None] = lambda _c: None,
     ) -> None:
+        # called with a starting container (endpoints attached) before its command runs
+        self.prepare: list[Callable[[Container, Path], Awaitable[None]]] = []
         self._prefix = netns_prefix
+        self.on_exit = on_exit
         self._kernel = kernel
         self.images = images
         self.store = store
@@ -174,7 +179,7 @@ class ContainerService:
             if network.net_id in seen:
                 raise InvalidArgument(f"network {network.name} is given twice")
             seen.add(network.net_id)
-            if not network.attachable:
+            if not network.attachable and not choice.ep_id:
                 raise InvalidArgument(
                     f"network {network.name} is not manually attachable: create it with "
                     "--attachable to run standalone containers on it"
@@ -212,6 +217,7 @@ class ContainerService:
             working_dir=req.working_dir,
             created_at=now_iso(),
             task_id=req.task_id,
+            init=req.init,
         )
         container = self.store.create(config)
         self._containers[config.container_id] = container
@@ -284,6 +290,8 @@ class ContainerService:
         if self.dns is not None:
             await self.dns.attach(cid, path)
             undo.append(functools.partial(self.dns.detach, cid))
+        for hook in self.prepare:
+            await hook(self._containers[cid], path)
         self._on_change()
         directory = self.store.dir(cid)
         self.store.exit_file(cid).unlink(missing_ok=True)
@@ -367,6 +375,7 @@ class ContainerService:
         for waiter in self._exit_waiters.pop(cid, []):
             if not waiter.done():
                 waiter.set_result(state.exit_code)
+        self.on_exit(self._containers.get(cid, container))
         if container.config.auto_remove:
             await self.remove(cid, force=True)
 
@@ -417,7 +426,8 @@ class ContainerService:
         if not container.running:
             return False
         exited = self._next_exit(cid)
-        if timeout_s > 0:
+        # PID 1 of a namespace ignores a SIGTERM it does not catch: then waiting is pointless.
+        if timeout_s > 0 and proc.catches(container.state.pid, signal.SIGTERM):
             proc.signal_process(self._init_ref(container), signal.SIGTERM)
             if await self._wait_done(exited, timeout_s):
                 return True

@@ -1,8 +1,10 @@
 """The names a container can resolve, built from the endpoints of the networks it is on.
 
 On each network, an endpoint answers to its owner's name, its aliases and its hostname, also
-qualified with the network's name (``app2.my_overlay``). A container sees only the networks it
-is attached to: that is what isolates name resolution between overlays. Tables are rebuilt
+qualified with the network's name (``app2.my_overlay``). A service answers with its VIP, or with
+its running tasks' addresses in dnsrr mode; ``tasks.<service>`` always lists the running tasks;
+a task that is not running is not in DNS at all. A container sees only the networks it is
+attached to: that is what isolates name resolution between overlays. Tables are rebuilt
 lazily after a change (``invalidate``), once per network, not per query; the DNS server keeps
 its own cache of finished answers on top.
 """
@@ -17,12 +19,20 @@ from ferry.model.network import Endpoint, EndpointKind
 EndpointSource = Callable[[], Iterable[Endpoint]]
 NetworkNames = Callable[[], dict[str, str]]  # net_id -> network name
 AskerNetworks = Callable[[str], tuple[str, ...]]  # asker key -> net_ids it is attached to
+Names = Callable[[], set[str]]
 
 
 class NameTable:
     def __init__(
-        self, endpoints: EndpointSource, network_names: NetworkNames, asker_networks: AskerNetworks
+        self,
+        endpoints: EndpointSource,
+        network_names: NetworkNames,
+        asker_networks: AskerNetworks,
+        running_tasks: Names = set,
+        dnsrr_services: Names = set,
     ) -> None:
+        self._running_tasks = running_tasks
+        self._dnsrr = dnsrr_services
         self._endpoints = endpoints
         self._network_names = network_names
         self._asker_networks = asker_networks
@@ -35,14 +45,23 @@ class NameTable:
 
     def _build(self) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, dict[str, str]]]:
         names = self._network_names()
+        running = self._running_tasks()
+        dnsrr = self._dnsrr()
         forward: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         reverse: dict[str, dict[str, str]] = defaultdict(dict)
         for ep in sorted(self._endpoints(), key=lambda e: (e.net_id, e.ip)):
             if ep.kind == EndpointKind.SANDBOX:
                 continue
+            labels: tuple[str, ...] = (ep.name, *ep.aliases, ep.hostname)
+            if ep.kind == EndpointKind.TASK:
+                if ep.owner_id not in running:
+                    continue
+                labels += (f"tasks.{ep.service}",)
+                if ep.service in dnsrr:
+                    labels += (ep.service,)
             net_name = names.get(ep.net_id, "")
             table = forward[ep.net_id]
-            for label in dict.fromkeys((ep.name, *ep.aliases, ep.hostname)):
+            for label in dict.fromkeys(labels):
                 if not label:
                     continue
                 key = label.lower()

@@ -99,6 +99,11 @@ class NetworkAgent:
         network = self.resolve(choice.network)
         if network.ingress and kind == EndpointKind.CONTAINER:
             raise InvalidArgument("the ingress network is for the routing mesh only")
+        if choice.ep_id:  # reserved by the manager with the task: wire it, never release it
+            endpoint = self._reserved(network, choice.ep_id)
+            await self.overlay.ensure_network(network)
+            await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
+            return self._attached(network, endpoint, ifname, choice, reserved=True)
         raw = await self._link.call(
             "POST",
             "/v1/attachments",
@@ -119,6 +124,23 @@ class NetworkAgent:
         except BaseException:
             await self.release(network.net_id, endpoint.ep_id)
             raise
+        return self._attached(network, endpoint, ifname, choice, reserved=False)
+
+    def _reserved(self, network: Network, ep_id: str) -> Endpoint:
+        for endpoint in self._view.endpoints(network.net_id):
+            if endpoint.ep_id == ep_id:
+                return endpoint
+        raise NotFound(f"endpoint {ep_id[:12]} on {network.name} is not known (yet)")
+
+    def _attached(
+        self,
+        network: Network,
+        endpoint: Endpoint,
+        ifname: str,
+        choice: NetworkChoice,
+        *,
+        reserved: bool,
+    ) -> AttachedEndpoint:
         return AttachedEndpoint(
             net_id=network.net_id,
             net_name=network.name,
@@ -130,11 +152,13 @@ class NetworkAgent:
             mac=endpoint.mac,
             ifname=ifname,
             aliases=tuple(choice.aliases),
+            reserved=reserved,
         )
 
     async def detach(self, attached: AttachedEndpoint) -> None:
         await self.overlay.remove_endpoint(attached.net_id, attached.ep_id)
-        await self.release(attached.net_id, attached.ep_id)
+        if not attached.reserved:
+            await self.release(attached.net_id, attached.ep_id)
 
     async def release(self, net_id: str, ep_id: str) -> None:
         """Give an endpoint back; if no manager answers, keep it and retry later."""

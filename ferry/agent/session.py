@@ -23,8 +23,13 @@ log = logging.getLogger("ferry.agent.session")
 
 class AgentSession:
     def __init__(
-        self, link: ManagerLink, mirror: Mirror, on_managers: Callable[[list[str]], None]
+        self,
+        link: ManagerLink,
+        mirror: Mirror,
+        on_managers: Callable[[list[str]], None],
+        images: Callable[[], list[str]] = list,
     ) -> None:
+        self._images = images
         self._link = link
         self._mirror = mirror
         self._on_managers = on_managers
@@ -43,8 +48,9 @@ class AgentSession:
     async def _beat(self) -> None:
         while True:
             try:
+                beat = {"images": self._images()}
                 reply = HeartbeatReply.model_validate(
-                    await self._link.call("POST", "/v1/heartbeat", {})
+                    await self._link.call("POST", "/v1/heartbeat", beat)
                 )
                 self._link.set_managers(reply.managers)
                 self._on_managers(reply.managers)

@@ -11,6 +11,7 @@ from ferry.cli.common import set_host
 from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
 from ferry.cli.network import network_app
+from ferry.cli.service import service_app
 from ferry.cli.swarm import node_app, swarm_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ containers.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
+app.add_typer(service_app, name="service")
 app.add_typer(image_app, name="image")
 app.add_typer(lab_app, name="lab")
 

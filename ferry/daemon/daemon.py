@@ -15,11 +15,14 @@ from aiohttp import web
 
 from ferry.agent.agent import Agent
 from ferry.agent.containers import ContainerService
+from ferry.agent.lb import VipBalancer
 from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
+from ferry.agent.tasks import TaskAgent
 from ferry.api.routes.containers import ContainerRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
+from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
 from ferry.api.server import make_app
@@ -31,8 +34,9 @@ from ferry.errors import FerryError, KernelError, Unavailable
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
-from ferry.model.container import Status
+from ferry.model.container import Container, Status
 from ferry.model.network import Endpoint
+from ferry.model.service import EndpointMode, TaskState
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.runtime.execs import ExecService
@@ -63,7 +67,15 @@ class Daemon:
         self.kernel = KernelThread()
         self.swarm = SwarmController(config, self.kernel)
         self.network_agent: NetworkAgent | None = None
-        self.names = NameTable(self._endpoints, self._network_names, self._asker_networks)
+        self.task_agent: TaskAgent | None = None
+        self.names = NameTable(
+            self._endpoints,
+            self._network_names,
+            self._asker_networks,
+            self._running_tasks,
+            self._dnsrr_services,
+        )
+        self.balancer: VipBalancer | None = None
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -72,7 +84,9 @@ class Daemon:
             networks=lambda: self.network_agent,
             dns=None,
             on_change=self._names_changed,
+            on_exit=self._container_exited,
         )
+        self.swarm.images = self._image_names
         self.execs = ExecService()
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
@@ -80,6 +94,7 @@ class Daemon:
         NetworkRoutes(self.swarm, self.containers).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
+        ServiceRoutes(self.swarm).register(self.app)
         self.swarm.agent_started.append(self._agent_started)
         self.swarm.agent_stopping.append(self._agent_stopping)
         self.swarm.leaving.append(self._leaving)
@@ -96,13 +111,40 @@ class Daemon:
         agent = self.swarm.agent
         return {n.net_id: n.name for n in agent.view.networks()} if agent is not None else {}
 
+    def _running_tasks(self) -> set[str]:
+        agent = self.swarm.agent
+        if agent is None:
+            return set()
+        return {
+            t.task_id
+            for t in agent.view.tasks()
+            if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
+        }
+
+    def _dnsrr_services(self) -> set[str]:
+        agent = self.swarm.agent
+        if agent is None:
+            return set()
+        return {
+            s.spec.name for s in agent.view.services() if s.spec.endpoint_mode == EndpointMode.DNSRR
+        }
+
     def _asker_networks(self, container_id: str) -> tuple[str, ...]:
         return self.containers.networks_of(container_id)
 
     def _names_changed(self) -> None:
+        if self.balancer is not None:
+            self.balancer.containers_changed()
         self.names.invalidate()
         if self.containers.dns is not None:
             self.containers.dns.invalidate()
+
+    def _container_exited(self, container: Container) -> None:
+        if self.task_agent is not None and container.config.task_id:
+            self.task_agent.container_exited(container)
+
+    def _image_names(self) -> list[str]:
+        return [i.name for i in self.containers.images.all() if i.rootfs is not None]
 
     def _counts(self) -> dict[str, int]:
         containers = self.containers.all()
@@ -124,11 +166,15 @@ class Daemon:
             agent.node_id, agent.link, agent.view, overlay, self.containers.owner_ids
         )
         self.network_agent.start()
+        self.task_agent = TaskAgent(agent.node_id, agent.link, agent.view, self.containers)
+        self.task_agent.start()
+        self.balancer = VipBalancer(self.kernel, agent.view, self.containers.all)
+        self.containers.prepare.append(self.balancer.prepare)
+        self.balancer.start()
 
         def changed(keys_changed: frozenset[str]) -> None:
-            if not keys_changed or any(
-                k.startswith((keys.ENDPOINTS, keys.NETWORKS)) for k in keys_changed
-            ):
+            watched = (keys.ENDPOINTS, keys.NETWORKS, keys.TASKS, keys.SERVICES)
+            if not keys_changed or any(k.startswith(watched) for k in keys_changed):
                 self._names_changed()
 
         self._unsubscribe = agent.mirror.subscribe(changed)
@@ -137,6 +183,13 @@ class Daemon:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        balancer, self.balancer = self.balancer, None
+        if balancer is not None:
+            self.containers.prepare.remove(balancer.prepare)
+            await balancer.stop()
+        task_agent, self.task_agent = self.task_agent, None
+        if task_agent is not None:
+            await task_agent.stop()
         network_agent, self.network_agent = self.network_agent, None
         if network_agent is not None:
             await network_agent.stop()

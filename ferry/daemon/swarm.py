@@ -77,6 +77,7 @@ class SwarmController:
         self.agent_stopping: list[AgentHook] = []
         self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
         self.manager_started: list[ManagerHook] = []
+        self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
 
     # access ----------------------------------------------------------------------------------
     def require_member(self) -> tuple[Membership, Agent]:
@@ -128,7 +129,9 @@ class SwarmController:
 
     async def _start_agent(self, membership: Membership) -> None:
         managers = membership.managers or [with_port(membership.addr, PORT)]
-        agent = Agent(membership.node_id, self.file.certs, managers, self._managers_changed)
+        agent = Agent(
+            membership.node_id, self.file.certs, managers, self._managers_changed, self.images
+        )
         await agent.start()
         self.agent = agent
         for hook in self.agent_started:

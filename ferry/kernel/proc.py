@@ -163,6 +163,19 @@ async def wait_gone(ref: ProcRef, timeout_s: float) -> bool:
     return True
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Whether ``pid`` has a handler for ``sig``. A PID namespace's init ignores any signal it
+    does not catch (SIGKILL aside), so sending it one it does not catch changes nothing."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    except FileNotFoundError:
+        pass
+    return False
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` (all its threads)."""
     out: list[int] = []

@@ -19,10 +19,12 @@ from ferry.manager import ca
 from ferry.manager.join import JoinService
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.nodes import NodeOps
+from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
-from ferry.manager.wire import AttachBody, JoinRequest
+from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
 from ferry.model.codec import encode
 from ferry.model.network import EndpointKind
+from ferry.model.service import TaskState
 from ferry.weberrors import Handler, errors_middleware
 
 PORT = 2377
@@ -99,7 +101,8 @@ class ClusterApi:
 
         @routes.post("/v1/heartbeat")
         async def heartbeat(request: web.Request) -> web.Response:
-            reply = await self._hub.heartbeat(caller(request).node_id)
+            beat = Heartbeat.model_validate_json(await request.read() or b"{}")
+            reply = await self._hub.heartbeat(caller(request).node_id, tuple(beat.images))
             return web.json_response(text=reply.model_dump_json())
 
         @routes.get("/v1/session")
@@ -173,6 +176,27 @@ def attachment_routes(networks: NetworkOps) -> RouteAdder:
         async def release(request: web.Request) -> web.Response:
             await networks.release(
                 request.match_info["net_id"], request.match_info["ep_id"], caller(request).node_id
+            )
+            return web.json_response({})
+
+    return add
+
+
+def task_routes(services: ServiceOps) -> RouteAdder:
+    """Agents report how their tasks are doing."""
+
+    def add(routes: web.RouteTableDef) -> None:
+        @routes.post("/v1/tasks/{task_id}/status")
+        async def status(request: web.Request) -> web.Response:
+            body = TaskStatusBody.model_validate_json(await request.read())
+            await services.task_status(
+                caller(request).node_id,
+                request.match_info["task_id"],
+                TaskState(body.state),
+                message=body.message,
+                error=body.error,
+                container_id=body.container_id,
+                exit_code=body.exit_code,
             )
             return web.json_response({})
 

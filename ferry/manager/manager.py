@@ -14,13 +14,21 @@ from collections.abc import Awaitable, Callable
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, Unavailable
 from ferry.manager.ca import CertPaths
-from ferry.manager.cluster_api import ClusterApi, RouteAdder, attachment_routes, server_context
+from ferry.manager.cluster_api import (
+    ClusterApi,
+    RouteAdder,
+    attachment_routes,
+    server_context,
+    task_routes,
+)
 from ferry.manager.etcd_member import EtcdConfig, EtcdMember
 from ferry.manager.feed import StoreFeed
 from ferry.manager.join import JoinService
 from ferry.manager.leader import LeaderElection
 from ferry.manager.networks import NetworkOps
 from ferry.manager.nodes import NodeOps
+from ferry.manager.reconciler import ServiceReconciler
+from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
 from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
@@ -54,13 +62,22 @@ class Manager:
         self.nodes = NodeOps(self.store, self.view, self.feed)
         self.joins = JoinService(self.store, self.members, self.view, self.nodes)
         self.networks = NetworkOps(self.store, self.view, self.feed)
+        self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
+        self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
-        self.extra_routes: list[RouteAdder] = [attachment_routes(self.networks)]
+        self.extra_routes: list[RouteAdder] = [
+            attachment_routes(self.networks),
+            task_routes(self.services),
+        ]
         self._api: ClusterApi | None = None
 
     async def _leadership_changed(self, leader: bool) -> None:
+        if leader:
+            self.reconciler.start()
+        else:
+            await self.reconciler.stop()
         for hook in self.leadership_hooks:
             await hook(leader)
 

@@ -50,6 +50,7 @@ class AttachRequest:
     aliases: tuple[str, ...] = ()
     hostname: str = ""
     ip: str = ""
+    service: str = ""
 
 
 def check_name(name: str) -> None:
@@ -183,6 +184,45 @@ class NetworkOps:
         return removed
 
     # endpoints -------------------------------------------------------------------------------
+    def taken_ips(self, net_id: str) -> set[str]:
+        return {keys.last_part(e.key) for e in self._view.mirror.entries(keys.ipam_prefix(net_id))}
+
+    def plan_endpoint(
+        self, network: Network, req: AttachRequest, taken: set[str]
+    ) -> tuple[Endpoint, list[Put | Delete], list[Expect]]:
+        """An endpoint with the next free address (added to ``taken``) and the operations that
+        reserve it; commit them with the expectations, which fail if the address went meanwhile."""
+        if req.ip:
+            ip = ipam.check_static_ip(network.subnet, network.gateway, req.ip, taken)
+        else:
+            ip = ipam.next_free(network.subnet, network.gateway, network.ip_range, taken)
+        taken.add(ip)
+        endpoint = Endpoint(
+            ep_id=new_hex_id(),
+            net_id=network.net_id,
+            node_id=req.node_id,
+            ip=ip,
+            mac=ipam.mac_for(ip),
+            kind=req.kind,
+            owner_id=req.owner_id,
+            name=req.name,
+            aliases=tuple(req.aliases),
+            hostname=req.hostname,
+            service=req.service,
+        )
+        ipam_key = keys.ipam(network.net_id, ip)
+        ops: list[Put | Delete] = [
+            Put(ipam_key, endpoint.ep_id.encode()),
+            Put(keys.endpoint(network.net_id, endpoint.ep_id), encode(endpoint)),
+        ]
+        return endpoint, ops, [Expect(ipam_key, 0)]
+
+    def release_ops(self, endpoint: Endpoint) -> list[Put | Delete]:
+        return [
+            Delete(keys.endpoint(endpoint.net_id, endpoint.ep_id)),
+            Delete(keys.ipam(endpoint.net_id, endpoint.ip)),
+        ]
+
     async def attach(self, req: AttachRequest) -> Endpoint:
         network = self.find(req.net)
         if req.kind == EndpointKind.CONTAINER and not network.attachable:
@@ -190,41 +230,22 @@ class NetworkOps:
                 f"network {network.name} is not manually attachable: create it with --attachable "
                 "to run standalone containers on it (services can use it as it is)"
             )
-        for _ in range(MAX_ATTEMPTS):
-            items, _ = await self._store.list_prefix(keys.ipam_prefix(network.net_id))
-            taken = {keys.last_part(kv.key) for kv in items}
-            if req.ip:
-                ip = ipam.check_static_ip(network.subnet, network.gateway, req.ip, taken)
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:  # the mirror lagged behind a reservation: read the store itself
+                items, _ = await self._store.list_prefix(keys.ipam_prefix(network.net_id))
+                taken = {keys.last_part(kv.key) for kv in items}
             else:
-                ip = ipam.next_free(network.subnet, network.gateway, network.ip_range, taken)
-            endpoint = Endpoint(
-                ep_id=new_hex_id(),
-                net_id=network.net_id,
-                node_id=req.node_id,
-                ip=ip,
-                mac=ipam.mac_for(ip),
-                kind=req.kind,
-                owner_id=req.owner_id,
-                name=req.name,
-                aliases=tuple(req.aliases),
-                hostname=req.hostname,
-            )
-            ipam_key = keys.ipam(network.net_id, ip)
-            revision = await self._store.commit(
-                [
-                    Put(ipam_key, endpoint.ep_id.encode()),
-                    Put(keys.endpoint(network.net_id, endpoint.ep_id), encode(endpoint)),
-                ],
-                [
-                    Expect(ipam_key, 0),
-                    Expect(keys.network(network.net_id), self._network_rev(network)),
-                ],
-            )
+                taken = self.taken_ips(network.net_id)
+            endpoint, ops, expect = self.plan_endpoint(network, req, taken)
+            expect.append(Expect(keys.network(network.net_id), self._network_rev(network)))
+            revision = await self._store.commit(ops, expect)
             if revision is not None:
                 await self._feed.wait_for(revision)
                 return endpoint
             if self._view.network(network.net_id) is None:
                 raise NotFound(f"network {network.name} was removed meanwhile")
+            if req.ip:
+                raise InvalidArgument(f"address {req.ip} is already in use on this network")
         raise PoolExhausted(f"could not reserve an address on {network.name}; retry")
 
     def _network_rev(self, network: Network) -> int:
@@ -239,9 +260,7 @@ class NetworkOps:
             return
         if node_id is not None and endpoint.node_id != node_id:
             raise Conflict(f"endpoint {ep_id[:12]} belongs to another node")
-        revision = await self._store.commit(
-            [Delete(keys.endpoint(net_id, ep_id)), Delete(keys.ipam(net_id, endpoint.ip))]
-        )
+        revision = await self._store.commit(self.release_ops(endpoint))
         if revision is not None:
             await self._feed.wait_for(revision)
 

@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 
 from ferry.errors import Forbidden
 from ferry.manager.store import Put, Store, keys
@@ -68,8 +69,13 @@ class SessionHub:
         if node.left:
             raise Forbidden(f"node {node.hostname} has left the swarm")
 
-    async def heartbeat(self, node_id: str) -> HeartbeatReply:
+    async def heartbeat(self, node_id: str, images: tuple[str, ...] = ()) -> HeartbeatReply:
         self.check_member(node_id)
+        node = self._view.node(node_id)
+        if node is not None and node.images != images:  # what the scheduler may place here
+            await self._store.commit(
+                [Put(keys.node(node_id), encode(replace(node, images=images)))]
+            )
         async with self._lease_lock:
             session = self._view.session(node_id)
             if session is None or not await self._store.refresh_lease(session.lease_id):

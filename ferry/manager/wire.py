@@ -28,12 +28,20 @@ class JoinResponse(BaseModel):
 
 
 class Heartbeat(BaseModel):
-    engine_version: str = ""
+    images: list[str] = Field(default_factory=list)
 
 
 class HeartbeatReply(BaseModel):
     ttl_s: int
     managers: list[str] = Field(default_factory=list)
+
+
+class TaskStatusBody(BaseModel):
+    state: str
+    message: str = ""
+    error: str = ""
+    container_id: str = ""
+    exit_code: int | None = None
 
 
 class AttachBody(BaseModel):

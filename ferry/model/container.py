@@ -24,6 +24,7 @@ class NetworkChoice:
     network: str
     aliases: tuple[str, ...] = ()
     ip: str = ""
+    ep_id: str = ""  # an endpoint the manager already reserved (a task's)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ContainerConfig:
     working_dir: str = ""
     created_at: str = ""
     task_id: str = ""  # set when the container runs a service task
+    init: bool = False  # run the command under a small init that forwards signals
 
     @property
     def short_id(self) -> str:
@@ -62,6 +64,7 @@ class AttachedEndpoint:
     mac: str
     ifname: str
     aliases: tuple[str, ...] = ()
+    reserved: bool = False  # the manager owns its lifetime (a task's): never released here
 
 
 @dataclass(frozen=True)

@@ -73,3 +73,4 @@ class Endpoint:
     name: str
     aliases: tuple[str, ...] = ()
     hostname: str = ""
+    service: str = ""  # the service a task or VIP endpoint belongs to (its name)

@@ -30,6 +30,7 @@ class Node:
     engine_version: str = ""
     ncpu: int = 0
     memory_bytes: int = 0
+    images: tuple[str, ...] = ()  # images this node can run besides "host" (it reports them)
     left: bool = False
 
 

@@ -81,8 +81,23 @@ def init_script(config: ContainerConfig, directory: Path, image_rootfs: Path | N
     lines.append(f"hostname {q(config.effective_hostname)}")
     if config.working_dir:
         lines.append(f"cd {q(root + config.working_dir)}")
-    lines.append(f'exec chroot {root} "$@"' if image_rootfs is not None else 'exec "$@"')
+    run = f'chroot {root} "$@"' if image_rootfs is not None else '"$@"'
+    if config.init:
+        lines += INIT_LOOP.format(run=run).splitlines()
+    else:
+        lines.append(f"exec {run}")
     return "\n".join(lines) + "\n"
+
+
+# --init: PID 1 stays this shell, which forwards SIGTERM/SIGINT to the command (a PID namespace's
+# init ignores signals it has no handler for; the command, not being PID 1, does not) and ends
+# with the command's status.
+INIT_LOOP = """set +e
+{run} &
+child=$!
+trap 'kill -TERM $child 2>/dev/null' TERM
+trap 'kill -INT $child 2>/dev/null' INT
+while :; do wait $child; status=$?; kill -0 $child 2>/dev/null || exit $status; done"""
 
 
 # The shim: the only process of ours per container. It lives in the container's namespaces

@@ -9,6 +9,7 @@ from ferry.manager.store import keys
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
 from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession
+from ferry.model.service import Service, Task
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ TYPES: dict[str, type[Any]] = {
     keys.SESSIONS: NodeSession,
     keys.NETWORKS: Network,
     keys.ENDPOINTS: Endpoint,
+    keys.SERVICES: Service,
+    keys.TASKS: Task,
 }
 
 # The manager mirrors everything, including what is never streamed to agents.

@@ -8,6 +8,7 @@ from ferry.model.cluster import ClusterInfo
 from ferry.model.mirror import Mirror
 from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession, Role
+from ferry.model.service import Service, Task
 
 
 class ClusterView:
@@ -57,3 +58,20 @@ class ClusterView:
     def node_addr(self, node_id: str) -> str | None:
         node = self.node(node_id)
         return node.addr if node else None
+
+    def services(self) -> list[Service]:
+        return self.mirror.objects(keys.SERVICES, Service)
+
+    def service(self, svc_id: str) -> Service | None:
+        return self.mirror.obj(keys.service(svc_id), Service)
+
+    def tasks(self, svc_id: str | None = None) -> list[Task]:
+        tasks = self.mirror.objects(keys.TASKS, Task)
+        return [t for t in tasks if t.svc_id == svc_id] if svc_id else tasks
+
+    def task(self, task_id: str) -> Task | None:
+        return self.mirror.obj(keys.task(task_id), Task)
+
+    def entity_version(self, key: str) -> int:
+        entry = self.mirror.get(key)
+        return entry.mod_revision if entry else 0

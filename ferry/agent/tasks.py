@@ -1,0 +1,177 @@
+"""This host's share of the services: run the tasks assigned here, stop those told to stop,
+and report every change of state to a manager.
+
+Design notes. Level-triggered like the network side: on any change of the mirrored tasks (or a
+local container ending) it compares, task by task, what the store wants of this node with the
+containers it has, and acts. Each task's work runs in its own asyncio task, one at a time per
+task id, so twenty replicas start in parallel and no task is ever started twice. A task's
+container is named after it (``svc.slot.id``) and carries its id, which is how a restarted
+ferryd recognises its tasks among the containers it finds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ferry.agent.containers import ContainerService, CreateRequest
+from ferry.agent.link import ManagerLink
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError, NotFound
+from ferry.manager.store import keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.container import Container, NetworkChoice
+from ferry.model.network import EndpointKind
+from ferry.model.service import Task, TaskState
+
+log = logging.getLogger("ferry.agent.tasks")
+
+RETRY_S = 1.0
+
+
+class TaskAgent:
+    def __init__(
+        self, node_id: str, link: ManagerLink, view: ClusterView, containers: ContainerService
+    ) -> None:
+        self.node_id = node_id
+        self._link = link
+        self._view = view
+        self._containers = containers
+        self._dirty = asyncio.Event()
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self._view.mirror.subscribe(self._changed)
+        self._loop_task = asyncio.get_running_loop().create_task(self._run())
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await cancel_and_wait([self._loop_task, *self._busy.values()])
+        self._busy.clear()
+
+    def _changed(self, changed: frozenset[str]) -> None:
+        if not changed or any(k.startswith((keys.TASKS, keys.ENDPOINTS)) for k in changed):
+            self._dirty.set()
+
+    def container_exited(self, _container: Container) -> None:
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not self._view.mirror.synced:
+                continue
+            self.reconcile()
+
+    # the comparison --------------------------------------------------------------------------
+    def _local(self) -> dict[str, Container]:
+        return {c.config.task_id: c for c in self._containers.all() if c.config.task_id}
+
+    def reconcile(self) -> None:
+        local = self._local()
+        mine = {t.task_id: t for t in self._view.tasks() if t.node_id == self.node_id}
+        for task in mine.values():
+            container = local.get(task.task_id)
+            if task.desired == TaskState.RUNNING:
+                if task.state in (TaskState.ASSIGNED, TaskState.STARTING) and container is None:
+                    self._do(task.task_id, self._start(task))
+                elif container is not None and not container.running and not task.state.terminal:
+                    self._do(task.task_id, self._report_exit(task, container))
+                elif container is None and task.state == TaskState.RUNNING:
+                    self._do(task.task_id, self._report(task, TaskState.FAILED, "container lost"))
+            elif not task.state.terminal:
+                self._do(task.task_id, self._shutdown(task, container))
+        for task_id, container in local.items():
+            if task_id not in mine:  # the task was forgotten: so is its container
+                self._do(task_id, self._remove(container))
+
+    def _do(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
+        if task_id in self._busy:
+            work.close()  # already being handled; the next pass looks again
+            return
+
+        async def guarded() -> None:
+            try:
+                await work
+            except FerryError as exc:
+                log.warning("task work failed; retrying", extra=kv(task=task_id, error=exc))
+                await asyncio.sleep(RETRY_S)
+                self._dirty.set()
+            finally:
+                self._busy.pop(task_id, None)
+
+        self._busy[task_id] = asyncio.get_running_loop().create_task(guarded())
+
+    # the work --------------------------------------------------------------------------------
+    async def _report(self, task: Task, state: TaskState, message: str, **extra: Any) -> None:
+        body = {"state": state.value, "message": message, **extra}
+        with contextlib.suppress(NotFound):  # forgotten meanwhile
+            await self._link.call("POST", f"/v1/tasks/{task.task_id}/status", body)
+
+    async def _start(self, task: Task) -> None:
+        choices = []
+        for ep in self._view.endpoints():
+            if ep.kind == EndpointKind.TASK and ep.owner_id == task.task_id:
+                choices.append(NetworkChoice(ep.net_id, (task.service_name,), ep_id=ep.ep_id))
+        template = task.template
+        try:
+            container = await self._containers.create(
+                CreateRequest(
+                    image=template.image,
+                    cmd=template.cmd,
+                    name=task.name,
+                    env=template.env,
+                    networks=tuple(choices),
+                    labels={
+                        "com.docker.swarm.service.name": task.service_name,
+                        "com.docker.swarm.task.id": task.task_id,
+                        "com.docker.swarm.task.name": task.name,
+                    },
+                    task_id=task.task_id,
+                    init=template.init,
+                )
+            )
+        except FerryError as exc:  # nothing can run it here (image, command): give it back
+            await self._report(task, TaskState.REJECTED, "rejected", error=str(exc))
+            return
+        try:
+            await self._containers.start(container.config.container_id)
+        except FerryError as exc:
+            await self._containers.remove(container.config.container_id, force=True)
+            await self._report(task, TaskState.FAILED, "starting failed", error=str(exc))
+            return
+        await self._report(
+            task, TaskState.RUNNING, "started", container_id=container.config.container_id
+        )
+
+    async def _report_exit(self, task: Task, container: Container) -> None:
+        code = container.state.exit_code
+        if code == 0:
+            await self._report(task, TaskState.COMPLETE, "finished", exit_code=0)
+        else:
+            await self._report(
+                task,
+                TaskState.FAILED,
+                "task: non-zero exit",
+                error=f"exit code {code}",
+                exit_code=code,
+            )
+
+    async def _shutdown(self, task: Task, container: Container | None) -> None:
+        if container is not None and container.running:
+            await self._containers.stop(container.config.container_id, task.template.stop_grace_s)
+            container = self._containers.find(container.config.container_id)
+        code = container.state.exit_code if container is not None else None
+        await self._report(task, TaskState.SHUTDOWN, "shutdown", exit_code=code)
+
+    async def _remove(self, container: Container) -> None:
+        await self._containers.remove(container.config.container_id, force=True)

@@ -1,0 +1,295 @@
+"""/services and /tasks in Docker's shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ferry.api.models.services import ServiceSpecModel
+from ferry.api.server import add_route, query_bool, query_filters, read_json
+from ferry.daemon.swarm import SwarmController
+from ferry.errors import InvalidArgument
+from ferry.manager.manager import Manager
+from ferry.manager.services import ServiceRequest
+from ferry.manager.store import keys
+from ferry.model.network import EndpointKind
+from ferry.model.service import (
+    Mode,
+    PortSpec,
+    PublishMode,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskState,
+)
+
+NS = 1_000_000_000
+
+
+def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
+    ports = model.EndpointSpec.Ports if model.EndpointSpec and model.EndpointSpec.Ports else []
+    out = []
+    for port in ports:
+        try:
+            mode = PublishMode(port.PublishMode or "ingress")
+        except ValueError as exc:
+            raise InvalidArgument(
+                f"invalid publish mode {port.PublishMode!r}: use ingress or host"
+            ) from exc
+        out.append(PortSpec(port.PublishedPort, port.TargetPort, port.Protocol or "tcp", mode))
+    return tuple(out)
+
+
+def request_of(model: ServiceSpecModel) -> ServiceRequest:
+    template = model.TaskTemplate
+    container = template.ContainerSpec
+    mode = "replicated"
+    replicas = None
+    if model.Mode is not None and model.Mode.Global is not None:
+        mode = "global"
+    elif model.Mode is not None and model.Mode.Replicated is not None:
+        replicas = model.Mode.Replicated.Replicas
+    networks = template.Networks or model.Networks or []
+    return ServiceRequest(
+        name=model.Name,
+        image=container.Image,
+        cmd=tuple((container.Command or []) + (container.Args or [])),
+        env=tuple(container.Env or []),
+        mode=mode,
+        replicas=replicas,
+        networks=tuple(n.Target for n in networks),
+        endpoint_mode=model.EndpointSpec.Mode if model.EndpointSpec else "vip",
+        constraints=tuple(template.Placement.Constraints or []) if template.Placement else (),
+        restart=template.RestartPolicy.Condition if template.RestartPolicy else "any",
+        init=bool(container.Init),
+        stop_grace_s=(container.StopGracePeriod or 10 * NS) / NS,
+        ports=ports_of(model),
+        labels=model.Labels,
+    )
+
+
+def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[str, Any]:
+    mode: dict[str, Any] = (
+        {"Global": {}} if spec.mode == Mode.GLOBAL else {"Replicated": {"Replicas": spec.replicas}}
+    )
+    return {
+        "Name": spec.name,
+        "Labels": spec.labels,
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": spec.template.image,
+                "Args": list(spec.template.cmd),
+                "Env": list(spec.template.env),
+                "Init": spec.template.init,
+                "StopGracePeriod": int(spec.template.stop_grace_s * NS),
+            },
+            "RestartPolicy": {"Condition": spec.restart.value, "Delay": 5 * NS, "MaxAttempts": 0},
+            "Placement": {"Constraints": list(spec.constraints)},
+            "Networks": [{"Target": net_names.get(n, n)} for n in spec.networks],
+            "ForceUpdate": force,
+        },
+        "Mode": mode,
+        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first"},
+        "EndpointSpec": {"Mode": spec.endpoint_mode.value, "Ports": [_port(p) for p in spec.ports]},
+    }
+
+
+def _port(port: PortSpec) -> dict[str, Any]:
+    return {
+        "Protocol": port.protocol,
+        "TargetPort": port.target,
+        "PublishedPort": port.published,
+        "PublishMode": port.mode.value,
+    }
+
+
+class ServiceRoutes:
+    def __init__(self, swarm: SwarmController) -> None:
+        self.swarm = swarm
+
+    def register(self, app: web.Application) -> None:
+        add_route(app, "GET", "/services", self.list)
+        add_route(app, "POST", "/services/create", self.create)
+        add_route(app, "GET", "/services/{id}", self.inspect)
+        add_route(app, "POST", "/services/{id}/update", self.update)
+        add_route(app, "DELETE", "/services/{id}", self.remove)
+        add_route(app, "GET", "/tasks", self.tasks)
+        add_route(app, "GET", "/tasks/{id}", self.task)
+
+    # rendering -------------------------------------------------------------------------------
+    def _service(self, manager: Manager, svc: Service, status: bool) -> dict[str, Any]:
+        view = manager.view
+        net_names = {n.net_id: n.name for n in view.networks()}
+        vips = []
+        for ep in view.endpoints():
+            network = view.network(ep.net_id)
+            if ep.kind == EndpointKind.VIP and ep.owner_id == svc.svc_id and network is not None:
+                vips.append({"NetworkID": ep.net_id, "Addr": f"{ep.ip}/{network.prefixlen}"})
+        out: dict[str, Any] = {
+            "ID": svc.svc_id,
+            "Version": {"Index": manager.services.version(svc)},
+            "CreatedAt": svc.created_at,
+            "UpdatedAt": svc.updated_at,
+            "Spec": spec_json(svc.spec, net_names, svc.force_update),
+            "Endpoint": {
+                "Spec": {
+                    "Mode": svc.spec.endpoint_mode.value,
+                    "Ports": [_port(p) for p in svc.spec.ports],
+                },
+                "Ports": [_port(p) for p in svc.spec.ports],
+                "VirtualIPs": vips,
+            },
+        }
+        if svc.previous is not None:
+            out["PreviousSpec"] = spec_json(svc.previous, net_names, svc.force_update)
+        if status:
+            tasks = view.tasks(svc.svc_id)
+            running = sum(
+                1 for t in tasks if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
+            )
+            if svc.spec.mode == Mode.GLOBAL:
+                desired = sum(1 for t in tasks if t.desired == TaskState.RUNNING)
+            else:
+                desired = svc.spec.replicas
+            out["ServiceStatus"] = {
+                "RunningTasks": running,
+                "DesiredTasks": desired,
+                "CompletedTasks": 0,
+            }
+        return out
+
+    def _task(self, manager: Manager, task: Task) -> dict[str, Any]:
+        view = manager.view
+        attachments = []
+        for ep in view.endpoints():
+            if ep.kind == EndpointKind.TASK and ep.owner_id == task.task_id:
+                net = view.network(ep.net_id)
+                if net is not None:
+                    attachments.append(
+                        {
+                            "Network": {"ID": net.net_id, "Spec": {"Name": net.name}},
+                            "Addresses": [f"{ep.ip}/{net.prefixlen}"],
+                        }
+                    )
+        return {
+            "ID": task.task_id,
+            "Version": {"Index": view.entity_version(keys.task(task.task_id))},
+            "CreatedAt": task.created_at,
+            "UpdatedAt": task.updated_at,
+            "Name": task.name,
+            "Labels": {},
+            "Spec": {
+                "ContainerSpec": {
+                    "Image": task.template.image,
+                    "Args": list(task.template.cmd),
+                    "Env": list(task.template.env),
+                }
+            },
+            "ServiceID": task.svc_id,
+            "Slot": task.slot,
+            "NodeID": task.node_id,
+            "Status": {
+                "Timestamp": task.updated_at,
+                "State": task.state.value,
+                "Message": task.message,
+                "Err": task.error,
+                "ContainerStatus": {
+                    "ContainerID": task.container_id,
+                    "ExitCode": task.exit_code or 0,
+                },
+            },
+            "DesiredState": task.desired.value,
+            "NetworksAttachments": attachments,
+        }
+
+    # handlers --------------------------------------------------------------------------------
+    async def list(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        filters = query_filters(request)
+        status = query_bool(request, "status")
+        out = []
+        for svc in manager.services.all():
+            if "name" in filters and not any(svc.spec.name.startswith(n) for n in filters["name"]):
+                continue
+            if "id" in filters and not any(svc.svc_id.startswith(i) for i in filters["id"]):
+                continue
+            if "mode" in filters and svc.spec.mode.value not in filters["mode"]:
+                continue
+            out.append(self._service(manager, svc, status))
+        return web.json_response(out)
+
+    async def create(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        model = ServiceSpecModel.model_validate(await read_json(request))
+        svc = await manager.services.create(request_of(model))
+        return web.json_response({"ID": svc.svc_id, "Warnings": []}, status=201)
+
+    async def inspect(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        svc = manager.services.find(request.match_info["id"])
+        return web.json_response(self._service(manager, svc, query_bool(request, "status", True)))
+
+    async def update(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        svc = manager.services.find(request.match_info["id"])
+        model = ServiceSpecModel.model_validate(await read_json(request))
+        wanted = request_of(model)
+        current = svc.spec
+        if wanted.name and wanted.name != current.name:
+            raise InvalidArgument("renaming a service is not supported")
+        nets = tuple(manager.networks.find(n).net_id for n in wanted.networks)
+        if nets and nets != current.networks:
+            raise InvalidArgument("changing a service's networks is not supported: recreate it")
+        if (wanted.mode == "global") != (current.mode == Mode.GLOBAL):
+            raise InvalidArgument("a service's mode cannot change")
+        if wanted.endpoint_mode != current.endpoint_mode.value:
+            raise InvalidArgument("a service's endpoint mode cannot change")
+        version = request.query.get("version")
+        await manager.services.update(
+            svc.svc_id,
+            int(version) if version and version.isdigit() else None,
+            replicas=wanted.replicas if current.mode == Mode.REPLICATED else None,
+            image=wanted.image if wanted.image != current.template.image else None,
+            env_rm=tuple(e.partition("=")[0] for e in current.template.env),
+            env_add=wanted.env,
+            cmd=wanted.cmd if wanted.cmd != current.template.cmd else None,
+            ports=wanted.ports if wanted.ports != current.ports else None,
+            force_update=model.TaskTemplate.ForceUpdate,
+        )
+        return web.json_response({"Warnings": []})
+
+    async def remove(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        await manager.services.remove(request.match_info["id"])
+        return web.Response(status=200)
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        filters = query_filters(request)
+        wanted_services: set[str] | None = None
+        if "service" in filters:
+            wanted_services = set()
+            for ref in filters["service"]:
+                wanted_services.add(manager.services.find(ref).svc_id)
+        out = []
+        for task in manager.view.tasks():
+            if wanted_services is not None and task.svc_id not in wanted_services:
+                continue
+            if "desired-state" in filters and task.desired.value not in filters["desired-state"]:
+                continue
+            if "node" in filters and not any(
+                task.node_id == manager.nodes.find(n).node_id for n in filters["node"]
+            ):
+                continue
+            out.append(self._task(manager, task))
+        out.sort(key=lambda t: (t["ServiceID"], t["Slot"], t["CreatedAt"]), reverse=False)
+        return web.json_response(out)
+
+    async def task(self, request: web.Request) -> web.Response:
+        manager = self.swarm.require_manager()
+        ref = request.match_info["id"]
+        for task in manager.view.tasks():
+            if task.task_id == ref or task.task_id.startswith(ref):
+                return web.json_response(self._task(manager, task))
+        return web.json_response({"message": f"task {ref} not found"}, status=404)

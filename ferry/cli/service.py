@@ -1,0 +1,464 @@
+"""ferry service …: Docker's verbs, flags and output for replicated and global services."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from ferry.api.client import ApiClient
+from ferry.cli.common import client, fail, handles_errors, parse_kv, print_json, print_table
+from ferry.cli.containers import CMD_SETTINGS
+from ferry.cli.ports import parse_publish
+from ferry.errors import FerryError
+
+service_app = typer.Typer(help="Manage swarm services.", no_args_is_help=True)
+
+CONVERGE_TIMEOUT_S = 120.0
+STUCK_S = 4.0  # a task pending for want of a node, or rejected, this long: give up waiting
+NS = 1_000_000_000
+
+
+def parse_duration(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * units[suffix]
+            except ValueError:
+                break
+    fail(f"invalid duration {text!r}: use e.g. 10s, 500ms or 1m", 2)
+    return 0.0
+
+
+def _ago(iso: str) -> str:
+    import datetime as dt
+
+    if not iso:
+        return ""
+    then = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    seconds = max(0, int(time.time() - then))
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "Less than a second ago"
+
+
+# progress --------------------------------------------------------------------------------------
+def _live_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in tasks if t["DesiredState"] == "running"]
+
+
+def _converged(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> bool:
+    status = svc.get("ServiceStatus", {})
+    live = _live_tasks(tasks)
+    return (
+        status.get("RunningTasks") == status.get("DesiredTasks")
+        and all(t["Status"]["State"] == "running" for t in live)
+        and not any(
+            t["Status"]["State"] not in _FINAL for t in tasks if t["DesiredState"] != "running"
+        )
+    )
+
+
+_FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}
+
+
+def _stuck(tasks: list[dict[str, Any]], since: float) -> str:
+    """A reason to stop waiting: a task that cannot be placed or that was rejected."""
+    if time.monotonic() - since < STUCK_S:
+        return ""
+    for task in _live_tasks(tasks):
+        state = task["Status"]["State"]
+        if state == "pending" and "no suitable node" in task["Status"]["Message"]:
+            return f"{task['Name']}: {task['Status']['Message']}"
+    rejected = [t for t in tasks if t["Status"]["State"] == "rejected"]
+    if rejected and not any(t["Status"]["State"] == "running" for t in _live_tasks(tasks)):
+        return f"{rejected[-1]['Name']}: {rejected[-1]['Status']['Err'] or 'rejected'}"
+    return ""
+
+
+def _lines(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str]:
+    live = sorted(_live_tasks(tasks), key=lambda t: (t["Slot"], t["NodeID"]))
+    status = svc.get("ServiceStatus", {})
+    running, desired = status.get("RunningTasks", 0), status.get("DesiredTasks", 0)
+    lines = [f"overall progress: {running} out of {desired} tasks"]
+    for task in live:
+        label = f"{task['Slot']}/{len(live)}" if task["Slot"] else task["NodeID"][:12]
+        state = task["Status"]["State"]
+        detail = task["Status"]["Err"] or (task["Status"]["Message"] if state == "pending" else "")
+        lines.append(f"{label}: {state:<9} {detail}".rstrip())
+    return lines
+
+
+def wait_converged(api: ApiClient, svc_id: str) -> None:
+    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+    started = time.monotonic()
+    tty = sys.stdout.isatty()
+    shown = 0
+    lines: list[str] = []
+    while True:
+        svc = api.get(f"/services/{svc_id}", status=True)
+        tasks = api.get("/tasks", filters={"service": [svc_id]})
+        lines = _lines(svc, tasks)
+        if tty:
+            if shown:
+                sys.stdout.write(f"\x1b[{shown}F\x1b[J")
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+            shown = len(lines)
+        if _converged(svc, tasks):
+            if not tty:
+                print("\n".join(lines))
+            print("verify: Service converged")
+            return
+        reason = _stuck(tasks, started)
+        if reason or time.monotonic() > deadline:
+            if not tty:
+                print("\n".join(lines))
+            why = reason or f"not converged after {CONVERGE_TIMEOUT_S:.0f}s"
+            print(f"Error: service {svc['Spec']['Name']} did not converge: {why}", file=sys.stderr)
+            raise typer.Exit(1)
+        time.sleep(0.1)
+
+
+# commands --------------------------------------------------------------------------------------
+@service_app.command("create", context_settings=CMD_SETTINGS)
+@handles_errors
+def create(
+    image: Annotated[str, typer.Argument(help="Image ('host', or one imported on the nodes)")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command and arguments")] = None,
+    name: Annotated[str, typer.Option(help="Service name")] = "",
+    replicas: Annotated[int | None, typer.Option(help="Number of tasks")] = None,
+    mode: Annotated[str, typer.Option(help="replicated or global")] = "replicated",
+    network: Annotated[list[str] | None, typer.Option(help="Network to attach to")] = None,
+    endpoint_mode: Annotated[str, typer.Option(help="vip or dnsrr")] = "vip",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="Environment variables")
+    ] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="Placement constraint")] = None,
+    restart_condition: Annotated[str, typer.Option(help="any, on-failure or none")] = "any",
+    publish: Annotated[
+        list[str] | None, typer.Option("--publish", "-p", help="Publish a port")
+    ] = None,
+    init: Annotated[
+        bool, typer.Option(help="Run an init inside each task that forwards signals")
+    ] = False,
+    stop_grace_period: Annotated[
+        str, typer.Option(help="Time to wait before killing a task")
+    ] = "10s",
+    label: Annotated[list[str] | None, typer.Option(help="Service label KEY=VALUE")] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress progress output")] = False,
+) -> None:
+    """Create a new service."""
+    if not name:
+        fail("a service needs a name: --name NAME", 2)
+    mode_json: dict[str, Any]
+    if mode == "global":
+        if replicas is not None:
+            fail("--replicas can only be used with replicated mode", 2)
+        mode_json = {"Global": {}}
+    elif mode == "replicated":
+        mode_json = {"Replicated": {"Replicas": 1 if replicas is None else replicas}}
+    else:
+        fail(f"invalid mode {mode!r}: use replicated or global", 2)
+    spec = {
+        "Name": name,
+        "Labels": parse_kv(label or [], "label"),
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": image,
+                "Args": list(command or []),
+                "Env": list(env or []),
+                "Init": init,
+                "StopGracePeriod": int(parse_duration(stop_grace_period) * NS),
+            },
+            "RestartPolicy": {"Condition": restart_condition},
+            "Placement": {"Constraints": list(constraint or [])},
+            "Networks": [{"Target": n} for n in network or []],
+        },
+        "Mode": mode_json,
+        "EndpointSpec": {"Mode": endpoint_mode, "Ports": [parse_publish(p) for p in publish or []]},
+    }
+    api = client()
+    svc_id = api.post("/services/create", spec)["ID"]
+    print(svc_id)
+    if not detach and not quiet:
+        wait_converged(api, svc_id)
+
+
+def _ports(spec: dict[str, Any]) -> str:
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    return ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}" for p in ports)
+
+
+@service_app.command("ls")
+@handles_errors
+def ls(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+) -> None:
+    """List services."""
+    services: list[dict[str, Any]] = client().get("/services", status=True)
+    if quiet:
+        for svc in services:
+            print(svc["ID"][:12])
+        return
+    rows = []
+    for svc in services:
+        spec = svc["Spec"]
+        status = svc.get("ServiceStatus", {})
+        mode = "global" if "Global" in spec["Mode"] else "replicated"
+        replicas = f"{status.get('RunningTasks', 0)}/{status.get('DesiredTasks', 0)}"
+        rows.append(
+            [
+                svc["ID"][:12],
+                spec["Name"],
+                mode,
+                replicas,
+                spec["TaskTemplate"]["ContainerSpec"]["Image"],
+                _ports(spec),
+            ]
+        )
+    print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
+
+
+@service_app.command("ps")
+@handles_errors
+def ps(
+    services: Annotated[list[str], typer.Argument(help="Services")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display task IDs")] = False,
+    no_trunc: Annotated[bool, typer.Option(help="Do not truncate output")] = False,
+) -> None:
+    """List the tasks of one or more services."""
+    api = client()
+    nodes = {n["ID"]: n["Description"]["Hostname"] for n in api.get("/nodes")}
+    rows = []
+    for ref in services:
+        svc = api.get(f"/services/{ref}")
+        tasks = api.get("/tasks", filters={"service": [svc["ID"]]})
+        tasks.sort(
+            key=lambda t: (
+                t["Slot"],
+                t["NodeID"] if not t["Slot"] else "",
+                t["DesiredState"] != "running",
+                t["CreatedAt"],
+            )
+        )
+        last_slot: object = None
+        for task in sorted(
+            tasks,
+            key=lambda t: (
+                t["Slot"] or 0,
+                t["NodeID"],
+                t["DesiredState"] != "running",
+                -_epoch(t["CreatedAt"]),
+            ),
+        ):
+            if quiet:
+                print(task["ID"] if no_trunc else task["ID"][:12])
+                continue
+            slot = (task["Slot"], task["NodeID"] if not task["Slot"] else "")
+            base = f"{svc['Spec']['Name']}.{task['Slot'] or task['NodeID'][:12]}"
+            name = base if slot != last_slot else f" \\_ {base}"
+            last_slot = slot
+            state = task["Status"]["State"]
+            current = f"{state.capitalize()} {_ago(task['Status']['Timestamp'])}"
+            error = task["Status"]["Err"] or (
+                task["Status"]["Message"] if state == "pending" else ""
+            )
+            if not no_trunc and len(error) > 60:
+                error = error[:59] + "…"
+            rows.append([
+                task["ID"] if no_trunc else task["ID"][:12], name,
+                task["Spec"]["ContainerSpec"]["Image"],
+                nodes.get(task["NodeID"], task["NodeID"][:12]),
+                task["DesiredState"].capitalize(), current, f'"{error}"' if error else "", "",
+            ])  # fmt: skip
+    if not quiet:
+        print_table(
+            ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
+            rows,
+        )
+
+
+def _epoch(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else 0.0
+
+
+@service_app.command("inspect")
+@handles_errors
+def inspect(
+    services: Annotated[list[str], typer.Argument(help="Services")],
+    pretty: Annotated[bool, typer.Option(help="Human-friendly output")] = False,
+) -> None:
+    """Display detailed information on one or more services."""
+    api = client()
+    found = [api.get(f"/services/{s}") for s in services]
+    if not pretty:
+        print_json(found)
+        return
+    for svc in found:
+        spec = svc["Spec"]
+        print(f"ID:\t\t{svc['ID']}\nName:\t\t{spec['Name']}")
+        if "Replicated" in spec["Mode"]:
+            print(
+                f"Service Mode:\tReplicated\n Replicas:\t{spec['Mode']['Replicated']['Replicas']}"
+            )
+        else:
+            print("Service Mode:\tGlobal")
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        print(
+            f"ContainerSpec:\n Image:\t\t{container['Image']}\n"
+            f" Args:\t\t{' '.join(container['Args'])}"
+        )
+        print(f"Endpoint Mode:\t{spec['EndpointSpec']['Mode']}")
+        for vip in svc["Endpoint"]["VirtualIPs"]:
+            print(f" VIP:\t\t{vip['Addr']} on {vip['NetworkID'][:12]}")
+        if _ports(spec):
+            print(f"Ports:\t\t{_ports(spec)}")
+
+
+def _update(api: ApiClient, ref: str, change: Any) -> str:
+    for _ in range(5):
+        svc = api.get(f"/services/{ref}")
+        spec = svc["Spec"]
+        change(spec)
+        try:
+            api.post(f"/services/{svc['ID']}/update", spec, version=svc["Version"]["Index"])
+            return str(svc["ID"])
+        except FerryError as exc:
+            if "out of sequence" not in str(exc):
+                raise
+    fail(f"service {ref} keeps changing; retry", 4)
+    return ""
+
+
+@service_app.command("scale")
+@handles_errors
+def scale(
+    pairs: Annotated[list[str], typer.Argument(help="SERVICE=REPLICAS")],
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
+    ] = False,
+) -> None:
+    """Scale one or multiple replicated services."""
+    targets = []
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not count.lstrip("-").isdigit():
+            fail(f"invalid scale specifier {pair!r}: use SERVICE=REPLICAS", 2)
+        targets.append((name, int(count)))
+    api = client()
+    updated = []
+    for target, replicas in targets:
+
+        def change(spec: dict[str, Any], target: str = target, replicas: int = replicas) -> None:
+            if "Replicated" not in spec["Mode"]:
+                fail(f"{target}: scale can only be used with replicated mode", 2)
+            spec["Mode"]["Replicated"]["Replicas"] = replicas
+
+        updated.append(_update(api, target, change))
+        print(f"{target} scaled to {replicas}")
+    if not detach:
+        for svc_id in updated:
+            wait_converged(api, svc_id)
+
+
+@service_app.command("update")
+@handles_errors
+def update(
+    service: Annotated[str, typer.Argument(help="Service")],
+    replicas: Annotated[int | None, typer.Option(help="Number of tasks")] = None,
+    image: Annotated[str | None, typer.Option(help="Service image")] = None,
+    env_add: Annotated[
+        list[str] | None, typer.Option(help="Add or update an environment variable")
+    ] = None,
+    env_rm: Annotated[list[str] | None, typer.Option(help="Remove an environment variable")] = None,
+    publish_add: Annotated[list[str] | None, typer.Option(help="Publish a port")] = None,
+    publish_rm: Annotated[
+        list[str] | None, typer.Option(help="Unpublish a port (PUBLISHED[/proto])")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Roll the tasks over even without a change")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
+    ] = False,
+) -> None:
+    """Update a service (tasks are replaced one at a time)."""
+
+    def change(spec: dict[str, Any]) -> None:
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        if replicas is not None:
+            if "Replicated" not in spec["Mode"]:
+                fail("--replicas can only be used with replicated mode", 2)
+            spec["Mode"]["Replicated"]["Replicas"] = replicas
+        if image is not None:
+            container["Image"] = image
+        env = {e.partition("=")[0]: e for e in container.get("Env") or []}
+        for key in env_rm or []:
+            env.pop(key, None)
+        for pair in env_add or []:
+            key, sep, _ = pair.partition("=")
+            if not sep:
+                fail(f"invalid --env-add {pair!r}: use KEY=VALUE", 2)
+            env[key] = pair
+        container["Env"] = list(env.values())
+        ports = spec["EndpointSpec"].get("Ports") or []
+        for text in publish_rm or []:
+            published, _, proto = text.partition("/")
+            ports = [
+                p
+                for p in ports
+                if not (
+                    str(p["PublishedPort"]) == published
+                    and p["Protocol"] == (proto or p["Protocol"])
+                )
+            ]
+        ports += [parse_publish(p) for p in publish_add or []]
+        spec["EndpointSpec"]["Ports"] = ports
+        if force:
+            spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
+
+    api = client()
+    svc_id = _update(api, service, change)
+    print(service)
+    if not detach:
+        wait_converged(api, svc_id)
+
+
+@service_app.command("rm")
+@handles_errors
+def rm(services: Annotated[list[str], typer.Argument(help="Services")]) -> None:
+    """Remove one or more services."""
+    api = client()
+    for svc in services:
+        api.delete(f"/services/{svc}")
+        print(svc)
+
+
+@service_app.command("logs")
+@handles_errors
+def logs(
+    service: Annotated[str, typer.Argument(help="Service")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow log output")] = False,
+    tail: Annotated[
+        str, typer.Option("--tail", "-n", help="Lines from the end of each task, or 'all'")
+    ] = "all",
+) -> None:
+    """Fetch the logs of a service's tasks, from every node."""
+    from ferry.cli.streams import frames, write_frame
+
+    chunks = client(None).stream(
+        "GET",
+        f"/services/{service}/logs",
+        query={"stdout": 1, "stderr": 1, "follow": int(follow), "tail": tail},
+    )
+    for stream, data in frames(chunks):
+        write_frame(stream, data)

@@ -1,0 +1,86 @@
+"""nftables through libnftables (ctypes): one atomic transaction per call, ~0.2 ms.
+
+Design notes. A libnftables context talks to the namespace its thread was in when the context
+was made, so contexts for other namespaces are made in a short-lived setns'd thread (see
+nsfs.run_in_netns) and then used from the kernel thread. ``run`` takes nft's own script
+language: a whole script is one transaction — all of it applies, or none. That is how every
+table Ferry owns is replaced atomically: ``table ip t`` (create if missing), ``delete table ip
+t``, then the full new table, in one script.
+
+Be aware: nft 1.0.6 wants ``;`` before ``}`` in one-line chains; scripts here are multi-line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from pathlib import Path
+
+from ferry.errors import KernelError
+from ferry.kernel.nsfs import run_in_netns
+
+
+@functools.cache
+def _library() -> ctypes.CDLL:
+    name = ctypes.util.find_library("nftables") or "libnftables.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:
+        raise KernelError("load", "libnftables", None, "install the nftables package") from exc
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+    for fn in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
+        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    for fn in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+        getattr(lib, fn).restype = ctypes.c_char_p
+    return lib
+
+
+class Nft:
+    """An nftables context bound to one network namespace (``None``: ferryd's own)."""
+
+    def __init__(self, netns: Path | None = None) -> None:
+        lib = _library()
+        self.netns = netns
+
+        def make() -> int:
+            ctx = lib.nft_ctx_new(0)
+            lib.nft_ctx_buffer_output(ctx)
+            lib.nft_ctx_buffer_error(ctx)
+            return int(ctx)
+
+        self._ctx: int | None = make() if netns is None else run_in_netns(netns, make)
+        self._lib = lib
+
+    def run(self, script: str) -> str:
+        """Apply ``script`` as one transaction; return nft's output (for ``list`` commands)."""
+        if self._ctx is None:
+            raise KernelError("nft", "closed context", None)
+        rc = self._lib.nft_run_cmd_from_buffer(self._ctx, script.encode())
+        if rc != 0:
+            error = (self._lib.nft_ctx_get_error_buffer(self._ctx) or b"").decode().strip()
+            where = self.netns.name if self.netns else "host"
+            raise KernelError("nft", where, None, error.splitlines()[0] if error else "failed")
+        return (self._lib.nft_ctx_get_output_buffer(self._ctx) or b"").decode()
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._lib.nft_ctx_free(self._ctx)
+            self._ctx = None
+
+    def __enter__(self) -> Nft:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def replace_table(family: str, name: str, body: str) -> str:
+    """The script that makes table ``family name`` exactly ``body`` (or removes it if empty)."""
+    head = f"table {family} {name}\ndelete table {family} {name}\n"
+    return head if not body else head + f"table {family} {name} {{\n{body}}}\n"

@@ -1,0 +1,211 @@
+"""Services → tasks: what the leader must change so each service has what it asks for.
+
+Design notes. ``plan_service`` is a pure function of one service, its tasks and the nodes; it
+returns actions (start a task in a slot or on a node, shut one down, forget an old one), never
+touching the store. It is level-triggered: called again with the same state it returns the
+same actions, so the leader can recompute from scratch after any change or failure.
+
+- Replicated: slots 1..replicas each want one live task. A slot whose last task ended by
+  itself is refilled according to the restart condition, after the restart delay; a slot whose
+  task was lost (its node down, removed or drained) is refilled at once. Slots above the
+  replica count are shut down (highest first, by construction).
+- Global: one live task per eligible node; tasks on nodes that no longer qualify stop.
+- Rolling update: tasks of an older spec version are replaced one at a time; the next one
+  only when every task of the new version has reached running (parallelism 1, stop-first).
+- History: a few finished tasks per slot stay for ``service ps``; older ones are forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ferry.manager.scheduler import Candidate, Constraint, eligible, parse_constraint
+from ferry.model.node import Availability
+from ferry.model.service import (
+    TASK_HISTORY,
+    Mode,
+    RestartCondition,
+    Service,
+    Task,
+    TaskState,
+)
+
+RESTART_DELAY_S = 5.0
+
+
+@dataclass(frozen=True)
+class StartTask:
+    svc_id: str
+    slot: int
+    node_id: str = ""  # global services: the node; replicated: chosen by the scheduler
+
+
+@dataclass(frozen=True)
+class StopTask:
+    task_id: str
+    message: str
+    state: TaskState | None = None  # set for tasks that cannot report back (node gone)
+
+
+@dataclass(frozen=True)
+class ForgetTask:
+    task_id: str
+
+
+Action = StartTask | StopTask | ForgetTask
+
+
+def _age_s(iso: str, now: float) -> float:
+    if not iso:
+        return float("inf")
+    return now - dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _restarts(last: Task, condition: RestartCondition) -> bool:
+    if last.desired != TaskState.RUNNING:
+        return True  # we stopped it (update, scale, node lost): the slot is refilled
+    if condition == RestartCondition.ANY:
+        return True
+    if condition == RestartCondition.ON_FAILURE:
+        return last.state in (TaskState.FAILED, TaskState.REJECTED)
+    return False
+
+
+def _lost_reason(task: Task, nodes: dict[str, Candidate]) -> tuple[str, TaskState] | None:
+    """Why a live task no longer counts: its node is gone, down or drained."""
+    candidate = nodes.get(task.node_id) if task.node_id else None
+    if not task.node_id:
+        return None
+    if candidate is None or candidate.node.left:
+        return "node removed from the swarm", TaskState.ORPHANED
+    if not candidate.up:
+        return "node is down", TaskState.ORPHANED
+    if candidate.node.availability == Availability.DRAIN:
+        return "node is drained", TaskState.SHUTDOWN
+    return None
+
+
+def plan_service(
+    service: Service, tasks: list[Task], nodes: Iterable[Candidate], now: float
+) -> list[Action]:
+    by_node = {c.node.node_id: c for c in nodes}
+    constraints = [parse_constraint(c) for c in service.spec.constraints]
+    actions: list[Action] = []
+    counted: list[Task] = []
+    for task in tasks:
+        if not task.live:
+            continue
+        lost = _lost_reason(task, by_node)
+        if lost is not None:
+            actions.append(StopTask(task.task_id, lost[0], lost[1]))
+        else:
+            counted.append(task)
+    if service.spec.mode == Mode.GLOBAL:
+        actions += _plan_global(service, counted, by_node, constraints)
+    else:
+        actions += _plan_replicated(service, tasks, counted, now)
+    actions += _rolling_update(service, counted, actions)
+    actions += _forget_history(tasks)
+    return actions
+
+
+def _plan_replicated(
+    service: Service, tasks: list[Task], live: list[Task], now: float
+) -> list[Action]:
+    actions: list[Action] = []
+    live_by_slot: dict[int, list[Task]] = defaultdict(list)
+    for task in live:
+        live_by_slot[task.slot].append(task)
+    history: dict[int, list[Task]] = defaultdict(list)
+    for task in tasks:
+        history[task.slot].append(task)
+    for slot in range(1, service.spec.replicas + 1):
+        current = sorted(live_by_slot.get(slot, []), key=lambda t: t.created_at)
+        for extra in current[:-1]:  # never two live tasks in one slot
+            actions.append(StopTask(extra.task_id, "duplicate task in slot"))
+        if current:
+            continue
+        past = sorted(history.get(slot, []), key=lambda t: t.created_at)
+        last = past[-1] if past else None
+        if last is None:
+            actions.append(StartTask(service.svc_id, slot))
+        elif last.live:
+            actions.append(StartTask(service.svc_id, slot))  # its node was lost
+        elif _restarts(last, service.spec.restart):
+            waited = _age_s(last.updated_at, now)
+            if last.desired != TaskState.RUNNING or waited >= RESTART_DELAY_S:
+                actions.append(StartTask(service.svc_id, slot))
+    for slot, current in live_by_slot.items():
+        if slot > service.spec.replicas:
+            actions += [StopTask(t.task_id, "service scaled down") for t in current]
+    return actions
+
+
+def _plan_global(
+    service: Service,
+    live: list[Task],
+    nodes: dict[str, Candidate],
+    constraints: list[Constraint],
+) -> list[Action]:
+    actions: list[Action] = []
+    wanted, _reason = eligible(nodes.values(), constraints, service.spec.template.image)
+    wanted_ids = {n.node_id for n in wanted}
+    paused = {n for n, c in nodes.items() if c.up and c.node.availability == Availability.PAUSE}
+    covered: set[str] = set()
+    for task in live:
+        if task.node_id in wanted_ids or task.node_id in paused:
+            if task.node_id in covered:
+                actions.append(StopTask(task.task_id, "duplicate task on node"))
+            covered.add(task.node_id)
+        else:
+            actions.append(StopTask(task.task_id, "node no longer eligible"))
+    for node_id in sorted(wanted_ids - covered):
+        actions.append(StartTask(service.svc_id, 0, node_id))
+    return actions
+
+
+def _rolling_update(service: Service, live: list[Task], planned: list[Action]) -> list[Action]:
+    stopping = {a.task_id for a in planned if isinstance(a, StopTask)}
+    current = [t for t in live if t.spec_version == service.spec_version]
+    if any(t.state != TaskState.RUNNING for t in current):
+        return []  # the previous step of the update has not converged yet
+    if any(isinstance(a, StartTask) for a in planned):
+        return []  # fill missing tasks first
+    old = sorted(
+        (t for t in live if t.spec_version < service.spec_version and t.task_id not in stopping),
+        key=lambda t: (t.slot, t.node_id),
+    )
+    if not old:
+        return []
+    task = old[0]
+    actions: list[Action] = [StopTask(task.task_id, "task updated to a new spec")]
+    actions.append(StartTask(service.svc_id, task.slot, task.node_id if task.slot == 0 else ""))
+    return actions
+
+
+def _forget_history(tasks: list[Task]) -> list[Action]:
+    finished: dict[tuple[int, str], list[Task]] = defaultdict(list)
+    for task in tasks:
+        if task.state.terminal:
+            finished[(task.slot, task.node_id if task.slot == 0 else "")].append(task)
+    actions: list[Action] = []
+    for group in finished.values():
+        group.sort(key=lambda t: t.created_at)
+        actions += [ForgetTask(t.task_id) for t in group[: max(0, len(group) - TASK_HISTORY)]]
+    return actions
+
+
+def plan_orphans(tasks: Iterable[Task], services: set[str]) -> list[Action]:
+    """Tasks of removed services: stop the live ones, forget the finished ones."""
+    actions: list[Action] = []
+    for task in tasks:
+        if task.svc_id in services:
+            continue
+        if task.state.terminal:
+            actions.append(ForgetTask(task.task_id))
+        elif task.desired == TaskState.RUNNING:
+            actions.append(StopTask(task.task_id, "service removed"))
+    return actions

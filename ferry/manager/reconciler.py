@@ -1,0 +1,236 @@
+"""The leader's loop: keep every service's tasks equal to what the service asks for.
+
+Each pass plans every service from the mirror (``orchestrator.plan_service``), places new and
+pending tasks (``scheduler``), reserves their addresses, and commits — then waits for its own
+writes to reach the mirror before the next pass, so it never plans twice from stale state.
+Passes run on any change of services, tasks, nodes or sessions, and once a second (restart
+delays are measured in time, not in events). A failed pass is simply retried: plans are
+recomputed from scratch each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError
+from ferry.manager.feed import StoreFeed
+from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.manager.nodes import now_iso
+from ferry.manager.orchestrator import (
+    Action,
+    ForgetTask,
+    StopTask,
+    plan_orphans,
+    plan_service,
+)
+from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
+from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.codec import encode
+from ferry.model.ids import new_object_id
+from ferry.model.network import EndpointKind
+from ferry.model.service import Service, Task, TaskState
+
+log = logging.getLogger("ferry.manager.reconciler")
+
+Group = tuple[list[Put | Delete], list[Expect]]  # writes that must commit together
+TICK_S = 1.0
+MAX_OPS = 120  # etcd refuses transactions above 128 operations
+
+
+class ServiceReconciler:
+    def __init__(
+        self, store: Store, view: ClusterView, feed: StoreFeed, networks: NetworkOps
+    ) -> None:
+        self._store = store
+        self._view = view
+        self._feed = feed
+        self._networks = networks
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        # addresses taken per network during one pass, so tasks placed together differ
+        self._taken: dict[str, set[str]] = {}
+        self.passes = 0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._unsubscribe = self._view.mirror.subscribe(self._changed)
+        self._task = loop.create_task(self._run())
+        self._ticker = loop.create_task(self._tick())
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await cancel_and_wait([self._task, self._ticker])
+
+    def _changed(self, changed: frozenset[str]) -> None:
+        watched = (keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS)
+        if not changed or any(k.startswith(watched) for k in changed):
+            self._dirty.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._dirty.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reconcile()
+            except FerryError as exc:
+                log.warning("service reconcile failed; retrying", extra=kv(error=exc))
+                await asyncio.sleep(0.2)
+                self._dirty.set()
+
+    # one pass --------------------------------------------------------------------------------
+    def _candidates(self) -> list[Candidate]:
+        return [Candidate(n, self._view.is_up(n.node_id)) for n in self._view.nodes()]
+
+    async def reconcile(self) -> None:
+        self.passes += 1
+        self._taken = {}
+        now = time.time()
+        candidates = self._candidates()
+        services = {s.svc_id: s for s in self._view.services()}
+        tasks = self._view.tasks()
+        by_service: dict[str, list[Task]] = {}
+        for task in tasks:
+            by_service.setdefault(task.svc_id, []).append(task)
+        load = Load()
+        for task in tasks:
+            if task.live and task.node_id:
+                load.add(task.node_id, False)
+        groups: list[Group] = []
+        for svc in services.values():
+            svc_tasks = by_service.get(svc.svc_id, [])
+            svc_load = Load(self._count(svc_tasks), dict(load.total))
+            for action in plan_service(svc, svc_tasks, candidates, now):
+                groups.append(self._apply(svc, action, candidates, svc_load))
+            for task in svc_tasks:  # tasks waiting for a node are placed again on every pass
+                if task.live and task.state == TaskState.PENDING:
+                    groups.append(self._place(svc, task, "", candidates, svc_load))
+            load.total = svc_load.total
+        for action in plan_orphans(tasks, set(services)):
+            groups.append(self._apply(None, action, candidates, load))
+        await self._commit([g for g in groups if g[0]])
+
+    def _count(self, tasks: list[Task]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in tasks:
+            if task.live and task.node_id:
+                counts[task.node_id] = counts.get(task.node_id, 0) + 1
+        return counts
+
+    async def _commit(self, groups: list[Group]) -> None:
+        """Commit in transactions of at most MAX_OPS operations, never splitting a group (a
+        task and its address reservations land together or not at all)."""
+        revision = None
+        batch: list[Put | Delete] = []
+        batch_expect: list[Expect] = []
+        for ops, expect in [*groups, ([], [])]:
+            if batch and (not ops or len(batch) + len(ops) > MAX_OPS):
+                revision = await self._store.commit(batch, batch_expect)
+                if revision is None:
+                    log.info("a reservation raced another writer; replanning")
+                    self._dirty.set()
+                    return
+                batch, batch_expect = [], []
+            batch += ops
+            batch_expect += expect
+        if revision is not None:
+            await self._feed.wait_for(revision)
+
+    # actions ---------------------------------------------------------------------------------
+    def _apply(
+        self, svc: Service | None, action: Action, candidates: list[Candidate], load: Load
+    ) -> Group:
+        if isinstance(action, ForgetTask):
+            return [Delete(keys.task(action.task_id)), *self._release(action.task_id)], []
+        if isinstance(action, StopTask):
+            task = self._view.task(action.task_id)
+            if task is None:
+                return [], []
+            stopped = replace(
+                task, desired=TaskState.SHUTDOWN, message=action.message, updated_at=now_iso()
+            )
+            ops: list[Put | Delete] = []
+            if action.state is not None:
+                stopped = replace(stopped, state=action.state)
+                ops += self._release(task.task_id)
+            return [Put(keys.task(task.task_id), encode(stopped)), *ops], []
+        assert svc is not None
+        task = Task(
+            task_id=new_object_id(),
+            svc_id=svc.svc_id,
+            service_name=svc.spec.name,
+            slot=action.slot,
+            template=svc.spec.template,
+            spec_version=svc.spec_version,
+            created_at=now_iso(),
+        )
+        return self._place(svc, task, action.node_id, candidates, load)
+
+    def _release(self, task_id: str) -> list[Put | Delete]:
+        return [
+            op
+            for ep in self._view.endpoints()
+            if ep.kind == EndpointKind.TASK and ep.owner_id == task_id
+            for op in self._networks.release_ops(ep)
+        ]
+
+    def _place(
+        self,
+        svc: Service,
+        task: Task,
+        node_hint: str,
+        candidates: list[Candidate],
+        load: Load,
+    ) -> Group:
+        """Give a new or pending task a node and its addresses (or leave it pending, saying why).
+        ``node_hint`` pins the node (global services)."""
+        constraints = [parse_constraint(c) for c in svc.spec.constraints]
+        pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates
+        nodes, reason = eligible(pool, constraints, svc.spec.template.image)
+        if not nodes:
+            if task.state == TaskState.PENDING and task.message == reason:
+                return [], []  # still pending for the same reason: nothing to write
+            pending = replace(task, state=TaskState.PENDING, message=reason, updated_at=now_iso())
+            return [Put(keys.task(task.task_id), encode(pending))], []
+        node = choose(nodes, load)
+        load.add(node.node_id, True)
+        task = replace(
+            task,
+            node_id=node.node_id,
+            state=TaskState.ASSIGNED,
+            message="assigned",
+            updated_at=now_iso(),
+        )
+        ops: list[Put | Delete] = [Put(keys.task(task.task_id), encode(task))]
+        expect: list[Expect] = []
+        for net_id in svc.spec.networks:
+            network = self._view.network(net_id)
+            if network is None:
+                continue
+            req = AttachRequest(
+                net=net_id, node_id=node.node_id, owner_id=task.task_id, name=task.name,
+                kind=EndpointKind.TASK, service=svc.spec.name,
+            )  # fmt: skip
+            taken = self._taken.get(net_id)
+            if taken is None:
+                taken = self._taken[net_id] = self._networks.taken_ips(net_id)
+            _ep, ep_ops, ep_expect = self._networks.plan_endpoint(network, req, taken)
+            ops += ep_ops
+            expect += ep_expect
+        log.debug("task placed", extra=kv(task=task.name, node=node.hostname))
+        return ops, expect

@@ -1,0 +1,301 @@
+"""Services as a manager serves them: create, update, scale, remove, and task reports.
+
+Creation validates everything first (name, replicas, networks, image, constraints) and then
+commits the service with one virtual IP per network (endpoint-mode vip): nothing is half-made.
+Tasks are not created here: the leader's reconciler sees the new desired state and acts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from ferry.manager.feed import StoreFeed
+from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.manager.nodes import now_iso
+from ferry.manager.scheduler import has_image, parse_constraint
+from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.codec import encode
+from ferry.model.ids import new_object_id
+from ferry.model.network import EndpointKind
+from ferry.model.service import (
+    MAX_REPLICAS,
+    ContainerTemplate,
+    EndpointMode,
+    Mode,
+    PortSpec,
+    RestartCondition,
+    Service,
+    ServiceSpec,
+    TaskState,
+)
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    name: str
+    image: str
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    mode: str = "replicated"
+    replicas: int | None = None
+    networks: tuple[str, ...] = ()
+    endpoint_mode: str = "vip"
+    constraints: tuple[str, ...] = ()
+    restart: str = "any"
+    init: bool = False
+    stop_grace_s: float = 10.0
+    ports: tuple[PortSpec, ...] = ()
+    labels: dict[str, str] | None = None
+
+
+def check_replicas(replicas: int) -> int:
+    if replicas < 0:
+        raise InvalidArgument(f"invalid replicas value {replicas}: it cannot be negative")
+    if replicas > MAX_REPLICAS:
+        raise InvalidArgument(
+            f"invalid replicas value {replicas}: at most {MAX_REPLICAS} per service"
+        )
+    return replicas
+
+
+class ServiceOps:
+    def __init__(
+        self, store: Store, view: ClusterView, feed: StoreFeed, networks: NetworkOps
+    ) -> None:
+        self._store = store
+        self._view = view
+        self._feed = feed
+        self._networks = networks
+
+    # lookups ---------------------------------------------------------------------------------
+    def find(self, ref: str) -> Service:
+        services = self._view.services()
+        for svc in services:
+            if ref in (svc.svc_id, svc.spec.name):
+                return svc
+        prefixed = [s for s in services if s.svc_id.startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise InvalidArgument(f"service {ref} is ambiguous ({len(prefixed)} matches)")
+        raise NotFound(f"service {ref} not found")
+
+    def all(self) -> list[Service]:
+        return sorted(self._view.services(), key=lambda s: s.spec.name)
+
+    def version(self, svc: Service) -> int:
+        return self._view.entity_version(keys.service(svc.svc_id))
+
+    # validation ------------------------------------------------------------------------------
+    def _spec(self, req: ServiceRequest) -> ServiceSpec:
+        if not NAME_RE.match(req.name):
+            raise InvalidArgument(
+                f"invalid service name {req.name!r}: use letters, digits and '-' (at most 63)"
+            )
+        try:
+            mode = Mode(req.mode)
+            endpoint_mode = EndpointMode(req.endpoint_mode)
+            restart = RestartCondition(req.restart)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid service option: {exc}") from exc
+        if mode == Mode.GLOBAL and req.replicas is not None:
+            raise InvalidArgument("replicas can only be used with replicated mode")
+        replicas = check_replicas(1 if req.replicas is None else req.replicas)
+        if not req.image:
+            raise InvalidArgument("a service needs an image")
+        nets = []
+        for ref in req.networks:
+            network = self._networks.find(ref)
+            if network.ingress:
+                raise InvalidArgument(
+                    "the ingress network is managed by the routing mesh: publish ports with -p"
+                )
+            if network.net_id in nets:
+                raise InvalidArgument(f"network {network.name} is given twice")
+            nets.append(network.net_id)
+        for text in req.constraints:
+            parse_constraint(text)
+        if req.stop_grace_s < 0:
+            raise InvalidArgument("--stop-grace-period cannot be negative")
+        template = ContainerTemplate(req.image, req.cmd, req.env, req.init, req.stop_grace_s)
+        return ServiceSpec(
+            name=req.name,
+            template=template,
+            mode=mode,
+            replicas=0 if mode == Mode.GLOBAL else replicas,
+            networks=tuple(nets),
+            endpoint_mode=endpoint_mode,
+            constraints=req.constraints,
+            restart=restart,
+            ports=req.ports,
+            labels=dict(req.labels or {}),
+        )
+
+    def _check_image(self, image: str) -> None:
+        nodes = [n for n in self._view.nodes() if not n.left]
+        if not any(has_image(n, image) for n in nodes):
+            raise NotFound(
+                f"image {image} is on no node of the swarm: import it ('ferry image import') on "
+                "the nodes that should run it, or use the 'host' image"
+            )
+
+    def _check_name_free(self, name: str, svc_id: str = "") -> None:
+        for svc in self._view.services():
+            if svc.spec.name == name and svc.svc_id != svc_id:
+                raise Conflict(f"service {name} already exists")
+        for endpoint in self._view.endpoints():
+            if endpoint.kind == EndpointKind.CONTAINER and endpoint.name == name:
+                raise Conflict(
+                    f"name {name} is taken by a container on network {endpoint.net_id[:12]}: "
+                    "service and container names share the DNS namespace"
+                )
+
+    # changes ---------------------------------------------------------------------------------
+    async def create(self, req: ServiceRequest) -> Service:
+        spec = self._spec(req)
+        self._check_image(spec.template.image)
+        self._check_name_free(spec.name)
+        svc = Service(new_object_id(), spec, created_at=now_iso(), updated_at=now_iso())
+        ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc))]
+        expect = [Expect(keys.service(svc.svc_id), 0)]
+        if spec.endpoint_mode == EndpointMode.VIP:
+            for net_id in spec.networks:
+                network = self._networks.find(net_id)
+                vip_req = AttachRequest(
+                    net=net_id, node_id="", owner_id=svc.svc_id, name=spec.name,
+                    kind=EndpointKind.VIP, service=spec.name,
+                )  # fmt: skip
+                _ep, vip_ops, vip_expect = self._networks.plan_endpoint(
+                    network, vip_req, self._networks.taken_ips(net_id)
+                )
+                ops += vip_ops
+                expect += vip_expect
+        revision = await self._store.commit(ops, expect)
+        if revision is None:
+            raise Conflict("the cluster changed while the service was being created; retry")
+        await self._feed.wait_for(revision)
+        return svc
+
+    async def update(
+        self,
+        ref: str,
+        version: int | None,
+        *,
+        replicas: int | None = None,
+        image: str | None = None,
+        env_add: tuple[str, ...] = (),
+        env_rm: tuple[str, ...] = (),
+        cmd: tuple[str, ...] | None = None,
+        ports: tuple[PortSpec, ...] | None = None,
+        force_update: int | None = None,
+    ) -> Service:
+        svc = self.find(ref)
+        current = self.version(svc)
+        if version is not None and version != current:
+            raise Conflict(
+                f"update out of sequence: service {svc.spec.name} changed (version {current}, "
+                f"not {version}); inspect it again and retry"
+            )
+        spec = svc.spec
+        if replicas is not None:
+            if spec.mode == Mode.GLOBAL:
+                raise InvalidArgument(f"{spec.name}: scale can only be used with replicated mode")
+            spec = replace(spec, replicas=check_replicas(replicas))
+        template = spec.template
+        if image is not None:
+            self._check_image(image)
+            template = replace(template, image=image)
+        if env_add or env_rm:
+            env = {e.partition("=")[0]: e for e in template.env}
+            for key in env_rm:
+                env.pop(key.partition("=")[0], None)
+            for pair in env_add:
+                env[pair.partition("=")[0]] = pair
+            template = replace(template, env=tuple(env.values()))
+        if cmd is not None:
+            template = replace(template, cmd=cmd)
+        if ports is not None:
+            spec = replace(spec, ports=ports)
+        spec = replace(spec, template=template)
+        forced = force_update is not None and force_update != svc.force_update
+        rolled = template != svc.spec.template or forced
+        updated = replace(
+            svc,
+            spec=spec,
+            spec_version=svc.spec_version + (1 if rolled else 0),
+            force_update=svc.force_update if force_update is None else force_update,
+            updated_at=now_iso(),
+            previous=svc.spec if rolled else svc.previous,
+        )
+        revision = await self._store.commit(
+            [Put(keys.service(svc.svc_id), encode(updated))],
+            [Expect(keys.service(svc.svc_id), current)],
+        )
+        if revision is None:
+            raise Conflict(f"service {svc.spec.name} changed meanwhile; retry")
+        await self._feed.wait_for(revision)
+        return updated
+
+    async def remove(self, ref: str) -> Service:
+        svc = self.find(ref)
+        ops: list[Put | Delete] = [Delete(keys.service(svc.svc_id))]
+        for endpoint in self._view.endpoints():
+            if endpoint.kind == EndpointKind.VIP and endpoint.owner_id == svc.svc_id:
+                ops += self._networks.release_ops(endpoint)
+        for task in self._view.tasks(svc.svc_id):  # agents stop them; the leader forgets them
+            if task.desired == TaskState.RUNNING:
+                stopped = replace(task, desired=TaskState.SHUTDOWN, updated_at=now_iso())
+                ops.append(Put(keys.task(task.task_id), encode(stopped)))
+        revision = await self._store.commit(ops)
+        if revision is not None:
+            await self._feed.wait_for(revision)
+        return svc
+
+    # reports from agents ---------------------------------------------------------------------
+    async def task_status(
+        self,
+        node_id: str,
+        task_id: str,
+        state: TaskState,
+        *,
+        message: str = "",
+        error: str = "",
+        container_id: str = "",
+        exit_code: int | None = None,
+    ) -> None:
+        key = keys.task(task_id)
+        for _ in range(10):
+            task = self._view.task(task_id)
+            if task is None:
+                raise NotFound(f"task {task_id} not found")
+            if task.node_id != node_id:
+                raise Forbidden(f"task {task_id} is not assigned to this node")
+            if task.state.terminal and task.state != state:
+                return  # a finished task stays finished (a late report lost the race)
+            updated = replace(
+                task,
+                state=state,
+                message=message or task.message,
+                error=error,
+                container_id=container_id or task.container_id,
+                exit_code=exit_code if exit_code is not None else task.exit_code,
+                updated_at=now_iso(),
+            )
+            ops: list[Put | Delete] = [Put(key, encode(updated))]
+            if state.terminal:  # its addresses go back to the networks
+                ops += [
+                    op
+                    for ep in self._view.endpoints()
+                    if ep.kind == EndpointKind.TASK and ep.owner_id == task_id
+                    for op in self._networks.release_ops(ep)
+                ]
+            revision = await self._store.commit(ops, [Expect(key, self._view.entity_version(key))])
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return
+        raise Conflict(f"task {task_id} keeps changing; retry")
