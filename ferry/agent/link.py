@@ -102,6 +102,16 @@ class ManagerLink:
             self._rotate()
             raise Unavailable(f"session stream with {url} broke: {exc}") from exc
 
+    async def upload(self, manager: str, path: str, body: AsyncIterator[bytes]) -> None:
+        """Stream ``body`` to one given manager (log shipping): chunked, as it is produced."""
+        url = manager_url(manager) + path
+        timeout = aiohttp.ClientTimeout(total=None, connect=CALL_TIMEOUT_S)
+        try:
+            async with self._client().post(url, data=body, timeout=timeout) as resp:
+                await raise_for(resp)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Unavailable(f"upload to {url} failed: {exc}") from exc
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -16,6 +16,7 @@ from aiohttp import web
 from ferry.agent.agent import Agent
 from ferry.agent.containers import ContainerService
 from ferry.agent.lb import VipBalancer
+from ferry.agent.logship import LogShipper
 from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
 from ferry.agent.tasks import TaskAgent
@@ -76,6 +77,7 @@ class Daemon:
             self._dnsrr_services,
         )
         self.balancer: VipBalancer | None = None
+        self.shipper: LogShipper | None = None
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -168,6 +170,8 @@ class Daemon:
         self.network_agent.start()
         self.task_agent = TaskAgent(agent.node_id, agent.link, agent.view, self.containers)
         self.task_agent.start()
+        self.shipper = LogShipper(agent.node_id, agent.link, agent.view, self.containers)
+        self.shipper.start()
         self.balancer = VipBalancer(self.kernel, agent.view, self.containers.all)
         self.containers.prepare.append(self.balancer.prepare)
         self.balancer.start()
@@ -183,6 +187,9 @@ class Daemon:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        shipper, self.shipper = self.shipper, None
+        if shipper is not None:
+            await shipper.stop()
         balancer, self.balancer = self.balancer, None
         if balancer is not None:
             self.containers.prepare.remove(balancer.prepare)

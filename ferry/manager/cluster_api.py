@@ -9,7 +9,7 @@ id and role; handlers act for that node only.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +17,7 @@ from aiohttp import web
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager import ca
 from ferry.manager.join import JoinService
+from ferry.manager.logs import LogRelay
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.nodes import NodeOps
 from ferry.manager.services import ServiceOps
@@ -198,6 +199,22 @@ def task_routes(services: ServiceOps) -> RouteAdder:
                 container_id=body.container_id,
                 exit_code=body.exit_code,
             )
+            return web.json_response({})
+
+    return add
+
+
+def log_routes(relay: LogRelay) -> RouteAdder:
+    """Nodes send the log lines a manager asked them for."""
+
+    def add(routes: web.RouteTableDef) -> None:
+        @routes.post("/v1/logs/{req_id}")
+        async def deliver(request: web.Request) -> web.Response:
+            async def lines() -> AsyncIterator[bytes]:
+                async for line in request.content:
+                    yield line
+
+            await relay.deliver(request.match_info["req_id"], lines())
             return web.json_response({})
 
     return add

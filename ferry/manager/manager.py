@@ -15,9 +15,11 @@ from ferry.daemon.logs import kv
 from ferry.errors import FerryError, Unavailable
 from ferry.manager.ca import CertPaths
 from ferry.manager.cluster_api import (
+    PORT,
     ClusterApi,
     RouteAdder,
     attachment_routes,
+    log_routes,
     server_context,
     task_routes,
 )
@@ -25,6 +27,7 @@ from ferry.manager.etcd_member import EtcdConfig, EtcdMember
 from ferry.manager.feed import StoreFeed
 from ferry.manager.join import JoinService
 from ferry.manager.leader import LeaderElection
+from ferry.manager.logs import LogRelay
 from ferry.manager.networks import NetworkOps
 from ferry.manager.nodes import NodeOps
 from ferry.manager.reconciler import ServiceReconciler
@@ -64,12 +67,14 @@ class Manager:
         self.networks = NetworkOps(self.store, self.view, self.feed)
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
         self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
+        self.logs = LogRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
         self.extra_routes: list[RouteAdder] = [
             attachment_routes(self.networks),
             task_routes(self.services),
+            log_routes(self.logs),
         ]
         self._api: ClusterApi | None = None
 

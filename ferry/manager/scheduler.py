@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from ferry.errors import InvalidArgument
 from ferry.model.node import Availability, Node
+from ferry.runtime.images import HOST_IMAGE, normalise
 
-HOST_IMAGE = "host"
 _CONSTRAINT = re.compile(r"^\s*node\.(id|hostname|role|labels\.[\w.-]+)\s*(==|!=)\s*(\S+)\s*$")
 
 
@@ -70,7 +70,8 @@ class Load:
 
 
 def has_image(node: Node, image: str) -> bool:
-    return image == HOST_IMAGE or image in node.images or f"{image}:latest" in node.images
+    name = normalise(image)
+    return name == HOST_IMAGE or name in node.images
 
 
 def eligible(

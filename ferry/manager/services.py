@@ -31,6 +31,7 @@ from ferry.model.service import (
     ServiceSpec,
     TaskState,
 )
+from ferry.runtime.images import normalise
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
 
@@ -122,7 +123,8 @@ class ServiceOps:
             parse_constraint(text)
         if req.stop_grace_s < 0:
             raise InvalidArgument("--stop-grace-period cannot be negative")
-        template = ContainerTemplate(req.image, req.cmd, req.env, req.init, req.stop_grace_s)
+        image = normalise(req.image)
+        template = ContainerTemplate(image, req.cmd, req.env, req.init, req.stop_grace_s)
         return ServiceSpec(
             name=req.name,
             template=template,
@@ -208,6 +210,7 @@ class ServiceOps:
             spec = replace(spec, replicas=check_replicas(replicas))
         template = spec.template
         if image is not None:
+            image = normalise(image)
             self._check_image(image)
             template = replace(template, image=image)
         if env_add or env_rm:

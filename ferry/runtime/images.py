@@ -41,6 +41,12 @@ class Image:
 
 
 def normalise(name: str) -> str:
+    """Docker's reference rules, locally: ``alpine`` means ``alpine:latest``, and the default
+    registry's prefix (``docker.io/library/``) is dropped."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
     if not NAME_RE.match(name):
         raise InvalidArgument(f"invalid image name {name!r}: use NAME or NAME:TAG in lower case")
     if name in (HOST_IMAGE, f"{HOST_IMAGE}:latest"):

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ferry.api.hijack import frame
 from ferry.api.models.services import ServiceSpecModel
 from ferry.api.server import add_route, query_bool, query_filters, read_json
 from ferry.daemon.swarm import SwarmController
@@ -23,6 +24,7 @@ from ferry.model.service import (
     Task,
     TaskState,
 )
+from ferry.runtime.execs import STDOUT
 
 NS = 1_000_000_000
 
@@ -114,6 +116,7 @@ class ServiceRoutes:
         add_route(app, "GET", "/services/{id}", self.inspect)
         add_route(app, "POST", "/services/{id}/update", self.update)
         add_route(app, "DELETE", "/services/{id}", self.remove)
+        add_route(app, "GET", "/services/{id}/logs", self.logs)
         add_route(app, "GET", "/tasks", self.tasks)
         add_route(app, "GET", "/tasks/{id}", self.task)
 
@@ -263,6 +266,38 @@ class ServiceRoutes:
         manager = self.swarm.require_manager()
         await manager.services.remove(request.match_info["id"])
         return web.Response(status=200)
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        manager = self.swarm.require_manager()
+        svc = manager.services.find(request.match_info["id"])
+        tail_text = request.query.get("tail", "all")
+        tail = int(tail_text) if tail_text.isdigit() else -1
+        details = query_bool(request, "details")
+        names = {t.task_id: t.name for t in manager.view.tasks(svc.svc_id)}
+        hosts = {n.node_id: n.hostname for n in manager.view.nodes()}
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/vnd.docker.multiplexed-stream"}
+        )
+        await response.prepare(request)
+        lines = manager.logs.collect(svc, tail, query_bool(request, "follow"))
+        try:
+            async for line in lines:
+                if details:  # the docker CLI renders the prefix itself from these
+                    attrs = (
+                        f"com.docker.swarm.node.id={line.node_id},"
+                        f"com.docker.swarm.service.id={svc.svc_id},"
+                        f"com.docker.swarm.task.id={line.task_id}"
+                    )
+                    text = f"{attrs} ".encode() + line.text + b"\n"
+                else:
+                    who = f"{names.get(line.task_id, line.task_id)}@{hosts.get(line.node_id, '?')}"
+                    text = f"{who}    | ".encode() + line.text + b"\n"
+                await response.write(frame(STDOUT, text))
+        except ConnectionResetError:
+            pass  # the client went away: closing the generator ends the nodes' following
+        finally:
+            await lines.aclose()
+        return response
 
     async def tasks(self, request: web.Request) -> web.Response:
         manager = self.swarm.require_manager()

@@ -12,6 +12,7 @@ Layout under ``/ferry/v1/``:
 - ``endpoints/<net_id>/<ep_id>``
 - ``services/<svc_id>``, ``tasks/<task_id>``
 - ``locks/networks``          optimistic lock serialising subnet and VNI allocation
+- ``logreqs/<node_id>/<id>``  lease-bound: a manager asks a node for its tasks' logs
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ ENDPOINTS = ROOT + "endpoints/"
 SERVICES = ROOT + "services/"
 TASKS = ROOT + "tasks/"
 NETWORK_LOCK = ROOT + "locks/networks"
+LOG_REQUESTS = ROOT + "logreqs/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
-STREAMED = (CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS)
+STREAMED = (CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS, LOG_REQUESTS)
 
 
 def node(node_id: str) -> str:
@@ -60,6 +62,10 @@ def endpoint(net_id: str, ep_id: str) -> str:
 
 def endpoints_of(net_id: str) -> str:
     return f"{ENDPOINTS}{net_id}/"
+
+
+def log_request(node_id: str, req_id: str) -> str:
+    return f"{LOG_REQUESTS}{node_id}/{req_id}"
 
 
 def service(svc_id: str) -> str:
