@@ -128,7 +128,9 @@ class ContainerService:
         return sorted(self._containers.values(), key=lambda c: c.config.created_at, reverse=True)
 
     def owner_ids(self) -> set[str]:
-        return set(self._containers)
+        """Containers that hold endpoints: the running ones and those being started."""
+        starting = {cid for cid, lock in self._locks.items() if lock.locked()}
+        return {cid for cid, c in self._containers.items() if c.running} | starting
 
     def find(self, ref: str) -> Container:
         ref = ref.lstrip("/")

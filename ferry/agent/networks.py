@@ -9,6 +9,11 @@ driver, which applies only the difference; sandboxes no local endpoint needs are
 
 It never acts before the first snapshot of the session arrived: an empty mirror would read as
 "nothing is wanted" and tear down a restarted host's working data plane.
+
+Order matters for the first packet: DNS answers from ``programmed`` — the endpoints as of the
+last pass that completed — and ``on_reconciled`` tells it after each pass. So a remote name is
+answered only once its neighbour entry exists here; otherwise the asker's first ARP would go
+unanswered and Linux would retry it only a second later.
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ class NetworkAgent:
         view: ClusterView,
         overlay: OverlayDriver,
         local_owners: Callable[[], set[str]],
+        *,
+        on_reconciled: Callable[[], None] = lambda: None,
     ) -> None:
+        self.on_reconciled = on_reconciled
         self.node_id = node_id
         self._link = link
         self._view = view
@@ -54,6 +62,7 @@ class NetworkAgent:
         self._pending_release: set[tuple[str, str]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self.reconciled = asyncio.Event()  # set after every completed pass (tests, benchmarks)
+        self.programmed: list[Endpoint] = []  # the endpoints the last completed pass programmed
 
     def start(self) -> None:
         self._unsubscribe = self._view.mirror.subscribe(self._changed)
@@ -186,6 +195,8 @@ class NetworkAgent:
                 log.warning("network reconcile failed; retrying", extra=kv(error=exc))
                 await asyncio.sleep(RETRY_S)
                 self._dirty.set()
+            finally:
+                self.on_reconciled()
 
     async def reconcile(self) -> None:
         for net_id, ep_id in list(self._pending_release):
@@ -204,6 +215,7 @@ class NetworkAgent:
             plan = await self.overlay.set_peers(net_id, peers)
             if not plan.empty:
                 log.debug("peers programmed", extra=kv(network=network.name, changes=len(plan)))
+        self.programmed = endpoints
         for short in self.overlay.existing_sandboxes():
             if not any(net_id.startswith(short) for net_id in local_nets):
                 log.info("removing unused sandbox", extra=kv(net=short))

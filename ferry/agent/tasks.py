@@ -88,7 +88,8 @@ class TaskAgent:
                     self._do(task.task_id, self._report_exit(task, container))
                 elif container is None and task.state == TaskState.RUNNING:
                     self._do(task.task_id, self._report(task, TaskState.FAILED, "container lost"))
-            elif not task.state.terminal:
+            elif not task.state.terminal or (container is not None and container.running):
+                # also when the leader already gave it up (its node seemed lost): it still runs
                 self._do(task.task_id, self._shutdown(task, container))
         for task_id, container in local.items():
             if task_id not in mine:  # the task was forgotten: so is its container

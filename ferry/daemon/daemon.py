@@ -106,8 +106,8 @@ class Daemon:
 
     # names for DNS ---------------------------------------------------------------------------
     def _endpoints(self) -> list[Endpoint]:
-        agent = self.swarm.agent
-        return agent.view.endpoints() if agent is not None else []
+        # what the network agent has programmed, not the live mirror (see NetworkAgent)
+        return self.network_agent.programmed if self.network_agent is not None else []
 
     def _network_names(self) -> dict[str, str]:
         agent = self.swarm.agent
@@ -164,8 +164,15 @@ class Daemon:
         assert membership is not None
         underlay = await self.kernel.run(underlay_of, membership.addr, self.config.netns_prefix)
         overlay = OverlayDriver(self.kernel, underlay)
+        # Names follow the network agent's passes (see NetworkAgent): a remote name resolves
+        # once this host can reach it. Task and service changes need no kernel work first.
         self.network_agent = NetworkAgent(
-            agent.node_id, agent.link, agent.view, overlay, self.containers.owner_ids
+            agent.node_id,
+            agent.link,
+            agent.view,
+            overlay,
+            self.containers.owner_ids,
+            on_reconciled=self._names_changed,
         )
         self.network_agent.start()
         self.task_agent = TaskAgent(agent.node_id, agent.link, agent.view, self.containers)
@@ -177,7 +184,7 @@ class Daemon:
         self.balancer.start()
 
         def changed(keys_changed: frozenset[str]) -> None:
-            watched = (keys.ENDPOINTS, keys.NETWORKS, keys.TASKS, keys.SERVICES)
+            watched = (keys.TASKS, keys.SERVICES)
             if not keys_changed or any(k.startswith(watched) for k in keys_changed):
                 self._names_changed()
 
@@ -241,12 +248,14 @@ class Daemon:
         dns = DnsServer(self.names.lookup, self.names.reverse, upstreams)
         self.containers.dns = dns
         log.info("embedded DNS ready", extra=kv(upstreams=",".join(upstreams) or "none"))
+        # Containers first: the agents that start next compare the cluster's wishes with the
+        # local containers, and must not mistake "not loaded yet" for "gone".
+        await self.containers.restore()
         try:
             await self.swarm.restore()
         except FerryError as exc:
             # keep serving the local API so the operator can see the error and leave --force
             log.error("could not restore swarm membership", extra=kv(error=exc))
-        await self.containers.restore()
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )

@@ -64,3 +64,49 @@ def test_invalidate_picks_up_changes() -> None:
     assert names.lookup("c-blue", "late") is None  # cached until told
     names.invalidate()
     assert names.lookup("c-blue", "late") == ("10.0.0.9",)
+
+
+def test_services_resolve_to_the_vip_or_in_dnsrr_mode_to_running_tasks() -> None:
+    endpoints = [
+        Endpoint("v", "blue", "", "10.0.0.20", "m", EndpointKind.VIP, "svc", "api", service="api"),
+        Endpoint(
+            "t1",
+            "blue",
+            "n1",
+            "10.0.0.21",
+            "m",
+            EndpointKind.TASK,
+            "task1",
+            "api.1.task1",
+            service="api",
+        ),
+        Endpoint(
+            "t2",
+            "blue",
+            "n2",
+            "10.0.0.22",
+            "m",
+            EndpointKind.TASK,
+            "task2",
+            "api.2.task2",
+            service="api",
+        ),
+        Endpoint(
+            "t3",
+            "blue",
+            "n2",
+            "10.0.0.23",
+            "m",
+            EndpointKind.TASK,
+            "task3",
+            "rr.1.task3",
+            service="rr",
+        ),
+    ]
+    names = NameTable(lambda: endpoints, lambda: NAMES, lambda key: ATTACHED.get(key, ()),
+                      lambda: {"task1", "task3"}, lambda: {"rr"})  # fmt: skip
+    assert names.lookup("c-blue", "api") == ("10.0.0.20",)
+    assert names.lookup("c-blue", "tasks.api") == ("10.0.0.21",)  # task2 is not running
+    assert names.lookup("c-blue", "api.2.task2") is None
+    assert names.lookup("c-blue", "rr") == ("10.0.0.23",)
+    assert names.lookup("c-blue", "tasks.rr") == ("10.0.0.23",)

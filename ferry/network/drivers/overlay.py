@@ -63,7 +63,9 @@ class OverlayDriver:
     def __init__(self, kernel: KernelThread, underlay: Underlay) -> None:
         self._kernel = kernel
         self.underlay = underlay
-        # owned by the kernel thread: sandbox handles and what each sandbox holds of its peers
+        # Owned by the kernel thread, keyed by the sandbox's short id (what its name carries,
+        # and all a restarted ferryd knows of a sandbox whose network is gone): sandbox handles
+        # and what each sandbox holds of its peers.
         self._handles: dict[str, Netlink] = {}
         self._peers: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
 
@@ -87,9 +89,9 @@ class OverlayDriver:
         await self._kernel.run(self._ensure_network, network)
 
     def _handle(self, net_id: str) -> Netlink:
-        handle = self._handles.get(net_id)
+        handle = self._handles.get(net_id[:12])
         if handle is None:
-            handle = self._handles[net_id] = Netlink(self.sandbox_path(net_id))
+            handle = self._handles[net_id[:12]] = Netlink(self.sandbox_path(net_id))
         return handle
 
     def _ensure_network(self, network: Network) -> None:
@@ -125,7 +127,7 @@ class OverlayDriver:
         except BaseException:
             self._remove_network(network.net_id)
             raise
-        self._peers[network.net_id] = ({}, {})
+        self._peers[network.net_id[:12]] = ({}, {})
         log.info(
             "overlay sandbox created", extra=kv(network=network.name, vni=network.vni, mtu=mtu)
         )
@@ -134,8 +136,8 @@ class OverlayDriver:
         await self._kernel.run(self._remove_network, net_id)
 
     def _remove_network(self, net_id: str) -> None:
-        handle = self._handles.pop(net_id, None)
-        self._peers.pop(net_id, None)
+        handle = self._handles.pop(net_id[:12], None)
+        self._peers.pop(net_id[:12], None)
         path = self.sandbox_path(net_id)
         if path.exists():
             # veths first: a namespace can outlive its file, keeping its links alive
@@ -197,12 +199,12 @@ class OverlayDriver:
         if not self.sandbox_path(net_id).exists():
             return PeerPlan()
         sandbox = self._handle(net_id)
-        state = self._peers.get(net_id)
+        state = self._peers.get(net_id[:12])
         if state is None:  # first time since start: read what the kernel holds
             state = (sandbox.fdb_entries(VXLAN), sandbox.neighbours(VXLAN))
         plan = plan_peers(peers, *state)
         if plan.empty:
-            self._peers[net_id] = state
+            self._peers[net_id[:12]] = state
             return plan
         try:
             for mac, vtep in plan.fdb_del:
@@ -214,9 +216,9 @@ class OverlayDriver:
             for ip, mac in plan.neigh_add:
                 sandbox.neigh_replace(VXLAN, ip, mac)
         except FerryError:
-            self._peers.pop(net_id, None)  # unknown state: dump it again next time
+            self._peers.pop(net_id[:12], None)  # unknown state: dump it again next time
             raise
-        self._peers[net_id] = applied(plan, *state)
+        self._peers[net_id[:12]] = applied(plan, *state)
         return plan
 
     def close(self) -> None:
