@@ -17,6 +17,7 @@ from ferry.errors import FerryError
 service_app = typer.Typer(help="Manage swarm services.", no_args_is_help=True)
 
 CONVERGE_TIMEOUT_S = 120.0
+_FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}
 STUCK_S = 4.0  # a task pending for want of a node, or rejected, this long: give up waiting
 NS = 1_000_000_000
 
@@ -49,7 +50,9 @@ def _ago(iso: str) -> str:
 
 # progress --------------------------------------------------------------------------------------
 def _live_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [t for t in tasks if t["DesiredState"] == "running"]
+    return [
+        t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] not in _FINAL
+    ]
 
 
 def _converged(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> bool:
@@ -62,9 +65,6 @@ def _converged(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> bool:
             t["Status"]["State"] not in _FINAL for t in tasks if t["DesiredState"] != "running"
         )
     )
-
-
-_FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}
 
 
 def _stuck(tasks: list[dict[str, Any]], since: float) -> str:

@@ -55,7 +55,14 @@ class ForgetTask:
     task_id: str
 
 
-Action = StartTask | StopTask | ForgetTask
+@dataclass(frozen=True)
+class RetireTask:
+    """A task that ended by itself is superseded: wanted no more, its record kept as it is."""
+
+    task_id: str
+
+
+Action = StartTask | StopTask | ForgetTask | RetireTask
 
 
 def _age_s(iso: str, now: float) -> float:
@@ -138,6 +145,8 @@ def _plan_replicated(
             waited = _age_s(last.updated_at, now)
             if last.desired != TaskState.RUNNING or waited >= RESTART_DELAY_S:
                 actions.append(StartTask(service.svc_id, slot))
+                if last.desired == TaskState.RUNNING:
+                    actions.append(RetireTask(last.task_id))
     for slot, current in live_by_slot.items():
         if slot > service.spec.replicas:
             actions += [StopTask(t.task_id, "service scaled down") for t in current]

@@ -25,6 +25,7 @@ from ferry.manager.nodes import now_iso
 from ferry.manager.orchestrator import (
     Action,
     ForgetTask,
+    RetireTask,
     StopTask,
     plan_orphans,
     plan_service,
@@ -157,6 +158,12 @@ class ServiceReconciler:
     ) -> Group:
         if isinstance(action, ForgetTask):
             return [Delete(keys.task(action.task_id)), *self._release(action.task_id)], []
+        if isinstance(action, RetireTask):
+            done = self._view.task(action.task_id)
+            if done is None:
+                return [], []
+            retired = replace(done, desired=TaskState.SHUTDOWN)
+            return [Put(keys.task(done.task_id), encode(retired))], []
         if isinstance(action, StopTask):
             task = self._view.task(action.task_id)
             if task is None:

@@ -79,10 +79,10 @@ class LabRig:
             )
         return result
 
-    def api(self, host: str, path: str) -> Any:
+    def api(self, host: str, path: str, **query: Any) -> Any:
         from ferry.api.client import ApiClient
 
-        return ApiClient(self.socket(host), timeout_s=30).get(path)
+        return ApiClient(self.socket(host), timeout_s=30).get(path, **query)
 
     def form_swarm(self) -> None:
         h1 = self.topo.node("h1")

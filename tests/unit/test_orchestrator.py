@@ -8,6 +8,7 @@ from ferry.errors import InvalidArgument
 from ferry.manager.orchestrator import (
     RESTART_DELAY_S,
     ForgetTask,
+    RetireTask,
     StartTask,
     StopTask,
     plan_orphans,
@@ -123,11 +124,13 @@ def test_scaling_down_stops_the_highest_slots() -> None:
     assert starts(actions) == []
 
 
-def test_a_failed_task_is_replaced_after_the_restart_delay() -> None:
+def test_a_failed_task_is_replaced_after_the_restart_delay_and_retired() -> None:
     failed = task("a", 1, state=TaskState.FAILED, age=RESTART_DELAY_S - 1)
     assert starts(plan_service(service(1), [failed], NODES, NOW)) == []
     failed = task("a", 1, state=TaskState.FAILED, age=RESTART_DELAY_S + 1)
-    assert starts(plan_service(service(1), [failed], NODES, NOW)) == [1]
+    actions = plan_service(service(1), [failed], NODES, NOW)
+    assert starts(actions) == [1]
+    assert RetireTask("a") in actions
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,246 @@
+"""Issue 4: services — spread, self-healing, node loss, service DNS and VIP load balancing."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ferry.kernel import nsfs, proc
+from ferry.lab import lab as labmod
+from tests.integration.lablib import LabRig, new_lab, wait_until
+
+# A tiny web server answering with the name of the container it runs in.
+WHOAMI = (
+    "import http.server as h, socket\n"
+    "class H(h.BaseHTTPRequestHandler):\n"
+    "  def do_GET(s):\n"
+    "    b = socket.gethostname().encode()\n"
+    "    s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers()\n"
+    "    s.wfile.write(b)\n"
+    "  def log_message(s, *a): pass\n"
+    "h.ThreadingHTTPServer(('', 80), H).serve_forever()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabRig]:
+    with new_lab(hosts=3) as rig:
+        rig.form_swarm()
+        rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "svcnet")
+        rig.ferry(
+            "h1", "run", "-d", "--network", "svcnet", "--name", "client", "host", "sleep", "3600"
+        )
+        yield rig
+
+
+def tasks(lab: LabRig, service: str) -> list[dict[str, Any]]:
+    return list(lab.api("h1", "/tasks", filters={"service": [service]}))
+
+
+def running(lab: LabRig, service: str) -> list[dict[str, Any]]:
+    return [
+        t
+        for t in tasks(lab, service)
+        if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    ]
+
+
+def running_ips(lab: LabRig, service: str) -> set[str]:
+    return {
+        t["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+        for t in running(lab, service)
+        if t["NetworksAttachments"]
+    }
+
+
+def dns(lab: LabRig, name: str) -> set[str]:
+    out = lab.ferry("h1", "exec", "client", "getent", "ahostsv4", name, check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def hits(lab: LabRig, url: str, count: int) -> collections.Counter[str]:
+    script = f"for i in $(seq {count}); do curl -s -m 2 {url}; echo; done"
+    out = lab.ferry("h1", "exec", "client", "sh", "-c", script).stdout
+    return collections.Counter(line for line in out.splitlines() if line)
+
+
+def create_web(lab: LabRig, name: str, replicas: int, *extra: str) -> None:
+    lab.ferry(
+        "h1", "service", "create", "--name", name, "--network", "svcnet", "--replicas",
+        str(replicas), *extra, "host", "python3", "-c", WHOAMI,
+    )  # fmt: skip
+
+
+def test_replicas_spread_over_the_hosts_and_the_vip_reaches_every_one(lab: LabRig) -> None:
+    create_web(lab, "web", 3)
+    nodes = {t["NodeID"] for t in running(lab, "web")}
+    assert len(nodes) == 3, "3 replicas on 3 hosts"
+    assert dns(lab, "tasks.web") == running_ips(lab, "web")
+    [vip] = dns(lab, "web")
+    assert vip not in running_ips(lab, "web")
+    counts = hits(lab, "http://web/", 300)
+    assert sum(counts.values()) == 300
+    assert len(counts) == 3, counts
+    assert max(counts.values()) / min(counts.values()) <= 1.3, counts
+
+
+def test_scaling_keeps_dns_and_vip_equal_to_the_running_tasks(lab: LabRig) -> None:
+    for replicas in (6, 2):
+        lab.ferry("h1", "service", "scale", f"web={replicas}")
+        ips = running_ips(lab, "web")
+        assert len(ips) == replicas
+        assert dns(lab, "tasks.web") == ips
+        counts = hits(lab, "http://web/", 12 * replicas)
+        assert len(counts) == replicas, counts
+    ps = lab.ferry("h1", "service", "ps", "web").stdout
+    assert ps.count("Running") >= 2
+
+
+def test_a_killed_task_process_is_replaced(lab: LabRig) -> None:
+    [victim] = [t for t in running(lab, "web") if t["Slot"] == 1]
+    host = next(
+        h.name
+        for h in lab.topo.hosts
+        if lab.api(h.name, "/info")["Swarm"]["NodeID"] == victim["NodeID"]
+    )
+    pid = lab.api(host, f"/containers/{victim['Status']['ContainerStatus']['ContainerID']}/json")[
+        "State"
+    ]["Pid"]
+    proc.kill_pids([pid])
+
+    def replaced() -> bool:
+        slot1 = [t for t in running(lab, "web") if t["Slot"] == 1]
+        return bool(slot1) and slot1[0]["ID"] != victim["ID"]
+
+    wait_until(replaced, 15, "slot 1 to run a new task")
+    old = next(t for t in tasks(lab, "web") if t["ID"] == victim["ID"])
+    assert old["Status"]["State"] == "failed"
+    assert dns(lab, "tasks.web") == running_ips(lab, "web")
+
+
+def test_tasks_of_a_lost_worker_are_rescheduled_elsewhere(lab: LabRig) -> None:
+    lab.ferry("h1", "service", "scale", "web=3")
+    h3 = lab.api("h3", "/info")["Swarm"]["NodeID"]
+    wait_until(lambda: any(t["NodeID"] == h3 for t in running(lab, "web")), 10, "a task on h3")
+    # ferryd and every container of h3 die: SIGKILL to everything in its namespaces
+    labmod.stop_ferryd(lab.topo, "h3", kill=True)
+    for ns in nsfs.list_netns(f"{lab.name}-h3-c-"):
+        proc.kill_pids(nsfs.pids_in_netns(nsfs.netns_path(ns)))
+    killed = time.monotonic()
+    wait_until(lambda: lab.node_state("h3") == "down", 12, "h3 Down")
+    down = time.monotonic()
+    wait_until(
+        lambda: (
+            len(running(lab, "web")) == 3 and all(t["NodeID"] != h3 for t in running(lab, "web"))
+        ),
+        15,
+        "3 tasks running on other nodes",
+    )
+    assert time.monotonic() - down <= 15
+    assert time.monotonic() - killed <= 25
+    counts = hits(lab, "http://web/", 30)
+    assert len(counts) == 3, counts
+    labmod.start_ferryd(lab.topo, "h3")
+    wait_until(lambda: lab.node_state("h3") == "ready", 10, "h3 Ready again")
+
+
+def test_draining_a_node_moves_its_tasks(lab: LabRig) -> None:
+    lab.ferry("h1", "node", "update", "--availability", "drain", "h2")
+    try:
+        h2 = lab.api("h2", "/info")["Swarm"]["NodeID"]
+        wait_until(
+            lambda: (
+                len(running(lab, "web")) == 3
+                and all(t["NodeID"] != h2 for t in running(lab, "web"))
+            ),
+            20,
+            "no task left on the drained node",
+        )
+    finally:
+        lab.ferry("h1", "node", "update", "--availability", "active", "h2")
+
+
+def test_a_rolling_update_replaces_every_task_with_the_new_spec(lab: LabRig) -> None:
+    before = {t["ID"] for t in running(lab, "web")}
+    lab.ferry("h1", "service", "update", "--env-add", "COLOR=blue", "web")
+    now = running(lab, "web")
+    assert len(now) == 3
+    assert not before & {t["ID"] for t in now}
+    assert all("COLOR=blue" in t["Spec"]["ContainerSpec"]["Env"] for t in now)
+
+
+def test_dnsrr_services_resolve_to_their_tasks(lab: LabRig) -> None:
+    lab.ferry("h1", "service", "create", "--name", "rr", "--network", "svcnet", "--replicas", "2",
+              "--endpoint-mode", "dnsrr", "host", "sleep", "600")  # fmt: skip
+    assert dns(lab, "rr") == running_ips(lab, "rr") == dns(lab, "tasks.rr")
+    lab.ferry("h1", "service", "rm", "rr")
+
+
+def test_global_services_run_one_task_per_node(lab: LabRig) -> None:
+    lab.ferry(
+        "h1", "service", "create", "--name", "agent", "--mode", "global", "host", "sleep", "600"
+    )
+    assert len({t["NodeID"] for t in running(lab, "agent")}) == 3
+    scaled = lab.ferry("h1", "service", "scale", "agent=5", check=False)
+    assert scaled.returncode != 0
+    assert "replicated mode" in scaled.stderr
+    lab.ferry("h1", "service", "rm", "agent")
+
+
+def test_service_logs_gather_every_task(lab: LabRig) -> None:
+    lab.ferry("h1", "service", "create", "--name", "talk", "--replicas", "3", "host", "sh", "-c",
+              "echo hello from $(hostname); sleep 600")  # fmt: skip
+    out = lab.ferry("h1", "service", "logs", "talk").stdout
+    lines = [line for line in out.splitlines() if "hello from" in line]
+    assert len(lines) == 3
+    assert {line.split("@")[1].split()[0] for line in lines} == {"h1", "h2", "h3"}
+    lab.ferry("h1", "service", "rm", "talk")
+
+
+def test_bad_service_input_is_refused_clearly(lab: LabRig) -> None:
+    before = lab.ferry("h1", "service", "ls", "-q").stdout
+    cases = [
+        (["--name", "neg", "--replicas", "-1", "host", "true"], "cannot be negative"),
+        (["--name", "huge", "--replicas", "5000", "host", "true"], "at most"),
+        (["--name", "nonet", "--network", "nosuchnet", "host", "true"], "not found"),
+        (["--name", "noimg", "nosuchimage", "true"], "on no node"),
+        (["--name", "web", "host", "true"], "already exists"),
+        (["--name", "client", "--network", "svcnet", "host", "true"], "taken by a container"),
+        (
+            ["--name", "badc", "--constraint", "node.planet==mars", "host", "true"],
+            "invalid constraint",
+        ),
+    ]
+    for args, message in cases:
+        result = lab.ferry("h1", "service", "create", "-d", *args, check=False)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+    assert lab.ferry("h1", "service", "ls", "-q").stdout == before
+
+
+def test_an_unsatisfiable_constraint_leaves_tasks_pending_with_the_reason(lab: LabRig) -> None:
+    result = lab.ferry("h1", "service", "create", "--name", "nowhere", "--constraint",
+                       "node.hostname==atlantis", "host", "sleep", "60", check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "no suitable node" in result.stderr
+    ps = lab.ferry("h1", "service", "ps", "nowhere").stdout
+    assert "Pending" in ps
+    assert "scheduling constraints not satisfied" in ps
+    lab.ferry("h1", "service", "rm", "nowhere")
+
+
+def test_the_docker_cli_drives_services(lab: LabRig) -> None:
+    lab.exec("h1", "docker", "service", "create", "--name", "dweb", "--network", "svcnet",
+             "--replicas", "2", "host", "sleep", "600")  # fmt: skip
+    assert "2/2" in lab.exec("h1", "docker", "service", "ls").stdout
+    lab.exec("h1", "docker", "service", "scale", "dweb=3")
+    assert lab.exec("h1", "docker", "service", "ps", "dweb").stdout.count("Running") >= 3
+    inspect = lab.exec("h1", "docker", "service", "inspect", "dweb", "--format",
+                       "{{.Spec.Mode.Replicated.Replicas}}").stdout  # fmt: skip
+    assert inspect.strip() == "3"
+    lab.exec("h1", "docker", "service", "rm", "dweb")
+    assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout
