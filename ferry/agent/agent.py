@@ -20,13 +20,15 @@ class Agent:
         certs: CertPaths,
         managers: list[str],
         on_managers: Callable[[list[str]], None],
+        *,
         images: Callable[[], list[str]] = list,
+        ports: Callable[[], list[str]] = list,
     ) -> None:
         self.node_id = node_id
         self.link = ManagerLink(client_context(certs.ca, certs.cert, certs.key), managers)
         self.mirror = Mirror(TYPES)
         self.view = ClusterView(self.mirror)
-        self.session = AgentSession(self.link, self.mirror, on_managers, images)
+        self.session = AgentSession(self.link, self.mirror, on_managers, images=images, ports=ports)
 
     async def start(self) -> None:
         self.session.start()

@@ -36,12 +36,15 @@ from ferry.model.container import (
     ContainerConfig,
     ContainerState,
     NetworkChoice,
+    PublishedPort,
     Status,
     check_name,
 )
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
+from ferry.model.network import GWBRIDGE
 from ferry.network import ipam
+from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.runtime import bundle
 from ferry.runtime.images import Image, ImageStore
 from ferry.runtime.store import ContainerStore
@@ -72,6 +75,8 @@ class CreateRequest:
     working_dir: str = ""
     task_id: str = ""
     init: bool = False
+    ports: tuple[PublishedPort, ...] = ()
+    host_ports: tuple[tuple[int, int, str], ...] = ()
 
 
 def now_iso() -> str:
@@ -106,7 +111,12 @@ class ContainerService:
         dns: Dns | None,
         on_change: Callable[[], None],
         on_exit: Callable[[Container], None] = lambda _c: None,
+        gateway: GatewayBridge | None = None,
+        ports_in_use: Callable[[], set[str]] = set,
     ) -> None:
+        self.gateway = gateway
+        # host ports taken by others ("tcp/8080"): listeners and the routing mesh's ports
+        self.ports_in_use = ports_in_use
         # called with a starting container (endpoints attached) before its command runs
         self.prepare: list[Callable[[Container, Path], Awaitable[None]]] = []
         self._prefix = netns_prefix
@@ -206,6 +216,7 @@ class ContainerService:
         self._check_networks(req.networks)
         probe = ContainerConfig("0" * 64, name, image.name, req.cmd, env=req.env)
         self._check_command(probe, image)
+        self._check_ports(req.ports)
         config = ContainerConfig(
             container_id=new_hex_id(),
             name=name,
@@ -220,10 +231,37 @@ class ContainerService:
             created_at=now_iso(),
             task_id=req.task_id,
             init=req.init,
+            ports=req.ports,
+            host_ports=req.host_ports,
         )
         container = self.store.create(config)
         self._containers[config.container_id] = container
         return container
+
+    def published(self) -> set[str]:
+        """Host ports this host's containers publish (``"tcp/8080"``)."""
+        out = set()
+        for container in self._containers.values():
+            out |= {f"{p.protocol}/{p.published}" for p in container.config.ports}
+            out |= {f"{proto}/{pub}" for pub, _target, proto in container.config.host_ports}
+        return out
+
+    def _check_ports(self, ports: tuple[PublishedPort, ...]) -> None:
+        taken = self.published() | self.ports_in_use()
+        seen: set[str] = set()
+        for port in ports:
+            if port.protocol not in ("tcp", "udp"):
+                raise InvalidArgument(f"invalid protocol {port.protocol!r}: use tcp or udp")
+            for what, number in (("published", port.published), ("target", port.target)):
+                if not 1 <= number <= 65535:
+                    raise InvalidArgument(f"invalid {what} port {number}: use 1 to 65535")
+            key = f"{port.protocol}/{port.published}"
+            if key in taken or key in seen:
+                raise Conflict(
+                    f"Bind for {port.host_ip or '0.0.0.0'}:{port.published} failed: "
+                    "port is already allocated"
+                )
+            seen.add(key)
 
     # start -----------------------------------------------------------------------------------
     def _check_command(self, config: ContainerConfig, image: Image) -> None:
@@ -285,6 +323,10 @@ class ContainerService:
             )
             endpoints.append(attached)
             undo.append(functools.partial(agent.detach, attached))
+        if self.gateway is not None and self._needs_egress(config):
+            attached = await self.gateway.attach(path, f"eth{len(endpoints)}")
+            endpoints.append(attached)
+            undo.append(functools.partial(self.gateway.detach, attached))
         self._write_files(config, tuple(endpoints), image)
         self._containers[cid] = Container(
             config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
@@ -318,6 +360,14 @@ class ContainerService:
         self._save(Container(config, state))
         self._watch(cid, shim)
         log.info("container started", extra=kv(name=config.name, id=config.short_id, pid=init_pid))
+
+    def _needs_egress(self, config: ContainerConfig) -> bool:
+        """Published ports, or a network that is not internal: a way out through the bridge."""
+        if config.ports or config.host_ports:
+            return True
+        return any(
+            not self._network_agent(c.network).resolve(c.network).internal for c in config.networks
+        )
 
     def _write_files(
         self, config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...], image: Image
@@ -388,7 +438,10 @@ class ContainerService:
         agent = self._networks()
         for attached in container.state.endpoints:
             try:
-                if agent is not None:
+                if attached.net_id == GWBRIDGE:
+                    if self.gateway is not None:
+                        await self.gateway.detach(attached)
+                elif agent is not None:
                     await agent.detach(attached)
             except FerryError as exc:
                 log.warning("endpoint teardown failed", extra=kv(ep=attached.ep_id[:12], error=exc))
@@ -539,6 +592,16 @@ class ContainerService:
     async def restore(self) -> None:
         """Find the containers again: adopt running shims, finish those that ended meanwhile."""
         self.store.remove_incomplete()
+        if self.gateway is not None:
+            self.gateway.adopt(
+                {
+                    ep.ip
+                    for c in self.store.load_all()
+                    if c.running
+                    for ep in c.state.endpoints
+                    if ep.net_id == GWBRIDGE
+                }
+            )
         for container in self.store.load_all():
             cid = container.config.container_id
             self._containers[cid] = container

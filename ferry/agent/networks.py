@@ -106,13 +106,13 @@ class NetworkAgent:
         kind: EndpointKind = EndpointKind.CONTAINER,
     ) -> AttachedEndpoint:
         network = self.resolve(choice.network)
-        if network.ingress and kind == EndpointKind.CONTAINER:
-            raise InvalidArgument("the ingress network is for the routing mesh only")
         if choice.ep_id:  # reserved by the manager with the task: wire it, never release it
             endpoint = self._reserved(network, choice.ep_id)
             await self.overlay.ensure_network(network)
             await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
             return self._attached(network, endpoint, ifname, choice, reserved=True)
+        if network.ingress and kind == EndpointKind.CONTAINER:
+            raise InvalidArgument("the ingress network is for the routing mesh only")
         raw = await self._link.call(
             "POST",
             "/v1/attachments",

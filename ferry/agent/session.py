@@ -27,9 +27,12 @@ class AgentSession:
         link: ManagerLink,
         mirror: Mirror,
         on_managers: Callable[[list[str]], None],
+        *,
         images: Callable[[], list[str]] = list,
+        ports: Callable[[], list[str]] = list,
     ) -> None:
         self._images = images
+        self._ports = ports
         self._link = link
         self._mirror = mirror
         self._on_managers = on_managers
@@ -48,7 +51,7 @@ class AgentSession:
     async def _beat(self) -> None:
         while True:
             try:
-                beat = {"images": self._images()}
+                beat = {"images": self._images(), "ports": self._ports()}
                 reply = HeartbeatReply.model_validate(
                     await self._link.call("POST", "/v1/heartbeat", beat)
                 )

@@ -26,7 +26,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container, NetworkChoice
 from ferry.model.network import EndpointKind
-from ferry.model.service import Task, TaskState
+from ferry.model.service import PublishMode, Task, TaskState
 
 log = logging.getLogger("ferry.agent.tasks")
 
@@ -124,6 +124,12 @@ class TaskAgent:
             if ep.kind == EndpointKind.TASK and ep.owner_id == task.task_id:
                 choices.append(NetworkChoice(ep.net_id, (task.service_name,), ep_id=ep.ep_id))
         template = task.template
+        svc = self._view.service(task.svc_id)
+        host_ports = tuple(
+            (p.published, p.target, p.protocol)
+            for p in (svc.spec.ports if svc else ())
+            if p.mode == PublishMode.HOST
+        )
         try:
             container = await self._containers.create(
                 CreateRequest(
@@ -139,6 +145,7 @@ class TaskAgent:
                     },
                     task_id=task.task_id,
                     init=template.init,
+                    host_ports=host_ports,
                 )
             )
         except FerryError as exc:  # nothing can run it here (image, command): give it back

@@ -7,7 +7,15 @@ import datetime as dt
 from typing import Any
 
 from ferry.model.container import Container, Status
-from ferry.model.network import Endpoint, EndpointKind, Network
+from ferry.model.network import (
+    GWBRIDGE,
+    GWBRIDGE_GATEWAY,
+    GWBRIDGE_SUBNET,
+    INGRESS_SANDBOX_IP,
+    Endpoint,
+    EndpointKind,
+    Network,
+)
 from ferry.model.node import Node
 
 
@@ -75,6 +83,53 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
     }
 
 
+def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
+    """The host's egress bridge, as Docker shows docker_gwbridge: a local bridge network."""
+    attached = {}
+    for container in containers:
+        for ep in container.state.endpoints:
+            if ep.net_id == GWBRIDGE and container.running:
+                attached[container.config.container_id] = {
+                    "Name": container.config.name,
+                    "EndpointID": ep.ep_id,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}",
+                    "IPv6Address": "",
+                }
+    attached["ingress-sbox"] = {
+        "Name": "ingress-sbox",
+        "EndpointID": "",
+        "MacAddress": "",
+        "IPv4Address": f"{INGRESS_SANDBOX_IP}/16",
+        "IPv6Address": "",
+    }
+    return {
+        "Name": GWBRIDGE,
+        "Id": net_id,
+        "Created": "",
+        "Scope": "local",
+        "Driver": "bridge",
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": None,
+            "Config": [{"Subnet": GWBRIDGE_SUBNET, "Gateway": GWBRIDGE_GATEWAY}],
+        },
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": attached,
+        "Options": {
+            "com.docker.network.bridge.name": GWBRIDGE,
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+        },
+        "Labels": {},
+    }
+
+
 def _status_text(container: Container) -> str:
     state = container.state
     if state.status == Status.RUNNING:
@@ -100,6 +155,26 @@ def _networks(container: Container) -> dict[str, Any]:
     }
 
 
+def _ports(container: Container) -> list[dict[str, Any]]:
+    return [
+        {
+            "IP": p.host_ip or "0.0.0.0",
+            "PrivatePort": p.target,
+            "PublicPort": p.published,
+            "Type": p.protocol,
+        }
+        for p in container.config.ports
+    ]
+
+
+def _port_map(container: Container) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in container.config.ports:
+        binding = {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.published)}
+        out.setdefault(f"{p.target}/{p.protocol}", []).append(binding)
+    return out
+
+
 def _network_mode(container: Container) -> str:
     return container.config.networks[0].network if container.config.networks else "none"
 
@@ -113,7 +188,7 @@ def container_summary(container: Container) -> dict[str, Any]:
         "ImageID": "",
         "Command": " ".join(config.cmd),
         "Created": _epoch(config.created_at),
-        "Ports": [],
+        "Ports": _ports(container),
         "Labels": config.labels,
         "State": container.state.status.value,
         "Status": _status_text(container),
@@ -148,7 +223,11 @@ def container_inspect(container: Container, sandbox_key: str) -> dict[str, Any]:
         "RestartCount": state.restart_count,
         "Driver": "ferry",
         "Platform": "linux",
-        "HostConfig": {"NetworkMode": _network_mode(container), "AutoRemove": config.auto_remove},
+        "HostConfig": {
+            "NetworkMode": _network_mode(container),
+            "AutoRemove": config.auto_remove,
+            "PortBindings": _port_map(container),
+        },
         "Config": {
             "Hostname": config.effective_hostname,
             "Env": list(config.env),
@@ -163,6 +242,7 @@ def container_inspect(container: Container, sandbox_key: str) -> dict[str, Any]:
         },
         "NetworkSettings": {
             "SandboxKey": sandbox_key if state.netns else "",
+            "Ports": _port_map(container),
             "Networks": _networks(container),
         },
         "Mounts": [],

@@ -15,6 +15,7 @@ import typer
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import client, handles_errors, print_json, print_table
+from ferry.cli.ports import port_bindings
 from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
 
@@ -46,6 +47,7 @@ def _create_body(
     env: list[str],
     auto_remove: bool,
     workdir: str,
+    publish: list[str],
 ) -> dict[str, Any]:
     endpoints: dict[str, Any] = {}
     for i, net in enumerate(networks):
@@ -62,6 +64,7 @@ def _create_body(
         "HostConfig": {
             "NetworkMode": networks[0] if networks else "none",
             "AutoRemove": auto_remove,
+            "PortBindings": port_bindings(publish),
         },
         "NetworkingConfig": {"EndpointsConfig": endpoints},
     }
@@ -82,6 +85,10 @@ def run(
     ] = None,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits")] = False,
     workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory")] = "",
+    publish: Annotated[
+        list[str] | None,
+        typer.Option("--publish", "-p", help="Publish a port: [IP:]PUBLISHED:TARGET[/PROTO]"),
+    ] = None,
 ) -> None:
     """Create and run a new container."""
     api = client()
@@ -95,6 +102,7 @@ def run(
         env=list(env or []),
         auto_remove=rm,
         workdir=workdir,
+        publish=list(publish or []),
     )
     cid = api.post("/containers/create", body, name=name or None)["Id"]
     if detach:
@@ -218,9 +226,12 @@ def ps(
     for c in containers:
         command = c["Command"]
         command = command if len(command) <= 20 else command[:19] + "…"
+        ports = ", ".join(
+            f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}" for p in c["Ports"]
+        )
         rows.append(
             [c["Id"][:12], c["Image"], f'"{command}"', _created(c["Created"]), c["Status"],
-             "", ",".join(n.lstrip("/") for n in c["Names"])]
+             ports, ",".join(n.lstrip("/") for n in c["Names"])]
         )  # fmt: skip
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
 

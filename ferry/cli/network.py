@@ -18,6 +18,7 @@ def create(
     driver: Annotated[str, typer.Option("--driver", "-d", help="Driver (overlay)")] = "overlay",
     attachable: Annotated[bool, typer.Option(help="Standalone containers may attach")] = False,
     internal: Annotated[bool, typer.Option(help="No access to the outside")] = False,
+    ingress: Annotated[bool, typer.Option(help="Make it the routing mesh's network")] = False,
     subnet: Annotated[str, typer.Option(help="Subnet in CIDR form")] = "",
     gateway: Annotated[str, typer.Option(help="Gateway address")] = "",
     ip_range: Annotated[
@@ -37,6 +38,7 @@ def create(
         "Driver": driver,
         "Attachable": attachable,
         "Internal": internal,
+        "Ingress": ingress,
         "IPAM": ipam,
         "Options": parse_kv(opt or [], "option"),
         "Labels": parse_kv(label or [], "label"),

@@ -43,3 +43,25 @@ def parse_publish(text: str) -> dict[str, Any]:
         "PublishedPort": _port(published, "published") if published else 0,
         "PublishMode": mode,
     }
+
+
+def port_bindings(specs: list[str]) -> dict[str, list[dict[str, str]]]:
+    """``run -p [IP:]PUBLISHED:TARGET[/PROTO]`` as Docker's HostConfig.PortBindings."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for text in specs:
+        spec, _, protocol = text.partition("/")
+        protocol = protocol or "tcp"
+        if protocol not in ("tcp", "udp"):
+            raise InvalidArgument(f"invalid protocol {protocol!r} in {text!r}: use tcp or udp")
+        parts = spec.split(":")
+        if len(parts) == 2:
+            host_ip, published, target = "", parts[0], parts[1]
+        elif len(parts) == 3:
+            host_ip, published, target = parts
+        else:
+            raise InvalidArgument(
+                f"invalid publish spec {text!r}: use [IP:]PUBLISHED:TARGET[/PROTO]"
+            )
+        binding = {"HostIp": host_ip, "HostPort": str(_port(published, "published"))}
+        out.setdefault(f"{_port(target, 'target')}/{protocol}", []).append(binding)
+    return out

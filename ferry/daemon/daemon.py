@@ -15,6 +15,8 @@ from aiohttp import web
 
 from ferry.agent.agent import Agent
 from ferry.agent.containers import ContainerService
+from ferry.agent.hostports import HostPorts, ingress_ports
+from ferry.agent.ingress import IngressAgent
 from ferry.agent.lb import VipBalancer
 from ferry.agent.logship import LogShipper
 from ferry.agent.names import NameTable
@@ -32,6 +34,7 @@ from ferry.daemon.config import DaemonConfig
 from ferry.daemon.logs import kv
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import FerryError, KernelError, Unavailable
+from ferry.kernel.listeners import taken_ports
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
@@ -39,6 +42,7 @@ from ferry.model.container import Container, Status
 from ferry.model.network import Endpoint
 from ferry.model.service import EndpointMode, TaskState
 from ferry.network.dns.server import DnsServer
+from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import ImageStore
@@ -78,6 +82,8 @@ class Daemon:
         )
         self.balancer: VipBalancer | None = None
         self.shipper: LogShipper | None = None
+        self.ingress: IngressAgent | None = None
+        self.gateway = GatewayBridge(self.kernel)
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -87,7 +93,16 @@ class Daemon:
             dns=None,
             on_change=self._names_changed,
             on_exit=self._container_exited,
+            gateway=self.gateway,
+            ports_in_use=self._ports_in_use,
         )
+        self.host_ports = HostPorts(
+            self.kernel,
+            self.containers.all,
+            lambda: self.swarm.agent.view if self.swarm.agent else None,
+            lambda: self.ingress is not None and self.ingress.ready,
+        )
+        self.swarm.ports = self._ports_report
         self.swarm.images = self._image_names
         self.execs = ExecService()
         self.app = make_app()
@@ -135,6 +150,7 @@ class Daemon:
         return self.containers.networks_of(container_id)
 
     def _names_changed(self) -> None:
+        self.host_ports.changed()
         if self.balancer is not None:
             self.balancer.containers_changed()
         self.names.invalidate()
@@ -144,6 +160,16 @@ class Daemon:
     def _container_exited(self, container: Container) -> None:
         if self.task_agent is not None and container.config.task_id:
             self.task_agent.container_exited(container)
+
+    def _ports_in_use(self) -> set[str]:
+        """What a new ``run -p`` may not take: listeners here and the routing mesh's ports."""
+        view = self.swarm.agent.view if self.swarm.agent else None
+        mesh = {f"{proto}/{port}" for proto, port in ingress_ports(view)}
+        return taken_ports() | mesh
+
+    def _ports_report(self) -> list[str]:
+        """What the routing mesh may not take on this node (sent with every heartbeat)."""
+        return sorted(taken_ports() | self.containers.published())
 
     def _image_names(self) -> list[str]:
         return [i.name for i in self.containers.images.all() if i.rootfs is not None]
@@ -179,6 +205,17 @@ class Daemon:
         self.task_agent.start()
         self.shipper = LogShipper(agent.node_id, agent.link, agent.view, self.containers)
         self.shipper.start()
+        self.ingress = IngressAgent(
+            self.kernel,
+            node_id=agent.node_id,
+            hostname=self.config.node_hostname,
+            view=agent.view,
+            networks=self.network_agent,
+            gateway=self.gateway,
+            netns_prefix=self.config.netns_prefix,
+            on_ready=self.host_ports.changed,
+        )
+        self.ingress.start()
         self.balancer = VipBalancer(self.kernel, agent.view, self.containers.all)
         self.containers.prepare.append(self.balancer.prepare)
         self.balancer.start()
@@ -194,6 +231,10 @@ class Daemon:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        ingress, self.ingress = self.ingress, None
+        if ingress is not None:
+            await ingress.stop()
+        self.host_ports.changed()
         shipper, self.shipper = self.shipper, None
         if shipper is not None:
             await shipper.stop()
@@ -214,6 +255,8 @@ class Daemon:
         for container in self.containers.all():
             if container.running and container.state.endpoints:
                 await self.containers.stop(container.config.container_id, timeout_s=0)
+        if self.ingress is not None:
+            await self.ingress.teardown()
         network_agent = self.network_agent
         if network_agent is not None:
             for short in network_agent.overlay.existing_sandboxes():
@@ -251,6 +294,7 @@ class Daemon:
         # Containers first: the agents that start next compare the cluster's wishes with the
         # local containers, and must not mistake "not loaded yet" for "gone".
         await self.containers.restore()
+        self.host_ports.start()
         try:
             await self.swarm.restore()
         except FerryError as exc:
@@ -271,6 +315,7 @@ class Daemon:
         log.info("ferryd stopping")
         await self._runner.cleanup()
         await self.containers.close()
+        await self.host_ports.stop()
         await dns.close()
         await self.swarm.shutdown()
         self.kernel.shutdown()

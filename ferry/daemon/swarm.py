@@ -28,6 +28,7 @@ from ferry.manager import ca
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig, load_config
 from ferry.manager.manager import Manager
+from ferry.manager.networks import NetworkRequest
 from ferry.manager.nodes import now_iso
 from ferry.manager.store import Expect, Put, keys
 from ferry.manager.tokens import new_secret, parse_token
@@ -78,6 +79,7 @@ class SwarmController:
         self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
         self.manager_started: list[ManagerHook] = []
         self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
+        self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
 
     # access ----------------------------------------------------------------------------------
     def require_member(self) -> tuple[Membership, Agent]:
@@ -130,7 +132,12 @@ class SwarmController:
     async def _start_agent(self, membership: Membership) -> None:
         managers = membership.managers or [with_port(membership.addr, PORT)]
         agent = Agent(
-            membership.node_id, self.file.certs, managers, self._managers_changed, self.images
+            membership.node_id,
+            self.file.certs,
+            managers,
+            self._managers_changed,
+            images=self.images,
+            ports=self.ports,
         )
         await agent.start()
         self.agent = agent
@@ -203,6 +210,8 @@ class SwarmController:
                 )
                 self.file.save(membership)
                 await manager.start_services(membership.listen_addr)
+                # Docker makes the routing mesh's network at init: the first /24 of the pool
+                await manager.networks.create(NetworkRequest(name="ingress", ingress=True))
             except BaseException:
                 await manager.stop()
                 self._wipe()

@@ -103,7 +103,9 @@ class ClusterApi:
         @routes.post("/v1/heartbeat")
         async def heartbeat(request: web.Request) -> web.Response:
             beat = Heartbeat.model_validate_json(await request.read() or b"{}")
-            reply = await self._hub.heartbeat(caller(request).node_id, tuple(beat.images))
+            reply = await self._hub.heartbeat(
+                caller(request).node_id, tuple(beat.images), tuple(sorted(beat.ports))
+            )
             return web.json_response(text=reply.model_dump_json())
 
         @routes.get("/v1/session")

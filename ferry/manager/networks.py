@@ -96,6 +96,11 @@ class NetworkOps:
             )
         if any(n.name == req.name for n in existing):
             raise Conflict(f"network with name {req.name} already exists")
+        if req.ingress:
+            if any(n.ingress for n in existing):
+                raise Conflict("an ingress network already exists: a swarm has one routing mesh")
+            if req.attachable:
+                raise InvalidArgument("the ingress network cannot be attachable")
         cluster = self._view.cluster()
         if cluster is None:
             raise NotFound("cluster record is missing from the store")
@@ -153,9 +158,14 @@ class NetworkOps:
                 return network
         raise Conflict("too many concurrent network changes; retry")
 
+    def ingress(self) -> Network | None:
+        return next((n for n in self._view.networks() if n.ingress), None)
+
     async def remove(self, query: str) -> Network:
         network = self.find(query)
-        users = [e for e in self._view.endpoints(network.net_id) if e.kind != EndpointKind.VIP]
+        # the ingress sandboxes' endpoints go with the network; tasks' and containers' do not
+        ignored = (EndpointKind.VIP, EndpointKind.SANDBOX)
+        users = [e for e in self._view.endpoints(network.net_id) if e.kind not in ignored]
         if users:
             names = ", ".join(sorted({e.name for e in users}))
             raise Conflict(
@@ -177,7 +187,10 @@ class NetworkOps:
     async def prune(self) -> list[str]:
         removed = []
         for network in self.all():
-            if network.ingress or self._view.endpoints(network.net_id):
+            users = [
+                e for e in self._view.endpoints(network.net_id) if e.kind != EndpointKind.SANDBOX
+            ]
+            if network.ingress or users:
                 continue
             await self.remove(network.net_id)
             removed.append(network.name)

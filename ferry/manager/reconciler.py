@@ -36,7 +36,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import EndpointKind
-from ferry.model.service import Service, Task, TaskState
+from ferry.model.service import PortSpec, PublishMode, Service, Task, TaskState
 
 log = logging.getLogger("ferry.manager.reconciler")
 
@@ -188,6 +188,31 @@ class ServiceReconciler:
         )
         return self._place(svc, task, action.node_id, candidates, load)
 
+    def _task_networks(self, svc: Service) -> list[str]:
+        """The service's networks, and the ingress network if it publishes in ingress mode."""
+        nets = list(svc.spec.networks)
+        if any(p.mode == PublishMode.INGRESS for p in svc.spec.ports):
+            ingress = self._networks.ingress()
+            if ingress is not None and ingress.net_id not in nets:
+                nets.append(ingress.net_id)
+        return nets
+
+    def _host_ports_busy(self, svc: Service) -> set[str]:
+        """Nodes where one of this service's host-mode ports is already taken."""
+        wanted = {(p.protocol, p.published) for p in _host_ports(svc)}
+        if not wanted:
+            return set()
+        busy = {
+            n.node_id
+            for n in self._view.nodes()
+            if any(f"{proto}/{port}" in n.ports for proto, port in wanted)
+        }
+        for other in self._view.services():
+            theirs = {(p.protocol, p.published) for p in _host_ports(other)}
+            if theirs & wanted:
+                busy |= {t.node_id for t in self._view.tasks(other.svc_id) if t.live and t.node_id}
+        return busy
+
     def _release(self, task_id: str) -> list[Put | Delete]:
         return [
             op
@@ -208,7 +233,13 @@ class ServiceReconciler:
         ``node_hint`` pins the node (global services)."""
         constraints = [parse_constraint(c) for c in svc.spec.constraints]
         pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates
+        busy = self._host_ports_busy(svc)
+        if busy:
+            pool = [c for c in pool if c.node.node_id not in busy]
         nodes, reason = eligible(pool, constraints, svc.spec.template.image)
+        if not nodes and busy:
+            ports = ", ".join(f"{p.published}/{p.protocol}" for p in _host_ports(svc))
+            reason = f"no suitable node (host port {ports} taken on every other node)"
         if not nodes:
             if task.state == TaskState.PENDING and task.message == reason:
                 return [], []  # still pending for the same reason: nothing to write
@@ -225,7 +256,7 @@ class ServiceReconciler:
         )
         ops: list[Put | Delete] = [Put(keys.task(task.task_id), encode(task))]
         expect: list[Expect] = []
-        for net_id in svc.spec.networks:
+        for net_id in self._task_networks(svc):
             network = self._view.network(net_id)
             if network is None:
                 continue
@@ -241,3 +272,7 @@ class ServiceReconciler:
             expect += ep_expect
         log.debug("task placed", extra=kv(task=task.name, node=node.hostname))
         return ops, expect
+
+
+def _host_ports(svc: Service) -> list[PortSpec]:
+    return [p for p in svc.spec.ports if p.mode == PublishMode.HOST]

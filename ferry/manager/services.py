@@ -26,6 +26,7 @@ from ferry.model.service import (
     EndpointMode,
     Mode,
     PortSpec,
+    PublishMode,
     RestartCondition,
     Service,
     ServiceSpec,
@@ -52,6 +53,24 @@ class ServiceRequest:
     stop_grace_s: float = 10.0
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] | None = None
+
+
+def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+    seen: set[tuple[str, int]] = set()
+    for port in ports:
+        if port.protocol not in ("tcp", "udp"):
+            raise InvalidArgument(f"invalid protocol {port.protocol!r}: use tcp or udp")
+        if not 1 <= port.target <= 65535:
+            raise InvalidArgument(f"invalid target port {port.target}: use 1 to 65535")
+        if not 1 <= port.published <= 65535:
+            raise InvalidArgument(
+                f"invalid published port {port.published}: give a port from 1 to 65535 "
+                "(Ferry does not pick one for you)"
+            )
+        if (port.protocol, port.published) in seen:
+            raise InvalidArgument(f"port {port.published}/{port.protocol} is published twice")
+        seen.add((port.protocol, port.published))
+    return ports
 
 
 def check_replicas(replicas: int) -> int:
@@ -134,7 +153,7 @@ class ServiceOps:
             endpoint_mode=endpoint_mode,
             constraints=req.constraints,
             restart=restart,
-            ports=req.ports,
+            ports=check_ports(req.ports),
             labels=dict(req.labels or {}),
         )
 
@@ -145,6 +164,35 @@ class ServiceOps:
                 f"image {image} is on no node of the swarm: import it ('ferry image import') on "
                 "the nodes that should run it, or use the 'host' image"
             )
+
+    def _check_ports_free(self, ports: tuple[PortSpec, ...], svc_id: str = "") -> None:
+        """Ingress ports are open on every node: no other service and no node may hold them."""
+        ingress = [p for p in ports if p.mode == PublishMode.INGRESS]
+        if ingress and self._networks.ingress() is None:
+            raise NotFound(
+                "the swarm has no ingress network for the routing mesh: create one with "
+                "'ferry network create -d overlay --ingress ingress', or publish with mode=host"
+            )
+        for other in self._view.services():
+            if other.svc_id == svc_id:
+                continue
+            for mine in ports:
+                for theirs in other.spec.ports:
+                    same = (mine.protocol, mine.published) == (theirs.protocol, theirs.published)
+                    if same and PublishMode.INGRESS in (mine.mode, theirs.mode):
+                        raise Conflict(
+                            f"port {mine.published}/{mine.protocol} is already published by "
+                            f"service {other.spec.name}"
+                        )
+        for node in self._view.nodes():
+            if node.left or not self._view.is_up(node.node_id):
+                continue
+            for port in ingress:
+                if f"{port.protocol}/{port.published}" in node.ports:
+                    raise Conflict(
+                        f"port {port.published}/{port.protocol} is already in use on node "
+                        f"{node.hostname}"
+                    )
 
     def _check_name_free(self, name: str, svc_id: str = "") -> None:
         for svc in self._view.services():
@@ -162,6 +210,7 @@ class ServiceOps:
         spec = self._spec(req)
         self._check_image(spec.template.image)
         self._check_name_free(spec.name)
+        self._check_ports_free(spec.ports)
         svc = Service(new_object_id(), spec, created_at=now_iso(), updated_at=now_iso())
         ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc))]
         expect = [Expect(keys.service(svc.svc_id), 0)]
@@ -223,6 +272,7 @@ class ServiceOps:
         if cmd is not None:
             template = replace(template, cmd=cmd)
         if ports is not None:
+            self._check_ports_free(check_ports(ports), svc.svc_id)
             spec = replace(spec, ports=ports)
         spec = replace(spec, template=template)
         forced = force_update is not None and force_update != svc.force_update

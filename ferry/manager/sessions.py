@@ -69,13 +69,15 @@ class SessionHub:
         if node.left:
             raise Forbidden(f"node {node.hostname} has left the swarm")
 
-    async def heartbeat(self, node_id: str, images: tuple[str, ...] = ()) -> HeartbeatReply:
+    async def heartbeat(
+        self, node_id: str, images: tuple[str, ...] = (), ports: tuple[str, ...] = ()
+    ) -> HeartbeatReply:
         self.check_member(node_id)
         node = self._view.node(node_id)
-        if node is not None and node.images != images:  # what the scheduler may place here
-            await self._store.commit(
-                [Put(keys.node(node_id), encode(replace(node, images=images)))]
-            )
+        # what the scheduler may place here, and which host ports are taken there
+        if node is not None and (node.images, node.ports) != (images, ports):
+            updated = replace(node, images=images, ports=ports)
+            await self._store.commit([Put(keys.node(node_id), encode(updated))])
         async with self._lease_lock:
             session = self._view.session(node_id)
             if session is None or not await self._store.refresh_lease(session.lease_id):

@@ -29,6 +29,7 @@ class JoinResponse(BaseModel):
 
 class Heartbeat(BaseModel):
     images: list[str] = Field(default_factory=list)
+    ports: list[str] = Field(default_factory=list)
 
 
 class HeartbeatReply(BaseModel):

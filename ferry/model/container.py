@@ -28,6 +28,19 @@ class NetworkChoice:
 
 
 @dataclass(frozen=True)
+class PublishedPort:
+    """``-p [IP:]PUBLISHED:TARGET[/PROTOCOL]``: a host port forwarded to the container."""
+
+    published: int
+    target: int
+    protocol: str = "tcp"
+    host_ip: str = ""  # empty: every address of the host
+
+    def __str__(self) -> str:
+        return f"{self.host_ip or '0.0.0.0'}:{self.published}->{self.target}/{self.protocol}"
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     container_id: str
     name: str
@@ -42,6 +55,10 @@ class ContainerConfig:
     created_at: str = ""
     task_id: str = ""  # set when the container runs a service task
     init: bool = False  # run the command under a small init that forwards signals
+    ports: tuple[PublishedPort, ...] = ()
+    host_ports: tuple[
+        tuple[int, int, str], ...
+    ] = ()  # a task's host-mode ports: (pub, target, proto)
 
     @property
     def short_id(self) -> str:

@@ -21,6 +21,13 @@ class Scope(StrEnum):
 
 MTU_OPTIONS = ("mtu", "com.docker.network.driver.mtu")
 
+# The per-host egress bridge (Docker's docker_gwbridge): containers on overlays reach the
+# outside through it; the ingress sandbox sits on it at a fixed address.
+GWBRIDGE = "ferry_gwbridge"
+GWBRIDGE_SUBNET = "172.18.0.0/16"
+GWBRIDGE_GATEWAY = "172.18.0.1"
+INGRESS_SANDBOX_IP = "172.18.0.2"
+
 
 @dataclass(frozen=True)
 class Network:

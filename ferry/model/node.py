@@ -31,6 +31,7 @@ class Node:
     ncpu: int = 0
     memory_bytes: int = 0
     images: tuple[str, ...] = ()  # images this node can run besides "host" (it reports them)
+    ports: tuple[str, ...] = ()  # "tcp/8080": host ports in use there (listeners, run -p)
     left: bool = False
 
 

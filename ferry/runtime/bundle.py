@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 
 from ferry.model.container import AttachedEndpoint, ContainerConfig
+from ferry.model.network import GWBRIDGE
 
 DNS_ADDR = "127.0.0.11"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -29,7 +30,8 @@ ff02::2\tip6-allrouters
 def hosts_file(config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...]) -> str:
     lines = [_HOSTS_HEAD]
     for ep in endpoints:
-        lines.append(f"{ep.ip}\t{config.effective_hostname}\n")
+        if ep.net_id != GWBRIDGE:  # the egress bridge is a way out, not an identity
+            lines.append(f"{ep.ip}\t{config.effective_hostname}\n")
     return "".join(lines)
 
 

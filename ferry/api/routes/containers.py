@@ -16,7 +16,7 @@ from ferry.api.hijack import frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
 from ferry.api.server import add_route, query_bool, query_filters, read_json
 from ferry.errors import Conflict, InvalidArgument
-from ferry.model.container import NetworkChoice, Status, parse_env
+from ferry.model.container import NetworkChoice, PublishedPort, Status, parse_env
 from ferry.runtime import bundle
 from ferry.runtime.execs import STDOUT, ExecService
 
@@ -52,8 +52,23 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
             "Ferry has no default bridge network: run the container with --network NAME "
             "(an attachable overlay), or with --network none"
         )
+    ports = []
+    for key, bindings in ((host.PortBindings or {}) if host else {}).items():
+        target, _, proto = key.partition("/")
+        if not target.isdigit():
+            raise InvalidArgument(f"invalid port {key!r}: use PORT[/PROTOCOL]")
+        for binding in bindings or [{}]:
+            published = binding.get("HostPort") or target
+            if not published.isdigit():
+                raise InvalidArgument(f"invalid host port {published!r}")
+            ports.append(
+                PublishedPort(
+                    int(published), int(target), proto or "tcp", binding.get("HostIp", "")
+                )
+            )
     return CreateRequest(
         image=body.Image,
+        ports=tuple(ports),
         cmd=cmd,
         name=name,
         env=parse_env(body.Env or []),

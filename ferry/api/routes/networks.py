@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService
@@ -13,7 +15,7 @@ from ferry.errors import InvalidArgument, NotFound
 from ferry.manager.networks import NetworkRequest
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
-from ferry.model.network import Network
+from ferry.model.network import GWBRIDGE, Network
 
 
 class NetworkRoutes:
@@ -29,6 +31,19 @@ class NetworkRoutes:
         add_route(app, "DELETE", "/networks/{id}", self.remove)
         add_route(app, "POST", "/networks/{id}/connect", self.connect)
         add_route(app, "POST", "/networks/{id}/disconnect", self.disconnect)
+
+    def _gwbridge_id(self) -> str | None:
+        """The egress bridge exists on swarm members (as docker_gwbridge does)."""
+        if self.swarm.membership is None:
+            return None
+        seed = f"{GWBRIDGE}/{self.swarm.membership.node_id}".encode()
+        return hashlib.sha256(seed).hexdigest()
+
+    def _gwbridge(self, ref: str) -> dict[str, object] | None:
+        net_id = self._gwbridge_id()
+        if net_id is None or (ref != GWBRIDGE and not net_id.startswith(ref)):
+            return None
+        return render.gwbridge(net_id, self.containers.all())
 
     def _view(self) -> ClusterView | None:
         if self.swarm.manager is not None:
@@ -54,7 +69,14 @@ class NetworkRoutes:
     async def list(self, request: web.Request) -> web.Response:
         view = self._view()
         filters = query_filters(request)
-        out = []
+        out: list[dict[str, object]] = []
+        bridge = self._gwbridge(GWBRIDGE)
+        if bridge is not None and all(
+            any(f in str(bridge[k]) for f in filters[key])
+            for key, k in (("name", "Name"), ("driver", "Driver"), ("id", "Id"))
+            if key in filters
+        ):
+            out.append(bridge)
         for net in sorted(view.networks() if view else [], key=lambda n: n.name):
             if "name" in filters and not any(f in net.name for f in filters["name"]):
                 continue
@@ -67,6 +89,9 @@ class NetworkRoutes:
         return web.json_response(out)
 
     async def inspect(self, request: web.Request) -> web.Response:
+        bridge = self._gwbridge(request.match_info["id"])
+        if bridge is not None:
+            return web.json_response(bridge)
         view, net = self._find(request.match_info["id"])
         return web.json_response(self._render(view, net))
 

@@ -1,0 +1,118 @@
+"""The host's published ports: one nftables table, recomputed from everything that publishes.
+
+Ingress-mode ports of every service go to the ingress sandbox (once it is up); host-mode ports
+of this node's tasks and ``run -p`` ports of its containers go to the container's address on
+the egress bridge. Level-triggered: after any change of services or local containers the whole
+table is rendered again and replaced in one transaction if its text changed (established
+connections keep their translation in conntrack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError
+from ferry.kernel.nft import Nft, replace_table
+from ferry.kernel.thread import KernelThread
+from ferry.manager.store.view import ClusterView
+from ferry.model.container import Container
+from ferry.model.network import GWBRIDGE
+from ferry.model.service import PublishMode
+from ferry.network.ports import HOST_TABLE, HostForward, ingress_forwards, render_host
+
+log = logging.getLogger("ferry.agent.ports")
+
+
+def ingress_ports(view: ClusterView | None) -> set[tuple[str, int]]:
+    if view is None:
+        return set()
+    return {
+        (p.protocol, p.published)
+        for s in view.services()
+        for p in s.spec.ports
+        if p.mode == PublishMode.INGRESS
+    }
+
+
+def container_forwards(containers: list[Container]) -> list[HostForward]:
+    forwards = []
+    for container in containers:
+        if not container.running:
+            continue
+        gw = next((ep.ip for ep in container.state.endpoints if ep.net_id == GWBRIDGE), None)
+        if gw is None:
+            continue
+        for port in container.config.ports:
+            forwards.append(
+                HostForward(port.protocol, port.published, gw, port.target, port.host_ip)
+            )
+        for published, target, protocol in container.config.host_ports:
+            forwards.append(HostForward(protocol, published, gw, target))
+    return forwards
+
+
+class HostPorts:
+    def __init__(
+        self,
+        kernel: KernelThread,
+        containers: Callable[[], list[Container]],
+        view: Callable[[], ClusterView | None],
+        ingress_ready: Callable[[], bool],
+    ) -> None:
+        self._kernel = kernel
+        self._containers = containers
+        self._view = view
+        self._ingress_ready = ingress_ready
+        self._applied: str | None = None
+        self._nft: Nft | None = None  # kernel thread only
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        await cancel_and_wait([self._task])
+        await self._kernel.run(self._close)
+
+    def _close(self) -> None:
+        if self._nft is not None:
+            self._nft.close()
+            self._nft = None
+
+    def changed(self) -> None:
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reconcile()
+            except FerryError as exc:
+                log.warning("published ports reconcile failed; retrying", extra=kv(error=exc))
+                self._applied = None
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+
+    def plan(self) -> list[HostForward]:
+        forwards = container_forwards(self._containers())
+        if self._ingress_ready():
+            forwards += ingress_forwards(ingress_ports(self._view()))
+        return forwards
+
+    async def reconcile(self) -> None:
+        body = render_host(self.plan())
+        if body != self._applied:
+            await self._kernel.run(self._apply, body)
+            self._applied = body
+
+    def _apply(self, body: str) -> None:
+        if self._nft is None:
+            self._nft = Nft()
+        self._nft.run(replace_table("ip", HOST_TABLE, body))

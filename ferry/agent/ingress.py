@@ -1,0 +1,200 @@
+"""This host's part of the routing mesh: the ingress sandbox and its balancing table.
+
+Design notes. Every node of a swarm with an ingress network has an ingress sandbox
+(``<prefix>ingress``): a namespace with one leg on the ingress overlay (``eth0``, an address
+the managers reserve for it) and one on the egress bridge (``eth1``, 172.18.0.2, its default
+route), and forwarding on. The host sends every ingress-published port to it (see
+``ports.render_host``); it balances each port over the running tasks' ingress addresses on any
+node (``ports.render_ingress``). The sandbox and its endpoint are found again after a restart
+(the endpoint is in the store, the namespace on the host), so nothing is rebuilt that works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ferry.agent.networks import NetworkAgent
+from ferry.aio import cancel_and_wait
+from ferry.daemon.logs import kv
+from ferry.errors import FerryError
+from ferry.kernel import nsfs
+from ferry.kernel.netlink import Netlink
+from ferry.kernel.nft import Nft, replace_table
+from ferry.kernel.sysctl import write_sysctls
+from ferry.kernel.thread import KernelThread
+from ferry.manager.store import keys
+from ferry.manager.store.view import ClusterView
+from ferry.model.container import NetworkChoice
+from ferry.model.network import INGRESS_SANDBOX_IP, EndpointKind, Network
+from ferry.model.service import PublishMode, TaskState
+from ferry.network.drivers.gwbridge import GatewayBridge
+from ferry.network.ports import INGRESS_IF, INGRESS_TABLE, IngressPort, render_ingress
+
+log = logging.getLogger("ferry.agent.ingress")
+
+GW_IF = "eth1"
+
+
+def _links(netns: str) -> set[str]:
+    path = nsfs.netns_path(netns)
+    if not path.exists():
+        return set()
+    with Netlink(path) as nl:
+        return {link.name for link in nl.links()}
+
+
+def _make_sandbox(netns: str) -> None:
+    path = nsfs.netns_path(netns)
+    if not path.exists():
+        nsfs.create_netns(netns)
+    with Netlink(path) as nl:
+        nl.set_link("lo", up=True)
+    # it routes between its two legs; replies come back by the same path (loose rp filter)
+    write_sysctls(path, {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"})
+
+
+def _remove_sandbox(netns: str) -> None:
+    path = nsfs.netns_path(netns)
+    if path.exists():
+        with Netlink(path) as nl:
+            for link in nl.links():
+                if link.name != "lo":
+                    nl.delete_link(link.name)
+    nsfs.delete_netns(netns)
+
+
+class IngressAgent:
+    def __init__(
+        self,
+        kernel: KernelThread,
+        *,
+        node_id: str,
+        hostname: str,
+        view: ClusterView,
+        networks: NetworkAgent,
+        gateway: GatewayBridge,
+        netns_prefix: str,
+        on_ready: Callable[[], None],
+    ) -> None:
+        self._kernel = kernel
+        self._node_id = node_id
+        self._hostname = hostname
+        self._view = view
+        self._networks = networks
+        self._gateway = gateway
+        self.netns = f"{netns_prefix}ingress"
+        self._on_ready = on_ready
+        self.ready = False
+        self._applied: str | None = None
+        self._nft: Nft | None = None  # kernel thread only
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self._view.mirror.subscribe(self._changed)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await cancel_and_wait([self._task])
+        await self._kernel.run(self._close)
+
+    def _close(self) -> None:
+        if self._nft is not None:
+            self._nft.close()
+            self._nft = None
+
+    def _changed(self, changed: frozenset[str]) -> None:
+        watched = (keys.NETWORKS, keys.SERVICES, keys.TASKS, keys.ENDPOINTS)
+        if not changed or any(k.startswith(watched) for k in changed):
+            self._dirty.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not self._view.mirror.synced:
+                continue
+            try:
+                await self.reconcile()
+            except FerryError as exc:
+                log.warning("ingress reconcile failed; retrying", extra=kv(error=exc))
+                self._applied = None
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+
+    def _ingress(self) -> Network | None:
+        return next((n for n in self._view.networks() if n.ingress), None)
+
+    async def reconcile(self) -> None:
+        ingress = self._ingress()
+        if ingress is None:
+            await self.teardown()
+            return
+        await self._ensure_sandbox(ingress)
+        body = render_ingress(self._plan(ingress))
+        if body != self._applied:
+            await self._kernel.run(self._apply, body)
+            self._applied = body
+        if not self.ready:
+            self.ready = True
+            self._on_ready()
+
+    async def _ensure_sandbox(self, ingress: Network) -> None:
+        await self._kernel.run(_make_sandbox, self.netns)
+        links = await self._kernel.run(_links, self.netns)
+        path = nsfs.netns_path(self.netns)
+        if INGRESS_IF not in links:
+            mine = [
+                e
+                for e in self._view.endpoints(ingress.net_id)
+                if e.kind == EndpointKind.SANDBOX and e.node_id == self._node_id
+            ]
+            choice = NetworkChoice(ingress.net_id, ep_id=mine[0].ep_id if mine else "")
+            await self._networks.attach(
+                choice,
+                path,
+                INGRESS_IF,
+                owner_id=f"ingress-{self._node_id}",
+                name=f"ingress-sbox-{self._hostname}",
+                hostname="",
+                kind=EndpointKind.SANDBOX,
+            )
+            log.info("ingress sandbox attached to the routing mesh", extra=kv(netns=self.netns))
+        if GW_IF not in links:
+            await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)
+
+    def _plan(self, ingress: Network) -> list[IngressPort]:
+        running = {
+            t.task_id
+            for t in self._view.tasks()
+            if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
+        }
+        ingress_ips: dict[str, list[str]] = {}
+        for ep in self._view.endpoints(ingress.net_id):
+            if ep.kind == EndpointKind.TASK and ep.owner_id in running:
+                ingress_ips.setdefault(ep.service, []).append(ep.ip)
+        ports = []
+        for svc in self._view.services():
+            backends = tuple(sorted(ingress_ips.get(svc.spec.name, [])))
+            for port in svc.spec.ports:
+                if port.mode == PublishMode.INGRESS:
+                    ports.append(IngressPort(port.protocol, port.published, port.target, backends))
+        return ports
+
+    def _apply(self, body: str) -> None:
+        if self._nft is None:
+            self._nft = Nft(nsfs.netns_path(self.netns))
+        self._nft.run(replace_table("ip", INGRESS_TABLE, body))
+
+    async def teardown(self) -> None:
+        """No routing mesh any more (no ingress network, or the node leaves the swarm)."""
+        self.ready = False
+        self._applied = None
+        await self._kernel.run(self._close)
+        await self._kernel.run(_remove_sandbox, self.netns)
