@@ -106,7 +106,7 @@ def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
     return {
         "Name": GWBRIDGE,
         "Id": net_id,
-        "Created": "",
+        "Created": "0001-01-01T00:00:00Z",  # Go's zero time: the docker CLI must parse one
         "Scope": "local",
         "Driver": "bridge",
         "EnableIPv6": False,
