@@ -17,7 +17,7 @@ from ferry.api.client import ApiClient
 from ferry.cli.common import client, handles_errors, print_json, print_table
 from ferry.cli.ports import port_bindings
 from ferry.cli.streams import frames, socket_chunks, write_frame
-from ferry.errors import FerryError
+from ferry.errors import FerryError, InvalidArgument
 
 CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -215,9 +215,20 @@ def _created(epoch: int) -> str:
 def ps(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Show all containers")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", "-f", help="name=…, status=…")
+    ] = None,
 ) -> None:
     """List containers."""
-    containers: list[dict[str, Any]] = client().get("/containers/json", all=all_)
+    filters: dict[str, list[str]] = {}
+    for pair in filter_ or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidArgument(f"invalid filter {pair!r}: use KEY=VALUE")
+        filters.setdefault(key, []).append(value)
+    containers: list[dict[str, Any]] = client().get(
+        "/containers/json", all=all_, filters=filters or None
+    )
     if quiet:
         for c in containers:
             print(c["Id"][:12])
