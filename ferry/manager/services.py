@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.feed import StoreFeed
-from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps
 from ferry.manager.nodes import now_iso
 from ferry.manager.scheduler import has_image, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
@@ -212,25 +212,37 @@ class ServiceOps:
         self._check_name_free(spec.name)
         self._check_ports_free(spec.ports)
         svc = Service(new_object_id(), spec, created_at=now_iso(), updated_at=now_iso())
-        ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc))]
-        expect = [Expect(keys.service(svc.svc_id), 0)]
-        if spec.endpoint_mode == EndpointMode.VIP:
-            for net_id in spec.networks:
-                network = self._networks.find(net_id)
-                vip_req = AttachRequest(
-                    net=net_id, node_id="", owner_id=svc.svc_id, name=spec.name,
-                    kind=EndpointKind.VIP, service=spec.name,
-                )  # fmt: skip
-                _ep, vip_ops, vip_expect = self._networks.plan_endpoint(
-                    network, vip_req, self._networks.taken_ips(net_id)
-                )
-                ops += vip_ops
-                expect += vip_expect
-        revision = await self._store.commit(ops, expect)
-        if revision is None:
-            raise Conflict("the cluster changed while the service was being created; retry")
-        await self._feed.wait_for(revision)
-        return svc
+        # The VIPs' addresses may race the leader reserving tasks' on the same networks: on a
+        # lost race, plan again from the store itself (the mirror may lag behind the winner).
+        for attempt in range(MAX_ATTEMPTS):
+            ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc))]
+            expect = [Expect(keys.service(svc.svc_id), 0)]
+            if spec.endpoint_mode == EndpointMode.VIP:
+                for net_id in spec.networks:
+                    vip_ops, vip_expect = await self._plan_vip(svc, net_id, fresh=attempt > 0)
+                    ops += vip_ops
+                    expect += vip_expect
+            revision = await self._store.commit(ops, expect)
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return svc
+        raise Conflict("the cluster keeps changing while the service is created; retry")
+
+    async def _plan_vip(
+        self, svc: Service, net_id: str, *, fresh: bool
+    ) -> tuple[list[Put | Delete], list[Expect]]:
+        network = self._networks.find(net_id)
+        if fresh:
+            items, _ = await self._store.list_prefix(keys.ipam_prefix(net_id))
+            taken = {keys.last_part(kv.key) for kv in items}
+        else:
+            taken = self._networks.taken_ips(net_id)
+        vip_req = AttachRequest(
+            net=net_id, node_id="", owner_id=svc.svc_id, name=svc.spec.name,
+            kind=EndpointKind.VIP, service=svc.spec.name,
+        )  # fmt: skip
+        _ep, ops, expect = self._networks.plan_endpoint(network, vip_req, taken)
+        return ops, expect
 
     async def update(
         self,

@@ -14,7 +14,7 @@ from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
 from ferry.manager.services import ServiceRequest
 from ferry.manager.store import keys
-from ferry.model.network import EndpointKind
+from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import (
     Mode,
     PortSpec,
@@ -162,19 +162,20 @@ class ServiceRoutes:
             }
         return out
 
-    def _task(self, manager: Manager, task: Task) -> dict[str, Any]:
+    def _task(
+        self, manager: Manager, task: Task, endpoints: dict[str, list[Endpoint]]
+    ) -> dict[str, Any]:
         view = manager.view
         attachments = []
-        for ep in view.endpoints():
-            if ep.kind == EndpointKind.TASK and ep.owner_id == task.task_id:
-                net = view.network(ep.net_id)
-                if net is not None:
-                    attachments.append(
-                        {
-                            "Network": {"ID": net.net_id, "Spec": {"Name": net.name}},
-                            "Addresses": [f"{ep.ip}/{net.prefixlen}"],
-                        }
-                    )
+        for ep in endpoints.get(task.task_id, []):
+            net = view.network(ep.net_id)
+            if net is not None:
+                attachments.append(
+                    {
+                        "Network": {"ID": net.net_id, "Spec": {"Name": net.name}},
+                        "Addresses": [f"{ep.ip}/{net.prefixlen}"],
+                    }
+                )
         return {
             "ID": task.task_id,
             "Version": {"Index": view.entity_version(keys.task(task.task_id))},
@@ -308,6 +309,7 @@ class ServiceRoutes:
             for ref in filters["service"]:
                 wanted_services.add(manager.services.find(ref).svc_id)
         out = []
+        endpoints = _task_endpoints(manager)
         for task in manager.view.tasks():
             if wanted_services is not None and task.svc_id not in wanted_services:
                 continue
@@ -317,7 +319,7 @@ class ServiceRoutes:
                 task.node_id == manager.nodes.find(n).node_id for n in filters["node"]
             ):
                 continue
-            out.append(self._task(manager, task))
+            out.append(self._task(manager, task, endpoints))
         out.sort(key=lambda t: (t["ServiceID"], t["Slot"], t["CreatedAt"]), reverse=False)
         return web.json_response(out)
 
@@ -326,5 +328,14 @@ class ServiceRoutes:
         ref = request.match_info["id"]
         for task in manager.view.tasks():
             if task.task_id == ref or task.task_id.startswith(ref):
-                return web.json_response(self._task(manager, task))
+                return web.json_response(self._task(manager, task, _task_endpoints(manager)))
         return web.json_response({"message": f"task {ref} not found"}, status=404)
+
+
+def _task_endpoints(manager: Manager) -> dict[str, list[Endpoint]]:
+    """Task endpoints by task id, indexed once per request (not scanned once per task)."""
+    index: dict[str, list[Endpoint]] = {}
+    for ep in manager.view.endpoints():
+        if ep.kind == EndpointKind.TASK:
+            index.setdefault(ep.owner_id, []).append(ep)
+    return index
