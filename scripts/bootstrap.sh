@@ -8,7 +8,7 @@ DEBIAN_PACKAGES=(
     iproute2 nftables libnftables1 conntrack util-linux procps psmisc
     etcd-server etcd-client
     wireguard-go wireguard-tools
-    iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static
+    iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static wrk
 )
 
 missing=()
