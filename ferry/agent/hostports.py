@@ -9,13 +9,8 @@ connections keep their translation in conntrack).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 
-from ferry.aio import cancel_and_wait
-from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.kernel.nft import Nft, replace_table
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store.view import ClusterView
@@ -23,8 +18,7 @@ from ferry.model.container import Container
 from ferry.model.network import GWBRIDGE
 from ferry.model.service import PublishMode
 from ferry.network.ports import HOST_TABLE, HostForward, ingress_forwards, render_host
-
-log = logging.getLogger("ferry.agent.ports")
+from ferry.reconcile import Reconciler
 
 
 def ingress_ports(view: ClusterView | None) -> set[tuple[str, int]]:
@@ -55,7 +49,9 @@ def container_forwards(containers: list[Container]) -> list[HostForward]:
     return forwards
 
 
-class HostPorts:
+class HostPorts(Reconciler):
+    name = "published ports reconcile"
+
     def __init__(
         self,
         kernel: KernelThread,
@@ -63,21 +59,15 @@ class HostPorts:
         view: Callable[[], ClusterView | None],
         ingress_ready: Callable[[], bool],
     ) -> None:
+        super().__init__()
         self._kernel = kernel
         self._containers = containers
         self._view = view
         self._ingress_ready = ingress_ready
         self._applied: str | None = None
         self._nft: Nft | None = None  # kernel thread only
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        self._dirty.set()
-
-    async def stop(self) -> None:
-        await cancel_and_wait([self._task])
+    async def close(self) -> None:
         await self._kernel.run(self._close)
 
     def _close(self) -> None:
@@ -85,20 +75,11 @@ class HostPorts:
             self._nft.close()
             self._nft = None
 
-    def changed(self) -> None:
-        self._dirty.set()
+    def failed(self) -> None:
+        self._applied = None
 
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                await self.reconcile()
-            except FerryError as exc:
-                log.warning("published ports reconcile failed; retrying", extra=kv(error=exc))
-                self._applied = None
-                await asyncio.sleep(1.0)
-                self._dirty.set()
+    def changed(self) -> None:
+        self.mark()
 
     def plan(self) -> list[HostForward]:
         forwards = container_forwards(self._containers())

@@ -11,14 +11,11 @@ node (``ports.render_ingress``). The sandbox and its endpoint are found again af
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from ferry.agent.networks import NetworkAgent
-from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.kernel import nsfs
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.nft import Nft, replace_table
@@ -31,6 +28,7 @@ from ferry.model.network import INGRESS_SANDBOX_IP, EndpointKind, Network
 from ferry.model.service import PublishMode, TaskState
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.ports import INGRESS_IF, INGRESS_TABLE, IngressPort, render_ingress
+from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.agent.ingress")
 
@@ -65,7 +63,10 @@ def _remove_sandbox(netns: str) -> None:
     nsfs.delete_netns(netns)
 
 
-class IngressAgent:
+class IngressAgent(Reconciler):
+    name = "ingress reconcile"
+    watched = (keys.NETWORKS, keys.SERVICES, keys.TASKS, keys.ENDPOINTS)
+
     def __init__(
         self,
         kernel: KernelThread,
@@ -78,6 +79,7 @@ class IngressAgent:
         netns_prefix: str,
         on_ready: Callable[[], None],
     ) -> None:
+        super().__init__(view.mirror)
         self._kernel = kernel
         self._node_id = node_id
         self._hostname = hostname
@@ -89,19 +91,8 @@ class IngressAgent:
         self.ready = False
         self._applied: str | None = None
         self._nft: Nft | None = None  # kernel thread only
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self) -> None:
-        self._unsubscribe = self._view.mirror.subscribe(self._changed)
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        self._dirty.set()
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        await cancel_and_wait([self._task])
+    async def close(self) -> None:
         await self._kernel.run(self._close)
 
     def _close(self) -> None:
@@ -109,24 +100,8 @@ class IngressAgent:
             self._nft.close()
             self._nft = None
 
-    def _changed(self, changed: frozenset[str]) -> None:
-        watched = (keys.NETWORKS, keys.SERVICES, keys.TASKS, keys.ENDPOINTS)
-        if not changed or any(k.startswith(watched) for k in changed):
-            self._dirty.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if not self._view.mirror.synced:
-                continue
-            try:
-                await self.reconcile()
-            except FerryError as exc:
-                log.warning("ingress reconcile failed; retrying", extra=kv(error=exc))
-                self._applied = None
-                await asyncio.sleep(1.0)
-                self._dirty.set()
+    def failed(self) -> None:
+        self._applied = None
 
     def _ingress(self) -> Network | None:
         return next((n for n in self._view.networks() if n.ingress), None)

@@ -5,21 +5,16 @@ change of tasks, endpoints or services the wanted table of each running containe
 re-rendered (``network.lb``) — once per distinct set of networks, not per container — and
 applied only where its text changed, as one atomic transaction. A container gets its table
 before its command starts (``prepare``), so its first connection to a VIP already balances.
-Cost: one nft transaction per container whose view changed (~0.2 ms for a few VIPs, 3–5 ms for
+Cost: one nft transaction per container whose view changed (~0.2 ms for a few VIPs, 3-5 ms for
 100); nothing for the others. Be aware: with many VIPs and many local containers a change costs
 tens of milliseconds per host; updating one VIP's map in place would be the next step.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ferry.aio import cancel_and_wait
-from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.kernel import nsfs
 from ferry.kernel.nft import Nft, replace_table
 from ferry.kernel.thread import KernelThread
@@ -28,40 +23,32 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container
 from ferry.model.service import TaskState
 from ferry.network.lb import TABLE, plan_vips, render
+from ferry.reconcile import Reconciler
 
-log = logging.getLogger("ferry.agent.lb")
 
+class VipBalancer(Reconciler):
+    name = "VIP reconcile"
+    retry_s = 0.5
+    watched = (keys.TASKS, keys.ENDPOINTS)
 
-class VipBalancer:
     def __init__(
         self, kernel: KernelThread, view: ClusterView, containers: Callable[[], list[Container]]
     ) -> None:
+        super().__init__(view.mirror)
         self._kernel = kernel
         self._view = view
         self._containers = containers
         self._applied: dict[str, str] = {}  # container id -> table body in force
         self._contexts: dict[str, Nft] = {}  # kernel thread only
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self) -> None:
-        self._unsubscribe = self._view.mirror.subscribe(self._changed)
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        self._dirty.set()
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        await cancel_and_wait([self._task])
+    async def close(self) -> None:
         await self._kernel.run(self._close_all)
 
-    def _changed(self, changed: frozenset[str]) -> None:
-        if not changed or any(k.startswith((keys.TASKS, keys.ENDPOINTS)) for k in changed):
-            self._dirty.set()
+    def failed(self) -> None:
+        self._applied.clear()  # unknown state: rewrite every table next time
 
     def containers_changed(self) -> None:
-        self._dirty.set()
+        self.mark()
 
     def _bodies(self) -> Callable[[Container], str]:
         """One pass's tables: computed once per distinct set of networks, not per container
@@ -106,20 +93,6 @@ class VipBalancer:
     def _close_all(self) -> None:
         for cid in list(self._contexts):
             self._close(cid)
-
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if not self._view.mirror.synced:
-                continue
-            try:
-                await self.reconcile()
-            except FerryError as exc:
-                log.warning("VIP reconcile failed; resyncing", extra=kv(error=exc))
-                self._applied.clear()  # unknown state: rewrite every table next time
-                await asyncio.sleep(0.5)
-                self._dirty.set()
 
     async def reconcile(self) -> None:
         running = {

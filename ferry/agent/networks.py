@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.agent.link import ManagerLink
-from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, InvalidArgument, NotFound
 from ferry.manager.store import keys
@@ -34,13 +33,18 @@ from ferry.model.container import AttachedEndpoint, NetworkChoice
 from ferry.model.network import Endpoint, EndpointKind, Network
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import desired_peers
+from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.agent.networks")
 
 RETRY_S = 1.0
 
 
-class NetworkAgent:
+class NetworkAgent(Reconciler):
+    name = "network reconcile"
+    retry_s = RETRY_S
+    watched = (keys.ENDPOINTS, keys.NETWORKS, keys.NODES)
+
     def __init__(
         self,
         node_id: str,
@@ -51,36 +55,19 @@ class NetworkAgent:
         *,
         on_reconciled: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(view.mirror)
         self.on_reconciled = on_reconciled
         self.node_id = node_id
         self._link = link
         self._view = view
         self.overlay = overlay
         self._local_owners = local_owners
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._pending_release: set[tuple[str, str]] = set()
-        self._unsubscribe: Callable[[], None] | None = None
         self.reconciled = asyncio.Event()  # set after every completed pass (tests, benchmarks)
         self.programmed: list[Endpoint] = []  # the endpoints the last completed pass programmed
 
-    def start(self) -> None:
-        self._unsubscribe = self._view.mirror.subscribe(self._changed)
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        if self._view.mirror.synced:
-            self._dirty.set()
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        await cancel_and_wait([self._task])
-
-    def _changed(self, changed: frozenset[str]) -> None:
-        if (
-            any(k.startswith((keys.ENDPOINTS, keys.NETWORKS, keys.NODES)) for k in changed)
-            or not changed
-        ):
-            self._dirty.set()
+    def passed(self) -> None:
+        self.on_reconciled()
 
     # lookups ---------------------------------------------------------------------------------
     def resolve(self, ref: str) -> Network:
@@ -179,25 +166,9 @@ class NetworkAgent:
         except FerryError as exc:
             log.warning("endpoint release deferred", extra=kv(ep=ep_id[:12], error=exc))
             self._pending_release.add((net_id, ep_id))
-            self._dirty.set()
+            self.mark()
 
     # reconcile -------------------------------------------------------------------------------
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if not self._view.mirror.synced:
-                continue
-            try:
-                await self.reconcile()
-                self.reconciled.set()
-            except FerryError as exc:
-                log.warning("network reconcile failed; retrying", extra=kv(error=exc))
-                await asyncio.sleep(RETRY_S)
-                self._dirty.set()
-            finally:
-                self.on_reconciled()
-
     async def reconcile(self) -> None:
         for net_id, ep_id in list(self._pending_release):
             await self.release(net_id, ep_id)
@@ -220,6 +191,7 @@ class NetworkAgent:
             if not any(net_id.startswith(short) for net_id in local_nets):
                 log.info("removing unused sandbox", extra=kv(net=short))
                 await self.overlay.remove_network(short)  # sandboxes are named by short id
+        self.reconciled.set()
 
     async def _collect_orphans(self) -> None:
         """Endpoints of this node whose container is gone (ferryd died mid-way): release them.

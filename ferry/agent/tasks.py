@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from ferry.agent.containers import ContainerService, CreateRequest
@@ -27,56 +27,40 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container, NetworkChoice
 from ferry.model.network import EndpointKind
 from ferry.model.service import PublishMode, Task, TaskState
+from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.agent.tasks")
 
 RETRY_S = 1.0
 
 
-class TaskAgent:
+class TaskAgent(Reconciler):
+    name = "task reconcile"
+    retry_s = RETRY_S
+    watched = (keys.TASKS, keys.ENDPOINTS)
+
     def __init__(
         self, node_id: str, link: ManagerLink, view: ClusterView, containers: ContainerService
     ) -> None:
+        super().__init__(view.mirror)
         self.node_id = node_id
         self._link = link
         self._view = view
         self._containers = containers
-        self._dirty = asyncio.Event()
         self._busy: dict[str, asyncio.Task[None]] = {}
-        self._loop_task: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self) -> None:
-        self._unsubscribe = self._view.mirror.subscribe(self._changed)
-        self._loop_task = asyncio.get_running_loop().create_task(self._run())
-        self._dirty.set()
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        await cancel_and_wait([self._loop_task, *self._busy.values()])
+    async def close(self) -> None:
+        await cancel_and_wait(list(self._busy.values()))
         self._busy.clear()
 
-    def _changed(self, changed: frozenset[str]) -> None:
-        if not changed or any(k.startswith((keys.TASKS, keys.ENDPOINTS)) for k in changed):
-            self._dirty.set()
-
     def container_exited(self, _container: Container) -> None:
-        self._dirty.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if not self._view.mirror.synced:
-                continue
-            self.reconcile()
+        self.mark()
 
     # the comparison --------------------------------------------------------------------------
     def _local(self) -> dict[str, Container]:
         return {c.config.task_id: c for c in self._containers.all() if c.config.task_id}
 
-    def reconcile(self) -> None:
+    async def reconcile(self) -> None:
         local = self._local()
         mine = {t.task_id: t for t in self._view.tasks() if t.node_id == self.node_id}
         for task in mine.values():
@@ -106,7 +90,7 @@ class TaskAgent:
             except FerryError as exc:
                 log.warning("task work failed; retrying", extra=kv(task=task_id, error=exc))
                 await asyncio.sleep(RETRY_S)
-                self._dirty.set()
+                self.mark()
             finally:
                 self._busy.pop(task_id, None)
 

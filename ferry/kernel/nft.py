@@ -1,6 +1,6 @@
 """nftables through libnftables (ctypes): one atomic transaction per call.
 
-Cost measured here: ~0.2 ms for a small script, 3–5 ms to replace a table of 100 VIP rules
+Cost measured here: ~0.2 ms for a small script, 3-5 ms to replace a table of 100 VIP rules
 (an ``nft`` process costs ~16 ms before doing anything).
 
 Design notes. A libnftables context talks to the namespace its thread was in when the context

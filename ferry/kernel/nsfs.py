@@ -64,24 +64,33 @@ def setns(path: str | Path) -> None:
         os.close(fd)
 
 
-def run_in_netns(path: str | Path, fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a fresh thread inside the namespace at ``path``; the thread then ends."""
+def _in_thread(fn: Callable[[], T], name: str) -> T:
+    """Run ``fn`` in a fresh thread (which may change namespace and then ends); re-raise."""
     result: list[T] = []
     error: list[BaseException] = []
 
     def worker() -> None:
         try:
-            setns(path)
             result.append(fn())
         except BaseException as exc:  # re-raised in the caller's thread below
             error.append(exc)
 
-    thread = threading.Thread(target=worker, name=f"netns:{Path(path).name}")
+    thread = threading.Thread(target=worker, name=name)
     thread.start()
     thread.join()
     if error:
         raise error[0]
     return result[0]
+
+
+def run_in_netns(path: str | Path, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a fresh thread inside the namespace at ``path``; the thread then ends."""
+
+    def inside() -> T:
+        setns(path)
+        return fn()
+
+    return _in_thread(inside, f"netns:{Path(path).name}")
 
 
 def _is_mountpoint(path: Path) -> bool:
@@ -115,20 +124,11 @@ def create_netns(name: str) -> Path:
         src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
         _check(_libc.mount(src, str(path).encode(), b"none", MS_BIND, None), "mount", name)
 
-    result: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            bind()
-        except BaseException as exc:  # re-raised in the caller's thread below
-            result.append(exc)
-
-    thread = threading.Thread(target=worker, name=f"netns-create:{name}")
-    thread.start()
-    thread.join()
-    if result:
+    try:
+        _in_thread(bind, f"netns-create:{name}")
+    except BaseException:
         path.unlink(missing_ok=True)
-        raise result[0]
+        raise
     return path
 
 

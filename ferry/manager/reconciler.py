@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.nodes import now_iso
@@ -37,6 +35,7 @@ from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.service import PortSpec, PublishMode, Service, Task, TaskState
+from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.manager.reconciler")
 
@@ -45,54 +44,35 @@ TICK_S = 1.0
 MAX_OPS = 120  # etcd refuses transactions above 128 operations
 
 
-class ServiceReconciler:
+class ServiceReconciler(Reconciler):
+    name = "service reconcile"
+    retry_s = 0.2
+    watched = (keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS)
+
     def __init__(
         self, store: Store, view: ClusterView, feed: StoreFeed, networks: NetworkOps
     ) -> None:
+        super().__init__(view.mirror)
         self._store = store
         self._view = view
         self._feed = feed
         self._networks = networks
-        self._dirty = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
         # addresses taken per network during one pass, so tasks placed together differ
         self._taken: dict[str, set[str]] = {}
         self.passes = 0
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._unsubscribe = self._view.mirror.subscribe(self._changed)
-        self._task = loop.create_task(self._run())
-        self._ticker = loop.create_task(self._tick())
-        self._dirty.set()
+        super().start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        await cancel_and_wait([self._task, self._ticker])
-
-    def _changed(self, changed: frozenset[str]) -> None:
-        watched = (keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS)
-        if not changed or any(k.startswith(watched) for k in changed):
-            self._dirty.set()
+    async def close(self) -> None:
+        await cancel_and_wait([self._ticker])
 
     async def _tick(self) -> None:
-        while True:
+        while True:  # restart delays are measured in time, not in events
             await asyncio.sleep(TICK_S)
-            self._dirty.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                await self.reconcile()
-            except FerryError as exc:
-                log.warning("service reconcile failed; retrying", extra=kv(error=exc))
-                await asyncio.sleep(0.2)
-                self._dirty.set()
+            self.mark()
 
     # one pass --------------------------------------------------------------------------------
     def _candidates(self) -> list[Candidate]:
@@ -144,7 +124,7 @@ class ServiceReconciler:
                 revision = await self._store.commit(batch, batch_expect)
                 if revision is None:
                     log.info("a reservation raced another writer; replanning")
-                    self._dirty.set()
+                    self.mark()
                     return
                 batch, batch_expect = [], []
             batch += ops
