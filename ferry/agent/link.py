@@ -73,13 +73,15 @@ class ManagerLink:
     def _rotate(self) -> None:
         self._current = (self._current + 1) % max(len(self.managers), 1)
 
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
+    async def call(
+        self, method: str, path: str, body: Any = None, *, timeout_s: float = CALL_TIMEOUT_S
+    ) -> Any:
         last: Exception | None = None
         for _ in range(max(len(self.managers), 1)):
             url = manager_url(self.current) + path
             try:
                 async with self._client().request(
-                    method, url, json=body, timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
+                    method, url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
                 ) as resp:
                     await raise_for(resp)
                     return await resp.json()

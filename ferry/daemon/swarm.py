@@ -8,6 +8,7 @@ data, no running member).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from ferry import __version__
 from ferry.agent.agent import Agent
 from ferry.agent.joining import fetch_ca, request_join
+from ferry.agent.link import ManagerLink, client_context
 from ferry.daemon.addrs import choose_advertise_addr, with_port
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.files import write_atomic
@@ -324,7 +326,7 @@ class SwarmController:
                 manager = Manager(response.node_id, response.cluster_id, self.file.certs, config)
                 try:
                     manager.etcd.save_config()
-                    await manager.start_store()
+                    await manager.start_store(promote=functools.partial(self._promote, target))
                     self.file.save(membership)
                     await manager.start_services(membership.listen_addr)
                 except BaseException:
@@ -337,6 +339,15 @@ class SwarmController:
             self.membership = membership
             await self._start_agent(membership)
             log.info("joined swarm", extra=kv(node=response.node_id, role=role, manager=target))
+
+    async def _promote(self, manager_addr: str) -> None:
+        """Ask a manager to make our fresh store member (a learner) a voting member."""
+        certs = self.file.certs
+        link = ManagerLink(client_context(certs.ca, certs.cert, certs.key), [manager_addr])
+        try:
+            await link.call("POST", "/v1/promote", {}, timeout_s=120.0)
+        finally:
+            await link.close()
 
     # leave -----------------------------------------------------------------------------------
     async def leave(self, force: bool) -> None:

@@ -124,6 +124,15 @@ class ClusterApi:
                 await stream.aclose()
             return response
 
+        @routes.post("/v1/promote")
+        async def promote(request: web.Request) -> web.Response:
+            identity = caller(request)
+            if identity.role != "manager":
+                raise Forbidden("only a manager's store member can be promoted")
+            node = self._nodes.find(identity.node_id)
+            await self._joins.promote(node.addr)
+            return web.json_response({})
+
         @routes.post("/v1/leave")
         async def leave(request: web.Request) -> web.Response:
             await self._nodes.mark_left(caller(request).node_id)

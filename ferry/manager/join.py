@@ -1,8 +1,11 @@
 """Admitting a node: check its token, sign its certificate, and (for a manager) grow etcd.
 
 The token's digest was already checked by the joiner against our CA (that is how it trusts
-us); here its secret decides the role. A manager joiner becomes an etcd member before it is
-told to start etcd: etcd refuses a member it was not told about.
+us); here its secret decides the role. A manager joiner becomes an etcd *learner* before it is
+told to start etcd (etcd refuses a member it was not told about): a learner has no vote, so a
+joiner that never comes up cannot take the cluster's quorum with it. Once its etcd has caught
+up, the joiner asks to be promoted to a voting member (``promote``). The node record is written
+before the store grows, while the quorum is certainly there.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavail
 from ferry.manager import ca
 from ferry.manager.etcd_member import PEER_PORT
 from ferry.manager.nodes import NodeOps, now_iso
-from ferry.manager.store import Put, Store, keys
+from ferry.manager.store import Delete, Put, Store, keys
 from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import parse_token
@@ -75,9 +78,6 @@ class JoinService:
             identity = ca.Identity(node_id, role.value, cluster.cluster_id)
             ca_pair = ca.KeyPair(ca_pem, secrets.ca_key_pem.encode())
             cert = ca.sign_node(ca_pair, req.csr_pem.encode(), identity, [addr, "127.0.0.1"])
-            initial_cluster = None
-            if role == Role.MANAGER:
-                initial_cluster = await self._add_member(node_id, addr)
             node = Node(
                 node_id=node_id,
                 hostname=req.hostname,
@@ -93,6 +93,13 @@ class JoinService:
             revision = await self._store.commit([Put(keys.node(node_id), encode(node))])
             if revision is not None:
                 await self._nodes.wait_for(revision)  # its first heartbeat must find it
+            initial_cluster = None
+            if role == Role.MANAGER:
+                try:
+                    initial_cluster = await self._add_member(node_id, addr)
+                except BaseException:
+                    await self._store.commit([Delete(keys.node(node_id))])
+                    raise
         log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
         return JoinResponse(
             node_id=node_id,
@@ -123,15 +130,39 @@ class JoinService:
                     raise Unavailable(f"could not add a store member for {addr}: {exc}") from exc
                 await asyncio.sleep(0.5)
         parts = []
-        for _member_id, name, urls in await self._members.list():
+        for _member_id, name, urls in await self._members.all():
             parts += [f"{name or node_id}={url}" for url in urls]
         return ",".join(sorted(parts))
+
+    async def promote(self, addr: str) -> None:
+        """Promote the learner at ``addr`` once it has caught up (etcd refuses before)."""
+        if self._members is None:
+            return
+        peer_url = f"https://{addr}:{PEER_PORT}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MEMBER_ADD_TIMEOUT_S * 3
+        while True:
+            learner = next(
+                (mid for mid, urls in await self._members.learners() if peer_url in urls), None
+            )
+            if learner is None:
+                return  # promoted already (a retried request)
+            try:
+                await self._members.promote(learner)
+                log.info("store member promoted", extra=kv(addr=addr))
+                return
+            except Unavailable as exc:
+                if loop.time() > deadline:
+                    raise Unavailable(
+                        f"the store member at {addr} did not catch up: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)
 
     async def remove_member(self, addr: str) -> None:
         if self._members is None:
             return
         peer_url = f"https://{addr}:{PEER_PORT}"
-        for member_id, _name, urls in await self._members.list():
+        for member_id, _name, urls in await self._members.all():
             if peer_url in urls:
                 await self._members.remove(member_id)
                 return

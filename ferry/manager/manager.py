@@ -86,9 +86,12 @@ class Manager:
         for hook in self.leadership_hooks:
             await hook(leader)
 
-    async def start_store(self) -> None:
-        """Start (or adopt) the etcd member and wait until it answers."""
+    async def start_store(self, promote: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start (or adopt) the etcd member and wait until it answers. A joining manager's
+        member starts as a learner, which answers nothing: ``promote`` makes it a voter first."""
         await self.etcd.start()
+        if promote is not None:
+            await promote()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STORE_READY_TIMEOUT_S
         while True:

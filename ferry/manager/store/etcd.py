@@ -161,7 +161,7 @@ class EtcdMembers:
     def __init__(self, store: EtcdStore) -> None:
         self._cluster = store.cluster
 
-    async def list(self) -> list[tuple[int, str, list[str]]]:
+    async def all(self) -> list[tuple[int, str, list[str]]]:
         """(member id, name, peer URLs) of every member; a just-added member has no name yet."""
         try:
             resp = await self._cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
@@ -169,14 +169,29 @@ class EtcdMembers:
             raise _translate(exc, "list members") from exc
         return [(m.ID, m.name, list(m.peerURLs)) for m in resp.members]
 
-    async def add(self, peer_url: str) -> int:
+    async def add(self, peer_url: str, *, learner: bool = True) -> int:
+        """Add a member; as a learner (no vote) by default, so that a member which never comes
+        up cannot cost the cluster its quorum."""
         try:
             resp = await self._cluster.MemberAdd(
-                rpc.MemberAddRequest(peerURLs=[peer_url]), timeout=_TIMEOUT_S
+                rpc.MemberAddRequest(peerURLs=[peer_url], isLearner=learner), timeout=_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, f"add member {peer_url}") from exc
         return int(resp.member.ID)
+
+    async def promote(self, member_id: int) -> None:
+        """Make a learner a voting member (refused until it has caught up with the leader)."""
+        try:
+            await self._cluster.MemberPromote(
+                rpc.MemberPromoteRequest(ID=member_id), timeout=_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, f"promote member {member_id:x}") from exc
+
+    async def learners(self) -> list[tuple[int, list[str]]]:
+        resp = await self._cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
+        return [(m.ID, list(m.peerURLs)) for m in resp.members if m.isLearner]
 
     async def remove(self, member_id: int) -> None:
         try:

@@ -1,0 +1,52 @@
+"""Manager tokens: more managers, more etcd members — and the swarm survives losing one."""
+
+from __future__ import annotations
+
+import json
+
+from ferry.kernel import proc
+from ferry.lab import lab as labmod
+from tests.integration.lablib import new_lab, wait_until
+
+
+def test_three_managers_survive_the_loss_of_the_leader() -> None:
+    with new_lab(hosts=3) as lab:
+        h1 = lab.topo.node("h1")
+        lab.ferry("h1", "swarm", "init", "--advertise-addr", h1.addr)
+        token = lab.ferry("h1", "swarm", "join-token", "-q", "manager").stdout.strip()
+        for host in ("h2", "h3"):
+            out = lab.exec(host, "ferry", "swarm", "join", "--token", token, f"{h1.addr}:2377")
+            assert "as a manager" in out.stdout
+        nodes = lab.nodes()
+        assert {n["ManagerStatus"]["Reachability"] for n in nodes.values()} == {"reachable"}
+        assert nodes["h1"]["ManagerStatus"]["Leader"]
+        members = lab.exec("h2", "ferry", "info").stdout
+        assert "Managers: 3" in members
+        lab.ferry(
+            "h2", "service", "create", "--name", "keep", "--replicas", "3", "host", "sleep", "600"
+        )
+
+        etcd = json.loads((h1.state_dir / "etcd" / "etcd.pid").read_text())
+        labmod.stop_ferryd(lab.topo, "h1", kill=True)
+        proc.kill_pids([etcd["pid"]])
+
+        def new_leader() -> bool:
+            nodes = lab.nodes("h2")
+            return nodes["h1"]["Status"]["State"] == "down" and any(
+                n.get("ManagerStatus", {}).get("Leader") for n in nodes.values()
+            )
+
+        wait_until(new_leader, 20, "another manager to lead", every_s=0.5)
+
+        def rescheduled() -> bool:
+            tasks = lab.api("h2", "/tasks", filters={"service": ["keep"]})
+            live = [
+                t
+                for t in tasks
+                if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+            ]
+            return len(live) == 3 and all(t["NodeID"] != lab.nodes("h2")["h1"]["ID"] for t in live)
+
+        wait_until(rescheduled, 20, "the lost manager's tasks to run elsewhere", every_s=0.5)
+        labmod.start_ferryd(lab.topo, "h1")
+        wait_until(lambda: lab.node_state("h1") == "ready", 20, "h1 back", every_s=0.5)
