@@ -18,3 +18,5 @@ lint: setup
 bench: setup
 	.venv/bin/python -m benchmarks.foundation
 	.venv/bin/python -m benchmarks.overlay
+	.venv/bin/python -m benchmarks.services
+	.venv/bin/python -m benchmarks.mesh

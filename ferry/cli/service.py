@@ -193,8 +193,12 @@ def create(
         wait_converged(api, svc_id)
 
 
-def _ports(spec: dict[str, Any]) -> str:
+def _ports(spec: dict[str, Any], mode: str = "") -> str:
+    """Published ports; ``mode="host"`` keeps those a running task opens on its own node, the
+    ones Docker shows per task in ``service ps``."""
     ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    if mode:
+        ports = [p for p in ports if p.get("PublishMode", "ingress") == mode]
     return ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}" for p in ports)
 
 
@@ -241,6 +245,7 @@ def ps(
     rows = []
     for ref in services:
         svc = api.get(f"/services/{ref}")
+        host_ports = _ports(svc["Spec"], mode="host")
         tasks = api.get("/tasks", filters={"service": [svc["ID"]]})
         tasks.sort(
             key=lambda t: (
@@ -278,7 +283,8 @@ def ps(
                 task["ID"] if no_trunc else task["ID"][:12], name,
                 task["Spec"]["ContainerSpec"]["Image"],
                 nodes.get(task["NodeID"], task["NodeID"][:12]),
-                task["DesiredState"].capitalize(), current, f'"{error}"' if error else "", "",
+                task["DesiredState"].capitalize(), current, f'"{error}"' if error else "",
+                host_ports if state == "running" else "",
             ])  # fmt: skip
     if not quiet:
         print_table(

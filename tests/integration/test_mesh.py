@@ -168,6 +168,8 @@ def test_host_mode_opens_the_port_only_where_a_task_runs(lab: LabRig) -> None:
         missed = lab.exec("c1", "curl", "-s", "-m", "2", f"http://{host_addr(lab, 'h1')}:8095/",
                           check=False)  # fmt: skip
         assert missed.returncode != 0
+        task_line = lab.ferry("h1", "service", "ps", "pinned").stdout.splitlines()[1]
+        assert "Running" in task_line and task_line.endswith("*:8095->80/tcp")
     finally:
         lab.ferry("h1", "service", "rm", "pinned")
 
