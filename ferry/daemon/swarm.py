@@ -39,6 +39,7 @@ from ferry.model import host
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
+from ferry.model.network import GWBRIDGE
 from ferry.model.node import Availability, Node, Role
 
 log = logging.getLogger("ferry.swarm")
@@ -82,6 +83,8 @@ class SwarmController:
         self.manager_started: list[ManagerHook] = []
         self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
         self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
+        # Ferry's own bridges (local networks): never the address a node advertises
+        self.own_devices: Callable[[], set[str]] = set
 
     # access ----------------------------------------------------------------------------------
     def require_member(self) -> tuple[Membership, Agent]:
@@ -163,7 +166,9 @@ class SwarmController:
             with Netlink() as nl:
                 return nl.host_addresses(), nl.default_route_dev()
 
-        return await self.kernel.run(read)
+        addresses, default_dev = await self.kernel.run(read)
+        own = self.own_devices() | {GWBRIDGE}
+        return [(dev, ip) for dev, ip in addresses if dev not in own], default_dev
 
     def _write_certs(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         certs = self.file.certs
