@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
@@ -42,7 +43,7 @@ from ferry.model.container import (
 )
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
-from ferry.model.network import GWBRIDGE
+from ferry.model.network import GWBRIDGE, Driver, Network
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.runtime import bundle
@@ -112,9 +113,11 @@ class ContainerService:
         on_change: Callable[[], None],
         on_exit: Callable[[Container], None] = lambda _c: None,
         gateway: GatewayBridge | None = None,
+        local: LocalNetworks | None = None,
         ports_in_use: Callable[[], set[str]] = set,
     ) -> None:
         self.gateway = gateway
+        self.local = local
         # host ports taken by others ("tcp/8080"): listeners and the routing mesh's ports
         self.ports_in_use = ports_in_use
         # called with a starting container (endpoints attached) before its command runs
@@ -174,24 +177,78 @@ class ContainerService:
         self.store.save_state(container.config.container_id, container.state)
         return container
 
-    # create ----------------------------------------------------------------------------------
+    # networks: local ones (bridge, macvlan) here, swarm ones through the network agent -------
     def _network_agent(self, network: str) -> NetworkAgent:
         agent = self._networks()
         if agent is None:
             raise NotFound(
-                f"network {network} not found: this node is not part of a swarm, and swarm "
-                "networks are the only kind Ferry has here"
+                f"network {network} not found: it is not a local network, and this node is not "
+                "part of a swarm"
             )
         return agent
+
+    def _local(self, ref: str) -> Network | None:
+        return self.local.find(ref) if self.local is not None else None
+
+    def _network(self, ref: str) -> Network:
+        local = self._local(ref)
+        return local if local is not None else self._network_agent(ref).resolve(ref)
+
+    def _net_id(self, ref: str) -> str:
+        """A network's id, or the reference itself once the network is gone."""
+        try:
+            return self._network(ref).net_id
+        except NotFound:
+            return ref
+
+    def _default_route_network(self, config: ContainerConfig) -> str:
+        """The first local network that leads outside gives the default route; the egress
+        bridge gives it only to containers without one."""
+        for choice in config.networks:
+            local = self._local(choice.network)
+            if local is not None and not local.internal:
+                return local.net_id
+        return ""
+
+    async def _attach(
+        self, config: ContainerConfig, choice: NetworkChoice, netns: Path, ifname: str
+    ) -> tuple[AttachedEndpoint, Callable[[], Awaitable[None]]]:
+        """Wire one network into the namespace; returns its endpoint and how to undo it."""
+        local = self._local(choice.network)
+        if local is not None and self.local is not None:
+            default = self._default_route_network(config) == local.net_id
+            attached = await self.local.attach(choice, netns, ifname, default_route=default)
+            return attached, functools.partial(self.local.detach, attached, netns)
+        agent = self._network_agent(choice.network)
+        attached = await agent.attach(
+            choice,
+            netns,
+            ifname,
+            owner_id=config.container_id,
+            name=config.name,
+            hostname=config.effective_hostname,
+        )
+        return attached, functools.partial(agent.detach, attached)
+
+    async def _detach(self, attached: AttachedEndpoint, netns: Path | None) -> None:
+        if attached.net_id == GWBRIDGE:
+            if self.gateway is not None:
+                await self.gateway.detach(attached)
+        elif self.local is not None and self.local.get(attached.net_id) is not None:
+            await self.local.detach(attached, netns)
+        else:
+            agent = self._networks()
+            if agent is not None:
+                await agent.detach(attached)
 
     def _check_networks(self, choices: tuple[NetworkChoice, ...]) -> None:
         seen = set()
         for choice in choices:
-            network = self._network_agent(choice.network).resolve(choice.network)
+            network = self._network(choice.network)
             if network.net_id in seen:
                 raise InvalidArgument(f"network {network.name} is given twice")
             seen.add(network.net_id)
-            if not network.attachable and not choice.ep_id:
+            if network.driver == Driver.OVERLAY and not network.attachable and not choice.ep_id:
                 raise InvalidArgument(
                     f"network {network.name} is not manually attachable: create it with "
                     "--attachable to run standalone containers on it"
@@ -312,19 +369,15 @@ class ContainerService:
         undo.append(functools.partial(self._kernel.run, _remove_netns, netns_name))
         endpoints: list[AttachedEndpoint] = []
         for i, choice in enumerate(config.networks):
-            agent = self._network_agent(choice.network)
-            attached = await agent.attach(
-                choice,
-                path,
-                f"eth{i}",
-                owner_id=cid,
-                name=config.name,
-                hostname=config.effective_hostname,
-            )
+            attached, detach = await self._attach(config, choice, path, f"eth{i}")
             endpoints.append(attached)
-            undo.append(functools.partial(agent.detach, attached))
+            undo.append(detach)
         if self.gateway is not None and self._needs_egress(config):
-            attached = await self.gateway.attach(path, f"eth{len(endpoints)}")
+            attached = await self.gateway.attach(
+                path,
+                f"eth{len(endpoints)}",
+                default_route=not self._default_route_network(config),
+            )
             endpoints.append(attached)
             undo.append(functools.partial(self.gateway.detach, attached))
         self._write_files(config, tuple(endpoints), image)
@@ -362,12 +415,15 @@ class ContainerService:
         log.info("container started", extra=kv(name=config.name, id=config.short_id, pid=init_pid))
 
     def _needs_egress(self, config: ContainerConfig) -> bool:
-        """Published ports, or a network that is not internal: a way out through the bridge."""
-        if config.ports or config.host_ports:
+        """The egress bridge: for published ports no local bridge network can take, and for a
+        way out from overlays that are not internal, unless a local network gives one."""
+        networks = [self._network(c.network) for c in config.networks]
+        bridged = any(n.driver == Driver.BRIDGE for n in networks)
+        if (config.ports or config.host_ports) and not bridged:
             return True
-        return any(
-            not self._network_agent(c.network).resolve(c.network).internal for c in config.networks
-        )
+        if self._default_route_network(config):
+            return False
+        return any(n.driver == Driver.OVERLAY and not n.internal for n in networks)
 
     def _write_files(
         self, config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...], image: Image
@@ -435,14 +491,9 @@ class ContainerService:
         cid = container.config.container_id
         if self.dns is not None:
             await self.dns.detach(cid)
-        agent = self._networks()
         for attached in container.state.endpoints:
             try:
-                if attached.net_id == GWBRIDGE:
-                    if self.gateway is not None:
-                        await self.gateway.detach(attached)
-                elif agent is not None:
-                    await agent.detach(attached)
+                await self._detach(attached, None)  # the namespace goes next, with what it holds
             except FerryError as exc:
                 log.warning("endpoint teardown failed", extra=kv(ep=attached.ep_id[:12], error=exc))
         if container.state.netns:
@@ -537,9 +588,8 @@ class ContainerService:
         cid = container.config.container_id
         async with self._lock(cid):
             container = self._containers[cid]
-            agent = self._network_agent(choice.network)
-            network = agent.resolve(choice.network)
-            known = {agent.resolve(c.network).net_id for c in container.config.networks}
+            network = self._network(choice.network)
+            known = {self._network(c.network).net_id for c in container.config.networks}
             if network.net_id in known:
                 raise Conflict(
                     f"endpoint with name {container.config.name} already exists in network "
@@ -552,13 +602,8 @@ class ContainerService:
             if container.running:
                 used = {ep.ifname for ep in state.endpoints}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-                attached = await agent.attach(
-                    choice,
-                    nsfs.netns_path(state.netns),
-                    ifname,
-                    owner_id=cid,
-                    name=config.name,
-                    hostname=config.effective_hostname,
+                attached, _undo = await self._attach(
+                    config, choice, nsfs.netns_path(state.netns), ifname
                 )
                 state = replace(state, endpoints=(*state.endpoints, attached))
                 image = self.images.get(config.image)
@@ -571,17 +616,15 @@ class ContainerService:
         cid = container.config.container_id
         async with self._lock(cid):
             container = self._containers[cid]
-            agent = self._network_agent(net_id)
-            keep = tuple(
-                c for c in container.config.networks if agent.resolve(c.network).net_id != net_id
-            )
+            keep = tuple(c for c in container.config.networks if self._net_id(c.network) != net_id)
             if len(keep) == len(container.config.networks):
                 raise NotFound(f"container {container.config.name} is not connected to {net_id}")
             config = replace(container.config, networks=keep)
             self.store.save_config(config)
             state = container.state
+            netns = nsfs.netns_path(state.netns) if state.netns else None
             for attached in [ep for ep in state.endpoints if ep.net_id == net_id]:
-                await agent.detach(attached)
+                await self._detach(attached, netns)
             state = replace(
                 state, endpoints=tuple(e for e in state.endpoints if e.net_id != net_id)
             )
@@ -592,16 +635,16 @@ class ContainerService:
     async def restore(self) -> None:
         """Find the containers again: adopt running shims, finish those that ended meanwhile."""
         self.store.remove_incomplete()
+        held = [
+            (ep.net_id, ep.ip)
+            for c in self.store.load_all()
+            if c.running
+            for ep in c.state.endpoints
+        ]
         if self.gateway is not None:
-            self.gateway.adopt(
-                {
-                    ep.ip
-                    for c in self.store.load_all()
-                    if c.running
-                    for ep in c.state.endpoints
-                    if ep.net_id == GWBRIDGE
-                }
-            )
+            self.gateway.adopt({ip for net_id, ip in held if net_id == GWBRIDGE})
+        if self.local is not None:
+            await self.local.restore(held)
         for container in self.store.load_all():
             cid = container.config.container_id
             self._containers[cid] = container

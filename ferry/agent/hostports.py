@@ -2,9 +2,9 @@
 
 Ingress-mode ports of every service go to the ingress sandbox (once it is up); host-mode ports
 of this node's tasks and ``run -p`` ports of its containers go to the container's address on
-the egress bridge. Level-triggered: after any change of services or local containers the whole
-table is rendered again and replaced in one transaction if its text changed (established
-connections keep their translation in conntrack).
+its local bridge network, or else on the egress bridge. Level-triggered: after any change of
+services or local containers the whole table is rendered again and replaced in one transaction
+if its text changed (established connections keep their translation in conntrack).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def container_forwards(containers: list[Container]) -> list[HostForward]:
     for container in containers:
         if not container.running:
             continue
-        gw = next((ep.ip for ep in container.state.endpoints if ep.net_id == GWBRIDGE), None)
+        gw = _port_target(container)
         if gw is None:
             continue
         for port in container.config.ports:
@@ -47,6 +47,15 @@ def container_forwards(containers: list[Container]) -> list[HostForward]:
         for published, target, protocol in container.config.host_ports:
             forwards.append(HostForward(protocol, published, gw, target))
     return forwards
+
+
+def _port_target(container: Container) -> str | None:
+    """Where a container's published ports go: its first local bridge network's address (as
+    Docker publishes from a bridge network), else its address on the egress bridge."""
+    bridged = [ep for ep in container.state.endpoints if ep.driver == "bridge"]
+    local = [ep for ep in bridged if ep.net_id != GWBRIDGE]
+    chosen = local or bridged
+    return chosen[0].ip if chosen else None
 
 
 class HostPorts(Reconciler):

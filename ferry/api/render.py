@@ -12,11 +12,13 @@ from ferry.model.network import (
     GWBRIDGE_GATEWAY,
     GWBRIDGE_SUBNET,
     INGRESS_SANDBOX_IP,
+    Driver,
     Endpoint,
     EndpointKind,
     Network,
 )
 from ferry.model.node import Node
+from ferry.network.local import BRIDGE_NAME_OPTION, bridge_device
 
 
 def _epoch(iso: str) -> int:
@@ -83,12 +85,12 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
     }
 
 
-def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
-    """The host's egress bridge, as Docker shows docker_gwbridge: a local bridge network."""
+def _attached(net_id: str, containers: list[Container]) -> dict[str, Any]:
+    """The running containers of this host attached to a local network."""
     attached = {}
     for container in containers:
         for ep in container.state.endpoints:
-            if ep.net_id == GWBRIDGE and container.running:
+            if ep.net_id == net_id and container.running:
                 attached[container.config.container_id] = {
                     "Name": container.config.name,
                     "EndpointID": ep.ep_id,
@@ -96,6 +98,39 @@ def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
                     "IPv4Address": f"{ep.ip}/{ep.prefixlen}",
                     "IPv6Address": "",
                 }
+    return attached
+
+
+def local_network(net: Network, containers: list[Container]) -> dict[str, Any]:
+    """A bridge or macvlan network of this host."""
+    ipam_config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
+    if net.ip_range:
+        ipam_config["IPRange"] = net.ip_range
+    options = dict(net.options)
+    if net.driver == Driver.BRIDGE:
+        options.setdefault(BRIDGE_NAME_OPTION, bridge_device(net))
+    return {
+        "Name": net.name,
+        "Id": net.net_id,
+        "Created": net.created_at,
+        "Scope": net.scope.value,
+        "Driver": net.driver.value,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam_config]},
+        "Internal": net.internal,
+        "Attachable": net.attachable,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": _attached(net.net_id, containers),
+        "Options": options,
+        "Labels": net.labels,
+    }
+
+
+def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
+    """The host's egress bridge, as Docker shows docker_gwbridge: a local bridge network."""
+    attached = _attached(GWBRIDGE, containers)
     attached["ingress-sbox"] = {
         "Name": "ingress-sbox",
         "EndpointID": "",

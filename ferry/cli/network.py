@@ -15,7 +15,9 @@ network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
 @handles_errors
 def create(
     name: Annotated[str, typer.Argument(help="Network name")],
-    driver: Annotated[str, typer.Option("--driver", "-d", help="Driver (overlay)")] = "overlay",
+    driver: Annotated[
+        str, typer.Option("--driver", "-d", help="Driver: bridge, overlay or macvlan")
+    ] = "bridge",
     attachable: Annotated[bool, typer.Option(help="Standalone containers may attach")] = False,
     internal: Annotated[bool, typer.Option(help="No access to the outside")] = False,
     ingress: Annotated[bool, typer.Option(help="Make it the routing mesh's network")] = False,
@@ -25,11 +27,12 @@ def create(
         str, typer.Option(help="Allocate container addresses from this range")
     ] = "",
     opt: Annotated[
-        list[str] | None, typer.Option("--opt", "-o", help="Driver option KEY=VALUE (mtu=N)")
+        list[str] | None,
+        typer.Option("--opt", "-o", help="Driver option KEY=VALUE (mtu=N; macvlan: parent=IFACE)"),
     ] = None,
     label: Annotated[list[str] | None, typer.Option(help="Label KEY=VALUE")] = None,
 ) -> None:
-    """Create a network."""
+    """Create a network: overlay (swarm-wide, on a manager), bridge or macvlan (this host)."""
     ipam: dict[str, Any] = {"Driver": "default", "Config": []}
     if subnet or gateway or ip_range:
         ipam["Config"] = [{"Subnet": subnet, "Gateway": gateway, "IPRange": ip_range}]

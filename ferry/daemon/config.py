@@ -43,3 +43,8 @@ class DaemonConfig:
     @property
     def images_dir(self) -> Path:
         return self.state_dir / "images"
+
+    @property
+    def networks_dir(self) -> Path:
+        """Records of this host's local (bridge, macvlan) networks."""
+        return self.state_dir / "networks"

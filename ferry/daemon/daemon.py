@@ -18,6 +18,7 @@ from ferry.agent.containers import ContainerService
 from ferry.agent.hostports import HostPorts, ingress_ports
 from ferry.agent.ingress import IngressAgent
 from ferry.agent.lb import VipBalancer
+from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.logship import LogShipper
 from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
@@ -39,7 +40,7 @@ from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
 from ferry.model.container import Container, Status
-from ferry.model.network import Endpoint
+from ferry.model.network import GWBRIDGE, Endpoint, EndpointKind, Network
 from ferry.model.service import EndpointMode, TaskState
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.gwbridge import GatewayBridge
@@ -84,6 +85,9 @@ class Daemon:
         self.shipper: LogShipper | None = None
         self.ingress: IngressAgent | None = None
         self.gateway = GatewayBridge(self.kernel)
+        self.local_networks = LocalNetworks(
+            self.kernel, config.networks_dir, self._swarm_networks, self._local_users
+        )
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -94,6 +98,7 @@ class Daemon:
             on_change=self._names_changed,
             on_exit=self._container_exited,
             gateway=self.gateway,
+            local=self.local_networks,
             ports_in_use=self._ports_in_use,
         )
         self.host_ports = HostPorts(
@@ -104,11 +109,12 @@ class Daemon:
         )
         self.swarm.ports = self._ports_report
         self.swarm.images = self._image_names
+        self.swarm.own_devices = self.local_networks.bridge_devices
         self.execs = ExecService()
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
         SwarmRoutes(self.swarm).register(self.app)
-        NetworkRoutes(self.swarm, self.containers).register(self.app)
+        NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
@@ -119,14 +125,53 @@ class Daemon:
         self._stop = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
 
+    # networks --------------------------------------------------------------------------------
+    def _swarm_networks(self) -> list[Network]:
+        agent = self.swarm.agent
+        return agent.view.networks() if agent is not None else []
+
+    def _local_users(self, net_id: str) -> list[str]:
+        return [
+            c.config.name
+            for c in self.containers.all()
+            if c.running and any(ep.net_id == net_id for ep in c.state.endpoints)
+        ]
+
     # names for DNS ---------------------------------------------------------------------------
     def _endpoints(self) -> list[Endpoint]:
-        # what the network agent has programmed, not the live mirror (see NetworkAgent)
-        return self.network_agent.programmed if self.network_agent is not None else []
+        # swarm networks: what the network agent has programmed, not the live mirror (see
+        # NetworkAgent); local networks: this host's running containers
+        swarm = self.network_agent.programmed if self.network_agent is not None else []
+        return swarm + self._local_endpoints()
+
+    def _local_endpoints(self) -> list[Endpoint]:
+        out = []
+        for container in self.containers.all():
+            if not container.running:
+                continue
+            config = container.config
+            for ep in container.state.endpoints:
+                if self.local_networks.get(ep.net_id) is not None:
+                    out.append(
+                        Endpoint(
+                            ep_id=ep.ep_id,
+                            net_id=ep.net_id,
+                            node_id="",
+                            ip=ep.ip,
+                            mac=ep.mac,
+                            kind=EndpointKind.CONTAINER,
+                            owner_id=config.container_id,
+                            name=config.name,
+                            aliases=ep.aliases,
+                            hostname=config.effective_hostname,
+                        )
+                    )
+        return out
 
     def _network_names(self) -> dict[str, str]:
-        agent = self.swarm.agent
-        return {n.net_id: n.name for n in agent.view.networks()} if agent is not None else {}
+        names = {n.net_id: n.name for n in self._swarm_networks()}
+        names.update({n.net_id: n.name for n in self.local_networks.all()})
+        return names
 
     def _running_tasks(self) -> set[str]:
         agent = self.swarm.agent
@@ -253,7 +298,12 @@ class Daemon:
     async def _leaving(self, _agent: Agent) -> None:
         """Leaving the swarm: containers on swarm networks stop, the overlays go away."""
         for container in self.containers.all():
-            if container.running and container.state.endpoints:
+            swarm_endpoints = [
+                ep
+                for ep in container.state.endpoints
+                if ep.net_id != GWBRIDGE and self.local_networks.get(ep.net_id) is None
+            ]
+            if container.running and swarm_endpoints:
                 await self.containers.stop(container.config.container_id, timeout_s=0)
         if self.ingress is not None:
             await self.ingress.teardown()

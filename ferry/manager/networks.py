@@ -19,11 +19,17 @@ from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode, encode
 from ferry.model.ids import new_hex_id, new_object_id
-from ferry.model.network import Driver, Endpoint, EndpointKind, Network, Scope
+from ferry.model.network import (
+    Driver,
+    Endpoint,
+    EndpointKind,
+    Network,
+    Scope,
+    check_network_name,
+)
 from ferry.network import ipam
 
 MAX_ATTEMPTS = 20
-NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,6 @@ class AttachRequest:
     service: str = ""
 
 
-def check_name(name: str) -> None:
-    if not name or not set(name) <= NAME_CHARS or name[0] in ".-":
-        raise InvalidArgument(
-            f"invalid network name {name!r}: use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-
-
 class NetworkOps:
     def __init__(self, store: Store, view: ClusterView, feed: StoreFeed) -> None:
         self._store = store
@@ -88,7 +86,7 @@ class NetworkOps:
 
     # networks --------------------------------------------------------------------------------
     def _plan(self, req: NetworkRequest, existing: list[Network]) -> Network:
-        check_name(req.name)
+        check_network_name(req.name)
         if req.driver != Driver.OVERLAY:
             raise InvalidArgument(
                 f"driver {req.driver!r} is not a swarm driver: swarm networks use -d overlay "

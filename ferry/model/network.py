@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ferry.errors import InvalidArgument
+
 
 class Driver(StrEnum):
     OVERLAY = "overlay"
@@ -27,6 +29,16 @@ GWBRIDGE = "ferry_gwbridge"
 GWBRIDGE_SUBNET = "172.18.0.0/16"
 GWBRIDGE_GATEWAY = "172.18.0.1"
 INGRESS_SANDBOX_IP = "172.18.0.2"
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def check_network_name(name: str) -> None:
+    if not name or not set(name) <= NAME_CHARS or name[0] in ".-":
+        raise InvalidArgument(
+            f"invalid network name {name!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,36 @@
-"""/networks in Docker's shapes: swarm networks from the cluster, attachments from here."""
+"""/networks in Docker's shapes: swarm networks from the cluster, local ones (bridge, macvlan,
+the egress bridge) from this host."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService
+from ferry.agent.local_networks import LocalNetworks
 from ferry.api import render
 from ferry.api.models.containers import NetworkConnect, NetworkCreate, NetworkDisconnect
 from ferry.api.server import add_route, query_filters, read_json
 from ferry.daemon.swarm import SwarmController
-from ferry.errors import InvalidArgument, NotFound
+from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.manager.networks import NetworkRequest
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
-from ferry.model.network import GWBRIDGE, Network
+from ferry.model.network import GWBRIDGE, Driver, Network, Scope
+from ferry.network.local import LocalRequest
+
+LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
 
 
 class NetworkRoutes:
-    def __init__(self, swarm: SwarmController, containers: ContainerService) -> None:
+    def __init__(
+        self, swarm: SwarmController, containers: ContainerService, local: LocalNetworks
+    ) -> None:
         self.swarm = swarm
         self.containers = containers
+        self.local = local
 
     def register(self, app: web.Application) -> None:
         add_route(app, "GET", "/networks", self.list)
@@ -50,54 +59,49 @@ class NetworkRoutes:
             return self.swarm.manager.view
         return self.swarm.agent.view if self.swarm.agent is not None else None
 
-    def _find(self, ref: str) -> tuple[ClusterView, Network]:
+    def _find(self, ref: str) -> Network:
+        local = self.local.find(ref)
+        if local is not None:
+            return local
         view = self._view()
         if view is not None:
             networks = view.networks()
             for net in networks:
                 if ref in (net.net_id, net.name):
-                    return view, net
+                    return net
             prefixed = [n for n in networks if n.net_id.startswith(ref)]
             if len(prefixed) == 1:
-                return view, prefixed[0]
+                return prefixed[0]
         raise NotFound(f"network {ref} not found")
 
-    def _render(self, view: ClusterView, net: Network) -> dict[str, object]:
+    def _render(self, net: Network) -> dict[str, object]:
+        if net.scope == Scope.LOCAL:
+            return render.local_network(net, self.containers.all())
+        view = self._view()
+        assert view is not None
         nodes = {n.node_id: n for n in view.nodes()}
         return render.network(net, view.endpoints(net.net_id), nodes)
 
     async def list(self, request: web.Request) -> web.Response:
         view = self._view()
-        filters = query_filters(request)
-        out: list[dict[str, object]] = []
+        networks = [*self.local.all(), *(view.networks() if view else [])]
+        out = [self._render(net) for net in networks]
         bridge = self._gwbridge(GWBRIDGE)
-        if bridge is not None and all(
-            any(f in str(bridge[k]) for f in filters[key])
-            for key, k in (("name", "Name"), ("driver", "Driver"), ("id", "Id"))
-            if key in filters
-        ):
+        if bridge is not None:
             out.append(bridge)
-        for net in sorted(view.networks() if view else [], key=lambda n: n.name):
-            if "name" in filters and not any(f in net.name for f in filters["name"]):
-                continue
-            if "driver" in filters and net.driver.value not in filters["driver"]:
-                continue
-            if "id" in filters and not any(net.net_id.startswith(f) for f in filters["id"]):
-                continue
-            assert view is not None
-            out.append(self._render(view, net))
-        return web.json_response(out)
+        filters = query_filters(request)
+        return web.json_response(
+            sorted((n for n in out if _matches(n, filters)), key=lambda n: str(n["Name"]))
+        )
 
     async def inspect(self, request: web.Request) -> web.Response:
         bridge = self._gwbridge(request.match_info["id"])
         if bridge is not None:
             return web.json_response(bridge)
-        view, net = self._find(request.match_info["id"])
-        return web.json_response(self._render(view, net))
+        return web.json_response(self._render(self._find(request.match_info["id"])))
 
     async def create(self, request: web.Request) -> web.Response:
         body = NetworkCreate.model_validate(await read_json(request))
-        manager = self.swarm.require_manager()
         config = body.IPAM.Config if body.IPAM else []
         if len(config) > 1:
             raise InvalidArgument("Ferry networks have one IPv4 subnet: give --subnet once")
@@ -108,6 +112,33 @@ class NetworkRoutes:
             raise InvalidArgument("IPAM options need a --subnet")
         if entry is not None and not entry.Subnet and (entry.Gateway or entry.IPRange):
             raise InvalidArgument("--gateway and --ip-range need --subnet")
+        if body.Driver in LOCAL_DRIVERS:
+            if body.Scope == Scope.SWARM:
+                raise InvalidArgument(
+                    f"{body.Driver} networks are local to a host in Ferry: leave out --scope swarm"
+                )
+            local = await self.local.create(
+                LocalRequest(
+                    name=body.Name,
+                    driver=body.Driver,
+                    subnet=entry.Subnet if entry else "",
+                    gateway=entry.Gateway if entry else "",
+                    ip_range=entry.IPRange if entry else "",
+                    internal=body.Internal,
+                    attachable=body.Attachable,
+                    ingress=body.Ingress,
+                    labels=dict(body.Labels or {}),
+                    options=dict(body.Options or {}),
+                )
+            )
+            return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
+        if body.Driver != Driver.OVERLAY:
+            raise InvalidArgument(
+                f"unknown network driver {body.Driver!r}: use bridge, macvlan or overlay"
+            )
+        if self.local.find(body.Name) is not None:
+            raise Conflict(f"network with name {body.Name} already exists on this host")
+        manager = self.swarm.require_manager()
         network = await manager.networks.create(
             NetworkRequest(
                 name=body.Name,
@@ -125,18 +156,34 @@ class NetworkRoutes:
         return web.json_response({"Id": network.net_id, "Warning": ""}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
+        ref = request.match_info["id"]
+        if self.local.find(ref) is not None:
+            await self.local.remove(ref)
+            return web.Response(status=204)
+        if ref == GWBRIDGE or self._gwbridge(ref) is not None:
+            raise Conflict(
+                f"{GWBRIDGE} is the egress bridge of this swarm node: it cannot be removed"
+            )
         manager = self.swarm.require_manager()
-        await manager.networks.remove(request.match_info["id"])
+        await manager.networks.remove(ref)
         return web.Response(status=204)
 
     async def prune(self, _request: web.Request) -> web.Response:
-        manager = self.swarm.require_manager()
-        removed = await manager.networks.prune()
+        """Unused local networks here; on a manager also unused swarm networks (as Docker)."""
+        removed = []
+        for net in self.local.all():
+            try:
+                await self.local.remove(net.net_id)
+            except Conflict:
+                continue
+            removed.append(net.name)
+        if self.swarm.manager is not None:
+            removed += await self.swarm.manager.networks.prune()
         return web.json_response({"NetworksDeleted": removed})
 
     async def connect(self, request: web.Request) -> web.Response:
         body = NetworkConnect.model_validate(await read_json(request))
-        _, net = self._find(request.match_info["id"])
+        net = self._find(request.match_info["id"])
         settings = body.EndpointConfig
         choice = NetworkChoice(
             net.name,
@@ -148,6 +195,23 @@ class NetworkRoutes:
 
     async def disconnect(self, request: web.Request) -> web.Response:
         body = NetworkDisconnect.model_validate(await read_json(request))
-        _, net = self._find(request.match_info["id"])
+        net = self._find(request.match_info["id"])
         await self.containers.disconnect(body.Container, net.net_id)
         return web.Response(status=200)
+
+
+def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
+    """Docker's network filters: name (substring), id (prefix), driver and scope (exact)."""
+    tests: dict[str, Callable[[str], bool]] = {
+        "name": lambda v: v in str(net["Name"]),
+        "id": lambda v: str(net["Id"]).startswith(v),
+        "driver": lambda v: v == net["Driver"],
+        "scope": lambda v: v == net["Scope"],
+    }
+    for key, values in filters.items():
+        test = tests.get(key)
+        if test is None:
+            raise InvalidArgument(f"invalid filter {key!r}: use name, id, driver or scope")
+        if not any(test(v) for v in values):
+            return False
+    return True

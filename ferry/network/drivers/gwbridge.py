@@ -75,8 +75,11 @@ class GatewayBridge:
         with Nft() as nft:
             nft.run(replace_table("ip", EGRESS_TABLE, EGRESS_RULES))
 
-    async def attach(self, netns: Path, ifname: str, ip: str = "") -> AttachedEndpoint:
-        """Give the namespace an interface on the bridge (and its default route)."""
+    async def attach(
+        self, netns: Path, ifname: str, ip: str = "", *, default_route: bool = True
+    ) -> AttachedEndpoint:
+        """Give the namespace an interface on the bridge (and, unless told not to, its default
+        route)."""
         await self.ensure()
         async with self._lock:
             taken = self._in_use | {INGRESS_SANDBOX_IP}
@@ -92,11 +95,11 @@ class GatewayBridge:
                 mac=ipam.mac_for(address),
                 ifname=ifname,
             )
-            await self._kernel.run(self._attach, netns, attached)
+            await self._kernel.run(self._attach, netns, attached, default_route)
             self._in_use.add(address)
         return attached
 
-    def _attach(self, netns: Path, ep: AttachedEndpoint) -> None:
+    def _attach(self, netns: Path, ep: AttachedEndpoint, default_route: bool) -> None:
         outer = veth_name(ep.ep_id)
         with Netlink() as host:
             host.delete_link(outer)
@@ -108,7 +111,8 @@ class GatewayBridge:
                     inner.set_link(ep.ifname, mac=ep.mac)
                     inner.add_address(ep.ifname, f"{ep.ip}/{ep.prefixlen}")
                     inner.set_link(ep.ifname, up=True)
-                    inner.replace_route("0.0.0.0/0", gateway=GWBRIDGE_GATEWAY)
+                    if default_route:
+                        inner.replace_route("0.0.0.0/0", gateway=GWBRIDGE_GATEWAY)
             except BaseException:
                 host.delete_link(outer)
                 raise

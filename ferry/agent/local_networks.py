@@ -1,0 +1,182 @@
+"""This host's local networks (bridge and macvlan): their records, addresses, and wiring.
+
+Design notes. A local network needs no swarm and no manager: its record is a file in the
+host's state directory (the one source of truth for it), written before any kernel object is
+made and removed after they are gone, so a crash in between leaves a record whose bridge
+``restore`` builds again, never a bridge nobody knows. Addresses are allocated here, under a
+lock, as the egress bridge allocates its own: the containers' saved state says who holds which,
+and ``restore`` takes that in after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ferry.daemon.files import write_atomic
+from ferry.daemon.logs import kv
+from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.kernel.netlink import Netlink
+from ferry.kernel.thread import KernelThread
+from ferry.model.codec import decode, encode
+from ferry.model.container import AttachedEndpoint, NetworkChoice
+from ferry.model.ids import new_hex_id
+from ferry.model.network import Driver, Network
+from ferry.network import ipam
+from ferry.network.drivers.bridge import BridgeDriver
+from ferry.network.drivers.macvlan import MacvlanDriver
+from ferry.network.local import HostFacts, LocalRequest, bridge_device, plan_local_network
+
+log = logging.getLogger("ferry.local_networks")
+
+
+def host_facts() -> HostFacts:
+    with Netlink() as nl:
+        links = frozenset(link.name for link in nl.links())
+        routes = tuple(dst for dst, _gw, _oif in nl.routes() if dst and dst != "0.0.0.0/0")
+    return HostFacts(links=links, routes=routes)
+
+
+class LocalNetworks:
+    def __init__(
+        self,
+        kernel: KernelThread,
+        directory: Path,
+        swarm_networks: Callable[[], list[Network]],
+        users: Callable[[str], list[str]],
+    ) -> None:
+        self._kernel = kernel
+        self._dir = directory
+        self._swarm_networks = swarm_networks
+        self._users = users  # net_id -> names of the running containers attached to it
+        self._bridge = BridgeDriver(kernel)
+        self._macvlan = MacvlanDriver(kernel)
+        self._networks: dict[str, Network] = {}
+        self._in_use: dict[str, set[str]] = {}
+        self._lock = asyncio.Lock()
+
+    # records ---------------------------------------------------------------------------------
+    def _path(self, net_id: str) -> Path:
+        return self._dir / f"{net_id}.json"
+
+    def all(self) -> list[Network]:
+        return sorted(self._networks.values(), key=lambda n: n.name)
+
+    def _bridges(self) -> list[Network]:
+        return [n for n in self._networks.values() if n.driver == Driver.BRIDGE]
+
+    def bridge_devices(self) -> set[str]:
+        return {bridge_device(n) for n in self._bridges()}
+
+    def get(self, net_id: str) -> Network | None:
+        return self._networks.get(net_id)
+
+    def find(self, ref: str) -> Network | None:
+        for net in self._networks.values():
+            if ref in (net.net_id, net.name):
+                return net
+        prefixed = [n for n in self._networks.values() if n.net_id.startswith(ref)]
+        if len(prefixed) > 1:
+            raise InvalidArgument(f"network {ref} is ambiguous ({len(prefixed)} matches)")
+        return prefixed[0] if prefixed else None
+
+    def resolve(self, ref: str) -> Network:
+        net = self.find(ref)
+        if net is None:
+            raise NotFound(f"network {ref} not found")
+        return net
+
+    async def restore(self, held: Iterable[tuple[str, str]]) -> None:
+        """Read the records, take in the addresses containers hold, rebuild what is missing."""
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in sorted(self._dir.glob("*.json")):
+            net = decode(Network, path.read_bytes())
+            self._networks[net.net_id] = net
+        for net_id, ip in held:
+            self._in_use.setdefault(net_id, set()).add(ip)
+        await self._bridge.apply(self._bridges())
+        if self._networks:
+            log.info("local networks restored", extra=kv(count=len(self._networks)))
+
+    # create / remove -------------------------------------------------------------------------
+    async def create(self, req: LocalRequest) -> Network:
+        async with self._lock:
+            facts = await self._kernel.run(host_facts)
+            known = [*self._networks.values(), *self._swarm_networks()]
+            created = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+            net = plan_local_network(req, new_hex_id(), created, known, facts)
+            write_atomic(self._path(net.net_id), encode(net))
+            self._networks[net.net_id] = net
+            if net.driver == Driver.BRIDGE:
+                try:
+                    await self._bridge.apply(self._bridges())
+                except BaseException:
+                    self._forget(net)
+                    await self._bridge.remove(net, self._bridges())
+                    raise
+        log.info("local network created", extra=kv(name=net.name, driver=net.driver.value))
+        return net
+
+    async def remove(self, ref: str) -> Network:
+        async with self._lock:
+            net = self.resolve(ref)
+            users = self._users(net.net_id)
+            if users:
+                raise Conflict(
+                    f"error while removing network: network {net.name} id {net.net_id} has "
+                    f"active endpoints ({', '.join(sorted(users))})"
+                )
+            self._forget(net)
+            if net.driver == Driver.BRIDGE:
+                await self._bridge.remove(net, self._bridges())
+        log.info("local network removed", extra=kv(name=net.name))
+        return net
+
+    def _forget(self, net: Network) -> None:
+        self._networks.pop(net.net_id, None)
+        self._in_use.pop(net.net_id, None)
+        self._path(net.net_id).unlink(missing_ok=True)
+
+    # attach / detach -------------------------------------------------------------------------
+    async def attach(
+        self, choice: NetworkChoice, netns: Path, ifname: str, *, default_route: bool
+    ) -> AttachedEndpoint:
+        net = self.resolve(choice.network)
+        async with self._lock:
+            taken = self._in_use.setdefault(net.net_id, set())
+            if choice.ip:
+                address = ipam.check_static_ip(net.subnet, net.gateway, choice.ip, taken)
+            else:
+                address = ipam.next_free(net.subnet, net.gateway, net.ip_range, taken)
+            taken.add(address)
+        attached = AttachedEndpoint(
+            net_id=net.net_id,
+            net_name=net.name,
+            driver=net.driver.value,
+            ep_id=new_hex_id(),
+            ip=address,
+            prefixlen=net.prefixlen,
+            gateway=net.gateway,
+            mac=ipam.mac_for(address),
+            ifname=ifname,
+            aliases=tuple(choice.aliases),
+        )
+        try:
+            if net.driver == Driver.BRIDGE:
+                await self._bridge.attach(net, attached, netns, default_route=default_route)
+            else:
+                await self._macvlan.attach(net, attached, netns, default_route=default_route)
+        except BaseException:
+            taken.discard(address)
+            raise
+        return attached
+
+    async def detach(self, attached: AttachedEndpoint, netns: Path | None) -> None:
+        if attached.driver == Driver.BRIDGE:
+            await self._bridge.detach(attached)
+        else:
+            await self._macvlan.detach(attached, netns)
+        self._in_use.get(attached.net_id, set()).discard(attached.ip)

@@ -1,0 +1,169 @@
+"""Local networks without a swarm: user-defined bridges and macvlan (seed 000's second half)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from ferry.kernel import nsfs
+from ferry.lab import lab as labmod
+from tests.integration.lablib import LabRig, new_lab, wait_until
+
+HTTP = ("host", "python3", "-m", "http.server", "80")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabRig]:
+    with new_lab(hosts=2, clients=1) as rig:
+        rig.ferry("h1", "network", "create", "front")  # bridge: Docker's default driver
+        rig.ferry("h1", "network", "create", "back")
+        rig.ferry("h1", "network", "create", "--internal", "sealed")
+        rig.ferry("h1", "run", "-d", "--name", "web", "--network", "front", "-p", "8088:80", *HTTP)
+        rig.ferry(
+            "h1", "run", "-d", "--name", "shell", "--network", "front", "host", "sleep", "600"
+        )
+        rig.ferry("h1", "run", "-d", "--name", "other", "--network", "back", "host", "sleep", "600")
+        rig.ferry(
+            "h1", "run", "-d", "--name", "vault", "--network", "sealed", "host", "sleep", "600"
+        )
+        yield rig
+
+
+def host_ruleset(lab: LabRig, host: str) -> str:
+    netns = nsfs.netns_path(f"{lab.name}-{host}")
+    return subprocess.run(
+        ["nsenter", f"--net={netns}", "nft", "list", "ruleset"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def address(lab: LabRig, host: str, container: str, network: str) -> str:
+    info = lab.api(host, f"/containers/{container}/json")
+    return str(info["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def reaches(lab: LabRig, container: str, target: str) -> bool:
+    ping = ("ping", "-c", "1", "-W", "1", target)
+    return lab.ferry("h1", "exec", container, *ping, check=False).returncode == 0
+
+
+def test_network_ls_and_inspect_show_local_bridges_with_their_containers(lab: LabRig) -> None:
+    rows = [line.split() for line in lab.ferry("h1", "network", "ls").stdout.splitlines()[1:]]
+    assert {(r[1], r[2], r[3]) for r in rows} >= {
+        ("front", "bridge", "local"),
+        ("back", "bridge", "local"),
+        ("sealed", "bridge", "local"),
+    }
+    front = lab.api("h1", "/networks/front")
+    names = {c["Name"]: c["IPv4Address"] for c in front["Containers"].values()}
+    assert set(names) == {"web", "shell"}
+    subnet = front["IPAM"]["Config"][0]["Subnet"]
+    assert all(ip.endswith("/" + subnet.split("/")[1]) for ip in names.values())
+    assert lab.api("h2", "/networks") == []  # local means local: h2 has none of them
+
+
+def test_containers_on_one_bridge_reach_each_other_by_name(lab: LabRig) -> None:
+    out = lab.ferry("h1", "exec", "shell", "curl", "-s", "-m", "3", "http://web/").stdout
+    assert "Directory listing" in out
+    assert lab.ferry("h1", "exec", "shell", "getent", "hosts", "web.front").stdout.strip()
+
+
+def test_bridges_are_isolated_from_each_other_in_names_and_packets(lab: LabRig) -> None:
+    assert lab.ferry("h1", "exec", "other", "getent", "hosts", "web", check=False).returncode != 0
+    assert not reaches(lab, "other", address(lab, "h1", "web", "front"))
+    assert reaches(lab, "shell", address(lab, "h1", "web", "front"))
+
+
+def test_a_published_port_and_egress_work_and_an_internal_bridge_has_neither(lab: LabRig) -> None:
+    h1 = lab.topo.node("h1").addr
+    client = lab.topo.node("c1").addr
+    out = lab.exec("c1", "curl", "-s", "-m", "3", f"http://{h1}:8088/").stdout
+    assert "Directory listing" in out
+    assert reaches(lab, "shell", client)
+    assert not reaches(lab, "vault", client)
+
+
+def test_errors_are_clear_and_a_used_network_cannot_be_removed(lab: LabRig) -> None:
+    cases = [
+        (("network", "create", "front"), "already exists"),
+        (("network", "create", "-d", "weave", "x"), "unknown network driver"),
+        (("network", "create", "-d", "macvlan", "--subnet", "10.1.0.0/24", "x"), "parent=IFACE"),
+        (("network", "create", "-d", "overlay", "x"), "not part of a swarm"),
+        (("network", "rm", "front"), "has active endpoints"),
+    ]
+    for args, message in cases:
+        result = lab.ferry("h1", *args, check=False)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+    subnet = lab.api("h1", "/networks/front")["IPAM"]["Config"][0]["Subnet"]
+    taken = address(lab, "h1", "web", "front")
+    result = lab.ferry(
+        "h1", "run", "--network", "front", "--ip", taken, "host", "true", check=False
+    )
+    assert "already in use" in result.stderr, (subnet, result.stderr)
+
+
+def test_a_restarted_ferryd_keeps_bridges_addresses_and_names(lab: LabRig) -> None:
+    h1 = lab.topo.node("h1").addr
+    before = address(lab, "h1", "web", "front")
+    labmod.stop_ferryd(lab.topo, "h1")
+    try:
+        assert (
+            "Directory listing"
+            in lab.exec("c1", "curl", "-s", "-m", "3", f"http://{h1}:8088/").stdout
+        )
+    finally:
+        labmod.start_ferryd(lab.topo, "h1")
+    assert address(lab, "h1", "web", "front") == before
+    assert (
+        "Directory listing"
+        in lab.ferry("h1", "exec", "shell", "curl", "-s", "-m", "3", "http://web/").stdout
+    )
+    lab.ferry("h1", "run", "-d", "--name", "late", "--network", "front", "host", "sleep", "60")
+    assert address(lab, "h1", "late", "front") not in {before, address(lab, "h1", "shell", "front")}
+    lab.ferry("h1", "rm", "-f", "late")
+
+
+def test_macvlan_containers_sit_on_the_lan_with_their_own_address(lab: LabRig) -> None:
+    underlay = lab.topo.subnet
+    base = underlay.rsplit(".", 1)[0]
+    for host, ip in (("h1", f"{base}.200"), ("h2", f"{base}.201")):
+        lab.ferry(
+            host, "network", "create", "-d", "macvlan", f"--subnet={underlay}",
+            f"--gateway={base}.1", "-o", "parent=eth0", "lan",
+        )  # fmt: skip
+        lab.ferry(host, "run", "-d", "--name", f"lan-{host}", "--network", "lan", "--ip", ip, *HTTP)
+    try:
+        # a machine on the LAN reaches it directly, and so does a container on another host
+        out = lab.exec("c1", "curl", "-s", "-m", "3", f"http://{base}.200/").stdout
+        assert "Directory listing" in out
+        out = lab.ferry(
+            "h2", "exec", "lan-h2", "curl", "-s", "-m", "3", f"http://{base}.200/"
+        ).stdout
+        assert "Directory listing" in out
+        inspect = lab.api("h1", "/networks/lan")
+        assert inspect["Driver"] == "macvlan" and inspect["Options"]["parent"] == "eth0"
+        assert [c["IPv4Address"] for c in inspect["Containers"].values()] == [f"{base}.200/24"]
+    finally:
+        for host in ("h1", "h2"):
+            lab.ferry(host, "rm", "-f", f"lan-{host}", check=False)
+            lab.ferry(host, "network", "rm", "lan", check=False)
+
+
+def test_removing_the_last_bridge_leaves_no_bridge_and_no_rule(lab: LabRig) -> None:
+    for name in ("web", "shell", "other", "vault"):
+        lab.ferry("h1", "rm", "-f", name)
+    devices = {
+        lab.api("h1", f"/networks/{n}")["Options"]["com.docker.network.bridge.name"]
+        for n in ("front", "back", "sealed")
+    }
+    lab.ferry("h1", "network", "rm", "front", "back", "sealed")
+    assert lab.api("h1", "/networks") == []
+    netns = nsfs.netns_path(f"{lab.name}-h1")
+    links = subprocess.run(
+        ["ip", "-n", netns.name, "-br", "link"], capture_output=True, text=True, check=True
+    ).stdout
+    assert not any(dev in links for dev in devices)
+    wait_until(lambda: "ferry_bridges" not in host_ruleset(lab, "h1"), 5, "the bridge table to go")
+    assert "8088" not in host_ruleset(lab, "h1")
