@@ -30,6 +30,11 @@ class Step:
 
 def steps(topo: LabTopology, token: Callable[[], str]) -> list[Step | Callable[[], Step]]:
     h1 = topo.node("h1").addr
+    return [*swarm_steps(h1, token), *macvlan_steps(topo)]
+
+
+def swarm_steps(h1: str, token: Callable[[], str]) -> list[Step | Callable[[], Step]]:
+    """Seed 000, first half: an overlay across hosts."""
     return [
         Step(
             "Initialise the swarm on h1", "h1", ("ferry", "swarm", "init", "--advertise-addr", h1)
@@ -112,6 +117,72 @@ def steps(topo: LabTopology, token: Callable[[], str]) -> list[Step | Callable[[
     ]
 
 
+def macvlan_steps(topo: LabTopology) -> list[Step | Callable[[], Step]]:
+    """Seed 000, second half: MACVLAN. The lab's underlay plays the LAN, c1 a machine on it."""
+    lan = topo.subnet
+    base = lan.rsplit(".", 1)[0]
+    web = f"{base}.100"
+    return [
+        Step(
+            "MACVLAN: a network on h1's LAN (parent eth0), no bridge and no NAT",
+            "h1",
+            (
+                "ferry",
+                "network",
+                "create",
+                "-d",
+                "macvlan",
+                f"--subnet={lan}",
+                f"--gateway={base}.1",
+                "-o",
+                "parent=eth0",
+                "my_macvlan",
+            ),
+        ),
+        Step(
+            f"Run web-macvlan with its own LAN address {web}",
+            "h1",
+            (
+                "ferry",
+                "run",
+                "-d",
+                "--name",
+                "web-macvlan",
+                "--network",
+                "my_macvlan",
+                "--ip",
+                web,
+                "host",
+                "python3",
+                "-m",
+                "http.server",
+                "80",
+            ),
+        ),
+        Step(
+            "Reach it from c1, another machine on the LAN, at its own address",
+            "c1",
+            (
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "HTTP %{http_code}",
+                "--retry",
+                "5",
+                "--retry-connrefused",
+                "--retry-delay",
+                "1",
+                f"http://{web}/",
+            ),
+            lambda out: "HTTP 200" in out,
+        ),
+        Step("Clean up", "h1", ("ferry", "rm", "-f", "web-macvlan")),
+        Step("", "h1", ("ferry", "network", "rm", "my_macvlan")),
+    ]
+
+
 def _run(topo: LabTopology, step: Step, number: int, total: int) -> bool:
     flag = "" if topo.name == "ferry" else f" --name {topo.name}"
     typed = f"ferry lab exec{flag} {step.host} -- {shlex.join(step.command)}"
@@ -137,9 +208,11 @@ def run_demo(name: str, subnet: str) -> bool:
         print(f"Removing the previous lab {name!r} first …", flush=True)
         labmod.down(name)
     print(
-        f"Creating lab {name!r}: 3 hosts (h1 h2 h3) on the isolated underlay {subnet} …", flush=True
+        f"Creating lab {name!r}: 3 hosts (h1 h2 h3) and a client (c1) on the isolated underlay "
+        f"{subnet} …",
+        flush=True,
     )
-    topo = labmod.up(name, 3, 0, subnet)
+    topo = labmod.up(name, 3, 1, subnet)
 
     def token() -> str:
         return subprocess.run(
