@@ -20,6 +20,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode, encode
 from ferry.model.ids import new_hex_id, new_object_id
 from ferry.model.network import (
+    MTU_OPTIONS,
     Driver,
     Endpoint,
     EndpointKind,
@@ -57,6 +58,25 @@ class AttachRequest:
     hostname: str = ""
     ip: str = ""
     service: str = ""
+
+
+def check_overlay_options(options: dict[str, str]) -> dict[str, str]:
+    if "encrypted" in options:
+        # accepting it silently would send the traffic in clear while the user believes otherwise
+        raise InvalidArgument(
+            "encrypted overlays are not supported yet: leave out --opt encrypted (traffic between "
+            "hosts would otherwise cross the underlay unencrypted)"
+        )
+    unknown = sorted(set(options) - set(MTU_OPTIONS))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown overlay option(s) {', '.join(unknown)}: this driver takes "
+            f"{', '.join(MTU_OPTIONS)}"
+        )
+    for key in MTU_OPTIONS:
+        if key in options and not options[key].isdigit():
+            raise InvalidArgument(f"invalid mtu {options[key]!r}: use a value from 576 to 9000")
+    return options
 
 
 class NetworkOps:
@@ -114,7 +134,7 @@ class NetworkOps:
             ipam.check_gateway(subnet, req.gateway) if req.gateway else ipam.default_gateway(subnet)
         )
         ip_range = ipam.check_ip_range(subnet, req.ip_range) if req.ip_range else ""
-        options = dict(req.options or {})
+        options = check_overlay_options(dict(req.options or {}))
         network = Network(
             net_id=new_object_id(),
             name=req.name,
