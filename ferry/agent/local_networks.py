@@ -24,11 +24,11 @@ from ferry.kernel.thread import KernelThread
 from ferry.model.codec import decode, encode
 from ferry.model.container import AttachedEndpoint, NetworkChoice
 from ferry.model.ids import new_hex_id
-from ferry.model.network import Driver, Network
+from ferry.model.network import Driver, Network, NetworkRequest
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
-from ferry.network.local import HostFacts, LocalRequest, bridge_device, plan_local_network
+from ferry.network.local import HostFacts, bridge_device, plan_local_network
 
 log = logging.getLogger("ferry.local_networks")
 
@@ -102,7 +102,7 @@ class LocalNetworks:
             log.info("local networks restored", extra=kv(count=len(self._networks)))
 
     # create / remove -------------------------------------------------------------------------
-    async def create(self, req: LocalRequest) -> Network:
+    async def create(self, req: NetworkRequest) -> Network:
         async with self._lock:
             facts = await self._kernel.run(host_facts)
             known = [*self._networks.values(), *self._swarm_networks()]
@@ -147,11 +147,7 @@ class LocalNetworks:
         net = self.resolve(choice.network)
         async with self._lock:
             taken = self._in_use.setdefault(net.net_id, set())
-            if choice.ip:
-                address = ipam.check_static_ip(net.subnet, net.gateway, choice.ip, taken)
-            else:
-                address = ipam.next_free(net.subnet, net.gateway, net.ip_range, taken)
-            taken.add(address)
+            address = ipam.assign(net.subnet, net.gateway, net.ip_range, choice.ip, taken)
         attached = AttachedEndpoint(
             net_id=net.net_id,
             net_name=net.name,

@@ -16,6 +16,7 @@ from ferry.model.network import (
     Endpoint,
     EndpointKind,
     Network,
+    Scope,
 )
 from ferry.model.node import Node
 from ferry.network.local import BRIDGE_NAME_OPTION, bridge_device
@@ -59,12 +60,18 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
         for n in peer_ids
         if n in nodes
     ]
-    ipam_config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
-    if net.ip_range:
-        ipam_config["IPRange"] = net.ip_range
     options = dict(net.options)
     if net.vni:
         options["com.docker.network.driver.overlay.vxlanid_list"] = str(net.vni)
+    return {**_network_fields(net, options, containers), "Peers": peers}
+
+
+def _network_fields(
+    net: Network, options: dict[str, str], containers: dict[str, Any]
+) -> dict[str, Any]:
+    ipam_config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
+    if net.ip_range:
+        ipam_config["IPRange"] = net.ip_range
     return {
         "Name": net.name,
         "Id": net.net_id,
@@ -72,7 +79,12 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
         "Scope": net.scope.value,
         "Driver": net.driver.value,
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": None, "Config": [ipam_config]},
+        # Docker's own spelling differs between swarm and local networks
+        "IPAM": {
+            "Driver": "default",
+            "Options": {} if net.scope == Scope.LOCAL else None,
+            "Config": [ipam_config],
+        },
         "Internal": net.internal,
         "Attachable": net.attachable,
         "Ingress": net.ingress,
@@ -81,7 +93,6 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
         "Containers": containers,
         "Options": options,
         "Labels": net.labels,
-        "Peers": peers,
     }
 
 
@@ -103,29 +114,10 @@ def _attached(net_id: str, containers: list[Container]) -> dict[str, Any]:
 
 def local_network(net: Network, containers: list[Container]) -> dict[str, Any]:
     """A bridge or macvlan network of this host."""
-    ipam_config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
-    if net.ip_range:
-        ipam_config["IPRange"] = net.ip_range
     options = dict(net.options)
     if net.driver == Driver.BRIDGE:
         options.setdefault(BRIDGE_NAME_OPTION, bridge_device(net))
-    return {
-        "Name": net.name,
-        "Id": net.net_id,
-        "Created": net.created_at,
-        "Scope": net.scope.value,
-        "Driver": net.driver.value,
-        "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam_config]},
-        "Internal": net.internal,
-        "Attachable": net.attachable,
-        "Ingress": False,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": False,
-        "Containers": _attached(net.net_id, containers),
-        "Options": options,
-        "Labels": net.labels,
-    }
+    return _network_fields(net, options, _attached(net.net_id, containers))
 
 
 def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:

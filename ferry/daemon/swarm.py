@@ -30,7 +30,6 @@ from ferry.manager import ca
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig, load_config
 from ferry.manager.manager import Manager
-from ferry.manager.networks import NetworkRequest
 from ferry.manager.nodes import now_iso
 from ferry.manager.store import Expect, Put, keys
 from ferry.manager.tokens import new_secret, parse_token
@@ -39,7 +38,7 @@ from ferry.model import host
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
-from ferry.model.network import GWBRIDGE
+from ferry.model.network import GWBRIDGE, NetworkRequest
 from ferry.model.node import Availability, Node, Role
 
 log = logging.getLogger("ferry.swarm")

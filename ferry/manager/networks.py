@@ -25,26 +25,14 @@ from ferry.model.network import (
     Endpoint,
     EndpointKind,
     Network,
+    NetworkRequest,
     Scope,
     check_network_name,
+    check_options,
 )
 from ferry.network import ipam
 
 MAX_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class NetworkRequest:
-    name: str
-    driver: str = "overlay"
-    subnet: str = ""
-    gateway: str = ""
-    ip_range: str = ""
-    attachable: bool = False
-    internal: bool = False
-    ingress: bool = False
-    labels: dict[str, str] | None = None
-    options: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,15 +55,7 @@ def check_overlay_options(options: dict[str, str]) -> dict[str, str]:
             "encrypted overlays are not supported yet: leave out --opt encrypted (traffic between "
             "hosts would otherwise cross the underlay unencrypted)"
         )
-    unknown = sorted(set(options) - set(MTU_OPTIONS))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown overlay option(s) {', '.join(unknown)}: this driver takes "
-            f"{', '.join(MTU_OPTIONS)}"
-        )
-    for key in MTU_OPTIONS:
-        if key in options and not options[key].isdigit():
-            raise InvalidArgument(f"invalid mtu {options[key]!r}: use a value from 576 to 9000")
+    check_options("overlay", options, MTU_OPTIONS)
     return options
 
 
@@ -223,11 +203,7 @@ class NetworkOps:
     ) -> tuple[Endpoint, list[Put | Delete], list[Expect]]:
         """An endpoint with the next free address (added to ``taken``) and the operations that
         reserve it; commit them with the expectations, which fail if the address went meanwhile."""
-        if req.ip:
-            ip = ipam.check_static_ip(network.subnet, network.gateway, req.ip, taken)
-        else:
-            ip = ipam.next_free(network.subnet, network.gateway, network.ip_range, taken)
-        taken.add(ip)
+        ip = ipam.assign(network.subnet, network.gateway, network.ip_range, req.ip, taken)
         endpoint = Endpoint(
             ep_id=new_hex_id(),
             net_id=network.net_id,

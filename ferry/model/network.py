@@ -41,6 +41,36 @@ def check_network_name(name: str) -> None:
         )
 
 
+def check_options(driver: str, options: dict[str, str], allowed: tuple[str, ...]) -> None:
+    """Options a driver does not know are refused, not ignored; an MTU must be a number."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown {driver} option(s) {', '.join(unknown)}: this driver takes "
+            f"{', '.join(allowed)}"
+        )
+    for key in MTU_OPTIONS:
+        if key in options and not (options[key].isdigit() and 68 <= int(options[key]) <= 65535):
+            raise InvalidArgument(f"invalid mtu {options[key]!r}: use a number from 68 to 65535")
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """``network create`` as asked, before any check: for the managers (overlay) or for this
+    host (bridge, macvlan)."""
+
+    name: str
+    driver: str = "overlay"
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = ""
+    attachable: bool = False
+    internal: bool = False
+    ingress: bool = False
+    labels: dict[str, str] | None = None
+    options: dict[str, str] | None = None
+
+
 @dataclass(frozen=True)
 class Network:
     net_id: str

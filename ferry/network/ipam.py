@@ -114,6 +114,16 @@ def check_static_ip(subnet: str, gateway: str, ip: str, taken: set[str]) -> str:
     return str(addr)
 
 
+def assign(subnet: str, gateway: str, ip_range: str, requested: str, taken: set[str]) -> str:
+    """The address asked for (checked) or the lowest free one; added to ``taken``."""
+    if requested:
+        ip = check_static_ip(subnet, gateway, requested, taken)
+    else:
+        ip = next_free(subnet, gateway, ip_range, taken)
+    taken.add(ip)
+    return ip
+
+
 def mac_for(ip: str) -> str:
     raw = ipaddress.IPv4Address(ip).packed
     return "02:42:" + ":".join(f"{b:02x}" for b in raw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ferry.errors import Conflict, InvalidArgument, NotFound, PoolExhausted
 from ferry.model.network import (
@@ -22,8 +22,10 @@ from ferry.model.network import (
     NAME_CHARS,
     Driver,
     Network,
+    NetworkRequest,
     Scope,
     check_network_name,
+    check_options,
 )
 from ferry.network import ipam
 
@@ -39,20 +41,6 @@ IFNAME_MAX = 15
 
 # Docker's default local address pools, in order; 172.18.0.0/16 is the egress bridge's
 LOCAL_POOLS = (("172.16.0.0/12", 16), ("192.168.0.0/16", 20))
-
-
-@dataclass(frozen=True)
-class LocalRequest:
-    name: str
-    driver: str
-    subnet: str = ""
-    gateway: str = ""
-    ip_range: str = ""
-    internal: bool = False
-    attachable: bool = False
-    ingress: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ def parent(net: Network) -> str:
 
 
 def plan_local_network(
-    req: LocalRequest,
+    req: NetworkRequest,
     net_id: str,
     created_at: str,
     known: Iterable[Network],
@@ -126,7 +114,7 @@ def plan_local_network(
         ip_range=ip_range,
         attachable=req.attachable,
         internal=req.internal,
-        labels=dict(req.labels),
+        labels=dict(req.labels or {}),
         options=options,
         created_at=created_at,
     )
@@ -145,21 +133,13 @@ def choose_bridge_subnet(taken: Iterable[str]) -> ipaddress.IPv4Network:
     )
 
 
-def _check_options(req: LocalRequest, networks: list[Network], host: HostFacts) -> dict[str, str]:
-    options = dict(req.options)
+def _check_options(req: NetworkRequest, networks: list[Network], host: HostFacts) -> dict[str, str]:
+    options = dict(req.options or {})
     allowed = BRIDGE_OPTIONS if req.driver == Driver.BRIDGE else MACVLAN_OPTIONS
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown {req.driver} option(s) {', '.join(unknown)}: this driver takes "
-            f"{', '.join(allowed)}"
-        )
+    check_options(req.driver, options, allowed)
     for key in BOOLEAN_OPTIONS:
         if key in options and options[key] not in ("true", "false"):
             raise InvalidArgument(f"option {key} takes true or false, not {options[key]!r}")
-    for key in MTU_OPTIONS:
-        if key in options and not (options[key].isdigit() and 68 <= int(options[key]) <= 65535):
-            raise InvalidArgument(f"invalid MTU {options[key]!r}: use a number from 68 to 65535")
     if req.driver == Driver.BRIDGE:
         _check_bridge_name(options.get(BRIDGE_NAME_OPTION, ""), networks, host)
         return options

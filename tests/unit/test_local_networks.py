@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ferry.errors import Conflict, InvalidArgument, NotFound, SubnetOverlap
-from ferry.model.network import Driver, Network, Scope
+from ferry.model.network import Driver, Network, NetworkRequest, Scope
 from ferry.network import bridges
 from ferry.network.local import (
     BRIDGE_NAME_OPTION,
     HostFacts,
-    LocalRequest,
     bridge_device,
     plan_local_network,
 )
@@ -18,7 +17,9 @@ from ferry.network.local import (
 HOST = HostFacts(links=frozenset({"lo", "eth0", "eth1"}), routes=("10.99.0.0/24",))
 
 
-def plan(req: LocalRequest, known: list[Network] | None = None, host: HostFacts = HOST) -> Network:
+def plan(
+    req: NetworkRequest, known: list[Network] | None = None, host: HostFacts = HOST
+) -> Network:
     return plan_local_network(
         req, f"{len(known or [])}" * 64, "2026-01-01T00:00:00Z", known or [], host
     )
@@ -41,7 +42,7 @@ def bridge(
 
 
 def test_bridge_networks_take_docker_s_local_pools_in_order_around_what_exists() -> None:
-    first = plan(LocalRequest("a", "bridge"))
+    first = plan(NetworkRequest("a", "bridge"))
     assert (first.subnet, first.gateway, first.scope) == (
         "172.17.0.0/16",
         "172.17.0.1",
@@ -49,62 +50,62 @@ def test_bridge_networks_take_docker_s_local_pools_in_order_around_what_exists()
     )
     # 172.18.0.0/16 is the egress bridge's, a host route blocks 172.19
     host = HostFacts(links=HOST.links, routes=("172.19.4.0/24",))
-    second = plan(LocalRequest("b", "bridge"), [first], host)
+    second = plan(NetworkRequest("b", "bridge"), [first], host)
     assert second.subnet == "172.20.0.0/16"
 
 
 def test_when_the_172_pool_is_full_bridges_get_192_168_slash_20s() -> None:
     taken = tuple(f"172.{n}.0.0/16" for n in range(16, 32))
-    net = plan(LocalRequest("a", "bridge"), host=HostFacts(HOST.links, taken))
+    net = plan(NetworkRequest("a", "bridge"), host=HostFacts(HOST.links, taken))
     assert net.subnet == "192.168.0.0/20"
 
 
 def test_a_given_subnet_may_not_overlap_a_known_network_or_the_egress_bridge() -> None:
     known = [bridge("x", "172.17.0.0/16")]
     with pytest.raises(SubnetOverlap, match="'x'"):
-        plan(LocalRequest("a", "bridge", subnet="172.17.3.0/24"), known)
+        plan(NetworkRequest("a", "bridge", subnet="172.17.3.0/24"), known)
     with pytest.raises(SubnetOverlap, match="ferry_gwbridge"):
-        plan(LocalRequest("a", "bridge", subnet="172.18.0.0/24"))
+        plan(NetworkRequest("a", "bridge", subnet="172.18.0.0/24"))
     assert plan(
-        LocalRequest("a", "bridge", subnet="10.5.0.0/24", gateway="10.5.0.254")
+        NetworkRequest("a", "bridge", subnet="10.5.0.0/24", gateway="10.5.0.254")
     ).gateway == ("10.5.0.254")
 
 
 def test_names_are_unique_and_drivers_known() -> None:
     with pytest.raises(Conflict, match="already exists"):
-        plan(LocalRequest("x", "bridge"), [bridge("x", "172.17.0.0/16")])
+        plan(NetworkRequest("x", "bridge"), [bridge("x", "172.17.0.0/16")])
     with pytest.raises(InvalidArgument, match="unknown network driver 'weave'"):
-        plan(LocalRequest("a", "weave"))
+        plan(NetworkRequest("a", "weave"))
     with pytest.raises(InvalidArgument, match="invalid network name"):
-        plan(LocalRequest("-a", "bridge"))
+        plan(NetworkRequest("-a", "bridge"))
     with pytest.raises(InvalidArgument, match="ingress"):
-        plan(LocalRequest("a", "bridge", ingress=True))
+        plan(NetworkRequest("a", "bridge", ingress=True))
 
 
 def test_bridge_options_are_checked() -> None:
     with pytest.raises(InvalidArgument, match="unknown bridge option"):
-        plan(LocalRequest("a", "bridge", options={"parent": "eth0"}))
+        plan(NetworkRequest("a", "bridge", options={"parent": "eth0"}))
     with pytest.raises(InvalidArgument, match="true or false"):
-        plan(LocalRequest("a", "bridge", options={"com.docker.network.bridge.enable_icc": "no"}))
-    with pytest.raises(InvalidArgument, match="MTU"):
-        plan(LocalRequest("a", "bridge", options={"mtu": "9"}))
+        plan(NetworkRequest("a", "bridge", options={"com.docker.network.bridge.enable_icc": "no"}))
+    with pytest.raises(InvalidArgument, match="mtu"):
+        plan(NetworkRequest("a", "bridge", options={"mtu": "9"}))
     with pytest.raises(Conflict, match="eth1 is already in use"):
-        plan(LocalRequest("a", "bridge", options={BRIDGE_NAME_OPTION: "eth1"}))
-    named = plan(LocalRequest("a", "bridge", options={BRIDGE_NAME_OPTION: "br-lab"}))
+        plan(NetworkRequest("a", "bridge", options={BRIDGE_NAME_OPTION: "eth1"}))
+    named = plan(NetworkRequest("a", "bridge", options={BRIDGE_NAME_OPTION: "br-lab"}))
     assert bridge_device(named) == "br-lab"
-    assert bridge_device(plan(LocalRequest("a", "bridge"))) == "fbr-0000000000"
+    assert bridge_device(plan(NetworkRequest("a", "bridge"))) == "fbr-0000000000"
 
 
 def test_macvlan_needs_an_existing_parent_of_its_own_and_the_lan_s_subnet() -> None:
     with pytest.raises(InvalidArgument, match="parent=IFACE"):
-        plan(LocalRequest("m", "macvlan", subnet="10.99.0.0/24"))
+        plan(NetworkRequest("m", "macvlan", subnet="10.99.0.0/24"))
     with pytest.raises(NotFound, match="eth7"):
-        plan(LocalRequest("m", "macvlan", subnet="10.99.0.0/24", options={"parent": "eth7"}))
+        plan(NetworkRequest("m", "macvlan", subnet="10.99.0.0/24", options={"parent": "eth7"}))
     with pytest.raises(InvalidArgument, match="needs --subnet"):
-        plan(LocalRequest("m", "macvlan", options={"parent": "eth0"}))
+        plan(NetworkRequest("m", "macvlan", options={"parent": "eth0"}))
     with pytest.raises(InvalidArgument, match="bridge mode"):
         plan(
-            LocalRequest(
+            NetworkRequest(
                 "m",
                 "macvlan",
                 subnet="10.99.0.0/24",
@@ -113,7 +114,7 @@ def test_macvlan_needs_an_existing_parent_of_its_own_and_the_lan_s_subnet() -> N
         )
     # the LAN's subnet is a host route, and that is the point
     net = plan(
-        LocalRequest(
+        NetworkRequest(
             "m", "macvlan", subnet="10.99.0.0/24", gateway="10.99.0.1", options={"parent": "eth0"}
         )
     )
@@ -124,7 +125,8 @@ def test_macvlan_needs_an_existing_parent_of_its_own_and_the_lan_s_subnet() -> N
     )
     with pytest.raises(Conflict, match="already uses parent interface eth0"):
         plan(
-            LocalRequest("m2", "macvlan", subnet="10.98.0.0/24", options={"parent": "eth0"}), [net]
+            NetworkRequest("m2", "macvlan", subnet="10.98.0.0/24", options={"parent": "eth0"}),
+            [net],
         )
 
 

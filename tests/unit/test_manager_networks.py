@@ -8,7 +8,8 @@ from ferry.errors import (
     PoolExhausted,
     SubnetOverlap,
 )
-from ferry.manager.networks import AttachRequest, NetworkOps, NetworkRequest
+from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.model.network import NetworkRequest
 from tests.unit.conftest import ManagerRig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -15,11 +16,9 @@ from ferry.api.models.containers import NetworkConnect, NetworkCreate, NetworkDi
 from ferry.api.server import add_route, query_filters, read_json
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import Conflict, InvalidArgument, NotFound
-from ferry.manager.networks import NetworkRequest
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
-from ferry.model.network import GWBRIDGE, Driver, Network, Scope
-from ferry.network.local import LocalRequest
+from ferry.model.network import GWBRIDGE, Driver, Network, NetworkRequest, Scope
 
 LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
 
@@ -112,25 +111,24 @@ class NetworkRoutes:
             raise InvalidArgument("IPAM options need a --subnet")
         if entry is not None and not entry.Subnet and (entry.Gateway or entry.IPRange):
             raise InvalidArgument("--gateway and --ip-range need --subnet")
+        fields: dict[str, Any] = {
+            "name": body.Name,
+            "driver": body.Driver,
+            "subnet": entry.Subnet if entry else "",
+            "gateway": entry.Gateway if entry else "",
+            "ip_range": entry.IPRange if entry else "",
+            "internal": body.Internal,
+            "attachable": body.Attachable,
+            "ingress": body.Ingress,
+            "labels": dict(body.Labels or {}),
+            "options": dict(body.Options or {}),
+        }
         if body.Driver in LOCAL_DRIVERS:
             if body.Scope == Scope.SWARM:
                 raise InvalidArgument(
                     f"{body.Driver} networks are local to a host in Ferry: leave out --scope swarm"
                 )
-            local = await self.local.create(
-                LocalRequest(
-                    name=body.Name,
-                    driver=body.Driver,
-                    subnet=entry.Subnet if entry else "",
-                    gateway=entry.Gateway if entry else "",
-                    ip_range=entry.IPRange if entry else "",
-                    internal=body.Internal,
-                    attachable=body.Attachable,
-                    ingress=body.Ingress,
-                    labels=dict(body.Labels or {}),
-                    options=dict(body.Options or {}),
-                )
-            )
+            local = await self.local.create(NetworkRequest(**fields))
             return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
         if body.Driver != Driver.OVERLAY:
             raise InvalidArgument(
@@ -139,20 +137,7 @@ class NetworkRoutes:
         if self.local.find(body.Name) is not None:
             raise Conflict(f"network with name {body.Name} already exists on this host")
         manager = self.swarm.require_manager()
-        network = await manager.networks.create(
-            NetworkRequest(
-                name=body.Name,
-                driver=body.Driver,
-                subnet=entry.Subnet if entry else "",
-                gateway=entry.Gateway if entry else "",
-                ip_range=entry.IPRange if entry else "",
-                attachable=body.Attachable,
-                internal=body.Internal,
-                ingress=body.Ingress,
-                labels=body.Labels,
-                options=body.Options,
-            )
-        )
+        network = await manager.networks.create(NetworkRequest(**fields))
         return web.json_response({"Id": network.net_id, "Warning": ""}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
