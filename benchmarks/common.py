@@ -20,6 +20,45 @@ FERRY = str(Path(sys.executable).parent / "ferry")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def run(argv: list[str], timeout_s: float = 60, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv)} failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-800:]}"
+        )
+    return result.stdout
+
+
+def git_state() -> str:
+    """The commit measured, and whether ferry/ had uncommitted changes (others edit it)."""
+    try:
+        head = run(["git", "rev-parse", "--short", "HEAD"]).strip()
+        dirty = run(["git", "status", "--porcelain", "--", "ferry"])
+    except (RuntimeError, OSError):
+        return "unknown"
+    changed = " ".join(line[3:] for line in dirty.splitlines())
+    return head + (f" + uncommitted: {changed}" if changed else "")
+
+
+def other_ferryds(lab_name: str) -> int:
+    """ferryd processes of other labs on this machine (they compete for the same 2 vCPUs)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"ferry.daemon" in argv and not any(f"/lab/{lab_name}/".encode() in a for a in argv):
+            count += 1
+    return count
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

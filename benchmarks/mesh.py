@@ -42,13 +42,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import FERRY, lab, lab_exec, median, percentile, write
+from benchmarks.common import (
+    FERRY,
+    git_state,
+    lab,
+    lab_exec,
+    median,
+    other_ferryds,
+    percentile,
+    run,
+    write,
+)
 from ferry.api.client import ApiClient
 from ferry.lab.topology import LabTopology
 
@@ -169,18 +178,6 @@ for target in sys.argv[2:]:
 
 
 # --- processes ------------------------------------------------------------------------------
-def run(argv: list[str], timeout_s: float = 60, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} failed ({result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-800:]}"
-        )
-    return result.stdout
-
-
 def ferry_cli(topo: LabTopology, host: str, *args: str, timeout_s: float = 60) -> str:
     """The ferry CLI against a host's ferryd (its socket is a file), bounded in time."""
     env = dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
@@ -507,33 +504,6 @@ def report(f: dict[str, Any]) -> None:
         print(f"{name:<34} {target:<9} {measured:<72} {result}")
 
 
-def git_state() -> str:
-    """The commit measured, and whether ferry/ had uncommitted changes (others edit it)."""
-    try:
-        head = run(["git", "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run(["git", "status", "--porcelain", "--", "ferry"])
-    except (RuntimeError, OSError):
-        return "unknown"
-    changed = " ".join(line[3:] for line in dirty.splitlines())
-    return head + (f" + uncommitted: {changed}" if changed else "")
-
-
-def other_ferryds() -> int:
-    """ferryd processes of other labs on this machine (they compete for the same 2 vCPUs)."""
-    count = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"ferry.daemon" in argv and not any(f"/lab/{NAME}/".encode() in a for a in argv):
-            count += 1
-    return count
-
-
 BEGAN = time.perf_counter()
 
 
@@ -546,7 +516,7 @@ def main() -> None:
         sys.exit("run as root")
     figures: dict[str, Any] = {"git": git_state()}  # what the ferryds run, read at their start
     figures["loadavg_at_start"] = os.getloadavg()[0]
-    figures["other_ferryds_at_start"] = other_ferryds()
+    figures["other_ferryds_at_start"] = other_ferryds(NAME)
     with lab(NAME, 3, 1, SUBNET) as topo:
         form_swarm(topo)
         progress("swarm formed")
@@ -560,7 +530,7 @@ def main() -> None:
     }
     figures["cpus"] = os.cpu_count()
     figures["loadavg_at_end"] = os.getloadavg()[0]
-    figures["other_ferryds_at_end"] = other_ferryds()
+    figures["other_ferryds_at_end"] = other_ferryds(NAME)
     figures["note"] = (
         f"one replica per service, on {SERVER_NODE}. mesh = c1 -> {MESH_NODE}:published (no "
         f"replica there) -> {MESH_NODE}'s ingress sandbox -> ingress overlay -> the task; direct "

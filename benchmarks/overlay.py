@@ -43,7 +43,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from benchmarks.common import FERRY, lab, lab_exec, median, percentile, rss_kib, write
+from benchmarks.common import (
+    FERRY,
+    git_state,
+    lab,
+    lab_exec,
+    median,
+    percentile,
+    rss_kib,
+    run,
+    write,
+)
 from ferry.api.client import ApiClient
 from ferry.lab import lab as labmod
 from ferry.lab.topology import LabTopology
@@ -134,18 +144,6 @@ print(json.dumps(samples))
 
 
 # --- processes ------------------------------------------------------------------------------
-def run(argv: list[str], timeout_s: float = 60, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} failed ({result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-800:]}"
-        )
-    return result.stdout
-
-
 def ferry_env(topo: LabTopology, host: str) -> dict[str, str]:
     return dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
 
@@ -713,17 +711,6 @@ def report(f: dict[str, Any]) -> None:
     print(f"\n{'figure':<34} {'target':<10} {'measured':<45} result")
     for name, target, measured, ok in verdicts(f):
         print(f"{name:<34} {target:<10} {measured:<45} {'PASS' if ok else 'FAIL'}")
-
-
-def git_state() -> str:
-    """The commit measured, and whether ferry/ had uncommitted changes (others edit it)."""
-    try:
-        head = run(["git", "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run(["git", "status", "--porcelain", "--", "ferry"])
-    except (RuntimeError, OSError):
-        return "unknown"
-    changed = " ".join(line[3:] for line in dirty.splitlines())
-    return head + (f" + uncommitted: {changed}" if changed else "")
 
 
 def progress(began: float, what: str) -> None:

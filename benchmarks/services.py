@@ -45,7 +45,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.common import FERRY, lab, lab_exec, median, percentile, write
+from benchmarks.common import (
+    FERRY,
+    git_state,
+    lab,
+    lab_exec,
+    median,
+    other_ferryds,
+    percentile,
+    run,
+    write,
+)
 from ferry.api.client import ApiClient
 from ferry.errors import Conflict, FerryError
 from ferry.kernel import nsfs, proc
@@ -111,18 +121,6 @@ WHOAMI = (
 
 
 # --- processes and the API ------------------------------------------------------------------
-def run(argv: list[str], timeout_s: float = 60, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} failed ({result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-800:]}"
-        )
-    return result.stdout
-
-
 def ferry_env(topo: LabTopology, host: str) -> dict[str, str]:
     return dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
 
@@ -794,33 +792,6 @@ def report(f: dict[str, Any]) -> None:
         print(f"{name:<36} {target:<8} {measured:<76} {result}")
 
 
-def git_state() -> str:
-    """The commit measured, and whether ferry/ had uncommitted changes (others edit it)."""
-    try:
-        head = run(["git", "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run(["git", "status", "--porcelain", "--", "ferry"])
-    except (RuntimeError, OSError):
-        return "unknown"
-    changed = " ".join(line[3:] for line in dirty.splitlines())
-    return head + (f" + uncommitted: {changed}" if changed else "")
-
-
-def other_ferryds() -> int:
-    """ferryd processes of other labs on this machine (they compete for the same 2 vCPUs)."""
-    count = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"ferry.daemon" in argv and not any(f"/lab/{NAME}/".encode() in a for a in argv):
-            count += 1
-    return count
-
-
 def progress(began: float, what: str, figures: dict[str, Any] | None = None) -> None:
     print(f"[{time.perf_counter() - began:6.1f} s] {what}", file=sys.stderr, flush=True)
     for key, value in (figures or {}).items():
@@ -834,7 +805,7 @@ def main() -> None:
     began = time.perf_counter()
     figures: dict[str, Any] = {"git": git_state()}  # what the ferryds run, read at their start
     figures["loadavg_at_start"] = os.getloadavg()[0]
-    figures["other_ferryds_at_start"] = other_ferryds()
+    figures["other_ferryds_at_start"] = other_ferryds(NAME)
     section = measure_nft_apply()
     figures.update(section)
     progress(began, "nft apply measured", section)
@@ -860,7 +831,7 @@ def main() -> None:
     }
     figures["cpus"] = os.cpu_count()
     figures["loadavg_at_end"] = os.getloadavg()[0]
-    figures["other_ferryds_at_end"] = other_ferryds()
+    figures["other_ferryds_at_end"] = other_ferryds(NAME)
     figures["docker_context"] = DOCKER_CONTEXT
     figures["note"] = (
         "timings start just before the API call on h1 (the leader) and end when both the API "
