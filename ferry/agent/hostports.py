@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ferry.kernel.nft import Nft, replace_table
+from ferry.kernel.nft import KeptTable
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container
@@ -73,19 +73,13 @@ class HostPorts(Reconciler):
         self._containers = containers
         self._view = view
         self._ingress_ready = ingress_ready
-        self._applied: str | None = None
-        self._nft: Nft | None = None  # kernel thread only
+        self._table = KeptTable("ip", HOST_TABLE)
 
     async def close(self) -> None:
-        await self._kernel.run(self._close)
-
-    def _close(self) -> None:
-        if self._nft is not None:
-            self._nft.close()
-            self._nft = None
+        await self._kernel.run(self._table.close)
 
     def failed(self) -> None:
-        self._applied = None
+        self._table.forget()
 
     def changed(self) -> None:
         self.mark()
@@ -98,11 +92,5 @@ class HostPorts(Reconciler):
 
     async def reconcile(self) -> None:
         body = render_host(self.plan())
-        if body != self._applied:
-            await self._kernel.run(self._apply, body)
-            self._applied = body
-
-    def _apply(self, body: str) -> None:
-        if self._nft is None:
-            self._nft = Nft()
-        self._nft.run(replace_table("ip", HOST_TABLE, body))
+        if self._table.stale(body):
+            await self._kernel.run(self._table.apply, body)

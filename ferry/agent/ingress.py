@@ -18,7 +18,7 @@ from ferry.agent.networks import NetworkAgent
 from ferry.daemon.logs import kv
 from ferry.kernel import nsfs
 from ferry.kernel.netlink import Netlink
-from ferry.kernel.nft import Nft, replace_table
+from ferry.kernel.nft import KeptTable
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
@@ -89,19 +89,13 @@ class IngressAgent(Reconciler):
         self.netns = f"{netns_prefix}ingress"
         self._on_ready = on_ready
         self.ready = False
-        self._applied: str | None = None
-        self._nft: Nft | None = None  # kernel thread only
+        self._table = KeptTable("ip", INGRESS_TABLE, nsfs.netns_path(self.netns))
 
     async def close(self) -> None:
-        await self._kernel.run(self._close)
-
-    def _close(self) -> None:
-        if self._nft is not None:
-            self._nft.close()
-            self._nft = None
+        await self._kernel.run(self._table.close)
 
     def failed(self) -> None:
-        self._applied = None
+        self._table.forget()
 
     def _ingress(self) -> Network | None:
         return next((n for n in self._view.networks() if n.ingress), None)
@@ -113,9 +107,8 @@ class IngressAgent(Reconciler):
             return
         await self._ensure_sandbox(ingress)
         body = render_ingress(self._plan(ingress))
-        if body != self._applied:
-            await self._kernel.run(self._apply, body)
-            self._applied = body
+        if self._table.stale(body):
+            await self._kernel.run(self._table.apply, body)
         if not self.ready:
             self.ready = True
             self._on_ready()
@@ -162,14 +155,8 @@ class IngressAgent(Reconciler):
                     ports.append(IngressPort(port.protocol, port.published, port.target, backends))
         return ports
 
-    def _apply(self, body: str) -> None:
-        if self._nft is None:
-            self._nft = Nft(nsfs.netns_path(self.netns))
-        self._nft.run(replace_table("ip", INGRESS_TABLE, body))
-
     async def teardown(self) -> None:
         """No routing mesh any more (no ingress network, or the node leaves the swarm)."""
         self.ready = False
-        self._applied = None
-        await self._kernel.run(self._close)
+        await self._kernel.run(self._table.close)
         await self._kernel.run(_remove_sandbox, self.netns)

@@ -87,3 +87,35 @@ def replace_table(family: str, name: str, body: str) -> str:
     """The script that makes table ``family name`` exactly ``body`` (or removes it if empty)."""
     head = f"table {family} {name}\ndelete table {family} {name}\n"
     return head if not body else head + f"table {family} {name} {{\n{body}}}\n"
+
+
+class KeptTable:
+    """One table held at the text last asked for, replaced in one transaction only when that
+    text changes. The libnftables context is made on first use, in the table's namespace;
+    everything but ``stale`` runs on the kernel thread."""
+
+    def __init__(self, family: str, name: str, netns: Path | None = None) -> None:
+        self._family = family
+        self._name = name
+        self._netns = netns
+        self._nft: Nft | None = None
+        self._applied: str | None = None
+
+    def stale(self, body: str) -> bool:
+        return body != self._applied
+
+    def apply(self, body: str) -> None:
+        if self._nft is None:
+            self._nft = Nft(self._netns)
+        self._nft.run(replace_table(self._family, self._name, body))
+        self._applied = body
+
+    def forget(self) -> None:
+        """The table's state is unknown (a pass failed): write it again next time."""
+        self._applied = None
+
+    def close(self) -> None:
+        if self._nft is not None:
+            self._nft.close()
+            self._nft = None
+        self._applied = None
