@@ -59,7 +59,8 @@ def _converged(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> bool:
     status = svc.get("ServiceStatus", {})
     live = _live_tasks(tasks)
     return (
-        status.get("RunningTasks") == status.get("DesiredTasks")
+        svc.get("UpdateStatus", {}).get("State") != "updating"
+        and status.get("RunningTasks") == status.get("DesiredTasks")
         and all(t["Status"]["State"] == "running" for t in live)
         and not any(
             t["Status"]["State"] not in _FINAL for t in tasks if t["DesiredState"] != "running"

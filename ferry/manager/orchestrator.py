@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ferry.manager.scheduler import Candidate, Constraint, eligible, parse_constraint
+from ferry.manager.scheduler import Candidate, eligible, parse_constraint
 from ferry.model.node import Availability
 from ferry.model.service import (
     TASK_HISTORY,
@@ -95,28 +95,58 @@ def _lost_reason(task: Task, nodes: dict[str, Candidate]) -> tuple[str, TaskStat
     return None
 
 
-def plan_service(
-    service: Service, tasks: list[Task], nodes: Iterable[Candidate], now: float
-) -> list[Action]:
-    by_node = {c.node.node_id: c for c in nodes}
-    constraints = [parse_constraint(c) for c in service.spec.constraints]
-    actions: list[Action] = []
+def _split_lost(
+    tasks: list[Task], by_node: dict[str, Candidate]
+) -> tuple[list[Action], list[Task]]:
+    """Live tasks whose node was lost (to stop) and the live tasks that still count."""
+    stops: list[Action] = []
     counted: list[Task] = []
     for task in tasks:
         if not task.live:
             continue
         lost = _lost_reason(task, by_node)
         if lost is not None:
-            actions.append(StopTask(task.task_id, lost[0], lost[1]))
+            stops.append(StopTask(task.task_id, lost[0], lost[1]))
         else:
             counted.append(task)
+    return stops, counted
+
+
+def plan_service(
+    service: Service, tasks: list[Task], nodes: Iterable[Candidate], now: float
+) -> list[Action]:
+    by_node = {c.node.node_id: c for c in nodes}
+    actions, counted = _split_lost(tasks, by_node)
     if service.spec.mode == Mode.GLOBAL:
-        actions += _plan_global(service, counted, by_node, constraints)
+        actions += _plan_global(service, counted, by_node)
     else:
         actions += _plan_replicated(service, tasks, counted, now)
     actions += _rolling_update(service, counted, actions)
     actions += _forget_history(tasks)
     return actions
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a service is from what it asks for, as ``service ls`` and the CLI show it."""
+
+    running: int  # tasks running that are meant to run
+    desired: int  # replicas, or the nodes a global service belongs on
+    updating: bool  # some task that counts still runs an older spec version
+
+
+def progress(service: Service, tasks: list[Task], nodes: Iterable[Candidate]) -> Progress:
+    by_node = {c.node.node_id: c for c in nodes}
+    _stops, counted = _split_lost(tasks, by_node)
+    running = sum(
+        1 for t in tasks if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
+    )
+    if service.spec.mode == Mode.GLOBAL:
+        desired = len(_global_nodes(service, counted, by_node))
+    else:
+        desired = service.spec.replicas
+    updating = any(t.spec_version < service.spec_version for t in counted)
+    return Progress(running, desired, updating)
 
 
 def _plan_replicated(
@@ -153,25 +183,26 @@ def _plan_replicated(
     return actions
 
 
-def _plan_global(
-    service: Service,
-    live: list[Task],
-    nodes: dict[str, Candidate],
-    constraints: list[Constraint],
-) -> list[Action]:
-    actions: list[Action] = []
+def _global_nodes(service: Service, live: list[Task], nodes: dict[str, Candidate]) -> set[str]:
+    """Where a global service belongs: every eligible node, and paused nodes keep their task."""
+    constraints = [parse_constraint(c) for c in service.spec.constraints]
     wanted, _reason = eligible(nodes.values(), constraints, service.spec.template.image)
-    wanted_ids = {n.node_id for n in wanted}
     paused = {n for n, c in nodes.items() if c.up and c.node.availability == Availability.PAUSE}
+    return {n.node_id for n in wanted} | {t.node_id for t in live if t.node_id in paused}
+
+
+def _plan_global(service: Service, live: list[Task], nodes: dict[str, Candidate]) -> list[Action]:
+    actions: list[Action] = []
+    belongs = _global_nodes(service, live, nodes)
     covered: set[str] = set()
     for task in live:
-        if task.node_id in wanted_ids or task.node_id in paused:
+        if task.node_id in belongs:
             if task.node_id in covered:
                 actions.append(StopTask(task.task_id, "duplicate task on node"))
             covered.add(task.node_id)
         else:
             actions.append(StopTask(task.task_id, "node no longer eligible"))
-    for node_id in sorted(wanted_ids - covered):
+    for node_id in sorted(belongs - covered):
         actions.append(StartTask(service.svc_id, 0, node_id))
     return actions
 

@@ -29,6 +29,7 @@ from ferry.manager.orchestrator import (
     plan_service,
 )
 from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
+from ferry.manager.scheduler import candidates as node_candidates
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
@@ -75,14 +76,11 @@ class ServiceReconciler(Reconciler):
             self.mark()
 
     # one pass --------------------------------------------------------------------------------
-    def _candidates(self) -> list[Candidate]:
-        return [Candidate(n, self._view.is_up(n.node_id)) for n in self._view.nodes()]
-
     async def reconcile(self) -> None:
         self.passes += 1
         self._taken = {}
         now = time.time()
-        candidates = self._candidates()
+        candidates = node_candidates(self._view.nodes(), self._view.is_up)
         services = {s.svc_id: s for s in self._view.services()}
         tasks = self._view.tasks()
         by_service: dict[str, list[Task]] = {}

@@ -9,7 +9,7 @@ with the fewest tasks overall, then the lowest id (so plans are deterministic an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ferry.errors import InvalidArgument
@@ -54,6 +54,10 @@ def parse_constraint(text: str) -> Constraint:
 class Candidate:
     node: Node
     up: bool
+
+
+def candidates(nodes: Iterable[Node], is_up: Callable[[str], bool]) -> list[Candidate]:
+    return [Candidate(n, is_up(n.node_id)) for n in nodes]
 
 
 @dataclass

@@ -14,7 +14,8 @@ from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps
 from ferry.manager.nodes import now_iso
-from ferry.manager.scheduler import has_image, parse_constraint
+from ferry.manager.orchestrator import Progress, progress
+from ferry.manager.scheduler import candidates, has_image, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
@@ -110,6 +111,10 @@ class ServiceOps:
 
     def version(self, svc: Service) -> int:
         return self._view.entity_version(keys.service(svc.svc_id))
+
+    def progress(self, svc: Service) -> Progress:
+        nodes = candidates(self._view.nodes(), self._view.is_up)
+        return progress(svc, self._view.tasks(svc.svc_id), nodes)
 
     # validation ------------------------------------------------------------------------------
     def _spec(self, req: ServiceRequest) -> ServiceSpec:

@@ -13,6 +13,7 @@ from ferry.manager.orchestrator import (
     StopTask,
     plan_orphans,
     plan_service,
+    progress,
 )
 from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
 from ferry.model.node import Availability, Node, Role
@@ -189,6 +190,34 @@ def test_a_rolling_update_replaces_one_task_at_a_time() -> None:
     done = [task("a2", 1, version=2), *tasks[1:]]
     second = plan_service(svc, done, NODES, NOW)
     assert stops(second) == ["b"]
+
+
+def test_an_update_is_in_progress_until_no_counted_task_runs_an_older_spec() -> None:
+    # the moment the spec changes, before anything was stopped, nothing has converged yet
+    old = [task("a", 1), task("b", 2), task("c", 3)]
+    before = progress(service(3, version=2), old, NODES)
+    assert (before.running, before.desired, before.updating) == (3, 3, True)
+    last = [
+        task("a2", 1, version=2),
+        task("b2", 2, version=2),
+        task("c", 3, desired=TaskState.SHUTDOWN, state=TaskState.SHUTDOWN),
+        task("c2", 3, state=TaskState.STARTING, version=2),
+    ]
+    now = progress(service(3, version=2), last, NODES)
+    assert (now.running, now.desired, now.updating) == (2, 3, False)
+    # a task of an old version on a node that is down no longer holds the update back
+    lost = [task("a2", 1, "n1", version=2), task("b", 2, "n2")]
+    nodes = [Candidate(node("n1"), True), Candidate(node("n2"), False)]
+    assert not progress(service(2, version=2), lost, nodes).updating
+
+
+def test_a_global_service_wants_every_eligible_node_before_any_task_exists() -> None:
+    nodes = up(node("n1"), node("n2"), node("n3", availability=Availability.DRAIN))
+    fresh = progress(service(mode=Mode.GLOBAL), [], nodes)
+    assert (fresh.running, fresh.desired) == (0, 2)
+    paused = up(node("n1"), node("n2", availability=Availability.PAUSE))
+    keeps = progress(service(mode=Mode.GLOBAL), [task("a", 0, "n2")], paused)
+    assert (keeps.running, keeps.desired) == (1, 2)
 
 
 def test_finished_tasks_beyond_the_history_limit_are_forgotten() -> None:

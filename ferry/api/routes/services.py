@@ -22,7 +22,6 @@ from ferry.model.service import (
     Service,
     ServiceSpec,
     Task,
-    TaskState,
 )
 from ferry.runtime.execs import STDOUT
 
@@ -146,18 +145,19 @@ class ServiceRoutes:
         }
         if svc.previous is not None:
             out["PreviousSpec"] = spec_json(svc.previous, net_names, svc.force_update)
+        progress = manager.services.progress(svc)
+        if svc.spec_version > 1:
+            # derived from the tasks, so it cannot disagree with them: an update is under way
+            # while a task that counts still runs an older version of the spec
+            out["UpdateStatus"] = {
+                "State": "updating" if progress.updating else "completed",
+                "StartedAt": svc.updated_at,
+                "Message": "update in progress" if progress.updating else "update completed",
+            }
         if status:
-            tasks = view.tasks(svc.svc_id)
-            running = sum(
-                1 for t in tasks if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
-            )
-            if svc.spec.mode == Mode.GLOBAL:
-                desired = sum(1 for t in tasks if t.desired == TaskState.RUNNING)
-            else:
-                desired = svc.spec.replicas
             out["ServiceStatus"] = {
-                "RunningTasks": running,
-                "DesiredTasks": desired,
+                "RunningTasks": progress.running,
+                "DesiredTasks": progress.desired,
                 "CompletedTasks": 0,
             }
         return out
