@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -67,12 +68,38 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def ferry(topo: LabTopology, host: str, *args: str) -> str:
-    env = dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
-    result = subprocess.run([FERRY, *args], env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ferry {' '.join(args)} on {host}: {result.stderr.strip()}")
-    return result.stdout
+def ferry_env(topo: LabTopology, host: str) -> dict[str, str]:
+    return dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
+
+
+def ferry(topo: LabTopology, host: str, *args: str, timeout_s: float = 60) -> str:
+    """The ferry CLI against a host's ferryd (its socket is a file), bounded in time."""
+    return run([FERRY, *args], timeout_s, ferry_env(topo, host))
+
+
+def join_swarm(topo: LabTopology) -> None:
+    """h1 initialises the swarm, every other host joins it as a worker."""
+    h1 = topo.node("h1").addr
+    lab_exec(topo, "h1", "ferry", "swarm", "init", "--advertise-addr", h1)
+    token = ferry(topo, "h1", "swarm", "join-token", "-q", "worker").strip()
+    for host in topo.hosts[1:]:
+        lab_exec(topo, host.name, "ferry", "swarm", "join", "--token", token, f"{h1}:2377")
+
+
+def dnsperf_figures(output: str) -> dict[str, float]:
+    def number(label: str) -> float:
+        match = re.search(rf"{label}:\s+([0-9.]+)", output)
+        if match is None:
+            raise RuntimeError(f"no {label!r} in dnsperf output:\n{output}")
+        return float(match.group(1))
+
+    return {
+        "qps": number("Queries per second"),
+        "sent": number("Queries sent"),
+        "completed": number("Queries completed"),
+        "lost": number("Queries lost"),
+        "avg_latency_ms": number("Average Latency \\(s\\)") * 1000,
+    }
 
 
 def lab_exec(topo: LabTopology, host: str, *cmd: str, timeout_s: float = 120) -> str:

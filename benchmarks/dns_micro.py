@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import median, percentile, write
+from benchmarks.common import dnsperf_figures, median, percentile, write
 from ferry.kernel import nsfs
 from ferry.network.dns import DnsServer
 
@@ -86,22 +85,6 @@ async def run_in(netns: Path, *argv: str) -> str:
     return out.decode()
 
 
-def dnsperf_figures(output: str) -> dict[str, float]:
-    def number(label: str) -> float:
-        match = re.search(rf"{label}:\s+([0-9.]+)", output)
-        if match is None:
-            raise RuntimeError(f"no {label!r} in dnsperf output:\n{output}")
-        return float(match.group(1))
-
-    return {
-        "dnsperf_qps": number("Queries per second"),
-        "dnsperf_sent": number("Queries sent"),
-        "dnsperf_completed": number("Queries completed"),
-        "dnsperf_lost": number("Queries lost"),
-        "dnsperf_avg_latency_ms": number("Average Latency \\(s\\)") * 1000,
-    }
-
-
 async def measure(netns: Path) -> dict[str, Any]:
     server = DnsServer(
         lambda _key, name: RECORDS.get(name), lambda _key, ip: NAMES.get(ip), upstreams=[]
@@ -129,7 +112,7 @@ async def measure(netns: Path) -> dict[str, Any]:
         "seq_p50_ms": median(samples) * 1000,
         "seq_p99_ms": percentile(samples, 99) * 1000,
         "seq_max_ms": max(samples) * 1000,
-        **dnsperf_figures(output),
+        **{f"dnsperf_{key}": value for key, value in dnsperf_figures(output).items()},
         "dnsperf_cmd": f"dnsperf -s 127.0.0.11 -l {DNSPERF_S} -c 4 -Q 20000 (max 20 000 q/s)",
         "cpus": os.cpu_count(),
     }

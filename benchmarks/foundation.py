@@ -47,7 +47,7 @@ def one_round() -> dict[str, float]:
 
 def main() -> None:
     rounds = [one_round() for _ in range(ROUNDS)]
-    figures = {key: median([r[key] for r in rounds]) for key in rounds[0]}
+    figures: dict[str, object] = {key: median([r[key] for r in rounds]) for key in rounds[0]}
     figures["rounds"] = ROUNDS
     figures["note"] = "times include the CLI start (ferry lab exec -> ferry), as a user sees them"
     write("foundation", figures)

@@ -48,8 +48,9 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import (
-    FERRY,
+    ferry,
     git_state,
+    join_swarm,
     lab,
     lab_exec,
     median,
@@ -178,12 +179,6 @@ for target in sys.argv[2:]:
 
 
 # --- processes ------------------------------------------------------------------------------
-def ferry_cli(topo: LabTopology, host: str, *args: str, timeout_s: float = 60) -> str:
-    """The ferry CLI against a host's ferryd (its socket is a file), bounded in time."""
-    env = dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
-    return run([FERRY, *args], timeout_s, env)
-
-
 Runner = Callable[..., str]
 
 
@@ -370,12 +365,8 @@ def measure(topo: LabTopology) -> dict[str, Any]:
 
 # --- lab set-up and the report --------------------------------------------------------------
 def form_swarm(topo: LabTopology) -> None:
-    h1 = topo.node("h1").addr
-    lab_exec(topo, "h1", "ferry", "swarm", "init", "--advertise-addr", h1)
-    token = ferry_cli(topo, "h1", "swarm", "join-token", "-q", "worker").strip()
-    for host in ("h2", "h3"):
-        lab_exec(topo, host, "ferry", "swarm", "join", "--token", token, f"{h1}:2377")
-    ferry_cli(topo, "h1", "network", "create", "-d", "overlay", NET)
+    join_swarm(topo)
+    ferry(topo, "h1", "network", "create", "-d", "overlay", NET)
 
 
 def publish(published: int, target: int, mode: str) -> str:
@@ -390,7 +381,7 @@ def create_services(topo: LabTopology) -> None:
         ("perf", (IPERF_MESH, IPERF_DIRECT, IPERF_TARGET), ["iperf3", "-s"]),
     ):
         mesh, direct, target = ports
-        ferry_cli(
+        ferry(
             topo,
             "h1",
             *("service", "create", "--name", name, "--network", NET, "--replicas", "1"),
@@ -401,7 +392,7 @@ def create_services(topo: LabTopology) -> None:
             *cmd,
             timeout_s=READY_TIMEOUT_S + 30,
         )
-        ps = ferry_cli(topo, "h1", "service", "ps", name)
+        ps = ferry(topo, "h1", "service", "ps", name)
         if f" {SERVER_NODE} " not in ps or "Running" not in ps:
             raise RuntimeError(f"{name} is not running on {SERVER_NODE}:\n{ps}")
     lab_exec(topo, SERVER_NODE, "iperf3", "-s", "-D", "-p", str(IPERF_UNDERLAY))

@@ -45,7 +45,11 @@ from typing import Any
 
 from benchmarks.common import (
     FERRY,
+    dnsperf_figures,
+    ferry,
+    ferry_env,
     git_state,
+    join_swarm,
     lab,
     lab_exec,
     median,
@@ -144,15 +148,6 @@ print(json.dumps(samples))
 
 
 # --- processes ------------------------------------------------------------------------------
-def ferry_env(topo: LabTopology, host: str) -> dict[str, str]:
-    return dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
-
-
-def ferry_cli(topo: LabTopology, host: str, *args: str, timeout_s: float = 60) -> str:
-    """The ferry CLI against a host's ferryd (its socket is a file), bounded in time."""
-    return run([FERRY, *args], timeout_s, ferry_env(topo, host))
-
-
 def in_vx(ns: str, *cmd: str, timeout_s: float = 60) -> str:
     return run(["ip", "netns", "exec", f"{VX}-{ns}", *cmd], timeout_s)
 
@@ -337,16 +332,14 @@ def measure_paths(topo: LabTopology) -> dict[str, Any]:
         return lambda *cmd, timeout_s=60: in_vx(ns, *cmd, timeout_s=timeout_s)
 
     def in_container(host: str, name: str) -> Runner:
-        return lambda *cmd, timeout_s=60: ferry_cli(
-            topo, host, "exec", name, *cmd, timeout_s=timeout_s
-        )
+        return lambda *cmd, timeout_s=60: ferry(topo, host, "exec", name, *cmd, timeout_s=timeout_s)
 
     # servers: daemonized iperf3 (killed by the lab's and the bovx teardown)
     lab_exec(topo, "h1", "iperf3", "-s", "-D")
     in_vx("le1", "iperf3", "-s", "-D")
     in_vx("e1", "iperf3", "-s", "-D")
     in_vx("h1", "iperf3", "-s", "-D")
-    ferry_cli(topo, "h2", "exec", "-d", "bench-s2", "iperf3", "-s")
+    ferry(topo, "h2", "exec", "-d", "bench-s2", "iperf3", "-s")
     paths: dict[str, tuple[Runner, str]] = {
         "underlay": (on_lab("h2"), h1),
         "vxlan": (on_vx("le2"), VX_OVERLAY[0]),
@@ -456,24 +449,8 @@ def measure_convergence(topo: LabTopology) -> dict[str, Any]:
 
 
 # --- DNS ------------------------------------------------------------------------------------
-def dnsperf_figures(output: str) -> dict[str, float]:
-    def number(label: str) -> float:
-        match = re.search(rf"{label}:\s+([0-9.]+)", output)
-        if match is None:
-            raise RuntimeError(f"no {label!r} in dnsperf output:\n{output}")
-        return float(match.group(1))
-
-    return {
-        "qps": number("Queries per second"),
-        "sent": number("Queries sent"),
-        "completed": number("Queries completed"),
-        "lost": number("Queries lost"),
-        "avg_latency_ms": number("Average Latency \\(s\\)") * 1000,
-    }
-
-
 def dns_sequential(topo: LabTopology, container: str = "bench-h1") -> list[float]:
-    out = ferry_cli(
+    out = ferry(
         topo,
         "h1",
         "exec",
@@ -502,7 +479,7 @@ def measure_dns(topo: LabTopology) -> dict[str, Any]:
         data.flush()
         os.chmod(data.name, 0o644)
         for label, extra in (("q20000", ["-Q", "20000"]), ("unlimited", [])):
-            out = ferry_cli(
+            out = ferry(
                 topo,
                 "h1",
                 "exec",
@@ -621,16 +598,10 @@ def measure_scale(topo: LabTopology) -> dict[str, Any]:
 
 # --- lab set-up and the report --------------------------------------------------------------
 def form_swarm(topo: LabTopology) -> None:
-    h1 = topo.node("h1").addr
-    lab_exec(topo, "h1", "ferry", "swarm", "init", "--advertise-addr", h1)
-    token = ferry_cli(topo, "h1", "swarm", "join-token", "-q", "worker").strip()
-    for host in ("h2", "h3"):
-        lab_exec(topo, host, "ferry", "swarm", "join", "--token", token, f"{h1}:2377")
-    ferry_cli(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
+    join_swarm(topo)
+    ferry(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
     for host, name in (("h1", "bench-h1"), ("h2", "bench-s2"), ("h3", "bench-c3")):
-        ferry_cli(
-            topo, host, "run", "-d", "--network", NET, "--name", name, "host", "sleep", "3600"
-        )
+        ferry(topo, host, "run", "-d", "--network", NET, "--name", name, "host", "sleep", "3600")
 
 
 def verdicts(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:

@@ -47,13 +47,14 @@ from typing import Any, TypeVar
 
 from benchmarks.common import (
     FERRY,
+    ferry,
+    ferry_env,
     git_state,
+    join_swarm,
     lab,
-    lab_exec,
     median,
     other_ferryds,
     percentile,
-    run,
     write,
 )
 from ferry.api.client import ApiClient
@@ -121,15 +122,6 @@ WHOAMI = (
 
 
 # --- processes and the API ------------------------------------------------------------------
-def ferry_env(topo: LabTopology, host: str) -> dict[str, str]:
-    return dict(os.environ, FERRY_HOST=f"unix://{topo.node(host).socket}")
-
-
-def ferry_cli(topo: LabTopology, host: str, *args: str, timeout_s: float = 60) -> str:
-    """The ferry CLI against a host's ferryd (its socket is a file), bounded in time."""
-    return run([FERRY, *args], timeout_s, ferry_env(topo, host))
-
-
 def api(topo: LabTopology, host: str = "h1") -> ApiClient:
     return ApiClient(f"unix://{topo.node(host).socket}", timeout_s=30)
 
@@ -456,10 +448,10 @@ def measure_spread(topo: LabTopology) -> dict[str, Any]:
     probe = " && ".join(
         f"until curl -s -m 1 -o /dev/null http://{ip}/; do sleep 0.05; done" for ip in sorted(ips)
     )
-    ferry_cli(topo, "h1", "exec", CLIENT, "timeout", "30", "sh", "-c", probe, timeout_s=40)
+    ferry(topo, "h1", "exec", CLIENT, "timeout", "30", "sh", "-c", probe, timeout_s=40)
     script = f"for i in $(seq {SPREAD_REQUESTS}); do curl -s -m 2 http://{svc}/; echo; done"
     start = time.perf_counter()
-    out = ferry_cli(topo, "h1", "exec", CLIENT, "sh", "-c", script, timeout_s=300)
+    out = ferry(topo, "h1", "exec", CLIENT, "sh", "-c", script, timeout_s=300)
     elapsed = time.perf_counter() - start
     counts = collections.Counter(line for line in out.splitlines() if line.strip())
     answered = sum(counts.values())
@@ -696,13 +688,9 @@ def measure_nft_apply() -> dict[str, Any]:
 # --- lab set-up and the report --------------------------------------------------------------
 def form_swarm(topo: LabTopology) -> str:
     """The swarm, the overlay and the client container; the client's id."""
-    h1 = topo.node("h1").addr
-    lab_exec(topo, "h1", "ferry", "swarm", "init", "--advertise-addr", h1)
-    token = ferry_cli(topo, "h1", "swarm", "join-token", "-q", "worker").strip()
-    for host in ("h2", "h3"):
-        lab_exec(topo, host, "ferry", "swarm", "join", "--token", token, f"{h1}:2377")
-    ferry_cli(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
-    out = ferry_cli(
+    join_swarm(topo)
+    ferry(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
+    out = ferry(
         topo, "h1", "run", "-d", "--network", NET, "--name", CLIENT, "host", "sleep", "3600"
     )
     return out.strip().splitlines()[-1]
