@@ -44,6 +44,19 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
+# A tiny web server answering with the name of the container it runs in.
+WHOAMI = (
+    "import http.server as h, socket\n"
+    "class H(h.BaseHTTPRequestHandler):\n"
+    "  def do_GET(s):\n"
+    "    b = socket.gethostname().encode()\n"
+    "    s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers()\n"
+    "    s.wfile.write(b)\n"
+    "  def log_message(s, *a): pass\n"
+    "h.ThreadingHTTPServer(('', 80), H).serve_forever()\n"
+)
+
+
 class LabRig:
     def __init__(self, topo: LabTopology) -> None:
         self.topo = topo
@@ -146,3 +159,15 @@ def sandbox_entries(lab: LabRig, host: str, net_id: str) -> tuple[str, str]:
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
     return fdb, neigh
+
+
+def tasks(lab: LabRig, service: str) -> list[dict[str, Any]]:
+    return list(lab.api("h1", "/tasks", filters={"service": [service]}))
+
+
+def running(lab: LabRig, service: str) -> list[dict[str, Any]]:
+    return [
+        t
+        for t in tasks(lab, service)
+        if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    ]

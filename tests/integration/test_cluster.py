@@ -28,9 +28,11 @@ def test_three_hosts_form_a_swarm_with_h1_as_leader(swarm_lab: LabRig) -> None:
 def test_a_killed_worker_goes_down_and_comes_back(swarm_lab: LabRig) -> None:
     labmod.stop_ferryd(swarm_lab.topo, "h3", kill=True)
     killed = time.monotonic()
-    wait_until(lambda: swarm_lab.node_state("h3") == "down", 10, "h3 Down", every_s=0.25)
-    down_after = time.monotonic() - killed
-    labmod.start_ferryd(swarm_lab.topo, "h3")
+    try:
+        wait_until(lambda: swarm_lab.node_state("h3") == "down", 10, "h3 Down", every_s=0.25)
+        down_after = time.monotonic() - killed
+    finally:
+        labmod.start_ferryd(swarm_lab.topo, "h3")
     restarted = time.monotonic()
     wait_until(lambda: swarm_lab.node_state("h3") == "ready", 10, "h3 Ready", every_s=0.1)
     assert down_after <= 10
@@ -56,30 +58,22 @@ def test_a_manager_restart_keeps_the_swarm(swarm_lab: LabRig) -> None:
 
 def test_a_bad_token_is_refused_and_registers_nothing(swarm_lab: LabRig) -> None:
     swarm_lab.ferry("h3", "swarm", "leave")
-    count = len(swarm_lab.nodes())
-    token = swarm_lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
-    forged = token[:-5] + ("aaaaa" if not token.endswith("aaaaa") else "bbbbb")
-    result = swarm_lab.exec(
-        "h3", "ferry", "swarm", "join", "--token", forged, "10.0.0.1", check=False
-    )
-    assert result.returncode != 0
-    result = swarm_lab.exec(
-        "h3",
-        "ferry",
-        "swarm",
-        "join",
-        "--token",
-        forged,
-        f"{swarm_lab.topo.node('h1').addr}:2377",
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "invalid join token" in result.stderr
-    assert result.stderr.count("\n") == 1  # one clear line
-    assert len(swarm_lab.nodes()) == count
-    info = swarm_lab.api("h3", "/info")
-    assert info["Swarm"]["LocalNodeState"] == "inactive"
-    swarm_lab.rejoin("h3")
+    try:
+        count = len(swarm_lab.nodes())
+        token = swarm_lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+        forged = token[:-5] + ("aaaaa" if not token.endswith("aaaaa") else "bbbbb")
+        manager = f"{swarm_lab.topo.node('h1').addr}:2377"
+        result = swarm_lab.exec(
+            "h3", "ferry", "swarm", "join", "--token", forged, manager, check=False
+        )
+        assert result.returncode != 0
+        assert "invalid join token" in result.stderr
+        assert result.stderr.count("\n") == 1  # one clear line
+        assert len(swarm_lab.nodes()) == count
+        info = swarm_lab.api("h3", "/info")
+        assert info["Swarm"]["LocalNodeState"] == "inactive"
+    finally:
+        swarm_lab.rejoin("h3")
 
 
 def test_join_to_an_unreachable_manager_fails_fast_and_says_why(swarm_lab: LabRig) -> None:
@@ -141,6 +135,7 @@ def test_lab_down_leaves_nothing_behind() -> None:
         name, subnet = lab.name, lab.topo.subnet
         h1 = lab.topo.node("h1")
         pids = [labmod.ferryd_pid(h) for h in lab.topo.hosts]
+        assert all(pids)  # every ferryd is tracked below, none silently left out
         etcd = json.loads((h1.state_dir / "etcd" / "etcd.pid").read_text())
         tracked = [proc.ProcRef(p, proc.start_time_of(p) or -1) for p in pids if p]
         tracked.append(proc.ProcRef(etcd["pid"], etcd["start_time"]))

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from ferry.kernel import nsfs
-from tests.integration.lablib import LabRig, new_lab, wait_until
-from tests.integration.test_services import WHOAMI, running
+from tests.integration.lablib import WHOAMI, LabRig, new_lab, running, wait_until
 
 UDP_ECHO = (
     "import socket, os\n"
@@ -136,9 +135,11 @@ def test_containers_reach_the_outside_through_egress_but_not_from_internal_netwo
 def test_scaled_to_zero_refuses_and_scaled_back_works(lab: LabRig) -> None:
     target = host_addr(lab, "h1")
     lab.ferry("h1", "service", "scale", "web=0")
-    refused = lab.exec("c1", "curl", "-s", "-m", "3", f"http://{target}:8080/", check=False)
-    assert refused.returncode == 7, refused  # curl: connection refused, at once
-    lab.ferry("h1", "service", "scale", "web=2")
+    try:
+        refused = lab.exec("c1", "curl", "-s", "-m", "3", f"http://{target}:8080/", check=False)
+        assert refused.returncode == 7, refused  # curl: connection refused, at once
+    finally:
+        lab.ferry("h1", "service", "scale", "web=2")
     assert from_client(lab, f"curl -s -m 3 http://{target}:8080/; echo")
 
 

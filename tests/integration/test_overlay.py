@@ -137,31 +137,44 @@ def test_a_restarted_agent_keeps_traffic_flowing_and_resyncs(lab: LabRig) -> Non
         stdout=subprocess.PIPE,
         text=True,
     )
-    threading.Event().wait(0.5)
-    labmod.stop_ferryd(lab.topo, "h2")
-    # While h2's agent is away: one container appears, one disappears, on h3.
-    lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "newcomer", "host", "sleep", "3600")
-    lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "leaver", "host", "sleep", "3600")
-    wait_until(lambda: "leaver" in str(lab.api("h1", "/networks/blue")), 5, "leaver registered")
-    leaver = lab.api("h3", "/containers/leaver/json")["NetworkSettings"]["Networks"]["blue"]
-    lab.ferry("h3", "rm", "-f", "leaver")
-    labmod.start_ferryd(lab.topo, "h2")
-    out, _ = pinger.communicate(timeout=30)
-    assert " 0% packet loss" in out, out
-    assert lab.api("h2", "/containers/app1/json")["State"]["Running"]
-    newcomer_mac = lab.api("h3", "/containers/newcomer/json")["NetworkSettings"]["Networks"][
-        "blue"
-    ]["MacAddress"]
+    try:
+        threading.Event().wait(0.5)
+        labmod.stop_ferryd(lab.topo, "h2")
+        try:
+            # While h2's agent is away: one container appears, one disappears, on h3.
+            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "newcomer", "host", "sleep",
+                      "3600")  # fmt: skip
+            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "leaver", "host", "sleep",
+                      "3600")  # fmt: skip
+            wait_until(
+                lambda: "leaver" in str(lab.api("h1", "/networks/blue")), 5, "leaver registered"
+            )
+            leaver = lab.api("h3", "/containers/leaver/json")["NetworkSettings"]["Networks"]["blue"]
+            lab.ferry("h3", "rm", "-f", "leaver")
+        finally:
+            labmod.start_ferryd(lab.topo, "h2")
+        out, _ = pinger.communicate(timeout=30)
+        assert " 0% packet loss" in out, out
+        assert lab.api("h2", "/containers/app1/json")["State"]["Running"]
+        newcomer_mac = lab.api("h3", "/containers/newcomer/json")["NetworkSettings"]["Networks"][
+            "blue"
+        ]["MacAddress"]
 
-    def resynced() -> bool:
-        fdb, _ = sandbox_entries(lab, "h2", blue)
-        return newcomer_mac in fdb and leaver["MacAddress"] not in fdb
+        def resynced() -> bool:
+            fdb, _ = sandbox_entries(lab, "h2", blue)
+            return newcomer_mac in fdb and leaver["MacAddress"] not in fdb
 
-    wait_until(resynced, 10, "h2 to add the newcomer and drop the leaver after its restart")
-    assert (
-        " 0% packet loss" in lab.ferry("h2", "exec", "app1", "ping", "-c", "2", "newcomer").stdout
-    )
-    lab.ferry("h3", "rm", "-f", "newcomer")
+        wait_until(resynced, 10, "h2 to add the newcomer and drop the leaver after its restart")
+        assert (
+            " 0% packet loss"
+            in lab.ferry("h2", "exec", "app1", "ping", "-c", "2", "newcomer").stdout
+        )
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+            pinger.wait()
+        for name in ("newcomer", "leaver"):
+            lab.ferry("h3", "rm", "-f", name, check=False)
 
 
 def test_only_vxlan_crosses_the_underlay(lab: LabRig) -> None:

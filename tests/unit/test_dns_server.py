@@ -380,8 +380,11 @@ async def test_closing_the_server_cancels_pending_forwards(
     asking = asyncio.ensure_future(dns.asyncquery.udp(query, LOOPBACK, timeout=0.3, port=port))
     while not fake.seen:
         await asyncio.sleep(0.01)
+    relays = [t for t in asyncio.all_tasks() if "_relay" in repr(t.get_coro())]
+    assert relays and not any(t.done() for t in relays)  # the forward waits on the upstream
     await asyncio.wait_for(server.close(), 1)
     assert server.attached == frozenset()
+    assert all(t.cancelled() for t in relays)
     with pytest.raises(dns.exception.Timeout):
         await asking
 
