@@ -158,7 +158,18 @@ def _extract_image(tar_path: Path, rootfs: Path) -> None:
     with tempfile.TemporaryDirectory(dir=rootfs.parent) as unpacked:
         _untar(tar_path, Path(unpacked))
         for layer in layers:
-            _apply_layer(Path(unpacked) / layer, rootfs)
+            _apply_layer(_within(Path(unpacked).resolve(), Path(layer), tar_path), rootfs)
+
+
+def _within(root: Path, relative: Path, source: Path) -> Path:
+    """``root / relative``, refused if it leaves ``root``: by an absolute name, by '..', or
+    through a symlink an earlier layer planted (a whiteout must never delete a host file)."""
+    if relative.is_absolute() or ".." in relative.parts:
+        raise InvalidArgument(f"{source.name}: refusing the path {str(relative)!r}")
+    resolved = (root / relative).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InvalidArgument(f"{source.name}: {str(relative)!r} points outside the image")
+    return resolved
 
 
 def _apply_layer(layer: Path, rootfs: Path) -> None:
@@ -166,11 +177,12 @@ def _apply_layer(layer: Path, rootfs: Path) -> None:
     below), then its files."""
     with tarfile.open(layer) as archive:
         names = archive.getnames()
+    root = rootfs.resolve()
     for member in names:
         path = Path(member)
         if not path.name.startswith(".wh."):
             continue
-        parent = rootfs / path.parent
+        parent = _within(root, path.parent, layer)
         if path.name == ".wh..wh..opq":  # opaque directory: hide everything below it
             targets = list(parent.iterdir()) if parent.is_dir() else []
         else:
