@@ -248,24 +248,18 @@ def ps(
         svc = api.get(f"/services/{ref}")
         host_ports = _ports(svc["Spec"], mode="host")
         tasks = api.get("/tasks", filters={"service": [svc["ID"]]})
+        # one group per slot (per node for global services), the live task first, then its
+        # history newest first (Docker's layout: the indented rows are what a slot ran before)
         tasks.sort(
             key=lambda t: (
-                t["Slot"],
-                t["NodeID"] if not t["Slot"] else "",
+                t["Slot"] or 0,
+                "" if t["Slot"] else t["NodeID"],
                 t["DesiredState"] != "running",
-                t["CreatedAt"],
+                -_epoch(t["CreatedAt"]),
             )
         )
         last_slot: object = None
-        for task in sorted(
-            tasks,
-            key=lambda t: (
-                t["Slot"] or 0,
-                t["NodeID"],
-                t["DesiredState"] != "running",
-                -_epoch(t["CreatedAt"]),
-            ),
-        ):
+        for task in tasks:
             if quiet:
                 print(task["ID"] if no_trunc else task["ID"][:12])
                 continue
@@ -393,12 +387,22 @@ def update(
     publish_rm: Annotated[
         list[str] | None, typer.Option(help="Unpublish a port (PUBLISHED[/proto])")
     ] = None,
+    constraint_add: Annotated[
+        list[str] | None, typer.Option(help="Add a placement constraint (rolls the tasks over)")
+    ] = None,
+    constraint_rm: Annotated[
+        list[str] | None, typer.Option(help="Remove a placement constraint")
+    ] = None,
+    label_add: Annotated[list[str] | None, typer.Option(help="Add or update a label")] = None,
+    label_rm: Annotated[list[str] | None, typer.Option(help="Remove a label")] = None,
+    restart_condition: Annotated[str | None, typer.Option(help="any, on-failure or none")] = None,
     force: Annotated[bool, typer.Option(help="Roll the tasks over even without a change")] = False,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
     ] = False,
 ) -> None:
-    """Update a service (tasks are replaced one at a time)."""
+    """Update a service. A change to what its tasks run, or where, replaces them one at a
+    time; labels, replicas and the restart condition change without touching them."""
 
     def change(spec: dict[str, Any]) -> None:
         container = spec["TaskTemplate"]["ContainerSpec"]
@@ -430,6 +434,19 @@ def update(
             ]
         ports += [parse_publish(p) for p in publish_add or []]
         spec["EndpointSpec"]["Ports"] = ports
+        placement = spec["TaskTemplate"].setdefault("Placement", {})
+        constraints = [
+            c for c in placement.get("Constraints") or [] if c not in (constraint_rm or [])
+        ]
+        placement["Constraints"] = constraints + [
+            c for c in constraint_add or [] if c not in constraints
+        ]
+        labels = spec.get("Labels") or {}
+        for key in label_rm or []:
+            labels.pop(key, None)
+        spec["Labels"] = labels | parse_kv(label_add or [], "label")
+        if restart_condition is not None:
+            spec["TaskTemplate"].setdefault("RestartPolicy", {})["Condition"] = restart_condition
         if force:
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
 

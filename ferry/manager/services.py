@@ -250,18 +250,12 @@ class ServiceOps:
         return ops, expect
 
     async def update(
-        self,
-        ref: str,
-        version: int | None,
-        *,
-        replicas: int | None = None,
-        image: str | None = None,
-        env_add: tuple[str, ...] = (),
-        env_rm: tuple[str, ...] = (),
-        cmd: tuple[str, ...] | None = None,
-        ports: tuple[PortSpec, ...] | None = None,
-        force_update: int | None = None,
+        self, ref: str, version: int | None, wanted: ServiceRequest, force_update: int | None
     ) -> Service:
+        """Replace a service's spec with ``wanted`` (the whole spec, as Docker sends it).
+
+        What cannot change in place is refused rather than ignored. A change to what the tasks
+        run (the template, or where they may run) rolls them over, one at a time."""
         svc = self.find(ref)
         current = self.version(svc)
         if version is not None and version != current:
@@ -269,38 +263,35 @@ class ServiceOps:
                 f"update out of sequence: service {svc.spec.name} changed (version {current}, "
                 f"not {version}); inspect it again and retry"
             )
-        spec = svc.spec
-        if replicas is not None:
-            if spec.mode == Mode.GLOBAL:
-                raise InvalidArgument(f"{spec.name}: scale can only be used with replicated mode")
-            spec = replace(spec, replicas=check_replicas(replicas))
-        template = spec.template
-        if image is not None:
-            image = normalise(image)
-            self._check_image(image)
-            template = replace(template, image=image)
-        if env_add or env_rm:
-            env = {e.partition("=")[0]: e for e in template.env}
-            for key in env_rm:
-                env.pop(key.partition("=")[0], None)
-            for pair in env_add:
-                env[pair.partition("=")[0]] = pair
-            template = replace(template, env=tuple(env.values()))
-        if cmd is not None:
-            template = replace(template, cmd=cmd)
-        if ports is not None:
-            self._check_ports_free(check_ports(ports), svc.svc_id)
-            spec = replace(spec, ports=ports)
-        spec = replace(spec, template=template)
+        old = svc.spec
+        if wanted.name and wanted.name != old.name:
+            raise InvalidArgument("renaming a service is not supported")
+        if (wanted.mode == Mode.GLOBAL.value) != (old.mode == Mode.GLOBAL):
+            raise InvalidArgument("a service's mode cannot change")
+        if wanted.mode == Mode.GLOBAL.value:
+            wanted = replace(wanted, replicas=None)  # Docker sends none; tolerate a stray one
+        spec = self._spec(replace(wanted, name=old.name))
+        if not wanted.networks:
+            spec = replace(spec, networks=old.networks)
+        elif spec.networks != old.networks:
+            raise InvalidArgument("changing a service's networks is not supported: recreate it")
+        if spec.endpoint_mode != old.endpoint_mode:
+            raise InvalidArgument("a service's endpoint mode cannot change")
+        if spec.template.image != old.template.image:
+            self._check_image(spec.template.image)
+        if spec.ports != old.ports:
+            self._check_ports_free(spec.ports, svc.svc_id)
         forced = force_update is not None and force_update != svc.force_update
-        rolled = template != svc.spec.template or forced
+        rolled = spec.template != old.template or spec.constraints != old.constraints or forced
+        now = now_iso()
         updated = replace(
             svc,
             spec=spec,
             spec_version=svc.spec_version + (1 if rolled else 0),
             force_update=svc.force_update if force_update is None else force_update,
-            updated_at=now_iso(),
-            previous=svc.spec if rolled else svc.previous,
+            updated_at=now,
+            previous=old if rolled else svc.previous,
+            rolled_at=now if rolled else svc.rolled_at,
         )
         revision = await self._store.commit(
             [Put(keys.service(svc.svc_id), encode(updated))],

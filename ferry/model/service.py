@@ -67,11 +67,12 @@ class ServiceSpec:
 class Service:
     svc_id: str
     spec: ServiceSpec
-    spec_version: int = 1  # bumped when the template changes (a rolling update)
+    spec_version: int = 1  # bumped when the template or placement changes (a rolling update)
     force_update: int = 0  # Docker's ForceUpdate counter: a change rolls the tasks over anyway
     created_at: str = ""
     updated_at: str = ""
     previous: ServiceSpec | None = None
+    rolled_at: str = ""  # when the tasks were last told to roll over; Docker's UpdateStatus
 
 
 class TaskState(StrEnum):

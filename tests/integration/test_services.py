@@ -5,25 +5,12 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
-from tests.integration.lablib import LabRig, new_lab, wait_until
-
-# A tiny web server answering with the name of the container it runs in.
-WHOAMI = (
-    "import http.server as h, socket\n"
-    "class H(h.BaseHTTPRequestHandler):\n"
-    "  def do_GET(s):\n"
-    "    b = socket.gethostname().encode()\n"
-    "    s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers()\n"
-    "    s.wfile.write(b)\n"
-    "  def log_message(s, *a): pass\n"
-    "h.ThreadingHTTPServer(('', 80), H).serve_forever()\n"
-)
+from tests.integration.lablib import WHOAMI, LabRig, new_lab, running, tasks, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +22,6 @@ def lab() -> Iterator[LabRig]:
             "h1", "run", "-d", "--network", "svcnet", "--name", "client", "host", "sleep", "3600"
         )
         yield rig
-
-
-def tasks(lab: LabRig, service: str) -> list[dict[str, Any]]:
-    return list(lab.api("h1", "/tasks", filters={"service": [service]}))
-
-
-def running(lab: LabRig, service: str) -> list[dict[str, Any]]:
-    return [
-        t
-        for t in tasks(lab, service)
-        if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
-    ]
 
 
 def running_ips(lab: LabRig, service: str) -> set[str]:
@@ -128,23 +103,26 @@ def test_tasks_of_a_lost_worker_are_rescheduled_elsewhere(lab: LabRig) -> None:
     wait_until(lambda: any(t["NodeID"] == h3 for t in running(lab, "web")), 10, "a task on h3")
     # ferryd and every container of h3 die: SIGKILL to everything in its namespaces
     labmod.stop_ferryd(lab.topo, "h3", kill=True)
-    for ns in nsfs.list_netns(f"{lab.name}-h3-c-"):
-        proc.kill_pids(nsfs.pids_in_netns(nsfs.netns_path(ns)))
-    killed = time.monotonic()
-    wait_until(lambda: lab.node_state("h3") == "down", 12, "h3 Down")
-    down = time.monotonic()
-    wait_until(
-        lambda: (
-            len(running(lab, "web")) == 3 and all(t["NodeID"] != h3 for t in running(lab, "web"))
-        ),
-        15,
-        "3 tasks running on other nodes",
-    )
-    assert time.monotonic() - down <= 15
-    assert time.monotonic() - killed <= 25
-    counts = hits(lab, "http://web/", 30)
-    assert len(counts) == 3, counts
-    labmod.start_ferryd(lab.topo, "h3")
+    try:
+        for ns in nsfs.list_netns(f"{lab.name}-h3-c-"):
+            proc.kill_pids(nsfs.pids_in_netns(nsfs.netns_path(ns)))
+        killed = time.monotonic()
+        wait_until(lambda: lab.node_state("h3") == "down", 12, "h3 Down")
+        down = time.monotonic()
+        wait_until(
+            lambda: (
+                len(running(lab, "web")) == 3
+                and all(t["NodeID"] != h3 for t in running(lab, "web"))
+            ),
+            15,
+            "3 tasks running on other nodes",
+        )
+        assert time.monotonic() - down <= 15
+        assert time.monotonic() - killed <= 25
+        counts = hits(lab, "http://web/", 30)
+        assert len(counts) == 3, counts
+    finally:
+        labmod.start_ferryd(lab.topo, "h3")
     wait_until(lambda: lab.node_state("h3") == "ready", 10, "h3 Ready again")
 
 
@@ -171,6 +149,11 @@ def test_a_rolling_update_replaces_every_task_with_the_new_spec(lab: LabRig) -> 
     assert len(now) == 3
     assert not before & {t["ID"] for t in now}
     assert all("COLOR=blue" in t["Spec"]["ContainerSpec"]["Env"] for t in now)
+    # `service ps`: each slot's running task heads its group, what the slot ran before below
+    rows = lab.ferry("h1", "service", "ps", "web").stdout.splitlines()[1:]
+    desired = {row: row.split()[5 if "\\_" in row else 4] for row in rows}
+    assert list(desired.values()).count("Running") == 3, "\n".join(rows)
+    assert all("\\_" not in row for row in rows if desired[row] == "Running"), "\n".join(rows)
 
 
 def test_dnsrr_services_resolve_to_their_tasks(lab: LabRig) -> None:
@@ -233,6 +216,27 @@ def test_an_unsatisfiable_constraint_leaves_tasks_pending_with_the_reason(lab: L
     lab.ferry("h1", "service", "rm", "nowhere")
 
 
+def test_an_update_keeps_tasks_for_labels_and_moves_them_for_a_constraint(lab: LabRig) -> None:
+    lab.ferry("h1", "service", "create", "--name", "pin", "--replicas", "2", "host", "sleep", "600")
+    try:
+        first = {t["ID"] for t in running(lab, "pin")}
+        lab.ferry("h1", "service", "update", "--label-add", "tier=back",
+                  "--restart-condition", "on-failure", "pin")  # fmt: skip
+        assert {t["ID"] for t in running(lab, "pin")} == first  # nothing to roll over
+        spec = lab.api("h1", "/services/pin")["Spec"]
+        assert spec["Labels"] == {"tier": "back"}
+        assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "on-failure"
+        h2 = lab.api("h2", "/info")["Swarm"]["NodeID"]
+        lab.ferry("h1", "service", "update", "--constraint-add", f"node.id=={h2}", "pin")
+        now = running(lab, "pin")
+        assert len(now) == 2
+        assert all(t["NodeID"] == h2 for t in now)
+        assert not first & {t["ID"] for t in now}
+        assert lab.api("h1", "/services/pin")["UpdateStatus"]["State"] == "completed"
+    finally:
+        lab.ferry("h1", "service", "rm", "pin")
+
+
 def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     lab.exec("h1", "docker", "service", "create", "--name", "dweb", "--network", "svcnet",
              "--replicas", "2", "host", "sleep", "600")  # fmt: skip
@@ -242,5 +246,9 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     inspect = lab.exec("h1", "docker", "service", "inspect", "dweb", "--format",
                        "{{.Spec.Mode.Replicated.Replicas}}").stdout  # fmt: skip
     assert inspect.strip() == "3"
+    lab.exec("h1", "docker", "service", "update", "--label-add", "tier=front", "dweb")
+    labels = lab.exec("h1", "docker", "service", "inspect", "dweb", "--format",
+                      "{{json .Spec.Labels}}").stdout  # fmt: skip
+    assert labels.strip() == '{"tier":"front"}'
     lab.exec("h1", "docker", "service", "rm", "dweb")
     assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout

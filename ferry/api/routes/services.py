@@ -146,12 +146,14 @@ class ServiceRoutes:
         if svc.previous is not None:
             out["PreviousSpec"] = spec_json(svc.previous, net_names, svc.force_update)
         progress = manager.services.progress(svc)
-        if svc.spec_version > 1:
-            # derived from the tasks, so it cannot disagree with them: an update is under way
-            # while a task that counts still runs an older version of the spec
+        if svc.rolled_at and svc.rolled_at == svc.updated_at:
+            # As in Docker, only while the last change was one that rolls the tasks over (a
+            # later scale or label change clears it). The state is derived from the tasks, so
+            # it cannot disagree with them: an update is under way while a task that counts
+            # still runs an older version of the spec.
             out["UpdateStatus"] = {
                 "State": "updating" if progress.updating else "completed",
-                "StartedAt": svc.updated_at,
+                "StartedAt": svc.rolled_at,
                 "Message": "update in progress" if progress.updating else "update completed",
             }
         if status:
@@ -238,28 +240,12 @@ class ServiceRoutes:
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
         model = ServiceSpecModel.model_validate(await read_json(request))
-        wanted = request_of(model)
-        current = svc.spec
-        if wanted.name and wanted.name != current.name:
-            raise InvalidArgument("renaming a service is not supported")
-        nets = tuple(manager.networks.find(n).net_id for n in wanted.networks)
-        if nets and nets != current.networks:
-            raise InvalidArgument("changing a service's networks is not supported: recreate it")
-        if (wanted.mode == "global") != (current.mode == Mode.GLOBAL):
-            raise InvalidArgument("a service's mode cannot change")
-        if wanted.endpoint_mode != current.endpoint_mode.value:
-            raise InvalidArgument("a service's endpoint mode cannot change")
         version = request.query.get("version")
         await manager.services.update(
             svc.svc_id,
             int(version) if version and version.isdigit() else None,
-            replicas=wanted.replicas if current.mode == Mode.REPLICATED else None,
-            image=wanted.image if wanted.image != current.template.image else None,
-            env_rm=tuple(e.partition("=")[0] for e in current.template.env),
-            env_add=wanted.env,
-            cmd=wanted.cmd if wanted.cmd != current.template.cmd else None,
-            ports=wanted.ports if wanted.ports != current.ports else None,
-            force_update=model.TaskTemplate.ForceUpdate,
+            request_of(model),
+            model.TaskTemplate.ForceUpdate,
         )
         return web.json_response({"Warnings": []})
 

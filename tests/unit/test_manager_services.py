@@ -1,0 +1,63 @@
+"""Service changes on the manager: an update is the whole spec, and nothing is silently dropped."""
+
+from dataclasses import replace
+
+import pytest
+
+from ferry.errors import Conflict, InvalidArgument
+from ferry.manager.networks import NetworkOps
+from ferry.manager.services import ServiceOps, ServiceRequest
+from ferry.model.network import NetworkRequest
+from tests.unit.conftest import ManagerRig
+
+WEB = ServiceRequest("web", "host", ("sleep", "600"), replicas=2)
+
+
+async def ops(rig: ManagerRig) -> ServiceOps:
+    await rig.add_node("n1", "h1")
+    return ServiceOps(rig.store, rig.view, rig.feed, NetworkOps(rig.store, rig.view, rig.feed))
+
+
+async def test_what_the_tasks_run_or_where_rolls_them_over_and_the_rest_does_not(
+    rig: ManagerRig,
+) -> None:
+    services = await ops(rig)
+    svc = await services.create(WEB)
+    labelled = await services.update("web", None, replace(WEB, labels={"tier": "front"}), None)
+    assert labelled.spec.labels == {"tier": "front"}
+    assert labelled.spec_version == svc.spec_version  # metadata only: the tasks stay
+    restarted = await services.update("web", None, replace(WEB, restart="none"), None)
+    assert restarted.spec.restart.value == "none"
+    assert restarted.spec_version == svc.spec_version
+    placed = await services.update(
+        "web", None, replace(WEB, constraints=("node.role==worker",)), None
+    )
+    assert placed.spec.constraints == ("node.role==worker",)
+    assert placed.spec_version == svc.spec_version + 1
+    graced = await services.update(
+        "web", None, replace(WEB, constraints=placed.spec.constraints, stop_grace_s=2), None
+    )
+    assert graced.spec.template.stop_grace_s == 2
+    assert graced.spec_version == svc.spec_version + 2
+    assert graced.previous is not None and graced.previous.template.stop_grace_s == 10
+    # the labels set earlier are gone: an update states the whole spec, as Docker's does
+    assert graced.spec.labels == {}
+
+
+async def test_what_cannot_change_in_place_is_refused(rig: ManagerRig) -> None:
+    services = await ops(rig)
+    network = NetworkOps(rig.store, rig.view, rig.feed)
+    await network.create(NetworkRequest("front", attachable=True))
+    await services.create(WEB)
+    with pytest.raises(InvalidArgument, match="renaming"):
+        await services.update("web", None, replace(WEB, name="api"), None)
+    with pytest.raises(InvalidArgument, match="mode cannot change"):
+        await services.update("web", None, replace(WEB, mode="global", replicas=None), None)
+    with pytest.raises(InvalidArgument, match="endpoint mode"):
+        await services.update("web", None, replace(WEB, endpoint_mode="dnsrr"), None)
+    with pytest.raises(InvalidArgument, match="networks"):
+        await services.update("web", None, replace(WEB, networks=("front",)), None)
+    with pytest.raises(InvalidArgument, match="constraint"):
+        await services.update("web", None, replace(WEB, constraints=("node.colour==red",)), None)
+    with pytest.raises(Conflict, match="out of sequence"):
+        await services.update("web", 1, WEB, None)
