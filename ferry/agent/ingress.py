@@ -19,6 +19,7 @@ from ferry.daemon.logs import kv
 from ferry.kernel import nsfs
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.nft import KeptTable
+from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
@@ -44,23 +45,9 @@ def _links(netns: str) -> set[str]:
 
 
 def _make_sandbox(netns: str) -> None:
-    path = nsfs.netns_path(netns)
-    if not path.exists():
-        nsfs.create_netns(netns)
-    with Netlink(path) as nl:
-        nl.set_link("lo", up=True)
+    path = make_sandbox(netns, reuse=True)
     # it routes between its two legs; replies come back by the same path (loose rp filter)
     write_sysctls(path, {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"})
-
-
-def _remove_sandbox(netns: str) -> None:
-    path = nsfs.netns_path(netns)
-    if path.exists():
-        with Netlink(path) as nl:
-            for link in nl.links():
-                if link.name != "lo":
-                    nl.delete_link(link.name)
-    nsfs.delete_netns(netns)
 
 
 class IngressAgent(Reconciler):
@@ -159,4 +146,4 @@ class IngressAgent(Reconciler):
         """No routing mesh any more (no ingress network, or the node leaves the swarm)."""
         self.ready = False
         await self._kernel.run(self._table.close)
-        await self._kernel.run(_remove_sandbox, self.netns)
+        await self._kernel.run(remove_sandbox, self.netns)

@@ -34,6 +34,7 @@ from ferry.daemon.logs import kv
 from ferry.errors import FerryError, KernelError
 from ferry.kernel import nsfs
 from ferry.kernel.netlink import Netlink
+from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.model.network import Endpoint, Network
@@ -107,14 +108,13 @@ class OverlayDriver:
             self._remove_network(network.net_id)
         mtu = self.mtu(network)
         tmp = f"fvx{network.vni}"
-        nsfs.create_netns(self.sandbox_name(network.net_id))
+        make_sandbox(self.sandbox_name(network.net_id))
         try:
             with Netlink() as host:
                 host.delete_link(tmp)  # left by a crash between create and move
                 host.add_vxlan(tmp, network.vni, self.underlay.addr)
                 host.move_to_netns(tmp, path)
             sandbox = self._handle(network.net_id)
-            sandbox.set_link("lo", up=True)
             sandbox.set_link(tmp, rename=VXLAN)
             sandbox.add_bridge(BRIDGE)
             sandbox.set_link(BRIDGE, mtu=mtu)
@@ -138,21 +138,12 @@ class OverlayDriver:
     def _remove_network(self, net_id: str) -> None:
         handle = self._handles.pop(net_id[:12], None)
         self._peers.pop(net_id[:12], None)
-        path = self.sandbox_path(net_id)
-        if path.exists():
-            # veths first: a namespace can outlive its file, keeping its links alive
-            nl = handle or Netlink(path)
-            try:
-                for link in nl.links():
-                    if link.name != "lo":
-                        nl.delete_link(link.name)
-            except FerryError as exc:
-                log.warning("could not empty a sandbox", extra=kv(net=net_id[:12], error=exc))
-            finally:
-                nl.close()
-        elif handle is not None:
+        if handle is not None:
             handle.close()
-        nsfs.delete_netns(self.sandbox_name(net_id))
+        try:
+            remove_sandbox(self.sandbox_name(net_id))
+        except FerryError as exc:
+            log.warning("could not empty a sandbox", extra=kv(net=net_id[:12], error=exc))
 
     # endpoints -------------------------------------------------------------------------------
     async def ensure_endpoint(
