@@ -29,7 +29,7 @@ from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
 from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
 from ferry.kernel import nsfs, proc
-from ferry.kernel.netlink import Netlink
+from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.thread import KernelThread
 from ferry.model.container import (
     AttachedEndpoint,
@@ -84,20 +84,11 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _make_netns(name: str) -> None:
-    path = nsfs.create_netns(name)
-    with Netlink(path) as nl:
-        nl.set_link("lo", up=True)
-
-
-def _remove_netns(name: str) -> None:
-    path = nsfs.netns_path(name)
-    if path.exists():
-        with Netlink(path) as nl:  # veths first, so none outlives a lingering namespace
-            for link in nl.links():
-                if link.name != "lo":
-                    nl.delete_link(link.name)
-    nsfs.delete_netns(name)
+async def _kill_shim(shim: proc.ProcRef) -> None:
+    """Undo a spawned shim: its child (the container's init) first, so nothing outlives it."""
+    proc.kill_pids(proc.children_of(shim.pid) if shim.alive() else [])
+    proc.signal_process(shim, signal.SIGKILL)
+    await proc.wait_gone(shim, INIT_WAIT_S)
 
 
 class ContainerService:
@@ -365,8 +356,8 @@ class ContainerService:
         cid = config.container_id
         netns_name = f"{self._prefix}c-{config.short_id}"
         path = nsfs.netns_path(netns_name)
-        await self._kernel.run(_make_netns, netns_name)
-        undo.append(functools.partial(self._kernel.run, _remove_netns, netns_name))
+        await self._kernel.run(make_sandbox, netns_name)
+        undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
         endpoints: list[AttachedEndpoint] = []
         for i, choice in enumerate(config.networks):
             attached, detach = await self._attach(config, choice, path, f"eth{i}")
@@ -398,6 +389,7 @@ class ContainerService:
             log_path=self.store.log_path(cid),
             cwd=directory,
         )
+        undo.append(functools.partial(_kill_shim, shim))
         init_pid = await self._find_init(shim)
         state = ContainerState(
             status=Status.RUNNING,
@@ -411,6 +403,7 @@ class ContainerService:
             restart_count=container.state.restart_count,
         )
         self._save(Container(config, state))
+        self._on_change()  # the container is running now: published ports and local DNS follow
         self._watch(cid, shim)
         log.info("container started", extra=kv(name=config.name, id=config.short_id, pid=init_pid))
 
@@ -497,7 +490,7 @@ class ContainerService:
             except FerryError as exc:
                 log.warning("endpoint teardown failed", extra=kv(ep=attached.ep_id[:12], error=exc))
         if container.state.netns:
-            await self._kernel.run(_remove_netns, container.state.netns)
+            await self._kernel.run(remove_sandbox, container.state.netns)
 
     # stop / kill / remove --------------------------------------------------------------------
     def _init_ref(self, container: Container) -> proc.ProcRef:
@@ -589,7 +582,7 @@ class ContainerService:
         async with self._lock(cid):
             container = self._containers[cid]
             network = self._network(choice.network)
-            known = {self._network(c.network).net_id for c in container.config.networks}
+            known = {self._net_id(c.network) for c in container.config.networks}
             if network.net_id in known:
                 raise Conflict(
                     f"endpoint with name {container.config.name} already exists in network "
@@ -597,9 +590,8 @@ class ContainerService:
                 )
             self._check_networks((choice,))
             config = replace(container.config, networks=(*container.config.networks, choice))
-            self.store.save_config(config)
             state = container.state
-            if container.running:
+            if container.running:  # attached first: a failed attach leaves the config as it was
                 used = {ep.ifname for ep in state.endpoints}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
                 attached, _undo = await self._attach(
@@ -608,6 +600,7 @@ class ContainerService:
                 state = replace(state, endpoints=(*state.endpoints, attached))
                 image = self.images.get(config.image)
                 self._write_files(config, state.endpoints, image)
+            self.store.save_config(config)
             self._save(Container(config, state))
         self._on_change()
 

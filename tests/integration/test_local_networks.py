@@ -125,6 +125,21 @@ def test_a_restarted_ferryd_keeps_bridges_addresses_and_names(lab: LabRig) -> No
     lab.ferry("h1", "rm", "-f", "late")
 
 
+def test_a_stopped_container_outlives_its_removed_network(lab: LabRig) -> None:
+    lab.ferry("h1", "network", "create", "gone")
+    lab.ferry("h1", "run", "-d", "--name", "drifter", "--network", "gone", "host", "sleep", "600")
+    try:
+        lab.ferry("h1", "stop", "drifter")
+        lab.ferry("h1", "network", "rm", "gone")
+        assert "gone not found" in lab.ferry("h1", "start", "drifter", check=False).stderr
+        lab.ferry("h1", "network", "connect", "back", "drifter")
+        lab.ferry("h1", "network", "disconnect", "gone", "drifter")
+        lab.ferry("h1", "start", "drifter")
+        assert address(lab, "h1", "drifter", "back")
+    finally:
+        lab.ferry("h1", "rm", "-f", "drifter")
+
+
 def test_macvlan_containers_sit_on_the_lan_with_their_own_address(lab: LabRig) -> None:
     underlay = lab.topo.subnet
     base = underlay.rsplit(".", 1)[0]

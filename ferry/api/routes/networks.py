@@ -180,8 +180,12 @@ class NetworkRoutes:
 
     async def disconnect(self, request: web.Request) -> web.Response:
         body = NetworkDisconnect.model_validate(await read_json(request))
-        net = self._find(request.match_info["id"])
-        await self.containers.disconnect(body.Container, net.net_id)
+        ref = request.match_info["id"]
+        try:
+            net_id = self._find(ref).net_id
+        except NotFound:
+            net_id = ref  # removed since: a stopped container may still name it, let it go
+        await self.containers.disconnect(body.Container, net_id)
         return web.Response(status=200)
 
 
