@@ -63,8 +63,11 @@ class Reconciler:
                 continue
             try:
                 await self.reconcile()
-            except FerryError as exc:
-                log.warning(f"{self.name} failed; retrying", extra={"fields": {"error": exc}})
+            except Exception as exc:  # a dead loop would stop converging for good
+                if isinstance(exc, FerryError):
+                    log.warning(f"{self.name} failed; retrying", extra={"fields": {"error": exc}})
+                else:  # a bug, not the world: say so loudly, and still keep converging
+                    log.exception(f"{self.name} crashed; retrying")
                 self.failed()
                 await asyncio.sleep(self.retry_s)
                 self.mark()
