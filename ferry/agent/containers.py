@@ -13,7 +13,6 @@ containers that ended while it was away.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
 import shutil
@@ -44,6 +43,7 @@ from ferry.model.container import (
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
 from ferry.model.network import GWBRIDGE, Driver, Network
+from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.runtime import bundle
@@ -78,10 +78,6 @@ class CreateRequest:
     init: bool = False
     ports: tuple[PublishedPort, ...] = ()
     host_ports: tuple[tuple[int, int, str], ...] = ()
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _kill_shim(shim: proc.ProcRef) -> None:

@@ -11,7 +11,6 @@ and ``restore`` takes that in after a restart.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +24,7 @@ from ferry.model.codec import decode, encode
 from ferry.model.container import AttachedEndpoint, NetworkChoice
 from ferry.model.ids import new_hex_id
 from ferry.model.network import Driver, Network, NetworkRequest
+from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
@@ -106,7 +106,7 @@ class LocalNetworks:
         async with self._lock:
             facts = await self._kernel.run(host_facts)
             known = [*self._networks.values(), *self._swarm_networks()]
-            created = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+            created = now_iso()
             net = plan_local_network(req, new_hex_id(), created, known, facts)
             write_atomic(self._path(net.net_id), encode(net))
             self._networks[net.net_id] = net

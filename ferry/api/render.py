@@ -3,7 +3,6 @@ how Docker spells a network or a container)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from ferry.model.container import Container, Status
@@ -19,24 +18,8 @@ from ferry.model.network import (
     Scope,
 )
 from ferry.model.node import Node
+from ferry.model.times import epoch, since
 from ferry.network.local import BRIDGE_NAME_OPTION, bridge_device
-
-
-def _epoch(iso: str) -> int:
-    if not iso:
-        return 0
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
-
-
-def _ago(iso: str) -> str:
-    seconds = max(0, int(dt.datetime.now(dt.UTC).timestamp()) - _epoch(iso))
-    if seconds < 60:
-        return "Less than a minute" if seconds > 1 else "Less than a second"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''}"
-    return f"{seconds} seconds"
 
 
 def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> dict[str, Any]:
@@ -160,9 +143,9 @@ def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
 def _status_text(container: Container) -> str:
     state = container.state
     if state.status == Status.RUNNING:
-        return f"Up {_ago(state.started_at)}"
+        return f"Up {since(state.started_at)}"
     if state.status == Status.EXITED:
-        return f"Exited ({state.exit_code}) {_ago(state.finished_at)} ago"
+        return f"Exited ({state.exit_code}) {since(state.finished_at)} ago"
     return "Created"
 
 
@@ -214,7 +197,7 @@ def container_summary(container: Container) -> dict[str, Any]:
         "Image": config.image,
         "ImageID": "",
         "Command": " ".join(config.cmd),
-        "Created": _epoch(config.created_at),
+        "Created": int(epoch(config.created_at)),
         "Ports": _ports(container),
         "Labels": config.labels,
         "State": container.state.status.value,

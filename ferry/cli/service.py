@@ -13,6 +13,7 @@ from ferry.cli.common import client, fail, handles_errors, parse_kv, print_json,
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
 from ferry.errors import FerryError
+from ferry.model.times import epoch, since
 
 service_app = typer.Typer(help="Manage swarm services.", no_args_is_help=True)
 
@@ -35,17 +36,7 @@ def parse_duration(text: str) -> float:
 
 
 def _ago(iso: str) -> str:
-    import datetime as dt
-
-    if not iso:
-        return ""
-    then = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    seconds = max(0, int(time.time() - then))
-    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    return "Less than a second ago"
+    return f"{since(iso)} ago" if iso else ""
 
 
 # progress --------------------------------------------------------------------------------------
@@ -255,7 +246,7 @@ def ps(
                 t["Slot"] or 0,
                 "" if t["Slot"] else t["NodeID"],
                 t["DesiredState"] != "running",
-                -_epoch(t["CreatedAt"]),
+                -epoch(t["CreatedAt"]),
             )
         )
         last_slot: object = None
@@ -286,12 +277,6 @@ def ps(
             ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
             rows,
         )
-
-
-def _epoch(iso: str) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else 0.0
 
 
 @service_app.command("inspect")

@@ -30,7 +30,6 @@ from ferry.manager import ca
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig, load_config
 from ferry.manager.manager import Manager
-from ferry.manager.nodes import now_iso
 from ferry.manager.store import Expect, Put, keys
 from ferry.manager.tokens import new_secret, parse_token
 from ferry.manager.wire import JoinRequest
@@ -40,6 +39,7 @@ from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
 from ferry.model.node import Availability, Node, Role
+from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.swarm")
 

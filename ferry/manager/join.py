@@ -18,7 +18,7 @@ from ferry.daemon.logs import kv
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
 from ferry.manager import ca
 from ferry.manager.etcd_member import PEER_PORT
-from ferry.manager.nodes import NodeOps, now_iso
+from ferry.manager.nodes import NodeOps
 from ferry.manager.store import Delete, Put, Store, keys
 from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
@@ -27,6 +27,7 @@ from ferry.manager.wire import JoinRequest, JoinResponse
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.node import Availability, Node, Role
+from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.manager.join")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +18,7 @@ from ferry.errors import FerryError
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.schema import LeaderRecord
 from ferry.model.codec import encode
+from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.manager.leader")
 
@@ -75,7 +75,7 @@ class LeaderElection:
         if current is not None:
             return
         lease_id = await self._store.grant_lease(LEASE_TTL_S)
-        record = LeaderRecord(self._node_id, dt.datetime.now(dt.UTC).isoformat())
+        record = LeaderRecord(self._node_id, now_iso())
         revision = await self._store.commit(
             [Put(keys.LEADER, encode(record), lease_id)], [Expect(keys.LEADER, 0)]
         )

@@ -17,7 +17,6 @@ same actions, so the leader can recompute from scratch after any change or failu
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ferry.model.service import (
     Task,
     TaskState,
 )
+from ferry.model.times import epoch
 
 RESTART_DELAY_S = 5.0
 
@@ -68,7 +68,7 @@ Action = StartTask | StopTask | ForgetTask | RetireTask
 def _age_s(iso: str, now: float) -> float:
     if not iso:
         return float("inf")
-    return now - dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return now - epoch(iso)
 
 
 def _restarts(last: Task, condition: RestartCondition) -> bool:

@@ -13,7 +13,6 @@ Values are the store's JSON documents, embedded verbatim (no re-encoding on the 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import replace
@@ -25,6 +24,7 @@ from ferry.manager.wire import HeartbeatReply
 from ferry.model.codec import encode
 from ferry.model.mirror import Entry, Mirror
 from ferry.model.node import NodeSession
+from ferry.model.times import now_iso
 
 SESSION_TTL_S = 6
 HEARTBEAT_S = 2.0
@@ -82,9 +82,7 @@ class SessionHub:
             session = self._view.session(node_id)
             if session is None or not await self._store.refresh_lease(session.lease_id):
                 lease_id = await self._store.grant_lease(SESSION_TTL_S)
-                record = NodeSession(
-                    node_id, lease_id, self._manager_id, dt.datetime.now(dt.UTC).isoformat()
-                )
+                record = NodeSession(node_id, lease_id, self._manager_id, now_iso())
                 await self._store.commit([Put(keys.session(node_id), encode(record), lease_id)])
         return HeartbeatReply(ttl_s=SESSION_TTL_S, managers=self._view.manager_addrs())
 

@@ -12,7 +12,6 @@ Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once i
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.model.times import now_iso
 
 HOST_IMAGE = "host"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$")
@@ -108,7 +108,7 @@ class ImageStore:
                 {
                     "name": full,
                     "id": "sha256:" + digest.hexdigest(),
-                    "created": dt.datetime.now(dt.UTC).isoformat(),
+                    "created": now_iso(),
                     "size": size,
                 },
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,19 @@ from aiohttp import web
 from ferry.agent.containers import ContainerService
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
+from ferry.model.times import epoch
 from ferry.runtime.images import Image
-
-_EPOCH_ZERO = 0
 
 
 def _summary(image: Image) -> dict[str, Any]:
     return {
         "Id": image.image_id,
         "RepoTags": [image.name],
-        "Created": _EPOCH_ZERO if not image.created_at else int(_timestamp(image.created_at)),
+        "Created": int(epoch(image.created_at)),
         "Size": image.size_bytes,
         "Labels": {},
         "Containers": -1,
     }
-
-
-def _timestamp(iso: str) -> float:
-    return dt.datetime.fromisoformat(iso).timestamp()
 
 
 class ImageRoutes:
