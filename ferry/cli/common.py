@@ -65,6 +65,17 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=4))
 
 
+def parse_filters(pairs: Sequence[str]) -> dict[str, list[str]]:
+    """Docker's ``--filter KEY=VALUE``, repeatable: values of one key are alternatives."""
+    filters: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"invalid filter {pair!r}: expected KEY=VALUE", 2)
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
 def parse_kv(pairs: Sequence[str], what: str) -> dict[str, str]:
     out = {}
     for pair in pairs:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
 from ferry.api.client import ApiClient
-from ferry.cli.common import client, handles_errors, print_json, print_table
+from ferry.cli.common import client, handles_errors, parse_filters, print_json, print_table
 from ferry.cli.ports import port_bindings
 from ferry.cli.streams import frames, socket_chunks, write_frame
-from ferry.errors import FerryError, InvalidArgument
+from ferry.errors import FerryError
+from ferry.model.times import human_duration
 
 CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -202,13 +203,8 @@ def exec_(
     raise typer.Exit(code if code is not None else 1)
 
 
-def _created(epoch: int) -> str:
-    seconds = max(0, int(dt.datetime.now(dt.UTC).timestamp()) - epoch)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    return "Less than a second ago"
+def _created(created: int) -> str:
+    return f"{human_duration(max(0, time.time() - created))} ago"
 
 
 @handles_errors
@@ -220,12 +216,7 @@ def ps(
     ] = None,
 ) -> None:
     """List containers."""
-    filters: dict[str, list[str]] = {}
-    for pair in filter_ or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InvalidArgument(f"invalid filter {pair!r}: use KEY=VALUE")
-        filters.setdefault(key, []).append(value)
+    filters = parse_filters(filter_ or [])
     containers: list[dict[str, Any]] = client().get(
         "/containers/json", all=all_, filters=filters or None
     )

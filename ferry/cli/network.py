@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ferry.cli.common import client, handles_errors, parse_kv, print_json, print_table
+from ferry.cli.common import (
+    client,
+    handles_errors,
+    parse_filters,
+    parse_kv,
+    print_json,
+    print_table,
+)
 
 network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
 
@@ -58,9 +65,7 @@ def ls(
     ] = None,
 ) -> None:
     """List networks."""
-    filters: dict[str, list[str]] = {}
-    for key, value in parse_kv(filter_ or [], "filter").items():
-        filters.setdefault(key, []).append(value)
+    filters = parse_filters(filter_ or [])
     networks: list[dict[str, Any]] = client().get("/networks", filters=filters or None)
     if quiet:
         for net in networks:

@@ -56,6 +56,8 @@ def test_network_ls_and_inspect_show_local_bridges_with_their_containers(lab: La
         ("back", "bridge", "local"),
         ("sealed", "bridge", "local"),
     }
+    either = lab.ferry("h1", "network", "ls", "-f", "name=front", "-f", "name=back").stdout
+    assert sorted(line.split()[1] for line in either.splitlines()[1:]) == ["back", "front"]
     front = lab.api("h1", "/networks/front")
     names = {c["Name"]: c["IPv4Address"] for c in front["Containers"].values()}
     assert set(names) == {"web", "shell"}
