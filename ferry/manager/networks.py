@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, PoolExhausted
 from ferry.manager.feed import StoreFeed
-from ferry.manager.nodes import now_iso
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode, encode
@@ -30,6 +29,7 @@ from ferry.model.network import (
     check_network_name,
     check_options,
 )
+from ferry.model.times import now_iso
 from ferry.network import ipam
 
 MAX_ATTEMPTS = 20
@@ -57,6 +57,14 @@ def check_overlay_options(options: dict[str, str]) -> dict[str, str]:
         )
     check_options("overlay", options, MTU_OPTIONS)
     return options
+
+
+def release_ops(endpoint: Endpoint) -> list[Put | Delete]:
+    """What frees an endpoint: its record and its address reservation."""
+    return [
+        Delete(keys.endpoint(endpoint.net_id, endpoint.ep_id)),
+        Delete(keys.ipam(endpoint.net_id, endpoint.ip)),
+    ]
 
 
 class NetworkOps:
@@ -159,15 +167,25 @@ class NetworkOps:
     def ingress(self) -> Network | None:
         return next((n for n in self._view.networks() if n.ingress), None)
 
+    def _users(self, network: Network) -> tuple[list[str], list[str]]:
+        """Who holds the network: endpoints (containers, tasks) and services naming it. The
+        ingress sandboxes' endpoints and services' VIPs go with the network."""
+        ignored = (EndpointKind.VIP, EndpointKind.SANDBOX)
+        endpoints = {e.name for e in self._view.endpoints(network.net_id) if e.kind not in ignored}
+        services = {s.spec.name for s in self._view.services() if network.net_id in s.spec.networks}
+        return sorted(endpoints), sorted(services)
+
     async def remove(self, query: str) -> Network:
         network = self.find(query)
-        # the ingress sandboxes' endpoints go with the network; tasks' and containers' do not
-        ignored = (EndpointKind.VIP, EndpointKind.SANDBOX)
-        users = [e for e in self._view.endpoints(network.net_id) if e.kind not in ignored]
-        if users:
-            names = ", ".join(sorted({e.name for e in users}))
+        endpoints, services = self._users(network)
+        if services:
             raise Conflict(
-                f"network {network.name} has active endpoints ({names}): "
+                f"network {network.name} is in use by service(s) {', '.join(services)}: "
+                "remove them first"
+            )
+        if endpoints:
+            raise Conflict(
+                f"network {network.name} has active endpoints ({', '.join(endpoints)}): "
                 "stop or disconnect them first"
             )
         revision = await self._store.commit(
@@ -185,10 +203,7 @@ class NetworkOps:
     async def prune(self) -> list[str]:
         removed = []
         for network in self.all():
-            users = [
-                e for e in self._view.endpoints(network.net_id) if e.kind != EndpointKind.SANDBOX
-            ]
-            if network.ingress or users:
+            if network.ingress or any(self._users(network)):
                 continue
             await self.remove(network.net_id)
             removed.append(network.name)
@@ -223,12 +238,6 @@ class NetworkOps:
             Put(keys.endpoint(network.net_id, endpoint.ep_id), encode(endpoint)),
         ]
         return endpoint, ops, [Expect(ipam_key, 0)]
-
-    def release_ops(self, endpoint: Endpoint) -> list[Put | Delete]:
-        return [
-            Delete(keys.endpoint(endpoint.net_id, endpoint.ep_id)),
-            Delete(keys.ipam(endpoint.net_id, endpoint.ip)),
-        ]
 
     async def attach(self, req: AttachRequest) -> Endpoint:
         network = self.find(req.net)
@@ -267,12 +276,6 @@ class NetworkOps:
             return
         if node_id is not None and endpoint.node_id != node_id:
             raise Conflict(f"endpoint {ep_id[:12]} belongs to another node")
-        revision = await self._store.commit(self.release_ops(endpoint))
+        revision = await self._store.commit(release_ops(endpoint))
         if revision is not None:
             await self._feed.wait_for(revision)
-
-    async def release_node(self, node_id: str) -> None:
-        """Free every endpoint a node held (it was removed from the swarm)."""
-        for endpoint in self._view.endpoints():
-            if endpoint.node_id == node_id:
-                await self.release(endpoint.net_id, endpoint.ep_id)

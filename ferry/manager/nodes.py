@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, replace
 
 from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.manager.ca import ca_der
 from ferry.manager.feed import StoreFeed
+from ferry.manager.networks import release_ops
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import JoinToken, make_token, new_secret
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import decode, encode
 from ferry.model.ids import matches
+from ferry.model.network import EndpointKind
 from ferry.model.node import Availability, Node, Role
+from ferry.model.times import now_iso
 
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+_NODE_OWNED = (EndpointKind.CONTAINER, EndpointKind.SANDBOX)
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,16 @@ class NodeOps:
                 "swarm on it first, or use --force"
             )
         session = self._view.session(node.node_id)
-        revision = await self._store.commit(
-            [Delete(keys.node(node.node_id)), Delete(keys.session(node.node_id))]
-        )
+        ops: list[Put | Delete] = [
+            Delete(keys.node(node.node_id)),
+            Delete(keys.session(node.node_id)),
+        ]
+        # Its standalone containers and its ingress sandbox are gone with it: their addresses
+        # and names go too. Tasks' endpoints are the leader's, freed when it forgets the tasks.
+        for endpoint in self._view.endpoints():
+            if endpoint.node_id == node.node_id and endpoint.kind in _NODE_OWNED:
+                ops += release_ops(endpoint)
+        revision = await self._store.commit(ops)
         if session is not None:
             await self._store.revoke_lease(session.lease_id)
         if revision is not None:

@@ -18,8 +18,7 @@ from dataclasses import replace
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
 from ferry.manager.feed import StoreFeed
-from ferry.manager.networks import AttachRequest, NetworkOps
-from ferry.manager.nodes import now_iso
+from ferry.manager.networks import AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import (
     Action,
     ForgetTask,
@@ -36,6 +35,7 @@ from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.service import PortSpec, PublishMode, Service, Task, TaskState
+from ferry.model.times import now_iso
 from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.manager.reconciler")
@@ -114,7 +114,7 @@ class ServiceReconciler(Reconciler):
     async def _commit(self, groups: list[Group]) -> None:
         """Commit in transactions of at most MAX_OPS operations, never splitting a group (a
         task and its address reservations land together or not at all)."""
-        revision = None
+        committed = None
         batch: list[Put | Delete] = []
         batch_expect: list[Expect] = []
         for ops, expect in [*groups, ([], [])]:
@@ -123,12 +123,15 @@ class ServiceReconciler(Reconciler):
                 if revision is None:
                     log.info("a reservation raced another writer; replanning")
                     self.mark()
-                    return
+                    break
+                committed = revision
                 batch, batch_expect = [], []
             batch += ops
             batch_expect += expect
-        if revision is not None:
-            await self._feed.wait_for(revision)
+        # also after a lost race: the next pass must see the batches that did land, or it
+        # would plan them a second time (a slot started twice)
+        if committed is not None:
+            await self._feed.wait_for(committed)
 
     # actions ---------------------------------------------------------------------------------
     def _apply(
@@ -196,7 +199,7 @@ class ServiceReconciler(Reconciler):
             op
             for ep in self._view.endpoints()
             if ep.kind == EndpointKind.TASK and ep.owner_id == task_id
-            for op in self._networks.release_ops(ep)
+            for op in release_ops(ep)
         ]
 
     def _place(

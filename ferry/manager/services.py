@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.feed import StoreFeed
-from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps
-from ferry.manager.nodes import now_iso
+from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import Progress, progress
 from ferry.manager.scheduler import candidates, has_image, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
@@ -33,6 +32,7 @@ from ferry.model.service import (
     ServiceSpec,
     TaskState,
 )
+from ferry.model.times import now_iso
 from ferry.runtime.images import normalise
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
@@ -307,7 +307,7 @@ class ServiceOps:
         ops: list[Put | Delete] = [Delete(keys.service(svc.svc_id))]
         for endpoint in self._view.endpoints():
             if endpoint.kind == EndpointKind.VIP and endpoint.owner_id == svc.svc_id:
-                ops += self._networks.release_ops(endpoint)
+                ops += release_ops(endpoint)
         for task in self._view.tasks(svc.svc_id):  # agents stop them; the leader forgets them
             if task.desired == TaskState.RUNNING:
                 stopped = replace(task, desired=TaskState.SHUTDOWN, updated_at=now_iso())
@@ -353,7 +353,7 @@ class ServiceOps:
                     op
                     for ep in self._view.endpoints()
                     if ep.kind == EndpointKind.TASK and ep.owner_id == task_id
-                    for op in self._networks.release_ops(ep)
+                    for op in release_ops(ep)
                 ]
             revision = await self._store.commit(ops, [Expect(key, self._view.entity_version(key))])
             if revision is not None:

@@ -4,9 +4,11 @@ import pytest
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager import ca
+from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.sessions import SESSION_TTL_S
 from ferry.manager.tokens import make_token
 from ferry.manager.wire import JoinRequest
+from ferry.model.network import EndpointKind, NetworkRequest
 from ferry.model.node import Availability, Role
 from tests.unit.conftest import ManagerRig
 
@@ -93,6 +95,22 @@ async def test_a_ready_node_is_removed_only_with_force(rig: ManagerRig) -> None:
     assert rig.view.node("n1") is None
     with pytest.raises(NotFound):
         rig.nodes.find("h1")
+
+
+async def test_a_removed_node_frees_its_containers_addresses_but_not_its_tasks(
+    rig: ManagerRig,
+) -> None:
+    networks = NetworkOps(rig.store, rig.view, rig.feed)
+    await networks.create(NetworkRequest("net", attachable=True))
+    await rig.add_node("n1", "h1")
+    await rig.add_node("n2", "h2")
+    gone = await networks.attach(AttachRequest("net", "n1", "c1", "app1"))
+    task = await networks.attach(AttachRequest("net", "n1", "t1", "web.1", EndpointKind.TASK))
+    kept = await networks.attach(AttachRequest("net", "n2", "c2", "app2"))
+    await rig.nodes.remove("h1", force=True)
+    left = {ep.ep_id for ep in rig.view.endpoints(gone.net_id)}
+    assert left == {task.ep_id, kept.ep_id}
+    assert gone.ip not in networks.taken_ips(gone.net_id)
 
 
 async def test_a_manager_cannot_be_removed_with_node_rm(rig: ManagerRig) -> None:

@@ -61,3 +61,16 @@ async def test_what_cannot_change_in_place_is_refused(rig: ManagerRig) -> None:
         await services.update("web", None, replace(WEB, constraints=("node.colour==red",)), None)
     with pytest.raises(Conflict, match="out of sequence"):
         await services.update("web", 1, WEB, None)
+
+
+async def test_a_network_a_service_names_is_neither_removed_nor_pruned(rig: ManagerRig) -> None:
+    services = await ops(rig)
+    network = NetworkOps(rig.store, rig.view, rig.feed)
+    await network.create(NetworkRequest("front"))
+    # no task holds an address on it, only the service's VIP
+    await services.create(replace(WEB, replicas=0, networks=("front",)))
+    with pytest.raises(Conflict, match="in use by service"):
+        await network.remove("front")
+    assert await network.prune() == []
+    await services.remove("web")
+    assert await network.prune() == ["front"]
