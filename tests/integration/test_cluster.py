@@ -43,14 +43,17 @@ def test_a_manager_restart_keeps_the_swarm(swarm_lab: LabRig) -> None:
     before = set(swarm_lab.nodes())
     labmod.stop_ferryd(swarm_lab.topo, "h1")
     labmod.start_ferryd(swarm_lab.topo, "h1")
+    # the other nodes' sessions outlive a short restart, so "all ready" can come before the
+    # restarted manager has taken the leadership back: wait for both
     nodes = wait_until(
         lambda: (
             (n := swarm_lab.nodes())
             and all(x["Status"]["State"] == "ready" for x in n.values())
+            and any(x.get("ManagerStatus", {}).get("Leader") for x in n.values())
             and n
         ),
         15,
-        "all nodes ready after the manager restarted",
+        "all nodes ready and a leader after the manager restarted",
     )
     assert set(nodes) == before
     assert nodes["h1"]["ManagerStatus"]["Leader"] is True
