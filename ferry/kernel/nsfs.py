@@ -154,6 +154,14 @@ def netns_inode(path: str | Path) -> int:
     return os.stat(path).st_ino
 
 
+def in_netns(pid: int, path: str | Path) -> bool:
+    """Whether process ``pid`` lives in the network namespace at ``path``."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == netns_inode(path)
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return False
+
+
 def pids_in_netns(path: str | Path) -> list[int]:
     """Every process whose network namespace is the one at ``path``."""
     try:

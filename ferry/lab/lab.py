@@ -10,7 +10,6 @@ no default route and no link to the real network.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
@@ -159,12 +158,18 @@ def _wait_ferryd(host: LabNode, ref: proc.ProcRef) -> None:
     raise Unavailable(f"ferryd on {host.name} did not start: {' | '.join(tail) or 'no log'}")
 
 
-def ferryd_pid(host: LabNode) -> int | None:
+def _recorded_ferryd(pid_file: Path, netns: str) -> int | None:
+    """The pid a pid file names, if that process still lives in the host's namespace: after a
+    reboot or a crash the number may belong to some unrelated process, never to be signalled."""
     try:
-        pid = int((host.run_dir / "ferryd.pid").read_text())
+        pid = int(pid_file.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if proc.start_time_of(pid) is not None else None
+    return pid if nsfs.in_netns(pid, nsfs.netns_path(netns)) else None
+
+
+def ferryd_pid(host: LabNode) -> int | None:
+    return _recorded_ferryd(host.run_dir / "ferryd.pid", host.netns)
 
 
 def status(topo: LabTopology) -> list[NodeStatus]:
@@ -209,8 +214,8 @@ def down(name: str) -> list[str]:
     # ferryds first, so none restarts a child while the rest are killed; then everything else
     # living in the lab's namespaces (etcd, container shims and processes).
     for pid_file in (LAB_ROOT / name).glob("*/ferryd.pid"):
-        with contextlib.suppress(ValueError):
-            proc.kill_pids([int(pid_file.read_text())])
+        pid = _recorded_ferryd(pid_file, f"{name}-{pid_file.parent.name}")
+        proc.kill_pids([pid] if pid is not None else [])
     for _ in range(50):
         pids = [pid for ns in namespaces for pid in nsfs.pids_in_netns(nsfs.netns_path(ns))]
         pids = [pid for pid in pids if pid != os.getpid()]
