@@ -226,9 +226,12 @@ class ContainerRoutes:
 
         if query_bool(request, "stream", True):
             with contextlib.suppress(ConnectionResetError):
-                # wait for the start that usually follows an attach, then stream until the end
+                # wait for the start that usually follows an attach (a new started_at: a short
+                # command may have run and ended between two looks), then stream until the end
+                started = container.state.started_at
                 for _ in range(100):
-                    if self.containers.is_running(cid):
+                    now = self.containers.find(cid)
+                    if now.running or now.state.started_at != started:
                         break
                     await asyncio.sleep(FOLLOW_POLL_S)
                 await self._follow(cid, start, True, emit)
