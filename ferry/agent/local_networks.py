@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.errors import Conflict, NotFound
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.model.codec import decode, encode
 from ferry.model.container import AttachedEndpoint, NetworkChoice
-from ferry.model.ids import new_hex_id
-from ferry.model.network import Driver, Network, NetworkRequest
+from ferry.model.ids import lookup, new_hex_id
+from ferry.model.network import Driver, Network, NetworkRequest, network_names
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
@@ -75,13 +75,7 @@ class LocalNetworks:
         return self._networks.get(net_id)
 
     def find(self, ref: str) -> Network | None:
-        for net in self._networks.values():
-            if ref in (net.net_id, net.name):
-                return net
-        prefixed = [n for n in self._networks.values() if n.net_id.startswith(ref)]
-        if len(prefixed) > 1:
-            raise InvalidArgument(f"network {ref} is ambiguous ({len(prefixed)} matches)")
-        return prefixed[0] if prefixed else None
+        return lookup(self._networks.values(), ref, network_names, "network")
 
     def resolve(self, ref: str) -> Network:
         net = self.find(ref)

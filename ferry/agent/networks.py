@@ -18,7 +18,6 @@ unanswered and Linux would retry it only a second later.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,8 @@ from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode_plain
 from ferry.model.container import AttachedEndpoint, NetworkChoice
-from ferry.model.network import Endpoint, EndpointKind, Network
+from ferry.model.ids import lookup
+from ferry.model.network import Endpoint, EndpointKind, Network, network_names
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import desired_peers
 from ferry.reconcile import Reconciler
@@ -63,7 +63,6 @@ class NetworkAgent(Reconciler):
         self.overlay = overlay
         self._local_owners = local_owners
         self._pending_release: set[tuple[str, str]] = set()
-        self.reconciled = asyncio.Event()  # set after every completed pass (tests, benchmarks)
         self.programmed: list[Endpoint] = []  # the endpoints the last completed pass programmed
 
     def passed(self) -> None:
@@ -71,14 +70,10 @@ class NetworkAgent(Reconciler):
 
     # lookups ---------------------------------------------------------------------------------
     def resolve(self, ref: str) -> Network:
-        networks = self._view.networks()
-        for net in networks:
-            if ref in (net.net_id, net.name):
-                return net
-        prefixed = [n for n in networks if n.net_id.startswith(ref)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        raise NotFound(f"network {ref} not found")
+        net = lookup(self._view.networks(), ref, network_names, "network")
+        if net is None:
+            raise NotFound(f"network {ref} not found")
+        return net
 
     # attach / detach -------------------------------------------------------------------------
     async def attach(
@@ -191,7 +186,6 @@ class NetworkAgent(Reconciler):
             if not any(net_id.startswith(short) for net_id in local_nets):
                 log.info("removing unused sandbox", extra=kv(net=short))
                 await self.overlay.remove_network(short)  # sandboxes are named by short id
-        self.reconciled.set()
 
     async def _collect_orphans(self) -> None:
         """Endpoints of this node whose container is gone (ferryd died mid-way): release them.

@@ -17,7 +17,7 @@ from ferry.manager.feed import StoreFeed
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode, encode
-from ferry.model.ids import new_hex_id, new_object_id
+from ferry.model.ids import lookup, new_hex_id, new_object_id
 from ferry.model.network import (
     MTU_OPTIONS,
     Driver,
@@ -28,6 +28,7 @@ from ferry.model.network import (
     Scope,
     check_network_name,
     check_options,
+    network_names,
 )
 from ferry.model.times import now_iso
 from ferry.network import ipam
@@ -75,16 +76,10 @@ class NetworkOps:
 
     # lookups ---------------------------------------------------------------------------------
     def find(self, query: str) -> Network:
-        networks = self._view.networks()
-        for net in networks:
-            if query in (net.net_id, net.name):
-                return net
-        prefixed = [n for n in networks if n.net_id.startswith(query)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        if len(prefixed) > 1:
-            raise InvalidArgument(f"network {query} is ambiguous ({len(prefixed)} matches)")
-        raise NotFound(f"network {query} not found")
+        net = lookup(self._view.networks(), query, network_names, "network")
+        if net is None:
+            raise NotFound(f"network {query} not found")
+        return net
 
     def all(self) -> list[Network]:
         return sorted(self._view.networks(), key=lambda n: n.name)

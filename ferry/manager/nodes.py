@@ -13,7 +13,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import JoinToken, make_token, new_secret
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import decode, encode
-from ferry.model.ids import matches
+from ferry.model.ids import lookup
 from ferry.model.network import EndpointKind
 from ferry.model.node import Availability, Node, Role
 from ferry.model.times import now_iso
@@ -40,15 +40,10 @@ class NodeOps:
 
     # lookups ---------------------------------------------------------------------------------
     def find(self, query: str) -> Node:
-        hits = [n for n in self._view.nodes() if matches(n.node_id, n.hostname, query)]
-        exact = [n for n in hits if query in (n.node_id, n.hostname)]
-        if len(exact) == 1:
-            return exact[0]
-        if len(hits) == 1:
-            return hits[0]
-        if not hits:
+        node = lookup(self._view.nodes(), query, lambda n: (n.node_id, n.hostname), "node")
+        if node is None:
             raise NotFound(f"node {query} not found")
-        raise InvalidArgument(f"node {query} is ambiguous ({len(hits)} matches): use the node ID")
+        return node
 
     def state(self, node: Node) -> NodeState:
         return NodeState(

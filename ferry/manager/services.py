@@ -18,7 +18,7 @@ from ferry.manager.scheduler import candidates, has_image, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
-from ferry.model.ids import new_object_id
+from ferry.model.ids import lookup, new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.service import (
     MAX_REPLICAS,
@@ -95,16 +95,10 @@ class ServiceOps:
 
     # lookups ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Service:
-        services = self._view.services()
-        for svc in services:
-            if ref in (svc.svc_id, svc.spec.name):
-                return svc
-        prefixed = [s for s in services if s.svc_id.startswith(ref)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        if len(prefixed) > 1:
-            raise InvalidArgument(f"service {ref} is ambiguous ({len(prefixed)} matches)")
-        raise NotFound(f"service {ref} not found")
+        svc = lookup(self._view.services(), ref, lambda s: (s.svc_id, s.spec.name), "service")
+        if svc is None:
+            raise NotFound(f"service {ref} not found")
+        return svc
 
     def all(self) -> list[Service]:
         return sorted(self._view.services(), key=lambda s: s.spec.name)

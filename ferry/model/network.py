@@ -123,3 +123,8 @@ class Endpoint:
     aliases: tuple[str, ...] = ()
     hostname: str = ""
     service: str = ""  # the service a task or VIP endpoint belongs to (its name)
+
+
+def network_names(network: Network) -> tuple[str, str]:
+    """What a network is looked up by: its id and its name."""
+    return network.net_id, network.name

@@ -18,7 +18,8 @@ from ferry.daemon.swarm import SwarmController
 from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
-from ferry.model.network import GWBRIDGE, Driver, Network, NetworkRequest, Scope
+from ferry.model.ids import lookup
+from ferry.model.network import GWBRIDGE, Driver, Network, NetworkRequest, Scope, network_names
 
 LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
 
@@ -63,15 +64,10 @@ class NetworkRoutes:
         if local is not None:
             return local
         view = self._view()
-        if view is not None:
-            networks = view.networks()
-            for net in networks:
-                if ref in (net.net_id, net.name):
-                    return net
-            prefixed = [n for n in networks if n.net_id.startswith(ref)]
-            if len(prefixed) == 1:
-                return prefixed[0]
-        raise NotFound(f"network {ref} not found")
+        swarm = lookup(view.networks(), ref, network_names, "network") if view else None
+        if swarm is None:
+            raise NotFound(f"network {ref} not found")
+        return swarm
 
     def _render(self, net: Network) -> dict[str, object]:
         if net.scope == Scope.LOCAL:
