@@ -163,20 +163,6 @@ class ApiClient:
         finally:
             conn.close()
 
-    def stream_json(
-        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
-    ) -> Iterator[Any]:
-        """Yield one JSON document per line of a newline-delimited JSON stream."""
-        buffer = b""
-        for chunk in self.stream(method, path, query=query, body=body):
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if line.strip():
-                    yield json.loads(line)
-        if buffer.strip():
-            yield json.loads(buffer)
-
     def upload(self, path: str, body: BinaryIO, **query: Any) -> Any:
         """POST a file as the request body, streamed (image import)."""
         clean = {k: _query_value(v) for k, v in query.items() if v is not None}

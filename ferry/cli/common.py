@@ -48,6 +48,20 @@ def handles_errors(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+def for_each(refs: Sequence[str], action: Callable[[str], None]) -> None:
+    """Docker's way with several objects: an error on one is reported and the rest still
+    done; the exit code tells that something failed."""
+    failed = 0
+    for ref in refs:
+        try:
+            action(ref)
+        except FerryError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            failed = exc.exit_code
+    if failed:
+        raise typer.Exit(failed)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Docker's plain tables: upper-case headers, columns three spaces apart, no borders."""
     cells = [[str(c) for c in row] for row in rows]

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import typer
 
 from ferry.api.client import ApiClient
-from ferry.cli.common import client, handles_errors, parse_filters, print_json, print_table
+from ferry.cli.common import (
+    client,
+    for_each,
+    handles_errors,
+    parse_filters,
+    print_json,
+    print_table,
+)
 from ferry.cli.ports import port_bindings
 from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
@@ -256,16 +263,12 @@ def logs(
 
 def _each(containers: list[str], method: str, path: str, **query: Any) -> None:
     api = client()
-    failed = False
-    for ref in containers:
-        try:
-            api.call(method, path.format(ref), query=query)
-            print(ref)
-        except Exception as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+
+    def one(ref: str) -> None:
+        api.call(method, path.format(ref), query=query)
+        print(ref)
+
+    for_each(containers, one)
 
 
 @handles_errors

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ferry.cli.common import client, fail, handles_errors, print_table
+from ferry.cli.common import client, fail, for_each, handles_errors, print_table
 
 image_app = typer.Typer(help="Manage images.", no_args_is_help=True)
 
@@ -30,11 +30,13 @@ def import_(
 
 
 def _size(size: int) -> str:
+    """Docker's sizes: decimal units, three significant digits (1.5MB, not 1MB)."""
+    value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size //= 1000
-    return f"{size}TB"
+        if value < 999.5:
+            return f"{value:.3g}{unit}"
+        value /= 1000
+    return f"{value:.3g}TB"
 
 
 @image_app.command("ls")
@@ -61,7 +63,10 @@ def ls() -> None:
 def rm(images: Annotated[list[str], typer.Argument(help="Images")]) -> None:
     """Remove one or more images."""
     api = client()
-    for image in images:
+
+    def one(image: str) -> None:
         for line in api.delete(f"/images/{image}"):
             for key, value in line.items():
                 print(f"{key}: {value}")
+
+    for_each(images, one)

@@ -8,6 +8,7 @@ import typer
 
 from ferry.cli.common import (
     client,
+    for_each,
     handles_errors,
     parse_filters,
     parse_kv,
@@ -88,9 +89,12 @@ def inspect(networks: Annotated[list[str], typer.Argument(help="Network names or
 def rm(networks: Annotated[list[str], typer.Argument(help="Network names or IDs")]) -> None:
     """Remove one or more networks."""
     api = client()
-    for net in networks:
+
+    def one(net: str) -> None:
         api.delete(f"/networks/{net}")
         print(net)
+
+    for_each(networks, one)
 
 
 @network_app.command("prune")

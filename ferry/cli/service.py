@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from ferry.api.client import ApiClient
-from ferry.cli.common import client, fail, handles_errors, parse_kv, print_json, print_table
+from ferry.cli.common import (
+    client,
+    fail,
+    for_each,
+    handles_errors,
+    parse_kv,
+    print_json,
+    print_table,
+)
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
 from ferry.errors import FerryError
@@ -447,9 +455,12 @@ def update(
 def rm(services: Annotated[list[str], typer.Argument(help="Services")]) -> None:
     """Remove one or more services."""
     api = client()
-    for svc in services:
+
+    def one(svc: str) -> None:
         api.delete(f"/services/{svc}")
         print(svc)
+
+    for_each(services, one)
 
 
 @service_app.command("logs")

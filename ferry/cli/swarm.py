@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ferry.cli.common import client, fail, handles_errors, parse_kv, print_json, print_table
+from ferry.cli.common import (
+    client,
+    fail,
+    for_each,
+    handles_errors,
+    parse_kv,
+    print_json,
+    print_table,
+)
 
 swarm_app = typer.Typer(help="Manage the swarm.", no_args_is_help=True)
 node_app = typer.Typer(help="Manage swarm nodes.", no_args_is_help=True)
@@ -210,9 +218,12 @@ def node_rm(
 ) -> None:
     """Remove one or more nodes from the swarm."""
     api = client()
-    for node in nodes:
+
+    def one(node: str) -> None:
         api.delete(f"/nodes/{node}", force=force)
         print(node)
+
+    for_each(nodes, one)
 
 
 @node_app.command("update")
