@@ -26,7 +26,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
 from ferry.model.network import INGRESS_SANDBOX_IP, EndpointKind, Network
-from ferry.model.service import PublishMode, TaskState
+from ferry.model.service import PublishMode
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.ports import INGRESS_IF, INGRESS_TABLE, IngressPort, render_ingress
 from ferry.reconcile import Reconciler
@@ -125,11 +125,7 @@ class IngressAgent(Reconciler):
             await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)
 
     def _plan(self, ingress: Network) -> list[IngressPort]:
-        running = {
-            t.task_id
-            for t in self._view.tasks()
-            if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
-        }
+        running = {t.task_id for t in self._view.tasks() if t.serving}
         ingress_ips: dict[str, list[str]] = {}
         for ep in self._view.endpoints(ingress.net_id):
             if ep.kind == EndpointKind.TASK and ep.owner_id in running:

@@ -21,7 +21,6 @@ from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container
-from ferry.model.service import TaskState
 from ferry.network.lb import TABLE, plan_vips, render
 from ferry.reconcile import Reconciler
 
@@ -53,11 +52,7 @@ class VipBalancer(Reconciler):
     def _bodies(self) -> Callable[[Container], str]:
         """One pass's tables: computed once per distinct set of networks, not per container
         (every container on the same networks balances the same VIPs)."""
-        running = {
-            t.task_id
-            for t in self._view.tasks()
-            if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
-        }
+        running = {t.task_id for t in self._view.tasks() if t.serving}
         endpoints = [e for e in self._view.endpoints() if e.service]
         cache: dict[frozenset[str], str] = {}
 
@@ -90,8 +85,8 @@ class VipBalancer(Reconciler):
         if nft is not None:
             nft.close()
 
-    def _close_all(self) -> None:
-        for cid in list(self._contexts):
+    def _close_all(self, keep: frozenset[str] = frozenset()) -> None:
+        for cid in [c for c in self._contexts if c not in keep]:
             self._close(cid)
 
     async def reconcile(self) -> None:
@@ -100,7 +95,9 @@ class VipBalancer(Reconciler):
         }
         for cid in [c for c in self._applied if c not in running]:
             del self._applied[cid]
-            await self._kernel.run(self._close, cid)
+        # by the contexts themselves, not by _applied: a failed pass clears _applied, and an
+        # open context keeps a stopped container's namespace alive
+        await self._kernel.run(self._close_all, frozenset(running))
         body = self._bodies()
         for cid, container in running.items():
             if container.state.endpoints:

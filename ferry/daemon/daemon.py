@@ -41,7 +41,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
 from ferry.model.container import Container, Status
 from ferry.model.network import GWBRIDGE, Endpoint, EndpointKind, Network
-from ferry.model.service import EndpointMode, TaskState
+from ferry.model.service import EndpointMode
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
@@ -177,11 +177,7 @@ class Daemon:
         agent = self.swarm.agent
         if agent is None:
             return set()
-        return {
-            t.task_id
-            for t in agent.view.tasks()
-            if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
-        }
+        return {t.task_id for t in agent.view.tasks() if t.serving}
 
     def _dnsrr_services(self) -> set[str]:
         agent = self.swarm.agent

@@ -138,9 +138,7 @@ class Progress:
 def progress(service: Service, tasks: list[Task], nodes: Iterable[Candidate]) -> Progress:
     by_node = {c.node.node_id: c for c in nodes}
     _stops, counted = _split_lost(tasks, by_node)
-    running = sum(
-        1 for t in tasks if t.state == TaskState.RUNNING and t.desired == TaskState.RUNNING
-    )
+    running = sum(1 for t in tasks if t.serving)
     if service.spec.mode == Mode.GLOBAL:
         desired = len(_global_nodes(service, counted, by_node))
     else:

@@ -129,3 +129,8 @@ class Task:
     def live(self) -> bool:
         """Counts towards the service's replicas: wanted and not finished."""
         return self.desired == TaskState.RUNNING and not self.state.terminal
+
+    @property
+    def serving(self) -> bool:
+        """Running and meant to: what DNS answers with and the VIPs balance to."""
+        return self.state == TaskState.RUNNING and self.desired == TaskState.RUNNING
