@@ -83,12 +83,6 @@ class KernelError(FerryError):
         super().__init__(text)
 
 
-KINDS: dict[str, type[FerryError]] = {
-    cls.__name__: cls
-    for cls in (InvalidArgument, NotFound, Conflict, Forbidden, Unavailable, Internal, FerryError)
-}
-
-
 def from_status(status: int, message: str) -> FerryError:
     """Rebuild an error kind from an HTTP status (client side of the API boundary)."""
     for cls in (InvalidArgument, NotFound, Conflict, Forbidden, Unavailable):

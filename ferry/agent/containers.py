@@ -568,9 +568,6 @@ class ContainerService:
         done.set_result(container.state.exit_code)
         return done
 
-    async def wait(self, ref: str, next_exit: bool = False) -> int:
-        return await self.exit_future(ref, next_exit)
-
     # network connect / disconnect ------------------------------------------------------------
     async def connect(self, ref: str, choice: NetworkChoice) -> None:
         container = self.find(ref)
@@ -624,17 +621,13 @@ class ContainerService:
     async def restore(self) -> None:
         """Find the containers again: adopt running shims, finish those that ended meanwhile."""
         self.store.remove_incomplete()
-        held = [
-            (ep.net_id, ep.ip)
-            for c in self.store.load_all()
-            if c.running
-            for ep in c.state.endpoints
-        ]
+        found = self.store.load_all()
+        held = [(ep.net_id, ep.ip) for c in found if c.running for ep in c.state.endpoints]
         if self.gateway is not None:
             self.gateway.adopt({ip for net_id, ip in held if net_id == GWBRIDGE})
         if self.local is not None:
             await self.local.restore(held)
-        for container in self.store.load_all():
+        for container in found:
             cid = container.config.container_id
             self._containers[cid] = container
             if not container.running:

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from ferry.errors import FerryError, Unavailable, from_status
+from ferry.errors import Unavailable, from_status
 from ferry.manager.cluster_api import PORT
 
 CALL_TIMEOUT_S = 10.0
@@ -119,6 +119,3 @@ class ManagerLink:
             await self._session.close()
             # let the connector's transports finish closing before the loop goes away
             await asyncio.sleep(0)
-
-
-__all__ = ["FerryError", "ManagerLink", "client_context", "manager_url"]

@@ -37,7 +37,6 @@ class AgentSession:
         self._mirror = mirror
         self._on_managers = on_managers
         self._tasks: list[asyncio.Task[None]] = []
-        self.connected = asyncio.Event()
         self.last_error = ""
 
     def start(self) -> None:
@@ -75,7 +74,6 @@ class AgentSession:
                     delay_s = 0.2
             except FerryError as exc:
                 log.warning("session stream lost", extra=kv(error=exc, retry_s=delay_s))
-            self.connected.clear()
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 3.0)
 
@@ -86,6 +84,5 @@ class AgentSession:
         items = [(i["k"], i["v"], i["r"]) for i in message.get("items", [])]
         if kind == "snapshot":
             self._mirror.reset([(k, v, r) for k, v, r in items if v is not None], message["rev"])
-            self.connected.set()
         elif kind == "event":
             self._mirror.apply(items)

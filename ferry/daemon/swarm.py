@@ -44,7 +44,6 @@ from ferry.model.times import now_iso
 log = logging.getLogger("ferry.swarm")
 
 AgentHook = Callable[[Agent], Awaitable[None]]
-ManagerHook = Callable[[Manager], Awaitable[None]]
 
 LAST_MANAGER_MESSAGE = (
     "You are attempting to leave the swarm on a node that is participating as a manager. "
@@ -79,7 +78,6 @@ class SwarmController:
         self.agent_started: list[AgentHook] = []
         self.agent_stopping: list[AgentHook] = []
         self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
-        self.manager_started: list[ManagerHook] = []
         self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
         self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
         # Ferry's own bridges (local networks): never the address a node advertises
@@ -130,8 +128,6 @@ class SwarmController:
 
     async def _manager_started(self, manager: Manager) -> None:
         self.manager = manager
-        for hook in self.manager_started:
-            await hook(manager)
 
     async def _start_agent(self, membership: Membership) -> None:
         managers = membership.managers or [with_port(membership.addr, PORT)]

@@ -209,15 +209,6 @@ class Netlink:
             prefixlen=iface.network.prefixlen,
         )
 
-    def addresses(self, name: str) -> list[str]:
-        idx = self.index(name)
-        if idx is None:
-            return []
-        return [
-            f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}"
-            for m in self._ipr.get_addr(index=idx, family=socket.AF_INET)
-        ]
-
     def host_addresses(self) -> list[tuple[str, str]]:
         """(interface, IPv4 address) of every address in this namespace."""
         names = {link.index: link.name for link in self.links()}

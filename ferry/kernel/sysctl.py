@@ -21,11 +21,3 @@ def write_sysctls(netns: Path | None, values: dict[str, str]) -> None:
         write()
     else:
         run_in_netns(netns, write)
-
-
-def read_sysctl(netns: Path | None, key: str) -> str:
-    def read() -> str:
-        with open(_path(key)) as f:
-            return f.read().strip()
-
-    return read() if netns is None else run_in_netns(netns, read)

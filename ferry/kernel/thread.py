@@ -25,9 +25,5 @@ class KernelThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run on the kernel thread and wait (for code that is not on the event loop)."""
-        return self._executor.submit(fn, *args, **kwargs).result()
-
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)

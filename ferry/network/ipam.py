@@ -4,24 +4,17 @@ The rules (Docker's): a subnet's first usable address is its gateway unless told
 endpoints get the lowest free address of the subnet (or of ``--ip-range`` inside it), never
 the network or broadcast address or the gateway; a MAC is ``02:42`` followed by the IPv4
 address, so peers can be programmed from the address alone. Reservation itself is atomic in
-the store (``AddressStore.reserve``); this module only decides what to ask for.
+the store (a create-if-absent on the address's key); this module only decides what to ask for.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 from ferry.errors import InvalidArgument, PoolExhausted, SubnetOverlap
 
 IPv4Net = ipaddress.IPv4Network
-
-
-class AddressStore(Protocol):
-    async def reserve(self, pool: str, addr: str, owner: str) -> bool:
-        """Reserve ``addr`` in ``pool`` for ``owner``; False when someone holds it already."""
-        ...
 
 
 def parse_subnet(text: str, what: str = "subnet") -> IPv4Net:

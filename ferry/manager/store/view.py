@@ -55,10 +55,6 @@ class ClusterView:
         prefix = keys.endpoints_of(net_id) if net_id else keys.ENDPOINTS
         return self.mirror.objects(prefix, Endpoint)
 
-    def node_addr(self, node_id: str) -> str | None:
-        node = self.node(node_id)
-        return node.addr if node else None
-
     def services(self) -> list[Service]:
         return self.mirror.objects(keys.SERVICES, Service)
 
