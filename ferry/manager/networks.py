@@ -205,6 +205,12 @@ class NetworkOps:
         return removed
 
     # endpoints -------------------------------------------------------------------------------
+    async def read_taken_ips(self, net_id: str) -> set[str]:
+        """The addresses reserved on a network, from the store itself: after a lost race the
+        mirror may not have caught up with the winner yet."""
+        items, _ = await self._store.list_prefix(keys.ipam_prefix(net_id))
+        return {keys.last_part(kv.key) for kv in items}
+
     def taken_ips(self, net_id: str) -> set[str]:
         return {keys.last_part(e.key) for e in self._view.mirror.entries(keys.ipam_prefix(net_id))}
 
@@ -242,13 +248,13 @@ class NetworkOps:
                 "to run standalone containers on it (services can use it as it is)"
             )
         for attempt in range(MAX_ATTEMPTS):
-            if attempt:  # the mirror lagged behind a reservation: read the store itself
-                items, _ = await self._store.list_prefix(keys.ipam_prefix(network.net_id))
-                taken = {keys.last_part(kv.key) for kv in items}
+            if attempt:
+                taken = await self.read_taken_ips(network.net_id)
             else:
                 taken = self.taken_ips(network.net_id)
             endpoint, ops, expect = self.plan_endpoint(network, req, taken)
-            expect.append(Expect(keys.network(network.net_id), self._network_rev(network)))
+            version = self._view.entity_version(keys.network(network.net_id))
+            expect.append(Expect(keys.network(network.net_id), version))
             revision = await self._store.commit(ops, expect)
             if revision is not None:
                 await self._feed.wait_for(revision)
@@ -258,10 +264,6 @@ class NetworkOps:
             if req.ip:
                 raise InvalidArgument(f"address {req.ip} is already in use on this network")
         raise PoolExhausted(f"could not reserve an address on {network.name}; retry")
-
-    def _network_rev(self, network: Network) -> int:
-        entry = self._view.mirror.get(keys.network(network.net_id))
-        return entry.mod_revision if entry else 0
 
     async def release(self, net_id: str, ep_id: str, node_id: str | None = None) -> None:
         """Free an endpoint and its address (idempotent); ``node_id`` guards against releasing

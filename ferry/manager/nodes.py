@@ -48,7 +48,7 @@ class NodeOps:
     def state(self, node: Node) -> NodeState:
         return NodeState(
             node,
-            self._view.node_version(node.node_id),
+            self._view.entity_version(keys.node(node.node_id)),
             self._view.is_up(node.node_id),
             self._view.leader_id() == node.node_id,
         )
@@ -68,7 +68,7 @@ class NodeOps:
         labels: dict[str, str] | None = None,
     ) -> None:
         node = self.find(query)
-        current = self._view.node_version(node.node_id)
+        current = self._view.entity_version(keys.node(node.node_id))
         if version is not None and version != current:
             raise Conflict(
                 f"update out of sequence: node {node.hostname} changed (version {current}, "

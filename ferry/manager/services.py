@@ -232,8 +232,7 @@ class ServiceOps:
     ) -> tuple[list[Put | Delete], list[Expect]]:
         network = self._networks.find(net_id)
         if fresh:
-            items, _ = await self._store.list_prefix(keys.ipam_prefix(net_id))
-            taken = {keys.last_part(kv.key) for kv in items}
+            taken = await self._networks.read_taken_ips(net_id)
         else:
             taken = self._networks.taken_ips(net_id)
         vip_req = AttachRequest(

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from ferry.errors import Forbidden
-from ferry.manager.store import Put, Store, keys
+from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.codec import encode
@@ -76,8 +76,13 @@ class SessionHub:
         node = self._view.node(node_id)
         # what the scheduler may place here, and which host ports are taken there
         if node is not None and (node.images, node.ports) != (images, ports):
+            # Only over the version read: a concurrent 'node update' must not be undone, nor a
+            # 'node rm' undone by writing the node back. A lost race waits for the next beat.
             updated = replace(node, images=images, ports=ports)
-            await self._store.commit([Put(keys.node(node_id), encode(updated))])
+            version = self._view.entity_version(keys.node(node_id))
+            await self._store.commit(
+                [Put(keys.node(node_id), encode(updated))], [Expect(keys.node(node_id), version)]
+            )
         async with self._lease_lock:
             session = self._view.session(node_id)
             if session is None or not await self._store.refresh_lease(session.lease_id):

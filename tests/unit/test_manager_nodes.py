@@ -6,6 +6,7 @@ from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager import ca
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.sessions import SESSION_TTL_S
+from ferry.manager.store import Delete, keys
 from ferry.manager.tokens import make_token
 from ferry.manager.wire import JoinRequest
 from ferry.model.network import EndpointKind, NetworkRequest
@@ -68,7 +69,7 @@ async def test_the_session_stream_opens_with_a_snapshot_without_secrets(rig: Man
 
 async def test_updating_a_node_with_a_stale_version_is_refused(rig: ManagerRig) -> None:
     await rig.add_node("n1", "h1")
-    version = rig.view.node_version("n1")
+    version = rig.view.entity_version(keys.node("n1"))
     await rig.nodes.update("h1", version, availability="drain")
     node = rig.view.node("n1")
     assert node is not None
@@ -172,3 +173,12 @@ async def test_rotating_a_token_changes_only_that_role(rig: ManagerRig) -> None:
     assert before["manager"] == after["manager"]
     with pytest.raises(InvalidArgument):
         await rig.nodes.rotate("admin")
+
+
+async def test_a_heartbeat_racing_node_rm_does_not_bring_the_node_back(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    # the removal lands in the store; this manager's view has not seen it yet
+    await rig.store.commit([Delete(keys.node("n1"))])
+    assert rig.view.node("n1") is not None
+    await rig.hub.heartbeat("n1", images=("alpine:latest",))
+    assert await rig.store.get(keys.node("n1")) is None

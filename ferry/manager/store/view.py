@@ -28,10 +28,6 @@ class ClusterView:
     def node(self, node_id: str) -> Node | None:
         return self.mirror.obj(keys.node(node_id), Node)
 
-    def node_version(self, node_id: str) -> int:
-        entry = self.mirror.get(keys.node(node_id))
-        return entry.mod_revision if entry else 0
-
     def session(self, node_id: str) -> NodeSession | None:
         return self.mirror.obj(keys.session(node_id), NodeSession)
 
