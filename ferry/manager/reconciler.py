@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from dataclasses import replace
 
 from ferry.aio import cancel_and_wait
@@ -33,7 +34,7 @@ from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
-from ferry.model.network import EndpointKind
+from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import PortSpec, PublishMode, Service, Task, TaskState
 from ferry.model.times import now_iso
 from ferry.reconcile import Reconciler
@@ -59,8 +60,11 @@ class ServiceReconciler(Reconciler):
         self._feed = feed
         self._networks = networks
         self._ticker: asyncio.Task[None] | None = None
-        # addresses taken per network during one pass, so tasks placed together differ
+        # per pass: addresses taken per network (so tasks placed together differ), tasks'
+        # endpoints by owner, nodes where a service's host ports are busy
         self._taken: dict[str, set[str]] = {}
+        self._owned: dict[str, list[Endpoint]] | None = None
+        self._busy: dict[str, set[str]] = {}
         self.passes = 0
 
     def start(self) -> None:
@@ -79,6 +83,8 @@ class ServiceReconciler(Reconciler):
     async def reconcile(self) -> None:
         self.passes += 1
         self._taken = {}
+        self._owned = None
+        self._busy = {}
         now = time.time()
         candidates = node_candidates(self._view.nodes(), self._view.is_up)
         services = {s.svc_id: s for s in self._view.services()}
@@ -195,12 +201,12 @@ class ServiceReconciler(Reconciler):
         return busy
 
     def _release(self, task_id: str) -> list[Put | Delete]:
-        return [
-            op
-            for ep in self._view.endpoints()
-            if ep.kind == EndpointKind.TASK and ep.owner_id == task_id
-            for op in release_ops(ep)
-        ]
+        if self._owned is None:  # once per pass, not once per task stopped or forgotten
+            self._owned = defaultdict(list)
+            for ep in self._view.endpoints():
+                if ep.kind == EndpointKind.TASK:
+                    self._owned[ep.owner_id].append(ep)
+        return [op for ep in self._owned.get(task_id, []) for op in release_ops(ep)]
 
     def _place(
         self,
@@ -214,7 +220,9 @@ class ServiceReconciler(Reconciler):
         ``node_hint`` pins the node (global services)."""
         constraints = [parse_constraint(c) for c in svc.spec.constraints]
         pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates
-        busy = self._host_ports_busy(svc)
+        busy = self._busy.get(svc.svc_id)
+        if busy is None:
+            busy = self._busy[svc.svc_id] = self._host_ports_busy(svc)
         if busy:
             pool = [c for c in pool if c.node.node_id not in busy]
         nodes, reason = eligible(pool, constraints, svc.spec.template.image)

@@ -83,8 +83,7 @@ def eligible(
 ) -> tuple[list[Node], str]:
     """Nodes that may take a new task, and if none, the reason (as Docker words it)."""
     rules = list(constraints)
-    nodes = [c.node for c in candidates if not c.node.left]
-    ready = [n for n in nodes if _is_up(n, candidates)]
+    ready = [c.node for c in candidates if c.up and not c.node.left]
     active = [n for n in ready if n.availability == Availability.ACTIVE]
     placed = [n for n in active if all(r.matches(n) for r in rules)]
     with_image = [n for n in placed if has_image(n, image)]
@@ -97,10 +96,6 @@ def eligible(
     if not placed:
         return [], f"no suitable node (scheduling constraints not satisfied on {len(active)} nodes)"
     return [], f"no suitable node (image {image} is on no eligible node: import it there)"
-
-
-def _is_up(node: Node, candidates: Iterable[Candidate]) -> bool:
-    return any(c.node.node_id == node.node_id and c.up for c in candidates)
 
 
 def choose(nodes: list[Node], load: Load) -> Node:
