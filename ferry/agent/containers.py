@@ -199,15 +199,14 @@ class ContainerService:
 
     async def _attach(
         self, config: ContainerConfig, choice: NetworkChoice, netns: Path, ifname: str
-    ) -> tuple[AttachedEndpoint, Callable[[], Awaitable[None]]]:
-        """Wire one network into the namespace; returns its endpoint and how to undo it."""
+    ) -> AttachedEndpoint:
+        """Wire one network into the namespace (``_detach`` undoes it)."""
         local = self._local(choice.network)
         if local is not None and self.local is not None:
             default = self._default_route_network(config) == local.net_id
-            attached = await self.local.attach(choice, netns, ifname, default_route=default)
-            return attached, functools.partial(self.local.detach, attached, netns)
+            return await self.local.attach(choice, netns, ifname, default_route=default)
         agent = self._network_agent(choice.network)
-        attached = await agent.attach(
+        return await agent.attach(
             choice,
             netns,
             ifname,
@@ -215,7 +214,6 @@ class ContainerService:
             name=config.name,
             hostname=config.effective_hostname,
         )
-        return attached, functools.partial(agent.detach, attached)
 
     async def _detach(self, attached: AttachedEndpoint, netns: Path | None) -> None:
         if attached.net_id == GWBRIDGE:
@@ -356,9 +354,9 @@ class ContainerService:
         undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
         endpoints: list[AttachedEndpoint] = []
         for i, choice in enumerate(config.networks):
-            attached, detach = await self._attach(config, choice, path, f"eth{i}")
+            attached = await self._attach(config, choice, path, f"eth{i}")
             endpoints.append(attached)
-            undo.append(detach)
+            undo.append(functools.partial(self._detach, attached, path))
         if self.gateway is not None and self._needs_egress(config):
             attached = await self.gateway.attach(
                 path,
@@ -366,7 +364,7 @@ class ContainerService:
                 default_route=not self._default_route_network(config),
             )
             endpoints.append(attached)
-            undo.append(functools.partial(self.gateway.detach, attached))
+            undo.append(functools.partial(self._detach, attached, path))
         self._write_files(config, tuple(endpoints), image)
         self._containers[cid] = Container(
             config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
@@ -587,9 +585,7 @@ class ContainerService:
             if container.running:  # attached first: a failed attach leaves the config as it was
                 used = {ep.ifname for ep in state.endpoints}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-                attached, _undo = await self._attach(
-                    config, choice, nsfs.netns_path(state.netns), ifname
-                )
+                attached = await self._attach(config, choice, nsfs.netns_path(state.netns), ifname)
                 state = replace(state, endpoints=(*state.endpoints, attached))
                 image = self.images.get(config.image)
                 self._write_files(config, state.endpoints, image)

@@ -77,12 +77,14 @@ class IngressAgent(Reconciler):
         self._on_ready = on_ready
         self.ready = False
         self._table = KeptTable("ip", INGRESS_TABLE, nsfs.netns_path(self.netns))
+        self._sandbox_built = False  # both legs attached; checked again after any failure
 
     async def close(self) -> None:
         await self._kernel.run(self._table.close)
 
     def failed(self) -> None:
         self._table.forget()
+        self._sandbox_built = False
 
     def _ingress(self) -> Network | None:
         return next((n for n in self._view.networks() if n.ingress), None)
@@ -101,9 +103,11 @@ class IngressAgent(Reconciler):
             self._on_ready()
 
     async def _ensure_sandbox(self, ingress: Network) -> None:
+        path = nsfs.netns_path(self.netns)
+        if self._sandbox_built and path.exists():
+            return  # every task change runs a pass: no kernel round trips for what is there
         await self._kernel.run(_make_sandbox, self.netns)
         links = await self._kernel.run(_links, self.netns)
-        path = nsfs.netns_path(self.netns)
         if INGRESS_IF not in links:
             mine = [
                 e
@@ -123,6 +127,7 @@ class IngressAgent(Reconciler):
             log.info("ingress sandbox attached to the routing mesh", extra=kv(netns=self.netns))
         if GW_IF not in links:
             await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)
+        self._sandbox_built = True
 
     def _plan(self, ingress: Network) -> list[IngressPort]:
         running = {t.task_id for t in self._view.tasks() if t.serving}
@@ -141,5 +146,6 @@ class IngressAgent(Reconciler):
     async def teardown(self) -> None:
         """No routing mesh any more (no ingress network, or the node leaves the swarm)."""
         self.ready = False
+        self._sandbox_built = False
         await self._kernel.run(self._table.close)
         await self._kernel.run(remove_sandbox, self.netns)

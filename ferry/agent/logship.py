@@ -41,7 +41,9 @@ class LogShipper:
         self._link = link
         self._view = view
         self._containers = containers
-        self._shipping: dict[str, asyncio.Task[None]] = {}
+        self._shipping: dict[str, asyncio.Task[bool]] = {}
+        # requests answered whose key the manager has not deleted yet: never answered twice
+        self._answered: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -61,26 +63,31 @@ class LogShipper:
         wanted = {r.req_id: r for r in self._view.mirror.objects(prefix, LogRequest)}
         for req_id in [r for r in self._shipping if r not in wanted]:
             self._shipping.pop(req_id).cancel()  # the manager stopped listening
+        self._answered &= set(wanted)
         for req_id, request in wanted.items():
-            if req_id not in self._shipping:
+            if req_id not in self._shipping and req_id not in self._answered:
                 task = asyncio.get_running_loop().create_task(self._ship(request))
                 self._shipping[req_id] = task
                 task.add_done_callback(self._done(req_id))
 
-    def _done(self, req_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def forget(task: asyncio.Task[None]) -> None:
+    def _done(self, req_id: str) -> Callable[[asyncio.Task[bool]], None]:
+        def forget(task: asyncio.Task[bool]) -> None:
             if self._shipping.get(req_id) is task:
                 del self._shipping[req_id]
+                if not task.cancelled() and task.exception() is None and task.result():
+                    self._answered.add(req_id)  # a failed upload may be tried again
 
         return forget
 
-    async def _ship(self, request: LogRequest) -> None:
+    async def _ship(self, request: LogRequest) -> bool:
         try:
             await self._link.upload(
                 request.manager, f"/v1/logs/{request.req_id}", self._lines(request)
             )
         except FerryError as exc:
             log.warning("could not send logs", extra=kv(request=request.req_id[:12], error=exc))
+            return False
+        return True
 
     async def _lines(self, request: LogRequest) -> AsyncIterator[bytes]:
         files: list[tuple[str, Path, int]] = []
