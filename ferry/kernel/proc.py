@@ -41,6 +41,11 @@ def start_time_of(pid: int) -> int | None:
     return int(fields[19])
 
 
+def in_netns_argv(netns: Path, argv: Sequence[str]) -> list[str]:
+    """``argv`` run inside the network namespace at ``netns`` (and no other of its)."""
+    return ["nsenter", f"--net={netns}", "--", *argv]
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -51,7 +56,7 @@ def spawn(
 ) -> ProcRef:
     """Start ``argv`` in a new session (detached from ferryd), optionally inside ``netns``."""
     if netns is not None:
-        argv = ["nsenter", f"--net={netns}", "--", *argv]
+        argv = in_netns_argv(netns, argv)
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
     ]

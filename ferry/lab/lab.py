@@ -265,5 +265,4 @@ def exec_argv(
     if node.runs_ferryd:
         env["FERRY_HOST"] = f"unix://{node.socket}"
         env["DOCKER_HOST"] = f"unix://{node.socket}"
-    argv = ["nsenter", f"--net={nsfs.netns_path(node.netns)}", "--", *command]
-    return argv, env
+    return proc.in_netns_argv(nsfs.netns_path(node.netns), command), env

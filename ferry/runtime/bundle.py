@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from ferry.kernel.proc import in_netns_argv
 from ferry.model.container import AttachedEndpoint, ContainerConfig
 from ferry.model.network import GWBRIDGE
 
@@ -111,11 +112,10 @@ SHIM = 'init=$1; exitf=$2; shift 2; /bin/sh "$init" "$@"; echo $? > "$exitf"'
 
 
 def shim_argv(netns: Path, init: Path, exit_file: Path, cmd: tuple[str, ...]) -> list[str]:
-    return [
-        "nsenter", f"--net={netns}", "--",
+    return in_netns_argv(netns, [
         "unshare", "--mount", "--uts", "--ipc", "--pid", "--propagation", "private", "--",
         "/bin/sh", "-c", SHIM, "ferry-shim", str(init), str(exit_file), *cmd,
-    ]  # fmt: skip
+    ])  # fmt: skip
 
 
 def exec_argv(pid: int, cmd: list[str], workdir: str = "") -> list[str]:
