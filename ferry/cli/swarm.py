@@ -15,6 +15,7 @@ from ferry.cli.common import (
     print_json,
     print_table,
 )
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 
 swarm_app = typer.Typer(help="Manage the swarm.", no_args_is_help=True)
 node_app = typer.Typer(help="Manage swarm nodes.", no_args_is_help=True)
@@ -45,10 +46,10 @@ def init(
     ] = "0.0.0.0:2377",
     default_addr_pool: Annotated[
         str, typer.Option(help="Address pool for networks")
-    ] = "10.0.0.0/8",
+    ] = DEFAULT_POOL,
     default_addr_pool_mask_length: Annotated[
         int, typer.Option(help="Subnet size in the pool")
-    ] = 24,
+    ] = DEFAULT_SUBNET_SIZE,
     availability: Annotated[str, typer.Option(help="active, pause or drain")] = "active",
 ) -> None:
     """Initialize a swarm: this node becomes its first manager."""

@@ -12,7 +12,7 @@ import functools
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ferry import __version__
 from ferry.agent.agent import Agent
@@ -24,6 +24,7 @@ from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
 from ferry.daemon.membership import Membership, MembershipFile
 from ferry.errors import Conflict, FerryError, InvalidArgument, NotInSwarm, NotManager
+from ferry.kernel import host
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.manager import ca
@@ -33,8 +34,7 @@ from ferry.manager.manager import Manager
 from ferry.manager.store import Expect, Put, keys
 from ferry.manager.tokens import new_secret, parse_token
 from ferry.manager.wire import JoinRequest
-from ferry.model import host
-from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
@@ -61,8 +61,8 @@ QUORUM_MESSAGE = (
 class InitOptions:
     advertise_addr: str = ""
     listen_addr: str = f"0.0.0.0:{PORT}"
-    default_pool: str = "10.0.0.0/8"
-    subnet_size: int = 24
+    default_pool: str = DEFAULT_POOL
+    subnet_size: int = DEFAULT_SUBNET_SIZE
     availability: str = "active"
 
 
@@ -155,6 +155,9 @@ class SwarmController:
     def _managers_changed(self, managers: list[str]) -> None:
         addrs = sorted(with_port(m, PORT) for m in managers)
         self.file.update_managers(addrs)
+        # the file is read at the next start; /info (RemoteManagers) reads this copy now
+        if self.membership is not None and self.membership.managers != addrs:
+            self.membership = replace(self.membership, managers=addrs)
 
     async def _local_addresses(self) -> tuple[list[tuple[str, str]], str | None]:
         def read() -> tuple[list[tuple[str, str]], str | None]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Docker's defaults for `swarm init`: overlay subnets are carved from this pool
+DEFAULT_POOL = "10.0.0.0/8"
+DEFAULT_SUBNET_SIZE = 24
+
 
 @dataclass(frozen=True)
 class ClusterInfo:
     cluster_id: str
     created_at: str
     ca_cert_pem: str
-    default_pool: str = "10.0.0.0/8"
-    subnet_size: int = 24
+    default_pool: str = DEFAULT_POOL
+    subnet_size: int = DEFAULT_SUBNET_SIZE
     vni_start: int = 4097
 
 

@@ -23,6 +23,7 @@ from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import InvalidArgument, Unavailable
 from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.node import Role
 
 
@@ -75,8 +76,8 @@ class SwarmRoutes:
         options = InitOptions(
             advertise_addr=body.AdvertiseAddr,
             listen_addr=body.ListenAddr or f"0.0.0.0:{PORT}",
-            default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else "10.0.0.0/8",
-            subnet_size=body.SubnetSize or 24,
+            default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL,
+            subnet_size=body.SubnetSize or DEFAULT_SUBNET_SIZE,
             availability=body.Availability or "active",
         )
         return web.json_response(await self.swarm.init(options))

@@ -19,8 +19,8 @@ from ferry.api.models.system import (
 from ferry.api.server import add_route, json_model
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
+from ferry.kernel import host
 from ferry.manager.cluster_api import PORT
-from ferry.model import host
 from ferry.model.node import Role
 
 Counts = Callable[[], dict[str, int]]
