@@ -113,31 +113,16 @@ def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
         "IPv4Address": f"{INGRESS_SANDBOX_IP}/16",
         "IPv6Address": "",
     }
-    return {
-        "Name": GWBRIDGE,
-        "Id": net_id,
-        "Created": "0001-01-01T00:00:00Z",  # Go's zero time: the docker CLI must parse one
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": False,
-        "IPAM": {
-            "Driver": "default",
-            "Options": None,
-            "Config": [{"Subnet": GWBRIDGE_SUBNET, "Gateway": GWBRIDGE_GATEWAY}],
-        },
-        "Internal": False,
-        "Attachable": False,
-        "Ingress": False,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": False,
-        "Containers": attached,
-        "Options": {
+    bridge = Network(
+        net_id, GWBRIDGE, Driver.BRIDGE, Scope.LOCAL, GWBRIDGE_SUBNET, GWBRIDGE_GATEWAY,
+        options={
             "com.docker.network.bridge.name": GWBRIDGE,
             "com.docker.network.bridge.enable_icc": "false",
             "com.docker.network.bridge.enable_ip_masquerade": "true",
         },
-        "Labels": {},
-    }
+        created_at="0001-01-01T00:00:00Z",  # Go's zero time: the docker CLI must parse one
+    )  # fmt: skip
+    return _network_fields(bridge, dict(bridge.options), attached)
 
 
 def _status_text(container: Container) -> str:

@@ -10,6 +10,7 @@ revision; callers (the mirror) relist and watch again.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 from aetcd import rpc
@@ -161,13 +162,16 @@ class EtcdMembers:
     def __init__(self, store: EtcdStore) -> None:
         self._cluster = store.cluster
 
-    async def all(self) -> list[tuple[int, str, list[str]]]:
-        """(member id, name, peer URLs) of every member; a just-added member has no name yet."""
+    async def _members(self) -> list[Any]:
         try:
             resp = await self._cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "list members") from exc
-        return [(m.ID, m.name, list(m.peerURLs)) for m in resp.members]
+        return list(resp.members)
+
+    async def all(self) -> list[tuple[int, str, list[str]]]:
+        """(member id, name, peer URLs) of every member; a just-added member has no name yet."""
+        return [(m.ID, m.name, list(m.peerURLs)) for m in await self._members()]
 
     async def add(self, peer_url: str, *, learner: bool = True) -> int:
         """Add a member; as a learner (no vote) by default, so that a member which never comes
@@ -190,8 +194,7 @@ class EtcdMembers:
             raise _translate(exc, f"promote member {member_id:x}") from exc
 
     async def learners(self) -> list[tuple[int, list[str]]]:
-        resp = await self._cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
-        return [(m.ID, list(m.peerURLs)) for m in resp.members if m.isLearner]
+        return [(m.ID, list(m.peerURLs)) for m in await self._members() if m.isLearner]
 
     async def remove(self, member_id: int) -> None:
         try:
