@@ -18,6 +18,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.model.container import AttachedEndpoint
 from ferry.model.network import Network
 from ferry.network import bridges
+from ferry.network.drivers.veth import Leg, plug
 from ferry.network.local import bridge_device, icc
 
 log = logging.getLogger("ferry.bridge")
@@ -65,23 +66,13 @@ class BridgeDriver:
         await self._kernel.run(self._attach, net, ep, netns, default_route)
 
     def _attach(self, net: Network, ep: AttachedEndpoint, netns: Path, default_route: bool) -> None:
-        outer = veth_name(ep.ep_id)
+        leg = Leg(
+            veth_name(ep.ep_id), ep.ifname, ep.mac, f"{ep.ip}/{ep.prefixlen}", bridge_device(net),
+            mtu=net.mtu or None, isolated=not icc(net),
+            gateway=net.gateway if default_route else "",
+        )  # fmt: skip
         with Netlink() as host:
-            host.delete_link(outer)
-            host.add_veth(outer, ep.ifname, netns)
-            try:
-                host.set_link(outer, mtu=net.mtu or None, master=bridge_device(net), up=True)
-                if not icc(net):
-                    host.set_bridge_port(outer, isolated=True)
-                with Netlink(netns) as inner:
-                    inner.set_link(ep.ifname, mac=ep.mac, mtu=net.mtu or None)
-                    inner.add_address(ep.ifname, f"{ep.ip}/{ep.prefixlen}")
-                    inner.set_link(ep.ifname, up=True)
-                    if default_route:
-                        inner.replace_route("0.0.0.0/0", gateway=net.gateway)
-            except BaseException:
-                host.delete_link(outer)
-                raise
+            plug(host, netns, leg)
 
     async def detach(self, ep: AttachedEndpoint) -> None:
         await self._kernel.run(self._detach, ep.ep_id)

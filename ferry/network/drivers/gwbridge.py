@@ -24,6 +24,7 @@ from ferry.model.container import AttachedEndpoint
 from ferry.model.ids import new_hex_id
 from ferry.model.network import GWBRIDGE, GWBRIDGE_GATEWAY, GWBRIDGE_SUBNET, INGRESS_SANDBOX_IP
 from ferry.network import ipam
+from ferry.network.drivers.veth import Leg, plug
 
 log = logging.getLogger("ferry.gwbridge")
 
@@ -100,22 +101,12 @@ class GatewayBridge:
         return attached
 
     def _attach(self, netns: Path, ep: AttachedEndpoint, default_route: bool) -> None:
-        outer = veth_name(ep.ep_id)
+        leg = Leg(
+            veth_name(ep.ep_id), ep.ifname, ep.mac, f"{ep.ip}/{ep.prefixlen}", GWBRIDGE,
+            isolated=True, gateway=GWBRIDGE_GATEWAY if default_route else "",
+        )  # fmt: skip
         with Netlink() as host:
-            host.delete_link(outer)
-            host.add_veth(outer, ep.ifname, netns)
-            try:
-                host.set_link(outer, master=GWBRIDGE, up=True)
-                host.set_bridge_port(outer, isolated=True)
-                with Netlink(netns) as inner:
-                    inner.set_link(ep.ifname, mac=ep.mac)
-                    inner.add_address(ep.ifname, f"{ep.ip}/{ep.prefixlen}")
-                    inner.set_link(ep.ifname, up=True)
-                    if default_route:
-                        inner.replace_route("0.0.0.0/0", gateway=GWBRIDGE_GATEWAY)
-            except BaseException:
-                host.delete_link(outer)
-                raise
+            plug(host, netns, leg)
 
     async def detach(self, ep: AttachedEndpoint) -> None:
         await self._kernel.run(self._detach, ep.ep_id)

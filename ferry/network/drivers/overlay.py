@@ -38,6 +38,7 @@ from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.model.network import Endpoint, Network
+from ferry.network.drivers.veth import Leg, plug
 from ferry.network.peers import Peer, PeerPlan, applied, plan_peers
 
 log = logging.getLogger("ferry.overlay")
@@ -154,21 +155,11 @@ class OverlayDriver:
     def _ensure_endpoint(
         self, network: Network, endpoint: Endpoint, container_netns: Path, ifname: str
     ) -> None:
-        sandbox = self._handle(network.net_id)
-        outer = veth_name(endpoint.ep_id)
-        mtu = self.mtu(network)
-        sandbox.delete_link(outer)  # a stale one from a crash: start clean
-        sandbox.add_veth(outer, ifname, container_netns)
-        try:
-            sandbox.set_link(outer, master=BRIDGE, mtu=mtu, up=True)
-            with Netlink(container_netns) as inner:
-                inner.set_link("lo", up=True)
-                inner.set_link(ifname, mac=endpoint.mac, mtu=mtu)
-                inner.add_address(ifname, f"{endpoint.ip}/{network.prefixlen}")
-                inner.set_link(ifname, up=True)
-        except BaseException:
-            sandbox.delete_link(outer)
-            raise
+        leg = Leg(
+            veth_name(endpoint.ep_id), ifname, endpoint.mac,
+            f"{endpoint.ip}/{network.prefixlen}", BRIDGE, mtu=self.mtu(network),
+        )  # fmt: skip
+        plug(self._handle(network.net_id), container_netns, leg)
 
     async def remove_endpoint(self, net_id: str, ep_id: str) -> None:
         await self._kernel.run(self._remove_endpoint, net_id, ep_id)
