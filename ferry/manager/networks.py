@@ -113,10 +113,7 @@ class NetworkOps:
             subnet = ipaddress.IPv4Network(
                 ipam.choose_subnet(cluster.default_pool, cluster.subnet_size, [c for _, c in taken])
             )
-        gateway = (
-            ipam.check_gateway(subnet, req.gateway) if req.gateway else ipam.default_gateway(subnet)
-        )
-        ip_range = ipam.check_ip_range(subnet, req.ip_range) if req.ip_range else ""
+        gateway, ip_range = ipam.gateway_and_range(subnet, req.gateway, req.ip_range)
         options = check_overlay_options(dict(req.options or {}))
         network = Network(
             net_id=new_object_id(),

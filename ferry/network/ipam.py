@@ -73,6 +73,13 @@ def check_ip_range(subnet: IPv4Net, ip_range: str) -> str:
     return str(rng)
 
 
+def gateway_and_range(subnet: IPv4Net, gateway: str, ip_range: str) -> tuple[str, str]:
+    """A network's gateway (the one given, checked, or the subnet's first address) and its
+    checked --ip-range ("" for the whole subnet)."""
+    chosen = check_gateway(subnet, gateway) if gateway else default_gateway(subnet)
+    return chosen, check_ip_range(subnet, ip_range) if ip_range else ""
+
+
 def candidates(subnet: str, gateway: str, ip_range: str = "") -> Iterator[str]:
     """Assignable addresses in allocation order (lowest first)."""
     net = ipaddress.IPv4Network(subnet)

@@ -100,10 +100,7 @@ def plan_local_network(
         )
     else:
         subnet = choose_bridge_subnet([c for _, c in taken] + list(host.routes))
-    gateway = (
-        ipam.check_gateway(subnet, req.gateway) if req.gateway else ipam.default_gateway(subnet)
-    )
-    ip_range = ipam.check_ip_range(subnet, req.ip_range) if req.ip_range else ""
+    gateway, ip_range = ipam.gateway_and_range(subnet, req.gateway, req.ip_range)
     return Network(
         net_id=net_id,
         name=req.name,
