@@ -144,6 +144,10 @@ class ContainerService:
             raise InvalidArgument(f"container id prefix {ref} is ambiguous: use more characters")
         raise NotFound(f"No such container: {ref}")
 
+    def get(self, container_id: str) -> Container | None:
+        """A container by its full id; None once it is gone (removed, e.g. by --rm)."""
+        return self._containers.get(container_id)
+
     def is_running(self, container_id: str) -> bool:
         """False also when the container is gone (removed, e.g. by --rm)."""
         container = self._containers.get(container_id)

@@ -10,7 +10,9 @@ the handshake are handed to a parser object, which here just queues them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import Iterator
 from typing import Any, cast
 
 from aiohttp import web
@@ -70,6 +72,18 @@ class _StdinParser:
 
     def feed_eof(self) -> None:
         self._queue.put_nowait(None)
+
+
+@contextlib.contextmanager
+def closed_on_error(request: web.Request) -> Iterator[None]:
+    """A hijacked stream whose handler fails must still end: the transport stays open for
+    output after the client's half-close, so its client would otherwise wait forever."""
+    try:
+        yield
+    except BaseException:
+        if request.transport is not None:
+            request.transport.close()
+        raise
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -142,6 +142,17 @@ def test_a_stopped_container_outlives_its_removed_network(lab: LabRig) -> None:
         lab.ferry("h1", "rm", "-f", "drifter")
 
 
+def test_attached_runs_stream_their_output_and_exit_code_even_with_rm(lab: LabRig) -> None:
+    before = lab.ferry("h1", "ps", "-a", "-q").stdout
+    ours = lab.ferry("h1", "run", "--rm", "host", "sh", "-c", "echo out; exit 3", check=False)
+    assert (ours.returncode, ours.stdout) == (3, "out\n")
+    # the docker CLI names the network "default" when none is given
+    theirs = lab.exec("h1", "docker", "run", "--rm", "host", "sh", "-c", "echo hi; exit 4",
+                      check=False)  # fmt: skip
+    assert (theirs.returncode, theirs.stdout) == (4, "hi\n"), theirs.stderr
+    assert lab.ferry("h1", "ps", "-a", "-q").stdout == before
+
+
 def test_macvlan_containers_sit_on_the_lan_with_their_own_address(lab: LabRig) -> None:
     underlay = lab.topo.subnet
     base = underlay.rsplit(".", 1)[0]

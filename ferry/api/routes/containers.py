@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService, CreateRequest
 from ferry.api import render
-from ferry.api.hijack import frame, hijack
+from ferry.api.hijack import closed_on_error, frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
 from ferry.api.server import add_route, query_bool, query_filters, read_json
 from ferry.errors import Conflict, InvalidArgument
@@ -44,13 +45,15 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
     if mode and mode not in ("default", "none", "bridge") and mode not in endpoints:
         endpoints = {mode: None, **endpoints}
     for net_name, settings in endpoints.items():
+        if net_name in ("default", "none"):
+            continue  # modes, not networks: the docker CLI sends "default" when none is given
         aliases = tuple(settings.Aliases or []) if settings else ()
         ip = settings.IPAMConfig.IPv4Address if settings and settings.IPAMConfig else ""
         networks.append(NetworkChoice(net_name, aliases, ip))
     if mode == "bridge" and not networks:
         raise InvalidArgument(
             "Ferry has no default bridge network: run the container with --network NAME "
-            "(an attachable overlay), or with --network none"
+            "(a bridge network from 'network create', or an attachable overlay), or without one"
         )
     ports = []
     for key, bindings in ((host.PortBindings or {}) if host else {}).items():
@@ -168,23 +171,22 @@ class ContainerRoutes:
     async def resize(self, _request: web.Request) -> web.Response:
         return web.Response(status=200)
 
-    async def _follow(self, cid: str, position: int, follow: bool, emit: Any) -> None:
-        """Send the log from ``position``; with ``follow``, keep going until the container ends."""
-        path = self.containers.store.log_path(cid)
-        with open(path, "rb") as log:
-            log.seek(position)
-            while True:
-                chunk = log.read(65536)
-                if chunk:
-                    await emit(chunk)
-                    continue
-                if not follow:
-                    return
-                if not self.containers.is_running(cid):
-                    if rest := log.read():
-                        await emit(rest)
-                    return
-                await asyncio.sleep(FOLLOW_POLL_S)
+    async def _follow(self, cid: str, log: BinaryIO, follow: bool, emit: Any) -> None:
+        """Send the log from where ``log`` stands; with ``follow``, keep going until the
+        container ends. The file is opened by the caller, early: a container run with --rm
+        takes its log with it when it ends, and an open file can still be read to the end."""
+        while True:
+            chunk = log.read(65536)
+            if chunk:
+                await emit(chunk)
+                continue
+            if not follow:
+                return
+            if not self.containers.is_running(cid):
+                if rest := log.read():
+                    await emit(rest)
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         container = self.containers.find(request.match_info["id"])
@@ -209,33 +211,37 @@ class ContainerRoutes:
         async def emit(chunk: bytes) -> None:
             await response.write(frame(STDOUT, chunk))
 
-        with contextlib.suppress(ConnectionResetError):
-            await self._follow(cid, position, follow, emit)
+        with open(path, "rb") as log, contextlib.suppress(ConnectionResetError):
+            log.seek(position)
+            await self._follow(cid, log, follow, emit)
         return response
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        start = self.containers.store.log_path(cid).stat().st_size
-        if query_bool(request, "logs"):
-            start = 0
-        response = await hijack(request, tty=False)
+        stream = query_bool(request, "stream", True)
+        with open(self.containers.store.log_path(cid), "rb") as log:
+            if not query_bool(request, "logs"):
+                log.seek(0, os.SEEK_END)  # only what comes from now on
+            response = await hijack(request, tty=False)
 
-        async def emit(chunk: bytes) -> None:
-            await response.write(frame(STDOUT, chunk))
+            async def emit(chunk: bytes) -> None:
+                await response.write(frame(STDOUT, chunk))
 
-        if query_bool(request, "stream", True):
-            with contextlib.suppress(ConnectionResetError):
-                # wait for the start that usually follows an attach (a new started_at: a short
-                # command may have run and ended between two looks), then stream until the end
-                started = container.state.started_at
-                for _ in range(100):
-                    now = self.containers.find(cid)
-                    if now.running or now.state.started_at != started:
-                        break
-                    await asyncio.sleep(FOLLOW_POLL_S)
-                await self._follow(cid, start, True, emit)
+            with closed_on_error(request), contextlib.suppress(ConnectionResetError):
+                if stream:
+                    await self._wait_for_start(cid, container.state.started_at)
+                await self._follow(cid, log, stream, emit)
         return response
+
+    async def _wait_for_start(self, cid: str, started_before: str) -> None:
+        """Wait for the start that usually follows an attach: a new started_at, since a short
+        command may have run and ended between two looks (and with --rm, be gone already)."""
+        for _ in range(100):
+            now = self.containers.get(cid)
+            if now is None or now.running or now.state.started_at != started_before:
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
 
     async def exec_create(self, request: web.Request) -> web.Response:
         body = ExecCreate.model_validate(await read_json(request))
@@ -273,7 +279,8 @@ class ContainerRoutes:
             with contextlib.suppress(ConnectionResetError):
                 await response.write(data if instance.tty else frame(stream, data))
 
-        await self.execs.run(instance, container.state.pid, sink)
+        with closed_on_error(request):
+            await self.execs.run(instance, container.state.pid, sink)
         return response
 
     async def exec_inspect(self, request: web.Request) -> web.Response:
