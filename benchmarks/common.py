@@ -145,6 +145,41 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+# (figure, target, measured, met): what each benchmark's verdicts() returns
+Verdict = tuple[str, str, str, bool]
+
+
+def progress(began: float, what: str, figures: dict[str, Any] | None = None) -> None:
+    """A progress line on stderr with the time since ``began``, and a section's figures."""
+    print(f"[{time.perf_counter() - began:6.1f} s] {what}", file=sys.stderr, flush=True)
+    for key, value in (figures or {}).items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"    {key}: {shown}", file=sys.stderr, flush=True)
+
+
+def opening_figures(lab_name: str) -> dict[str, Any]:
+    """What a run records before it starts: the code the ferryds will run and how busy the
+    machine is (figures are only comparable on a quiet machine)."""
+    return {
+        "git": git_state(),
+        "loadavg_at_start": os.getloadavg()[0],
+        "other_ferryds_at_start": other_ferryds(lab_name),
+    }
+
+
+def close_figures(
+    figures: dict[str, Any], verdicts: list[Verdict], began: float, lab_name: str
+) -> None:
+    figures["total_runtime_s"] = time.perf_counter() - began
+    figures["targets"] = {
+        name.strip(): {"target": target, "measured": measured, "pass": ok}
+        for name, target, measured, ok in verdicts
+    }
+    figures["cpus"] = os.cpu_count()
+    figures["loadavg_at_end"] = os.getloadavg()[0]
+    figures["other_ferryds_at_end"] = other_ferryds(lab_name)
+
+
 def write(name: str, figures: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -48,14 +48,15 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import (
+    close_figures,
     ferry,
-    git_state,
     join_swarm,
     lab,
     lab_exec,
     median,
-    other_ferryds,
+    opening_figures,
     percentile,
+    progress,
     run,
     write,
 )
@@ -344,7 +345,7 @@ def measure(topo: LabTopology) -> dict[str, Any]:
             seqs[path].append(values)
         for path in interleaved(tuple(perf_paths), round_):
             perfs[path].append(iperf(topo, *perf_paths[path]))
-        progress(f"round {round_ + 1}/{RUNS} done")
+        progress(BEGAN, f"round {round_ + 1}/{RUNS} done")
     figures: dict[str, Any] = {}
     for path in PATHS:
         summarise(figures, f"{path}_wrk", wrks[path])
@@ -498,30 +499,17 @@ def report(f: dict[str, Any]) -> None:
 BEGAN = time.perf_counter()
 
 
-def progress(what: str) -> None:
-    print(f"[{time.perf_counter() - BEGAN:6.1f} s] {what}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root")
-    figures: dict[str, Any] = {"git": git_state()}  # what the ferryds run, read at their start
-    figures["loadavg_at_start"] = os.getloadavg()[0]
-    figures["other_ferryds_at_start"] = other_ferryds(NAME)
+    figures = opening_figures(NAME)
     with lab(NAME, 3, 1, SUBNET) as topo:
         form_swarm(topo)
-        progress("swarm formed")
+        progress(BEGAN, "swarm formed")
         create_services(topo)
-        progress("services running, every path answers from c1")
+        progress(BEGAN, "services running, every path answers from c1")
         figures.update(measure(topo))
-    figures["total_runtime_s"] = time.perf_counter() - BEGAN
-    figures["targets"] = {
-        name.strip(): {"target": target, "measured": measured, "pass": ok}
-        for name, target, measured, ok in verdicts(figures)
-    }
-    figures["cpus"] = os.cpu_count()
-    figures["loadavg_at_end"] = os.getloadavg()[0]
-    figures["other_ferryds_at_end"] = other_ferryds(NAME)
+    close_figures(figures, verdicts(figures), BEGAN, NAME)
     figures["note"] = (
         f"one replica per service, on {SERVER_NODE}. mesh = c1 -> {MESH_NODE}:published (no "
         f"replica there) -> {MESH_NODE}'s ingress sandbox -> ingress overlay -> the task; direct "

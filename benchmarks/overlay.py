@@ -45,15 +45,17 @@ from typing import Any
 
 from benchmarks.common import (
     FERRY,
+    close_figures,
     dnsperf_figures,
     ferry,
     ferry_env,
-    git_state,
     join_swarm,
     lab,
     lab_exec,
     median,
+    opening_figures,
     percentile,
+    progress,
     rss_kib,
     run,
     write,
@@ -684,15 +686,11 @@ def report(f: dict[str, Any]) -> None:
         print(f"{name:<34} {target:<10} {measured:<45} {'PASS' if ok else 'FAIL'}")
 
 
-def progress(began: float, what: str) -> None:
-    print(f"[{time.perf_counter() - began:6.1f} s] {what}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root")
     began = time.perf_counter()
-    figures: dict[str, Any] = {"git": git_state()}  # what the ferryds run, read at their start
+    figures = opening_figures(NAME)
     with lab(NAME, 3, 0, SUBNET) as topo:
         form_swarm(topo)
         progress(began, "swarm formed")
@@ -705,13 +703,7 @@ def main() -> None:
         progress(began, "DNS measured")
         figures.update(measure_scale(topo))
         progress(began, "scale measured")
-    figures["total_runtime_s"] = time.perf_counter() - began
-    figures["targets"] = {
-        name.strip(): {"target": target, "measured": measured, "pass": ok}
-        for name, target, measured, ok in verdicts(figures)
-    }
-    figures["cpus"] = os.cpu_count()
-    figures["loadavg_at_end"] = os.getloadavg()[0]
+    close_figures(figures, verdicts(figures), began, NAME)
     figures["note"] = (
         "iperf3/ping medians of interleaved runs; all ends share the same 2 vCPUs: compare "
         "paths with each other, not with real NICs. vxlan = hand-built kernel VXLAN with "

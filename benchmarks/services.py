@@ -47,14 +47,15 @@ from typing import Any, TypeVar
 
 from benchmarks.common import (
     FERRY,
+    close_figures,
     ferry,
     ferry_env,
-    git_state,
     join_swarm,
     lab,
     median,
-    other_ferryds,
+    opening_figures,
     percentile,
+    progress,
     write,
 )
 from ferry.api.client import ApiClient
@@ -62,6 +63,7 @@ from ferry.errors import Conflict, FerryError
 from ferry.kernel import nsfs, proc
 from ferry.kernel.nft import Nft, replace_table
 from ferry.lab import lab as labmod
+from ferry.lab.apps import WHOAMI
 from ferry.lab.topology import LabTopology
 from ferry.model.network import Endpoint, EndpointKind
 from ferry.network.lb import TABLE, VipBackends, plan_vips, render
@@ -107,18 +109,6 @@ while time.time() < until and not os.path.exists(stop):
         last = ips
     time.sleep(0.01)
 """
-
-# A tiny web server answering with the name of the container it runs in.
-WHOAMI = (
-    "import http.server as h, socket\n"
-    "class H(h.BaseHTTPRequestHandler):\n"
-    "  def do_GET(s):\n"
-    "    b = socket.gethostname().encode()\n"
-    "    s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers()\n"
-    "    s.wfile.write(b)\n"
-    "  def log_message(s, *a): pass\n"
-    "h.ThreadingHTTPServer(('', 80), H).serve_forever()\n"
-)
 
 
 # --- processes and the API ------------------------------------------------------------------
@@ -780,20 +770,11 @@ def report(f: dict[str, Any]) -> None:
         print(f"{name:<36} {target:<8} {measured:<76} {result}")
 
 
-def progress(began: float, what: str, figures: dict[str, Any] | None = None) -> None:
-    print(f"[{time.perf_counter() - began:6.1f} s] {what}", file=sys.stderr, flush=True)
-    for key, value in (figures or {}).items():
-        shown = f"{value:.3f}" if isinstance(value, float) else value
-        print(f"    {key}: {shown}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root")
     began = time.perf_counter()
-    figures: dict[str, Any] = {"git": git_state()}  # what the ferryds run, read at their start
-    figures["loadavg_at_start"] = os.getloadavg()[0]
-    figures["other_ferryds_at_start"] = other_ferryds(NAME)
+    figures = opening_figures(NAME)
     section = measure_nft_apply()
     figures.update(section)
     progress(began, "nft apply measured", section)
@@ -812,14 +793,7 @@ def main() -> None:
         section = measure_many(topo, client_id)
         figures.update(section)
         progress(began, "VIP updates with 100 services measured", section)
-    figures["total_runtime_s"] = time.perf_counter() - began
-    figures["targets"] = {
-        name.strip(): {"target": target, "measured": measured, "pass": ok}
-        for name, target, measured, ok in verdicts(figures)
-    }
-    figures["cpus"] = os.cpu_count()
-    figures["loadavg_at_end"] = os.getloadavg()[0]
-    figures["other_ferryds_at_end"] = other_ferryds(NAME)
+    close_figures(figures, verdicts(figures), began, NAME)
     figures["docker_context"] = DOCKER_CONTEXT
     figures["note"] = (
         "timings start just before the API call on h1 (the leader) and end when both the API "

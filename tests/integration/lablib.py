@@ -44,19 +44,6 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
-# A tiny web server answering with the name of the container it runs in.
-WHOAMI = (
-    "import http.server as h, socket\n"
-    "class H(h.BaseHTTPRequestHandler):\n"
-    "  def do_GET(s):\n"
-    "    b = socket.gethostname().encode()\n"
-    "    s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers()\n"
-    "    s.wfile.write(b)\n"
-    "  def log_message(s, *a): pass\n"
-    "h.ThreadingHTTPServer(('', 80), H).serve_forever()\n"
-)
-
-
 class LabRig:
     def __init__(self, topo: LabTopology) -> None:
         self.topo = topo

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from ferry.kernel import nsfs
-from tests.integration.lablib import WHOAMI, LabRig, new_lab, running, wait_until
+from ferry.lab.apps import WHOAMI
+from tests.integration.lablib import LabRig, new_lab, running, wait_until
 
 UDP_ECHO = (
     "import socket, os\n"

@@ -10,7 +10,8 @@ import pytest
 
 from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
-from tests.integration.lablib import WHOAMI, LabRig, new_lab, running, tasks, wait_until
+from ferry.lab.apps import WHOAMI
+from tests.integration.lablib import LabRig, new_lab, running, tasks, wait_until
 
 
 @pytest.fixture(scope="module")
