@@ -25,6 +25,15 @@ def lab() -> Iterator[LabRig]:
         yield rig
 
 
+def wait_off_node(lab: LabRig, node_id: str, timeout_s: float) -> None:
+    """Until web's 3 tasks run again, none of them on ``node_id``."""
+    wait_until(
+        lambda: len(now := running(lab, "web")) == 3 and all(t["NodeID"] != node_id for t in now),
+        timeout_s,
+        f"3 tasks of web running, none on {node_id[:12]}",
+    )
+
+
 def running_ips(lab: LabRig, service: str) -> set[str]:
     return {
         t["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
@@ -110,14 +119,7 @@ def test_tasks_of_a_lost_worker_are_rescheduled_elsewhere(lab: LabRig) -> None:
         killed = time.monotonic()
         wait_until(lambda: lab.node_state("h3") == "down", 12, "h3 Down")
         down = time.monotonic()
-        wait_until(
-            lambda: (
-                len(running(lab, "web")) == 3
-                and all(t["NodeID"] != h3 for t in running(lab, "web"))
-            ),
-            15,
-            "3 tasks running on other nodes",
-        )
+        wait_off_node(lab, h3, 15)
         assert time.monotonic() - down <= 15
         assert time.monotonic() - killed <= 25
         counts = hits(lab, "http://web/", 30)
@@ -131,14 +133,7 @@ def test_draining_a_node_moves_its_tasks(lab: LabRig) -> None:
     lab.ferry("h1", "node", "update", "--availability", "drain", "h2")
     try:
         h2 = lab.api("h2", "/info")["Swarm"]["NodeID"]
-        wait_until(
-            lambda: (
-                len(running(lab, "web")) == 3
-                and all(t["NodeID"] != h2 for t in running(lab, "web"))
-            ),
-            20,
-            "no task left on the drained node",
-        )
+        wait_off_node(lab, h2, 20)
     finally:
         lab.ferry("h1", "node", "update", "--availability", "active", "h2")
 
