@@ -188,7 +188,7 @@ def stop_ferryd(topo: LabTopology, host_name: str, *, kill: bool = False) -> Non
     pid = ferryd_pid(host)
     if pid is None:
         return
-    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    proc.kill_pids([pid], signal.SIGKILL if kill else signal.SIGTERM)
     deadline = time.monotonic() + 15.0
     while proc.start_time_of(pid) is not None and time.monotonic() < deadline:
         time.sleep(0.02)
