@@ -12,9 +12,11 @@ module only ever uses ``replace``, which is idempotent and moves an entry.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +66,15 @@ class Netlink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, what: str, obj: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self, what: str, obj: str, method: str, *args: Any, absent_ok: bool = False, **kwargs: Any
+    ) -> Any:
+        """``absent_ok``: removing what is already gone (ENOENT) is not an error."""
         try:
             return getattr(self._ipr, method)(*args, **kwargs)
         except NetlinkError as exc:
+            if absent_ok and exc.code == errno.ENOENT:
+                return None
             where = f"{obj} in {self.netns.name}" if self.netns else obj
             raise KernelError(what, where, exc.code, os.strerror(exc.code)) from exc
 
@@ -176,7 +183,7 @@ class Netlink:
     def set_bridge_port(
         self, name: str, *, learning: bool | None = None, isolated: bool | None = None
     ) -> None:
-        attrs: dict[str, int] = {}
+        attrs: dict[str, Any] = {}
         if learning is not None:
             attrs["learning"] = int(learning)
         if isolated is not None:
@@ -276,34 +283,6 @@ class Netlink:
                 out[msg.get("NDA_LLADDR")] = dst
         return out
 
-    def fdb_replace(self, dev: str, mac: str, dst: str) -> None:
-        self._call(
-            "fdb replace",
-            f"{mac} dst {dst} on {dev}",
-            "fdb",
-            "replace",
-            ifindex=self.must_index(dev),
-            lladdr=mac,
-            dst=dst,
-            flags=ndmsg.NTF_SELF,
-            state=ndmsg.NUD_PERMANENT,
-        )
-
-    def fdb_delete(self, dev: str, mac: str, dst: str) -> None:
-        try:
-            self._ipr.fdb(
-                "del",
-                ifindex=self.must_index(dev),
-                lladdr=mac,
-                dst=dst,
-                flags=ndmsg.NTF_SELF,
-            )
-        except NetlinkError as exc:
-            if exc.code != 2:  # ENOENT: already gone
-                raise KernelError(
-                    "fdb del", f"{mac} on {dev}", exc.code, os.strerror(exc.code)
-                ) from exc
-
     def neighbours(self, dev: str) -> dict[str, str]:
         """Permanent IPv4 neighbour entries on ``dev``: IP → MAC."""
         idx = self.must_index(dev)
@@ -313,23 +292,29 @@ class Netlink:
             if msg["state"] & ndmsg.NUD_PERMANENT and msg.get("NDA_LLADDR")
         }
 
-    def neigh_replace(self, dev: str, ip: str, mac: str) -> None:
-        self._call(
-            "neigh replace",
-            f"{ip} on {dev}",
-            "neigh",
-            "replace",
-            dst=ip,
-            lladdr=mac,
-            ifindex=self.must_index(dev),
-            state=ndmsg.NUD_PERMANENT,
-        )
-
-    def neigh_delete(self, dev: str, ip: str) -> None:
-        try:
-            self._ipr.neigh("del", dst=ip, ifindex=self.must_index(dev))
-        except NetlinkError as exc:
-            if exc.code != 2:
-                raise KernelError(
-                    "neigh del", f"{ip} on {dev}", exc.code, os.strerror(exc.code)
-                ) from exc
+    def program_peers(
+        self,
+        dev: str,
+        *,
+        fdb_del: Sequence[tuple[str, str]] = (),
+        neigh_del: Sequence[str] = (),
+        fdb_add: Sequence[tuple[str, str]] = (),
+        neigh_add: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Change a VXLAN device's static peers in one go: FDB entries (MAC, remote VTEP) and
+        permanent neighbours (IP, MAC), removals first; the device is looked up once. Removing
+        what is already gone is not an error."""
+        idx = self.must_index(dev)
+        for mac, dst in fdb_del:
+            self._call("fdb del", f"{mac} on {dev}", "fdb", "del", absent_ok=True, ifindex=idx,
+                       lladdr=mac, dst=dst, flags=ndmsg.NTF_SELF)  # fmt: skip
+        for ip in neigh_del:
+            self._call("neigh del", f"{ip} on {dev}", "neigh", "del", absent_ok=True, dst=ip,
+                       ifindex=idx)  # fmt: skip
+        for mac, dst in fdb_add:
+            self._call("fdb replace", f"{mac} dst {dst} on {dev}", "fdb", "replace",
+                       ifindex=idx, lladdr=mac, dst=dst, flags=ndmsg.NTF_SELF,
+                       state=ndmsg.NUD_PERMANENT)  # fmt: skip
+        for ip, mac in neigh_add:
+            self._call("neigh replace", f"{ip} on {dev}", "neigh", "replace", dst=ip,
+                       lladdr=mac, ifindex=idx, state=ndmsg.NUD_PERMANENT)  # fmt: skip

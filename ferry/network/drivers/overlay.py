@@ -189,14 +189,13 @@ class OverlayDriver:
             self._peers[net_id[:12]] = state
             return plan
         try:
-            for mac, vtep in plan.fdb_del:
-                sandbox.fdb_delete(VXLAN, mac, vtep)
-            for ip in plan.neigh_del:
-                sandbox.neigh_delete(VXLAN, ip)
-            for mac, vtep in plan.fdb_add:
-                sandbox.fdb_replace(VXLAN, mac, vtep)
-            for ip, mac in plan.neigh_add:
-                sandbox.neigh_replace(VXLAN, ip, mac)
+            sandbox.program_peers(
+                VXLAN,
+                fdb_del=plan.fdb_del,
+                neigh_del=plan.neigh_del,
+                fdb_add=plan.fdb_add,
+                neigh_add=plan.neigh_add,
+            )
         except FerryError:
             self._peers.pop(net_id[:12], None)  # unknown state: dump it again next time
             raise
