@@ -85,8 +85,11 @@ def query_filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def json_model(model: BaseModel | list[BaseModel], status: int = 200) -> web.Response:
+    # Docker's optional fields are omitempty pointers: a worker has no "ManagerStatus" key at
+    # all, and clients written against Docker test for the key, not for null
     if isinstance(model, list):
-        body = "[" + ",".join(m.model_dump_json(by_alias=True) for m in model) + "]"
+        body = "[" + ",".join(m.model_dump_json(by_alias=True, exclude_none=True) for m in model)
+        body += "]"
     else:
-        body = model.model_dump_json(by_alias=True)
+        body = model.model_dump_json(by_alias=True, exclude_none=True)
     return web.Response(text=body, status=status, content_type="application/json")

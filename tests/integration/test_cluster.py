@@ -49,7 +49,7 @@ def test_a_manager_restart_keeps_the_swarm(swarm_lab: LabRig) -> None:
         lambda: (
             (n := swarm_lab.nodes())
             and all(x["Status"]["State"] == "ready" for x in n.values())
-            and any(x.get("ManagerStatus", {}).get("Leader") for x in n.values())
+            and any((x.get("ManagerStatus") or {}).get("Leader") for x in n.values())
             and n
         ),
         15,

@@ -33,7 +33,7 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         def new_leader() -> bool:
             nodes = lab.nodes("h2")
             return nodes["h1"]["Status"]["State"] == "down" and any(
-                n.get("ManagerStatus", {}).get("Leader") for n in nodes.values()
+                (n.get("ManagerStatus") or {}).get("Leader") for n in nodes.values()
             )
 
         wait_until(new_leader, 20, "another manager to lead", every_s=0.5)

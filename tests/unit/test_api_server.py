@@ -58,3 +58,12 @@ async def test_info_outside_a_swarm_says_inactive(tmp_path: Path) -> None:
     assert info["Name"] == "hx"
     assert info["Swarm"]["LocalNodeState"] == "inactive"
     await client.close()
+
+
+async def test_info_outside_a_swarm_omits_what_it_does_not_have(tmp_path: Path) -> None:
+    # Docker's optional fields are omitempty: absent, not null, when there is nothing to say
+    client = await client_for(tmp_path)
+    swarm = (await (await client.get("/info")).json())["Swarm"]
+    assert "Cluster" not in swarm
+    assert "RemoteManagers" not in swarm
+    await client.close()
