@@ -135,7 +135,26 @@ def _status_text(container: Container) -> str:
 
 
 def _networks(container: Container) -> dict[str, Any]:
-    return {
+    # A stopped container holds no endpoints, yet it still belongs to its networks: Docker lists
+    # them with empty addresses, filled in at the next start
+    idle = {
+        choice.network: {
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Aliases": list(choice.aliases),
+            "DNSNames": None,
+        }
+        for choice in container.config.networks
+        if not any(
+            choice.network in (ep.net_name, ep.net_id) or ep.net_id.startswith(choice.network)
+            for ep in container.state.endpoints
+        )
+    }
+    return idle | {
         ep.net_name: {
             "NetworkID": ep.net_id,
             "EndpointID": ep.ep_id,

@@ -1,0 +1,52 @@
+from ferry.api.render import container_summary
+from ferry.model.container import (
+    AttachedEndpoint,
+    Container,
+    ContainerConfig,
+    ContainerState,
+    NetworkChoice,
+    Status,
+)
+
+CONFIG = ContainerConfig(
+    "c" * 64,
+    "web",
+    "host",
+    ("sleep", "60"),
+    networks=(NetworkChoice("front", ("www",)), NetworkChoice("back")),
+)
+FRONT = AttachedEndpoint(
+    "f" * 25,
+    "front",
+    "bridge",
+    "e" * 64,
+    "172.20.0.2",
+    16,
+    "172.20.0.1",
+    "02:42:ac:14:00:02",
+    "eth0",
+)
+
+
+def networks_of(container: Container) -> dict[str, dict[str, object]]:
+    networks: dict[str, dict[str, object]] = container_summary(container)["NetworkSettings"][
+        "Networks"
+    ]
+    return networks
+
+
+def test_a_stopped_container_still_lists_its_networks_without_addresses() -> None:
+    stopped = Container(CONFIG, ContainerState(status=Status.EXITED))
+    networks = networks_of(stopped)
+    assert set(networks) == {"front", "back"}
+    assert networks["front"]["IPAddress"] == ""
+    assert networks["front"]["Aliases"] == ["www"]
+
+
+def test_a_running_container_lists_each_network_once_with_its_address() -> None:
+    # "back" not attached yet (a start half done): listed, empty; "front" from its endpoint
+    running = Container(CONFIG, ContainerState(status=Status.RUNNING, endpoints=(FRONT,)))
+    networks = networks_of(running)
+    assert set(networks) == {"front", "back"}
+    assert networks["front"]["IPAddress"] == "172.20.0.2"
+    assert networks["back"]["IPAddress"] == ""
