@@ -6,11 +6,12 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
 from ferry.api.client import ApiClient
+from ferry.cli import gotemplate
 from ferry.errors import FerryError
 
 P = ParamSpec("P")
@@ -77,6 +78,29 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=4))
+
+
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Print each object through a Go template, e.g. '{{.Name}}', or as 'json'",
+    ),
+]
+
+
+def print_inspected(found: list[Any], template: str) -> None:
+    """What every ``inspect`` prints: the objects as a JSON array, or one line per object
+    through ``--format`` (Docker's Go templates)."""
+    if not template:
+        print_json(found)
+    elif template == "json":
+        for item in found:
+            print(json.dumps(item))
+    else:
+        for item in found:
+            print(gotemplate.render(template, item))
 
 
 def parse_filters(pairs: Sequence[str]) -> dict[str, list[str]]:

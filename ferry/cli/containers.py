@@ -15,11 +15,12 @@ import typer
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import (
+    FormatOption,
     client,
     for_each,
     handles_errors,
     parse_filters,
-    print_json,
+    print_inspected,
     print_table,
 )
 from ferry.cli.ports import port_bindings
@@ -316,10 +317,13 @@ def rm(
 
 
 @handles_errors
-def inspect(containers: Annotated[list[str], typer.Argument(help="Containers")]) -> None:
+def inspect(
+    containers: Annotated[list[str], typer.Argument(help="Containers")],
+    template: FormatOption = "",
+) -> None:
     """Display detailed information on one or more containers."""
     api = client()
-    print_json([api.get(f"/containers/{c}/json") for c in containers])
+    print_inspected([api.get(f"/containers/{c}/json") for c in containers], template)
 
 
 @handles_errors

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from ferry.cli.common import (
+    FormatOption,
     client,
     for_each,
     handles_errors,
     parse_filters,
     parse_kv,
-    print_json,
+    print_inspected,
     print_table,
 )
 
@@ -78,10 +79,13 @@ def ls(
 
 @network_app.command("inspect")
 @handles_errors
-def inspect(networks: Annotated[list[str], typer.Argument(help="Network names or IDs")]) -> None:
+def inspect(
+    networks: Annotated[list[str], typer.Argument(help="Network names or IDs")],
+    template: FormatOption = "",
+) -> None:
     """Display detailed information on one or more networks."""
     api = client()
-    print_json([api.get(f"/networks/{n}") for n in networks])
+    print_inspected([api.get(f"/networks/{n}") for n in networks], template)
 
 
 @network_app.command("rm")

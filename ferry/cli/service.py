@@ -10,12 +10,13 @@ import typer
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import (
+    FormatOption,
     client,
     fail,
     for_each,
     handles_errors,
     parse_kv,
-    print_json,
+    print_inspected,
     print_table,
 )
 from ferry.cli.containers import CMD_SETTINGS
@@ -292,12 +293,15 @@ def ps(
 def inspect(
     services: Annotated[list[str], typer.Argument(help="Services")],
     pretty: Annotated[bool, typer.Option(help="Human-friendly output")] = False,
+    template: FormatOption = "",
 ) -> None:
     """Display detailed information on one or more services."""
+    if pretty and template:
+        fail("--format is incompatible with human friendly format", 2)
     api = client()
     found = [api.get(f"/services/{s}") for s in services]
     if not pretty:
-        print_json(found)
+        print_inspected(found, template)
         return
     for svc in found:
         spec = svc["Spec"]

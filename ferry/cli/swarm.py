@@ -7,12 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from ferry.cli.common import (
+    FormatOption,
     client,
     fail,
     for_each,
     handles_errors,
     parse_kv,
-    print_json,
+    print_inspected,
     print_table,
 )
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
@@ -130,11 +131,11 @@ def leave(
 
 @swarm_app.command("inspect")
 @handles_errors
-def swarm_inspect() -> None:
+def swarm_inspect(template: FormatOption = "") -> None:
     """Display the swarm's details (join tokens excluded)."""
     data: dict[str, Any] = client().get("/swarm")
     data.pop("JoinTokens", None)
-    print_json([data])
+    print_inspected([data], template)
 
 
 def _status(node: dict[str, Any]) -> tuple[str, str]:
@@ -185,12 +186,15 @@ def node_ls(
 def node_inspect(
     nodes: Annotated[list[str], typer.Argument(help="Node IDs or hostnames ('self' for this one)")],
     pretty: Annotated[bool, typer.Option(help="Human-friendly output")] = False,
+    template: FormatOption = "",
 ) -> None:
     """Display detailed information on one or more nodes."""
+    if pretty and template:
+        fail("--format is incompatible with human friendly format", 2)
     api = client()
     found = [api.get(f"/nodes/{n}") for n in nodes]
     if not pretty:
-        print_json(found)
+        print_inspected(found, template)
         return
     for node in found:
         status, mstatus = _status(node)

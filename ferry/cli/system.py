@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ferry import API_VERSION, __version__
-from ferry.cli.common import client, handles_errors
+from ferry.cli.common import FormatOption, client, handles_errors, print_inspected
 from ferry.errors import FerryError
 
 
@@ -39,9 +39,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handles_errors
-    def info() -> None:
+    def info(template: FormatOption = "") -> None:
         """Display system-wide information."""
         data: dict[str, Any] = client(10.0).get("/info")
+        if template:
+            print_inspected([data], template)
+            return
         print("Server:")
         print(f" Containers: {data['Containers']}")
         print(f"  Running: {data['ContainersRunning']}")

@@ -132,12 +132,21 @@ def test_a_stopped_container_outlives_its_removed_network(lab: LabRig) -> None:
     lab.ferry("h1", "run", "-d", "--name", "drifter", "--network", "gone", "host", "sleep", "600")
     try:
         lab.ferry("h1", "stop", "drifter")
+        # stopped, it still belongs to its network, with no address until it starts again
+        networks = (
+            "{{range $name, $net := .NetworkSettings.Networks}}{{$name}}={{$net.IPAddress}};{{end}}"
+        )
+        assert lab.ferry("h1", "inspect", "-f", networks, "drifter").stdout == "gone=;\n"
         lab.ferry("h1", "network", "rm", "gone")
         assert "gone not found" in lab.ferry("h1", "start", "drifter", check=False).stderr
         lab.ferry("h1", "network", "connect", "back", "drifter")
         lab.ferry("h1", "network", "disconnect", "gone", "drifter")
         lab.ferry("h1", "start", "drifter")
-        assert address(lab, "h1", "drifter", "back")
+        ip = address(lab, "h1", "drifter", "back")
+        assert ip
+        assert lab.ferry("h1", "inspect", "-f", networks, "drifter").stdout == f"back={ip};\n"
+        driver = lab.ferry("h1", "network", "inspect", "--format", "{{.Driver}}", "back").stdout
+        assert driver == "bridge\n"
     finally:
         lab.ferry("h1", "rm", "-f", "drifter")
 

@@ -1,0 +1,291 @@
+"""The part of Go's text/template that ``docker inspect --format`` users write, over the JSON an
+inspect returns: ``{{.A.B}}``, ``{{json .X}}``, ``{{index .M "key"}}``, ``{{range $k, $v := .M}}``,
+``{{if}}``/``{{with}}``/``{{else}}``/``{{end}}``, pipes and ``{{-``/``-}}`` trimming.
+
+Values print as Go prints the decoded JSON (``map[a:1 b:2]``, ``[x y]``, ``<no value>``), and
+a key that is not there is an error, as with the docker CLI (``missingkey=error``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.errors import InvalidArgument
+
+# one token of an action: a string, a number, a variable or field chain, a word, a pipe, :=, ","
+_TOKEN = re.compile(
+    r'\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+)|(\$\w*(?:\.\w+)*)|(\.(?:\w+(?:\.\w+)*)?)'
+    r"|(\w+)|(\|)|(:=)|(,))"
+)
+
+
+@dataclass
+class _Arg:
+    kind: str  # "str" | "int" | "var" | "field" | "word"
+    text: str
+
+
+@dataclass
+class _Pipeline:
+    declared: list[str]  # variables set by ``$x := ...`` or ``$k, $v := ...``
+    commands: list[list[_Arg]]
+
+
+@dataclass
+class _Block:
+    """``range``/``if``/``with`` (or the whole template, ``kind`` "root")."""
+
+    kind: str
+    pipeline: _Pipeline | None = None
+    body: list[Any] = field(default_factory=list)
+    otherwise: list[Any] = field(default_factory=list)
+    in_else: bool = False
+
+
+class _Missing:
+    """A value Go prints as ``<no value>``."""
+
+
+def _fail(action: str, why: str) -> InvalidArgument:
+    return InvalidArgument(f"template: executing {{{{{action}}}}}: {why}")
+
+
+def _parse_pipeline(action: str) -> _Pipeline:
+    pos = 0
+    args: list[_Arg] = []
+    commands: list[list[_Arg]] = []
+    declared: list[str] = []
+    while pos < len(action.rstrip()):
+        match = _TOKEN.match(action, pos)
+        if match is None:
+            raise InvalidArgument(f"template: cannot parse {{{{{action}}}}} at {action[pos:]!r}")
+        pos = match.end()
+        string, raw, number, var, path, word, pipe, assign, comma = match.groups()
+        if assign or comma:
+            if assign and (commands or not all(a.kind == "var" for a in args)):
+                raise InvalidArgument(f"template: bad declaration in {{{{{action}}}}}")
+            if assign:
+                declared, args = [a.text for a in args], []
+            continue
+        if pipe:
+            commands.append(args)
+            args = []
+        elif string:
+            args.append(_Arg("str", json.loads(string)))
+        elif raw:
+            args.append(_Arg("str", raw[1:-1]))
+        elif number:
+            args.append(_Arg("int", number))
+        elif var:
+            args.append(_Arg("var", var))
+        elif path:
+            args.append(_Arg("field", path))
+        else:
+            args.append(_Arg("word", word))
+    commands.append(args)
+    if any(not c for c in commands):
+        raise InvalidArgument(f"template: empty command in {{{{{action}}}}}")
+    return _Pipeline(declared, commands)
+
+
+def _pieces(template: str) -> list[str]:
+    """Text and actions alternating (text first), with ``{{- `` and `` -}}`` applied to the
+    text beside them and the braces and markers taken off the actions."""
+    pieces = re.split(r"({{.*?}})", template, flags=re.S)
+    for i in range(1, len(pieces), 2):
+        action = pieces[i][2:-2]
+        if re.match(r"-(\s|$)", action):
+            action = action[1:]
+            pieces[i - 1] = pieces[i - 1].rstrip()
+        if re.search(r"(^|\s)-$", action):
+            action = action[:-1]
+            pieces[i + 1] = pieces[i + 1].lstrip()
+        pieces[i] = action.strip()
+    return pieces
+
+
+def _parse(template: str) -> _Block:
+    root = _Block("root")
+    stack = [root]
+    for i, piece in enumerate(_pieces(template)):
+        top = stack[-1]
+        target = top.otherwise if top.in_else else top.body
+        if i % 2 == 0:
+            if piece:
+                target.append(piece)
+            continue
+        head, _, rest = piece.partition(" ")
+        if piece.startswith("/*"):
+            continue
+        if head in ("range", "if", "with"):
+            block = _Block(head, _parse_pipeline(rest))
+            target.append(block)
+            stack.append(block)
+        elif head == "else":
+            if top.kind == "root" or top.in_else:
+                raise InvalidArgument("template: unexpected {{else}}")
+            top.in_else = True
+        elif head == "end":
+            if top.kind == "root":
+                raise InvalidArgument("template: unexpected {{end}}")
+            stack.pop()
+        else:
+            target.append(_parse_pipeline(piece))
+    if len(stack) > 1:
+        raise InvalidArgument(f"template: {{{{{stack[-1].kind}}}}} has no {{{{end}}}}")
+    return root
+
+
+def _go_str(value: Any) -> str:
+    if value is None or isinstance(value, _Missing):
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_str(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_str(v) for v in value) + "]"
+    return str(value)
+
+
+def _truth(value: Any) -> bool:
+    return not (value is None or isinstance(value, _Missing) or value in (False, 0, "", [], {}))
+
+
+def _index(value: Any, *keys: Any) -> Any:
+    for key in keys:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            raise InvalidArgument(f"template: index of {_go_str(value)} with {key!r}") from None
+    return value
+
+
+FUNCS: dict[str, Callable[..., Any]] = {
+    "json": lambda v: json.dumps(v, separators=(",", ":")),
+    "index": _index,
+    "len": len,
+    "join": lambda items, sep: sep.join(_go_str(i) for i in items),
+    "split": lambda s, sep: s.split(sep),
+    "lower": lambda s: str(s).lower(),
+    "upper": lambda s: str(s).upper(),
+    "title": lambda s: str(s).title(),
+    "print": lambda *a: "".join(_go_str(v) for v in a),
+    "println": lambda *a: " ".join(_go_str(v) for v in a) + "\n",
+    "eq": lambda a, *b: any(a == x for x in b),
+    "ne": lambda a, b: a != b,
+    "not": lambda a: not _truth(a),
+    "and": lambda *a: next((v for v in a if not _truth(v)), a[-1]),
+    "or": lambda *a: next((v for v in a if _truth(v)), a[-1]),
+}
+
+
+class _Run:
+    def __init__(self, data: Any) -> None:
+        self.vars: dict[str, Any] = {"$": data}
+        self.out: list[str] = []
+
+    def _field(self, base: Any, chain: list[str], action: str) -> Any:
+        for name in chain:
+            if not isinstance(base, dict):
+                raise _fail(action, f"can't evaluate field {name} in {_go_str(base)}")
+            if name not in base:
+                raise _fail(action, f'map has no entry for key "{name}"')
+            base = base[name]
+        return base
+
+    def _arg(self, arg: _Arg, dot: Any, action: str) -> Any:
+        if arg.kind == "str":
+            return arg.text
+        if arg.kind == "int":
+            return int(arg.text)
+        if arg.kind == "field":
+            return self._field(dot, [n for n in arg.text.split(".") if n], action)
+        if arg.kind == "var":
+            name, *chain = arg.text.split(".")
+            if name not in self.vars:
+                raise _fail(action, f"undefined variable {name}")
+            return self._field(self.vars[name], chain, action)
+        if arg.text in ("true", "false"):
+            return arg.text == "true"
+        if arg.text == "nil":
+            return None
+        raise _fail(action, f'function "{arg.text}" not defined')
+
+    def pipeline(self, pipe: _Pipeline, dot: Any) -> Any:
+        action = " | ".join(" ".join(a.text for a in c) for c in pipe.commands)
+        value: Any = _Missing()
+        for i, command in enumerate(pipe.commands):
+            head = command[0]
+            if head.kind == "word" and head.text in FUNCS:
+                args = [self._arg(a, dot, action) for a in command[1:]]
+                if i > 0:
+                    args.append(value)
+                try:
+                    value = FUNCS[head.text](*args)
+                except TypeError as exc:
+                    raise _fail(action, f"wrong arguments for {head.text}: {exc}") from None
+            elif len(command) > 1:
+                raise _fail(action, f"{head.text} is not a function")
+            else:
+                value = self._arg(head, dot, action)
+        return value
+
+    def block(self, nodes: list[Any], dot: Any) -> None:
+        for node in nodes:
+            if isinstance(node, str):
+                self.out.append(node)
+            elif isinstance(node, _Pipeline):
+                value = self.pipeline(node, dot)
+                if node.declared:
+                    self.vars[node.declared[-1]] = value
+                else:
+                    self.out.append(_go_str(value))
+            else:
+                self._control(node, dot)
+
+    def _control(self, node: _Block, dot: Any) -> None:
+        assert node.pipeline is not None
+        declared = node.pipeline.declared
+        value = self.pipeline(node.pipeline, dot)
+        if declared and node.kind != "range":
+            self.vars[declared[-1]] = value
+        if node.kind == "if":
+            self.block(node.body if _truth(value) else node.otherwise, dot)
+        elif node.kind == "with":
+            self.block(node.body if _truth(value) else node.otherwise, value)
+        else:
+            items = _range_items(value)
+            for key, item in items:
+                if len(declared) == 2:
+                    self.vars[declared[0]], self.vars[declared[1]] = key, item
+                elif declared:
+                    self.vars[declared[0]] = item
+                self.block(node.body, item)
+            if not items:
+                self.block(node.otherwise, dot)
+
+
+def _range_items(value: Any) -> list[tuple[Any, Any]]:
+    if isinstance(value, dict):
+        return [(k, value[k]) for k in sorted(value)]
+    if isinstance(value, list):
+        return list(enumerate(value))
+    if value is None or isinstance(value, _Missing):
+        return []
+    if isinstance(value, int):
+        return [(i, i) for i in range(value)]
+    raise InvalidArgument(f"template: range can't iterate over {_go_str(value)}")
+
+
+def render(template: str, data: Any) -> str:
+    """The template applied to one decoded JSON value; errors are ``InvalidArgument``."""
+    run = _Run(data)
+    run.block(_parse(template).body, data)
+    return "".join(run.out)
