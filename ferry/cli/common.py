@@ -76,6 +76,62 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print("   ".join([*padded, line[-1]]).rstrip())
 
 
+class _Headers(dict[str, str]):
+    """The header of any placeholder: its column's header, else its name in capitals."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return key.upper()
+
+
+Column = tuple[str, str | Callable[[dict[str, Any]], Any]]  # header, field name or getter
+
+
+def print_rows(columns: Sequence[Column], rows: Sequence[dict[str, Any]], template: str) -> None:
+    """A listing: Docker's table of ``columns``, or each row (keyed by Docker's placeholder
+    names) through ``--format``: a Go template, ``table TEMPLATE`` to keep aligned headers,
+    or ``json``. ``\\t`` in the template is a tab, as in Docker."""
+
+    def cell(row: dict[str, Any], get: str | Callable[[dict[str, Any]], Any]) -> Any:
+        return row[get] if isinstance(get, str) else get(row)
+
+    if not template:
+        print_table([h for h, _ in columns], [[cell(r, g) for _, g in columns] for r in rows])
+        return
+    if template == "json":
+        for row in rows:
+            print(json.dumps(row))
+        return
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    if not template.startswith("table"):
+        for row in rows:
+            print(gotemplate.render(template, row))
+        return
+    body = template[len("table") :].strip()
+    if not body:
+        body = "\t".join(f"{{{{.{g}}}}}" for _, g in columns if isinstance(g, str))
+    # the header line is the template rendered over the headers, as Docker does
+    headers = _Headers({g: h for h, g in columns if isinstance(g, str)})
+    lines = [gotemplate.render(body, headers)] + [gotemplate.render(body, r) for r in rows]
+    cells = [line.split("\t") for line in lines]
+    width = max(len(c) for c in cells)
+    print_table(
+        cells[0] + [""] * (width - len(cells[0])), [c + [""] * (width - len(c)) for c in cells[1:]]
+    )
+
+
+ListFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Print each row through a Go template, e.g. '{{.Name}}' or "
+        "'table {{.ID}}\\t{{.Name}}', or as 'json'",
+    ),
+]
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=4))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import socket
 import sys
@@ -15,13 +16,15 @@ import typer
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import (
+    Column,
     FormatOption,
+    ListFormatOption,
     client,
     for_each,
     handles_errors,
     parse_filters,
     print_inspected,
-    print_table,
+    print_rows,
 )
 from ferry.cli.ports import port_bindings
 from ferry.cli.streams import frames, socket_chunks, write_frame
@@ -222,6 +225,7 @@ def ps(
     filter_: Annotated[
         list[str] | None, typer.Option("--filter", "-f", help="name=…, status=…")
     ] = None,
+    template: ListFormatOption = "",
 ) -> None:
     """List containers."""
     filters = parse_filters(filter_ or [])
@@ -232,18 +236,42 @@ def ps(
         for c in containers:
             print(c["Id"][:12])
         return
-    rows = []
-    for c in containers:
-        command = c["Command"]
-        command = command if len(command) <= 20 else command[:19] + "…"
-        ports = ", ".join(
-            f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}" for p in c["Ports"]
-        )
-        rows.append(
-            [c["Id"][:12], c["Image"], f'"{command}"', _created(c["Created"]), c["Status"],
-             ports, ",".join(n.lstrip("/") for n in c["Names"])]
-        )  # fmt: skip
-    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+    print_rows(PS_COLUMNS, [_ps_row(c) for c in containers], template)
+
+
+PS_COLUMNS: list[Column] = [
+    ("CONTAINER ID", "ID"),
+    ("IMAGE", "Image"),
+    ("COMMAND", "Command"),
+    ("CREATED", "RunningFor"),
+    ("STATUS", "Status"),
+    ("PORTS", "Ports"),
+    ("NAMES", "Names"),
+]
+
+
+def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
+    """A container as ``ps --format`` placeholders name its parts."""
+    command = c["Command"]
+    command = command if len(command) <= 20 else command[:19] + "…"
+    ports = ", ".join(
+        f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}" for p in c["Ports"]
+    )
+    return {
+        "ID": c["Id"][:12],
+        "Image": c["Image"],
+        "Command": f'"{command}"',
+        "CreatedAt": dt.datetime.fromtimestamp(c["Created"], dt.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S +0000 UTC"
+        ),
+        "RunningFor": _created(c["Created"]),
+        "Ports": ports,
+        "State": c["State"],
+        "Status": c["Status"],
+        "Names": ",".join(n.lstrip("/") for n in c["Names"]),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
+        "Networks": ",".join(sorted(c["NetworkSettings"]["Networks"])),
+    }
 
 
 @handles_errors

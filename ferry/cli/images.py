@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ferry.cli.common import client, fail, for_each, handles_errors, print_table
+from ferry.cli.common import (
+    Column,
+    ListFormatOption,
+    client,
+    fail,
+    for_each,
+    handles_errors,
+    print_rows,
+)
 
 image_app = typer.Typer(help="Manage images.", no_args_is_help=True)
 
@@ -41,7 +49,7 @@ def _size(size: int) -> str:
 
 @image_app.command("ls")
 @handles_errors
-def ls() -> None:
+def ls(template: ListFormatOption = "") -> None:
     """List images."""
     images: list[dict[str, Any]] = client().get("/images/json")
     rows = []
@@ -53,9 +61,22 @@ def ls() -> None:
             else "built in"
         )
         rows.append(
-            [repo, tag or "-", image["Id"].split(":")[-1][:12], created, _size(image["Size"])]
+            {
+                "Repository": repo,
+                "Tag": tag or "-",
+                "ID": image["Id"].split(":")[-1][:12],
+                "CreatedAt": created,
+                "Size": _size(image["Size"]),
+            }
         )
-    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+    columns: list[Column] = [
+        ("REPOSITORY", "Repository"),
+        ("TAG", "Tag"),
+        ("IMAGE ID", "ID"),
+        ("CREATED", "CreatedAt"),
+        ("SIZE", "Size"),
+    ]
+    print_rows(columns, rows, template)
 
 
 @image_app.command("rm")

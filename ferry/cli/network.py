@@ -7,14 +7,16 @@ from typing import Annotated, Any
 import typer
 
 from ferry.cli.common import (
+    Column,
     FormatOption,
+    ListFormatOption,
     client,
     for_each,
     handles_errors,
     parse_filters,
     parse_kv,
     print_inspected,
-    print_table,
+    print_rows,
 )
 
 network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
@@ -65,6 +67,7 @@ def ls(
     filter_: Annotated[
         list[str] | None, typer.Option("--filter", "-f", help="name=…, driver=…")
     ] = None,
+    template: ListFormatOption = "",
 ) -> None:
     """List networks."""
     filters = parse_filters(filter_ or [])
@@ -73,8 +76,26 @@ def ls(
         for net in networks:
             print(net["Id"][:12])
         return
-    rows = [[n["Id"][:12], n["Name"], n["Driver"], n["Scope"]] for n in networks]
-    print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows)
+    rows = [
+        {
+            "ID": n["Id"][:12],
+            "Name": n["Name"],
+            "Driver": n["Driver"],
+            "Scope": n["Scope"],
+            "Internal": n.get("Internal", False),
+            "Attachable": n.get("Attachable", False),
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted((n.get("Labels") or {}).items())),
+            "CreatedAt": n.get("Created", ""),
+        }
+        for n in networks
+    ]
+    columns: list[Column] = [
+        ("NETWORK ID", "ID"),
+        ("NAME", "Name"),
+        ("DRIVER", "Driver"),
+        ("SCOPE", "Scope"),
+    ]
+    print_rows(columns, rows, template)
 
 
 @network_app.command("inspect")

@@ -10,14 +10,16 @@ import typer
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import (
+    Column,
     FormatOption,
+    ListFormatOption,
     client,
     fail,
     for_each,
     handles_errors,
     parse_kv,
     print_inspected,
-    print_table,
+    print_rows,
 )
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
@@ -207,6 +209,7 @@ def _ports(spec: dict[str, Any], mode: str = "") -> str:
 @handles_errors
 def ls(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+    template: ListFormatOption = "",
 ) -> None:
     """List services."""
     services: list[dict[str, Any]] = client().get("/services", status=True)
@@ -221,16 +224,24 @@ def ls(
         mode = "global" if "Global" in spec["Mode"] else "replicated"
         replicas = f"{status.get('RunningTasks', 0)}/{status.get('DesiredTasks', 0)}"
         rows.append(
-            [
-                svc["ID"][:12],
-                spec["Name"],
-                mode,
-                replicas,
-                spec["TaskTemplate"]["ContainerSpec"]["Image"],
-                _ports(spec),
-            ]
+            {
+                "ID": svc["ID"][:12],
+                "Name": spec["Name"],
+                "Mode": mode,
+                "Replicas": replicas,
+                "Image": spec["TaskTemplate"]["ContainerSpec"]["Image"],
+                "Ports": _ports(spec),
+            }
         )
-    print_table(["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], rows)
+    columns: list[Column] = [
+        ("ID", "ID"),
+        ("NAME", "Name"),
+        ("MODE", "Mode"),
+        ("REPLICAS", "Replicas"),
+        ("IMAGE", "Image"),
+        ("PORTS", "Ports"),
+    ]
+    print_rows(columns, rows, template)
 
 
 @service_app.command("ps")
@@ -239,6 +250,7 @@ def ps(
     services: Annotated[list[str], typer.Argument(help="Services")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display task IDs")] = False,
     no_trunc: Annotated[bool, typer.Option(help="Do not truncate output")] = False,
+    template: ListFormatOption = "",
 ) -> None:
     """List the tasks of one or more services."""
     api = client()
@@ -274,18 +286,26 @@ def ps(
             )
             if not no_trunc and len(error) > 60:
                 error = error[:59] + "…"
-            rows.append([
-                task["ID"] if no_trunc else task["ID"][:12], name,
-                task["Spec"]["ContainerSpec"]["Image"],
-                nodes.get(task["NodeID"], task["NodeID"][:12]),
-                task["DesiredState"].capitalize(), current, f'"{error}"' if error else "",
-                host_ports if state == "running" else "",
-            ])  # fmt: skip
+            rows.append({
+                "ID": task["ID"] if no_trunc else task["ID"][:12], "Name": name,
+                "Image": task["Spec"]["ContainerSpec"]["Image"],
+                "Node": nodes.get(task["NodeID"], task["NodeID"][:12]),
+                "DesiredState": task["DesiredState"].capitalize(), "CurrentState": current,
+                "Error": f'"{error}"' if error else "",
+                "Ports": host_ports if state == "running" else "",
+            })  # fmt: skip
     if not quiet:
-        print_table(
-            ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
-            rows,
-        )
+        columns: list[Column] = [
+            ("ID", "ID"),
+            ("NAME", "Name"),
+            ("IMAGE", "Image"),
+            ("NODE", "Node"),
+            ("DESIRED STATE", "DesiredState"),
+            ("CURRENT STATE", "CurrentState"),
+            ("ERROR", "Error"),
+            ("PORTS", "Ports"),
+        ]
+        print_rows(columns, rows, template)
 
 
 @service_app.command("inspect")

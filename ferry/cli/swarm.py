@@ -7,14 +7,16 @@ from typing import Annotated, Any
 import typer
 
 from ferry.cli.common import (
+    Column,
     FormatOption,
+    ListFormatOption,
     client,
     fail,
     for_each,
     handles_errors,
     parse_kv,
     print_inspected,
-    print_table,
+    print_rows,
 )
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 
@@ -153,6 +155,7 @@ def _status(node: dict[str, Any]) -> tuple[str, str]:
 @handles_errors
 def node_ls(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+    template: ListFormatOption = "",
 ) -> None:
     """List nodes in the swarm."""
     api = client()
@@ -165,20 +168,26 @@ def node_ls(
     rows = []
     for node in nodes:
         status, mstatus = _status(node)
-        marker = " *" if node["ID"] == self_id else ""
         rows.append(
-            [
-                node["ID"] + marker,
-                node["Description"]["Hostname"],
-                status,
-                node["Spec"]["Availability"].capitalize(),
-                mstatus,
-                node["Description"]["Engine"]["EngineVersion"],
-            ]
+            {
+                "ID": node["ID"],
+                "Self": node["ID"] == self_id,
+                "Hostname": node["Description"]["Hostname"],
+                "Status": status,
+                "Availability": node["Spec"]["Availability"].capitalize(),
+                "ManagerStatus": mstatus,
+                "EngineVersion": node["Description"]["Engine"]["EngineVersion"],
+            }
         )
-    print_table(
-        ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows
-    )
+    columns: list[Column] = [
+        ("ID", lambda row: row["ID"] + (" *" if row["Self"] else "")),
+        ("HOSTNAME", "Hostname"),
+        ("STATUS", "Status"),
+        ("AVAILABILITY", "Availability"),
+        ("MANAGER STATUS", "ManagerStatus"),
+        ("ENGINE VERSION", "EngineVersion"),
+    ]
+    print_rows(columns, rows, template)
 
 
 @node_app.command("inspect")

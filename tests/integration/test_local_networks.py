@@ -137,6 +137,10 @@ def test_a_stopped_container_outlives_its_removed_network(lab: LabRig) -> None:
             "{{range $name, $net := .NetworkSettings.Networks}}{{$name}}={{$net.IPAddress}};{{end}}"
         )
         assert lab.ferry("h1", "inspect", "-f", networks, "drifter").stdout == "gone=;\n"
+        listed = lab.ferry(
+            "h1", "ps", "-a", "-f", "name=drifter", "--format", "{{.Names}} {{.State}}"
+        ).stdout
+        assert listed == "drifter exited\n"
         lab.ferry("h1", "network", "rm", "gone")
         assert "gone not found" in lab.ferry("h1", "start", "drifter", check=False).stderr
         lab.ferry("h1", "network", "connect", "back", "drifter")
