@@ -1,6 +1,7 @@
 """The part of Go's text/template that ``docker inspect --format`` users write, over the JSON an
 inspect returns: ``{{.A.B}}``, ``{{json .X}}``, ``{{index .M "key"}}``, ``{{range $k, $v := .M}}``,
-``{{if}}``/``{{with}}``/``{{else}}``/``{{end}}``, pipes and ``{{-``/``-}}`` trimming.
+``{{if}}``/``{{with}}``/``{{else}}``/``{{end}}``, ``{{(index .M "k").IPAddress}}``, pipes,
+``printf`` and ``{{-``/``-}}`` trimming.
 
 Values print as Go prints the decoded JSON (``map[a:1 b:2]``, ``[x y]``, ``<no value>``), and
 a key that is not there is an error, as with the docker CLI (``missingkey=error``).
@@ -16,17 +17,19 @@ from typing import Any
 
 from ferry.errors import InvalidArgument
 
-# one token of an action: a string, a number, a variable or field chain, a word, a pipe, :=, ","
+# one token of an action: a string, a number, a variable or field chain, a word, a pipe, :=,
+# ",", or a parenthesis (a closing one may be followed by a field chain: ``(index .M "k").IP``)
 _TOKEN = re.compile(
     r'\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+)|(\$\w*(?:\.\w+)*)|(\.(?:\w+(?:\.\w+)*)?)'
-    r"|(\w+)|(\|)|(:=)|(,))"
+    r"|(\w+)|(\|)|(:=)|(,)|(\()|\)((?:\.\w+)*))"
 )
 
 
 @dataclass
 class _Arg:
-    kind: str  # "str" | "int" | "var" | "field" | "word"
-    text: str
+    kind: str  # "str" | "int" | "var" | "field" | "word" | "sub" (a parenthesised pipeline)
+    text: str  # for "sub": the field chain that follows the closing parenthesis
+    sub: _Pipeline | None = None
 
 
 @dataclass
@@ -55,25 +58,47 @@ def _fail(action: str, why: str) -> InvalidArgument:
 
 
 def _parse_pipeline(action: str) -> _Pipeline:
+    tokens: list[tuple[str | None, ...]] = []
     pos = 0
-    args: list[_Arg] = []
-    commands: list[list[_Arg]] = []
-    declared: list[str] = []
     while pos < len(action.rstrip()):
         match = _TOKEN.match(action, pos)
         if match is None:
             raise InvalidArgument(f"template: cannot parse {{{{{action}}}}} at {action[pos:]!r}")
         pos = match.end()
-        string, raw, number, var, path, word, pipe, assign, comma = match.groups()
+        tokens.append(match.groups())
+    pipeline, used = _pipeline_of(tokens, 0, action)
+    if used < len(tokens):
+        raise InvalidArgument(f"template: unexpected ) in {{{{{action}}}}}")
+    return pipeline
+
+
+def _pipeline_of(
+    tokens: list[tuple[str | None, ...]], i: int, action: str
+) -> tuple[_Pipeline, int]:
+    """The pipeline starting at ``tokens[i]``, up to the end or to an unmatched ``)`` (left
+    for the caller), and the index after it."""
+    args: list[_Arg] = []
+    commands: list[list[_Arg]] = []
+    declared: list[str] = []
+    while i < len(tokens):
+        string, raw, number, var, path, word, pipe, assign, comma, opening, closing = tokens[i]
+        if closing is not None:
+            break
+        i += 1
         if assign or comma:
             if assign and (commands or not all(a.kind == "var" for a in args)):
                 raise InvalidArgument(f"template: bad declaration in {{{{{action}}}}}")
             if assign:
                 declared, args = [a.text for a in args], []
-            continue
-        if pipe:
+        elif pipe:
             commands.append(args)
             args = []
+        elif opening:
+            sub, i = _pipeline_of(tokens, i, action)
+            if i >= len(tokens):
+                raise InvalidArgument(f"template: unclosed ( in {{{{{action}}}}}")
+            args.append(_Arg("sub", tokens[i][-1] or "", sub))
+            i += 1
         elif string:
             args.append(_Arg("str", json.loads(string)))
         elif raw:
@@ -85,11 +110,11 @@ def _parse_pipeline(action: str) -> _Pipeline:
         elif path:
             args.append(_Arg("field", path))
         else:
-            args.append(_Arg("word", word))
+            args.append(_Arg("word", word or ""))
     commands.append(args)
     if any(not c for c in commands):
         raise InvalidArgument(f"template: empty command in {{{{{action}}}}}")
-    return _Pipeline(declared, commands)
+    return _Pipeline(declared, commands), i
 
 
 def _pieces(template: str) -> list[str]:
@@ -167,7 +192,25 @@ def _index(value: Any, *keys: Any) -> Any:
     return value
 
 
+def _printf(fmt: str, *args: Any) -> str:
+    """Go's Sprintf for the verbs templates use: %s %v %d %q %t and %%."""
+    values = iter(args)
+
+    def verb(match: re.Match[str]) -> str:
+        if match.group(1) == "%":
+            return "%"
+        value = next(values, _Missing())
+        if match.group(1) == "q":
+            return json.dumps(_go_str(value))
+        if match.group(1) == "d" and isinstance(value, (int, float)):
+            return str(int(value))
+        return _go_str(value)
+
+    return re.sub(r"%([svdqt%])", verb, fmt)
+
+
 FUNCS: dict[str, Callable[..., Any]] = {
+    "printf": _printf,
     "json": lambda v: json.dumps(v, separators=(",", ":")),
     "index": _index,
     "len": len,
@@ -201,21 +244,19 @@ class _Run:
         return base
 
     def _arg(self, arg: _Arg, dot: Any, action: str) -> Any:
-        if arg.kind == "str":
-            return arg.text
-        if arg.kind == "int":
-            return int(arg.text)
-        if arg.kind == "field":
-            return self._field(dot, [n for n in arg.text.split(".") if n], action)
+        if arg.kind in ("str", "int"):
+            return arg.text if arg.kind == "str" else int(arg.text)
+        if arg.kind in ("field", "sub"):
+            base = dot if arg.sub is None else self.pipeline(arg.sub, dot)
+            return self._field(base, [n for n in arg.text.split(".") if n], action)
         if arg.kind == "var":
             name, *chain = arg.text.split(".")
             if name not in self.vars:
                 raise _fail(action, f"undefined variable {name}")
             return self._field(self.vars[name], chain, action)
-        if arg.text in ("true", "false"):
-            return arg.text == "true"
-        if arg.text == "nil":
-            return None
+        constants: dict[str, Any] = {"true": True, "false": False, "nil": None}
+        if arg.text in constants:
+            return constants[arg.text]
         raise _fail(action, f'function "{arg.text}" not defined')
 
     def pipeline(self, pipe: _Pipeline, dot: Any) -> Any:

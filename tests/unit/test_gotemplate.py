@@ -36,7 +36,14 @@ CONTAINER = {
         ("{{range .Config.Env}}x{{else}}no env{{end}}", "no env"),
         ('{{join .Config.Cmd ","}} {{len .Config.Cmd}}', "sleep,60 2"),
         ("{{.Name | upper}}", "/WEB"),
-        ('{{$ip := (index .NetworkSettings.Networks "red")}}', None),
+        ('{{(index .NetworkSettings.Networks "red").IPAddress}}', "10.0.2.7"),
+        ('{{$red := index .NetworkSettings.Networks "red"}}{{$red.Aliases}}', "[db]"),
+        ('{{len (index .NetworkSettings.Networks "red").Aliases}}', "1"),
+        (
+            '{{printf "%s has pid %d (%q) 100%%" .Name .State.Pid .Name}}',
+            '/web has pid 4242 ("/web") 100%',
+        ),
+        ("{{printf}}", None),
         ("{{range .Config.Cmd -}}\n   {{.}}\n{{- end}}", "sleep60"),
         ("{{/* a comment */}}ok", "ok"),
         ('{{if eq .Name "/web" "/db"}}match{{end}}', "match"),
@@ -47,7 +54,7 @@ CONTAINER = {
 def test_docker_inspect_formats_render_as_go_renders_them(
     template: str, expected: str | None
 ) -> None:
-    if expected is None:  # parentheses are not supported: a clear error, not a wrong answer
+    if expected is None:  # a clear error, not a wrong answer
         with pytest.raises(InvalidArgument):
             render(template, CONTAINER)
         return
@@ -64,6 +71,8 @@ def test_docker_inspect_formats_render_as_go_renders_them(
         ("{{frobnicate .Name}}", "frobnicate is not a function"),
         ("{{$x}}", "undefined variable $x"),
         ('{{index .Config.Labels "missing"}}', "index of"),
+        ("{{(.Name}}", "unclosed"),
+        ("{{.Name)}}", "unexpected \\)"),
     ],
 )
 def test_mistakes_are_one_clear_error(template: str, message: str) -> None:
