@@ -23,12 +23,15 @@ class Agent:
         *,
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
+        wg_key: Callable[[], str] = str,
     ) -> None:
         self.node_id = node_id
         self.link = ManagerLink(client_context(certs.ca, certs.cert, certs.key), managers)
         self.mirror = Mirror(TYPES)
         self.view = ClusterView(self.mirror)
-        self.session = AgentSession(self.link, self.mirror, on_managers, images=images, ports=ports)
+        self.session = AgentSession(
+            self.link, self.mirror, on_managers, images=images, ports=ports, wg_key=wg_key
+        )
 
     async def start(self) -> None:
         self.session.start()

@@ -22,9 +22,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from ferry.agent.encryption import EncryptionAgent
 from ferry.agent.link import ManagerLink
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError, InvalidArgument, NotFound
+from ferry.errors import FerryError, InvalidArgument, NotFound, Unavailable
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode_plain
@@ -53,6 +54,7 @@ class NetworkAgent(Reconciler):
         overlay: OverlayDriver,
         local_owners: Callable[[], set[str]],
         *,
+        encryption: EncryptionAgent | None = None,
         on_reconciled: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(view.mirror)
@@ -61,6 +63,7 @@ class NetworkAgent(Reconciler):
         self._link = link
         self._view = view
         self.overlay = overlay
+        self.encryption = encryption
         self._local_owners = local_owners
         self._pending_release: set[tuple[str, str]] = set()
         self.programmed: list[Endpoint] = []  # the endpoints the last completed pass programmed
@@ -74,6 +77,16 @@ class NetworkAgent(Reconciler):
         if net is None:
             raise NotFound(f"network {ref} not found")
         return net
+
+    async def _ensure_network(self, network: Network) -> None:
+        """The network's sandbox; an encrypted one only once its frames cannot leave in clear."""
+        if not network.encrypted:
+            await self.overlay.ensure_network(network)
+            return
+        if self.encryption is None:
+            raise Unavailable(f"network {network.name} is encrypted: this host cannot encrypt")
+        async with self.encryption.holding():
+            await self.overlay.ensure_network(network)
 
     # attach / detach -------------------------------------------------------------------------
     async def attach(
@@ -90,7 +103,7 @@ class NetworkAgent(Reconciler):
         network = self.resolve(choice.network)
         if choice.ep_id:  # reserved by the manager with the task: wire it, never release it
             endpoint = self._reserved(network, choice.ep_id)
-            await self.overlay.ensure_network(network)
+            await self._ensure_network(network)
             await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
             return self._attached(network, endpoint, ifname, choice, reserved=True)
         if network.ingress and kind == EndpointKind.CONTAINER:
@@ -110,7 +123,7 @@ class NetworkAgent(Reconciler):
         )
         endpoint = decode_plain(Endpoint, raw)
         try:
-            await self.overlay.ensure_network(network)
+            await self._ensure_network(network)
             await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
         except BaseException:
             await self.release(network.net_id, endpoint.ep_id)
@@ -177,7 +190,7 @@ class NetworkAgent(Reconciler):
             if network is None:
                 continue
             peers = desired_peers((e for e in endpoints if e.net_id == net_id), self.node_id, vteps)
-            await self.overlay.ensure_network(network)
+            await self._ensure_network(network)
             plan = await self.overlay.set_peers(net_id, peers)
             if not plan.empty:
                 log.debug("peers programmed", extra=kv(network=network.name, changes=len(plan)))

@@ -30,9 +30,11 @@ class AgentSession:
         *,
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
+        wg_key: Callable[[], str] = str,
     ) -> None:
         self._images = images
         self._ports = ports
+        self._wg_key = wg_key
         self._link = link
         self._mirror = mirror
         self._on_managers = on_managers
@@ -50,7 +52,7 @@ class AgentSession:
     async def _beat(self) -> None:
         while True:
             try:
-                beat = {"images": self._images(), "ports": self._ports()}
+                beat = {"images": self._images(), "ports": self._ports(), "wg_key": self._wg_key()}
                 reply = HeartbeatReply.model_validate(
                     await self._link.call("POST", "/v1/heartbeat", beat)
                 )

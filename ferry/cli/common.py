@@ -170,11 +170,13 @@ def parse_filters(pairs: Sequence[str]) -> dict[str, list[str]]:
     return filters
 
 
-def parse_kv(pairs: Sequence[str], what: str) -> dict[str, str]:
+def parse_kv(pairs: Sequence[str], what: str, *, bare_ok: bool = False) -> dict[str, str]:
+    """``KEY=VALUE`` pairs; with ``bare_ok`` a lone ``KEY`` means an empty value (Docker's
+    ``--opt encrypted``)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not key or not (sep or bare_ok):
             fail(f"invalid {what} {pair!r}: expected KEY=VALUE", 2)
         out[key] = value
     return out

@@ -39,7 +39,11 @@ def create(
     ] = "",
     opt: Annotated[
         list[str] | None,
-        typer.Option("--opt", "-o", help="Driver option KEY=VALUE (mtu=N; macvlan: parent=IFACE)"),
+        typer.Option(
+            "--opt",
+            "-o",
+            help="Driver option KEY[=VALUE] (mtu=N; overlay: encrypted; macvlan: parent=IFACE)",
+        ),
     ] = None,
     label: Annotated[list[str] | None, typer.Option(help="Label KEY=VALUE")] = None,
 ) -> None:
@@ -54,7 +58,7 @@ def create(
         "Internal": internal,
         "Ingress": ingress,
         "IPAM": ipam,
-        "Options": parse_kv(opt or [], "option"),
+        "Options": parse_kv(opt or [], "option", bare_ok=True),
         "Labels": parse_kv(label or [], "label"),
     }
     print(client().post("/networks/create", body)["Id"])

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ferry.agent.agent import Agent
 from ferry.agent.containers import ContainerService
+from ferry.agent.encryption import EncryptionAgent, NodeKey
 from ferry.agent.hostports import HostPorts, ingress_ports
 from ferry.agent.ingress import IngressAgent
 from ferry.agent.lb import VipBalancer
@@ -38,6 +39,7 @@ from ferry.errors import FerryError, KernelError, Unavailable
 from ferry.kernel.listeners import taken_ports
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
+from ferry.kernel.wireguard import WireGuardDevice
 from ferry.manager.store import keys
 from ferry.model.container import Container, Status
 from ferry.model.network import GWBRIDGE, Endpoint, EndpointKind, Network
@@ -45,6 +47,7 @@ from ferry.model.service import EndpointMode
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
+from ferry.network.encryption import tunnel_ifname
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import ImageStore
 from ferry.runtime.store import ContainerStore
@@ -108,6 +111,9 @@ class Daemon:
             lambda: self.ingress is not None and self.ingress.ready,
         )
         self.swarm.ports = self._ports_report
+        self.node_key = NodeKey(config.state_dir)
+        self.swarm.wg_key = self.node_key.public
+        self.encryption: EncryptionAgent | None = None
         self.swarm.images = self._image_names
         self.swarm.own_devices = self.local_networks.bridge_devices
         self.execs = ExecService()
@@ -231,6 +237,28 @@ class Daemon:
         assert membership is not None
         underlay = await self.kernel.run(underlay_of, membership.addr, self.config.netns_prefix)
         overlay = OverlayDriver(self.kernel, underlay)
+        run_dir = self.config.run_dir
+        device = WireGuardDevice(
+            tunnel_ifname(self.config.netns_prefix),
+            state_file=run_dir / "wireguard.json",
+            log_path=run_dir / "wireguard.log",
+        )
+        encryption = EncryptionAgent(
+            self.kernel,
+            agent.node_id,
+            agent.view,
+            self.node_key,
+            device,
+            underlay_mtu=underlay.mtu,
+            sandboxes=overlay.existing_sandboxes,
+        )
+        self.encryption = encryption
+        encryption.start()
+
+        def reconciled() -> None:
+            self._names_changed()
+            encryption.mark()  # the last encrypted sandbox may just have gone
+
         # Names follow the network agent's passes (see NetworkAgent): a remote name resolves
         # once this host can reach it. Task and service changes need no kernel work first.
         self.network_agent = NetworkAgent(
@@ -239,7 +267,8 @@ class Daemon:
             agent.view,
             overlay,
             self.containers.owner_ids,
-            on_reconciled=self._names_changed,
+            encryption=encryption,
+            on_reconciled=reconciled,
         )
         self.network_agent.start()
         self.task_agent = TaskAgent(agent.node_id, agent.link, agent.view, self.containers)
@@ -290,6 +319,9 @@ class Daemon:
         if network_agent is not None:
             await network_agent.stop()
             await self.kernel.run(network_agent.overlay.close)
+        encryption, self.encryption = self.encryption, None
+        if encryption is not None:
+            await encryption.stop()  # the tunnels stay: a restart must keep traffic flowing
 
     async def _leaving(self, _agent: Agent) -> None:
         """Leaving the swarm: containers on swarm networks stop, the overlays go away."""
@@ -307,6 +339,8 @@ class Daemon:
         if network_agent is not None:
             for short in network_agent.overlay.existing_sandboxes():
                 await network_agent.overlay.remove_network(short)
+        if self.encryption is not None:
+            await self.kernel.run(self.encryption.teardown)
 
     # run -------------------------------------------------------------------------------------
     def _claim_socket(self) -> None:

@@ -80,6 +80,7 @@ class SwarmController:
         self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
         self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
         self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
+        self.wg_key: Callable[[], str] = str  # this node's WireGuard public key (heartbeats say)
         # Ferry's own bridges (local networks): never the address a node advertises
         self.own_devices: Callable[[], set[str]] = set
 
@@ -138,6 +139,7 @@ class SwarmController:
             self._managers_changed,
             images=self.images,
             ports=self.ports,
+            wg_key=self.wg_key,
         )
         await agent.start()
         self.agent = agent

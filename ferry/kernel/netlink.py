@@ -148,6 +148,11 @@ class Netlink:
             macvlan_mode=mode,
         )
 
+    def add_link(self, name: str, kind: str) -> None:
+        """A link of ``kind`` with no further settings (KernelError, e.g. EOPNOTSUPP, when this
+        kernel has no such kind)."""
+        self._call(f"add {kind}", name, "link", "add", ifname=name, kind=kind)
+
     def move_to_netns(self, name: str, netns: Path) -> None:
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -262,6 +267,54 @@ class Netlink:
                 return False
             raise KernelError("delete route", dst, exc.code, os.strerror(exc.code)) from exc
         return True
+
+    # policy routing: one UDP port's traffic through its own table --------------------------
+    def udp_port_rules(self, port: int, table: int, pref: int) -> bool:
+        """Whether rules ``pref`` (UDP to ``port``: look up ``table``) and ``pref + 1`` (UDP to
+        ``port``: drop) are in place; when that table has no route to a destination, the packet
+        is dropped rather than routed the ordinary way."""
+        match = f"{port}:{port}"
+        found = {
+            (r.get("priority"), r.get("FRA_TABLE"), r["action"])
+            for r in self._ipr.get_rules(family=socket.AF_INET)
+            if r.get("FRA_IP_PROTO") == socket.IPPROTO_UDP and r.get("FRA_DPORT_RANGE") == match
+        }
+        return {(pref, table, 1), (pref + 1, 0, 6)} <= found  # FR_ACT_TO_TBL, FR_ACT_BLACKHOLE
+
+    def add_udp_port_rules(self, port: int, table: int, pref: int) -> None:
+        self.delete_rules((pref, pref + 1))
+        common: dict[str, Any] = {"ip_proto": socket.IPPROTO_UDP, "dport_range": f"{port}:{port}"}
+        self._call("add rule", f"udp {port}", "rule", "add", table=table, priority=pref, **common)
+        self._call(
+            "add rule", f"udp {port}", "rule", "add", priority=pref + 1,
+            action="FR_ACT_BLACKHOLE", **common,
+        )  # fmt: skip
+
+    def delete_rules(self, prefs: Sequence[int]) -> None:
+        for pref in prefs:
+            self._call("delete rule", str(pref), "rule", "del", priority=pref, absent_ok=True)
+
+    def table_routes(self, table: int) -> dict[str, int]:
+        """Destination CIDR → output interface index, of the routes in ``table``."""
+        out = {}
+        for msg in self._ipr.get_routes(family=socket.AF_INET, table=table):
+            if msg.get("RTA_TABLE") != table:
+                continue
+            dst = msg.get("RTA_DST")
+            out[f"{dst}/{msg['dst_len']}" if dst else "0.0.0.0/0"] = msg.get("RTA_OIF") or 0
+        return out
+
+    def replace_table_route(self, dst: str, dev: str, table: int) -> None:
+        self._call(
+            "add route", f"{dst} table {table}", "route", "replace",
+            dst=dst, oif=self.must_index(dev), table=table,
+        )  # fmt: skip
+
+    def delete_table_route(self, dst: str, table: int) -> None:
+        self._call(
+            "delete route", f"{dst} table {table}", "route", "del",
+            dst=dst, table=table, absent_ok=True,
+        )  # fmt: skip
 
     def routes(self) -> list[tuple[str, str | None, int]]:
         """(destination CIDR, gateway, route type) of the main table, IPv4."""

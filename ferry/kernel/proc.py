@@ -100,6 +100,19 @@ def reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
+def reap_exited(ref: ProcRef) -> None:
+    """Collect ``ref`` if it is our child and has exited (a zombie with its start time), and
+    never another process that took its pid."""
+    try:
+        with open(f"/proc/{ref.pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    if fields[0] == b"Z" and int(fields[19]) == ref.start_time:
+        reap(ref.pid)
+
+
 def signal_process(ref: ProcRef, sig: int) -> bool:
     """Send ``sig`` if ``ref`` is still the same process; False when it is gone."""
     if not ref.alive():

@@ -24,7 +24,9 @@ from ferry.api.client import ApiClient
 from ferry.errors import Conflict, FerryError, NotFound, Unavailable
 from ferry.kernel import nsfs, proc
 from ferry.kernel.netlink import Netlink
+from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
+from ferry.network.encryption import tunnel_ifname
 
 UNDERLAY_BRIDGE = "ul0"
 FERRYD_START_TIMEOUT_S = 20.0
@@ -234,6 +236,11 @@ def down(name: str) -> list[str]:
             pass  # a namespace that is already half gone is removed below all the same
         nsfs.delete_netns(ns)
         removed.append(f"netns {ns}")
+        # a killed wireguard-go leaves its control socket behind (it is not per namespace)
+        wg_socket = SOCKET_DIR / f"{tunnel_ifname(f'{ns}-')}.sock"
+        if wg_socket.exists():
+            wg_socket.unlink()
+            removed.append(f"socket {wg_socket}")
     record = _record_path(name)
     if record.exists():
         subnet = json.loads(record.read_text())["subnet"]

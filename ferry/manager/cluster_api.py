@@ -104,7 +104,10 @@ class ClusterApi:
         async def heartbeat(request: web.Request) -> web.Response:
             beat = Heartbeat.model_validate_json(await request.read() or b"{}")
             reply = await self._hub.heartbeat(
-                caller(request).node_id, tuple(beat.images), tuple(sorted(beat.ports))
+                caller(request).node_id,
+                tuple(beat.images),
+                tuple(sorted(beat.ports)),
+                beat.wg_key,
             )
             return web.json_response(text=reply.model_dump_json())
 

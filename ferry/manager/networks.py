@@ -19,6 +19,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import decode, encode
 from ferry.model.ids import lookup, new_hex_id, new_object_id
 from ferry.model.network import (
+    ENCRYPTED_OPTION,
     MTU_OPTIONS,
     Driver,
     Endpoint,
@@ -50,13 +51,12 @@ class AttachRequest:
 
 
 def check_overlay_options(options: dict[str, str]) -> dict[str, str]:
-    if "encrypted" in options:
-        # accepting it silently would send the traffic in clear while the user believes otherwise
+    if options.get(ENCRYPTED_OPTION, "") not in ("", "true"):
         raise InvalidArgument(
-            "encrypted overlays are not supported yet: leave out --opt encrypted (traffic between "
-            "hosts would otherwise cross the underlay unencrypted)"
+            f"invalid value {options[ENCRYPTED_OPTION]!r} for option encrypted: give it alone "
+            "(--opt encrypted)"
         )
-    check_options("overlay", options, MTU_OPTIONS)
+    check_options("overlay", options, (*MTU_OPTIONS, ENCRYPTED_OPTION))
     return options
 
 

@@ -70,15 +70,20 @@ class SessionHub:
             raise Forbidden(f"node {node.hostname} has left the swarm")
 
     async def heartbeat(
-        self, node_id: str, images: tuple[str, ...] = (), ports: tuple[str, ...] = ()
+        self,
+        node_id: str,
+        images: tuple[str, ...] = (),
+        ports: tuple[str, ...] = (),
+        wg_key: str = "",
     ) -> HeartbeatReply:
         self.check_member(node_id)
         node = self._view.node(node_id)
-        # what the scheduler may place here, and which host ports are taken there
-        if node is not None and (node.images, node.ports) != (images, ports):
+        # what the scheduler may place here, which host ports are taken there, and the key
+        # encrypted overlays reach it with
+        if node is not None and (node.images, node.ports, node.wg_key) != (images, ports, wg_key):
             # Only over the version read: a concurrent 'node update' must not be undone, nor a
             # 'node rm' undone by writing the node back. A lost race waits for the next beat.
-            updated = replace(node, images=images, ports=ports)
+            updated = replace(node, images=images, ports=ports, wg_key=wg_key)
             version = self._view.entity_version(keys.node(node_id))
             await self._store.commit(
                 [Put(keys.node(node_id), encode(updated))], [Expect(keys.node(node_id), version)]

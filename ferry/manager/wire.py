@@ -30,6 +30,7 @@ class JoinResponse(BaseModel):
 class Heartbeat(BaseModel):
     images: list[str] = Field(default_factory=list)
     ports: list[str] = Field(default_factory=list)
+    wg_key: str = ""
 
 
 class HeartbeatReply(BaseModel):

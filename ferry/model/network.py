@@ -22,6 +22,7 @@ class Scope(StrEnum):
 
 
 MTU_OPTIONS = ("mtu", "com.docker.network.driver.mtu")
+ENCRYPTED_OPTION = "encrypted"
 
 # The per-host egress bridge (Docker's docker_gwbridge): containers on overlays reach the
 # outside through it; the ingress sandbox sits on it at a fixed address.
@@ -91,6 +92,11 @@ class Network:
     @property
     def prefixlen(self) -> int:
         return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def encrypted(self) -> bool:
+        """``--opt encrypted``: VXLAN between hosts inside WireGuard (overlays only)."""
+        return ENCRYPTED_OPTION in self.options
 
     @property
     def mtu(self) -> int:

@@ -32,6 +32,7 @@ class Node:
     memory_bytes: int = 0
     images: tuple[str, ...] = ()  # images this node can run besides "host" (it reports them)
     ports: tuple[str, ...] = ()  # "tcp/8080": host ports in use there (listeners, run -p)
+    wg_key: str = ""  # its WireGuard public key, for encrypted overlays (it reports it)
     left: bool = False
 
 

@@ -42,10 +42,18 @@ async def test_names_and_subnets_must_be_unique(rig: ManagerRig) -> None:
         await net.create(NetworkRequest("d", options={"mtu": "50"}))
     with pytest.raises(InvalidArgument, match="mtu"):
         await net.create(NetworkRequest("d", options={"mtu": "big"}))
-    with pytest.raises(InvalidArgument, match="encrypted overlays are not supported"):
-        await net.create(NetworkRequest("d", options={"encrypted": ""}))
+    with pytest.raises(InvalidArgument, match="option encrypted"):
+        await net.create(NetworkRequest("d", options={"encrypted": "maybe"}))
     with pytest.raises(InvalidArgument, match="unknown overlay option"):
         await net.create(NetworkRequest("d", options={"parent": "eth0"}))
+
+
+async def test_an_encrypted_overlay_keeps_docker_s_option(rig: ManagerRig) -> None:
+    created = await ops(rig).create(NetworkRequest("vault", options={"encrypted": ""}))
+    assert created.encrypted
+    assert created.options["encrypted"] == ""
+    plain = await ops(rig).create(NetworkRequest("open"))
+    assert not plain.encrypted
 
 
 async def test_attachments_get_the_lowest_free_address_and_a_derived_mac(rig: ManagerRig) -> None:

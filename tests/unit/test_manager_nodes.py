@@ -182,3 +182,11 @@ async def test_a_heartbeat_racing_node_rm_does_not_bring_the_node_back(rig: Mana
     assert rig.view.node("n1") is not None
     await rig.hub.heartbeat("n1", images=("alpine:latest",))
     assert await rig.store.get(keys.node("n1")) is None
+
+
+async def test_a_heartbeat_records_the_node_s_wireguard_key(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1", wg_key="pub-key-1")
+    await rig.feed.wait_for(rig.store.revision)
+    node = rig.view.node("n1")
+    assert node is not None and node.wg_key == "pub-key-1"

@@ -15,7 +15,9 @@ local endpoint needs it, removed with the last):
   and a permanent neighbour entry per IP, so ARP is answered inside the sandbox (``proxy``) and
   nothing is flooded or learnt over the underlay: only unicast UDP 4789 crosses between hosts.
 - MTU: the underlay's minus 50 (VXLAN + UDP + IP + Ethernet headers) on every hop, unless the
-  network asks for one (``--opt mtu=N``).
+  network asks for one (``--opt mtu=N``); an encrypted network also leaves 80 for WireGuard.
+- An encrypted network's VXLAN uses UDP port 4790, which only ever travels inside WireGuard
+  (see ``network.encryption``); everything else here is the same.
 - Bridged frames skip netfilter in the sandbox (``bridge-nf-call-iptables=0``): there are no
   rules there, and conntrack on every bridged packet would cost throughput.
 
@@ -33,12 +35,13 @@ from pathlib import Path
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, KernelError
 from ferry.kernel import nsfs
-from ferry.kernel.netlink import Netlink
+from ferry.kernel.netlink import VXLAN_PORT, Netlink
 from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.model.network import Endpoint, Network
 from ferry.network.drivers.veth import Leg, plug
+from ferry.network.encryption import ENCRYPTED_VXLAN_PORT, WIREGUARD_OVERHEAD
 from ferry.network.peers import Peer, PeerPlan, applied, plan_peers
 
 log = logging.getLogger("ferry.overlay")
@@ -79,7 +82,11 @@ class OverlayDriver:
         return nsfs.netns_path(self.sandbox_name(net_id))
 
     def mtu(self, network: Network) -> int:
-        return network.mtu or self.underlay.mtu - VXLAN_OVERHEAD
+        if network.mtu:
+            return network.mtu
+        if network.encrypted:
+            return self.underlay.mtu - WIREGUARD_OVERHEAD - VXLAN_OVERHEAD
+        return self.underlay.mtu - VXLAN_OVERHEAD
 
     def existing_sandboxes(self) -> list[str]:
         """Short network ids of the sandboxes found on this host (after a restart)."""
@@ -113,7 +120,8 @@ class OverlayDriver:
         try:
             with Netlink() as host:
                 host.delete_link(tmp)  # left by a crash between create and move
-                host.add_vxlan(tmp, network.vni, self.underlay.addr)
+                port = ENCRYPTED_VXLAN_PORT if network.encrypted else VXLAN_PORT
+                host.add_vxlan(tmp, network.vni, self.underlay.addr, port)
                 host.move_to_netns(tmp, path)
             sandbox = self._handle(network.net_id)
             sandbox.set_link(tmp, rename=VXLAN)
