@@ -97,12 +97,12 @@ def print_rows(columns: Sequence[Column], rows: Sequence[dict[str, Any]], templa
     def cell(row: dict[str, Any], get: str | Callable[[dict[str, Any]], Any]) -> Any:
         return row[get] if isinstance(get, str) else get(row)
 
-    if not template:
+    if not template or template.strip() == "table":
         print_table([h for h, _ in columns], [[cell(r, g) for _, g in columns] for r in rows])
         return
     if template == "json":
         for row in rows:
-            print(json.dumps(row))
+            print(json.dumps(row, separators=(",", ":")))
         return
     template = template.replace("\\t", "\t").replace("\\n", "\n")
     if not template.startswith("table"):
@@ -110,8 +110,6 @@ def print_rows(columns: Sequence[Column], rows: Sequence[dict[str, Any]], templa
             print(gotemplate.render(template, row))
         return
     body = template[len("table") :].strip()
-    if not body:
-        body = "\t".join(f"{{{{.{g}}}}}" for _, g in columns if isinstance(g, str))
     # the header line is the template rendered over the headers, as Docker does
     headers = _Headers({g: h for h, g in columns if isinstance(g, str)})
     lines = [gotemplate.render(body, headers)] + [gotemplate.render(body, r) for r in rows]
@@ -153,7 +151,7 @@ def print_inspected(found: list[Any], template: str) -> None:
         print_json(found)
     elif template == "json":
         for item in found:
-            print(json.dumps(item))
+            print(json.dumps(item, separators=(",", ":")))
     else:
         for item in found:
             print(gotemplate.render(template, item))

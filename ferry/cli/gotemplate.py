@@ -20,7 +20,7 @@ from ferry.errors import InvalidArgument
 # one token of an action: a string, a number, a variable or field chain, a word, a pipe, :=,
 # ",", or a parenthesis (a closing one may be followed by a field chain: ``(index .M "k").IP``)
 _TOKEN = re.compile(
-    r'\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+)|(\$\w*(?:\.\w+)*)|(\.(?:\w+(?:\.\w+)*)?)'
+    r'\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+(?:\.\d+)?)|(\$\w*(?:\.\w+)*)|(\.(?:\w+(?:\.\w+)*)?)'
     r"|(\w+)|(\|)|(:=)|(,)|(\()|\)((?:\.\w+)*))"
 )
 
@@ -47,6 +47,7 @@ class _Block:
     body: list[Any] = field(default_factory=list)
     otherwise: list[Any] = field(default_factory=list)
     in_else: bool = False
+    chained: bool = False  # opened by ``{{else if}}``/``{{else with}}``: its ``{{end}}`` is shared
 
 
 class _Missing:
@@ -100,7 +101,7 @@ def _pipeline_of(
             args.append(_Arg("sub", tokens[i][-1] or "", sub))
             i += 1
         elif string:
-            args.append(_Arg("str", json.loads(string)))
+            args.append(_Arg("str", _unquote(string, action)))
         elif raw:
             args.append(_Arg("str", raw[1:-1]))
         elif number:
@@ -115,6 +116,25 @@ def _pipeline_of(
     if any(not c for c in commands):
         raise InvalidArgument(f"template: empty command in {{{{{action}}}}}")
     return _Pipeline(declared, commands), i
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unquote(literal: str, action: str) -> str:
+    """A Go double-quoted string: backslash escapes, including \\xHH, \\uHHHH and octal."""
+    try:
+        return re.sub(
+            r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{3}|.)",
+            lambda m: (
+                chr(int(m.group(1)[1:], 16)) if m.group(1)[0] in "xu" and len(m.group(1)) > 1
+                else chr(int(m.group(1), 8)) if m.group(1)[0] in "01234567"
+                else _ESCAPES.get(m.group(1), m.group(1))
+            ),
+            literal[1:-1],
+        )  # fmt: skip
+    except ValueError:
+        raise InvalidArgument(f"template: bad string {literal} in {{{{{action}}}}}") from None
 
 
 def _pieces(template: str) -> list[str]:
@@ -143,7 +163,8 @@ def _parse(template: str) -> _Block:
             if piece:
                 target.append(piece)
             continue
-        head, _, rest = piece.partition(" ")
+        head, *more = piece.split(None, 1) if piece else [""]
+        rest = more[0] if more else ""
         if piece.startswith("/*"):
             continue
         if head in ("range", "if", "with"):
@@ -154,10 +175,18 @@ def _parse(template: str) -> _Block:
             if top.kind == "root" or top.in_else:
                 raise InvalidArgument("template: unexpected {{else}}")
             top.in_else = True
+            kind, *cond = rest.split(None, 1) if rest else [""]
+            if kind in ("if", "with") and cond:
+                block = _Block(kind, _parse_pipeline(cond[0]), chained=True)
+                top.otherwise.append(block)
+                stack.append(block)
+            elif rest:
+                raise InvalidArgument(f"template: unexpected {{{{else {rest}}}}}")
         elif head == "end":
             if top.kind == "root":
                 raise InvalidArgument("template: unexpected {{end}}")
-            stack.pop()
+            while stack.pop().chained:
+                pass
         else:
             target.append(_parse_pipeline(piece))
     if len(stack) > 1:
@@ -184,29 +213,58 @@ def _truth(value: Any) -> bool:
 
 
 def _index(value: Any, *keys: Any) -> Any:
+    """Go's ``index``: a key a map lacks gives its zero value ("" in a map of strings, like
+    labels), an index out of range is an error."""
     for key in keys:
-        try:
+        if isinstance(value, dict):
+            strings = all(isinstance(v, str) for v in value.values())
+            value = value.get(key, "" if strings else None)
+        elif isinstance(value, (list, str)) and isinstance(key, int) and 0 <= key < len(value):
             value = value[key]
-        except (KeyError, IndexError, TypeError):
-            raise InvalidArgument(f"template: index of {_go_str(value)} with {key!r}") from None
+        else:
+            raise InvalidArgument(f"template: index of {_go_str(value)} with {key!r}")
     return value
 
 
 def _printf(fmt: str, *args: Any) -> str:
-    """Go's Sprintf for the verbs templates use: %s %v %d %q %t and %%."""
+    """Go's Sprintf for the verbs templates use (%s %v %d %f %x %q %t %%), with flags, width
+    and precision (``%-20s``, ``%.1f``)."""
     values = iter(args)
 
     def verb(match: re.Match[str]) -> str:
-        if match.group(1) == "%":
+        spec, kind = match.group(1), match.group(2)
+        if kind == "%":
             return "%"
         value = next(values, _Missing())
-        if match.group(1) == "q":
-            return json.dumps(_go_str(value))
-        if match.group(1) == "d" and isinstance(value, (int, float)):
-            return str(int(value))
-        return _go_str(value)
+        if kind == "q":
+            value, kind = json.dumps(_go_str(value)), "s"
+        elif kind in "vt":
+            value, kind = _go_str(value), "s"
+        elif kind == "s":
+            value = _go_str(value)
+        elif kind == "x" and isinstance(value, str):
+            value, kind = value.encode().hex(), "s"
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"%!{kind}({_go_str(value)})"  # as Go marks a wrong operand
+        elif kind in "dx":
+            value = int(value)
+        return f"%{spec}{kind}" % value
 
-    return re.sub(r"%([svdqt%])", verb, fmt)
+    return re.sub(r"%([-+# 0]*\d*(?:\.\d+)?)([svdfxqt%])", verb, fmt)
+
+
+def _print(*args: Any) -> str:
+    """Go's ``print``: a space between two operands when neither is a string."""
+    out = ""
+    for i, arg in enumerate(args):
+        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
+            out += " "
+        out += _go_str(arg)
+    return out
+
+
+def _split(text: str, sep: str) -> list[str]:
+    return list(text) if sep == "" else text.split(sep)
 
 
 FUNCS: dict[str, Callable[..., Any]] = {
@@ -215,14 +273,18 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "index": _index,
     "len": len,
     "join": lambda items, sep: sep.join(_go_str(i) for i in items),
-    "split": lambda s, sep: s.split(sep),
+    "split": _split,
     "lower": lambda s: str(s).lower(),
     "upper": lambda s: str(s).upper(),
     "title": lambda s: str(s).title(),
-    "print": lambda *a: "".join(_go_str(v) for v in a),
+    "print": _print,
     "println": lambda *a: " ".join(_go_str(v) for v in a) + "\n",
     "eq": lambda a, *b: any(a == x for x in b),
     "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
     "not": lambda a: not _truth(a),
     "and": lambda *a: next((v for v in a if not _truth(v)), a[-1]),
     "or": lambda *a: next((v for v in a if _truth(v)), a[-1]),
@@ -233,19 +295,26 @@ class _Run:
     def __init__(self, data: Any) -> None:
         self.vars: dict[str, Any] = {"$": data}
         self.out: list[str] = []
+        # In an if/with condition a key that is not there is false: Docker leaves empty
+        # optional fields out ({{if .ManagerStatus}} on a worker), elsewhere it is an error.
+        self._testing = False
 
     def _field(self, base: Any, chain: list[str], action: str) -> Any:
         for name in chain:
             if not isinstance(base, dict):
                 raise _fail(action, f"can't evaluate field {name} in {_go_str(base)}")
             if name not in base:
+                if self._testing:
+                    return _Missing()
                 raise _fail(action, f'map has no entry for key "{name}"')
             base = base[name]
         return base
 
     def _arg(self, arg: _Arg, dot: Any, action: str) -> Any:
         if arg.kind in ("str", "int"):
-            return arg.text if arg.kind == "str" else int(arg.text)
+            if arg.kind == "str":
+                return arg.text
+            return float(arg.text) if "." in arg.text else int(arg.text)
         if arg.kind in ("field", "sub"):
             base = dot if arg.sub is None else self.pipeline(arg.sub, dot)
             return self._field(base, [n for n in arg.text.split(".") if n], action)
@@ -270,8 +339,10 @@ class _Run:
                     args.append(value)
                 try:
                     value = FUNCS[head.text](*args)
-                except TypeError as exc:
-                    raise _fail(action, f"wrong arguments for {head.text}: {exc}") from None
+                except InvalidArgument:
+                    raise
+                except Exception as exc:  # any operand Go would refuse: one clear line
+                    raise _fail(action, f"error calling {head.text}: {exc}") from None
             elif len(command) > 1:
                 raise _fail(action, f"{head.text} is not a function")
             else:
@@ -294,13 +365,21 @@ class _Run:
     def _control(self, node: _Block, dot: Any) -> None:
         assert node.pipeline is not None
         declared = node.pipeline.declared
-        value = self.pipeline(node.pipeline, dot)
+        outer = dict(self.vars)  # variables declared inside end with the block, as in Go
+        self._testing = node.kind != "range"
+        try:
+            value = self.pipeline(node.pipeline, dot)
+        finally:
+            self._testing = False
         if declared and node.kind != "range":
             self.vars[declared[-1]] = value
         if node.kind == "if":
             self.block(node.body if _truth(value) else node.otherwise, dot)
         elif node.kind == "with":
-            self.block(node.body if _truth(value) else node.otherwise, value)
+            if _truth(value):
+                self.block(node.body, value)
+            else:
+                self.block(node.otherwise, dot)
         else:
             items = _range_items(value)
             for key, item in items:
@@ -311,6 +390,7 @@ class _Run:
                 self.block(node.body, item)
             if not items:
                 self.block(node.otherwise, dot)
+        self.vars = outer
 
 
 def _range_items(value: Any) -> list[tuple[Any, Any]]:

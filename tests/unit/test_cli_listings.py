@@ -47,3 +47,7 @@ def test_a_table_template_aligns_its_columns_under_their_headers(
 
 def test_json_prints_each_row_as_an_object(capsys: pytest.CaptureFixture[str]) -> None:
     assert [json.loads(line) for line in printed(capsys, "json")] == ROWS
+
+
+def test_a_bare_table_format_is_the_default_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert printed(capsys, "table") == printed(capsys, "")
