@@ -20,3 +20,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.overlay
 	.venv/bin/python -m benchmarks.services
 	.venv/bin/python -m benchmarks.mesh
+	.venv/bin/python -m benchmarks.encryption
