@@ -145,6 +145,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def record_runs(figures: dict[str, Any], key: str, values: list[float], digits: int = 3) -> None:
+    """A figure as the median of its runs, and every run beside it (``<key>_runs``)."""
+    figures[key] = median(values)
+    figures[f"{key}_runs"] = [round(v, digits) for v in values]
+
+
 # (figure, target, measured, met): what each benchmark's verdicts() returns
 Verdict = tuple[str, str, str, bool]
 

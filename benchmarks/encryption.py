@@ -28,6 +28,7 @@ from benchmarks.common import (
     median,
     opening_figures,
     progress,
+    record_runs,
     write,
 )
 from ferry.lab.topology import LabTopology
@@ -104,10 +105,8 @@ def main() -> None:
                 rtts[net].append(rtt_ms(topo, net, servers[net]))
             progress(BEGAN, f"round {round_ + 1}/{RUNS} done")
     for net in NETWORKS:
-        figures[f"{net}_gbps"] = median(gbps[net])
-        figures[f"{net}_gbps_runs"] = [round(v, 3) for v in gbps[net]]
-        figures[f"{net}_rtt_ms"] = median(rtts[net])
-        figures[f"{net}_rtt_ms_runs"] = [round(v, 3) for v in rtts[net]]
+        record_runs(figures, f"{net}_gbps", gbps[net])
+        record_runs(figures, f"{net}_rtt_ms", rtts[net])
     figures["vault_vs_clear_throughput"] = figures["vault_gbps"] / figures["clear_gbps"]
     verdicts = [
         (

@@ -56,6 +56,7 @@ from benchmarks.common import (
     opening_figures,
     percentile,
     progress,
+    record_runs,
     rss_kib,
     run,
     write,
@@ -361,10 +362,8 @@ def measure_paths(topo: LabTopology) -> dict[str, Any]:
         for key, (client, target) in paths.items():
             runs[key].append(iperf_gbps(client, target))
     for key in paths:
-        figures[f"{key}_rtt_ms"] = median(rtts[key])
-        figures[f"{key}_rtt_ms_runs"] = [round(v, 4) for v in rtts[key]]
-        figures[f"{key}_gbps"] = median(runs[key])
-        figures[f"{key}_gbps_runs"] = [round(v, 2) for v in runs[key]]
+        record_runs(figures, f"{key}_rtt_ms", rtts[key], 4)
+        record_runs(figures, f"{key}_gbps", runs[key], 2)
     figures["ferry_vs_vxlan_tput_ratio"] = figures["ferry_gbps"] / figures["vxlan_gbps"]
     figures["ferry_vs_vxlan_veth_tput_ratio"] = figures["ferry_gbps"] / figures["vxlan_veth_gbps"]
     figures["ferry_vs_underlay_tput_ratio"] = figures["ferry_gbps"] / figures["underlay_gbps"]
