@@ -185,6 +185,14 @@ class ContainerService:
         local = self._local(ref)
         return local if local is not None else self._network_agent(ref).resolve(ref)
 
+    def network_ref(self, ref: str) -> tuple[str, str]:
+        """(name, id) of a network a container names; (ref, "") once the network is gone."""
+        try:
+            network = self._network(ref)
+        except FerryError:
+            return ref, ""
+        return network.name, network.net_id
+
     def _net_id(self, ref: str) -> str:
         """A network's id, or the reference itself once the network is gone."""
         try:

@@ -3,6 +3,7 @@ how Docker spells a network or a container)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ferry.model.container import Container, Status
@@ -134,12 +135,21 @@ def _status_text(container: Container) -> str:
     return "Created"
 
 
-def _networks(container: Container) -> dict[str, Any]:
+NetworkResolver = Callable[[str], tuple[str, str]]  # a container's network ref -> (name, id)
+
+
+def unresolved(ref: str) -> tuple[str, str]:
+    return ref, ""
+
+
+def _networks(container: Container, resolve: NetworkResolver) -> dict[str, Any]:
     # A stopped container holds no endpoints, yet it still belongs to its networks: Docker lists
-    # them with empty addresses, filled in at the next start
+    # them by name, with empty addresses, filled in at the next start
+    attached = {ep.net_id for ep in container.state.endpoints}
+    named = [(choice, *resolve(choice.network)) for choice in container.config.networks]
     idle = {
-        choice.network: {
-            "NetworkID": "",
+        name: {
+            "NetworkID": net_id,
             "EndpointID": "",
             "Gateway": "",
             "IPAddress": "",
@@ -148,11 +158,8 @@ def _networks(container: Container) -> dict[str, Any]:
             "Aliases": list(choice.aliases),
             "DNSNames": None,
         }
-        for choice in container.config.networks
-        if not any(
-            choice.network in (ep.net_name, ep.net_id) or ep.net_id.startswith(choice.network)
-            for ep in container.state.endpoints
-        )
+        for choice, name, net_id in named
+        if net_id not in attached and name not in {ep.net_name for ep in container.state.endpoints}
     }
     return idle | {
         ep.net_name: {
@@ -193,7 +200,9 @@ def _network_mode(container: Container) -> str:
     return container.config.networks[0].network if container.config.networks else "none"
 
 
-def container_summary(container: Container) -> dict[str, Any]:
+def container_summary(
+    container: Container, resolve: NetworkResolver = unresolved
+) -> dict[str, Any]:
     config = container.config
     return {
         "Id": config.container_id,
@@ -207,12 +216,14 @@ def container_summary(container: Container) -> dict[str, Any]:
         "State": container.state.status.value,
         "Status": _status_text(container),
         "HostConfig": {"NetworkMode": _network_mode(container)},
-        "NetworkSettings": {"Networks": _networks(container)},
+        "NetworkSettings": {"Networks": _networks(container, resolve)},
         "Mounts": [],
     }
 
 
-def container_inspect(container: Container, sandbox_key: str) -> dict[str, Any]:
+def container_inspect(
+    container: Container, sandbox_key: str, resolve: NetworkResolver = unresolved
+) -> dict[str, Any]:
     config, state = container.config, container.state
     return {
         "Id": config.container_id,
@@ -257,7 +268,7 @@ def container_inspect(container: Container, sandbox_key: str) -> dict[str, Any]:
         "NetworkSettings": {
             "SandboxKey": sandbox_key if state.netns else "",
             "Ports": _port_map(container),
-            "Networks": _networks(container),
+            "Networks": _networks(container, resolve),
         },
         "Mounts": [],
     }

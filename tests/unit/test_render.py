@@ -50,3 +50,14 @@ def test_a_running_container_lists_each_network_once_with_its_address() -> None:
     assert set(networks) == {"front", "back"}
     assert networks["front"]["IPAddress"] == "172.20.0.2"
     assert networks["back"]["IPAddress"] == ""
+
+
+def test_a_stopped_container_s_networks_are_named_even_when_it_was_given_ids() -> None:
+    # a task's container names its networks by id; Docker lists names, with the id beside
+    config = ContainerConfig("t" * 64, "web.1", "host", ("sleep", "60"),
+                             networks=(NetworkChoice("f" * 25),))  # fmt: skip
+    stopped = Container(config, ContainerState(status=Status.EXITED))
+    summary = container_summary(stopped, lambda ref: ("front", ref))
+    networks = summary["NetworkSettings"]["Networks"]
+    assert list(networks) == ["front"]
+    assert networks["front"]["NetworkID"] == "f" * 25

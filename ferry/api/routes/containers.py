@@ -124,13 +124,15 @@ class ContainerRoutes:
                 continue
             if "status" in filters and container.state.status.value not in filters["status"]:
                 continue
-            out.append(render.container_summary(container))
+            out.append(render.container_summary(container, self.containers.network_ref))
         return web.json_response(out)
 
     async def inspect(self, request: web.Request) -> web.Response:
         container = self.containers.find(request.match_info["id"])
         sandbox = str(self.containers.netns_path(container))
-        return web.json_response(render.container_inspect(container, sandbox))
+        return web.json_response(
+            render.container_inspect(container, sandbox, self.containers.network_ref)
+        )
 
     async def start(self, request: web.Request) -> web.Response:
         started = await self.containers.start(request.match_info["id"])
