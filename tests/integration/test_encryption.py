@@ -72,7 +72,7 @@ def test_only_wireguard_crosses_the_underlay(lab: LabRig) -> None:
         text=True,
     )  # fmt: skip
     threading.Event().wait(1.0)
-    out = lab.ferry("h2", "exec", "s1", "ping", "-c", "5", "-i", "0.2", "s2").stdout
+    out = lab.ferry("h2", "exec", "s1", "ping", "-c", "10", "-i", "0.2", "s2").stdout
     assert " 0% packet loss" in out
     seen, _ = capture.communicate(timeout=15)
     lines = [line for line in seen.splitlines() if re.match(r"^\d\d:\d\d:", line)]
