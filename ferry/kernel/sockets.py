@@ -8,6 +8,10 @@ This is the only module that opens sockets inside another namespace.
 Be aware: the sockets are returned non-blocking and already bound (the TCP one listening); the
 caller owns them and must close them. Binding 127.0.0.11 needs no address in the namespace, only
 ``lo`` up, because all of 127.0.0.0/8 is local.
+
+Port 53 stays free for the container's own servers, as in Docker: the embedded DNS listens on a
+free port of 127.0.0.11 and a DNAT in the namespace (table ``ferry_dns``) sends 127.0.0.11:53
+there; conntrack turns the answers' source back into port 53.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import socket
 from pathlib import Path
 
 from ferry.errors import KernelError
+from ferry.kernel.nft import Nft, replace_table
 from ferry.kernel.nsfs import run_in_netns
 
 DNS_ADDR = "127.0.0.11"
 DNS_PORT = 53
+DNS_TABLE = "ferry_dns"
 _TCP_BACKLOG = 128
 _FREE_PORT_ATTEMPTS = 20
 
@@ -63,13 +69,35 @@ def _bind_pair(addr: str, port: int) -> tuple[socket.socket, socket.socket]:
     return udp, tcp
 
 
-def open_dns_sockets(
-    netns: Path, addr: str = DNS_ADDR, port: int = DNS_PORT
-) -> tuple[socket.socket, socket.socket]:
-    """:func:`bind_dns_sockets` inside the namespace at ``netns`` (a blocking call: run it off
-    the event loop, e.g. with ``asyncio.to_thread``)."""
+def dns_redirect(addr: str, port: int) -> str:
+    """The body of table ``ferry_dns``: queries to ``addr``:53 go to ``port``."""
+    return (
+        "  chain output {\n"
+        "    type nat hook output priority -100; policy accept;\n"
+        f"    ip daddr {addr} udp dport {DNS_PORT} dnat to {addr}:{port}\n"
+        f"    ip daddr {addr} tcp dport {DNS_PORT} dnat to {addr}:{port}\n"
+        "  }\n"
+    )
+
+
+def _bind_redirected(addr: str) -> tuple[socket.socket, socket.socket]:
+    udp, tcp = bind_dns_sockets(addr, 0)
     try:
-        return run_in_netns(netns, lambda: bind_dns_sockets(addr, port))
+        with Nft() as nft:  # made on this thread: in the namespace it has entered
+            nft.run(replace_table("ip", DNS_TABLE, dns_redirect(addr, udp.getsockname()[1])))
+    except BaseException:
+        udp.close()
+        tcp.close()
+        raise
+    return udp, tcp
+
+
+def open_dns_sockets(netns: Path, addr: str = DNS_ADDR) -> tuple[socket.socket, socket.socket]:
+    """The DNS sockets inside the namespace at ``netns``, on a free port with ``addr``:53
+    redirected to it (a blocking call: run it off the event loop, e.g. with
+    ``asyncio.to_thread``)."""
+    try:
+        return run_in_netns(netns, lambda: _bind_redirected(addr))
     except KernelError as exc:
         if exc.operation != "bind":
             raise

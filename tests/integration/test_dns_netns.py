@@ -104,3 +104,31 @@ async def dig_failing(netns: Path, name: str) -> str:
     out, _ = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode != 0
     return out.decode()
+
+
+async def test_port_53_stays_free_for_the_container_s_own_server(
+    server: DnsServer, netns: Path
+) -> None:
+    # a DNS server of the container's own (dnsmasq, coredns) binds 0.0.0.0:53, UDP and TCP
+    code = (
+        "import socket\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 53))\n"
+        "t = socket.socket(); t.bind(('0.0.0.0', 53)); t.listen()\n"
+        "print('bound', flush=True); input()\n"
+    )
+    own = await asyncio.create_subprocess_exec(
+        *("nsenter", f"--net={netns}", "--", "python3", "-c", code),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert own.stdout is not None
+        line = await asyncio.wait_for(own.stdout.readline(), 10)
+        assert line == b"bound\n"
+        # and 127.0.0.11:53 still reaches the embedded DNS, over UDP and TCP
+        assert (await dig(netns, "+short", "web")).split() == ["10.0.0.2"]
+        assert (await dig(netns, "+tcp", "+short", "web")).split() == ["10.0.0.2"]
+    finally:
+        own.kill()
+        await own.wait()

@@ -1,4 +1,4 @@
-"""The embedded DNS server ferryd runs on 127.0.0.11:53 inside every container's namespace.
+"""The embedded DNS server ferryd answers 127.0.0.11:53 with, inside every container's namespace.
 
 ``DnsServer`` is the whole public surface; ``wire`` (the byte-level format) and ``forward``
 (relaying to the host's resolvers) are its internals, importable for tests.

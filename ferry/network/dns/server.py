@@ -1,7 +1,9 @@
-"""The embedded DNS server: one per ferryd, listening on 127.0.0.11:53 inside every container.
+"""The embedded DNS server: one per ferryd, answering 127.0.0.11:53 inside every container.
 
 Design notes. Each attached container gets a UDP and a TCP socket bound *inside its network
-namespace* (opened by a short-lived thread, see :mod:`ferry.kernel.sockets`) and served by the
+namespace* (opened by a short-lived thread, see :mod:`ferry.kernel.sockets`; they sit on a free
+port of 127.0.0.11 that port 53 is redirected to, so 53 stays free for the container's own
+servers) and served by the
 one event loop, which never leaves ferryd's namespace. The answer to a question is decided once,
 by calling ``lookup``/``reverse`` with the asking container's key, and kept as wire bytes
 (:class:`wire.Template`) in that container's cache under the lower-cased question; every later
@@ -72,7 +74,7 @@ class DnsServer:
         return frozenset(self._attachments)
 
     async def attach(self, key: str, netns: Path) -> None:
-        """Serve 127.0.0.11:53 (UDP and TCP) inside the namespace at ``netns`` for ``key``.
+        """Answer 127.0.0.11:53 (UDP and TCP) inside the namespace at ``netns`` for ``key``.
 
         Replaces an earlier attachment of ``key``; if opening the new sockets fails (KernelError:
         no such namespace, address in use), ``key`` is left detached.
