@@ -7,6 +7,13 @@ interface. The reconciler is level-triggered: on any change of the mirrored stat
 for every network with a local endpoint, the full set of remote peers and hands it to the
 driver, which applies only the difference; sandboxes no local endpoint needs are removed.
 
+One owner per sandbox: this agent alone makes and removes overlay sandboxes, and both happen
+under the network's lock. An attach holds the network from before it takes the lock until its
+veth is on the bridge; a removal, under the lock, looks afresh (not at the pass's older view)
+and removes only a sandbox that no attach holds, no local endpoint in the mirror names, and
+whose bridge has no endpoint plugged in (the kernel's own word). So a pass that started before
+an attach can never take the sandbox from under it.
+
 It never acts before the first snapshot of the session arrived: an empty mirror would read as
 "nothing is wanted" and tear down a restarted host's working data plane.
 
@@ -18,8 +25,11 @@ unanswered and Linux would retry it only a second later.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from ferry.agent.encryption import EncryptionAgent
@@ -67,6 +77,10 @@ class NetworkAgent(Reconciler):
         self._local_owners = local_owners
         self._pending_release: set[tuple[str, str]] = set()
         self.programmed: list[Endpoint] = []  # the endpoints the last completed pass programmed
+        # by the sandbox's short id (all a sandbox's name carries): its lock, and the attaches
+        # in flight that need it
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holds: Counter[str] = Counter()
 
     def passed(self) -> None:
         self.on_reconciled()
@@ -79,7 +93,8 @@ class NetworkAgent(Reconciler):
         return net
 
     async def _ensure_network(self, network: Network) -> None:
-        """The network's sandbox; an encrypted one only once its frames cannot leave in clear."""
+        """The network's sandbox; an encrypted one only once its frames cannot leave in clear.
+        Call it under the network's lock."""
         if not network.encrypted:
             await self.overlay.ensure_network(network)
             return
@@ -87,6 +102,52 @@ class NetworkAgent(Reconciler):
             raise Unavailable(f"network {network.name} is encrypted: this host cannot encrypt")
         async with self.encryption.holding():
             await self.overlay.ensure_network(network)
+
+    def _lock(self, short: str) -> asyncio.Lock:
+        return self._locks.setdefault(short, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, network: Network) -> AsyncIterator[None]:
+        """The network's sandbox exists, and stays for as long as the block runs."""
+        short = network.net_id[:12]
+        self._holds[short] += 1
+        try:
+            async with self._lock(short):
+                await self._ensure_network(network)
+            yield
+        finally:
+            self._holds[short] -= 1
+            if not self._holds[short]:
+                del self._holds[short]
+
+    async def _wire(self, network: Network, endpoint: Endpoint, netns: Path, ifname: str) -> None:
+        async with self._holding(network):
+            await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
+
+    async def _remove_if_unused(self, short: str) -> None:
+        async with self._lock(short):
+            if self._holds[short]:
+                return
+            if any(
+                e.node_id == self.node_id and e.net_id.startswith(short)
+                for e in self._view.endpoints()
+            ):
+                return
+            plugged = await self.overlay.plugged(short)
+            if plugged:
+                log.warning(
+                    "sandbox kept: endpoints are plugged in that the store does not know",
+                    extra=kv(net=short, ports=",".join(sorted(plugged))),
+                )
+                return
+            log.info("removing unused sandbox", extra=kv(net=short))
+            await self.overlay.remove_network(short)  # sandboxes are named by short id
+
+    async def remove_all(self) -> None:
+        """Every overlay sandbox of this host goes (the node leaves the swarm)."""
+        for short in self.overlay.existing_sandboxes():
+            async with self._lock(short):
+                await self.overlay.remove_network(short)
 
     # attach / detach -------------------------------------------------------------------------
     async def attach(
@@ -103,8 +164,7 @@ class NetworkAgent(Reconciler):
         network = self.resolve(choice.network)
         if choice.ep_id:  # reserved by the manager with the task: wire it, never release it
             endpoint = self._reserved(network, choice.ep_id)
-            await self._ensure_network(network)
-            await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
+            await self._wire(network, endpoint, netns, ifname)
             return self._attached(network, endpoint, ifname, choice, reserved=True)
         if network.ingress and kind == EndpointKind.CONTAINER:
             raise InvalidArgument("the ingress network is for the routing mesh only")
@@ -123,8 +183,7 @@ class NetworkAgent(Reconciler):
         )
         endpoint = decode_plain(Endpoint, raw)
         try:
-            await self._ensure_network(network)
-            await self.overlay.ensure_endpoint(network, endpoint, netns, ifname)
+            await self._wire(network, endpoint, netns, ifname)
         except BaseException:
             await self.release(network.net_id, endpoint.ep_id)
             raise
@@ -190,15 +249,15 @@ class NetworkAgent(Reconciler):
             if network is None:
                 continue
             peers = desired_peers((e for e in endpoints if e.net_id == net_id), self.node_id, vteps)
-            await self._ensure_network(network)
-            plan = await self.overlay.set_peers(net_id, peers)
+            async with self._lock(net_id[:12]):
+                await self._ensure_network(network)
+                plan = await self.overlay.set_peers(net_id, peers)
             if not plan.empty:
                 log.debug("peers programmed", extra=kv(network=network.name, changes=len(plan)))
         self.programmed = endpoints
         for short in self.overlay.existing_sandboxes():
             if not any(net_id.startswith(short) for net_id in local_nets):
-                log.info("removing unused sandbox", extra=kv(net=short))
-                await self.overlay.remove_network(short)  # sandboxes are named by short id
+                await self._remove_if_unused(short)
 
     async def _collect_orphans(self) -> None:
         """Endpoints of this node whose container is gone (ferryd died mid-way): release them.

@@ -335,10 +335,8 @@ class Daemon:
                 await self.containers.stop(container.config.container_id, timeout_s=0)
         if self.ingress is not None:
             await self.ingress.teardown()
-        network_agent = self.network_agent
-        if network_agent is not None:
-            for short in network_agent.overlay.existing_sandboxes():
-                await network_agent.overlay.remove_network(short)
+        if self.network_agent is not None:
+            await self.network_agent.remove_all()
         if self.encryption is not None:
             await self.kernel.run(self.encryption.teardown)
 

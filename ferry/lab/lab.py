@@ -212,35 +212,24 @@ def down(name: str) -> list[str]:
     validate_name(name)
     removed: list[str] = []
     prefix = f"{name}-"
-    namespaces = nsfs.list_netns(prefix)
-    # ferryds first, so none restarts a child while the rest are killed; then everything else
-    # living in the lab's namespaces (etcd, container shims and processes).
-    for pid_file in (LAB_ROOT / name).glob("*/ferryd.pid"):
-        pid = _recorded_ferryd(pid_file, f"{name}-{pid_file.parent.name}")
-        proc.kill_pids([pid] if pid is not None else [])
-    for _ in range(50):
-        pids = [pid for ns in namespaces for pid in nsfs.pids_in_netns(nsfs.netns_path(ns))]
-        pids = [pid for pid in pids if pid != os.getpid()]
-        if not pids:
+    # ferryds first, and gone before anything is listed: a running ferryd makes namespaces
+    # (sandboxes, containers) and restarts children, so a list taken while one lives can miss
+    # what it makes next. Then everything else living in the lab's namespaces (etcd, container
+    # shims and processes), then the namespaces; listed again until none is left.
+    _kill_ferryds(name)
+    for _ in range(5):
+        namespaces = nsfs.list_netns(prefix)
+        if not namespaces:
             break
-        proc.kill_pids(pids)
-        time.sleep(0.05)
-    for ns in namespaces:
-        path = nsfs.netns_path(ns)
-        try:
-            with Netlink(path) as nl:
-                for link in nl.links():
-                    if link.name != "lo":
-                        nl.delete_link(link.name)
-        except FerryError:
-            pass  # a namespace that is already half gone is removed below all the same
-        nsfs.delete_netns(ns)
-        removed.append(f"netns {ns}")
-        # a killed wireguard-go leaves its control socket behind (it is not per namespace)
-        wg_socket = SOCKET_DIR / f"{tunnel_ifname(f'{ns}-')}.sock"
-        if wg_socket.exists():
-            wg_socket.unlink()
-            removed.append(f"socket {wg_socket}")
+        _kill_in(namespaces)
+        for ns in namespaces:
+            _remove_netns(ns)
+            removed.append(f"netns {ns}")
+            # a killed wireguard-go leaves its control socket behind (it is not per namespace)
+            wg_socket = SOCKET_DIR / f"{tunnel_ifname(f'{ns}-')}.sock"
+            if wg_socket.exists():
+                wg_socket.unlink()
+                removed.append(f"socket {wg_socket}")
     record = _record_path(name)
     if record.exists():
         subnet = json.loads(record.read_text())["subnet"]
@@ -252,6 +241,46 @@ def down(name: str) -> list[str]:
         shutil.rmtree(lab_dir, ignore_errors=True)
         removed.append(f"dir {lab_dir}")
     return removed
+
+
+def _kill_ferryds(name: str) -> None:
+    """SIGKILL every ferryd of lab ``name`` and wait until each is gone (at most 10 s)."""
+    refs = []
+    for pid_file in (LAB_ROOT / name).glob("*/ferryd.pid"):
+        pid = _recorded_ferryd(pid_file, f"{name}-{pid_file.parent.name}")
+        start = proc.start_time_of(pid) if pid is not None else None
+        if pid is not None and start is not None:
+            refs.append(proc.ProcRef(pid, start))
+    proc.kill_pids([ref.pid for ref in refs])
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and any(ref.alive() for ref in refs):
+        time.sleep(0.02)
+    for ref in refs:
+        proc.reap_exited(ref)
+
+
+def _kill_in(namespaces: list[str]) -> None:
+    """SIGKILL every process living in ``namespaces`` (but this one), until none is left."""
+    for _ in range(50):
+        pids = [pid for ns in namespaces for pid in nsfs.pids_in_netns(nsfs.netns_path(ns))]
+        pids = [pid for pid in pids if pid != os.getpid()]
+        if not pids:
+            return
+        proc.kill_pids(pids)
+        time.sleep(0.05)
+
+
+def _remove_netns(ns: str) -> None:
+    # links first: a namespace can outlive its name (held by a dying socket), and its veth
+    # peers with it (KERNEL-FACTS)
+    try:
+        with Netlink(nsfs.netns_path(ns)) as nl:
+            for link in nl.links():
+                if link.name != "lo":
+                    nl.delete_link(link.name)
+    except FerryError:
+        pass  # a namespace that is already half gone is removed all the same
+    nsfs.delete_netns(ns)
 
 
 def _exec_path() -> str:

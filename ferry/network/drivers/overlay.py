@@ -141,6 +141,19 @@ class OverlayDriver:
             "overlay sandbox created", extra=kv(network=network.name, vni=network.vni, mtu=mtu)
         )
 
+    async def plugged(self, net_id: str) -> set[str]:
+        """Names of the endpoints' veths on the sandbox's bridge (empty without a sandbox)."""
+        return await self._kernel.run(self._plugged, net_id)
+
+    def _plugged(self, net_id: str) -> set[str]:
+        if not self.sandbox_path(net_id).exists():
+            return set()
+        handle = self._handle(net_id)
+        bridge = handle.index(BRIDGE)
+        if bridge is None:
+            return set()
+        return {link.name for link in handle.links() if link.master == bridge} - {VXLAN}
+
     async def remove_network(self, net_id: str) -> None:
         await self._kernel.run(self._remove_network, net_id)
 
