@@ -292,16 +292,23 @@ class ContainerService:
         self._containers[config.container_id] = container
         return container
 
-    def published(self) -> set[str]:
-        """Host ports this host's containers publish (``"tcp/8080"``)."""
+    def published(self, *, but: str = "") -> set[str]:
+        """Host ports this host's running containers publish (``"tcp/8080"``), but for the
+        container ``but``. A stopped container holds no port (Docker binds them at start)."""
         out = set()
-        for container in self._containers.values():
+        for cid, container in self._containers.items():
+            if cid == but or not (container.running or self._starting(cid)):
+                continue
             out |= {f"{p.protocol}/{p.published}" for p in container.config.ports}
             out |= {f"{proto}/{pub}" for pub, _target, proto in container.config.host_ports}
         return out
 
-    def _check_ports(self, ports: tuple[PublishedPort, ...]) -> None:
-        taken = self.published() | self.ports_in_use()
+    def _starting(self, cid: str) -> bool:
+        lock = self._locks.get(cid)
+        return lock is not None and lock.locked()
+
+    def _check_ports(self, ports: tuple[PublishedPort, ...], *, but: str = "") -> None:
+        taken = self.published(but=but) | self.ports_in_use()
         seen: set[str] = set()
         for port in ports:
             if port.protocol not in ("tcp", "udp"):
@@ -338,6 +345,7 @@ class ContainerService:
                 return False
             image = self.images.get(container.config.image)
             self._check_command(container.config, image)
+            self._check_ports(container.config.ports, but=cid)
             undo: list[Callable[[], Awaitable[None]]] = []
             try:
                 await self._start(container, image, undo)

@@ -14,9 +14,9 @@ from ferry.agent.link import ManagerLink
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, Forbidden
-from ferry.manager.sessions import HEARTBEAT_S
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.mirror import Mirror
+from ferry.model.node import HEARTBEAT_S
 
 log = logging.getLogger("ferry.agent.session")
 

@@ -3,6 +3,11 @@
 The leader holds ``leader`` with a short lease and refreshes it; if it dies the key expires and
 another manager takes it. The loop is level-triggered: whoever finds the key missing tries a
 create-if-absent, and exactly one succeeds.
+
+A restarted ferryd that finds the key still naming its own node (its lease not yet lapsed) takes
+office again at once through that lease, instead of waiting it out. Either way the record says
+when this term began (``since``): nodes get a grace period from then to report in before
+anything is declared down (``model.node.node_status``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from ferry.daemon.logs import kv
 from ferry.errors import FerryError
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.schema import LeaderRecord
-from ferry.model.codec import encode
+from ferry.model.codec import decode, encode
 from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.manager.leader")
@@ -73,6 +78,7 @@ class LeaderElection:
     async def _try_acquire(self) -> None:
         current = await self._store.get(keys.LEADER)
         if current is not None:
+            await self._try_adopt(current.value, current.mod_revision, current.lease_id)
             return
         lease_id = await self._store.grant_lease(LEASE_TTL_S)
         record = LeaderRecord(self._node_id, now_iso())
@@ -82,5 +88,21 @@ class LeaderElection:
         if revision is None:
             await self._store.revoke_lease(lease_id)
             return
+        self._lease_id = lease_id
+        await self._set(True)
+
+    async def _try_adopt(self, raw: bytes, version: int, lease_id: int) -> None:
+        """Take office through the lease a previous run of this node left (if it still lives)."""
+        if not lease_id or decode(LeaderRecord, raw).node_id != self._node_id:
+            return
+        if not await self._store.refresh_lease(lease_id):
+            return
+        record = LeaderRecord(self._node_id, now_iso())  # a new term: the grace starts again
+        revision = await self._store.commit(
+            [Put(keys.LEADER, encode(record), lease_id)], [Expect(keys.LEADER, version)]
+        )
+        if revision is None:
+            return
+        log.info("leadership taken over from this node's previous run")
         self._lease_id = lease_id
         await self._set(True)

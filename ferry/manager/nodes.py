@@ -15,7 +15,7 @@ from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import decode, encode
 from ferry.model.ids import lookup
 from ferry.model.network import EndpointKind
-from ferry.model.node import Availability, Node, Role
+from ferry.model.node import Availability, Node, NodeStatus, Role
 from ferry.model.times import now_iso
 
 _NODE_OWNED = (EndpointKind.CONTAINER, EndpointKind.SANDBOX)
@@ -25,8 +25,12 @@ _NODE_OWNED = (EndpointKind.CONTAINER, EndpointKind.SANDBOX)
 class NodeState:
     node: Node
     version: int
-    up: bool
+    status: NodeStatus
     leader: bool
+
+    @property
+    def up(self) -> bool:
+        return self.status == NodeStatus.READY
 
 
 class NodeOps:
@@ -49,7 +53,7 @@ class NodeOps:
         return NodeState(
             node,
             self._view.entity_version(keys.node(node.node_id)),
-            self._view.is_up(node.node_id),
+            self._view.status(node.node_id),
             self._view.leader_id() == node.node_id,
         )
 
@@ -105,7 +109,7 @@ class NodeOps:
                 f"node {node.hostname} is a cluster manager and a member of the store's quorum: "
                 "run 'ferry swarm leave' on it instead"
             )
-        if self._view.is_up(node.node_id) and not force:
+        if not self._view.is_down(node.node_id) and not force:
             raise Conflict(
                 f"node {node.hostname} is not down and can't be removed: stop it or leave the "
                 "swarm on it first, or use --force"

@@ -88,7 +88,7 @@ def _lost_reason(task: Task, nodes: dict[str, Candidate]) -> tuple[str, TaskStat
         return None
     if candidate is None or candidate.node.left:
         return "node removed from the swarm", TaskState.ORPHANED
-    if not candidate.up:
+    if candidate.lost:
         return "node is down", TaskState.ORPHANED
     if candidate.node.availability == Availability.DRAIN:
         return "node is drained", TaskState.SHUTDOWN

@@ -6,6 +6,11 @@ writes to reach the mirror before the next pass, so it never plans twice from st
 Passes run on any change of services, tasks, nodes or sessions, and once a second (restart
 delays are measured in time, not in events). A failed pass is simply retried: plans are
 recomputed from scratch each time.
+
+One service never holds up the others: a task that cannot be placed (no node, no free
+address, an invalid constraint) stays Pending with the reason ``service ps`` shows, written
+once, and the pass goes on; a service whose planning fails outright is set aside with a
+growing back-off (logged once per attempt) while every other service is planned as usual.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import replace
 
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
+from ferry.errors import FerryError, InvalidArgument, PoolExhausted
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import (
@@ -35,7 +41,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import Endpoint, EndpointKind
-from ferry.model.service import PortSpec, PublishMode, Service, Task, TaskState
+from ferry.model.service import Mode, PortSpec, PublishMode, Service, Task, TaskState
 from ferry.model.times import now_iso
 from ferry.reconcile import Reconciler
 
@@ -44,6 +50,7 @@ log = logging.getLogger("ferry.manager.reconciler")
 Group = tuple[list[Put | Delete], list[Expect]]  # writes that must commit together
 TICK_S = 1.0
 MAX_OPS = 120  # etcd refuses transactions above 128 operations
+BACKOFF_S = (1.0, 30.0)  # a failing service is retried after 1 s, doubling up to 30 s
 
 
 class ServiceReconciler(Reconciler):
@@ -64,7 +71,8 @@ class ServiceReconciler(Reconciler):
         # endpoints by owner, nodes where a service's host ports are busy
         self._taken: dict[str, set[str]] = {}
         self._owned: dict[str, list[Endpoint]] | None = None
-        self._busy: dict[str, set[str]] = {}
+        self._busy: dict[str, dict[str, set[str]]] = {}
+        self._backoff: dict[str, tuple[float, float]] = {}  # svc id -> (retry at, delay)
         self.passes = 0
 
     def start(self) -> None:
@@ -86,7 +94,7 @@ class ServiceReconciler(Reconciler):
         self._owned = None
         self._busy = {}
         now = time.time()
-        candidates = node_candidates(self._view.nodes(), self._view.is_up)
+        candidates = node_candidates(self._view.nodes(), self._view.status)
         services = {s.svc_id: s for s in self._view.services()}
         tasks = self._view.tasks()
         by_service: dict[str, list[Task]] = {}
@@ -100,15 +108,44 @@ class ServiceReconciler(Reconciler):
         for svc in services.values():
             svc_tasks = by_service.get(svc.svc_id, [])
             svc_load = Load(self._count(svc_tasks), dict(load.total))
-            for action in plan_service(svc, svc_tasks, candidates, now):
-                groups.append(self._apply(svc, action, candidates, svc_load))
-            for task in svc_tasks:  # tasks waiting for a node are placed again on every pass
-                if task.live and task.state == TaskState.PENDING:
-                    groups.append(self._place(svc, task, "", candidates, svc_load))
-            load.total = svc_load.total
+            planned = self._plan_one(svc, svc_tasks, candidates, svc_load, now)
+            if planned is not None:
+                groups += planned
+                load.total = svc_load.total
         for action in plan_orphans(tasks, set(services)):
             groups.append(self._apply(None, action, candidates, load))
         await self._commit([g for g in groups if g[0]])
+
+    def _plan_one(
+        self, svc: Service, tasks: list[Task], candidates: list[Candidate], load: Load, now: float
+    ) -> list[Group] | None:
+        """One service's writes; None while it is set aside after a failure (see BACKOFF_S)."""
+        retry_at, delay_s = self._backoff.get(svc.svc_id, (0.0, 0.0))
+        if now < retry_at:
+            return None
+        try:
+            groups = [
+                self._apply(svc, action, candidates, load)
+                for action in plan_service(svc, tasks, candidates, now)
+            ]
+            for task in tasks:  # tasks waiting for a node are placed again on every pass
+                if task.live and task.state == TaskState.PENDING:
+                    groups.append(self._place(svc, task, self._pin(svc, task), candidates, load))
+        except FerryError as exc:
+            delay_s = min(max(delay_s * 2, BACKOFF_S[0]), BACKOFF_S[1])
+            self._backoff[svc.svc_id] = (now + delay_s, delay_s)
+            log.warning(
+                "service set aside after a failed plan",
+                extra=kv(service=svc.spec.name, error=exc, retry_s=delay_s),
+            )
+            return None
+        self._backoff.pop(svc.svc_id, None)
+        return groups
+
+    @staticmethod
+    def _pin(svc: Service, task: Task) -> str:
+        """The node a task must run on: a global service's task belongs to its node."""
+        return task.node_id if svc.spec.mode == Mode.GLOBAL else ""
 
     def _count(self, tasks: list[Task]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -159,8 +196,11 @@ class ServiceReconciler(Reconciler):
                 task, desired=TaskState.SHUTDOWN, message=action.message, updated_at=now_iso()
             )
             ops: list[Put | Delete] = []
-            if action.state is not None:
-                stopped = replace(stopped, state=action.state)
+            final = action.state
+            if final is None and task.state in (TaskState.NEW, TaskState.PENDING):
+                final = TaskState.SHUTDOWN  # it never reached a node: nobody else would say so
+            if final is not None:
+                stopped = replace(stopped, state=final)
                 ops += self._release(task.task_id)
             return [Put(keys.task(task.task_id), encode(stopped)), *ops], []
         assert svc is not None
@@ -171,6 +211,9 @@ class ServiceReconciler(Reconciler):
             slot=action.slot,
             template=svc.spec.template,
             spec_version=svc.spec_version,
+            # a global task belongs to its node from the start, placed or pending: so the
+            # planner knows the node is covered while the task waits (no task per pass)
+            node_id=action.node_id,
             created_at=now_iso(),
         )
         return self._place(svc, task, action.node_id, candidates, load)
@@ -184,20 +227,22 @@ class ServiceReconciler(Reconciler):
                 nets.append(ingress.net_id)
         return nets
 
-    def _host_ports_busy(self, svc: Service) -> set[str]:
-        """Nodes where one of this service's host-mode ports is already taken."""
+    def _host_ports_busy(self, svc: Service) -> dict[str, set[str]]:
+        """Nodes where one of this service's host-mode ports is taken, and by what: the ids of
+        live tasks that publish it there, or "" when the node itself reports it in use."""
         wanted = {(p.protocol, p.published) for p in _host_ports(svc)}
+        busy: dict[str, set[str]] = defaultdict(set)
         if not wanted:
-            return set()
-        busy = {
-            n.node_id
-            for n in self._view.nodes()
-            if any(f"{proto}/{port}" in n.ports for proto, port in wanted)
-        }
+            return busy
+        for node in self._view.nodes():
+            if any(f"{proto}/{port}" in node.ports for proto, port in wanted):
+                busy[node.node_id].add("")
         for other in self._view.services():
             theirs = {(p.protocol, p.published) for p in _host_ports(other)}
             if theirs & wanted:
-                busy |= {t.node_id for t in self._view.tasks(other.svc_id) if t.live and t.node_id}
+                for t in self._view.tasks(other.svc_id):
+                    if t.live and t.node_id:
+                        busy[t.node_id].add(t.task_id)
         return busy
 
     def _release(self, task_id: str) -> list[Put | Delete]:
@@ -218,11 +263,15 @@ class ServiceReconciler(Reconciler):
     ) -> Group:
         """Give a new or pending task a node and its addresses (or leave it pending, saying why).
         ``node_hint`` pins the node (global services)."""
-        constraints = [parse_constraint(c) for c in svc.spec.constraints]
+        try:
+            constraints = [parse_constraint(c) for c in svc.spec.constraints]
+        except InvalidArgument as exc:
+            return _pending(task, str(exc))
         pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates
-        busy = self._busy.get(svc.svc_id)
-        if busy is None:
-            busy = self._busy[svc.svc_id] = self._host_ports_busy(svc)
+        held = self._busy.get(svc.svc_id)
+        if held is None:
+            held = self._busy[svc.svc_id] = self._host_ports_busy(svc)
+        busy = {node_id for node_id, holders in held.items() if holders - {task.task_id}}
         if busy:
             pool = [c for c in pool if c.node.node_id not in busy]
         nodes, reason = eligible(pool, constraints, svc.spec.template.image)
@@ -230,37 +279,65 @@ class ServiceReconciler(Reconciler):
             ports = ", ".join(f"{p.published}/{p.protocol}" for p in _host_ports(svc))
             reason = f"no suitable node (host port {ports} taken on every other node)"
         if not nodes:
-            if task.state == TaskState.PENDING and task.message == reason:
-                return [], []  # still pending for the same reason: nothing to write
-            pending = replace(task, state=TaskState.PENDING, message=reason, updated_at=now_iso())
-            return [Put(keys.task(task.task_id), encode(pending))], []
+            return _pending(task, reason)
         node = choose(nodes, load)
+        try:
+            ops, expect = self._plan_addresses(svc, task, node.node_id)
+        except PoolExhausted as exc:
+            return _pending(task, str(exc))
         load.add(node.node_id, True)
-        task = replace(
+        if _host_ports(svc):
+            held[node.node_id].add(task.task_id)  # no second task of it there in this pass
+        placed = replace(
             task,
             node_id=node.node_id,
             state=TaskState.ASSIGNED,
             message="assigned",
             updated_at=now_iso(),
         )
-        ops: list[Put | Delete] = [Put(keys.task(task.task_id), encode(task))]
+        log.debug("task placed", extra=kv(task=placed.name, node=node.hostname))
+        return [Put(keys.task(placed.task_id), encode(placed)), *ops], expect
+
+    def _plan_addresses(
+        self, svc: Service, task: Task, node_id: str
+    ) -> tuple[list[Put | Delete], list[Expect]]:
+        """The task's endpoint on each of its networks, all or none: raises PoolExhausted
+        (naming the network) and then takes back the addresses it had set aside this pass."""
+        ops: list[Put | Delete] = []
         expect: list[Expect] = []
+        chosen: list[tuple[str, str]] = []
         for net_id in self._task_networks(svc):
             network = self._view.network(net_id)
             if network is None:
                 continue
             req = AttachRequest(
-                net=net_id, node_id=node.node_id, owner_id=task.task_id, name=task.name,
+                net=net_id, node_id=node_id, owner_id=task.task_id, name=task.name,
                 kind=EndpointKind.TASK, service=svc.spec.name,
             )  # fmt: skip
             taken = self._taken.get(net_id)
             if taken is None:
                 taken = self._taken[net_id] = self._networks.taken_ips(net_id)
-            _ep, ep_ops, ep_expect = self._networks.plan_endpoint(network, req, taken)
+            try:
+                endpoint, ep_ops, ep_expect = self._networks.plan_endpoint(network, req, taken)
+            except PoolExhausted as exc:
+                for held_net, ip in chosen:
+                    self._taken[held_net].discard(ip)
+                raise PoolExhausted(
+                    f"no free address on network {network.name} "
+                    f"({network.ip_range or network.subnet})"
+                ) from exc
+            chosen.append((net_id, endpoint.ip))
             ops += ep_ops
             expect += ep_expect
-        log.debug("task placed", extra=kv(task=task.name, node=node.hostname))
         return ops, expect
+
+
+def _pending(task: Task, reason: str) -> Group:
+    """Leave a task pending, saying why: written only when the reason is new."""
+    if task.state == TaskState.PENDING and task.message == reason:
+        return [], []
+    pending = replace(task, state=TaskState.PENDING, message=reason, updated_at=now_iso())
+    return [Put(keys.task(task.task_id), encode(pending))], []
 
 
 def _host_ports(svc: Service) -> list[PortSpec]:

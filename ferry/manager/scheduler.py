@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ferry.errors import InvalidArgument
-from ferry.model.node import Availability, Node
+from ferry.model.node import Availability, Node, NodeStatus
 from ferry.runtime.images import HOST_IMAGE, normalise
 
 _CONSTRAINT = re.compile(r"^\s*node\.(id|hostname|role|labels\.[\w.-]+)\s*(==|!=)\s*(\S+)\s*$")
@@ -53,11 +53,21 @@ def parse_constraint(text: str) -> Constraint:
 @dataclass(frozen=True)
 class Candidate:
     node: Node
-    up: bool
+    status: NodeStatus
+
+    @property
+    def up(self) -> bool:
+        """Ready: it may take new tasks."""
+        return self.status == NodeStatus.READY
+
+    @property
+    def lost(self) -> bool:
+        """Down: its tasks are replaced elsewhere (Unknown is neither up nor lost)."""
+        return self.status == NodeStatus.DOWN
 
 
-def candidates(nodes: Iterable[Node], is_up: Callable[[str], bool]) -> list[Candidate]:
-    return [Candidate(n, is_up(n.node_id)) for n in nodes]
+def candidates(nodes: Iterable[Node], status: Callable[[str], NodeStatus]) -> list[Candidate]:
+    return [Candidate(n, status(n.node_id)) for n in nodes]
 
 
 @dataclass

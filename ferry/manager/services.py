@@ -107,7 +107,7 @@ class ServiceOps:
         return self._view.entity_version(keys.service(svc.svc_id))
 
     def progress(self, svc: Service) -> Progress:
-        nodes = candidates(self._view.nodes(), self._view.is_up)
+        nodes = candidates(self._view.nodes(), self._view.status)
         return progress(svc, self._view.tasks(svc.svc_id), nodes)
 
     # validation ------------------------------------------------------------------------------

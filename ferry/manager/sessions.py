@@ -23,11 +23,9 @@ from ferry.manager.store.view import ClusterView
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.codec import encode
 from ferry.model.mirror import Entry, Mirror
-from ferry.model.node import NodeSession
+from ferry.model.node import SESSION_TTL_S, NodeSession
 from ferry.model.times import now_iso
 
-SESSION_TTL_S = 6
-HEARTBEAT_S = 2.0
 STREAM_PING_S = 5.0
 
 

@@ -1,9 +1,17 @@
-"""Nodes of the swarm: what a node is (spec) and whether it is there (session)."""
+"""Nodes of the swarm: what a node is (spec) and whether it is there (session, liveness)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+HEARTBEAT_S = 2.0  # how often an agent heartbeats
+SESSION_TTL_S = 6  # a session's lease: three missed heartbeats and it lapses
+# After a change of leader, a node without a session is Unknown, not Down, for this long: the
+# new leader cannot tell a dead node from one that has not reported in yet (Swarm gives
+# several heartbeat periods, too). Agents retry every HEARTBEAT_S, so three periods cover a
+# missed beat and a slow one.
+LEADER_GRACE_S = 3 * HEARTBEAT_S
 
 
 class Role(StrEnum):
@@ -44,3 +52,29 @@ class NodeSession:
     lease_id: int
     manager_id: str
     since: str
+
+
+class NodeStatus(StrEnum):
+    """Docker's node states that Ferry uses (``Status.State`` in the API)."""
+
+    READY = "ready"  # its session is alive: it takes tasks
+    UNKNOWN = "unknown"  # no session yet, within a new leader's grace: neither used nor lost
+    DOWN = "down"  # no session, no grace: its tasks are replaced, its endpoints not served
+
+
+def node_status(
+    node: Node | None,
+    session: NodeSession | None,
+    leader_since_s: float | None,
+    now_s: float,
+) -> NodeStatus:
+    """A node's liveness from the store's facts alone, so every manager and agent that mirrors
+    the store sees the same. ``leader_since_s`` is when the current leader took office (None
+    when there is no leader: nobody declares anything down then)."""
+    if node is None or node.left:
+        return NodeStatus.DOWN
+    if session is not None:
+        return NodeStatus.READY
+    if leader_since_s is None or now_s - leader_since_s < LEADER_GRACE_S:
+        return NodeStatus.UNKNOWN
+    return NodeStatus.DOWN

@@ -5,12 +5,11 @@ import pytest
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager import ca
 from ferry.manager.networks import AttachRequest, NetworkOps
-from ferry.manager.sessions import SESSION_TTL_S
 from ferry.manager.store import Delete, keys
 from ferry.manager.tokens import make_token
 from ferry.manager.wire import JoinRequest
 from ferry.model.network import EndpointKind, NetworkRequest
-from ferry.model.node import Availability, Role
+from ferry.model.node import SESSION_TTL_S, Availability, Role
 from tests.unit.conftest import ManagerRig
 
 

@@ -16,7 +16,7 @@ from ferry.manager.orchestrator import (
     progress,
 )
 from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
-from ferry.model.node import Availability, Node, Role
+from ferry.model.node import Availability, Node, NodeStatus, Role
 from ferry.model.service import (
     TASK_HISTORY,
     ContainerTemplate,
@@ -50,7 +50,7 @@ def node(
 
 
 def up(*nodes: Node) -> list[Candidate]:
-    return [Candidate(n, True) for n in nodes]
+    return [Candidate(n, NodeStatus.READY) for n in nodes]
 
 
 def service(
@@ -152,7 +152,7 @@ def test_restart_conditions_decide_whether_a_finished_task_comes_back(
 
 
 def test_tasks_on_a_down_node_are_orphaned_and_replaced_at_once() -> None:
-    nodes = [Candidate(node("n1"), False), *up(node("n2"))]
+    nodes = [Candidate(node("n1"), NodeStatus.DOWN), *up(node("n2"))]
     tasks = [task("a", 1, "n1"), task("b", 2, "n2")]
     actions = plan_service(service(2), tasks, nodes, NOW)
     [stop] = [a for a in actions if isinstance(a, StopTask)]
@@ -207,7 +207,7 @@ def test_an_update_is_in_progress_until_no_counted_task_runs_an_older_spec() -> 
     assert (now.running, now.desired, now.updating) == (2, 3, False)
     # a task of an old version on a node that is down no longer holds the update back
     lost = [task("a2", 1, "n1", version=2), task("b", 2, "n2")]
-    nodes = [Candidate(node("n1"), True), Candidate(node("n2"), False)]
+    nodes = [Candidate(node("n1"), NodeStatus.READY), Candidate(node("n2"), NodeStatus.DOWN)]
     assert not progress(service(2, version=2), lost, nodes).updating
 
 
@@ -260,10 +260,10 @@ def test_the_scheduler_spreads_then_balances_and_is_deterministic() -> None:
 
 def test_paused_drained_and_down_nodes_take_no_new_tasks() -> None:
     candidates = [
-        Candidate(node("n1", availability=Availability.PAUSE), True),
-        Candidate(node("n2", availability=Availability.DRAIN), True),
-        Candidate(node("n3"), False),
-        Candidate(node("n4"), True),
+        Candidate(node("n1", availability=Availability.PAUSE), NodeStatus.READY),
+        Candidate(node("n2", availability=Availability.DRAIN), NodeStatus.READY),
+        Candidate(node("n3"), NodeStatus.DOWN),
+        Candidate(node("n4"), NodeStatus.READY),
     ]
     nodes, reason = eligible(candidates, [], "host")
     assert [n.node_id for n in nodes] == ["n4"]

@@ -24,7 +24,15 @@ from ferry.errors import InvalidArgument, Unavailable
 from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
+from ferry.model.node import NodeStatus as Liveness
 from ferry.model.node import Role
+
+# Docker's ManagerStatus.Reachability for each node state
+_REACHABILITY = {
+    Liveness.READY: "reachable",
+    Liveness.UNKNOWN: "unknown",
+    Liveness.DOWN: "unreachable",
+}
 
 
 def node_object(state: NodeState) -> NodeObject:
@@ -33,7 +41,7 @@ def node_object(state: NodeState) -> NodeObject:
     if node.role == Role.MANAGER and not node.left:
         manager_status = ManagerStatus(
             Leader=state.leader,
-            Reachability="reachable" if state.up else "unreachable",
+            Reachability=_REACHABILITY[state.status],
             Addr=f"{node.addr}:{PORT}",
         )
     return NodeObject(
@@ -49,7 +57,7 @@ def node_object(state: NodeState) -> NodeObject:
             Engine=EngineDescription(EngineVersion=node.engine_version),
             Resources=NodeResources(NanoCPUs=node.ncpu * 10**9, MemoryBytes=node.memory_bytes),
         ),
-        Status=NodeStatus(State="ready" if state.up else "down", Addr=node.addr),
+        Status=NodeStatus(State=state.status.value, Addr=node.addr),
         ManagerStatus=manager_status,
     )
 

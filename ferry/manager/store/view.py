@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from ferry.manager.store import keys
 from ferry.manager.store.schema import LeaderRecord
 from ferry.model.cluster import ClusterInfo
 from ferry.model.mirror import Mirror
 from ferry.model.network import Endpoint, Network
-from ferry.model.node import Node, NodeSession, Role
+from ferry.model.node import Node, NodeSession, NodeStatus, Role, node_status
 from ferry.model.service import Service, Task
+from ferry.model.times import epoch
 
 
 class ClusterView:
-    def __init__(self, mirror: Mirror) -> None:
+    def __init__(self, mirror: Mirror, clock: Callable[[], float] = time.time) -> None:
         self.mirror = mirror
+        self.clock = clock  # seconds since the epoch: liveness compares store times with it
 
     def cluster(self) -> ClusterInfo | None:
         return self.mirror.obj(keys.CLUSTER, ClusterInfo)
@@ -31,9 +36,22 @@ class ClusterView:
     def session(self, node_id: str) -> NodeSession | None:
         return self.mirror.obj(keys.session(node_id), NodeSession)
 
+    def leader_since(self) -> float | None:
+        """When the current leader took office (seconds since the epoch), None without one."""
+        record = self.mirror.obj(keys.LEADER, LeaderRecord)
+        return epoch(record.since) if record else None
+
+    def status(self, node_id: str) -> NodeStatus:
+        """Ready, Unknown (a new leader's grace) or Down: see ``model.node.node_status``."""
+        return node_status(
+            self.node(node_id), self.session(node_id), self.leader_since(), self.clock()
+        )
+
     def is_up(self, node_id: str) -> bool:
-        node = self.node(node_id)
-        return node is not None and not node.left and self.session(node_id) is not None
+        return self.status(node_id) == NodeStatus.READY
+
+    def is_down(self, node_id: str) -> bool:
+        return self.status(node_id) == NodeStatus.DOWN
 
     def managers(self) -> list[Node]:
         return [n for n in self.nodes() if n.role == Role.MANAGER]
