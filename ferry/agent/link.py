@@ -20,6 +20,9 @@ from ferry.errors import Unavailable, from_status
 from ferry.manager.cluster_api import PORT
 
 CALL_TIMEOUT_S = 10.0
+# A session snapshot is one line holding the whole streamed state: far beyond aiohttp's own
+# line limit (128 KiB) in a busy swarm. Past this, the line is refused and the stream reopened.
+MAX_LINE_BYTES = 256 << 20
 
 
 def client_context(ca_path: Path, cert_path: Path, key_path: Path) -> ssl.SSLContext:
@@ -91,15 +94,25 @@ class ManagerLink:
         raise Unavailable(f"no manager reachable ({', '.join(self.managers)}): {last}") from last
 
     async def stream(self, path: str) -> AsyncIterator[dict[str, Any]]:
-        """Yield the JSON lines of a long-lived stream from the current manager."""
+        """Yield the JSON lines of a long-lived stream from the current manager.
+
+        Raises Unavailable when the stream breaks, and also when a line is not JSON or is
+        longer than MAX_LINE_BYTES: the caller opens a new stream, which starts afresh."""
         url = manager_url(self.current) + path
         timeout = aiohttp.ClientTimeout(total=None, connect=CALL_TIMEOUT_S, sock_read=15.0)
         try:
             async with self._client().get(url, timeout=timeout) as resp:
                 await raise_for(resp)
-                async for line in resp.content:
-                    if line.strip():
-                        yield json.loads(line)
+                pending = bytearray()
+                async for chunk in resp.content.iter_any():
+                    pending += chunk
+                    while (end := pending.find(b"\n")) >= 0:
+                        line = bytes(pending[:end])
+                        del pending[: end + 1]
+                        if line.strip():
+                            yield _parse_line(line, url)
+                    if len(pending) > MAX_LINE_BYTES:
+                        raise Unavailable(f"session stream with {url}: a line over 256 MiB")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._rotate()
             raise Unavailable(f"session stream with {url} broke: {exc}") from exc
@@ -119,3 +132,13 @@ class ManagerLink:
             await self._session.close()
             # let the connector's transports finish closing before the loop goes away
             await asyncio.sleep(0)
+
+
+def _parse_line(line: bytes, url: str) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        raise Unavailable(f"session stream with {url} sent a line that is not JSON") from exc
+    if not isinstance(message, dict):
+        raise Unavailable(f"session stream with {url} sent a line that is not an object")
+    return message

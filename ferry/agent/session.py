@@ -65,6 +65,9 @@ class AgentSession:
             except FerryError as exc:
                 self.last_error = str(exc)
                 log.warning("heartbeat failed", extra=kv(error=exc))
+            except Exception as exc:  # a dead heartbeat would make this node Down for good
+                self.last_error = str(exc)
+                log.exception("heartbeat crashed; beating on")
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _follow(self) -> None:
@@ -76,10 +79,14 @@ class AgentSession:
                     delay_s = 0.2
             except FerryError as exc:
                 log.warning("session stream lost", extra=kv(error=exc, retry_s=delay_s))
+            except Exception:  # a dead follower would leave this node deaf for good: resync
+                log.exception("session stream crashed; opening a new one")
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 3.0)
 
     def _apply(self, message: dict[str, Any]) -> None:
+        """Apply one stream message; a snapshot replaces the mirror, so a new stream resyncs
+        fully whatever was missed while none was open."""
         kind = message.get("t")
         if kind == "ping":
             return
