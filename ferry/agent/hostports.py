@@ -5,12 +5,19 @@ of this node's tasks and ``run -p`` ports of its containers go to the container'
 its local bridge network, or else on the egress bridge. Level-triggered: after any change of
 services or local containers the whole table is rendered again and replaced in one transaction
 if its text changed (established connections keep their translation in conntrack).
+
+A restart of ferryd never empties the table: until this host knows the swarm's state again
+(the session's first snapshot, the ingress sandbox checked), the routing mesh's ports are the
+ones last known, kept in a small file; the table is replaced only by a complete one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
+from ferry.daemon.files import write_atomic
 from ferry.kernel.nft import KeptTable
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store.view import ClusterView
@@ -58,6 +65,9 @@ def _port_target(container: Container) -> str | None:
     return chosen[0].ip if chosen else None
 
 
+MeshPorts = set[tuple[str, int]]  # (protocol, published port) of the routing mesh
+
+
 class HostPorts(Reconciler):
     name = "published ports reconcile"
 
@@ -65,14 +75,17 @@ class HostPorts(Reconciler):
         self,
         kernel: KernelThread,
         containers: Callable[[], list[Container]],
-        view: Callable[[], ClusterView | None],
-        ingress_ready: Callable[[], bool],
+        mesh: Callable[[], MeshPorts | None],
+        saved_path: Path,
     ) -> None:
+        """``mesh`` gives the routing mesh's ports this host forwards, or None while they are
+        not known (after a restart, before the swarm's state arrived)."""
         super().__init__()
         self._kernel = kernel
         self._containers = containers
-        self._view = view
-        self._ingress_ready = ingress_ready
+        self._mesh = mesh
+        self._saved_path = saved_path
+        self._saved = _load(saved_path)
         self._table = KeptTable("ip", HOST_TABLE)
 
     async def close(self) -> None:
@@ -84,13 +97,28 @@ class HostPorts(Reconciler):
     def changed(self) -> None:
         self.mark()
 
+    def mesh_ports(self) -> MeshPorts:
+        """The mesh's ports: as known now, else as last known (and kept for next time)."""
+        live = self._mesh()
+        if live is None:
+            return self._saved
+        if live != self._saved:
+            raw = json.dumps(sorted(live)).encode()
+            write_atomic(self._saved_path, raw, 0o600)
+            self._saved = live
+        return live
+
     def plan(self) -> list[HostForward]:
-        forwards = container_forwards(self._containers())
-        if self._ingress_ready():
-            forwards += ingress_forwards(ingress_ports(self._view()))
-        return forwards
+        return container_forwards(self._containers()) + ingress_forwards(self.mesh_ports())
 
     async def reconcile(self) -> None:
         body = render_host(self.plan())
         if self._table.stale(body):
             await self._kernel.run(self._table.apply, body)
+
+
+def _load(path: Path) -> MeshPorts:
+    try:
+        return {(str(proto), int(port)) for proto, port in json.loads(path.read_text())}
+    except (OSError, ValueError, TypeError):
+        return set()  # never written (a new host) or unreadable: nothing known

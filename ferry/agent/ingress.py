@@ -75,7 +75,9 @@ class IngressAgent(Reconciler):
         self._gateway = gateway
         self.netns = f"{netns_prefix}ingress"
         self._on_ready = on_ready
-        self.ready = False
+        self.ready = False  # the sandbox is up and balancing
+        self.settled = False  # a pass has completed: ``ready`` says what the swarm wants
+        self._announced = False
         self._table = KeptTable("ip", INGRESS_TABLE, nsfs.netns_path(self.netns))
         self._sandbox_built = False  # both legs attached; checked again after any failure
 
@@ -93,13 +95,15 @@ class IngressAgent(Reconciler):
         ingress = self._ingress()
         if ingress is None:
             await self.teardown()
-            return
-        await self._ensure_sandbox(ingress)
-        body = render_ingress(self._plan(ingress))
-        if self._table.stale(body):
-            await self._kernel.run(self._table.apply, body)
-        if not self.ready:
+        else:
+            await self._ensure_sandbox(ingress)
+            body = render_ingress(self._plan(ingress))
+            if self._table.stale(body):
+                await self._kernel.run(self._table.apply, body)
             self.ready = True
+        if not self.settled or self.ready != self._announced:
+            self.settled = True
+            self._announced = self.ready
             self._on_ready()
 
     async def _ensure_sandbox(self, ingress: Network) -> None:

@@ -54,6 +54,8 @@ from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.daemon")
 
+DNS_HOLD_MAX_S = 5.0  # after a restart, how long questions may wait for the swarm's names
+
 
 def underlay_of(addr: str, netns_prefix: str) -> Underlay:
     """The underlay as this host sees it: the MTU of the interface holding ``addr``."""
@@ -104,11 +106,11 @@ class Daemon:
             local=self.local_networks,
             ports_in_use=self._ports_in_use,
         )
+        self._restoring_swarm = False  # a member at start, until its agent runs (or fails to)
+        self._leaving_swarm = False
+        self._dns: DnsServer | None = None
         self.host_ports = HostPorts(
-            self.kernel,
-            self.containers.all,
-            lambda: self.swarm.agent.view if self.swarm.agent else None,
-            lambda: self.ingress is not None and self.ingress.ready,
+            self.kernel, self.containers.all, self._mesh_ports, config.state_dir / "mesh.json"
         )
         self.swarm.ports = self._ports_report
         self.node_key = NodeKey(config.state_dir)
@@ -214,6 +216,16 @@ class Daemon:
         mesh = {f"{proto}/{port}" for proto, port in ingress_ports(view)}
         return taken_ports() | mesh
 
+    def _mesh_ports(self) -> set[tuple[str, int]] | None:
+        """The routing mesh's ports this host forwards; None while not known (see HostPorts)."""
+        agent = self.swarm.agent
+        if agent is None or self._leaving_swarm:
+            return None if self._restoring_swarm else set()
+        ingress = self.ingress
+        if not agent.mirror.synced or ingress is None or not ingress.settled:
+            return None
+        return ingress_ports(agent.view) if ingress.ready else set()
+
     def _ports_report(self) -> list[str]:
         """What the routing mesh may not take on this node (sent with every heartbeat)."""
         return sorted(taken_ports() | self.containers.published())
@@ -233,6 +245,7 @@ class Daemon:
 
     # agent lifecycle -------------------------------------------------------------------------
     async def _agent_started(self, agent: Agent) -> None:
+        self._leaving_swarm = False
         membership = self.swarm.membership
         assert membership is not None
         underlay = await self.kernel.run(underlay_of, membership.addr, self.config.netns_prefix)
@@ -257,6 +270,8 @@ class Daemon:
 
         def reconciled() -> None:
             self._names_changed()
+            if self._dns is not None:
+                self._dns.release()  # the swarm's names are known: answer
             encryption.mark()  # the last encrypted sandbox may just have gone
 
         # Names follow the network agent's passes (see NetworkAgent): a remote name resolves
@@ -325,6 +340,8 @@ class Daemon:
 
     async def _leaving(self, _agent: Agent) -> None:
         """Leaving the swarm: containers on swarm networks stop, the overlays go away."""
+        self._leaving_swarm = True
+        self.host_ports.changed()
         for container in self.containers.all():
             swarm_endpoints = [
                 ep
@@ -367,7 +384,13 @@ class Daemon:
         servers = resolvers.nameservers(resolvers.read_resolv_conf())
         upstreams = resolvers.reachable(servers, await self.kernel.run(host_routes))
         dns = DnsServer(self.names.lookup, self.names.reverse, upstreams)
-        self.containers.dns = dns
+        self.containers.dns = self._dns = dns
+        if self.swarm.file.load() is not None:
+            # A member: its containers' questions about swarm names wait for the first network
+            # pass (bounded), instead of NXDOMAIN for names not known again yet.
+            self._restoring_swarm = True
+            dns.hold()
+            loop.call_later(DNS_HOLD_MAX_S, dns.release)
         log.info("embedded DNS ready", extra=kv(upstreams=",".join(upstreams) or "none"))
         # Containers first: the agents that start next compare the cluster's wishes with the
         # local containers, and must not mistake "not loaded yet" for "gone".
@@ -378,6 +401,9 @@ class Daemon:
         except FerryError as exc:
             # keep serving the local API so the operator can see the error and leave --force
             log.error("could not restore swarm membership", extra=kv(error=exc))
+            dns.release()
+        self._restoring_swarm = False
+        self.host_ports.changed()
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )

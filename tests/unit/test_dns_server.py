@@ -392,3 +392,19 @@ async def test_closing_the_server_cancels_pending_forwards(
 def test_an_upstream_that_is_not_an_ipv4_address_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgument, match="IPv4"):
         DnsServer(Records().lookup, Records().reverse, upstreams=["dns.example"])
+
+
+async def test_questions_asked_while_held_are_answered_once_released(rig: Rig) -> None:
+    """After a restart, before the swarm's names are known: no NXDOMAIN for a name that exists,
+    the question waits and gets the real answer (issue 8, input 5)."""
+    rig.server.hold()
+    rig.records.names["c1"]["late"] = ()  # not known yet: an answer now would be wrong
+    udp = asyncio.ensure_future(rig.udp("late"))
+    tcp = asyncio.ensure_future(rig.tcp("late"))
+    await asyncio.sleep(0.2)
+    assert not udp.done() and not tcp.done()
+    rig.records.names["c1"]["late"] = ("10.0.0.7",)
+    rig.server.release()
+    assert addresses(await udp) == ["10.0.0.7"]
+    assert addresses(await tcp) == ["10.0.0.7"]
+    assert addresses(await rig.udp("web")) == ["10.0.0.2"]  # and later ones at once

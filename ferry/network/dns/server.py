@@ -17,6 +17,10 @@ resolvers fall back to A at once; a name ``lookup`` knows with no address right 
 NXDOMAIN, whatever the type. Everything else is forwarded (:mod:`ferry.network.dns.forward`), or
 REFUSED at once when there are no upstreams.
 
+Questions can be held (``hold``/``release``): after a restart of ferryd the swarm's names are
+not known until the network agent's first pass; a question asked meanwhile waits (bounded) and
+is answered then, rather than getting NXDOMAIN for a name that exists.
+
 Be aware: ``lookup`` and ``reverse`` run synchronously on the event loop, on a cache miss only;
 they must be quick and must not raise (an exception is a bug: the loop's exception handler
 reports it, that query goes unanswered and a TCP asker's connection is closed; the sockets keep
@@ -27,6 +31,7 @@ Attaching and detaching are serialised.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -49,6 +54,25 @@ log = logging.getLogger("ferry.dns")
 _CACHE_ENTRIES_MAX = 4096  # per container: one asking for random names must not grow ferryd
 _TCP_CONNECTIONS_MAX = 64  # per container
 _TCP_IDLE_S = 10.0  # RFC 7766 suggests seconds, not minutes, for an idle client connection
+_HELD_MAX = 1024  # questions kept while held; past it they are dropped (stub resolvers retry)
+
+
+class _Gate:
+    """While closed, work is kept (bounded) and run in order when it opens."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._held: list[Callable[[], None]] = []
+
+    def defer(self, work: Callable[[], None]) -> None:
+        if len(self._held) < _HELD_MAX:
+            self._held.append(work)
+
+    def open(self) -> None:
+        self.closed = False
+        held, self._held = self._held, []
+        for work in held:
+            work()
 
 
 class DnsServer:
@@ -68,6 +92,19 @@ class DnsServer:
         self._forwarder = Forwarder(upstreams, forward_timeout_s, upstream_port)
         self._attachments: dict[str, _Attachment] = {}
         self._lock = asyncio.Lock()
+        self._gate = _Gate()
+
+    def hold(self) -> None:
+        """Keep questions unanswered until ``release`` (the names are not known yet)."""
+        self._gate.closed = True
+
+    def release(self) -> None:
+        """Answer the questions held, and every later one at once (idempotent)."""
+        self._gate.open()
+
+    @property
+    def holding(self) -> bool:
+        return self._gate.closed
 
     @property
     def attached(self) -> frozenset[str]:
@@ -108,7 +145,7 @@ class DnsServer:
 
     async def _serve_locked(self, key: str, udp: socket.socket, tcp: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        attachment = _Attachment(key, self._decide, self._forwarder)
+        attachment = _Attachment(key, self._decide, self._forwarder, self._gate)
         try:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(attachment), sock=udp
@@ -183,8 +220,9 @@ class DnsServer:
 class _Attachment:
     """One container's sockets, answer cache, connections and pending forwards."""
 
-    def __init__(self, key: str, decide: _Decide, forwarder: Forwarder) -> None:
+    def __init__(self, key: str, decide: _Decide, forwarder: Forwarder, gate: _Gate) -> None:
         self.key = key
+        self.gate = gate
         self.cache: dict[bytes, wire.Template] = {}
         self.udp: asyncio.DatagramTransport | None = None
         self.udp_closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -249,6 +287,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self._attachment.gate.closed:
+            self._attachment.gate.defer(lambda: self.datagram_received(data, addr))
+            return
         result = self._attachment.answer(data)
         if isinstance(result, bytes):
             self._send(data, result, addr)
@@ -302,14 +343,23 @@ class _TcpConnection(asyncio.Protocol):
                 break
             packet = bytes(buffer[2:end])
             del buffer[:end]
-            result = self._attachment.answer(packet)
-            if result is None:
-                transport.close()
-                return
-            if isinstance(result, bytes):
-                self._send(result)
+            if self._attachment.gate.closed:
+                self._attachment.gate.defer(functools.partial(self._question, packet))
             else:
-                self._attachment.forward(packet, result, self._send, over_tcp=True)
+                self._question(packet)
+
+    def _question(self, packet: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        result = self._attachment.answer(packet)
+        if result is None:
+            transport.close()
+            return
+        if isinstance(result, bytes):
+            self._send(result)
+        else:
+            self._attachment.forward(packet, result, self._send, over_tcp=True)
 
     def _send(self, reply: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
