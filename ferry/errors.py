@@ -51,6 +51,16 @@ class NotInSwarm(Unavailable):
         )
 
 
+class NoLeader(Unavailable):
+    """A manager whose store has no quorum: what it holds may be stale (Docker's words)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The swarm does not have a leader. It's possible that too few managers are online. "
+            "Make sure more than half of the managers are online."
+        )
+
+
 class NotManager(Unavailable):
     def __init__(self) -> None:
         super().__init__(

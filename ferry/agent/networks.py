@@ -42,6 +42,7 @@ from ferry.model.codec import decode_plain
 from ferry.model.container import AttachedEndpoint, NetworkChoice
 from ferry.model.ids import lookup
 from ferry.model.network import Endpoint, EndpointKind, Network, network_names
+from ferry.model.node import LEADER_GRACE_S
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import desired_peers
 from ferry.reconcile import Reconciler
@@ -54,7 +55,8 @@ RETRY_S = 1.0
 class NetworkAgent(Reconciler):
     name = "network reconcile"
     retry_s = RETRY_S
-    watched = (keys.ENDPOINTS, keys.NETWORKS, keys.NODES)
+    # sessions and the leader: a node's liveness decides whether its endpoints are served
+    watched = (keys.ENDPOINTS, keys.NETWORKS, keys.NODES, keys.SESSIONS, keys.LEADER)
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class NetworkAgent(Reconciler):
         # in flight that need it
         self._locks: dict[str, asyncio.Lock] = {}
         self._holds: Counter[str] = Counter()
+        self._grace_timer: asyncio.TimerHandle | None = None
 
     def passed(self) -> None:
         self.on_reconciled()
@@ -242,7 +245,8 @@ class NetworkAgent(Reconciler):
         await self._collect_orphans()
         networks = {n.net_id: n for n in self._view.networks()}
         vteps = {n.node_id: n.addr for n in self._view.nodes()}
-        endpoints = self._view.endpoints()
+        endpoints = self._view.live_endpoints(own=self.node_id)
+        self._recheck_after_grace()
         local_nets = {e.net_id for e in endpoints if e.node_id == self.node_id}
         for net_id in sorted(local_nets):
             network = networks.get(net_id)
@@ -258,6 +262,27 @@ class NetworkAgent(Reconciler):
         for short in self.overlay.existing_sandboxes():
             if not any(net_id.startswith(short) for net_id in local_nets):
                 await self._remove_if_unused(short)
+
+    def _recheck_after_grace(self) -> None:
+        """A node that is Unknown becomes Down when the leader's grace ends, with no change in
+        the store to say so: look again then."""
+        since = self._view.leader_since()
+        if since is None or self._grace_timer is not None:
+            return
+        left_s = since + LEADER_GRACE_S - self._view.clock()
+        if left_s <= 0:
+            return
+
+        def again() -> None:
+            self._grace_timer = None
+            self.mark()
+
+        self._grace_timer = asyncio.get_running_loop().call_later(left_s + 0.05, again)
+
+    async def close(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     async def _collect_orphans(self) -> None:
         """Endpoints of this node whose container is gone (ferryd died mid-way): release them.

@@ -23,7 +23,14 @@ from ferry.daemon.config import DaemonConfig
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
 from ferry.daemon.membership import Membership, MembershipFile
-from ferry.errors import Conflict, FerryError, InvalidArgument, NotInSwarm, NotManager
+from ferry.errors import (
+    Conflict,
+    FerryError,
+    InvalidArgument,
+    NoLeader,
+    NotInSwarm,
+    NotManager,
+)
 from ferry.kernel import host
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
@@ -91,9 +98,13 @@ class SwarmController:
         return self.membership, self.agent
 
     def require_manager(self) -> Manager:
+        """This node's manager, answering for the swarm: raises NotInSwarm, NotManager, or
+        NoLeader while its store has no majority (what it holds may be stale)."""
         self.require_member()
         if self.manager is None:
             raise NotManager()
+        if not self.manager.quorum.has_quorum:
+            raise NoLeader()
         return self.manager
 
     # lifecycle -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ferry.manager.leader import LeaderElection
 from ferry.manager.logs import LogRelay
 from ferry.manager.networks import NetworkOps
 from ferry.manager.nodes import NodeOps
+from ferry.manager.quorum import QuorumWatch
 from ferry.manager.reconciler import ServiceReconciler
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
@@ -69,6 +70,7 @@ class Manager:
         self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
         self.logs = LogRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
+        self.quorum = QuorumWatch(self.store)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
         self.extra_routes: list[RouteAdder] = [
@@ -107,6 +109,7 @@ class Manager:
     async def start_services(self, listen_addr: str) -> None:
         self.feed.start()
         await self.feed.wait_for(1, timeout_s=STORE_READY_TIMEOUT_S)
+        self.quorum.start()
         self.leader.start()
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
         ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)
@@ -118,6 +121,7 @@ class Manager:
         if self._api is not None:
             await self._api.stop()
         await self.leader.stop()
+        await self.quorum.stop()
         await self.feed.stop()
         with contextlib.suppress(FerryError):
             await self.store.close()

@@ -11,13 +11,13 @@ from typing import Any, cast
 from ferry.agent.link import ManagerLink
 from ferry.agent.networks import NetworkAgent
 from ferry.manager.store import keys
-from ferry.manager.store.schema import TYPES
+from ferry.manager.store.schema import TYPES, LeaderRecord
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode, to_plain
 from ferry.model.container import NetworkChoice
 from ferry.model.mirror import Mirror
 from ferry.model.network import Driver, Endpoint, EndpointKind, Network, Scope
-from ferry.model.node import Node, Role
+from ferry.model.node import Node, NodeSession, Role
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import Peer, PeerPlan
 
@@ -186,3 +186,35 @@ async def test_a_sandbox_with_a_plugged_endpoint_is_kept_even_when_the_store_for
     overlay.plugs["bbbbbbbbbbbb"] = {"ep-x"}
     await rig(mirror, overlay).reconcile()
     assert overlay.removed == []
+
+
+async def test_a_down_nodes_containers_are_neither_programmed_nor_named() -> None:
+    """Issue 8, input 6: a dead host's standalone containers leave every other host's
+    forwarding tables and DNS as soon as the host is Down (as its tasks are replaced)."""
+    mirror = Mirror(TYPES)
+    a = network("aaaaaaaaaaaaaaaa")
+    other = Node("node-other", "h3", Role.WORKER, "10.99.0.13")
+    mine = endpoint(a.net_id, "ep-mine")
+    theirs = replace(endpoint(a.net_id, "ep-theirs", "node-other"), ip="10.0.1.6",
+                     kind=EndpointKind.CONTAINER)  # fmt: skip
+    leader = LeaderRecord("node-mgr", "2026-01-01T00:00:00Z")  # in office for long: no grace
+    seed(mirror, (keys.node(ME), NODE), (keys.node(other.node_id), other),
+         (keys.network(a.net_id), a), (keys.endpoint(a.net_id, "ep-mine"), mine),
+         (keys.endpoint(a.net_id, "ep-theirs"), theirs), (keys.LEADER, leader))  # fmt: skip
+    overlay = FakeOverlay()
+    peers_seen: list[frozenset[Peer]] = []
+
+    async def record_peers(_net_id: str, peers: frozenset[Peer]) -> PeerPlan:
+        peers_seen.append(peers)
+        return PeerPlan()
+
+    overlay.set_peers = record_peers  # type: ignore[method-assign]
+    agent = rig(mirror, overlay)
+    await agent.reconcile()  # h3 has no session: Down
+    assert peers_seen[-1] == frozenset()
+    assert {e.ep_id for e in agent.programmed} == {"ep-mine"}  # this host's own stay
+    session = NodeSession(other.node_id, 9, "node-mgr", "2026-01-01T00:00:00Z")
+    add(mirror, keys.session(other.node_id), session)  # h3 is back
+    await agent.reconcile()
+    assert peers_seen[-1] == frozenset({Peer("10.0.1.6", theirs.mac, "10.99.0.13")})
+    assert {e.ep_id for e in agent.programmed} == {"ep-mine", "ep-theirs"}

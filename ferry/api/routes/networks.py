@@ -75,7 +75,7 @@ class NetworkRoutes:
         view = self._view()
         assert view is not None
         nodes = {n.node_id: n for n in view.nodes()}
-        return render.network(net, view.endpoints(net.net_id), nodes)
+        return render.network(net, view.live_endpoints(net.net_id), nodes)
 
     async def list(self, request: web.Request) -> web.Response:
         view = self._view()

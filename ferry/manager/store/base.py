@@ -53,6 +53,11 @@ class Expect:
 class Store(Protocol):
     async def get(self, key: str) -> KeyValue | None: ...
 
+    async def check_quorum(self, timeout_s: float) -> None:
+        """A read the store's majority must confirm (linearizable); raises Unavailable when it
+        cannot within ``timeout_s`` (this member is cut off, or too few members are up)."""
+        ...
+
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         """All keys under ``prefix`` and the store revision they were read at."""
         ...

@@ -16,6 +16,7 @@ import grpc
 from aetcd import rpc
 
 from ferry.errors import NotFound, Unavailable
+from ferry.manager.store import keys
 from ferry.manager.store.base import Delete, Event, Expect, KeyValue, Put
 
 _TIMEOUT_S = 5.0
@@ -59,6 +60,14 @@ class EtcdStore:
             return None
         kv = resp.kvs[0]
         return KeyValue(key, kv.value, kv.mod_revision, kv.lease)
+
+    async def check_quorum(self, timeout_s: float) -> None:
+        # etcd serves a Range linearizably unless asked otherwise: it needs the leader's word
+        request = rpc.RangeRequest(key=keys.CLUSTER.encode(), count_only=True)
+        try:
+            await self._kv.Range(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, "quorum read") from exc
 
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         raw = prefix.encode()

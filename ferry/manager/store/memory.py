@@ -40,6 +40,9 @@ class MemoryStore:
         self.expire_leases()
         return self._data.get(key)
 
+    async def check_quorum(self, timeout_s: float) -> None:
+        """One member in memory: always its own majority."""
+
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         self.expire_leases()
         items = [kv for key, kv in sorted(self._data.items()) if key.startswith(prefix)]

@@ -69,6 +69,20 @@ class ClusterView:
         prefix = keys.endpoints_of(net_id) if net_id else keys.ENDPOINTS
         return self.mirror.objects(prefix, Endpoint)
 
+    def live_endpoints(self, net_id: str | None = None, *, own: str = "") -> list[Endpoint]:
+        """Endpoints served now: not those of a Down node (its containers are out of every
+        host's DNS and forwarding tables until it is back; its tasks are replaced). The node
+        ``own`` never counts as Down: a host that asks is there, whatever its view says."""
+        down: dict[str, bool] = {own: False}
+        out = []
+        for endpoint in self.endpoints(net_id):
+            node_id = endpoint.node_id
+            if node_id not in down:
+                down[node_id] = bool(node_id) and self.is_down(node_id)
+            if not down[node_id]:
+                out.append(endpoint)
+        return out
+
     def services(self) -> list[Service]:
         return self.mirror.objects(keys.SERVICES, Service)
 
