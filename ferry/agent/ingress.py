@@ -88,16 +88,17 @@ class IngressAgent(Reconciler):
         self._table.forget()
         self._sandbox_built = False
 
-    def _ingress(self) -> Network | None:
+    def network(self) -> Network | None:
+        """The swarm's ingress network, if it has one."""
         return next((n for n in self._view.networks() if n.ingress), None)
 
     async def reconcile(self) -> None:
-        ingress = self._ingress()
+        ingress = self.network()
         if ingress is None:
             await self.teardown()
         else:
             await self._ensure_sandbox(ingress)
-            body = render_ingress(self._plan(ingress))
+            body = render_ingress(self.plan(ingress))
             if self._table.stale(body):
                 await self._kernel.run(self._table.apply, body)
             self.ready = True
@@ -133,7 +134,7 @@ class IngressAgent(Reconciler):
             await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)
         self._sandbox_built = True
 
-    def _plan(self, ingress: Network) -> list[IngressPort]:
+    def plan(self, ingress: Network) -> list[IngressPort]:
         running = {t.task_id for t in self._view.tasks() if t.serving}
         ingress_ips: dict[str, list[str]] = {}
         for ep in self._view.endpoints(ingress.net_id):

@@ -94,3 +94,11 @@ class NameTable:
             if name:
                 return name
         return None
+
+    def names(self, asker: str) -> list[str]:
+        """Every name ``asker`` can resolve (unqualified and network-qualified), sorted."""
+        forward, _ = self._tables()
+        found: set[str] = set()
+        for net_id in self._asker_networks(asker):
+            found |= set(forward.get(net_id, {}))
+        return sorted(found)

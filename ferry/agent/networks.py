@@ -85,6 +85,10 @@ class NetworkAgent(Reconciler):
         self._holds: Counter[str] = Counter()
         self._grace_timer: asyncio.TimerHandle | None = None
 
+    @property
+    def view(self) -> ClusterView:
+        return self._view
+
     def passed(self) -> None:
         self.on_reconciled()
 

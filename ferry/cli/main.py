@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ferry.cli import containers, system
+from ferry.cli import containers, doctor, system
 from ferry.cli.common import set_host
 from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
@@ -36,6 +36,7 @@ def main_options(
 
 system.register(app)
 containers.register(app)
+doctor.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")

@@ -25,6 +25,7 @@ from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
 from ferry.agent.tasks import TaskAgent
 from ferry.api.routes.containers import ContainerRoutes
+from ferry.api.routes.doctor import DoctorRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
@@ -35,6 +36,9 @@ from ferry.daemon import resolvers
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.logs import kv
 from ferry.daemon.swarm import SwarmController
+from ferry.doctor.answer import DoctorAnswerer
+from ferry.doctor.findings import Finding
+from ferry.doctor.host import HostDoctor, HostParts
 from ferry.errors import FerryError, KernelError, Unavailable
 from ferry.kernel.listeners import taken_ports
 from ferry.kernel.netlink import Netlink
@@ -88,6 +92,7 @@ class Daemon:
         )
         self.balancer: VipBalancer | None = None
         self.shipper: LogShipper | None = None
+        self.answerer: DoctorAnswerer | None = None
         self.ingress: IngressAgent | None = None
         self.gateway = GatewayBridge(self.kernel)
         self.local_networks = LocalNetworks(
@@ -126,6 +131,7 @@ class Daemon:
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
+        DoctorRoutes(self.swarm, self.examine).register(self.app)
         self.swarm.agent_started.append(self._agent_started)
         self.swarm.agent_stopping.append(self._agent_stopping)
         self.swarm.leaving.append(self._leaving)
@@ -226,6 +232,34 @@ class Daemon:
             return None
         return ingress_ports(agent.view) if ingress.ready else set()
 
+    # doctor ----------------------------------------------------------------------------------
+    async def examine(self) -> list[Finding]:
+        """This host against what must exist on it (``ferry doctor``)."""
+        parts = HostParts(
+            hostname=self.config.node_hostname,
+            netns_prefix=self.config.netns_prefix,
+            kernel=self.kernel,
+            containers=self.containers,
+            host_ports=self.host_ports,
+            name_table=self._store_names,
+            networks=self.network_agent,
+            ingress=self.ingress,
+        )
+        return await HostDoctor(parts).examine()
+
+    def _store_names(self) -> NameTable:
+        """The names as the store has them now (the DNS server answers from what the network
+        agent last programmed: doctor compares the two)."""
+        agent = self.network_agent
+        live = agent.view.live_endpoints(own=agent.node_id) if agent is not None else []
+        return NameTable(
+            lambda: live + self._local_endpoints(),
+            self._network_names,
+            self._asker_networks,
+            self._running_tasks,
+            self._dnsrr_services,
+        )
+
     def _ports_report(self) -> list[str]:
         """What the routing mesh may not take on this node (sent with every heartbeat)."""
         return sorted(taken_ports() | self.containers.published())
@@ -290,6 +324,8 @@ class Daemon:
         self.task_agent.start()
         self.shipper = LogShipper(agent.node_id, agent.link, agent.view, self.containers)
         self.shipper.start()
+        self.answerer = DoctorAnswerer(agent.node_id, agent.link, agent.view, self.examine)
+        self.answerer.start()
         self.ingress = IngressAgent(
             self.kernel,
             node_id=agent.node_id,
@@ -323,6 +359,9 @@ class Daemon:
         shipper, self.shipper = self.shipper, None
         if shipper is not None:
             await shipper.stop()
+        answerer, self.answerer = self.answerer, None
+        if answerer is not None:
+            await answerer.stop()
         balancer, self.balancer = self.balancer, None
         if balancer is not None:
             self.containers.prepare.remove(balancer.prepare)

@@ -229,6 +229,14 @@ class Netlink:
             for m in self._ipr.get_addr(family=socket.AF_INET)
         ]
 
+    def address_cidrs(self) -> list[tuple[str, str]]:
+        """(interface, IPv4 address/prefix length) of every address in this namespace."""
+        names = {link.index: link.name for link in self.links()}
+        return [
+            (names.get(m["index"], "?"), f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}")
+            for m in self._ipr.get_addr(family=socket.AF_INET)
+        ]
+
     def default_route_dev(self) -> str | None:
         names = {link.index: link.name for link in self.links()}
         for msg in self._ipr.get_routes(family=socket.AF_INET, table=254):

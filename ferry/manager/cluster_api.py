@@ -14,8 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ferry.doctor.findings import Finding
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager import ca
+from ferry.manager.doctor import DoctorRelay
 from ferry.manager.join import JoinService
 from ferry.manager.logs import LogRelay
 from ferry.manager.networks import AttachRequest, NetworkOps
@@ -229,6 +231,25 @@ def log_routes(relay: LogRelay) -> RouteAdder:
                     yield line
 
             await relay.deliver(request.match_info["req_id"], lines())
+            return web.json_response({})
+
+    return add
+
+
+def doctor_routes(relay: DoctorRelay) -> RouteAdder:
+    """Nodes send what ``ferry doctor --all`` asked them to find (for themselves only)."""
+
+    def add(routes: web.RouteTableDef) -> None:
+        @routes.post("/v1/doctor/{req_id}")
+        async def deliver(request: web.Request) -> web.Response:
+            raw = await request.json()
+            if not isinstance(raw, list):
+                raise InvalidArgument("findings must be a list")
+            try:
+                findings = [Finding.from_json(item) for item in raw]
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise InvalidArgument(f"malformed finding: {exc}") from exc
+            relay.deliver(request.match_info["req_id"], caller(request).node_id, findings)
             return web.json_response({})
 
     return add

@@ -19,10 +19,12 @@ from ferry.manager.cluster_api import (
     ClusterApi,
     RouteAdder,
     attachment_routes,
+    doctor_routes,
     log_routes,
     server_context,
     task_routes,
 )
+from ferry.manager.doctor import DoctorRelay
 from ferry.manager.etcd_member import EtcdConfig, EtcdMember
 from ferry.manager.feed import StoreFeed
 from ferry.manager.join import JoinService
@@ -69,6 +71,7 @@ class Manager:
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
         self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
         self.logs = LogRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
+        self.doctor = DoctorRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
         self.quorum = QuorumWatch(self.store)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
@@ -77,6 +80,7 @@ class Manager:
             attachment_routes(self.networks),
             task_routes(self.services),
             log_routes(self.logs),
+            doctor_routes(self.doctor),
         ]
         self._api: ClusterApi | None = None
 

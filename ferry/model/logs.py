@@ -1,4 +1,4 @@
-"""A manager's request for the logs of some tasks on one node."""
+"""A manager's requests to one node: the logs of some of its tasks, an examination."""
 
 from __future__ import annotations
 
@@ -13,3 +13,12 @@ class LogRequest:
     tail: int  # lines per task from the end; -1: all
     follow: bool
     manager: str  # the manager (HOST:PORT) to send them to
+
+
+@dataclass(frozen=True)
+class DoctorRequest:
+    """Examine yourself (``ferry doctor --all``) and send the findings to ``manager``."""
+
+    req_id: str
+    node_id: str
+    manager: str  # HOST:PORT

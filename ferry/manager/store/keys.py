@@ -13,6 +13,7 @@ Layout under ``/ferry/v1/``:
 - ``services/<svc_id>``, ``tasks/<task_id>``
 - ``locks/networks``          optimistic lock serialising subnet and VNI allocation
 - ``logreqs/<node_id>/<id>``  lease-bound: a manager asks a node for its tasks' logs
+- ``doctorreqs/<node_id>/<id>``  lease-bound: a manager asks a node to examine itself (doctor)
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ SERVICES = ROOT + "services/"
 TASKS = ROOT + "tasks/"
 NETWORK_LOCK = ROOT + "locks/networks"
 LOG_REQUESTS = ROOT + "logreqs/"
+DOCTOR_REQUESTS = ROOT + "doctorreqs/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
-STREAMED = (CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS, LOG_REQUESTS)
+STREAMED = (
+    CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS, LOG_REQUESTS,
+    DOCTOR_REQUESTS,
+)  # fmt: skip
 
 
 def node(node_id: str) -> str:
@@ -66,6 +71,10 @@ def endpoints_of(net_id: str) -> str:
 
 def log_request(node_id: str, req_id: str) -> str:
     return f"{LOG_REQUESTS}{node_id}/{req_id}"
+
+
+def doctor_request(node_id: str, req_id: str) -> str:
+    return f"{DOCTOR_REQUESTS}{node_id}/{req_id}"
 
 
 def service(svc_id: str) -> str:

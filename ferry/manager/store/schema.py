@@ -7,7 +7,7 @@ from typing import Any
 
 from ferry.manager.store import keys
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
-from ferry.model.logs import LogRequest
+from ferry.model.logs import DoctorRequest, LogRequest
 from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession
 from ferry.model.service import Service, Task
@@ -29,6 +29,7 @@ TYPES: dict[str, type[Any]] = {
     keys.SERVICES: Service,
     keys.TASKS: Task,
     keys.LOG_REQUESTS: LogRequest,
+    keys.DOCTOR_REQUESTS: DoctorRequest,
 }
 
 # The manager mirrors everything, including what is never streamed to agents.
