@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what is missing first (bootstrap.sh).
-.PHONY: demo test setup lint bench
+.PHONY: demo test setup lint bench faults
 
 setup:
 	@scripts/bootstrap.sh
@@ -9,6 +9,9 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest -q
+
+faults: setup
+	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q tests/integration/test_faults.py
 
 lint: setup
 	.venv/bin/ruff check ferry tests benchmarks

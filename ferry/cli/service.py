@@ -97,10 +97,12 @@ def _lines(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def wait_converged(api: ApiClient, svc_id: str) -> None:
+def wait_converged(api: ApiClient, svc_id: str, *, quiet: bool = False) -> None:
+    """Until the service converges, showing each slot's progress (none with ``quiet``, as
+    Docker's ``-q`` still waits, silently); exits 1 when it cannot converge."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_S
     started = time.monotonic()
-    tty = sys.stdout.isatty()
+    tty = sys.stdout.isatty() and not quiet
     shown = 0
     lines: list[str] = []
     while True:
@@ -114,13 +116,14 @@ def wait_converged(api: ApiClient, svc_id: str) -> None:
             sys.stdout.flush()
             shown = len(lines)
         if _converged(svc, tasks):
-            if not tty:
-                print("\n".join(lines))
-            print("verify: Service converged")
+            if not quiet:
+                if not tty:
+                    print("\n".join(lines))
+                print("verify: Service converged")
             return
         reason = _stuck(tasks, started)
         if reason or time.monotonic() > deadline:
-            if not tty:
+            if not tty and not quiet:
                 print("\n".join(lines))
             why = reason or f"not converged after {CONVERGE_TIMEOUT_S:.0f}s"
             print(f"Error: service {svc['Spec']['Name']} did not converge: {why}", file=sys.stderr)
@@ -192,8 +195,8 @@ def create(
     api = client()
     svc_id = api.post("/services/create", spec)["ID"]
     print(svc_id)
-    if not detach and not quiet:
-        wait_converged(api, svc_id)
+    if not detach:
+        wait_converged(api, svc_id, quiet=quiet)
 
 
 def _ports(spec: dict[str, Any], mode: str = "") -> str:

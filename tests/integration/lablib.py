@@ -158,3 +158,48 @@ def running(lab: LabRig, service: str) -> list[dict[str, Any]]:
         for t in tasks(lab, service)
         if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
     ]
+
+
+def doctor_findings(lab: LabRig, host: str = "h1") -> list[dict[str, Any]]:
+    """``ferry doctor --all`` on ``host``: every difference between store and kernel."""
+    result = lab.ferry(host, "doctor", "--all", "--format", "json", check=False)
+    if result.returncode not in (0, 1):
+        raise AssertionError(f"ferry doctor failed ({result.returncode}): {result.stderr}")
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def wait_doctor_clean(
+    lab: LabRig, timeout_s: float, host: str = "h1", *, down: tuple[str, ...] = ()
+) -> None:
+    """Until ``ferry doctor --all`` finds nothing (the oracle of every fault test), but that
+    the hosts in ``down`` are down and so not examined."""
+    last: list[list[dict[str, Any]]] = [[]]
+    expected = [
+        {"Node": h, "Check": "node", "Subject": h, "Item": "state", "Expected": "ready",
+         "Actual": "down: not examined"}
+        for h in down
+    ]  # fmt: skip
+
+    def clean() -> bool:
+        last[0] = doctor_findings(lab, host)
+        return last[0] == expected
+
+    try:
+        wait_until(clean, timeout_s, "ferry doctor --all to be clean", every_s=0.5)
+    except AssertionError as exc:
+        rows = "\n".join(
+            " | ".join(f[k] for k in ("Node", "Check", "Subject", "Item", "Expected", "Actual"))
+            for f in last[0]
+        )
+        raise AssertionError(f"{exc}\n{rows}") from None
+
+
+def etcd_pid(lab: LabRig, host: str) -> int:
+    record = read_json(lab.topo.node(host).state_dir / "etcd" / "etcd.pid")
+    return int(record["pid"])
+
+
+def task_ids(lab: LabRig, service: str) -> dict[str, str]:
+    """Running tasks of ``service``: task id → node id."""
+    return {t["ID"]: t["NodeID"] for t in running(lab, service)}

@@ -152,3 +152,22 @@ def test_lab_down_leaves_nothing_behind() -> None:
         [FERRY, "lab", "down", "--name", name], capture_output=True, text=True, check=False
     )
     assert again.returncode == 0, again.stderr  # a second down is harmless
+
+
+def test_lab_down_while_ferryds_make_namespaces_leaves_none() -> None:
+    """Issue 8, input 8: namespaces made while ``lab down`` runs (a service starting its
+    tasks) are removed too: every ferryd is gone before anything is listed."""
+    for _ in range(3):
+        with new_lab(hosts=2) as lab:
+            lab.form_swarm()
+            lab.ferry("h1", "network", "create", "-d", "overlay", "busy")
+            lab.ferry("h1", "service", "create", "-d", "--name", "busy", "--network", "busy",
+                      "--replicas", "12", "host", "sleep", "600")  # fmt: skip
+            wait_until(
+                lambda lab=lab: any("-c-" in ns for ns in nsfs.list_netns(f"{lab.name}-")),
+                20,
+                "the first task namespaces",
+                every_s=0.05,
+            )
+            labmod.down(lab.name)
+            assert nsfs.list_netns(f"{lab.name}-") == []

@@ -6,7 +6,7 @@ import json
 
 from ferry.kernel import proc
 from ferry.lab import lab as labmod
-from tests.integration.lablib import new_lab, wait_until
+from tests.integration.lablib import etcd_pid, new_lab, wait_until
 
 
 def test_three_managers_survive_the_loss_of_the_leader() -> None:
@@ -50,3 +50,18 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         wait_until(rescheduled, 20, "the lost manager's tasks to run elsewhere", every_s=0.5)
         labmod.start_ferryd(lab.topo, "h1")
         wait_until(lambda: lab.node_state("h1") == "ready", 20, "h1 back", every_s=0.5)
+
+        # Input 7 of issue 8: a manager left without a majority says so instead of serving its
+        # frozen view (dead managers Ready, a dead leader).
+        for host in ("h1", "h2"):
+            pid = etcd_pid(lab, host)
+            labmod.stop_ferryd(lab.topo, host, kill=True)
+            proc.kill_pids([pid])
+
+        def refused() -> str:
+            result = lab.ferry("h3", "node", "ls", check=False)
+            return result.stderr if result.returncode != 0 else ""
+
+        message = wait_until(refused, 15, "h3 to refuse node ls", every_s=0.5)
+        assert "The swarm does not have a leader" in message
+        assert "Swarm: active" in lab.ferry("h3", "info").stdout  # the node itself still answers
