@@ -91,14 +91,13 @@ class HostDoctor:
         have = {link.name: link for link in links if link.name != "lo"}
         out = []
         for ep in container.state.endpoints:
-            want = f"{ep.ip}/{ep.prefixlen} {ep.mac} mtu {self._mtu(ep.net_id, ep.driver)}"
+            mtu = self._mtu(ep.net_id, ep.driver)
+            want = _describe(f"{ep.ip}/{ep.prefixlen}", ep.mac, mtu)
             link = have.pop(ep.ifname, None)
             actual = MISSING
             if link is not None:
                 addrs = " ".join(link.addrs) or "no address"
-                actual = f"{addrs} {link.mac} mtu {link.mtu}"
-                if want.endswith("mtu ?"):
-                    actual = actual.rsplit(" mtu ", 1)[0] + " mtu ?"
+                actual = _describe(addrs, link.mac, link.mtu if mtu is not None else None)
             if actual != want:
                 out.append(self._finding("interface", name, ep.ifname, want, actual))
             out += self._endpoint_record(name, ep.net_id, ep.ep_id, ep.ip, ep.mac)
@@ -106,13 +105,15 @@ class HostDoctor:
             out.append(self._finding("interface", name, ifname, "(none wanted)", "present"))
         return out
 
-    def _mtu(self, net_id: str, driver: str) -> str:
+    def _mtu(self, net_id: str, driver: str) -> int | None:
+        """The MTU an overlay endpoint must have; None where it is not checked (bridges and
+        macvlan follow their parent's)."""
         agent = self.p.networks
         if agent is not None and driver == "overlay":
             network = agent.view.network(net_id)
             if network is not None:
-                return str(agent.overlay.mtu(network))
-        return "?"  # bridges and macvlan follow their parent: not checked here
+                return agent.overlay.mtu(network)
+        return None
 
     def _endpoint_record(
         self, name: str, net_id: str, ep_id: str, ip: str, mac: str
@@ -279,6 +280,10 @@ class HostDoctor:
         rules = await asyncio.to_thread(inspect.nft_rules, path, "ip", INGRESS_TABLE)
         have = nftrules.kernel_rules(rules or [], skip=("postrouting",))
         return diff_sets(self.p.hostname, "ingress", INGRESS_TABLE, want, have)
+
+
+def _describe(addrs: str, mac: str, mtu: int | None) -> str:
+    return f"{addrs} {mac}" + (f" mtu {mtu}" if mtu is not None else "")
 
 
 def _sandbox_state(path: Path) -> tuple[dict[str, str], dict[str, str], set[str]]:
