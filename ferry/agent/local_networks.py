@@ -49,10 +49,10 @@ class LocalNetworks:
         directory: Path,
         swarm_networks: Callable[[], list[Network]],
         users: Callable[[str], list[str]],
-        on_macvlan: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._kernel = kernel
-        self._on_macvlan = on_macvlan  # the set of macvlan parents changed: guard them
+        # awaited when the set of macvlan parents changed (the host guard covers them)
+        self.on_macvlan: Callable[[], Awaitable[None]] | None = None
         self._dir = directory
         self._swarm_networks = swarm_networks
         self._users = users  # net_id -> names of the running containers attached to it
@@ -114,8 +114,8 @@ class LocalNetworks:
             try:
                 if net.driver == Driver.BRIDGE:
                     await self._bridge.apply(self._bridges())
-                elif self._on_macvlan is not None:
-                    await self._on_macvlan()
+                elif self.on_macvlan is not None:
+                    await self.on_macvlan()
             except BaseException:
                 self._forget(net)
                 if net.driver == Driver.BRIDGE:
@@ -136,8 +136,8 @@ class LocalNetworks:
             self._forget(net)
             if net.driver == Driver.BRIDGE:
                 await self._bridge.remove(net, self._bridges())
-            elif self._on_macvlan is not None:
-                await self._on_macvlan()
+            elif self.on_macvlan is not None:
+                await self.on_macvlan()
         log.info("local network removed", extra=kv(name=net.name))
         return net
 

@@ -89,18 +89,15 @@ class Daemon:
         self.shipper: LogShipper | None = None
         self.ingress: IngressAgent | None = None
         self.gateway = GatewayBridge(self.kernel)
+        self.local_networks = LocalNetworks(
+            self.kernel, config.networks_dir, self._swarm_networks, self._local_users
+        )
         self.guard = HostGuard(
             self.kernel,
             advertise_addr=self._advertise_addr,
-            macvlan_parents=self._macvlan_parents,
+            macvlan_parents=self.local_networks.macvlan_parents,
         )
-        self.local_networks = LocalNetworks(
-            self.kernel,
-            config.networks_dir,
-            self._swarm_networks,
-            self._local_users,
-            on_macvlan=self.guard.sync,
-        )
+        self.local_networks.on_macvlan = self.guard.sync
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -145,9 +142,6 @@ class Daemon:
     def _advertise_addr(self) -> str:
         membership = self.swarm.membership
         return membership.addr if membership is not None else ""
-
-    def _macvlan_parents(self) -> set[str]:
-        return self.local_networks.macvlan_parents()
 
     def _swarm_networks(self) -> list[Network]:
         agent = self.swarm.agent
