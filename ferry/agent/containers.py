@@ -43,6 +43,7 @@ from ferry.model.container import (
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
 from ferry.model.network import GWBRIDGE, Driver, Network
+from ferry.model.ports import check_publishable
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
@@ -316,6 +317,7 @@ class ContainerService:
             for what, number in (("published", port.published), ("target", port.target)):
                 if not 1 <= number <= 65535:
                     raise InvalidArgument(f"invalid {what} port {number}: use 1 to 65535")
+            check_publishable(port.protocol, port.published)
             key = f"{port.protocol}/{port.published}"
             if key in taken or key in seen:
                 raise Conflict(

@@ -25,13 +25,12 @@ from ferry.kernel.thread import KernelThread
 from ferry.kernel.wireguard import WireGuardDevice
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
+from ferry.model.ports import ENCRYPTED_VXLAN_PORT, WIREGUARD_PORT
 from ferry.network.encryption import (
-    ENCRYPTED_VXLAN_PORT,
     GUARD_TABLE,
     ROUTE_TABLE,
     RULE_PREF,
     WIREGUARD_OVERHEAD,
-    WIREGUARD_PORT,
     desired_tunnels,
     guard_rules,
     plan_tunnels,

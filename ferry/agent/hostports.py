@@ -14,18 +14,28 @@ ones last known, kept in a small file; the table is replaced only by a complete 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from ferry.daemon.files import write_atomic
+from ferry.daemon.logs import kv
 from ferry.kernel.nft import KeptTable
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container
 from ferry.model.network import GWBRIDGE
 from ferry.model.service import PublishMode
-from ferry.network.ports import HOST_TABLE, HostForward, ingress_forwards, render_host
+from ferry.network.ports import (
+    HOST_TABLE,
+    HostForward,
+    ingress_forwards,
+    render_host,
+    split_reserved,
+)
 from ferry.reconcile import Reconciler
+
+log = logging.getLogger("ferry.agent.hostports")
 
 
 def ingress_ports(view: ClusterView | None) -> set[tuple[str, int]]:
@@ -87,6 +97,7 @@ class HostPorts(Reconciler):
         self._saved_path = saved_path
         self._saved = _load(saved_path)
         self._table = KeptTable("ip", HOST_TABLE)
+        self._refused: list[HostForward] = []  # said once in the log, until they change
 
     async def close(self) -> None:
         await self._kernel.run(self._table.close)
@@ -109,7 +120,17 @@ class HostPorts(Reconciler):
         return live
 
     def plan(self) -> list[HostForward]:
-        return container_forwards(self._containers()) + ingress_forwards(self.mesh_ports())
+        forwards = container_forwards(self._containers()) + ingress_forwards(self.mesh_ports())
+        kept, refused = split_reserved(forwards)
+        if refused != self._refused:
+            for f in refused:
+                log.warning(
+                    f"port {f.published}/{f.protocol} is reserved by Ferry: not published; "
+                    "remove the container or service that asks for it",
+                    extra=kv(target=f"{f.target_ip}:{f.target_port}"),
+                )
+            self._refused = refused
+        return kept
 
     async def reconcile(self) -> None:
         body = render_host(self.plan())

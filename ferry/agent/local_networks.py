@@ -5,14 +5,16 @@ host's state directory (the one source of truth for it), written before any kern
 made and removed after they are gone, so a crash in between leaves a record whose bridge
 ``restore`` builds again, never a bridge nobody knows. Addresses are allocated here, under a
 lock, as the egress bridge allocates its own: the containers' saved state says who holds which,
-and ``restore`` takes that in after a restart.
+and ``restore`` takes that in after a restart. A macvlan network exists only once the host
+guard covers its parent (``on_macvlan``, awaited): its containers are LAN hosts, and the guard's
+egress hook on the parent is what keeps them off Ferry's ports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from ferry.daemon.files import write_atomic
@@ -28,7 +30,7 @@ from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
-from ferry.network.local import HostFacts, bridge_device, plan_local_network
+from ferry.network.local import HostFacts, bridge_device, parent, plan_local_network
 
 log = logging.getLogger("ferry.local_networks")
 
@@ -49,6 +51,8 @@ class LocalNetworks:
         users: Callable[[str], list[str]],
     ) -> None:
         self._kernel = kernel
+        # awaited when the set of macvlan parents changed (the host guard covers them)
+        self.on_macvlan: Callable[[], Awaitable[None]] | None = None
         self._dir = directory
         self._swarm_networks = swarm_networks
         self._users = users  # net_id -> names of the running containers attached to it
@@ -70,6 +74,9 @@ class LocalNetworks:
 
     def bridge_devices(self) -> set[str]:
         return {bridge_device(n) for n in self._bridges()}
+
+    def macvlan_parents(self) -> set[str]:
+        return {parent(n) for n in self._networks.values() if n.driver == Driver.MACVLAN}
 
     def get(self, net_id: str) -> Network | None:
         return self._networks.get(net_id)
@@ -104,13 +111,16 @@ class LocalNetworks:
             net = plan_local_network(req, new_hex_id(), created, known, facts)
             write_atomic(self._path(net.net_id), encode(net))
             self._networks[net.net_id] = net
-            if net.driver == Driver.BRIDGE:
-                try:
+            try:
+                if net.driver == Driver.BRIDGE:
                     await self._bridge.apply(self._bridges())
-                except BaseException:
-                    self._forget(net)
+                elif self.on_macvlan is not None:
+                    await self.on_macvlan()
+            except BaseException:
+                self._forget(net)
+                if net.driver == Driver.BRIDGE:
                     await self._bridge.remove(net, self._bridges())
-                    raise
+                raise
         log.info("local network created", extra=kv(name=net.name, driver=net.driver.value))
         return net
 
@@ -126,6 +136,8 @@ class LocalNetworks:
             self._forget(net)
             if net.driver == Driver.BRIDGE:
                 await self._bridge.remove(net, self._bridges())
+            elif self.on_macvlan is not None:
+                await self.on_macvlan()
         log.info("local network removed", extra=kv(name=net.name))
         return net
 

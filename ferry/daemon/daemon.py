@@ -16,6 +16,7 @@ from aiohttp import web
 from ferry.agent.agent import Agent
 from ferry.agent.containers import ContainerService
 from ferry.agent.encryption import EncryptionAgent, NodeKey
+from ferry.agent.guard import HostGuard
 from ferry.agent.hostports import HostPorts, ingress_ports
 from ferry.agent.ingress import IngressAgent
 from ferry.agent.lb import VipBalancer
@@ -98,6 +99,12 @@ class Daemon:
         self.local_networks = LocalNetworks(
             self.kernel, config.networks_dir, self._swarm_networks, self._local_users
         )
+        self.guard = HostGuard(
+            self.kernel,
+            advertise_addr=self._advertise_addr,
+            macvlan_parents=self.local_networks.macvlan_parents,
+        )
+        self.local_networks.on_macvlan = self.guard.sync
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
@@ -140,6 +147,10 @@ class Daemon:
         self._unsubscribe: Callable[[], None] | None = None
 
     # networks --------------------------------------------------------------------------------
+    def _advertise_addr(self) -> str:
+        membership = self.swarm.membership
+        return membership.addr if membership is not None else ""
+
     def _swarm_networks(self) -> list[Network]:
         agent = self.swarm.agent
         return agent.view.networks() if agent is not None else []
@@ -347,8 +358,10 @@ class Daemon:
                 self._names_changed()
 
         self._unsubscribe = agent.mirror.subscribe(changed)
+        self.guard.follow(agent.view)
 
     async def _agent_stopping(self, _agent: Agent) -> None:
+        self.guard.unfollow()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -381,6 +394,7 @@ class Daemon:
         """Leaving the swarm: containers on swarm networks stop, the overlays go away."""
         self._leaving_swarm = True
         self.host_ports.changed()
+        self.guard.forget_swarm()
         for container in self.containers.all():
             swarm_endpoints = [
                 ep
@@ -443,6 +457,7 @@ class Daemon:
             dns.release()
         self._restoring_swarm = False
         self.host_ports.changed()
+        self.guard.start()  # after the restore: it must know whether this host is a member
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
@@ -459,6 +474,7 @@ class Daemon:
         await self._runner.cleanup()
         await self.containers.close()
         await self.host_ports.stop()
+        await self.guard.stop()  # before the agent stops: its tables stay as they are
         await dns.close()
         await self.swarm.shutdown()
         self.kernel.shutdown()

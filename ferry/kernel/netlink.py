@@ -29,8 +29,6 @@ from pyroute2.netlink.rtnl import ndmsg
 from ferry.errors import KernelError
 from ferry.kernel.nsfs import run_in_netns
 
-VXLAN_PORT = 4789
-
 
 @dataclass(frozen=True)
 class LinkInfo:
@@ -118,10 +116,12 @@ class Netlink:
             if fd is not None:
                 os.close(fd)
 
-    def add_bridge(self, name: str) -> None:
-        self._call("add bridge", name, "link", "add", ifname=name, kind="bridge")
+    def add_bridge(self, name: str, group: int = 0) -> None:
+        """A bridge, born in interface group ``group`` (so rules matching the group hold for it
+        from its first packet)."""
+        self._call("add bridge", name, "link", "add", ifname=name, kind="bridge", group=group)
 
-    def add_vxlan(self, name: str, vni: int, local: str, port: int = VXLAN_PORT) -> None:
+    def add_vxlan(self, name: str, vni: int, local: str, port: int) -> None:
         self._call(
             "add vxlan",
             name,
@@ -169,8 +169,11 @@ class Netlink:
         master: str | None = None,
         mac: str | None = None,
         rename: str | None = None,
+        group: int | None = None,
     ) -> None:
         attrs: dict[str, Any] = {}
+        if group is not None:
+            attrs["group"] = group
         if mtu is not None:
             attrs["mtu"] = mtu
         if master is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import re
 from pathlib import Path
 
 from ferry.errors import KernelError
@@ -119,3 +120,52 @@ class KeptTable:
             self._nft.close()
             self._nft = None
         self._applied = None
+
+
+class KeptTables:
+    """Tables of one concern in several families (``(family, name)`` each), held at the texts
+    last asked for and replaced together, in one transaction, whenever any of them changes.
+    Like ``KeptTable``: the context is made on first use; all but ``stale`` on the kernel
+    thread."""
+
+    def __init__(self, tables: tuple[tuple[str, str], ...], netns: Path | None = None) -> None:
+        self._tables = tables
+        self._netns = netns
+        self._nft: Nft | None = None
+        self._applied: tuple[str, ...] | None = None
+
+    def stale(self, bodies: tuple[str, ...]) -> bool:
+        return bodies != self._applied
+
+    def _context(self) -> Nft:
+        if self._nft is None:
+            self._nft = Nft(self._netns)
+        return self._nft
+
+    def apply(self, bodies: tuple[str, ...]) -> None:
+        pairs = zip(self._tables, bodies, strict=True)  # one body per table, or ValueError
+        script = "".join(replace_table(family, name, body) for (family, name), body in pairs)
+        self._context().run(script)
+        self._applied = bodies
+
+    def set_addresses(self, family: str, table: str, name: str) -> frozenset[str] | None:
+        """The IPv4 addresses held by set ``name`` in the kernel, or None when the table or the
+        set does not exist (read back after a restart, before anything was applied)."""
+        try:
+            listing = self._context().run(f"list set {family} {table} {name}")
+        except KernelError:
+            return None
+        _, _, elements = listing.partition("elements =")
+        return frozenset(_IPV4.findall(elements))
+
+    def forget(self) -> None:
+        self._applied = None
+
+    def close(self) -> None:
+        if self._nft is not None:
+            self._nft.close()
+            self._nft = None
+        self._applied = None
+
+
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")

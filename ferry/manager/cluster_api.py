@@ -27,10 +27,11 @@ from ferry.manager.sessions import SessionHub
 from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
 from ferry.model.codec import encode
 from ferry.model.network import EndpointKind
+from ferry.model.ports import CLUSTER_PORT
 from ferry.model.service import TaskState
 from ferry.weberrors import Handler, errors_middleware
 
-PORT = 2377
+PORT = CLUSTER_PORT
 PUBLIC_PATHS = frozenset({"/v1/ca", "/v1/join"})
 
 RouteAdder = Callable[[web.RouteTableDef], None]

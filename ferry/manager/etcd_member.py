@@ -23,11 +23,12 @@ from ferry.daemon.files import write_json
 from ferry.daemon.logs import kv
 from ferry.errors import Unavailable
 from ferry.kernel import proc
+from ferry.model.ports import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 log = logging.getLogger("ferry.etcd")
 
-CLIENT_PORT = 2379
-PEER_PORT = 2380
+CLIENT_PORT = ETCD_CLIENT_PORT
+PEER_PORT = ETCD_PEER_PORT
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import lookup, new_object_id
 from ferry.model.network import EndpointKind
+from ferry.model.ports import check_publishable
 from ferry.model.service import (
     MAX_REPLICAS,
     ContainerTemplate,
@@ -68,6 +69,7 @@ def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
                 f"invalid published port {port.published}: give a port from 1 to 65535 "
                 "(Ferry does not pick one for you)"
             )
+        check_publishable(port.protocol, port.published)
         if (port.protocol, port.published) in seen:
             raise InvalidArgument(f"port {port.published}/{port.protocol} is published twice")
         seen.add((port.protocol, port.published))

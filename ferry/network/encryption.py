@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 from ferry.kernel.wireguard import Tunnel
 from ferry.model.node import Node
+from ferry.model.ports import ENCRYPTED_VXLAN_PORT
 
-ENCRYPTED_VXLAN_PORT = 4790
-WIREGUARD_PORT = 51820
 WIREGUARD_OVERHEAD = 80  # outer IPv4 20 + UDP 8 + WireGuard 32, rounded as wg-quick does
 ROUTE_TABLE = 4790
 RULE_PREF = 4790  # and RULE_PREF + 1, the drop after it

@@ -16,6 +16,9 @@ Design notes — the routing mesh without IPVS, as three hops:
   task gets no rule: the connection then reaches the sandbox itself, where nothing listens, and
   the kernel refuses it at once — as a scaled-to-zero service should.
 - Conntrack keeps every established flow on its task while the tables are replaced.
+- Ferry's own ports (``model.ports``) are never forwarded: the API refuses to publish them, and
+  a record from before that check is left out here (``split_reserved``), so no stored spec can
+  take WireGuard's or the cluster API's port away from the node.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ferry.model.network import INGRESS_SANDBOX_IP
+from ferry.model.ports import reserved
 
 HOST_TABLE = "ferry_ports"
 INGRESS_TABLE = "ferry_ingress"
@@ -52,6 +56,15 @@ def ingress_forwards(ports: Iterable[tuple[str, int]]) -> list[HostForward]:
     return [
         HostForward(proto, port, INGRESS_SANDBOX_IP, port) for proto, port in sorted(set(ports))
     ]
+
+
+def split_reserved(forwards: Iterable[HostForward]) -> tuple[list[HostForward], list[HostForward]]:
+    """(forwards to render, forwards of one of Ferry's own ports, which never are)."""
+    kept: list[HostForward] = []
+    refused: list[HostForward] = []
+    for f in forwards:
+        (refused if reserved(f.protocol, f.published) else kept).append(f)
+    return kept, refused
 
 
 def render_host(forwards: Iterable[HostForward]) -> str:

@@ -150,7 +150,7 @@ def test_bad_and_conflicting_ports_are_refused_clearly(lab: LabRig) -> None:
         (["-p", "0:80"], "invalid published port"),
         (["-p", "70000:80"], "1 to 65535"),
         (["-p", "8090:80/sctp"], "tcp or udp"),
-        (["-p", "2377:80"], "already in use on node"),
+        (["-p", "2377:80"], "port 2377/tcp is reserved by Ferry (cluster API): publish another"),
         (["--publish", "published=8091,target=80,mode=sideways"], "publish mode"),
     ]
     for args, message in cases:
@@ -159,6 +159,24 @@ def test_bad_and_conflicting_ports_are_refused_clearly(lab: LabRig) -> None:
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
     assert "bad" not in lab.ferry("h1", "service", "ls").stdout
+
+
+def test_a_port_in_use_on_a_node_is_refused_to_the_mesh(lab: LabRig) -> None:
+    lab.ferry("h2", "run", "-d", "--name", "holder", "-p", "8096:80", "host", "sleep", "600")
+    try:
+
+        def refused() -> str | None:  # the node reports its ports with its next heartbeat
+            result = lab.ferry("h1", "service", "create", "-d", "--name", "bad", "-p",
+                               "8096:80", "host", "true", check=False)  # fmt: skip
+            if result.returncode == 0:  # created before h2 reported the port: try again
+                lab.ferry("h1", "service", "rm", "bad")
+                return None
+            assert "already in use on node h2" in result.stderr, result.stderr
+            return result.stderr
+
+        wait_until(refused, 15, "the port held on h2 to be refused")
+    finally:
+        lab.ferry("h2", "rm", "-f", "holder")
 
 
 def test_host_mode_opens_the_port_only_where_a_task_runs(lab: LabRig) -> None:

@@ -1,7 +1,7 @@
 from ferry.kernel.wireguard import Tunnel
 from ferry.model.node import Node, Role
+from ferry.model.ports import ENCRYPTED_VXLAN_PORT
 from ferry.network.encryption import (
-    ENCRYPTED_VXLAN_PORT,
     desired_tunnels,
     guard_rules,
     plan_tunnels,

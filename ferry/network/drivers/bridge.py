@@ -3,7 +3,9 @@ container, and one nftables table (``network.bridges``) for isolation and masque
 
 ``apply`` is idempotent and takes the whole set of bridge networks: it is how a restarted
 ferryd makes sure the bridges are there, and how a created or removed network reaches the
-rules, which are replaced in one transaction (conntrack keeps established flows).
+rules, which are replaced in one transaction (conntrack keeps established flows). Every bridge
+is born in the guarded interface group (``network.guard``), so the host guard covers it
+before its first container is plugged in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ferry.model.container import AttachedEndpoint
 from ferry.model.network import Network
 from ferry.network import bridges
 from ferry.network.drivers.veth import Leg, plug
+from ferry.network.guard import CONTAINER_IFGROUP
 from ferry.network.local import bridge_device, icc
 
 log = logging.getLogger("ferry.bridge")
@@ -40,10 +43,11 @@ class BridgeDriver:
             for net in networks:
                 dev = bridge_device(net)
                 if host.index(dev) is None:
-                    host.add_bridge(dev)
+                    host.add_bridge(dev, group=CONTAINER_IFGROUP)
                     log.info("bridge created", extra={"fields": {"bridge": dev, "net": net.name}})
                 host.add_address(dev, f"{net.gateway}/{net.prefixlen}")
-                host.set_link(dev, mtu=net.mtu or None, up=True)
+                # the group again: a bridge made by an earlier ferryd may lack it
+                host.set_link(dev, mtu=net.mtu or None, group=CONTAINER_IFGROUP, up=True)
         sysctls = {"net.ipv4.ip_forward": "1"}
         for net in networks:
             sysctls[f"net.ipv4.conf.{bridge_device(net)}.route_localnet"] = "1"

@@ -5,6 +5,8 @@ extra interface on the bridge (its default route), and the host masquerades what
 172.18.0.0/16 through any other interface. Ports on the bridge are *isolated*: two containers,
 whatever overlays they are on, can never talk through the bridge — only the host can reach
 them there (that is how published ports arrive), so overlays stay isolated from each other.
+The bridge is in the guarded interface group (``network.guard``): what containers send through
+it never reaches Ferry's own ports on this host or on another node.
 Addresses are allocated here, by the host alone (the lowest free one; the gateway and the
 ingress sandbox have fixed ones), under a lock. The containers' state is the record of who
 holds which: ``adopt`` takes it in after a restart.
@@ -25,6 +27,7 @@ from ferry.model.ids import new_hex_id
 from ferry.model.network import GWBRIDGE, GWBRIDGE_GATEWAY, GWBRIDGE_SUBNET, INGRESS_SANDBOX_IP
 from ferry.network import ipam
 from ferry.network.drivers.veth import Leg, plug
+from ferry.network.guard import CONTAINER_IFGROUP
 
 log = logging.getLogger("ferry.gwbridge")
 
@@ -61,10 +64,11 @@ class GatewayBridge:
     def _ensure(self) -> None:
         with Netlink() as host:
             if host.index(GWBRIDGE) is None:
-                host.add_bridge(GWBRIDGE)
+                host.add_bridge(GWBRIDGE, group=CONTAINER_IFGROUP)
                 log.info("egress bridge created", extra={"fields": {"subnet": GWBRIDGE_SUBNET}})
             host.add_address(GWBRIDGE, f"{GWBRIDGE_GATEWAY}/{PREFIXLEN}")
-            host.set_link(GWBRIDGE, up=True)
+            # the group again: a bridge made by an earlier ferryd may lack it
+            host.set_link(GWBRIDGE, group=CONTAINER_IFGROUP, up=True)
         # routing between the bridge and the underlay; loopback sources for published ports
         write_sysctls(
             None,

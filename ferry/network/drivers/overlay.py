@@ -35,13 +35,14 @@ from pathlib import Path
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, KernelError
 from ferry.kernel import nsfs
-from ferry.kernel.netlink import VXLAN_PORT, Netlink
+from ferry.kernel.netlink import Netlink
 from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.model.network import Endpoint, Network
+from ferry.model.ports import ENCRYPTED_VXLAN_PORT, VXLAN_PORT
 from ferry.network.drivers.veth import Leg, plug
-from ferry.network.encryption import ENCRYPTED_VXLAN_PORT, WIREGUARD_OVERHEAD
+from ferry.network.encryption import WIREGUARD_OVERHEAD
 from ferry.network.peers import Peer, PeerPlan, applied, plan_peers
 
 log = logging.getLogger("ferry.overlay")

@@ -1,0 +1,130 @@
+"""Ferry's own ports cannot be published: by ``run -p``, by a service in either mode, on create
+or update, and not by a record written before the check existed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ferry.agent.containers import ContainerService, CreateRequest
+from ferry.agent.hostports import HostPorts
+from ferry.errors import InvalidArgument
+from ferry.kernel.thread import KernelThread
+from ferry.manager.networks import NetworkOps
+from ferry.manager.services import ServiceOps, ServiceRequest
+from ferry.model.container import (
+    AttachedEndpoint,
+    Container,
+    ContainerConfig,
+    ContainerState,
+    PublishedPort,
+    Status,
+)
+from ferry.model.ports import RESERVED_PORTS, ReservedPort, check_publishable, reserved
+from ferry.model.service import PortSpec, PublishMode
+from ferry.network.ports import HostForward, render_host, split_reserved
+from ferry.runtime.images import ImageStore
+from ferry.runtime.store import ContainerStore
+from tests.unit.conftest import ManagerRig
+
+WEB = ServiceRequest("web", "host", ("sleep", "600"), replicas=1)
+REFUSAL = r"^port 51820/udp is reserved by Ferry \(WireGuard\): publish another$"
+
+
+def test_the_reservation_is_the_designs_table_with_its_protocols() -> None:
+    assert {(r.protocol, r.port) for r in RESERVED_PORTS} == {
+        ("tcp", 2377),
+        ("tcp", 2379),
+        ("tcp", 2380),
+        ("udp", 4789),
+        ("udp", 4790),
+        ("udp", 51820),
+    }
+    with pytest.raises(InvalidArgument, match=REFUSAL):
+        check_publishable("udp", 51820)
+    with pytest.raises(
+        InvalidArgument, match=r"port 2377/tcp is reserved by Ferry \(cluster API\)"
+    ):
+        check_publishable("tcp", 2377)
+    # only the protocol Ferry uses is taken: the DNAT rules match the protocol
+    for protocol, port in (("tcp", 51820), ("udp", 2377), ("tcp", 4789), ("udp", 8080)):
+        check_publishable(protocol, port)
+        assert reserved(protocol, port) is None
+
+
+def containers(tmp_path: Path) -> ContainerService:
+    return ContainerService(
+        netns_prefix="t-",
+        kernel=KernelThread(),
+        images=ImageStore(tmp_path / "images"),
+        store=ContainerStore(tmp_path / "containers"),
+        networks=lambda: None,
+        dns=None,
+        on_change=lambda: None,
+    )
+
+
+@pytest.mark.parametrize("port", RESERVED_PORTS, ids=lambda r: f"{r.port}-{r.protocol}")
+async def test_run_p_refuses_every_reserved_port_whatever_the_address(
+    tmp_path: Path, port: ReservedPort
+) -> None:
+    service = containers(tmp_path)
+    for host_ip in ("", "127.0.0.1"):
+        ask = PublishedPort(port.port, 80, port.protocol, host_ip)
+        req = CreateRequest(image="host", cmd=("sleep", "1"), ports=(ask,))
+        with pytest.raises(InvalidArgument, match=f"port {port.port}/{port.protocol} is reserved"):
+            await service.create(req)
+    assert service.all() == []
+
+
+async def test_run_p_may_forward_to_a_reserved_port_inside_the_container(tmp_path: Path) -> None:
+    service = containers(tmp_path)
+    ask = PublishedPort(8472, 51820, "udp")  # the target is the container's own port
+    created = await service.create(CreateRequest(image="host", cmd=("sleep", "1"), ports=(ask,)))
+    assert created.config.ports == (ask,)
+
+
+async def service_ops(rig: ManagerRig) -> ServiceOps:
+    await rig.add_node("n1", "h1")
+    return ServiceOps(rig.store, rig.view, rig.feed, NetworkOps(rig.store, rig.view, rig.feed))
+
+
+async def test_a_service_may_not_publish_a_reserved_port_in_either_mode(rig: ManagerRig) -> None:
+    services = await service_ops(rig)
+    for mode in PublishMode:
+        port = PortSpec(51820, 80, "udp", mode)
+        with pytest.raises(InvalidArgument, match=REFUSAL):
+            await services.create(replace(WEB, ports=(port,)))
+    assert rig.view.services() == []
+
+
+async def test_a_service_update_may_not_add_a_reserved_port(rig: ManagerRig) -> None:
+    services = await service_ops(rig)
+    await services.create(WEB)
+    for mode in PublishMode:
+        port = PortSpec(2377, 80, "tcp", mode)
+        with pytest.raises(InvalidArgument, match=r"port 2377/tcp is reserved by Ferry"):
+            await services.update("web", None, replace(WEB, ports=(port,)), None)
+    assert rig.view.services()[0].spec.ports == ()
+
+
+def test_a_record_from_before_the_check_is_never_forwarded(tmp_path: Path) -> None:
+    wireguard = HostForward("udp", 51820, "172.18.0.2", 80)
+    web = HostForward("tcp", 8080, "172.18.0.2", 80)
+    assert split_reserved([wireguard, web]) == ([web], [wireguard])
+    endpoint = AttachedEndpoint(
+        "ferry_gwbridge", "ferry_gwbridge", "bridge", "e" * 64, "172.18.0.5", 16,
+        "172.18.0.1", "02:42:ac:12:00:05", "eth1",
+    )  # fmt: skip
+    config = ContainerConfig(
+        "c" * 64, "old", "host", ("sleep",),
+        ports=(PublishedPort(4789, 80, "udp"), PublishedPort(8081, 80)),
+        host_ports=((2380, 80, "tcp"),),
+    )  # fmt: skip
+    old = Container(config, ContainerState(Status.RUNNING, endpoints=(endpoint,)))
+    ports = HostPorts(KernelThread(), lambda: [old], lambda: {("udp", 51820)}, tmp_path / "m")
+    body = render_host(ports.plan())
+    assert "tcp dport 8081 dnat ip to 172.18.0.5:80" in body
+    assert "4789" not in body and "2380" not in body and "51820" not in body
