@@ -4,6 +4,7 @@ import pytest
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager import ca
+from ferry.manager.admission import Ask
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.sessions import SESSION_TTL_S
 from ferry.manager.store import Delete, keys
@@ -105,9 +106,15 @@ async def test_a_removed_node_frees_its_containers_addresses_but_not_its_tasks(
     await networks.create(NetworkRequest("net", attachable=True))
     await rig.add_node("n1", "h1")
     await rig.add_node("n2", "h2")
-    gone = await networks.attach(AttachRequest("net", "n1", "c1", "app1"))
-    task = await networks.attach(AttachRequest("net", "n1", "t1", "web.1", EndpointKind.TASK))
-    kept = await networks.attach(AttachRequest("net", "n2", "c2", "app2"))
+    gone = await networks.attach("net", Ask("n1", "c1", "app1"))
+    # a task's endpoint is the leader's to write (as the reconciler does), never a node's
+    network = networks.find("net")
+    req = AttachRequest(network.net_id, "n1", "t1", "web.1", EndpointKind.TASK, service="web")
+    task, ops, expect = networks.plan_endpoint(network, req, networks.taken_ips(network.net_id))
+    revision = await rig.store.commit(ops, expect)
+    assert revision is not None
+    await rig.feed.wait_for(revision)
+    kept = await networks.attach("net", Ask("n2", "c2", "app2"))
     await rig.nodes.remove("h1", force=True)
     left = {ep.ep_id for ep in rig.view.endpoints(gone.net_id)}
     assert left == {task.ep_id, kept.ep_id}
