@@ -20,22 +20,35 @@ from ferry.agent.joining import fetch_ca, request_join
 from ferry.agent.link import ManagerLink, client_context
 from ferry.daemon.addrs import choose_advertise_addr, with_port
 from ferry.daemon.config import DaemonConfig
-from ferry.daemon.files import write_atomic
+from ferry.daemon.founding import (
+    Founding,
+    bootstrap_ops,
+    found,
+    write_node_certs,
+    write_store_certs,
+)
 from ferry.daemon.logs import kv
 from ferry.daemon.membership import Membership, MembershipFile
-from ferry.errors import Conflict, FerryError, InvalidArgument, NotInSwarm, NotManager
+from ferry.errors import (
+    Conflict,
+    FerryError,
+    InvalidArgument,
+    NotInSwarm,
+    NotManager,
+    SwarmLocked,
+)
 from ferry.kernel import host
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
-from ferry.manager import ca
+from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig, load_config
 from ferry.manager.manager import Manager
-from ferry.manager.store import Expect, Put, keys
-from ferry.manager.tokens import new_secret, parse_token
+from ferry.manager.store import Expect, keys
+from ferry.manager.tokens import parse_token
+from ferry.manager.vault import Vault
 from ferry.manager.wire import JoinRequest
-from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, ClusterInfo, ClusterSecrets
-from ferry.model.codec import encode
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, ClusterInfo
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
 from ferry.model.node import Availability, Node, Role
@@ -49,6 +62,10 @@ LAST_MANAGER_MESSAGE = (
     "You are attempting to leave the swarm on a node that is participating as a manager. "
     "Removing the last manager erases all current state of the swarm. Use `--force` to "
     "ignore this message."
+)
+# Docker's, for a locked manager (daemon/cluster/swarm.go)
+LOCKED_LEAVE_MESSAGE = (
+    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 )
 QUORUM_MESSAGE = (
     "You are attempting to leave the swarm on a node that is participating as a manager. "
@@ -64,6 +81,7 @@ class InitOptions:
     default_pool: str = DEFAULT_POOL
     subnet_size: int = DEFAULT_SUBNET_SIZE
     availability: str = "active"
+    autolock: bool = False
 
 
 class SwarmController:
@@ -91,10 +109,18 @@ class SwarmController:
         return self.membership, self.agent
 
     def require_manager(self) -> Manager:
+        """The manager, for calls that manage the cluster; SwarmLocked while it is locked (as
+        Docker's every management call is)."""
         self.require_member()
         if self.manager is None:
             raise NotManager()
+        if self.manager.vault.locked:
+            raise SwarmLocked()
         return self.manager
+
+    @property
+    def locked(self) -> bool:
+        return self.manager is not None and self.manager.vault.locked
 
     # lifecycle -------------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -104,14 +130,16 @@ class SwarmController:
         self.membership = membership
         if membership.role == Role.MANAGER:
             etcd_config = load_config(
-                self.config.etcd_dir, self.file.certs.directory, self.config.etcd_binary
+                self.config.etcd_dir, self.file.certs, self.config.etcd_binary
             )
             if etcd_config is None:
                 raise FerryError(
                     f"manager state is incomplete: no etcd member record in {self.config.etcd_dir}"
                 )
+            vault = Vault(self.file.certs.kek)
+            vault.load()  # absent with autolock: the manager stays locked until unlocked
             manager = Manager(
-                membership.node_id, membership.cluster_id, self.file.certs, etcd_config
+                membership.node_id, membership.cluster_id, self.file.certs, etcd_config, vault
             )
             await manager.start_store()
             await manager.start_services(membership.listen_addr)
@@ -170,12 +198,6 @@ class SwarmController:
         own = self.own_devices() | {GWBRIDGE}
         return [(dev, ip) for dev, ip in addresses if dev not in own], default_dev
 
-    def _write_certs(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
-        certs = self.file.certs
-        write_atomic(certs.ca, ca_pem, 0o644)
-        write_atomic(certs.cert, cert_pem, 0o644)
-        write_atomic(certs.key, key_pem, 0o600)
-
     def _wipe(self) -> None:
         self.file.clear()
         shutil.rmtree(self.config.etcd_dir, ignore_errors=True)
@@ -193,13 +215,18 @@ class SwarmController:
             availability = _availability(options.availability)
             cluster_id, node_id = new_object_id(), new_object_id()
             self._wipe()
-            ca_pair = ca.create_ca(cluster_id)
-            key_pem = ca.new_key_pem()
-            identity = ca.Identity(node_id, Role.MANAGER.value, cluster_id)
-            cert_pem = ca.sign_node(ca_pair, ca.make_csr(key_pem), identity, [addr, "127.0.0.1"])
-            self._write_certs(ca_pair.cert_pem, cert_pem, key_pem)
+            founding = found(cluster_id, node_id, addr)
+            certs = self.file.certs
+            write_node_certs(
+                certs, founding.cluster_ca.cert_pem, founding.node_cert_pem, founding.node_key_pem
+            )
+            write_store_certs(
+                certs, founding.store_ca.cert_pem, founding.store_cert_pem, founding.store_key_pem
+            )
+            vault = Vault(certs.kek)
+            vault.hold(founding.kek, persist=not options.autolock)
             etcd_config = self._etcd_config(node_id, addr, f"{node_id}=https://{addr}:2380", "new")
-            manager = Manager(node_id, cluster_id, self.file.certs, etcd_config)
+            manager = Manager(node_id, cluster_id, certs, etcd_config, vault)
             membership = Membership(
                 node_id, cluster_id, Role.MANAGER, addr, with_port(options.listen_addr, PORT),
                 [with_port(addr, PORT)],
@@ -210,7 +237,7 @@ class SwarmController:
                 await self._bootstrap_store(
                     manager,
                     options=options,
-                    ca_pair=ca_pair,
+                    founding=founding,
                     node_id=node_id,
                     addr=addr,
                     availability=availability,
@@ -230,14 +257,11 @@ class SwarmController:
             return node_id
 
     def _etcd_config(self, node_id: str, addr: str, initial: str, state: str) -> EtcdConfig:
-        certs = self.file.certs
         return EtcdConfig(
             name=node_id,
             data_dir=self.config.etcd_dir,
             advertise_addr=addr,
-            ca_path=certs.ca,
-            cert_path=certs.cert,
-            key_path=certs.key,
+            certs=self.file.certs,
             initial_cluster=initial,
             initial_state=state,
             binary=self.config.etcd_binary,
@@ -248,7 +272,7 @@ class SwarmController:
         manager: Manager,
         *,
         options: InitOptions,
-        ca_pair: ca.KeyPair,
+        founding: Founding,
         node_id: str,
         addr: str,
         availability: Availability,
@@ -256,11 +280,10 @@ class SwarmController:
         cluster = ClusterInfo(
             cluster_id=manager.cluster_id,
             created_at=now_iso(),
-            ca_cert_pem=ca_pair.cert_pem.decode(),
+            ca_cert_pem=founding.cluster_ca.cert_pem.decode(),
             default_pool=options.default_pool,
             subnet_size=options.subnet_size,
         )
-        secrets = ClusterSecrets(ca_pair.key_pem.decode(), new_secret(), new_secret())
         node = Node(
             node_id=node_id,
             hostname=self.config.node_hostname,
@@ -273,11 +296,7 @@ class SwarmController:
             ncpu=host.cpu_count(),
             memory_bytes=host.memory_bytes(),
         )
-        ops = [
-            Put(keys.CLUSTER, encode(cluster)),
-            Put(keys.SECRETS, encode(secrets)),
-            Put(keys.node(node_id), encode(node)),
-        ]
+        ops = bootstrap_ops(founding, cluster, node, autolock=options.autolock)
         if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:
             raise Conflict("the new store already holds a cluster")
 
@@ -303,10 +322,11 @@ class SwarmController:
             else:
                 addr = local_ip
             _availability(availability)
-            key_pem = ca.new_key_pem()
+            key_pem, store_key_pem = ca.new_key_pem(), ca.new_key_pem()
             request = JoinRequest(
                 token=token_text.strip(),
                 csr_pem=ca.make_csr(key_pem).decode(),
+                store_csr_pem=ca.make_csr(store_key_pem).decode(),
                 hostname=self.config.node_hostname,
                 advertise_addr=addr,
                 availability=availability or "active",
@@ -316,7 +336,8 @@ class SwarmController:
             )
             response = await request_join(target, ca_pem, request)
             self._wipe()
-            self._write_certs(response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
+            certs = self.file.certs
+            write_node_certs(certs, response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
             role = Role(response.role)
             membership = Membership(
                 response.node_id, response.cluster_id, role, response.addr,
@@ -325,10 +346,18 @@ class SwarmController:
             )  # fmt: skip
             if role == Role.MANAGER:
                 assert response.etcd_initial_cluster is not None
+                write_store_certs(
+                    certs,
+                    response.store_ca_pem.encode(),
+                    response.store_cert_pem.encode(),
+                    store_key_pem,
+                )
+                vault = Vault(certs.kek)
+                vault.hold(sealing.parse_key(response.unlock_key), persist=not response.autolock)
                 config = self._etcd_config(
                     response.node_id, response.addr, response.etcd_initial_cluster, "existing"
                 )
-                manager = Manager(response.node_id, response.cluster_id, self.file.certs, config)
+                manager = Manager(response.node_id, response.cluster_id, certs, config, vault)
                 try:
                     manager.etcd.save_config()
                     await manager.start_store(promote=functools.partial(self._promote, target))
@@ -354,10 +383,25 @@ class SwarmController:
         finally:
             await link.close()
 
+    # unlock ----------------------------------------------------------------------------------
+    async def unlock(self, key_text: str) -> None:
+        """``swarm unlock``: give a locked manager the KEK. Conflict if it is not locked (as
+        Docker's "swarm is not locked"); see ``Vault.unlock`` for a wrong key."""
+        async with self._lock:
+            self.require_member()
+            manager = self.manager
+            if manager is None or not manager.vault.locked:
+                raise Conflict("swarm is not locked")
+            secrets, _ = await manager.keys.secrets()
+            manager.vault.unlock(key_text, secrets)
+            log.info("manager unlocked", extra=kv(node=manager.node_id))
+
     # leave -----------------------------------------------------------------------------------
     async def leave(self, force: bool) -> None:
         async with self._lock:
             membership, agent = self.require_member()
+            if self.locked and not force:
+                raise Conflict(LOCKED_LEAVE_MESSAGE)
             if self.manager is not None:
                 await self._leave_as_manager(self.manager, membership, force)
             for hook in self.leaving:

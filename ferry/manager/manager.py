@@ -37,6 +37,8 @@ from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.vault import KeyOps, Vault
+from ferry.model.cluster import ClusterSecrets
 from ferry.model.mirror import Mirror
 
 log = logging.getLogger("ferry.manager")
@@ -46,24 +48,33 @@ STORE_READY_TIMEOUT_S = 30.0
 
 class Manager:
     def __init__(
-        self, node_id: str, cluster_id: str, certs: CertPaths, etcd_config: EtcdConfig
+        self,
+        node_id: str,
+        cluster_id: str,
+        certs: CertPaths,
+        etcd_config: EtcdConfig,
+        vault: Vault,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
         self.certs = certs
+        self.vault = vault
         self.etcd = EtcdMember(etcd_config)
+        tls = etcd_config.client_tls
         self.store = EtcdStore(
             etcd_config.client_endpoint,
-            certs.ca.read_bytes(),
-            certs.cert.read_bytes(),
-            certs.key.read_bytes(),
+            tls.ca.read_bytes(),
+            tls.cert.read_bytes(),
+            tls.key.read_bytes(),
         )
         self.members = EtcdMembers(self.store)
         self.mirror = Mirror(MANAGER_TYPES)
         self.view = ClusterView(self.mirror)
         self.feed = StoreFeed(self.store, self.mirror)
         self.nodes = NodeOps(self.store, self.view, self.feed)
-        self.joins = JoinService(self.store, self.members, self.view, self.nodes)
+        self.joins = JoinService(self.store, self.members, self.view, self.nodes, vault)
+        self.keys = KeyOps(self.store, self.view, self.feed, vault)
+        self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
         self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
@@ -77,6 +88,17 @@ class Manager:
             log_routes(self.logs),
         ]
         self._api: ClusterApi | None = None
+
+    def autolock(self) -> bool:
+        secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+        return secrets is not None and secrets.autolock
+
+    def _secrets_changed(self, changed: frozenset[str]) -> None:
+        """Another manager rotated the key or turned autolock on or off: follow it."""
+        if keys.SECRETS in changed:
+            secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+            if secrets is not None:
+                self.vault.follow(secrets)
 
     async def _leadership_changed(self, leader: bool) -> None:
         if leader:

@@ -2,9 +2,11 @@ import json
 
 import pytest
 
-from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from ferry.manager import ca
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, SwarmLocked, Unavailable
+from ferry.manager import ca, sealing
 from ferry.manager.admission import Ask
+from ferry.manager.etcd_member import FINAL_TLS_PHASE
+from ferry.manager.join import JoinService, store_tls_phase
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.sessions import SESSION_TTL_S
 from ferry.manager.store import Delete, keys
@@ -197,3 +199,65 @@ async def test_a_heartbeat_records_the_node_s_wireguard_key(rig: ManagerRig) -> 
     await rig.feed.wait_for(rig.store.revision)
     node = rig.view.node("n1")
     assert node is not None and node.wg_key == "pub-key-1"
+
+
+class FakeMembers:
+    """etcd's member list, as far as a manager join uses it."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+
+    async def add(self, peer_url: str, *, learner: bool = True) -> int:
+        self.added.append(peer_url)
+        return 1
+
+    async def all(self) -> list[tuple[int, str, list[str]]]:
+        return [(1, "", self.added)]
+
+
+def manager_join(rig: ManagerRig, addr: str = "10.99.0.13") -> JoinRequest:
+    return join_request(rig, rig.secrets.manager_secret, "h3", addr).model_copy(
+        update={"store_csr_pem": ca.make_csr(ca.new_key_pem()).decode()}
+    )
+
+
+async def test_a_worker_gets_no_store_certificate_and_no_unlock_key(rig: ManagerRig) -> None:
+    request = join_request(rig, rig.secrets.worker_secret).model_copy(
+        update={"store_csr_pem": ca.make_csr(ca.new_key_pem()).decode()}
+    )
+    response = await rig.joins.join(request, "10.99.0.12")
+    assert response.role == "worker"
+    assert (response.store_cert_pem, response.store_ca_pem, response.unlock_key) == ("", "", "")
+
+
+async def test_a_manager_gets_a_store_certificate_and_the_unlock_key(rig: ManagerRig) -> None:
+    joins = JoinService(rig.store, FakeMembers(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    response = await joins.join(manager_join(rig), "10.99.0.13")
+    assert response.role == "manager"
+    ca.verify_signed_by(response.store_cert_pem.encode(), rig.store_ca.cert_pem)
+    with pytest.raises(Forbidden):
+        ca.verify_signed_by(response.store_cert_pem.encode(), rig.ca.cert_pem)
+    assert response.store_ca_pem == rig.store_ca.cert_pem.decode()
+    assert sealing.parse_key(response.unlock_key) == rig.kek
+    assert not response.autolock
+    await rig.feed.wait_for(rig.store.revision)
+    assert store_tls_phase(rig.view, response.node_id) == FINAL_TLS_PHASE
+
+
+async def test_a_manager_join_needs_a_store_csr_and_a_store_on_its_own_ca(
+    rig: ManagerRig,
+) -> None:
+    joins = JoinService(rig.store, FakeMembers(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    bare = join_request(rig, rig.secrets.manager_secret, "h3", "10.99.0.13")
+    with pytest.raises(InvalidArgument, match="store certificate"):
+        await joins.join(bare, "10.99.0.13")
+    await rig.add_node("m0", "h1", Role.MANAGER)  # a manager of an older ferryd: phase 0
+    with pytest.raises(Unavailable, match="managers h1 are not"):
+        await joins.join(manager_join(rig), "10.99.0.13")
+
+
+async def test_a_locked_manager_admits_nobody(rig: ManagerRig) -> None:
+    rig.vault.forget()
+    with pytest.raises(SwarmLocked, match="needs to be unlocked"):
+        await rig.joins.join(join_request(rig, rig.secrets.worker_secret), "10.99.0.12")
+    assert [n for n in rig.view.nodes() if n.hostname == "h2"] == []

@@ -13,6 +13,7 @@ Layout under ``/ferry/v1/``:
 - ``services/<svc_id>``, ``tasks/<task_id>``
 - ``locks/networks``          optimistic lock serialising subnet and VNI allocation
 - ``logreqs/<node_id>/<id>``  lease-bound: a manager asks a node for its tasks' logs
+- ``storetls/<node_id>``      a manager's etcd TLS phase (manager/etcd_member.py): 3 = store CA
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SERVICES = ROOT + "services/"
 TASKS = ROOT + "tasks/"
 NETWORK_LOCK = ROOT + "locks/networks"
 LOG_REQUESTS = ROOT + "logreqs/"
+STORE_TLS = ROOT + "storetls/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
 STREAMED = (CLUSTER, LEADER, NODES, SESSIONS, NETWORKS, ENDPOINTS, SERVICES, TASKS, LOG_REQUESTS)
@@ -66,6 +68,10 @@ def endpoints_of(net_id: str) -> str:
 
 def log_request(node_id: str, req_id: str) -> str:
     return f"{LOG_REQUESTS}{node_id}/{req_id}"
+
+
+def store_tls(node_id: str) -> str:
+    return STORE_TLS + node_id
 
 
 def service(svc_id: str) -> str:
