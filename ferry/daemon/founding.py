@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.daemon.files import write_atomic
 from ferry.manager import ca, sealing
 from ferry.manager.etcd_member import FINAL_TLS_PHASE
 from ferry.manager.store import Put, keys
@@ -70,20 +69,3 @@ def bootstrap_ops(
         Put(keys.node(node.node_id), encode(node)),
         Put(keys.store_tls(node.node_id), encode(FINAL_TLS_PHASE)),
     ]
-
-
-def write_node_certs(certs: ca.CertPaths, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
-    write_atomic(certs.ca, ca_pem, 0o644)
-    write_atomic(certs.cert, cert_pem, 0o644)
-    write_atomic(certs.key, key_pem, 0o600)
-
-
-def write_store_certs(
-    certs: ca.CertPaths, store_ca_pem: bytes, cert_pem: bytes, key_pem: bytes
-) -> None:
-    """A manager's etcd credentials, and the two-CA bundle etcd's peer port trusts while an
-    older swarm moves to the store CA (written beside them, harmless once it is done)."""
-    write_atomic(certs.store_ca, store_ca_pem, 0o644)
-    write_atomic(certs.store_cert, cert_pem, 0o644)
-    write_atomic(certs.store_key, key_pem, 0o600)
-    write_atomic(certs.store_trust, store_ca_pem + certs.ca.read_bytes(), 0o644)

@@ -20,14 +20,15 @@ from ferry.agent.joining import fetch_ca, request_join
 from ferry.agent.link import ManagerLink, client_context
 from ferry.daemon.addrs import choose_advertise_addr, with_port
 from ferry.daemon.config import DaemonConfig
-from ferry.daemon.founding import (
-    Founding,
-    bootstrap_ops,
-    found,
-    write_node_certs,
-    write_store_certs,
-)
+from ferry.daemon.founding import found
 from ferry.daemon.logs import kv
+from ferry.daemon.manager_node import (
+    LOCKED_LEAVE_MESSAGE,
+    bootstrap_store,
+    first_manager,
+    leave_as_manager,
+    restore_manager,
+)
 from ferry.daemon.membership import Membership, MembershipFile
 from ferry.errors import (
     Conflict,
@@ -42,36 +43,19 @@ from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
-from ferry.manager.etcd_member import EtcdConfig, load_config
+from ferry.manager.etcd_member import EtcdConfig
 from ferry.manager.manager import Manager
-from ferry.manager.store import Expect, keys
 from ferry.manager.tokens import parse_token
 from ferry.manager.vault import Vault
 from ferry.manager.wire import JoinRequest
-from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, ClusterInfo
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
-from ferry.model.node import Availability, Node, Role
-from ferry.model.times import now_iso
+from ferry.model.node import Availability, Role
 
 log = logging.getLogger("ferry.swarm")
 
 AgentHook = Callable[[Agent], Awaitable[None]]
-
-LAST_MANAGER_MESSAGE = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. "
-    "Removing the last manager erases all current state of the swarm. Use `--force` to "
-    "ignore this message."
-)
-# Docker's, for a locked manager (daemon/cluster/swarm.go)
-LOCKED_LEAVE_MESSAGE = (
-    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
-)
-QUORUM_MESSAGE = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. "
-    "Leaving it now would leave the remaining managers without a quorum. Use `--force` to "
-    "ignore this message."
-)
 
 
 @dataclass(frozen=True)
@@ -129,20 +113,7 @@ class SwarmController:
             return
         self.membership = membership
         if membership.role == Role.MANAGER:
-            etcd_config = load_config(
-                self.config.etcd_dir, self.file.certs, self.config.etcd_binary
-            )
-            if etcd_config is None:
-                raise FerryError(
-                    f"manager state is incomplete: no etcd member record in {self.config.etcd_dir}"
-                )
-            vault = Vault(self.file.certs.kek)
-            vault.load()  # absent with autolock: the manager stays locked until unlocked
-            manager = Manager(
-                membership.node_id, membership.cluster_id, self.file.certs, etcd_config, vault
-            )
-            await manager.start_store()
-            await manager.start_services(membership.listen_addr)
+            manager = await restore_manager(self.config, self.file.certs, membership)
             await self._manager_started(manager)
         await self._start_agent(membership)
         log.info(
@@ -217,11 +188,11 @@ class SwarmController:
             self._wipe()
             founding = found(cluster_id, node_id, addr)
             certs = self.file.certs
-            write_node_certs(
-                certs, founding.cluster_ca.cert_pem, founding.node_cert_pem, founding.node_key_pem
+            certs.write_node(
+                founding.cluster_ca.cert_pem, founding.node_cert_pem, founding.node_key_pem
             )
-            write_store_certs(
-                certs, founding.store_ca.cert_pem, founding.store_cert_pem, founding.store_key_pem
+            certs.write_store(
+                founding.store_ca.cert_pem, founding.store_cert_pem, founding.store_key_pem
             )
             vault = Vault(certs.kek)
             vault.hold(founding.kek, persist=not options.autolock)
@@ -234,14 +205,11 @@ class SwarmController:
             try:
                 manager.etcd.save_config()
                 await manager.start_store()
-                await self._bootstrap_store(
-                    manager,
-                    options=options,
-                    founding=founding,
-                    node_id=node_id,
-                    addr=addr,
-                    availability=availability,
-                )
+                node = first_manager(self.config.node_hostname, node_id, addr, availability)
+                await bootstrap_store(
+                    manager, founding, node, options.default_pool, options.subnet_size,
+                    autolock=options.autolock,
+                )  # fmt: skip
                 self.file.save(membership)
                 await manager.start_services(membership.listen_addr)
                 # Docker makes the routing mesh's network at init: the first /24 of the pool
@@ -266,39 +234,6 @@ class SwarmController:
             initial_state=state,
             binary=self.config.etcd_binary,
         )
-
-    async def _bootstrap_store(
-        self,
-        manager: Manager,
-        *,
-        options: InitOptions,
-        founding: Founding,
-        node_id: str,
-        addr: str,
-        availability: Availability,
-    ) -> None:
-        cluster = ClusterInfo(
-            cluster_id=manager.cluster_id,
-            created_at=now_iso(),
-            ca_cert_pem=founding.cluster_ca.cert_pem.decode(),
-            default_pool=options.default_pool,
-            subnet_size=options.subnet_size,
-        )
-        node = Node(
-            node_id=node_id,
-            hostname=self.config.node_hostname,
-            role=Role.MANAGER,
-            addr=addr,
-            availability=availability,
-            created_at=now_iso(),
-            updated_at=now_iso(),
-            engine_version=__version__,
-            ncpu=host.cpu_count(),
-            memory_bytes=host.memory_bytes(),
-        )
-        ops = bootstrap_ops(founding, cluster, node, autolock=options.autolock)
-        if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:
-            raise Conflict("the new store already holds a cluster")
 
     # join ------------------------------------------------------------------------------------
     async def join(
@@ -337,7 +272,7 @@ class SwarmController:
             response = await request_join(target, ca_pem, request)
             self._wipe()
             certs = self.file.certs
-            write_node_certs(certs, response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
+            certs.write_node(response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
             role = Role(response.role)
             membership = Membership(
                 response.node_id, response.cluster_id, role, response.addr,
@@ -346,11 +281,8 @@ class SwarmController:
             )  # fmt: skip
             if role == Role.MANAGER:
                 assert response.etcd_initial_cluster is not None
-                write_store_certs(
-                    certs,
-                    response.store_ca_pem.encode(),
-                    response.store_cert_pem.encode(),
-                    store_key_pem,
+                certs.write_store(
+                    response.store_ca_pem.encode(), response.store_cert_pem.encode(), store_key_pem
                 )
                 vault = Vault(certs.kek)
                 vault.hold(sealing.parse_key(response.unlock_key), persist=not response.autolock)
@@ -394,6 +326,7 @@ class SwarmController:
                 raise Conflict("swarm is not locked")
             secrets, _ = await manager.keys.secrets()
             manager.vault.unlock(key_text, secrets)
+            manager.upgrade.mark()  # it waits for the key, if the store is not up to date yet
             log.info("manager unlocked", extra=kv(node=manager.node_id))
 
     # leave -----------------------------------------------------------------------------------
@@ -401,9 +334,9 @@ class SwarmController:
         async with self._lock:
             membership, agent = self.require_member()
             if self.locked and not force:
-                raise Conflict(LOCKED_LEAVE_MESSAGE)
+                raise Conflict(LOCKED_LEAVE_MESSAGE)  # Docker's
             if self.manager is not None:
-                await self._leave_as_manager(self.manager, membership, force)
+                await leave_as_manager(self.manager, membership, force)
             for hook in self.leaving:
                 await hook(agent)
             try:
@@ -418,28 +351,6 @@ class SwarmController:
             self.membership = None
             self._wipe()
             log.info("left swarm", extra=kv(node=membership.node_id))
-
-    async def _leave_as_manager(
-        self, manager: Manager, membership: Membership, force: bool
-    ) -> None:
-        managers = [n for n in manager.view.managers() if not n.left]
-        others_up = [
-            n for n in managers if n.node_id != membership.node_id and manager.view.is_up(n.node_id)
-        ]
-        if len(managers) <= 1:
-            if not force:
-                raise Conflict(LAST_MANAGER_MESSAGE)
-            return
-        remaining = len(managers) - 1
-        if len(others_up) < remaining // 2 + 1 and not force:
-            raise Conflict(QUORUM_MESSAGE)
-        try:
-            await manager.nodes.mark_left(membership.node_id)
-            await manager.joins.remove_member(membership.addr)
-        except FerryError as exc:
-            if not force:
-                raise
-            log.warning("leaving without updating the store", extra=kv(error=exc))
 
 
 def _availability(value: str) -> Availability:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ferry.daemon.files import write_atomic
 from ferry.errors import Forbidden, InvalidArgument
 
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -234,6 +235,19 @@ class CertPaths:
 
     def exist(self) -> bool:
         return self.ca.exists() and self.cert.exists() and self.key.exists()
+
+    def write_node(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        write_atomic(self.ca, ca_pem, 0o644)
+        write_atomic(self.cert, cert_pem, 0o644)
+        write_atomic(self.key, key_pem, 0o600)
+
+    def write_store(self, store_ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        """A manager's etcd credentials, and the two-CA bundle etcd's peer port trusts while an
+        older swarm moves to the store CA (written beside them, harmless once it is done)."""
+        write_atomic(self.store_ca, store_ca_pem, 0o644)
+        write_atomic(self.store_cert, cert_pem, 0o644)
+        write_atomic(self.store_key, key_pem, 0o600)
+        write_atomic(self.store_trust, store_ca_pem + self.ca.read_bytes(), 0o644)
 
     def have_store(self) -> bool:
         """A manager of a swarm formed before the store CA has none (see daemon/upgrade.py)."""

@@ -185,6 +185,13 @@ class EtcdMember:
         if not self._stopping:
             self._spawn()
 
+    async def restart(self, config: EtcdConfig) -> None:
+        """Run the member again with ``config`` (same name, data and peer URL; other TLS)."""
+        await self.stop()
+        self.config = config
+        self.save_config()
+        await self.start()
+
     def healthy(self) -> None:
         self._backoff_s = 0.2
 

@@ -225,8 +225,13 @@ def _role_of(token: JoinToken, secrets: ClusterSecrets) -> Role:
     )
 
 
-def store_tls_phase(view: ClusterView, node_id: str) -> int:
-    """The TLS phase of a manager's etcd member (``etcd_member.py``); a manager of an older
-    ferryd records none (phase 0)."""
+def recorded_tls_phase(view: ClusterView, node_id: str) -> int | None:
+    """The TLS phase a manager recorded for its etcd member (``etcd_member.py``); None from a
+    manager that runs an older ferryd."""
     entry = view.mirror.get(keys.store_tls(node_id))
-    return int(entry.obj) if entry is not None and entry.obj is not None else 0
+    return int(entry.obj) if entry is not None and entry.obj is not None else None
+
+
+def store_tls_phase(view: ClusterView, node_id: str) -> int:
+    phase = recorded_tls_phase(view, node_id)
+    return 0 if phase is None else phase

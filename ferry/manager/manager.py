@@ -19,6 +19,7 @@ from ferry.manager.cluster_api import (
     ClusterApi,
     RouteAdder,
     attachment_routes,
+    key_routes,
     log_routes,
     server_context,
     task_routes,
@@ -37,6 +38,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
 from ferry.manager.vault import KeyOps, Vault
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.mirror import Mirror
@@ -54,6 +56,8 @@ class Manager:
         certs: CertPaths,
         etcd_config: EtcdConfig,
         vault: Vault,
+        *,
+        fetch_key: KeyFetcher | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -82,7 +86,18 @@ class Manager:
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
+        self.upgrade = StoreUpgrade(
+            node_id=node_id,
+            cluster_id=cluster_id,
+            store=self.store,
+            view=self.view,
+            feed=self.feed,
+            vault=vault,
+            member=self.etcd,
+            fetch_key=fetch_key,
+        )
         self.extra_routes: list[RouteAdder] = [
+            key_routes(vault, self.view),
             attachment_routes(self.networks),
             task_routes(self.services),
             log_routes(self.logs),
@@ -133,9 +148,11 @@ class Manager:
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
         ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)
         await self._api.start(self.certs.ca.read_text(), listen_addr, ctx)
+        self.upgrade.start()
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
 
     async def stop(self, *, stop_etcd: bool = True) -> None:
+        await self.upgrade.stop()
         self.hub.close()
         if self._api is not None:
             await self._api.stop()
