@@ -15,7 +15,8 @@ gets endpoints of its own:
   network N", 403); a node's own containers may still share an alias, which Docker resolves
   round-robin. Its owner (the container id) must not be another node's.
 - **SANDBOX**, for the node's ingress sandbox: on the ingress network only, once per node; the
-  managers name it and give it no alias, hostname or chosen address.
+  managers name it (an older agent's ask that names it just so is taken) and give it no alias,
+  hostname or chosen address.
 - **TASK** and **VIP**: refused.
 
 Be aware: the checks read the managers' mirror of the store, so two nodes racing for one new
@@ -113,7 +114,15 @@ def _admit_sandbox(ask: Ask, node: Node, network: Network, facts: StoreFacts) ->
             f"network {network.name} is not the ingress network: a node's sandbox endpoint "
             "lives on ingress only"
         )
-    for field in ("owner_id", "name", "aliases", "hostname", "ip"):
+    owner_id, name = sandbox_name(node)
+    # an older agent names it as the managers would: the same names are no choice of its own
+    given = {"owner_id": (ask.owner_id, owner_id), "name": (ask.name, name)}
+    for field, (value, decided) in given.items():
+        if value not in ("", decided):
+            raise InvalidArgument(
+                f"{field} is not taken for the ingress sandbox endpoint: the managers name it"
+            )
+    for field in ("aliases", "hostname", "ip"):
         if getattr(ask, field):
             raise InvalidArgument(
                 f"{field} is not taken for the ingress sandbox endpoint: the managers name it"
@@ -123,7 +132,6 @@ def _admit_sandbox(ask: Ask, node: Node, network: Network, facts: StoreFacts) ->
             raise Conflict(
                 f"node {node.hostname} already has its ingress sandbox endpoint ({ep.ep_id[:12]})"
             )
-    owner_id, name = sandbox_name(node)
     return replace(ask, owner_id=owner_id, name=name)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ferry.errors import Forbidden, InvalidArgument
-from ferry.manager import ca, sealing
+from ferry.manager import ca
 from ferry.manager.admission import Ask
 from ferry.manager.join import JoinService
 from ferry.manager.logs import LogRelay
@@ -24,7 +24,7 @@ from ferry.manager.nodes import NodeOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
 from ferry.manager.store.view import ClusterView
-from ferry.manager.vault import Vault
+from ferry.manager.vault import Vault, hand_over
 from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
 from ferry.model.codec import encode
 from ferry.model.service import TaskState
@@ -200,16 +200,14 @@ def attachment_routes(networks: NetworkOps) -> RouteAdder:
 
 def key_routes(vault: Vault, view: ClusterView) -> RouteAdder:
     """A manager of a swarm formed by an older ferryd gets the KEK from another manager
-    (store_upgrade.py): only a manager's certificate, of a manager still in the swarm."""
+    (store_upgrade.py): see ``vault.hand_over`` for who may."""
 
     def add(routes: web.RouteTableDef) -> None:
         @routes.get("/v1/managers/unlock-key")
         async def unlock_key(request: web.Request) -> web.Response:
             identity = caller(request)
-            node = view.node(identity.node_id)
-            if identity.role != "manager" or node is None or node.left or node.role != "manager":
-                raise Forbidden("only a manager of this swarm gets the unlock key")
-            return web.json_response({"unlock_key": sealing.format_key(vault.kek())})
+            key = hand_over(vault, view, identity.node_id, identity.role)
+            return web.json_response({"unlock_key": key})
 
     return add
 

@@ -77,7 +77,7 @@ class Manager:
         self.feed = StoreFeed(self.store, self.mirror)
         self.nodes = NodeOps(self.store, self.view, self.feed)
         self.joins = JoinService(self.store, self.members, self.view, self.nodes, vault)
-        self.keys = KeyOps(self.store, self.view, self.feed, vault)
+        self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
         self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)

@@ -21,13 +21,14 @@ from pathlib import Path
 
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, NotFound, SwarmLocked, Unavailable
+from ferry.errors import Conflict, Forbidden, NotFound, SwarmLocked, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.feed import StoreFeed
+from ferry.manager.nodes import NodeOps
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
-from ferry.model.codec import decode, encode
+from ferry.model.codec import encode
 
 log = logging.getLogger("ferry.manager.vault")
 
@@ -121,6 +122,22 @@ class Vault:
         return None
 
 
+def hand_over(vault: Vault, view: ClusterView, node_id: str, role: str) -> str:
+    """The KEK's text for another manager that lacks it (store_upgrade.py), asking with its
+    node certificate (``node_id``, ``role``). Forbidden unless it is a manager still in the
+    swarm, and in an autolocked swarm at all: there only ``swarm unlock`` gives the key, so a
+    copy of a manager's disk (its node key) cannot fetch it."""
+    node = view.node(node_id)
+    if role != "manager" or node is None or node.left or node.role != "manager":
+        raise Forbidden("only a manager of this swarm gets the unlock key")
+    secrets = view.mirror.obj(keys.SECRETS, ClusterSecrets)
+    if secrets is None or secrets.autolock:
+        raise Forbidden(
+            "this swarm is autolocked: a manager gets its unlock key from 'swarm unlock' only"
+        )
+    return sealing.format_key(vault.kek())
+
+
 def sealed_secrets(
     secrets: ClusterSecrets,
     kek: bytes,
@@ -153,17 +170,14 @@ class KeyOps:
     """Changes to the KEK a manager makes for the swarm: rotation and autolock (Docker's
     ``swarm unlock-key --rotate`` and ``swarm update --autolock``)."""
 
-    def __init__(self, store: Store, view: ClusterView, feed: StoreFeed, vault: Vault) -> None:
+    def __init__(
+        self, store: Store, view: ClusterView, feed: StoreFeed, vault: Vault, nodes: NodeOps
+    ) -> None:
         self._store = store
         self._view = view
         self._feed = feed
         self._vault = vault
-
-    async def secrets(self) -> tuple[ClusterSecrets, int]:
-        kv_ = await self._store.get(keys.SECRETS)
-        if kv_ is None:
-            raise NotFound("cluster secrets are missing from the store")
-        return decode(ClusterSecrets, kv_.value), kv_.mod_revision
+        self.secrets = nodes.secrets  # read from the store itself, with their version
 
     async def rotate(self) -> None:
         """A new KEK seals the CA keys; the old one stays able to open it for managers that

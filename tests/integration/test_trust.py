@@ -152,6 +152,8 @@ def test_an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() -> 
         assert join.returncode != 0 and LOCKED in join.stderr  # a locked manager admits nobody
         running = lab.ferry("h1", "ps", "--format", "{{.Names}} {{.Status}}").stdout
         assert running.startswith("keep Up")  # its containers run on
+        leave = lab.exec("h1", "docker", "swarm", "leave", check=False)
+        assert leave.returncode != 0 and "Please unlock it first" in leave.stderr
 
         wrong = sealing.format_key(sealing.new_kek())
         bad = lab.exec("h1", "sh", "-c", f"echo {wrong} | docker swarm unlock", check=False)
@@ -196,6 +198,42 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
         assert lab.ferry("h2", "ps", "--format", "{{.Names}}").stdout.split() == ["old"]
         lab.ferry("h3", "run", "-d", "--name", "new", "--network", "carry", "host", "sleep", "600")
         lab.exec("h3", "ferry", "exec", "new", "getent", "hosts", "old")
+
+
+def test_three_older_managers_move_to_the_store_ca_as_each_restarts() -> None:
+    with older_ferry() as older, new_lab(hosts=3) as lab:
+        for host in ("h1", "h2", "h3"):
+            restart_ferryd(lab, host, code=older)
+        h1 = lab.topo.node("h1").addr
+        lab.ferry("h1", "swarm", "init", "--advertise-addr", h1)
+        manager = lab.ferry("h1", "swarm", "join-token", "-q", "manager").stdout.strip()
+        for host in ("h2", "h3"):
+            lab.exec(host, "ferry", "swarm", "join", "--token", manager, f"{h1}:2377")
+        lab.ferry("h1", "service", "create", "-d", "--name", "keep", "--replicas", "3",
+                  "host", "sleep", "600")  # fmt: skip
+        restart_ferryd(lab, "h1")
+        # the others still run the older ferryd: h1 goes as far as they allow, and no further
+        wait_until(lambda: tls_phase(lab, "h1") == 1, 30, "h1 at the phase older members take")
+        assert {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"}
+        for host in ("h2", "h3"):
+            restart_ferryd(lab, host)  # each gets the key from h1, and its store certificate
+        wait_until(
+            lambda: all(tls_phase(lab, h) == 3 for h in ("h1", "h2", "h3")),
+            60,
+            "every member on the store CA",
+            every_s=0.5,
+        )
+        for host in ("h2", "h3"):
+            assert not tls(lab, host, f"{h1}:2380", host, "node")["answered"]
+            assert tls(lab, host, f"{h1}:2380", host, "store")["status"] == 200
+        wait_until(
+            lambda: {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"},
+            20,
+            "every node ready",
+        )
+        keys = {sealing.parse_key((certs(lab, h) / "kek").read_text()) for h in ("h1", "h2", "h3")}
+        assert len(keys) == 1  # one key, shared by the managers
+        assert "keep" in lab.ferry("h3", "service", "ls").stdout
 
 
 def test_lab_start_runs_another_source_tree_when_asked() -> None:

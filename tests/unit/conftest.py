@@ -86,7 +86,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[ManagerRig]:
     nodes = NodeOps(store, view, feed)
     hub = SessionHub(store, mirror, view, "mgr")
     joins = JoinService(store, None, view, nodes, vault)
-    keys_ = KeyOps(store, view, feed, vault)
+    keys_ = KeyOps(store, view, feed, vault, nodes)
     yield ManagerRig(
         clock, store, mirror, view, feed, nodes, hub, joins, _CA, _STORE_CA, secrets, kek, vault,
         keys_,

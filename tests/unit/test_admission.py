@@ -174,11 +174,21 @@ async def test_a_sandbox_endpoint_lives_on_ingress_only(net: NetworkOps) -> None
         await net.attach("front", Ask(WORKER, "", "", kind="sandbox"))
 
 
+async def test_an_older_agent_s_sandbox_ask_naming_it_as_the_managers_do_is_taken(
+    net: NetworkOps,
+) -> None:
+    older = Ask(WORKER, f"ingress-{WORKER}", "ingress-sbox-h2", kind="sandbox")
+    endpoint = await net.attach("ingress", older)
+    assert (endpoint.kind, endpoint.name) == (EndpointKind.SANDBOX, "ingress-sbox-h2")
+
+
 @pytest.mark.parametrize(
     "more",
     [
         {"owner_id": "task1"},
+        {"owner_id": f"ingress-{OTHER}"},
         {"name": "web"},
+        {"name": "ingress-sbox-h3"},
         {"aliases": ("web",)},
         {"hostname": "web"},
         {"ip": "10.0.3.9"},

@@ -11,9 +11,10 @@ import pytest
 from ferry.errors import Forbidden, InvalidArgument, SwarmLocked
 from ferry.manager import ca, sealing
 from ferry.manager.store import keys
-from ferry.manager.vault import Vault
+from ferry.manager.vault import Vault, hand_over
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import decode
+from ferry.model.node import Role
 from tests.unit.conftest import ManagerRig
 
 DOCKER_EXAMPLE = "SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8"  # the v1.47 spec's
@@ -180,3 +181,24 @@ def test_store_certificates_are_the_store_ca_s_and_name_no_role() -> None:
         ca.verify_signed_by(cert, cluster_ca.cert_pem)
     with pytest.raises(Forbidden, match="no Ferry node role"):
         ca.identity_of_der(ca.ca_der(cert))
+
+
+async def test_the_key_goes_to_managers_of_the_swarm_and_never_under_autolock(
+    rig: ManagerRig,
+) -> None:
+    await rig.add_node("m2", "h2", Role.MANAGER)
+    await rig.add_node("w1", "h3")
+    assert sealing.parse_key(hand_over(rig.vault, rig.view, "m2", "manager")) == rig.kek
+    with pytest.raises(Forbidden, match="only a manager"):
+        hand_over(rig.vault, rig.view, "w1", "worker")
+    with pytest.raises(Forbidden, match="only a manager"):
+        hand_over(rig.vault, rig.view, "w1", "manager")  # a role its record does not have
+    with pytest.raises(Forbidden, match="only a manager"):
+        hand_over(rig.vault, rig.view, "gone", "manager")
+    await rig.nodes.mark_left("m2")
+    with pytest.raises(Forbidden, match="only a manager"):
+        hand_over(rig.vault, rig.view, "m2", "manager")
+    await rig.add_node("m3", "h4", Role.MANAGER)
+    await rig.keys.set_autolock(True)
+    with pytest.raises(Forbidden, match="autolocked"):
+        hand_over(rig.vault, rig.view, "m3", "manager")
