@@ -47,7 +47,7 @@ from ferry.manager.etcd_member import EtcdConfig
 from ferry.manager.manager import Manager
 from ferry.manager.tokens import parse_token
 from ferry.manager.vault import Vault
-from ferry.manager.wire import JoinRequest
+from ferry.manager.wire import JoinRequest, JoinResponse
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
@@ -98,13 +98,13 @@ class SwarmController:
         self.require_member()
         if self.manager is None:
             raise NotManager()
-        if self.manager.vault.locked:
+        if self.manager.locked:
             raise SwarmLocked()
         return self.manager
 
     @property
     def locked(self) -> bool:
-        return self.manager is not None and self.manager.vault.locked
+        return self.manager is not None and self.manager.locked
 
     # lifecycle -------------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -280,31 +280,39 @@ class SwarmController:
                 sorted(with_port(m, PORT) for m in response.managers) or [target],
             )  # fmt: skip
             if role == Role.MANAGER:
-                assert response.etcd_initial_cluster is not None
-                certs.write_store(
-                    response.store_ca_pem.encode(), response.store_cert_pem.encode(), store_key_pem
-                )
-                vault = Vault(certs.kek)
-                vault.hold(sealing.parse_key(response.unlock_key), persist=not response.autolock)
-                config = self._etcd_config(
-                    response.node_id, response.addr, response.etcd_initial_cluster, "existing"
-                )
-                manager = Manager(response.node_id, response.cluster_id, certs, config, vault)
-                try:
-                    manager.etcd.save_config()
-                    await manager.start_store(promote=functools.partial(self._promote, target))
-                    self.file.save(membership)
-                    await manager.start_services(membership.listen_addr)
-                except BaseException:
-                    await manager.stop()
-                    self._wipe()
-                    raise
-                await self._manager_started(manager)
+                await self._start_joined_manager(response, membership, store_key_pem, target)
             else:
                 self.file.save(membership)
             self.membership = membership
             await self._start_agent(membership)
             log.info("joined swarm", extra=kv(node=response.node_id, role=role, manager=target))
+
+    async def _start_joined_manager(
+        self, response: JoinResponse, membership: Membership, store_key_pem: bytes, target: str
+    ) -> None:
+        """A manager join's second half: the store certificate and the KEK it was given, its
+        etcd member grown into the cluster, its manager services; undone if any step fails."""
+        assert response.etcd_initial_cluster is not None
+        certs = self.file.certs
+        certs.write_store(
+            response.store_ca_pem.encode(), response.store_cert_pem.encode(), store_key_pem
+        )
+        vault = Vault(certs.kek)
+        vault.hold(sealing.parse_key(response.unlock_key), persist=not response.autolock)
+        config = self._etcd_config(
+            response.node_id, response.addr, response.etcd_initial_cluster, "existing"
+        )
+        manager = Manager(response.node_id, response.cluster_id, certs, config, vault)
+        try:
+            manager.etcd.save_config()
+            await manager.start_store(promote=functools.partial(self._promote, target))
+            self.file.save(membership)
+            await manager.start_services(membership.listen_addr)
+        except BaseException:
+            await manager.stop()
+            self._wipe()
+            raise
+        await self._manager_started(manager)
 
     async def _promote(self, manager_addr: str) -> None:
         """Ask a manager to make our fresh store member (a learner) a voting member."""
@@ -322,7 +330,7 @@ class SwarmController:
         async with self._lock:
             self.require_member()
             manager = self.manager
-            if manager is None or not manager.vault.locked:
+            if manager is None or not manager.locked:
                 raise Conflict("swarm is not locked")
             secrets, _ = await manager.keys.secrets()
             manager.vault.unlock(key_text, secrets)

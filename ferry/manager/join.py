@@ -93,18 +93,7 @@ class JoinService:
             )
             if role == Role.MANAGER:
                 response = self._with_store_access(response, req, secrets, cluster.cluster_id)
-            node = Node(
-                node_id=node_id,
-                hostname=req.hostname,
-                role=role,
-                addr=addr,
-                availability=availability,
-                created_at=now_iso(),
-                updated_at=now_iso(),
-                engine_version=req.engine_version,
-                ncpu=req.ncpu,
-                memory_bytes=req.memory_bytes,
-            )
+            node = _node_of(req, node_id, role, addr, availability)
             ops = [Put(keys.node(node_id), encode(node))]
             if role == Role.MANAGER:
                 ops.append(Put(keys.store_tls(node_id), encode(FINAL_TLS_PHASE)))
@@ -115,7 +104,9 @@ class JoinService:
                 try:
                     initial_cluster = await self._add_member(node_id, addr)
                 except BaseException:
-                    await self._store.commit([Delete(keys.node(node_id))])
+                    await self._store.commit(
+                        [Delete(keys.node(node_id)), Delete(keys.store_tls(node_id))]
+                    )
                     raise
                 response = response.model_copy(update={"etcd_initial_cluster": initial_cluster})
         log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
@@ -212,6 +203,23 @@ class JoinService:
                 await self._members.remove(member_id)
                 return
         raise NotFound(f"no store member at {peer_url}")
+
+
+def _node_of(
+    req: JoinRequest, node_id: str, role: Role, addr: str, availability: Availability
+) -> Node:
+    return Node(
+        node_id=node_id,
+        hostname=req.hostname,
+        role=role,
+        addr=addr,
+        availability=availability,
+        created_at=now_iso(),
+        updated_at=now_iso(),
+        engine_version=req.engine_version,
+        ncpu=req.ncpu,
+        memory_bytes=req.memory_bytes,
+    )
 
 
 def _role_of(token: JoinToken, secrets: ClusterSecrets) -> Role:

@@ -104,6 +104,14 @@ class Manager:
         ]
         self._api: ClusterApi | None = None
 
+    @property
+    def locked(self) -> bool:
+        """Without the KEK while the CA keys are sealed: a restarted manager of an autolocked
+        swarm (until ``swarm unlock``), or one of an older swarm waiting for another manager's
+        key (store_upgrade.py). An older swarm's clear key needs none."""
+        secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+        return self.vault.locked and (secrets is None or secrets.sealed)
+
     def autolock(self) -> bool:
         secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
         return secrets is not None and secrets.autolock

@@ -75,6 +75,20 @@ async def test_info_outside_a_swarm_omits_what_it_does_not_have(tmp_path: Path) 
     await client.close()
 
 
+class StubManager:
+    """What the local API reads of a manager whose swarm is sealed (Manager.locked)."""
+
+    def __init__(self, vault: Vault, read_secrets: object) -> None:
+        self.vault = vault
+        self.node_id = "n1"
+        self.keys = SimpleNamespace(secrets=read_secrets)
+        self.upgrade = SimpleNamespace(mark=lambda: None)
+
+    @property
+    def locked(self) -> bool:
+        return self.vault.locked
+
+
 async def locked_client(tmp_path: Path) -> tuple[TestClient[object, object], Vault, bytes]:
     """ferryd as a restarted manager of an autolocked swarm: member, agent running, no key."""
     config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
@@ -92,10 +106,7 @@ async def locked_client(tmp_path: Path) -> tuple[TestClient[object, object], Vau
 
     swarm.membership = Membership("n1", "c1", Role.MANAGER, "10.0.0.1", "0.0.0.0:2377")
     swarm.agent = SimpleNamespace(session=SimpleNamespace(last_error=""))  # type: ignore[assignment]
-    swarm.manager = SimpleNamespace(  # type: ignore[assignment]
-        vault=vault, node_id="n1", keys=SimpleNamespace(secrets=read_secrets),
-        upgrade=SimpleNamespace(mark=lambda: None),
-    )  # fmt: skip
+    swarm.manager = StubManager(vault, read_secrets)  # type: ignore[assignment]
     app = make_app()
     SystemRoutes(config, swarm, dict).register(app)
     SwarmRoutes(swarm).register(app)

@@ -261,3 +261,18 @@ async def test_a_locked_manager_admits_nobody(rig: ManagerRig) -> None:
     with pytest.raises(SwarmLocked, match="needs to be unlocked"):
         await rig.joins.join(join_request(rig, rig.secrets.worker_secret), "10.99.0.12")
     assert [n for n in rig.view.nodes() if n.hostname == "h2"] == []
+
+
+async def test_a_manager_join_that_cannot_grow_the_store_leaves_no_record(
+    rig: ManagerRig,
+) -> None:
+    class Refusing(FakeMembers):
+        async def add(self, peer_url: str, *, learner: bool = True) -> int:
+            raise Forbidden(f"store refused {peer_url}")
+
+    joins = JoinService(rig.store, Refusing(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="store refused"):
+        await joins.join(manager_join(rig), "10.99.0.13")
+    await rig.feed.wait_for(rig.store.revision)
+    assert [n for n in rig.view.nodes() if n.hostname == "h3"] == []
+    assert list(rig.view.mirror.entries(keys.STORE_TLS)) == []
