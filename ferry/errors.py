@@ -99,3 +99,13 @@ def from_status(status: int, message: str) -> FerryError:
         if cls.http_status == status:
             return cls(message)
     return Internal(message)
+
+
+class SwarmLocked(Unavailable):
+    """A manager restarted in an autolocked swarm holds no key until ``swarm unlock``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Swarm is encrypted and needs to be unlocked before it can be used. Please use "
+            '"docker swarm unlock" to unlock it.'
+        )

@@ -59,7 +59,6 @@ class IngressAgent(Reconciler):
         kernel: KernelThread,
         *,
         node_id: str,
-        hostname: str,
         view: ClusterView,
         networks: NetworkAgent,
         gateway: GatewayBridge,
@@ -69,7 +68,6 @@ class IngressAgent(Reconciler):
         super().__init__(view.mirror)
         self._kernel = kernel
         self._node_id = node_id
-        self._hostname = hostname
         self._view = view
         self._networks = networks
         self._gateway = gateway
@@ -120,15 +118,11 @@ class IngressAgent(Reconciler):
                 if e.kind == EndpointKind.SANDBOX and e.node_id == self._node_id
             ]
             choice = NetworkChoice(ingress.net_id, ep_id=mine[0].ep_id if mine else "")
+            # the managers name a node's sandbox endpoint (manager/admission.py): ask bare
             await self._networks.attach(
-                choice,
-                path,
-                INGRESS_IF,
-                owner_id=f"ingress-{self._node_id}",
-                name=f"ingress-sbox-{self._hostname}",
-                hostname="",
+                choice, path, INGRESS_IF, owner_id="", name="", hostname="",
                 kind=EndpointKind.SANDBOX,
-            )
+            )  # fmt: skip
             log.info("ingress sandbox attached to the routing mesh", extra=kv(netns=self.netns))
         if GW_IF not in links:
             await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)

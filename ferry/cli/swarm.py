@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +56,9 @@ def init(
         int, typer.Option(help="Subnet size in the pool")
     ] = DEFAULT_SUBNET_SIZE,
     availability: Annotated[str, typer.Option(help="active, pause or drain")] = "active",
+    autolock: Annotated[
+        bool, typer.Option("--autolock", help="Enable manager autolocking")
+    ] = False,
 ) -> None:
     """Initialize a swarm: this node becomes its first manager."""
     body = {
@@ -62,14 +67,101 @@ def init(
         "DefaultAddrPool": [default_addr_pool],
         "SubnetSize": default_addr_pool_mask_length,
         "Availability": availability,
+        "Spec": {"EncryptionConfig": {"AutoLockManagers": autolock}},
     }
-    node_id = client().post("/swarm/init", body)
+    api = client()
+    node_id = api.post("/swarm/init", body)
     print(f"Swarm initialized: current node ({node_id}) is now a manager.\n")
     _print_join("worker")
     print(
         "To add a manager to this swarm, run 'ferry swarm join-token manager' "
         "and follow the instructions."
     )
+    if autolock:
+        print()
+        _print_unlock_key(api.get("/swarm/unlockkey")["UnlockKey"])
+
+
+def _print_unlock_key(key: str) -> None:
+    """Docker's words (cli/command/swarm/unlock_key.go)."""
+    print(
+        "To unlock a swarm manager after it restarts, run the `ferry swarm unlock`\n"
+        f"command and provide the following key:\n\n    {key}\n\n"
+        "Remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager."
+    )
+
+
+@swarm_app.command("update")
+@handles_errors
+def update(
+    autolock: Annotated[
+        str | None,
+        typer.Option(
+            "--autolock",
+            metavar="true|false",
+            help="Change manager autolocking setting: --autolock=true|false",
+        ),
+    ] = None,
+) -> None:
+    """Update the swarm."""
+    if autolock is None:
+        fail("nothing to update: give --autolock=true|false", 2)
+    if autolock not in ("true", "false"):
+        fail(f"invalid argument {autolock!r} for --autolock: use true or false", 2)
+    api = client()
+    swarm: dict[str, Any] = api.get("/swarm")
+    spec = dict(swarm["Spec"])
+    before = bool((spec.get("EncryptionConfig") or {}).get("AutoLockManagers"))
+    spec["EncryptionConfig"] = {"AutoLockManagers": autolock == "true"}
+    api.post("/swarm/update", spec, version=swarm["Version"]["Index"])
+    print("Swarm updated.")
+    if autolock == "true" and not before:
+        _print_unlock_key(api.get("/swarm/unlockkey")["UnlockKey"])
+
+
+@swarm_app.command("unlock")
+@handles_errors
+def unlock() -> None:
+    """Unlock a locked manager: the key is asked for, or read from standard input."""
+    api = client()
+    state = api.get("/info")["Swarm"].get("LocalNodeState", "")
+    if state == "inactive":
+        fail("This node is not part of a swarm", 3)
+    if state != "locked":
+        fail("swarm is not locked", 4)
+    # Docker's prompt; a pipe is read whole (docker swarm unlock < keyfile)
+    key = getpass.getpass("Please enter unlock key: ") if sys.stdin.isatty() else sys.stdin.read()
+    api.post("/swarm/unlock", {"UnlockKey": key.strip()})
+
+
+@swarm_app.command("unlock-key")
+@handles_errors
+def unlock_key(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display the key")] = False,
+    rotate: Annotated[bool, typer.Option(help="Rotate the unlock key")] = False,
+) -> None:
+    """Manage the unlock key."""
+    api = client()
+    if rotate:
+        swarm: dict[str, Any] = api.get("/swarm")
+        if not (swarm["Spec"].get("EncryptionConfig") or {}).get("AutoLockManagers"):
+            fail("cannot rotate because autolock is not turned on")
+        api.post(
+            "/swarm/update",
+            swarm["Spec"],
+            version=swarm["Version"]["Index"],
+            rotateManagerUnlockKey=True,
+        )
+        if not quiet:
+            print("Successfully rotated manager unlock key.\n")
+    key = api.get("/swarm/unlockkey")["UnlockKey"]
+    if not key:
+        fail("no unlock key is set")
+    if quiet:
+        print(key)
+    else:
+        _print_unlock_key(key)
 
 
 @swarm_app.command("join")
@@ -109,8 +201,8 @@ def join_token(
     api = client()
     if rotate:
         flag = "rotateWorkerToken" if role == "worker" else "rotateManagerToken"
-        version = api.get("/swarm")["Version"]["Index"]
-        api.post("/swarm/update", {}, version=version, **{flag: True})
+        swarm = api.get("/swarm")  # an update states the whole spec, as Docker's does
+        api.post("/swarm/update", swarm["Spec"], version=swarm["Version"]["Index"], **{flag: True})
         if not quiet:
             print(f"Successfully rotated {role} join token.\n")
     if quiet:

@@ -75,6 +75,8 @@ def _print_swarm(swarm: dict[str, Any]) -> None:
             print(f"  Default Address Pool: {' '.join(cluster.get('DefaultAddrPool', []))}")
             print(f"  SubnetSize: {cluster.get('SubnetSize', 24)}")
             print("  Data Path Port: 4789")
+            autolock = (cluster.get("Spec") or {}).get("EncryptionConfig", {})
+            print(f"  Autolock Managers: {str(autolock.get('AutoLockManagers', False)).lower()}")
         print(f"  Node Address: {swarm.get('NodeAddr', '')}")
         managers = swarm.get("RemoteManagers") or []
         if managers:

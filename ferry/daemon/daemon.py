@@ -340,7 +340,6 @@ class Daemon:
         self.ingress = IngressAgent(
             self.kernel,
             node_id=agent.node_id,
-            hostname=self.config.node_hostname,
             view=agent.view,
             networks=self.network_agent,
             gateway=self.gateway,

@@ -20,8 +20,15 @@ from ferry.agent.joining import fetch_ca, request_join
 from ferry.agent.link import ManagerLink, client_context
 from ferry.daemon.addrs import choose_advertise_addr, with_port
 from ferry.daemon.config import DaemonConfig
-from ferry.daemon.files import write_atomic
+from ferry.daemon.founding import found
 from ferry.daemon.logs import kv
+from ferry.daemon.manager_node import (
+    LOCKED_LEAVE_MESSAGE,
+    bootstrap_store,
+    first_manager,
+    leave_as_manager,
+    restore_manager,
+)
 from ferry.daemon.membership import Membership, MembershipFile
 from ferry.errors import (
     Conflict,
@@ -30,38 +37,26 @@ from ferry.errors import (
     NoLeader,
     NotInSwarm,
     NotManager,
+    SwarmLocked,
 )
 from ferry.kernel import host
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
-from ferry.manager import ca
+from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
-from ferry.manager.etcd_member import EtcdConfig, load_config
+from ferry.manager.etcd_member import EtcdConfig
 from ferry.manager.manager import Manager
-from ferry.manager.store import Expect, Put, keys
-from ferry.manager.tokens import new_secret, parse_token
-from ferry.manager.wire import JoinRequest
-from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, ClusterInfo, ClusterSecrets
-from ferry.model.codec import encode
+from ferry.manager.tokens import parse_token
+from ferry.manager.vault import Vault
+from ferry.manager.wire import JoinRequest, JoinResponse
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
-from ferry.model.node import Availability, Node, Role
-from ferry.model.times import now_iso
+from ferry.model.node import Availability, Role
 
 log = logging.getLogger("ferry.swarm")
 
 AgentHook = Callable[[Agent], Awaitable[None]]
-
-LAST_MANAGER_MESSAGE = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. "
-    "Removing the last manager erases all current state of the swarm. Use `--force` to "
-    "ignore this message."
-)
-QUORUM_MESSAGE = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. "
-    "Leaving it now would leave the remaining managers without a quorum. Use `--force` to "
-    "ignore this message."
-)
 
 
 @dataclass(frozen=True)
@@ -71,6 +66,7 @@ class InitOptions:
     default_pool: str = DEFAULT_POOL
     subnet_size: int = DEFAULT_SUBNET_SIZE
     availability: str = "active"
+    autolock: bool = False
 
 
 class SwarmController:
@@ -98,14 +94,21 @@ class SwarmController:
         return self.membership, self.agent
 
     def require_manager(self) -> Manager:
-        """This node's manager, answering for the swarm: raises NotInSwarm, NotManager, or
-        NoLeader while its store has no majority (what it holds may be stale)."""
+        """This node's manager, answering for the swarm: raises NotInSwarm, NotManager,
+        SwarmLocked while it is locked (as Docker's every management call is), or NoLeader while
+        its store has no majority (what it holds may be stale)."""
         self.require_member()
         if self.manager is None:
             raise NotManager()
+        if self.manager.locked:
+            raise SwarmLocked()
         if not self.manager.quorum.has_quorum:
             raise NoLeader()
         return self.manager
+
+    @property
+    def locked(self) -> bool:
+        return self.manager is not None and self.manager.locked
 
     # lifecycle -------------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -114,18 +117,7 @@ class SwarmController:
             return
         self.membership = membership
         if membership.role == Role.MANAGER:
-            etcd_config = load_config(
-                self.config.etcd_dir, self.file.certs.directory, self.config.etcd_binary
-            )
-            if etcd_config is None:
-                raise FerryError(
-                    f"manager state is incomplete: no etcd member record in {self.config.etcd_dir}"
-                )
-            manager = Manager(
-                membership.node_id, membership.cluster_id, self.file.certs, etcd_config
-            )
-            await manager.start_store()
-            await manager.start_services(membership.listen_addr)
+            manager = await restore_manager(self.config, self.file.certs, membership)
             await self._manager_started(manager)
         await self._start_agent(membership)
         log.info(
@@ -181,12 +173,6 @@ class SwarmController:
         own = self.own_devices() | {GWBRIDGE}
         return [(dev, ip) for dev, ip in addresses if dev not in own], default_dev
 
-    def _write_certs(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
-        certs = self.file.certs
-        write_atomic(certs.ca, ca_pem, 0o644)
-        write_atomic(certs.cert, cert_pem, 0o644)
-        write_atomic(certs.key, key_pem, 0o600)
-
     def _wipe(self) -> None:
         self.file.clear()
         shutil.rmtree(self.config.etcd_dir, ignore_errors=True)
@@ -204,13 +190,18 @@ class SwarmController:
             availability = _availability(options.availability)
             cluster_id, node_id = new_object_id(), new_object_id()
             self._wipe()
-            ca_pair = ca.create_ca(cluster_id)
-            key_pem = ca.new_key_pem()
-            identity = ca.Identity(node_id, Role.MANAGER.value, cluster_id)
-            cert_pem = ca.sign_node(ca_pair, ca.make_csr(key_pem), identity, [addr, "127.0.0.1"])
-            self._write_certs(ca_pair.cert_pem, cert_pem, key_pem)
+            founding = found(cluster_id, node_id, addr)
+            certs = self.file.certs
+            certs.write_node(
+                founding.cluster_ca.cert_pem, founding.node_cert_pem, founding.node_key_pem
+            )
+            certs.write_store(
+                founding.store_ca.cert_pem, founding.store_cert_pem, founding.store_key_pem
+            )
+            vault = Vault(certs.kek)
+            vault.hold(founding.kek, persist=not options.autolock)
             etcd_config = self._etcd_config(node_id, addr, f"{node_id}=https://{addr}:2380", "new")
-            manager = Manager(node_id, cluster_id, self.file.certs, etcd_config)
+            manager = Manager(node_id, cluster_id, certs, etcd_config, vault)
             membership = Membership(
                 node_id, cluster_id, Role.MANAGER, addr, with_port(options.listen_addr, PORT),
                 [with_port(addr, PORT)],
@@ -218,14 +209,11 @@ class SwarmController:
             try:
                 manager.etcd.save_config()
                 await manager.start_store()
-                await self._bootstrap_store(
-                    manager,
-                    options=options,
-                    ca_pair=ca_pair,
-                    node_id=node_id,
-                    addr=addr,
-                    availability=availability,
-                )
+                node = first_manager(self.config.node_hostname, node_id, addr, availability)
+                await bootstrap_store(
+                    manager, founding, node, options.default_pool, options.subnet_size,
+                    autolock=options.autolock,
+                )  # fmt: skip
                 self.file.save(membership)
                 await manager.start_services(membership.listen_addr)
                 # Docker makes the routing mesh's network at init: the first /24 of the pool
@@ -241,56 +229,15 @@ class SwarmController:
             return node_id
 
     def _etcd_config(self, node_id: str, addr: str, initial: str, state: str) -> EtcdConfig:
-        certs = self.file.certs
         return EtcdConfig(
             name=node_id,
             data_dir=self.config.etcd_dir,
             advertise_addr=addr,
-            ca_path=certs.ca,
-            cert_path=certs.cert,
-            key_path=certs.key,
+            certs=self.file.certs,
             initial_cluster=initial,
             initial_state=state,
             binary=self.config.etcd_binary,
         )
-
-    async def _bootstrap_store(
-        self,
-        manager: Manager,
-        *,
-        options: InitOptions,
-        ca_pair: ca.KeyPair,
-        node_id: str,
-        addr: str,
-        availability: Availability,
-    ) -> None:
-        cluster = ClusterInfo(
-            cluster_id=manager.cluster_id,
-            created_at=now_iso(),
-            ca_cert_pem=ca_pair.cert_pem.decode(),
-            default_pool=options.default_pool,
-            subnet_size=options.subnet_size,
-        )
-        secrets = ClusterSecrets(ca_pair.key_pem.decode(), new_secret(), new_secret())
-        node = Node(
-            node_id=node_id,
-            hostname=self.config.node_hostname,
-            role=Role.MANAGER,
-            addr=addr,
-            availability=availability,
-            created_at=now_iso(),
-            updated_at=now_iso(),
-            engine_version=__version__,
-            ncpu=host.cpu_count(),
-            memory_bytes=host.memory_bytes(),
-        )
-        ops = [
-            Put(keys.CLUSTER, encode(cluster)),
-            Put(keys.SECRETS, encode(secrets)),
-            Put(keys.node(node_id), encode(node)),
-        ]
-        if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:
-            raise Conflict("the new store already holds a cluster")
 
     # join ------------------------------------------------------------------------------------
     async def join(
@@ -314,10 +261,11 @@ class SwarmController:
             else:
                 addr = local_ip
             _availability(availability)
-            key_pem = ca.new_key_pem()
+            key_pem, store_key_pem = ca.new_key_pem(), ca.new_key_pem()
             request = JoinRequest(
                 token=token_text.strip(),
                 csr_pem=ca.make_csr(key_pem).decode(),
+                store_csr_pem=ca.make_csr(store_key_pem).decode(),
                 hostname=self.config.node_hostname,
                 advertise_addr=addr,
                 availability=availability or "active",
@@ -327,7 +275,8 @@ class SwarmController:
             )
             response = await request_join(target, ca_pem, request)
             self._wipe()
-            self._write_certs(response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
+            certs = self.file.certs
+            certs.write_node(response.ca_pem.encode(), response.cert_pem.encode(), key_pem)
             role = Role(response.role)
             membership = Membership(
                 response.node_id, response.cluster_id, role, response.addr,
@@ -335,26 +284,39 @@ class SwarmController:
                 sorted(with_port(m, PORT) for m in response.managers) or [target],
             )  # fmt: skip
             if role == Role.MANAGER:
-                assert response.etcd_initial_cluster is not None
-                config = self._etcd_config(
-                    response.node_id, response.addr, response.etcd_initial_cluster, "existing"
-                )
-                manager = Manager(response.node_id, response.cluster_id, self.file.certs, config)
-                try:
-                    manager.etcd.save_config()
-                    await manager.start_store(promote=functools.partial(self._promote, target))
-                    self.file.save(membership)
-                    await manager.start_services(membership.listen_addr)
-                except BaseException:
-                    await manager.stop()
-                    self._wipe()
-                    raise
-                await self._manager_started(manager)
+                await self._start_joined_manager(response, membership, store_key_pem, target)
             else:
                 self.file.save(membership)
             self.membership = membership
             await self._start_agent(membership)
             log.info("joined swarm", extra=kv(node=response.node_id, role=role, manager=target))
+
+    async def _start_joined_manager(
+        self, response: JoinResponse, membership: Membership, store_key_pem: bytes, target: str
+    ) -> None:
+        """A manager join's second half: the store certificate and the KEK it was given, its
+        etcd member grown into the cluster, its manager services; undone if any step fails."""
+        assert response.etcd_initial_cluster is not None
+        certs = self.file.certs
+        certs.write_store(
+            response.store_ca_pem.encode(), response.store_cert_pem.encode(), store_key_pem
+        )
+        vault = Vault(certs.kek)
+        vault.hold(sealing.parse_key(response.unlock_key), persist=not response.autolock)
+        config = self._etcd_config(
+            response.node_id, response.addr, response.etcd_initial_cluster, "existing"
+        )
+        manager = Manager(response.node_id, response.cluster_id, certs, config, vault)
+        try:
+            manager.etcd.save_config()
+            await manager.start_store(promote=functools.partial(self._promote, target))
+            self.file.save(membership)
+            await manager.start_services(membership.listen_addr)
+        except BaseException:
+            await manager.stop()
+            self._wipe()
+            raise
+        await self._manager_started(manager)
 
     async def _promote(self, manager_addr: str) -> None:
         """Ask a manager to make our fresh store member (a learner) a voting member."""
@@ -365,12 +327,28 @@ class SwarmController:
         finally:
             await link.close()
 
+    # unlock ----------------------------------------------------------------------------------
+    async def unlock(self, key_text: str) -> None:
+        """``swarm unlock``: give a locked manager the KEK. Conflict if it is not locked (as
+        Docker's "swarm is not locked"); see ``Vault.unlock`` for a wrong key."""
+        async with self._lock:
+            self.require_member()
+            manager = self.manager
+            if manager is None or not manager.locked:
+                raise Conflict("swarm is not locked")
+            secrets, _ = await manager.keys.secrets()
+            manager.vault.unlock(key_text, secrets)
+            manager.upgrade.mark()  # it waits for the key, if the store is not up to date yet
+            log.info("manager unlocked", extra=kv(node=manager.node_id))
+
     # leave -----------------------------------------------------------------------------------
     async def leave(self, force: bool) -> None:
         async with self._lock:
             membership, agent = self.require_member()
+            if self.locked and not force:
+                raise Conflict(LOCKED_LEAVE_MESSAGE)  # Docker's
             if self.manager is not None:
-                await self._leave_as_manager(self.manager, membership, force)
+                await leave_as_manager(self.manager, membership, force)
             for hook in self.leaving:
                 await hook(agent)
             try:
@@ -385,28 +363,6 @@ class SwarmController:
             self.membership = None
             self._wipe()
             log.info("left swarm", extra=kv(node=membership.node_id))
-
-    async def _leave_as_manager(
-        self, manager: Manager, membership: Membership, force: bool
-    ) -> None:
-        managers = [n for n in manager.view.managers() if not n.left]
-        others_up = [
-            n for n in managers if n.node_id != membership.node_id and manager.view.is_up(n.node_id)
-        ]
-        if len(managers) <= 1:
-            if not force:
-                raise Conflict(LAST_MANAGER_MESSAGE)
-            return
-        remaining = len(managers) - 1
-        if len(others_up) < remaining // 2 + 1 and not force:
-            raise Conflict(QUORUM_MESSAGE)
-        try:
-            await manager.nodes.mark_left(membership.node_id)
-            await manager.joins.remove_member(membership.addr)
-        except FerryError as exc:
-            if not force:
-                raise
-            log.warning("leaving without updating the store", extra=kv(error=exc))
 
 
 def _availability(value: str) -> Availability:

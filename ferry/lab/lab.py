@@ -133,13 +133,16 @@ def _ferryd_argv(host: LabNode) -> list[str]:
     ]
 
 
-def _start_ferryd(host: LabNode) -> proc.ProcRef:
+def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
     host.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = {"PATH": _exec_path(), "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+    if code is not None:  # `python -m` puts the working directory first on the path
+        env["PYTHONPATH"] = str(code)
     return proc.spawn(
         _ferryd_argv(host),
         env=env,
         log_path=host.run_dir / "ferryd.log",
+        cwd=code,
         netns=nsfs.netns_path(host.netns),
     )
 
@@ -198,13 +201,15 @@ def stop_ferryd(topo: LabTopology, host_name: str, *, kill: bool = False) -> Non
         (host.run_dir / "ferryd.pid").unlink(missing_ok=True)
 
 
-def start_ferryd(topo: LabTopology, host_name: str) -> None:
+def start_ferryd(topo: LabTopology, host_name: str, *, code: Path | None = None) -> None:
+    """Start a host's ferryd again; ``code``: from another source tree holding a ``ferry``
+    package (an older version, for tests of upgrades) instead of this one."""
     host = topo.node(host_name)
     if not host.runs_ferryd:
         raise Conflict(f"{host_name} is a lab client: it runs no ferryd")
     if ferryd_pid(host) is not None:
         raise Conflict(f"ferryd on {host_name} is already running")
-    _wait_ferryd(host, _start_ferryd(host))
+    _wait_ferryd(host, _start_ferryd(host, code))
 
 
 def down(name: str) -> list[str]:

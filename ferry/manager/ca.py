@@ -1,8 +1,12 @@
-"""The cluster CA: its key pair, node certificates, and who a certificate says its holder is.
+"""The swarm's two CAs: their key pairs, the certificates they sign, and who a certificate says
+its holder is.
 
-Node certificates carry the node id (CN), the role (OU: swarm-manager or swarm-worker) and the
-cluster id (O), like Docker's. They serve both ways (server and client auth) because the same
-certificate identifies a manager on 2377 and an etcd member to its peers.
+- The **cluster CA** signs every node's certificate: node id (CN), role (OU: swarm-manager or
+  swarm-worker) and cluster id (O), like Docker's; server and client auth, for the cluster API
+  on 2377.
+- The **store CA** signs only managers' etcd certificates (OU swarm-store), for etcd's client
+  and peer ports. etcd trusts it alone, so no worker certificate opens the store. Its key, like
+  the cluster CA's, is held sealed in the store (``sealing.py``), so only managers use it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ferry.daemon.files import write_atomic
 from ferry.errors import Forbidden, InvalidArgument
 
 CA_VALIDITY = dt.timedelta(days=3650)
 NODE_VALIDITY = dt.timedelta(days=365)
 ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
+STORE_OU = "swarm-store"
+CLUSTER_CA_NAME = "ferry-swarm-ca"
+STORE_CA_NAME = "ferry-store-ca"
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,10 @@ def _load_key(key_pem: bytes) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def create_ca(cluster_id: str) -> KeyPair:
+def create_ca(cluster_id: str, common_name: str = CLUSTER_CA_NAME) -> KeyPair:
     key_pem = new_key_pem()
     key = _load_key(key_pem)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferry-swarm-ca")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -97,13 +105,7 @@ def make_csr(key_pem: bytes) -> bytes:
 
 
 def sign_node(ca: KeyPair, csr_pem: bytes, identity: Identity, ips: list[str]) -> bytes:
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid certificate signing request: {exc}") from exc
-    if not csr.is_signature_valid:
-        raise InvalidArgument("certificate signing request has a bad signature")
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    """A node certificate of the cluster CA for ``identity``, valid for ``ips``."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, identity.node_id),
@@ -111,7 +113,32 @@ def sign_node(ca: KeyPair, csr_pem: bytes, identity: Identity, ips: list[str]) -
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.cluster_id),
         ]
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(identity.node_id), x509.DNSName("localhost")]
+    return _sign(ca, csr_pem, subject, identity.node_id, ips)
+
+
+def sign_store_member(
+    store_ca: KeyPair, csr_pem: bytes, node_id: str, cluster_id: str, ips: list[str]
+) -> bytes:
+    """A manager's etcd certificate (client and peer) of the store CA, valid for ``ips``."""
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STORE_OU),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+        ]
+    )
+    return _sign(store_ca, csr_pem, subject, node_id, ips)
+
+
+def _sign(ca: KeyPair, csr_pem: bytes, subject: x509.Name, node_id: str, ips: list[str]) -> bytes:
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid certificate signing request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise InvalidArgument("certificate signing request has a bad signature")
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    sans: list[x509.GeneralName] = [x509.DNSName(node_id), x509.DNSName("localhost")]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(ips))]
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -167,7 +194,9 @@ def ca_der(ca_pem: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class CertPaths:
-    """Where a node keeps the cluster CA certificate and its own certificate and key."""
+    """Where a node keeps the cluster CA certificate and its own certificate and key; a manager
+    also its store (etcd) certificate and key, the store CA's certificate, and — unless the
+    swarm is autolocked — the key-encryption key (0600)."""
 
     directory: Path
 
@@ -183,5 +212,43 @@ class CertPaths:
     def key(self) -> Path:
         return self.directory / "node.key"
 
+    @property
+    def store_ca(self) -> Path:
+        return self.directory / "store-ca.pem"
+
+    @property
+    def store_cert(self) -> Path:
+        return self.directory / "store.pem"
+
+    @property
+    def store_key(self) -> Path:
+        return self.directory / "store.key"
+
+    @property
+    def store_trust(self) -> Path:
+        """Both CAs, trusted by etcd's peer port while an older swarm moves to the store CA."""
+        return self.directory / "store-trust.pem"
+
+    @property
+    def kek(self) -> Path:
+        return self.directory / "kek"
+
     def exist(self) -> bool:
         return self.ca.exists() and self.cert.exists() and self.key.exists()
+
+    def write_node(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        write_atomic(self.ca, ca_pem, 0o644)
+        write_atomic(self.cert, cert_pem, 0o644)
+        write_atomic(self.key, key_pem, 0o600)
+
+    def write_store(self, store_ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        """A manager's etcd credentials, and the two-CA bundle etcd's peer port trusts while an
+        older swarm moves to the store CA (written beside them, harmless once it is done)."""
+        write_atomic(self.store_ca, store_ca_pem, 0o644)
+        write_atomic(self.store_cert, cert_pem, 0o644)
+        write_atomic(self.store_key, key_pem, 0o600)
+        write_atomic(self.store_trust, store_ca_pem + self.ca.read_bytes(), 0o644)
+
+    def have_store(self) -> bool:
+        """A manager of a swarm formed before the store CA has none (see daemon/upgrade.py)."""
+        return self.store_ca.exists() and self.store_cert.exists() and self.store_key.exists()

@@ -17,16 +17,18 @@ from aiohttp import web
 from ferry.doctor.findings import Finding
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager import ca
+from ferry.manager.admission import Ask
 from ferry.manager.doctor import DoctorRelay
 from ferry.manager.join import JoinService
 from ferry.manager.logs import LogRelay
-from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.manager.networks import NetworkOps
 from ferry.manager.nodes import NodeOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
+from ferry.manager.store.view import ClusterView
+from ferry.manager.vault import Vault, hand_over
 from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
 from ferry.model.codec import encode
-from ferry.model.network import EndpointKind
 from ferry.model.ports import CLUSTER_PORT
 from ferry.model.service import TaskState
 from ferry.weberrors import Handler, errors_middleware
@@ -170,24 +172,23 @@ class ClusterApi:
 
 
 def attachment_routes(networks: NetworkOps) -> RouteAdder:
-    """Endpoints for a node's standalone containers: the node named by its certificate."""
+    """Endpoints for a node's standalone containers and its ingress sandbox: for the node named
+    by its certificate, of the kinds ``admission.admit`` allows it."""
 
     def add(routes: web.RouteTableDef) -> None:
         @routes.post("/v1/attachments")
         async def attach(request: web.Request) -> web.Response:
             body = AttachBody.model_validate_json(await request.read())
-            endpoint = await networks.attach(
-                AttachRequest(
-                    net=body.net,
-                    node_id=caller(request).node_id,
-                    owner_id=body.owner_id,
-                    name=body.name,
-                    kind=EndpointKind(body.kind),
-                    aliases=tuple(body.aliases),
-                    hostname=body.hostname,
-                    ip=body.ip,
-                )
+            ask = Ask(
+                node_id=caller(request).node_id,
+                owner_id=body.owner_id,
+                name=body.name,
+                kind=body.kind,
+                aliases=tuple(body.aliases),
+                hostname=body.hostname,
+                ip=body.ip,
             )
+            endpoint = await networks.attach(body.net, ask)
             return web.json_response(text=encode(endpoint).decode())
 
         @routes.delete("/v1/attachments/{net_id}/{ep_id}")
@@ -196,6 +197,20 @@ def attachment_routes(networks: NetworkOps) -> RouteAdder:
                 request.match_info["net_id"], request.match_info["ep_id"], caller(request).node_id
             )
             return web.json_response({})
+
+    return add
+
+
+def key_routes(vault: Vault, view: ClusterView) -> RouteAdder:
+    """A manager of a swarm formed by an older ferryd gets the KEK from another manager
+    (store_upgrade.py): see ``vault.hand_over`` for who may."""
+
+    def add(routes: web.RouteTableDef) -> None:
+        @routes.get("/v1/managers/unlock-key")
+        async def unlock_key(request: web.Request) -> web.Response:
+            identity = caller(request)
+            key = hand_over(vault, view, identity.node_id, identity.role)
+            return web.json_response({"unlock_key": key})
 
     return add
 

@@ -2,7 +2,19 @@
 
 Design notes: etcd (Debian's etcd-server, 3.4) serves clients on 127.0.0.1:2379 only — its only
 client is the local ferryd — and peers on ``<advertise>:2380``; both sides demand certificates of
-the cluster CA. The member's name is the node id. The process runs in its own session so a
+the store CA, which signs managers' store certificates only: a worker's node certificate (of the
+cluster CA) opens neither port. The member's name is the node id.
+
+A swarm formed by an older ferryd ran etcd on node certificates of the cluster CA (TLS phase 0);
+``daemon/upgrade.py`` moves its members through the phases below, one etcd restart each, so that
+at every step each member accepts what every other one presents:
+
+| phase | client port (cert, trust) | peer cert | peer trust |
+|---|---|---|---|
+| 0 (older swarms) | node, cluster CA | node | cluster CA |
+| 1 | store, store CA | node | cluster CA + store CA |
+| 2 | store, store CA | store | cluster CA + store CA |
+| 3 (new swarms) | store, store CA | store | store CA | The process runs in its own session so a
 restart of ferryd does not take the store down: the new ferryd adopts the running member through
 its pid file instead of starting a second one. If etcd exits while it should run, it is restarted
 with a growing back-off.
@@ -23,6 +35,7 @@ from ferry.daemon.files import write_json
 from ferry.daemon.logs import kv
 from ferry.errors import Unavailable
 from ferry.kernel import proc
+from ferry.manager.ca import CertPaths
 from ferry.model.ports import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 log = logging.getLogger("ferry.etcd")
@@ -31,16 +44,25 @@ CLIENT_PORT = ETCD_CLIENT_PORT
 PEER_PORT = ETCD_PEER_PORT
 
 
+FINAL_TLS_PHASE = 3
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @dataclass(frozen=True)
 class EtcdConfig:
     name: str
     data_dir: Path
     advertise_addr: str
-    ca_path: Path
-    cert_path: Path
-    key_path: Path
+    certs: CertPaths
     initial_cluster: str
     initial_state: str  # "new" or "existing"
+    tls_phase: int = FINAL_TLS_PHASE
     binary: str = "etcd"
 
     @property
@@ -51,9 +73,24 @@ class EtcdConfig:
     def client_endpoint(self) -> str:
         return f"127.0.0.1:{CLIENT_PORT}"
 
+    @property
+    def client_tls(self) -> TlsFiles:
+        """The client port's certificate and trust, which ferryd's own client uses too."""
+        c = self.certs
+        if self.tls_phase == 0:
+            return TlsFiles(c.ca, c.cert, c.key)
+        return TlsFiles(c.store_ca, c.store_cert, c.store_key)
+
+    @property
+    def peer_tls(self) -> TlsFiles:
+        c = self.certs
+        ca = {0: c.ca, 1: c.store_trust, 2: c.store_trust}.get(self.tls_phase, c.store_ca)
+        if self.tls_phase <= 1:
+            return TlsFiles(ca, c.cert, c.key)
+        return TlsFiles(ca, c.store_cert, c.store_key)
+
     def argv(self) -> list[str]:
-        tls = ["--cert-file", str(self.cert_path), "--key-file", str(self.key_path)]
-        peer_tls = ["--peer-cert-file", str(self.cert_path), "--peer-key-file", str(self.key_path)]
+        client, peer = self.client_tls, self.peer_tls
         return [
             self.binary,
             "--name", self.name,
@@ -65,10 +102,10 @@ class EtcdConfig:
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-state", self.initial_state,
             "--initial-cluster-token", "ferry",
-            *tls,
-            "--client-cert-auth", "--trusted-ca-file", str(self.ca_path),
-            *peer_tls,
-            "--peer-client-cert-auth", "--peer-trusted-ca-file", str(self.ca_path),
+            "--cert-file", str(client.cert), "--key-file", str(client.key),
+            "--client-cert-auth", "--trusted-ca-file", str(client.ca),
+            "--peer-cert-file", str(peer.cert), "--peer-key-file", str(peer.key),
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", str(peer.ca),
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "10000",
             "--logger", "zap",
@@ -101,6 +138,7 @@ class EtcdMember:
                 "advertise_addr": self.config.advertise_addr,
                 "initial_cluster": self.config.initial_cluster,
                 "initial_state": self.config.initial_state,
+                "tls_phase": self.config.tls_phase,
             },
         )
 
@@ -148,6 +186,13 @@ class EtcdMember:
         if not self._stopping:
             self._spawn()
 
+    async def restart(self, config: EtcdConfig) -> None:
+        """Run the member again with ``config`` (same name, data and peer URL; other TLS)."""
+        await self.stop()
+        self.config = config
+        self.save_config()
+        await self.start()
+
     def healthy(self) -> None:
         self._backoff_s = 0.2
 
@@ -170,7 +215,9 @@ class EtcdMember:
         self._ref = None
 
 
-def load_config(data_dir: Path, certs_dir: Path, binary: str) -> EtcdConfig | None:
+def load_config(data_dir: Path, certs: CertPaths, binary: str) -> EtcdConfig | None:
+    """The member this manager runs, as recorded; a record without ``tls_phase`` was written
+    by an older ferryd (phase 0)."""
     try:
         record = json.loads((data_dir / "member.json").read_text())
     except FileNotFoundError:
@@ -181,10 +228,9 @@ def load_config(data_dir: Path, certs_dir: Path, binary: str) -> EtcdConfig | No
         name=record["name"],
         data_dir=data_dir,
         advertise_addr=record["advertise_addr"],
-        ca_path=certs_dir / "ca.pem",
-        cert_path=certs_dir / "node.pem",
-        key_path=certs_dir / "node.key",
+        certs=certs,
         initial_cluster=record["initial_cluster"],
         initial_state=record["initial_state"],
+        tls_phase=int(record.get("tls_phase", 0)),
         binary=binary,
     )

@@ -16,14 +16,16 @@ import logging
 
 from ferry.daemon.logs import kv
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
-from ferry.manager import ca
-from ferry.manager.etcd_member import PEER_PORT
+from ferry.manager import ca, sealing
+from ferry.manager.etcd_member import FINAL_TLS_PHASE, PEER_PORT
 from ferry.manager.nodes import NodeOps
 from ferry.manager.store import Delete, Put, Store, keys
 from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
-from ferry.manager.tokens import parse_token
+from ferry.manager.tokens import JoinToken, parse_token
+from ferry.manager.vault import Vault
 from ferry.manager.wire import JoinRequest, JoinResponse
+from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.node import Availability, Node, Role
@@ -36,12 +38,18 @@ MEMBER_ADD_TIMEOUT_S = 20.0
 
 class JoinService:
     def __init__(
-        self, store: Store, members: EtcdMembers | None, view: ClusterView, nodes: NodeOps
+        self,
+        store: Store,
+        members: EtcdMembers | None,
+        view: ClusterView,
+        nodes: NodeOps,
+        vault: Vault,
     ) -> None:
         self._store = store
         self._members = members
         self._view = view
         self._nodes = nodes
+        self._vault = vault
         self._lock = asyncio.Lock()
 
     async def join(self, req: JoinRequest, peer_ip: str) -> JoinResponse:
@@ -49,19 +57,10 @@ class JoinService:
         if cluster is None:
             raise Unavailable("this manager has no cluster record yet; retry")
         token = parse_token(req.token)
-        ca_pem = cluster.ca_cert_pem.encode()
-        if not token.matches_ca(ca.ca_der(ca_pem)):
+        if not token.matches_ca(ca.ca_der(cluster.ca_cert_pem.encode())):
             raise Forbidden("invalid join token: it belongs to another swarm")
         secrets, _ = await self._nodes.secrets()
-        if token.grants(secrets.manager_secret):
-            role = Role.MANAGER
-        elif token.grants(secrets.worker_secret):
-            role = Role.WORKER
-        else:
-            raise Forbidden(
-                "invalid join token: it was rotated or never valid; get the current one with "
-                "'ferry swarm join-token worker' on a manager"
-            )
+        role = _role_of(token, secrets)
         addr = req.advertise_addr or peer_ip
         try:
             ipaddress.IPv4Address(addr)
@@ -71,48 +70,84 @@ class JoinService:
             availability = Availability(req.availability or "active")
         except ValueError as exc:
             raise InvalidArgument(f"invalid availability {req.availability!r}") from exc
+        ca_pair = self._vault.ca_pair(cluster, secrets)  # a locked manager admits nobody
+        if role == Role.MANAGER:
+            self._check_manager_join(req)
         async with self._lock:  # one admission at a time: etcd grows one member at a time
             for other in self._view.nodes():
                 if other.addr == addr and self._view.is_up(other.node_id):
                     raise Conflict(f"node {other.hostname} at {addr} is already part of this swarm")
             node_id = new_object_id()
             identity = ca.Identity(node_id, role.value, cluster.cluster_id)
-            ca_pair = ca.KeyPair(ca_pem, secrets.ca_key_pem.encode())
-            cert = ca.sign_node(ca_pair, req.csr_pem.encode(), identity, [addr, "127.0.0.1"])
-            node = Node(
+            ips = [addr, "127.0.0.1"]
+            response = JoinResponse(
                 node_id=node_id,
-                hostname=req.hostname,
-                role=role,
+                cluster_id=cluster.cluster_id,
+                role=role.value,
                 addr=addr,
-                availability=availability,
-                created_at=now_iso(),
-                updated_at=now_iso(),
-                engine_version=req.engine_version,
-                ncpu=req.ncpu,
-                memory_bytes=req.memory_bytes,
+                cert_pem=ca.sign_node(ca_pair, req.csr_pem.encode(), identity, ips).decode(),
+                ca_pem=cluster.ca_cert_pem,
+                managers=sorted(
+                    {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}
+                ),
             )
-            revision = await self._store.commit([Put(keys.node(node_id), encode(node))])
+            if role == Role.MANAGER:
+                response = self._with_store_access(response, req, secrets, cluster.cluster_id)
+            node = _node_of(req, node_id, role, addr, availability)
+            ops = [Put(keys.node(node_id), encode(node))]
+            if role == Role.MANAGER:
+                ops.append(Put(keys.store_tls(node_id), encode(FINAL_TLS_PHASE)))
+            revision = await self._store.commit(ops)
             if revision is not None:
                 await self._nodes.wait_for(revision)  # its first heartbeat must find it
-            initial_cluster = None
             if role == Role.MANAGER:
                 try:
                     initial_cluster = await self._add_member(node_id, addr)
                 except BaseException:
-                    await self._store.commit([Delete(keys.node(node_id))])
+                    await self._store.commit(
+                        [Delete(keys.node(node_id)), Delete(keys.store_tls(node_id))]
+                    )
                     raise
+                response = response.model_copy(update={"etcd_initial_cluster": initial_cluster})
         log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
-        return JoinResponse(
-            node_id=node_id,
-            cluster_id=cluster.cluster_id,
-            role=role.value,
-            addr=addr,
-            cert_pem=cert.decode(),
-            ca_pem=cluster.ca_cert_pem,
-            managers=sorted(
-                {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}
-            ),
-            etcd_initial_cluster=initial_cluster,
+        return response
+
+    def _check_manager_join(self, req: JoinRequest) -> None:
+        if not req.store_csr_pem:
+            raise InvalidArgument(
+                "a manager joins with a request for its store certificate: upgrade the joining "
+                "ferryd to this version"
+            )
+        behind = sorted(
+            n.hostname
+            for n in self._view.managers()
+            if not n.left and store_tls_phase(self._view, n.node_id) < FINAL_TLS_PHASE
+        )
+        if behind:
+            raise Unavailable(
+                f"the store is moving to its own CA (managers {', '.join(behind)} are not "
+                "there yet): a manager can join once they have restarted with this version"
+            )
+
+    def _with_store_access(
+        self, response: JoinResponse, req: JoinRequest, secrets: ClusterSecrets, cluster_id: str
+    ) -> JoinResponse:
+        """What a joining manager needs for the store: a store certificate and the KEK (over
+        this TLS connection, pinned by the joiner to our CA)."""
+        store_cert = ca.sign_store_member(
+            self._vault.store_ca_pair(secrets),
+            req.store_csr_pem.encode(),
+            response.node_id,
+            cluster_id,
+            [response.addr, "127.0.0.1"],
+        )
+        return response.model_copy(
+            update={
+                "store_ca_pem": secrets.store_ca_cert_pem,
+                "store_cert_pem": store_cert.decode(),
+                "unlock_key": sealing.format_key(self._vault.kek()),
+                "autolock": secrets.autolock,
+            }
         )
 
     async def _add_member(self, node_id: str, addr: str) -> str:
@@ -168,3 +203,43 @@ class JoinService:
                 await self._members.remove(member_id)
                 return
         raise NotFound(f"no store member at {peer_url}")
+
+
+def _node_of(
+    req: JoinRequest, node_id: str, role: Role, addr: str, availability: Availability
+) -> Node:
+    return Node(
+        node_id=node_id,
+        hostname=req.hostname,
+        role=role,
+        addr=addr,
+        availability=availability,
+        created_at=now_iso(),
+        updated_at=now_iso(),
+        engine_version=req.engine_version,
+        ncpu=req.ncpu,
+        memory_bytes=req.memory_bytes,
+    )
+
+
+def _role_of(token: JoinToken, secrets: ClusterSecrets) -> Role:
+    if token.grants(secrets.manager_secret):
+        return Role.MANAGER
+    if token.grants(secrets.worker_secret):
+        return Role.WORKER
+    raise Forbidden(
+        "invalid join token: it was rotated or never valid; get the current one with "
+        "'ferry swarm join-token worker' on a manager"
+    )
+
+
+def recorded_tls_phase(view: ClusterView, node_id: str) -> int | None:
+    """The TLS phase a manager recorded for its etcd member (``etcd_member.py``); None from a
+    manager that runs an older ferryd."""
+    entry = view.mirror.get(keys.store_tls(node_id))
+    return int(entry.obj) if entry is not None and entry.obj is not None else None
+
+
+def store_tls_phase(view: ClusterView, node_id: str) -> int:
+    phase = recorded_tls_phase(view, node_id)
+    return 0 if phase is None else phase

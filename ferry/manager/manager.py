@@ -20,6 +20,7 @@ from ferry.manager.cluster_api import (
     RouteAdder,
     attachment_routes,
     doctor_routes,
+    key_routes,
     log_routes,
     server_context,
     task_routes,
@@ -40,6 +41,9 @@ from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
+from ferry.manager.vault import KeyOps, Vault
+from ferry.model.cluster import ClusterSecrets
 from ferry.model.mirror import Mirror
 
 log = logging.getLogger("ferry.manager")
@@ -49,24 +53,35 @@ STORE_READY_TIMEOUT_S = 30.0
 
 class Manager:
     def __init__(
-        self, node_id: str, cluster_id: str, certs: CertPaths, etcd_config: EtcdConfig
+        self,
+        node_id: str,
+        cluster_id: str,
+        certs: CertPaths,
+        etcd_config: EtcdConfig,
+        vault: Vault,
+        *,
+        fetch_key: KeyFetcher | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
         self.certs = certs
+        self.vault = vault
         self.etcd = EtcdMember(etcd_config)
+        tls = etcd_config.client_tls
         self.store = EtcdStore(
             etcd_config.client_endpoint,
-            certs.ca.read_bytes(),
-            certs.cert.read_bytes(),
-            certs.key.read_bytes(),
+            tls.ca.read_bytes(),
+            tls.cert.read_bytes(),
+            tls.key.read_bytes(),
         )
         self.members = EtcdMembers(self.store)
         self.mirror = Mirror(MANAGER_TYPES)
         self.view = ClusterView(self.mirror)
         self.feed = StoreFeed(self.store, self.mirror)
         self.nodes = NodeOps(self.store, self.view, self.feed)
-        self.joins = JoinService(self.store, self.members, self.view, self.nodes)
+        self.joins = JoinService(self.store, self.members, self.view, self.nodes, vault)
+        self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
+        self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
         self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
@@ -76,13 +91,43 @@ class Manager:
         self.quorum = QuorumWatch(self.store)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
+        self.upgrade = StoreUpgrade(
+            node_id=node_id,
+            cluster_id=cluster_id,
+            store=self.store,
+            view=self.view,
+            feed=self.feed,
+            vault=vault,
+            member=self.etcd,
+            fetch_key=fetch_key,
+        )
         self.extra_routes: list[RouteAdder] = [
+            key_routes(vault, self.view),
             attachment_routes(self.networks),
             task_routes(self.services),
             log_routes(self.logs),
             doctor_routes(self.doctor),
         ]
         self._api: ClusterApi | None = None
+
+    @property
+    def locked(self) -> bool:
+        """Without the KEK while the CA keys are sealed: a restarted manager of an autolocked
+        swarm (until ``swarm unlock``), or one of an older swarm waiting for another manager's
+        key (store_upgrade.py). An older swarm's clear key needs none."""
+        secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+        return self.vault.locked and (secrets is None or secrets.sealed)
+
+    def autolock(self) -> bool:
+        secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+        return secrets is not None and secrets.autolock
+
+    def _secrets_changed(self, changed: frozenset[str]) -> None:
+        """Another manager rotated the key or turned autolock on or off: follow it."""
+        if keys.SECRETS in changed:
+            secrets = self.mirror.obj(keys.SECRETS, ClusterSecrets)
+            if secrets is not None:
+                self.vault.follow(secrets)
 
     async def _leadership_changed(self, leader: bool) -> None:
         if leader:
@@ -118,9 +163,11 @@ class Manager:
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
         ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)
         await self._api.start(self.certs.ca.read_text(), listen_addr, ctx)
+        self.upgrade.start()
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
 
     async def stop(self, *, stop_etcd: bool = True) -> None:
+        await self.upgrade.stop()
         self.hub.close()
         if self._api is not None:
             await self._api.stop()

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, PoolExhausted
+from ferry.manager.admission import NODE_KINDS, Ask, StoreFacts, admit
 from ferry.manager.feed import StoreFeed
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
@@ -39,6 +40,9 @@ MAX_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class AttachRequest:
+    """An endpoint to create, every field decided by the managers: for a node's ask by
+    ``admission.admit``, for tasks and VIPs by the reconciler and the services."""
+
     net: str
     node_id: str
     owner_id: str
@@ -237,13 +241,26 @@ class NetworkOps:
         ]
         return endpoint, ops, [Expect(ipam_key, 0)]
 
-    async def attach(self, req: AttachRequest) -> Endpoint:
-        network = self.find(req.net)
-        if req.kind == EndpointKind.CONTAINER and not network.attachable:
-            raise Forbidden(
-                f"network {network.name} is not manually attachable: create it with --attachable "
-                "to run standalone containers on it (services can use it as it is)"
-            )
+    async def attach(self, net: str, ask: Ask) -> Endpoint:
+        """An endpoint a node asked for through the cluster API, once the admission rules
+        (``admission.admit``) agree; raises what they raise, NotFound, PoolExhausted."""
+        network = self.find(net)
+        facts = StoreFacts(
+            nodes={n.node_id: n for n in self._view.nodes()},
+            services=self._view.services(),
+            endpoints=self._view.endpoints(network.net_id),
+        )
+        decided = admit(ask, network, facts)
+        req = AttachRequest(
+            net=network.net_id,
+            node_id=decided.node_id,
+            owner_id=decided.owner_id,
+            name=decided.name,
+            kind=EndpointKind(decided.kind),
+            aliases=tuple(decided.aliases),
+            hostname=decided.hostname,
+            ip=decided.ip,
+        )
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 taken = await self.read_taken_ips(network.net_id)
@@ -263,13 +280,19 @@ class NetworkOps:
         raise PoolExhausted(f"could not reserve an address on {network.name}; retry")
 
     async def release(self, net_id: str, ep_id: str, node_id: str | None = None) -> None:
-        """Free an endpoint and its address (idempotent); ``node_id`` guards against releasing
-        another node's endpoint."""
+        """Free an endpoint and its address (idempotent). With ``node_id`` (a node asking), only
+        an endpoint of that node and of a kind nodes create (admission.NODE_KINDS): a task's
+        endpoint goes with its task, a VIP with its service, both by the managers."""
         endpoint = self._view.mirror.obj(keys.endpoint(net_id, ep_id), Endpoint)
         if endpoint is None:
             return
         if node_id is not None and endpoint.node_id != node_id:
             raise Conflict(f"endpoint {ep_id[:12]} belongs to another node")
+        if node_id is not None and endpoint.kind not in NODE_KINDS:
+            raise Forbidden(
+                f"endpoint {ep_id[:12]} is a {endpoint.kind.value} endpoint: the managers free "
+                "it with its task or service"
+            )
         revision = await self._store.commit(release_ops(endpoint))
         if revision is not None:
             await self._feed.wait_for(revision)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from ferry.manager.admission import endpoint_labels
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import Progress, progress
@@ -199,11 +200,15 @@ class ServiceOps:
         for svc in self._view.services():
             if svc.spec.name == name and svc.svc_id != svc_id:
                 raise Conflict(f"service {name} already exists")
+        # the names a container holds in DNS (admission.py keeps containers off services')
+        wanted = {name.lower(), f"tasks.{name.lower()}"}
         for endpoint in self._view.endpoints():
-            if endpoint.kind == EndpointKind.CONTAINER and endpoint.name == name:
+            if endpoint.kind == EndpointKind.CONTAINER and wanted & {
+                label.lower() for label in endpoint_labels(endpoint)
+            }:
                 raise Conflict(
-                    f"name {name} is taken by a container on network {endpoint.net_id[:12]}: "
-                    "service and container names share the DNS namespace"
+                    f"name {name} is taken by a container ({endpoint.name}) on network "
+                    f"{endpoint.net_id[:12]}: service and container names share the DNS namespace"
                 )
 
     # changes ---------------------------------------------------------------------------------

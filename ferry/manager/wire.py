@@ -14,6 +14,7 @@ class JoinRequest(BaseModel):
     engine_version: str = ""
     ncpu: int = 0
     memory_bytes: int = 0
+    store_csr_pem: str = ""  # signed only for a manager token: its etcd certificate
 
 
 class JoinResponse(BaseModel):
@@ -25,6 +26,12 @@ class JoinResponse(BaseModel):
     ca_pem: str
     managers: list[str]
     etcd_initial_cluster: str | None = None
+    # a manager's only: the store CA, its etcd certificate, the KEK and whether to keep it off
+    # its disk (autolock)
+    store_ca_pem: str = ""
+    store_cert_pem: str = ""
+    unlock_key: str = ""
+    autolock: bool = False
 
 
 class Heartbeat(BaseModel):

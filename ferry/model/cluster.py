@@ -21,6 +21,27 @@ class ClusterInfo:
 
 @dataclass(frozen=True)
 class ClusterSecrets:
-    ca_key_pem: str
+    """What only managers read (never streamed to agents).
+
+    The two CA keys are sealed with the managers' key-encryption key (``manager/sealing.py``):
+    the cluster CA signs node certificates, the store CA the managers' etcd certificates.
+    ``kek_id`` names the KEK that seals them; after a rotation, ``rekey_sealed`` holds that KEK
+    sealed with the previous one (``rekey_from``), so a manager that holds the previous key
+    follows without being told the new one. ``ca_key_pem`` is the clear CA key of a swarm
+    formed before keys were sealed: empty once a manager has migrated it.
+    """
+
     worker_secret: str
     manager_secret: str
+    ca_key_sealed: str = ""
+    store_ca_cert_pem: str = ""
+    store_ca_key_sealed: str = ""
+    kek_id: str = ""
+    autolock: bool = False
+    rekey_from: str = ""
+    rekey_sealed: str = ""
+    ca_key_pem: str = ""
+
+    @property
+    def sealed(self) -> bool:
+        return bool(self.kek_id) and not self.ca_key_pem

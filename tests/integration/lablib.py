@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -203,3 +204,35 @@ def etcd_pid(lab: LabRig, host: str) -> int:
 def task_ids(lab: LabRig, service: str) -> dict[str, str]:
     """Running tasks of ``service``: task id → node id."""
     return {t["ID"]: t["NodeID"] for t in running(lab, service)}
+
+
+# Ferry as it was before the store CA and the sealed CA key (issue 9): swarms it formed are
+# what an upgrade must carry over. A commit of main's history, which is never rewritten.
+OLDER_FERRY_COMMIT = "b75f446785a13a9cc293b196da2f58262c8e89f0"
+PROBES = Path(__file__).resolve().parent / "probes"
+
+
+@contextlib.contextmanager
+def older_ferry(commit: str = OLDER_FERRY_COMMIT) -> Iterator[Path]:
+    """A directory holding the ``ferry`` package of ``commit`` (``git archive``)."""
+    repo = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="ferry-older-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", commit, "ferry"],
+            capture_output=True, check=True, timeout=60,
+        )  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True, timeout=60)
+        yield Path(tmp)
+
+
+def restart_ferryd(lab: LabRig, host: str, code: Path | None = None) -> None:
+    """Stop a host's ferryd (its etcd member and containers keep running) and start it again,
+    from ``code`` if given."""
+    labmod.stop_ferryd(lab.topo, host)
+    labmod.start_ferryd(lab.topo, host, code=code)
+
+
+def probe(lab: LabRig, host: str, script: str, *args: str) -> list[Any]:
+    """Run one of ``probes/`` inside a lab host; its JSON lines."""
+    out = lab.exec(host, sys.executable, str(PROBES / script), *args).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

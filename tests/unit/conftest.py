@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from ferry.manager import ca
+from ferry.manager import ca, sealing
 from ferry.manager.feed import StoreFeed
 from ferry.manager.join import JoinService
 from ferry.manager.nodes import NodeOps
@@ -16,12 +17,14 @@ from ferry.manager.store import Put, keys
 from ferry.manager.store.memory import MemoryStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.vault import KeyOps, Vault, sealed_secrets
 from ferry.model.cluster import ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.mirror import Mirror
 from ferry.model.node import Node, Role
 
 _CA = ca.create_ca("cluster0")
+_STORE_CA = ca.create_ca("cluster0", ca.STORE_CA_NAME)
 
 
 class Clock:
@@ -43,7 +46,11 @@ class ManagerRig:
     hub: SessionHub
     joins: JoinService
     ca: ca.KeyPair
+    store_ca: ca.KeyPair
     secrets: ClusterSecrets
+    kek: bytes
+    vault: Vault
+    keys: KeyOps
 
     async def add_node(self, node_id: str, hostname: str, role: Role = Role.WORKER) -> Node:
         node = Node(node_id=node_id, hostname=hostname, role=role, addr=f"10.99.0.{len(hostname)}")
@@ -54,10 +61,21 @@ class ManagerRig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[ManagerRig]:
+async def rig(tmp_path: Path) -> AsyncIterator[ManagerRig]:
+    """A manager of a swarm formed by this version: its CA keys sealed with a KEK it holds
+    (kept in ``tmp_path/kek``: no autolock)."""
     clock = Clock()
     store = MemoryStore(clock)
-    secrets = ClusterSecrets(_CA.key_pem.decode(), "w" * 25, "m" * 25)
+    kek = sealing.new_kek()
+    secrets = sealed_secrets(
+        ClusterSecrets("w" * 25, "m" * 25),
+        kek,
+        ca_key_pem=_CA.key_pem,
+        store_ca=_STORE_CA,
+        autolock=False,
+    )
+    vault = Vault(tmp_path / "kek")
+    vault.hold(kek, persist=True)
     info = ClusterInfo("cluster0", "2026-01-01T00:00:00Z", _CA.cert_pem.decode())
     await store.commit([Put(keys.CLUSTER, encode(info)), Put(keys.SECRETS, encode(secrets))])
     mirror = Mirror(MANAGER_TYPES)
@@ -67,6 +85,10 @@ async def rig() -> AsyncIterator[ManagerRig]:
     await feed.wait_for(store.revision)
     nodes = NodeOps(store, view, feed)
     hub = SessionHub(store, mirror, view, "mgr")
-    joins = JoinService(store, None, view, nodes)
-    yield ManagerRig(clock, store, mirror, view, feed, nodes, hub, joins, _CA, secrets)
+    joins = JoinService(store, None, view, nodes, vault)
+    keys_ = KeyOps(store, view, feed, vault, nodes)
+    yield ManagerRig(
+        clock, store, mirror, view, feed, nodes, hub, joins, _CA, _STORE_CA, secrets, kek, vault,
+        keys_,
+    )  # fmt: skip
     await feed.stop()

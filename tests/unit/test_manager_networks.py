@@ -8,13 +8,21 @@ from ferry.errors import (
     PoolExhausted,
     SubnetOverlap,
 )
-from ferry.manager.networks import AttachRequest, NetworkOps
+from ferry.manager.admission import Ask
+from ferry.manager.networks import NetworkOps
 from ferry.model.network import NetworkRequest
 from tests.unit.conftest import ManagerRig
 
 
 def ops(rig: ManagerRig) -> NetworkOps:
     return NetworkOps(rig.store, rig.view, rig.feed)
+
+
+@pytest.fixture(autouse=True)
+async def _nodes(rig: ManagerRig) -> None:
+    """The nodes that ask for endpoints here: only members of the swarm may."""
+    await rig.add_node("n1", "h1")
+    await rig.add_node("n2", "h2")
 
 
 async def test_networks_get_distinct_subnets_and_vnis(rig: ManagerRig) -> None:
@@ -59,36 +67,36 @@ async def test_an_encrypted_overlay_keeps_docker_s_option(rig: ManagerRig) -> No
 async def test_attachments_get_the_lowest_free_address_and_a_derived_mac(rig: ManagerRig) -> None:
     net = ops(rig)
     await net.create(NetworkRequest("a", attachable=True))
-    first = await net.attach(AttachRequest("a", "n1", "c1", "app1"))
-    second = await net.attach(AttachRequest("a", "n2", "c2", "app2"))
+    first = await net.attach("a", Ask("n1", "c1", "app1"))
+    second = await net.attach("a", Ask("n2", "c2", "app2"))
     assert (first.ip, second.ip) == ("10.0.0.2", "10.0.0.3")
     assert first.mac == "02:42:0a:00:00:02"
     await net.release(first.net_id, first.ep_id)
-    third = await net.attach(AttachRequest("a", "n1", "c3", "app3"))
+    third = await net.attach("a", Ask("n1", "c3", "app3"))
     assert third.ip == "10.0.0.2"
 
 
 async def test_a_static_address_that_is_taken_is_refused(rig: ManagerRig) -> None:
     net = ops(rig)
     await net.create(NetworkRequest("a", attachable=True))
-    await net.attach(AttachRequest("a", "n1", "c1", "app1", ip="10.0.0.7"))
+    await net.attach("a", Ask("n1", "c1", "app1", ip="10.0.0.7"))
     with pytest.raises(InvalidArgument, match="already in use"):
-        await net.attach(AttachRequest("a", "n1", "c2", "app2", ip="10.0.0.7"))
+        await net.attach("a", Ask("n1", "c2", "app2", ip="10.0.0.7"))
 
 
 async def test_containers_need_an_attachable_network(rig: ManagerRig) -> None:
     net = ops(rig)
     await net.create(NetworkRequest("svc"))
     with pytest.raises(Forbidden, match="attachable"):
-        await net.attach(AttachRequest("svc", "n1", "c1", "app1"))
+        await net.attach("svc", Ask("n1", "c1", "app1"))
 
 
 async def test_a_full_network_is_pool_exhausted(rig: ManagerRig) -> None:
     net = ops(rig)
     await net.create(NetworkRequest("tiny", subnet="10.9.0.0/30", attachable=True))
-    await net.attach(AttachRequest("tiny", "n1", "c1", "app1"))
+    await net.attach("tiny", Ask("n1", "c1", "app1"))
     with pytest.raises(PoolExhausted):
-        await net.attach(AttachRequest("tiny", "n1", "c2", "app2"))
+        await net.attach("tiny", Ask("n1", "c2", "app2"))
 
 
 async def test_a_network_with_endpoints_cannot_be_removed_and_prune_skips_it(
@@ -97,7 +105,7 @@ async def test_a_network_with_endpoints_cannot_be_removed_and_prune_skips_it(
     net = ops(rig)
     await net.create(NetworkRequest("busy", attachable=True))
     await net.create(NetworkRequest("idle"))
-    ep = await net.attach(AttachRequest("busy", "n1", "c1", "app1"))
+    ep = await net.attach("busy", Ask("n1", "c1", "app1"))
     with pytest.raises(Conflict, match="app1"):
         await net.remove("busy")
     assert await net.prune() == ["idle"]
@@ -110,6 +118,6 @@ async def test_a_network_with_endpoints_cannot_be_removed_and_prune_skips_it(
 async def test_a_node_cannot_release_another_nodes_endpoint(rig: ManagerRig) -> None:
     net = ops(rig)
     await net.create(NetworkRequest("a", attachable=True))
-    ep = await net.attach(AttachRequest("a", "n1", "c1", "app1"))
+    ep = await net.attach("a", Ask("n1", "c1", "app1"))
     with pytest.raises(Conflict, match="another node"):
         await net.release(ep.net_id, ep.ep_id, node_id="n2")

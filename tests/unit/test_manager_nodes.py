@@ -2,8 +2,11 @@ import json
 
 import pytest
 
-from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from ferry.manager import ca
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, SwarmLocked, Unavailable
+from ferry.manager import ca, sealing
+from ferry.manager.admission import Ask
+from ferry.manager.etcd_member import FINAL_TLS_PHASE
+from ferry.manager.join import JoinService, store_tls_phase
 from ferry.manager.networks import AttachRequest, NetworkOps
 from ferry.manager.store import Delete, keys
 from ferry.manager.tokens import make_token
@@ -104,9 +107,15 @@ async def test_a_removed_node_frees_its_containers_addresses_but_not_its_tasks(
     await networks.create(NetworkRequest("net", attachable=True))
     await rig.add_node("n1", "h1")
     await rig.add_node("n2", "h2")
-    gone = await networks.attach(AttachRequest("net", "n1", "c1", "app1"))
-    task = await networks.attach(AttachRequest("net", "n1", "t1", "web.1", EndpointKind.TASK))
-    kept = await networks.attach(AttachRequest("net", "n2", "c2", "app2"))
+    gone = await networks.attach("net", Ask("n1", "c1", "app1"))
+    # a task's endpoint is the leader's to write (as the reconciler does), never a node's
+    network = networks.find("net")
+    req = AttachRequest(network.net_id, "n1", "t1", "web.1", EndpointKind.TASK, service="web")
+    task, ops, expect = networks.plan_endpoint(network, req, networks.taken_ips(network.net_id))
+    revision = await rig.store.commit(ops, expect)
+    assert revision is not None
+    await rig.feed.wait_for(revision)
+    kept = await networks.attach("net", Ask("n2", "c2", "app2"))
     await rig.nodes.remove("h1", force=True)
     left = {ep.ep_id for ep in rig.view.endpoints(gone.net_id)}
     assert left == {task.ep_id, kept.ep_id}
@@ -189,3 +198,80 @@ async def test_a_heartbeat_records_the_node_s_wireguard_key(rig: ManagerRig) -> 
     await rig.feed.wait_for(rig.store.revision)
     node = rig.view.node("n1")
     assert node is not None and node.wg_key == "pub-key-1"
+
+
+class FakeMembers:
+    """etcd's member list, as far as a manager join uses it."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+
+    async def add(self, peer_url: str, *, learner: bool = True) -> int:
+        self.added.append(peer_url)
+        return 1
+
+    async def all(self) -> list[tuple[int, str, list[str]]]:
+        return [(1, "", self.added)]
+
+
+def manager_join(rig: ManagerRig, addr: str = "10.99.0.13") -> JoinRequest:
+    return join_request(rig, rig.secrets.manager_secret, "h3", addr).model_copy(
+        update={"store_csr_pem": ca.make_csr(ca.new_key_pem()).decode()}
+    )
+
+
+async def test_a_worker_gets_no_store_certificate_and_no_unlock_key(rig: ManagerRig) -> None:
+    request = join_request(rig, rig.secrets.worker_secret).model_copy(
+        update={"store_csr_pem": ca.make_csr(ca.new_key_pem()).decode()}
+    )
+    response = await rig.joins.join(request, "10.99.0.12")
+    assert response.role == "worker"
+    assert (response.store_cert_pem, response.store_ca_pem, response.unlock_key) == ("", "", "")
+
+
+async def test_a_manager_gets_a_store_certificate_and_the_unlock_key(rig: ManagerRig) -> None:
+    joins = JoinService(rig.store, FakeMembers(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    response = await joins.join(manager_join(rig), "10.99.0.13")
+    assert response.role == "manager"
+    ca.verify_signed_by(response.store_cert_pem.encode(), rig.store_ca.cert_pem)
+    with pytest.raises(Forbidden):
+        ca.verify_signed_by(response.store_cert_pem.encode(), rig.ca.cert_pem)
+    assert response.store_ca_pem == rig.store_ca.cert_pem.decode()
+    assert sealing.parse_key(response.unlock_key) == rig.kek
+    assert not response.autolock
+    await rig.feed.wait_for(rig.store.revision)
+    assert store_tls_phase(rig.view, response.node_id) == FINAL_TLS_PHASE
+
+
+async def test_a_manager_join_needs_a_store_csr_and_a_store_on_its_own_ca(
+    rig: ManagerRig,
+) -> None:
+    joins = JoinService(rig.store, FakeMembers(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    bare = join_request(rig, rig.secrets.manager_secret, "h3", "10.99.0.13")
+    with pytest.raises(InvalidArgument, match="store certificate"):
+        await joins.join(bare, "10.99.0.13")
+    await rig.add_node("m0", "h1", Role.MANAGER)  # a manager of an older ferryd: phase 0
+    with pytest.raises(Unavailable, match="managers h1 are not"):
+        await joins.join(manager_join(rig), "10.99.0.13")
+
+
+async def test_a_locked_manager_admits_nobody(rig: ManagerRig) -> None:
+    rig.vault.forget()
+    with pytest.raises(SwarmLocked, match="needs to be unlocked"):
+        await rig.joins.join(join_request(rig, rig.secrets.worker_secret), "10.99.0.12")
+    assert [n for n in rig.view.nodes() if n.hostname == "h2"] == []
+
+
+async def test_a_manager_join_that_cannot_grow_the_store_leaves_no_record(
+    rig: ManagerRig,
+) -> None:
+    class Refusing(FakeMembers):
+        async def add(self, peer_url: str, *, learner: bool = True) -> int:
+            raise Forbidden(f"store refused {peer_url}")
+
+    joins = JoinService(rig.store, Refusing(), rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="store refused"):
+        await joins.join(manager_join(rig), "10.99.0.13")
+    await rig.feed.wait_for(rig.store.revision)
+    assert [n for n in rig.view.nodes() if n.hostname == "h3"] == []
+    assert list(rig.view.mirror.entries(keys.STORE_TLS)) == []

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from ferry.errors import Conflict, InvalidArgument
+from ferry.manager.admission import Ask
 from ferry.manager.networks import NetworkOps
 from ferry.manager.services import ServiceOps, ServiceRequest
 from ferry.model.network import NetworkRequest
@@ -74,3 +75,18 @@ async def test_a_network_a_service_names_is_neither_removed_nor_pruned(rig: Mana
     assert await network.prune() == []
     await services.remove("web")
     assert await network.prune() == ["front"]
+
+
+@pytest.mark.parametrize(
+    ("name", "more"),
+    [("web", {}), ("app", {"aliases": ("web",)}), ("app", {"hostname": "WEB"})],
+)
+async def test_a_service_cannot_take_a_name_a_container_holds_in_dns(
+    rig: ManagerRig, name: str, more: dict[str, object]
+) -> None:
+    services = await ops(rig)
+    network = NetworkOps(rig.store, rig.view, rig.feed)
+    await network.create(NetworkRequest("front", attachable=True))
+    await network.attach("front", Ask("n1", "c1", name, **more))  # type: ignore[arg-type]
+    with pytest.raises(Conflict, match="share the DNS namespace"):
+        await services.create(WEB)

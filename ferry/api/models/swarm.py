@@ -2,9 +2,60 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ferry.api.models.base import DockerModel, ObjectVersion
+
+# The swarm settings Ferry runs with, as Docker's SwarmSpec names them (`docker info`, `swarm
+# inspect`): a client that sends them back unchanged asks for nothing new.
+RUNNING_SPEC: dict[str, dict[str, Any]] = {
+    "Orchestration": {"TaskHistoryRetentionLimit": 5},
+    "Raft": {"SnapshotInterval": 10000, "HeartbeatTick": 1, "ElectionTick": 10},
+    "Dispatcher": {"HeartbeatPeriod": 2_000_000_000},
+    "CAConfig": {"NodeCertExpiry": 365 * 24 * 3600 * 1_000_000_000},
+    "TaskDefaults": {},
+}
+
+
+class EncryptionConfig(DockerModel):
+    AutoLockManagers: bool = False
+
+
+_EncryptionConfig = EncryptionConfig
+
+
+class SwarmSpec(DockerModel):
+    """Docker's SwarmSpec: ``EncryptionConfig.AutoLockManagers`` is what Ferry changes; the
+    other sections are Ferry's fixed settings (``RUNNING_SPEC``), see ``unsupported``."""
+
+    Name: str = "default"
+    Labels: dict[str, str] | None = None
+    Orchestration: dict[str, Any] | None = None
+    Raft: dict[str, Any] | None = None
+    Dispatcher: dict[str, Any] | None = None
+    CAConfig: dict[str, Any] | None = None
+    TaskDefaults: dict[str, Any] | None = None
+    EncryptionConfig: _EncryptionConfig = Field(default_factory=EncryptionConfig)
+
+    def unsupported(self) -> list[str]:
+        """Settings asked for that Ferry does not run: neither left empty nor what it runs."""
+        asked: list[str] = []
+        if self.Name not in ("", "default"):
+            asked.append(f"Name={self.Name}")
+        asked += [f"Labels.{k}" for k in sorted(self.Labels or {})]
+        for section, running in RUNNING_SPEC.items():
+            for key, value in sorted((getattr(self, section) or {}).items()):
+                if value not in (None, 0, "", [], {}, False) and value != running.get(key):
+                    asked.append(f"{section}.{key}={value}")
+        return asked
+
+    @classmethod
+    def running(cls, autolock: bool) -> SwarmSpec:
+        return cls.model_validate(
+            {**RUNNING_SPEC, "Labels": {}, "EncryptionConfig": {"AutoLockManagers": autolock}}
+        )
 
 
 class SwarmInitRequest(DockerModel):
@@ -14,6 +65,7 @@ class SwarmInitRequest(DockerModel):
     SubnetSize: int = 0
     Availability: str = "active"
     ForceNewCluster: bool = False
+    Spec: SwarmSpec = Field(default_factory=SwarmSpec)
 
 
 class SwarmJoinRequest(DockerModel):
@@ -29,12 +81,11 @@ class JoinTokens(DockerModel):
     Manager: str = ""
 
 
-class SwarmSpec(DockerModel):
-    Name: str = "default"
-    Labels: dict[str, str] = Field(default_factory=dict)
-
-
 _JoinTokens = JoinTokens
+
+
+class UnlockKey(DockerModel):
+    UnlockKey: str = ""
 
 
 class SwarmInspect(DockerModel):

@@ -158,7 +158,7 @@ class NetworkRoutes:
             except Conflict:
                 continue
             removed.append(net.name)
-        if self.swarm.manager is not None:
+        if self.swarm.manager is not None and not self.swarm.locked:
             removed += await self.swarm.manager.networks.prune()
         return web.json_response({"NetworksDeleted": removed})
 

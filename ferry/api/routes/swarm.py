@@ -17,10 +17,13 @@ from ferry.api.models.swarm import (
     SwarmInitRequest,
     SwarmInspect,
     SwarmJoinRequest,
+    SwarmSpec,
+    UnlockKey,
 )
 from ferry.api.server import add_route, json_model, query_bool, query_filters, read_json
 from ferry.daemon.swarm import InitOptions, SwarmController
-from ferry.errors import InvalidArgument, Unavailable
+from ferry.errors import Conflict, InvalidArgument, Unavailable
+from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
@@ -72,6 +75,8 @@ class SwarmRoutes:
         add_route(app, "POST", "/swarm/leave", self.leave)
         add_route(app, "GET", "/swarm", self.inspect)
         add_route(app, "POST", "/swarm/update", self.update)
+        add_route(app, "GET", "/swarm/unlockkey", self.unlock_key)
+        add_route(app, "POST", "/swarm/unlock", self.unlock)
         add_route(app, "GET", "/nodes", self.list_nodes)
         add_route(app, "GET", "/nodes/{node}", self.inspect_node)
         add_route(app, "POST", "/nodes/{node}/update", self.update_node)
@@ -81,12 +86,14 @@ class SwarmRoutes:
         body = SwarmInitRequest.model_validate(await read_json(request))
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
+        _refuse_unsupported(body.Spec)
         options = InitOptions(
             advertise_addr=body.AdvertiseAddr,
             listen_addr=body.ListenAddr or f"0.0.0.0:{PORT}",
             default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL,
             subnet_size=body.SubnetSize or DEFAULT_SUBNET_SIZE,
             availability=body.Availability or "active",
+            autolock=body.Spec.EncryptionConfig.AutoLockManagers,
         )
         return web.json_response(await self.swarm.init(options))
 
@@ -107,12 +114,13 @@ class SwarmRoutes:
         if cluster is None:
             raise Unavailable("the cluster record is not loaded yet; retry")
         tokens = await manager.nodes.tokens()
-        secrets_version = (await manager.nodes.secrets())[1]
+        secrets, secrets_version = await manager.nodes.secrets()
         body = SwarmInspect(
             ID=cluster.cluster_id,
             Version=ObjectVersion(Index=secrets_version),
             CreatedAt=cluster.created_at,
             UpdatedAt=cluster.created_at,
+            Spec=SwarmSpec.running(secrets.autolock),
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
@@ -120,11 +128,37 @@ class SwarmRoutes:
         return json_model(body)
 
     async def update(self, request: web.Request) -> web.Response:
+        """Docker's ``swarm update``: the whole spec, of which Ferry changes autolock; token and
+        unlock key rotations are query flags."""
         manager = self.swarm.require_manager()
+        spec = SwarmSpec.model_validate(await read_json(request))
+        _refuse_unsupported(spec)
+        version = request.query.get("version")
+        current = (await manager.nodes.secrets())[1]
+        if version is not None and version != str(current):
+            raise Conflict(
+                f"update out of sequence: the swarm changed (version {current}, not {version}); "
+                "inspect it again and retry"
+            )
         if query_bool(request, "rotateWorkerToken"):
             await manager.nodes.rotate("worker")
         if query_bool(request, "rotateManagerToken"):
             await manager.nodes.rotate("manager")
+        await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
+        if query_bool(request, "rotateManagerUnlockKey"):
+            await manager.keys.rotate()
+        return web.Response(status=200)
+
+    async def unlock_key(self, _request: web.Request) -> web.Response:
+        """The key to unlock a manager with: only an autolocked swarm has one (Docker)."""
+        manager = self.swarm.require_manager()
+        secrets, _ = await manager.nodes.secrets()
+        key = sealing.format_key(manager.vault.kek()) if secrets.autolock else ""
+        return json_model(UnlockKey(UnlockKey=key))
+
+    async def unlock(self, request: web.Request) -> web.Response:
+        body = UnlockKey.model_validate(await read_json(request))
+        await self.swarm.unlock(body.UnlockKey)
         return web.Response(status=200)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
@@ -165,3 +199,12 @@ class SwarmRoutes:
         manager = self.swarm.require_manager()
         await manager.nodes.remove(request.match_info["node"], query_bool(request, "force"))
         return web.Response(status=200)
+
+
+def _refuse_unsupported(spec: SwarmSpec) -> None:
+    asked = spec.unsupported()
+    if asked:
+        raise InvalidArgument(
+            f"swarm setting(s) {', '.join(asked)} not supported: Ferry runs the settings "
+            "'ferry swarm inspect' shows; of the spec it changes autolock only"
+        )

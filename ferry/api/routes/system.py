@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ferry import API_VERSION, MIN_API_VERSION, __version__
+from ferry.api.models.swarm import SwarmSpec
 from ferry.api.models.system import (
     ClusterSummary,
     ComponentVersion,
@@ -24,15 +25,6 @@ from ferry.manager.cluster_api import PORT
 from ferry.model.node import Role
 
 Counts = Callable[[], dict[str, int]]
-
-# What `docker info` shows of the swarm's settings, as Ferry actually runs them.
-CLUSTER_SPEC = {
-    "Name": "default",
-    "Orchestration": {"TaskHistoryRetentionLimit": 5},
-    "Raft": {"SnapshotInterval": 10000, "HeartbeatTick": 1, "ElectionTick": 10},
-    "Dispatcher": {"HeartbeatPeriod": 2_000_000_000},
-    "CAConfig": {"NodeCertExpiry": 365 * 24 * 3600 * 1_000_000_000},
-}
 
 
 def version_info() -> VersionInfo:
@@ -66,16 +58,18 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
     membership = swarm.membership
     if membership is None:
         return SwarmInfo(LocalNodeState="inactive", Error=swarm_error(swarm))
+    # a locked manager is no active manager (Docker): no control, no cluster details
+    state = "locked" if swarm.locked else "active" if swarm.agent is not None else "error"
     info = SwarmInfo(
         NodeID=membership.node_id,
         NodeAddr=membership.addr,
-        LocalNodeState="active" if swarm.agent is not None else "error",
-        ControlAvailable=swarm.manager is not None,
+        LocalNodeState=state,
+        ControlAvailable=swarm.manager is not None and not swarm.locked,
         Error=swarm_error(swarm),
         RemoteManagers=[PeerNode(NodeID="", Addr=addr) for addr in membership.managers],
     )
     manager = swarm.manager
-    if manager is not None:
+    if manager is not None and not swarm.locked:
         view = manager.view
         nodes = [n for n in view.nodes() if not n.left]
         info.Nodes = len(nodes)
@@ -93,7 +87,7 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
                 UpdatedAt=cluster.created_at,
                 DefaultAddrPool=[cluster.default_pool],
                 SubnetSize=cluster.subnet_size,
-                Spec=CLUSTER_SPEC,
+                Spec=SwarmSpec.running(manager.autolock()).model_dump(),
             )
     return info
 
@@ -116,7 +110,9 @@ class SystemRoutes:
 
     async def ping(self, _request: web.Request) -> web.Response:
         state = "inactive"
-        if self.swarm.membership is not None:
+        if self.swarm.locked:
+            state = "locked"
+        elif self.swarm.membership is not None:
             state = "active/manager" if self.swarm.manager is not None else "active/worker"
         headers = {"Api-Version": API_VERSION, "Swarm": state, "Cache-Control": "no-cache"}
         return web.Response(text="OK", headers=headers, content_type="text/plain")

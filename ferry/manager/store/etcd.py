@@ -41,15 +41,27 @@ def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:
 
 class EtcdStore:
     def __init__(self, endpoint: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        self._endpoint = endpoint
+        self._connect(ca_pem, cert_pem, key_pem)
+
+    def _connect(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
         )
-        self._channel = grpc.aio.secure_channel(endpoint, credentials)
+        self._channel = grpc.aio.secure_channel(self._endpoint, credentials)
         self._kv = rpc.KVStub(self._channel)
         self._watch = rpc.WatchStub(self._channel)
         self._lease = rpc.LeaseStub(self._channel)
         self.cluster = rpc.ClusterStub(self._channel)
         self.maintenance = rpc.MaintenanceStub(self._channel)
+
+    async def reconnect(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        """Talk to etcd with other credentials from now on (its TLS changed, see
+        etcd_member.py); calls and watches on the old channel end with Unavailable, and their
+        callers (the feed) start again."""
+        old = self._channel
+        self._connect(ca_pem, cert_pem, key_pem)
+        await old.close()
 
     async def get(self, key: str) -> KeyValue | None:
         try:
@@ -169,11 +181,11 @@ class EtcdMembers:
     """etcd cluster membership (which managers hold a copy of the store)."""
 
     def __init__(self, store: EtcdStore) -> None:
-        self._cluster = store.cluster
+        self._store = store  # its stubs change when it reconnects
 
     async def _members(self) -> list[Any]:
         try:
-            resp = await self._cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
+            resp = await self._store.cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "list members") from exc
         return list(resp.members)
@@ -186,7 +198,7 @@ class EtcdMembers:
         """Add a member; as a learner (no vote) by default, so that a member which never comes
         up cannot cost the cluster its quorum."""
         try:
-            resp = await self._cluster.MemberAdd(
+            resp = await self._store.cluster.MemberAdd(
                 rpc.MemberAddRequest(peerURLs=[peer_url], isLearner=learner), timeout=_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
@@ -196,7 +208,7 @@ class EtcdMembers:
     async def promote(self, member_id: int) -> None:
         """Make a learner a voting member (refused until it has caught up with the leader)."""
         try:
-            await self._cluster.MemberPromote(
+            await self._store.cluster.MemberPromote(
                 rpc.MemberPromoteRequest(ID=member_id), timeout=_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
@@ -207,7 +219,7 @@ class EtcdMembers:
 
     async def remove(self, member_id: int) -> None:
         try:
-            await self._cluster.MemberRemove(
+            await self._store.cluster.MemberRemove(
                 rpc.MemberRemoveRequest(ID=member_id), timeout=_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:

@@ -14,6 +14,7 @@ Layout under ``/ferry/v1/``:
 - ``locks/networks``          optimistic lock serialising subnet and VNI allocation
 - ``logreqs/<node_id>/<id>``  lease-bound: a manager asks a node for its tasks' logs
 - ``doctorreqs/<node_id>/<id>``  lease-bound: a manager asks a node to examine itself (doctor)
+- ``storetls/<node_id>``      a manager's etcd TLS phase (manager/etcd_member.py): 3 = store CA
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ TASKS = ROOT + "tasks/"
 NETWORK_LOCK = ROOT + "locks/networks"
 LOG_REQUESTS = ROOT + "logreqs/"
 DOCTOR_REQUESTS = ROOT + "doctorreqs/"
+STORE_TLS = ROOT + "storetls/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
 STREAMED = (
@@ -75,6 +77,10 @@ def log_request(node_id: str, req_id: str) -> str:
 
 def doctor_request(node_id: str, req_id: str) -> str:
     return f"{DOCTOR_REQUESTS}{node_id}/{req_id}"
+
+
+def store_tls(node_id: str) -> str:
+    return STORE_TLS + node_id
 
 
 def service(svc_id: str) -> str:

@@ -33,4 +33,4 @@ TYPES: dict[str, type[Any]] = {
 }
 
 # The manager mirrors everything, including what is never streamed to agents.
-MANAGER_TYPES: dict[str, type[Any]] = {**TYPES, keys.SECRETS: ClusterSecrets}
+MANAGER_TYPES: dict[str, type[Any]] = {**TYPES, keys.SECRETS: ClusterSecrets, keys.STORE_TLS: int}

@@ -1,0 +1,145 @@
+"""This node as a manager: restored after a restart, bootstrapped at init, leaving.
+
+The pieces of ``swarm.py`` that only a manager runs; the controller calls them under its lock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ferry import __version__
+from ferry.agent.link import ManagerLink, client_context
+from ferry.daemon.config import DaemonConfig
+from ferry.daemon.founding import Founding, bootstrap_ops
+from ferry.daemon.logs import kv
+from ferry.daemon.membership import Membership
+from ferry.errors import Conflict, FerryError, Unavailable
+from ferry.kernel import host
+from ferry.manager.ca import CertPaths
+from ferry.manager.etcd_member import load_config
+from ferry.manager.manager import Manager
+from ferry.manager.store import Expect, keys
+from ferry.manager.vault import Vault
+from ferry.model.cluster import ClusterInfo
+from ferry.model.node import Availability, Node, Role
+from ferry.model.times import now_iso
+
+log = logging.getLogger("ferry.swarm")
+
+LAST_MANAGER_MESSAGE = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. "
+    "Removing the last manager erases all current state of the swarm. Use `--force` to "
+    "ignore this message."
+)
+# Docker's, for a locked manager (daemon/cluster/swarm.go)
+LOCKED_LEAVE_MESSAGE = (
+    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
+)
+QUORUM_MESSAGE = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. "
+    "Leaving it now would leave the remaining managers without a quorum. Use `--force` to "
+    "ignore this message."
+)
+# Docker's, for a locked manager (daemon/cluster/swarm.go)
+LOCKED_LEAVE_MESSAGE = (
+    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
+)
+
+
+async def restore_manager(
+    config: DaemonConfig, certs: CertPaths, membership: Membership
+) -> Manager:
+    """The manager this node was, running again: its etcd member adopted or restarted, holding
+    the KEK from disk unless the swarm is autolocked (then locked until ``swarm unlock``)."""
+    etcd_config = load_config(config.etcd_dir, certs, config.etcd_binary)
+    if etcd_config is None:
+        raise FerryError(f"manager state is incomplete: no etcd member record in {config.etcd_dir}")
+    vault = Vault(certs.kek)
+    vault.load()
+
+    async def fetch_key() -> str:
+        return await fetch_unlock_key(certs, membership)
+
+    manager = Manager(
+        membership.node_id, membership.cluster_id, certs, etcd_config, vault, fetch_key=fetch_key
+    )
+    await manager.start_store()
+    await manager.start_services(membership.listen_addr)
+    return manager
+
+
+async def fetch_unlock_key(certs: CertPaths, membership: Membership) -> str:
+    """The KEK's text from another manager (store_upgrade.py), asked with this manager's node
+    certificate; each other manager in turn, as one may be locked or not upgraded yet."""
+    own = f"{membership.addr}:"
+    errors = []
+    for addr in (m for m in membership.managers if not m.startswith(own)):
+        link = ManagerLink(client_context(certs.ca, certs.cert, certs.key), [addr])
+        try:
+            reply = await link.call("GET", "/v1/managers/unlock-key")
+            return str(reply["unlock_key"])
+        except FerryError as exc:
+            errors.append(f"{addr}: {exc}")
+        finally:
+            await link.close()
+    raise Unavailable(f"no other manager gave the unlock key ({'; '.join(errors) or 'none known'})")
+
+
+def first_manager(hostname: str, node_id: str, addr: str, availability: Availability) -> Node:
+    return Node(
+        node_id=node_id,
+        hostname=hostname,
+        role=Role.MANAGER,
+        addr=addr,
+        availability=availability,
+        created_at=now_iso(),
+        updated_at=now_iso(),
+        engine_version=__version__,
+        ncpu=host.cpu_count(),
+        memory_bytes=host.memory_bytes(),
+    )
+
+
+async def bootstrap_store(
+    manager: Manager,
+    founding: Founding,
+    node: Node,
+    default_pool: str,
+    subnet_size: int,
+    *,
+    autolock: bool,
+) -> None:
+    """Write the new swarm into its empty store (Conflict if it is not empty)."""
+    cluster = ClusterInfo(
+        cluster_id=manager.cluster_id,
+        created_at=now_iso(),
+        ca_cert_pem=founding.cluster_ca.cert_pem.decode(),
+        default_pool=default_pool,
+        subnet_size=subnet_size,
+    )
+    ops = bootstrap_ops(founding, cluster, node, autolock=autolock)
+    if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:
+        raise Conflict("the new store already holds a cluster")
+
+
+async def leave_as_manager(manager: Manager, membership: Membership, force: bool) -> None:
+    """What a manager's leave does to the swarm: refuses (unless forced) to break its quorum or
+    to end it, marks the node as left and removes its store member."""
+    managers = [n for n in manager.view.managers() if not n.left]
+    others_up = [
+        n for n in managers if n.node_id != membership.node_id and manager.view.is_up(n.node_id)
+    ]
+    if len(managers) <= 1:
+        if not force:
+            raise Conflict(LAST_MANAGER_MESSAGE)
+        return
+    remaining = len(managers) - 1
+    if len(others_up) < remaining // 2 + 1 and not force:
+        raise Conflict(QUORUM_MESSAGE)
+    try:
+        await manager.nodes.mark_left(membership.node_id)
+        await manager.joins.remove_member(membership.addr)
+    except FerryError as exc:
+        if not force:
+            raise
+        log.warning("leaving without updating the store", extra=kv(error=exc))
