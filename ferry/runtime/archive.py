@@ -48,7 +48,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ferry.errors import InvalidArgument, KernelError
@@ -64,6 +64,12 @@ _ARCHIVE_FAULTS = {
     errno.EPERM, errno.EINVAL, errno.EXDEV, errno.EMLINK, errno.ENOTEMPTY, errno.ERANGE,
     errno.E2BIG, errno.EOPNOTSUPP,
 }  # fmt: skip
+_WHY = {
+    errno.ENOENT: "its directory is not in the image (a symlink on the way leads nowhere inside "
+    "it: paths resolve inside the image, never on the host)",
+    errno.ENOTDIR: "something on its way is not a directory",
+    errno.ELOOP: "too many symlinks on its way (a loop)",
+}
 _NODES = {
     tarfile.CHRTYPE: stat.S_IFCHR,
     tarfile.BLKTYPE: stat.S_IFBLK,
@@ -72,13 +78,41 @@ _NODES = {
 
 
 @dataclass(frozen=True)
+class Unpack:
+    """How an archive is applied; the defaults unpack an image layer.
+
+    - ``into``: the directory inside the root that names start from (``docker cp``'s
+      destination, PUT /containers/{id}/archive ``path``); a name's ``..`` stops there, while
+      symlinks still resolve inside the whole root (Docker: ``UntarWithRoot``).
+    - ``layer``: OCI layer rules (``.wh.`` whiteouts, the root entry's metadata applied). False
+      is Docker's ``Unpack`` for ``docker cp``: ``.wh.`` names are ordinary files and an entry
+      for the destination itself is skipped.
+    - ``replace_dirs``: False refuses to replace a directory by a non-directory or back
+      (the archive endpoint's ``noOverwriteDirNonDir``).
+    - ``owner``: ``(uid, gid)`` for every entry instead of the archive's (``docker cp``
+      without ``copyUIDGID`` gives the container's root).
+    """
+
+    into: str = ""
+    layer: bool = True
+    replace_dirs: bool = True
+    owner: tuple[int, int] | None = None
+
+
+LAYER = Unpack()
+
+
+@dataclass(frozen=True)
 class LayerStats:
     entries: int
     size_bytes: int  # of regular files' contents, as Docker counts a layer's size
 
 
-def extract_layer(stream: Readable, root: Path | Root, source: str) -> LayerStats:
-    """Apply one tar stream (compressed or not) to ``root``; see the module notes.
+def extract_layer(
+    stream: Readable, root: Path | Root, source: str, how: Unpack = LAYER
+) -> LayerStats:
+    """Apply one tar stream (compressed or not) to ``root``; see the module notes and
+    ``Unpack`` for the other uses (``docker cp``).
 
     ``source`` names the archive in errors ("busybox.tar", "img.tar:abc/layer.tar"). Raises
     ``InvalidArgument`` naming the entry for what an archive must not do or a corrupt stream,
@@ -87,8 +121,8 @@ def extract_layer(stream: Readable, root: Path | Root, source: str) -> LayerStat
     """
     if isinstance(root, Path):
         with Root(root) as opened:
-            return extract_layer(stream, opened, source)
-    layer = _Layer(root, source)
+            return extract_layer(stream, opened, source, how)
+    layer = _Layer(root, source, how)
     try:
         with decompressed(stream) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
             for member in _members(tar):
@@ -135,14 +169,22 @@ class _Layer:
     """The state of one layer being applied: which entries it made (an opaque directory
     keeps those) and the directories whose times are set last."""
 
-    def __init__(self, root: Root, source: str) -> None:
+    def __init__(self, root: Root, source: str, how: Unpack) -> None:
         self.root = root
         self.source = source
+        self.how = how
+        self.into = clean(how.into)
         self.made: set[tuple[int, int, str]] = set()  # (dev, ino) of the directory, name
         self.heads: set[str] = set()  # directories already counted by _made_below
         self.dir_times: list[tuple[str, int, int]] = []
         self.entries = 0
         self.size_bytes = 0
+
+    def meta(self, member: tarfile.TarInfo) -> Meta:
+        meta = meta_of(member, self.source)
+        if self.how.owner is None:
+            return meta
+        return replace(meta, uid=self.how.owner[0], gid=self.how.owner[1])
 
     def refuse(self, name: str, why: str) -> InvalidArgument:
         return InvalidArgument(f"{self.source}: {name!r}: {why}")
@@ -150,21 +192,23 @@ class _Layer:
     def apply(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
         self.entries += 1
         try:
-            rel = clean(member.name)
+            name = clean(member.name)
         except InvalidArgument as exc:
             raise self.refuse(member.name, "a name cannot contain a NUL byte") from exc
+        rel = "/".join(p for p in (self.into, name) if p)
         head, base = split(rel)
+        layer = self.how.layer
         try:
-            if base == OPAQUE:
+            if layer and base == OPAQUE:
                 self._made_below(head)
                 self.opaque(head)
-            elif any(p.startswith(WHITEOUT + WHITEOUT) for p in rel.split("/")):
+            elif layer and any(p.startswith(WHITEOUT + WHITEOUT) for p in name.split("/")):
                 raise self.refuse(member.name, "AUFS metadata (.wh..wh.*) is not a layer entry")
-            elif base.startswith(WHITEOUT):
+            elif layer and base.startswith(WHITEOUT):
                 self._made_below(head)
                 self.whiteout(member.name, head, base[len(WHITEOUT) :])
-            elif not rel:
-                self.root_entry(member)
+            elif not name:
+                self.top_entry(member, rel)
             else:
                 self.entry(member, tar, head, base)
         except OSError as exc:
@@ -172,7 +216,8 @@ class _Layer:
 
     def fs_error(self, name: str, exc: OSError) -> InvalidArgument | KernelError:
         if exc.errno in _ARCHIVE_FAULTS:
-            return self.refuse(name, exc.strerror or str(exc))
+            why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
+            return self.refuse(name, why)
         return KernelError("extract", f"{self.source}: {name!r}", exc.errno, exc.strerror or "")
 
     # whiteouts -------------------------------------------------------------------------------
@@ -236,11 +281,19 @@ class _Layer:
             return None
 
     # entries ---------------------------------------------------------------------------------
-    def root_entry(self, member: tarfile.TarInfo) -> None:
+    def top_entry(self, member: tarfile.TarInfo, rel: str) -> None:
+        """The entry for the root (or ``into``) itself: a layer sets its metadata, ``docker
+        cp`` skips it, as Docker's ``UnpackLayer`` and ``Unpack`` do."""
         if not member.isdir():
             raise self.refuse(member.name, "only a directory can stand for the root")
-        self.root.set_meta(self.root.fd, ".", meta_of(member, self.source), times=False)
-        self.dir_times.append(("", *_times(member, self.source)))
+        if not self.how.layer:
+            return
+        fd = self.root.dir(rel)
+        try:
+            self.root.set_meta(fd, ".", self.meta(member), times=False)
+        finally:
+            os.close(fd)
+        self.dir_times.append((rel, *_times(self.meta(member))))
 
     def entry(self, member: tarfile.TarInfo, tar: tarfile.TarFile, head: str, base: str) -> None:
         if "\x00" in member.linkname:
@@ -249,18 +302,26 @@ class _Layer:
         self._made_below(head)
         try:
             existing = self.root.lstat_entry(dir_fd, base)
-            merge = member.isdir() and existing is not None and stat.S_ISDIR(existing.st_mode)
+            was_dir = existing is not None and stat.S_ISDIR(existing.st_mode)
+            merge = member.isdir() and was_dir
+            if existing is not None and not self.how.replace_dirs and was_dir != member.isdir():
+                raise self.refuse(
+                    member.name, "cannot replace a directory by a non-directory, or back"
+                )
             if existing is not None and not merge:
                 self.root.remove_entry(dir_fd, base)
             self.create(member, tar, dir_fd, base, merge)
             self.made.add((*self.root.identity(dir_fd), base))
+            if member.isdir():
+                rel = f"{head}/{base}" if head else base
+                self.dir_times.append((rel, *_times(self.meta(member))))
         finally:
             os.close(dir_fd)
 
     def create(
         self, member: tarfile.TarInfo, tar: tarfile.TarFile, dir_fd: int, base: str, merge: bool
     ) -> None:
-        meta = meta_of(member, self.source)
+        meta = self.meta(member)
         if member.isreg():
             fd = self.root.create_file(dir_fd, base)
             try:
@@ -272,7 +333,6 @@ class _Layer:
             if not merge:
                 self.root.create_dir(dir_fd, base)
             self.root.set_meta(dir_fd, base, meta, times=False)
-            self.dir_times.append((clean(member.name), meta.atime_ns, meta.mtime_ns))
         elif member.issym():
             self.root.create_symlink(dir_fd, base, member.linkname)
             self.root.set_meta(dir_fd, base, meta)
@@ -343,6 +403,5 @@ class _Layer:
                     os.close(fd)
 
 
-def _times(member: tarfile.TarInfo, source: str) -> tuple[int, int]:
-    meta = meta_of(member, source)
+def _times(meta: Meta) -> tuple[int, int]:
     return meta.atime_ns, meta.mtime_ns

@@ -119,7 +119,9 @@ class ImageStore:
                 images.append(self.get(record["name"]))
         return images
 
-    def import_tar(self, tar_path: Path, name: str) -> Image:
+    def import_tar(self, tar_path: Path, name: str, source: str = "") -> Image:
+        """Import a tarball as image ``name``; ``source`` names it in errors (default: the
+        file's name). Raises ``InvalidArgument`` naming the entry an archive may not have."""
         full = normalise(name)
         if full == HOST_IMAGE:
             raise InvalidArgument("'host' is built in and cannot be replaced")
@@ -134,7 +136,7 @@ class ImageStore:
         try:
             rootfs = staging / "rootfs"
             rootfs.mkdir()
-            _extract_image(tar_path, rootfs)
+            _extract_image(tar_path, rootfs, source or tar_path.name)
             size = sum(p.lstat().st_size for p in rootfs.rglob("*"))
             write_json(
                 staging / "image.json",
@@ -171,26 +173,27 @@ MANIFEST_MAX_BYTES = 1 << 20
 _UNREADABLE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _extract_image(tar_path: Path, rootfs: Path) -> None:
+def _extract_image(tar_path: Path, rootfs: Path, source: str) -> None:
     """A root filesystem tarball is one layer; a ``docker save`` archive (it has a
     ``manifest.json``) is its layers, applied in the manifest's order, each read in place from
     the archive (nothing of it is unpacked besides the layers' contents)."""
     with Root(rootfs) as root, contextlib.ExitStack() as stack:
         try:
             outer: tarfile.TarFile | None = stack.enter_context(tarfile.open(tar_path))
-            layers = _saved_layers(outer, tar_path.name) if outer else None
+            layers = _saved_layers(outer, source) if outer else None
         except _UNREADABLE:
             outer = layers = None  # not a tar we can index: read as one layer, which says why
         if outer is None or layers is None:  # a root filesystem (plain or `docker export`)
             with open(tar_path, "rb") as stream:
-                extract_layer(stream, root, tar_path.name)
+                extract_layer(stream, root, source)
             return
-        for member in layers:
+        for number, member in enumerate(layers, 1):
             layer = outer.extractfile(member)
             if layer is None:
-                raise InvalidArgument(f"{tar_path.name}: layer {member.name} is not a file")
+                raise InvalidArgument(f"{source}: layer {member.name} is not a file")
             with layer:
-                extract_layer(layer, root, f"{tar_path.name}:{member.name}")
+                label = f"{source}, layer {number} of {len(layers)} ({member.name})"
+                extract_layer(layer, root, label)
 
 
 def _saved_layers(outer: tarfile.TarFile, source: str) -> list[tarfile.TarInfo] | None:

@@ -19,13 +19,15 @@ import zstandard
 
 from ferry.errors import InvalidArgument
 from ferry.kernel.inroot import clean
-from ferry.runtime.archive import extract_layer
+from ferry.runtime.archive import Unpack, extract_layer
 from ferry.runtime.images import ImageStore
 from tests.unit.hostile_archives import (
     CASES,
     SENTINEL_FILES,
     Case,
+    Entry,
     Want,
+    directory,
     file,
     layer_tar,
     saved_image,
@@ -212,3 +214,47 @@ def test_a_corrupt_compressed_layer_is_refused_as_such(tmp_path: Path) -> None:
         extract_layer(io.BytesIO(data[: len(data) // 2]), world.root, "cut.tar.gz")
     with pytest.raises(InvalidArgument, match="not a valid tar archive"):
         extract_layer(io.BytesIO(b"\x1f\x8b" + b"garbage" * 100), world.root, "bad.tar.gz")
+
+
+def test_docker_cp_shape_names_start_at_the_destination_and_symlinks_stay_inside(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path / "world")
+    (world.root / "srv/app").mkdir(parents=True)
+    (world.root / "etc").mkdir()
+    (world.root / "srv/app/link").symlink_to("/etc")
+    (world.root / "srv/app/away").symlink_to(world.fill["S"])
+    how = Unpack(into="/srv/app/", layer=False, replace_dirs=False, owner=(0, 0))
+    data = layer_tar(
+        (
+            directory("./", 0o700),
+            file("../../../x", b"clamped"),
+            file("link/y", b"through", uid=1000, gid=1000),
+            file(".wh.kept", b"an ordinary file"),
+        ),
+        **world.fill,
+    )
+    extract_layer(io.BytesIO(data), world.root, "cp.tar", how)
+    assert (world.root / "srv/app/x").read_bytes() == b"clamped"
+    assert (world.root / "etc/y").read_bytes() == b"through"
+    assert (os.lstat(world.root / "etc/y").st_uid, os.lstat(world.root / "etc/y").st_gid) == (0, 0)
+    assert (world.root / "srv/app/.wh.kept").read_bytes() == b"an ordinary file"
+    assert stat.S_IMODE(os.lstat(world.root / "srv/app").st_mode) == 0o755  # "./" skipped
+    with pytest.raises(InvalidArgument, match="'away/z'"):
+        extract_layer(io.BytesIO(layer_tar((file("away/z"),), **world.fill)), world.root, "cp", how)
+    assert world.outside() == world.before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(file("x"), directory("x")), (directory("x"), file("x"))],
+    ids=["a directory over a file", "a file over a directory"],
+)
+def test_without_replace_dirs_a_directory_and_a_file_never_replace_each_other(
+    first: Entry, second: Entry, tmp_path: Path
+) -> None:
+    world = World(tmp_path / "world")
+    how = Unpack(replace_dirs=False)
+    extract_layer(io.BytesIO(layer_tar((first,), **world.fill)), world.root, "one", how)
+    with pytest.raises(InvalidArgument, match="cannot replace a directory by a non-directory"):
+        extract_layer(io.BytesIO(layer_tar((second,), **world.fill)), world.root, "two", how)
