@@ -11,6 +11,8 @@ import pytest
 from ferry.errors import InvalidArgument
 from ferry.runtime.images import ImageStore, has_executable, normalise
 
+pytestmark = pytest.mark.usefixtures("as_root")
+
 
 def _layer(entries: dict[str, bytes | str | None]) -> bytes:
     """A layer tarball: bytes are files, str are symlink targets, None are directories."""
