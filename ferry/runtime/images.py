@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
-from ferry.kernel.inroot import Root, clean, resolve_in_root
+from ferry.kernel.inroot import Root, clean, remove_tree, resolve_in_root
 from ferry.model.times import now_iso
 from ferry.runtime.archive import extract_layer
 
@@ -136,8 +136,7 @@ class ImageStore:
         try:
             rootfs = staging / "rootfs"
             rootfs.mkdir()
-            _extract_image(tar_path, rootfs, source or tar_path.name)
-            size = sum(p.lstat().st_size for p in rootfs.rglob("*"))
+            size = _extract_image(tar_path, rootfs, source or tar_path.name)
             write_json(
                 staging / "image.json",
                 {
@@ -149,10 +148,11 @@ class ImageStore:
             )
             target = self.root / _dirname(full)
             if target.exists():
-                shutil.rmtree(target)
+                remove_tree(target)
             os.replace(staging, target)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):  # after a failure: keep the first error
+                remove_tree(staging)
         return self.get(full)
 
     def remove(self, name: str, in_use_by: list[str]) -> Image:
@@ -164,7 +164,7 @@ class ImageStore:
                 f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "
                 "remove them first"
             )
-        shutil.rmtree(image.rootfs.parent)
+        remove_tree(image.rootfs.parent)
         return image
 
 
@@ -173,10 +173,11 @@ MANIFEST_MAX_BYTES = 1 << 20
 _UNREADABLE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _extract_image(tar_path: Path, rootfs: Path, source: str) -> None:
+def _extract_image(tar_path: Path, rootfs: Path, source: str) -> int:
     """A root filesystem tarball is one layer; a ``docker save`` archive (it has a
     ``manifest.json``) is its layers, applied in the manifest's order, each read in place from
-    the archive (nothing of it is unpacked besides the layers' contents)."""
+    the archive (nothing of it is unpacked besides the layers' contents). Returns the image's
+    size as Docker counts it: the sum of its layers' contents, in bytes."""
     with Root(rootfs) as root, contextlib.ExitStack() as stack:
         try:
             outer: tarfile.TarFile | None = stack.enter_context(tarfile.open(tar_path))
@@ -185,15 +186,16 @@ def _extract_image(tar_path: Path, rootfs: Path, source: str) -> None:
             outer = layers = None  # not a tar we can index: read as one layer, which says why
         if outer is None or layers is None:  # a root filesystem (plain or `docker export`)
             with open(tar_path, "rb") as stream:
-                extract_layer(stream, root, source)
-            return
+                return extract_layer(stream, root, source).size_bytes
+        size = 0
         for number, member in enumerate(layers, 1):
             layer = outer.extractfile(member)
             if layer is None:
                 raise InvalidArgument(f"{source}: layer {member.name} is not a file")
             with layer:
                 label = f"{source}, layer {number} of {len(layers)} ({member.name})"
-                extract_layer(layer, root, label)
+                size += extract_layer(layer, root, label).size_bytes
+        return size
 
 
 def _saved_layers(outer: tarfile.TarFile, source: str) -> list[tarfile.TarInfo] | None:

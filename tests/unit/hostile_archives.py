@@ -294,6 +294,11 @@ CASES: list[Case] = [
         refused="File name too long",
     ),
     Case(
+        "a tree 1500 directories deep unpacks, and an opaque marker above removes it",
+        (L([file("top/" + "a/" * 1500 + "f", b"deep")]), L([file("top/.wh..wh..opq")])),
+        inside={"top": Want("dir"), "top/a": Want(None)},
+    ),
+    Case(
         "names with newlines are kept as they are",
         (L([file("etc/new\nline", b"nl")]),),
         inside={"etc/new\nline": Want("file", b"nl")},

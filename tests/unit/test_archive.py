@@ -12,13 +12,14 @@ import itertools
 import lzma
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from ferry.errors import InvalidArgument
-from ferry.kernel.inroot import clean
+from ferry.kernel.inroot import clean, remove_tree
 from ferry.runtime.archive import Unpack, extract_layer
 from ferry.runtime.images import ImageStore
 from tests.unit.hostile_archives import (
@@ -38,6 +39,14 @@ HOST_FILES = ("/etc/shadow", "/etc/passwd")
 
 
 pytestmark = pytest.mark.usefixtures("as_root")
+
+
+@pytest.fixture(autouse=True)
+def _no_deep_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Some trees here are deeper than pytest's own clean-up (shutil.rmtree) can remove."""
+    yield
+    for child in tmp_path.iterdir():
+        remove_tree(child)
 
 
 class World:
@@ -60,8 +69,8 @@ class World:
     def outside(self) -> dict[str, tuple[object, ...]]:
         """Everything outside the root, as lstat sees it, with contents and link targets."""
         seen: dict[str, tuple[object, ...]] = {}
-        for path in [self.top, *self.top.rglob("*"), *map(Path, HOST_FILES)]:
-            if path == self.root or self.root in path.parents or not os.path.lexists(path):
+        for path in [*_walk(self.top, skip=self.root), *map(Path, HOST_FILES)]:
+            if not os.path.lexists(path):
                 continue
             st = os.lstat(path)
             body: object = None
@@ -96,6 +105,23 @@ class World:
             assert os.getxattr(where, key, follow_symlinks=False) == value, key
         if want.same_inode_as is not None:
             assert st.st_ino == os.lstat(root / want.same_inode_as).st_ino
+
+
+def _walk(top: Path, skip: Path) -> list[Path]:
+    """``top`` and everything below it but ``skip``'s tree, without following symlinks and
+    without recursion (pathlib's rglob recurses, and some cases are 1500 deep)."""
+    found, pending = [top], [top]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            listed = list(entries)
+        for entry in listed:
+            path = Path(entry.path)
+            if path == skip:
+                continue
+            found.append(path)
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+    return found
 
 
 def _kind(mode: int) -> str:

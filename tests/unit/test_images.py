@@ -4,14 +4,24 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ferry.errors import InvalidArgument
+from ferry.kernel.inroot import remove_tree
 from ferry.runtime.images import ImageStore, has_executable, normalise
 
 pytestmark = pytest.mark.usefixtures("as_root")
+
+
+@pytest.fixture(autouse=True)
+def _no_deep_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Some trees here are deeper than pytest's own clean-up (shutil.rmtree) can remove."""
+    yield
+    for child in tmp_path.iterdir():
+        remove_tree(child)
 
 
 def _layer(entries: dict[str, bytes | str | None]) -> bytes:
@@ -217,3 +227,12 @@ def test_the_longest_names_still_make_one_file_name(tmp_path: Path) -> None:
     (directory,) = (tmp_path / "images").iterdir()
     assert len(directory.name) <= 255
     assert store.get(name).image_id == image.image_id
+
+
+def test_an_image_with_a_tree_deeper_than_pythons_recursion_is_removed(tmp_path: Path) -> None:
+    tarball = _saved_image(tmp_path / "deep.tar", [{"d/" + "a/" * 1500 + "f": b"deep"}])
+    store = ImageStore(tmp_path / "images")
+    image = store.import_tar(tarball, "deep")
+    assert image.size_bytes == 4
+    store.remove("deep", [])
+    assert os.listdir(tmp_path / "images") == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ferry.errors import InvalidArgument
-from ferry.kernel.inroot import Root, clean, resolve_in_root
+from ferry.kernel.inroot import Root, clean, remove_tree, resolve_in_root
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,27 @@ def test_made_directories_are_0755_whatever_the_umask(tree: Path) -> None:
         os.umask(old)
     for made in (tree / "data/made", tree / "data/made/here"):
         assert made.stat().st_mode & 0o777 == 0o755
+
+
+def test_remove_tree_unlinks_symlinks_without_following_them_at_any_depth(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    doomed = tmp_path / "doomed"
+    doomed.mkdir()
+    fd = os.open(doomed, os.O_RDONLY)
+    for _ in range(1200):  # deeper than PATH_MAX allows to name: built by descriptors
+        os.mkdir("a", dir_fd=fd)
+        deeper = os.open("a", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.symlink(outside, "to-outside", dir_fd=fd)
+    os.close(fd)
+    (doomed / "to-outside").symlink_to(outside)
+    (doomed / "file").write_text("x")
+    remove_tree(doomed)
+    assert not doomed.exists()
+    assert (outside / "keep").read_text() == "keep"
+    remove_tree(doomed)  # nothing there is fine
