@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -48,7 +47,7 @@ from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.runtime import bundle
-from ferry.runtime.images import Image, ImageStore
+from ferry.runtime.images import Image, ImageStore, has_executable
 from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.containers")
@@ -332,9 +331,7 @@ class ContainerService:
         path = bundle.environment(config)["PATH"]
         if "/" in command:
             return  # a path: the shell reports it if it is missing
-        root = str(image.rootfs) if image.rootfs else ""
-        found = any(shutil.which(command, path=root + d) for d in path.split(":") if d)
-        if not found:
+        if not has_executable(image.rootfs, command, path):
             raise InvalidArgument(f'exec: "{command}": executable file not found in $PATH')
 
     async def start(self, ref: str) -> bool:

@@ -4,31 +4,40 @@
 /etc/resolv.conf and /etc/hostname). An imported image is a directory tree that containers see
 through an overlay mount (image below, a private writable layer above), so any number of
 containers share one copy. ``ferry image import`` takes a plain root filesystem tarball, the
-output of ``docker export``, or the output of ``docker save`` (layers applied in order,
-whiteouts honoured).
+output of ``docker export``, or the output of ``docker save`` (layers applied in the
+manifest's order, whiteouts honoured), compressed or not. Every archive is unpacked by
+``ferry.runtime.archive``, which never creates, changes or removes anything outside the
+image's root.
 
 Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.kernel.inroot import Root, clean, remove_tree, resolve_in_root
 from ferry.model.times import now_iso
+from ferry.runtime.archive import extract_layer
 
 HOST_IMAGE = "host"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$")
+# Docker's limits (distribution/reference): a repository of at most 255 characters, a tag of
+# at most 128 that starts with a word character.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+NAME_MAX_BYTES = 255  # of one file name (NAME_MAX)
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,31 @@ def normalise(name: str) -> str:
 
 
 def _dirname(name: str) -> str:
-    return name.replace("/", "_").replace(":", "@")
+    """The image's directory under the store: one file name, whatever the image's name (NAME_RE
+    leaves no '/' and no leading '.' after this), shortened with a digest past NAME_MAX."""
+    flat = name.replace("/", "_").replace(":", "@")
+    if len(flat) > NAME_MAX_BYTES:
+        flat = flat[:190] + "-" + hashlib.sha256(flat.encode()).hexdigest()[:32]
+    return flat
+
+
+def has_executable(rootfs: Path | None, command: str, search_path: str) -> bool:
+    """Whether ``command`` is an executable file in a directory of ``search_path`` (``PATH``
+    syntax) — in the image, each candidate resolved inside its root (an image's ``/bin ->
+    /usr/bin`` means the image's ``/usr/bin``, never the host's), or on the host for ``host``
+    (``rootfs`` None)."""
+    for directory in (d for d in search_path.split(":") if d):
+        if rootfs is None:
+            if shutil.which(command, path=directory):
+                return True
+            continue
+        try:
+            candidate = resolve_in_root(rootfs, f"{directory}/{command}")
+        except InvalidArgument:
+            continue  # a dangling link or a file in the middle: not found there
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return True
+    return False
 
 
 class ImageStore:
@@ -86,7 +119,9 @@ class ImageStore:
                 images.append(self.get(record["name"]))
         return images
 
-    def import_tar(self, tar_path: Path, name: str) -> Image:
+    def import_tar(self, tar_path: Path, name: str, source: str = "") -> Image:
+        """Import a tarball as image ``name``; ``source`` names it in errors (default: the
+        file's name). Raises ``InvalidArgument`` naming the entry an archive may not have."""
         full = normalise(name)
         if full == HOST_IMAGE:
             raise InvalidArgument("'host' is built in and cannot be replaced")
@@ -101,8 +136,7 @@ class ImageStore:
         try:
             rootfs = staging / "rootfs"
             rootfs.mkdir()
-            _extract_image(tar_path, rootfs)
-            size = sum(p.lstat().st_size for p in rootfs.rglob("*"))
+            size = _extract_image(tar_path, rootfs, source or tar_path.name)
             write_json(
                 staging / "image.json",
                 {
@@ -114,10 +148,11 @@ class ImageStore:
             )
             target = self.root / _dirname(full)
             if target.exists():
-                shutil.rmtree(target)
+                remove_tree(target)
             os.replace(staging, target)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):  # after a failure: keep the first error
+                remove_tree(staging)
         return self.get(full)
 
     def remove(self, name: str, in_use_by: list[str]) -> Image:
@@ -129,74 +164,69 @@ class ImageStore:
                 f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "
                 "remove them first"
             )
-        shutil.rmtree(image.rootfs.parent)
+        remove_tree(image.rootfs.parent)
         return image
 
 
-def _untar(archive: Path, target: Path) -> None:
-    result = subprocess.run(
-        ["tar", "-xpf", str(archive), "-C", str(target), "--numeric-owner"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise InvalidArgument(f"cannot extract {archive.name}: {result.stderr.strip()}")
+MANIFEST_MAX_BYTES = 1 << 20
+# what indexing a damaged or unusual (zstd) archive raises, from tarfile and its decompressors
+_UNREADABLE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _extract_image(tar_path: Path, rootfs: Path) -> None:
+def _extract_image(tar_path: Path, rootfs: Path, source: str) -> int:
+    """A root filesystem tarball is one layer; a ``docker save`` archive (it has a
+    ``manifest.json``) is its layers, applied in the manifest's order, each read in place from
+    the archive (nothing of it is unpacked besides the layers' contents). Returns the image's
+    size as Docker counts it: the sum of its layers' contents, in bytes."""
+    with Root(rootfs) as root, contextlib.ExitStack() as stack:
+        try:
+            outer: tarfile.TarFile | None = stack.enter_context(tarfile.open(tar_path))
+            layers = _saved_layers(outer, source) if outer else None
+        except _UNREADABLE:
+            outer = layers = None  # not a tar we can index: read as one layer, which says why
+        if outer is None or layers is None:  # a root filesystem (plain or `docker export`)
+            with open(tar_path, "rb") as stream:
+                return extract_layer(stream, root, source).size_bytes
+        size = 0
+        for number, member in enumerate(layers, 1):
+            layer = outer.extractfile(member)
+            if layer is None:
+                raise InvalidArgument(f"{source}: layer {member.name} is not a file")
+            with layer:
+                label = f"{source}, layer {number} of {len(layers)} ({member.name})"
+                size += extract_layer(layer, root, label).size_bytes
+        return size
+
+
+def _saved_layers(outer: tarfile.TarFile, source: str) -> list[tarfile.TarInfo] | None:
+    """The layers a ``docker save`` manifest lists, in order, as members of the archive; None
+    when there is no manifest. Layer paths are names inside the archive, nothing else: an
+    absolute path, ``..``, a name that is not a file of the archive are refused."""
     try:
-        with tarfile.open(tar_path) as archive:
-            names = set(archive.getnames())
-            manifest = archive.extractfile("manifest.json") if "manifest.json" in names else None
-            layers = json.loads(manifest.read())[0]["Layers"] if manifest else None
-    except (tarfile.TarError, ValueError, KeyError, IndexError) as exc:
-        raise InvalidArgument(f"{tar_path.name} is not an image tarball: {exc}") from exc
-    if layers is None:  # a root filesystem (plain or `docker export`)
-        _untar(tar_path, rootfs)
-        return
-    with tempfile.TemporaryDirectory(dir=rootfs.parent) as unpacked:
-        _untar(tar_path, Path(unpacked))
-        for layer in layers:
-            _apply_layer(_within(Path(unpacked).resolve(), Path(layer), tar_path), rootfs)
-
-
-def _within(root: Path, relative: Path, source: Path) -> Path:
-    """``root / relative``, refused if it leaves ``root``: by an absolute name, by '..', or
-    through a symlink an earlier layer planted (a whiteout must never delete a host file)."""
-    if relative.is_absolute() or ".." in relative.parts:
-        raise InvalidArgument(f"{source.name}: refusing the path {str(relative)!r}")
-    resolved = (root / relative).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise InvalidArgument(f"{source.name}: {str(relative)!r} points outside the image")
-    return resolved
-
-
-def _apply_layer(layer: Path, rootfs: Path) -> None:
-    """Apply one `docker save` layer: first its whiteouts (what it deletes from the layers
-    below), then its files."""
-    with tarfile.open(layer) as archive:
-        names = archive.getnames()
-    root = rootfs.resolve()
-    for member in names:
-        path = Path(member)
-        if not path.name.startswith(".wh."):
-            continue
-        parent = _within(root, path.parent, layer)
-        if path.name == ".wh..wh..opq":  # opaque directory: hide everything below it
-            targets = list(parent.iterdir()) if parent.is_dir() else []
-        else:
-            targets = [parent / path.name[len(".wh.") :]]
-        for target in targets:
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-    result = subprocess.run(
-        ["tar", "-xpf", str(layer), "-C", str(rootfs), "--numeric-owner", "--exclude=.wh.*"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise InvalidArgument(f"cannot extract layer {layer.name}: {result.stderr.strip()}")
+        found = outer.getmember("manifest.json")
+    except KeyError:
+        return None
+    if not found.isfile() or found.size > MANIFEST_MAX_BYTES:
+        raise InvalidArgument(f"{source}: manifest.json is not a small regular file")
+    data = outer.extractfile(found)
+    try:
+        manifest = json.loads(data.read() if data else b"")
+        if not isinstance(manifest, list) or len(manifest) != 1:
+            raise InvalidArgument(
+                f"{source}: the archive holds {len(manifest) if isinstance(manifest, list) else 0}"
+                " images; import one image per archive (docker save IMAGE)"
+            )
+        names = manifest[0]["Layers"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(f"{source}: manifest.json is not a docker save manifest") from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InvalidArgument(f"{source}: manifest.json's Layers is not a list of paths")
+    members = []
+    for name in names:
+        if clean(name) != name or not name:
+            raise InvalidArgument(f"{source}: refusing the layer path {name!r}")
+        try:
+            members.append(outer.getmember(name))
+        except KeyError as exc:
+            raise InvalidArgument(f"{source}: layer {name} is not in the archive") from exc
+    return members

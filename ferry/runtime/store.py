@@ -8,10 +8,11 @@ only source of truth about local containers: a restarted ferryd reads it and fin
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from pathlib import Path
 
 from ferry.daemon.files import read_json, write_json
+from ferry.kernel.inroot import remove_tree
 from ferry.model.codec import decode_plain, to_plain
 from ferry.model.container import Container, ContainerConfig, ContainerState
 
@@ -71,11 +72,13 @@ class ContainerStore:
     def remove(self, container_id: str) -> None:
         # The image overlay is mounted only inside the container's private mount namespace:
         # it went away with the container, nothing to unmount here.
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        with contextlib.suppress(OSError):  # its writable layer is the container's: any depth
+            remove_tree(self.dir(container_id))
 
     def remove_incomplete(self) -> None:
         if not self.root.is_dir():
             return
         for directory in self.root.iterdir():
             if not (directory / "state.json").exists():
-                shutil.rmtree(directory, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    remove_tree(directory)

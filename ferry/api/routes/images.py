@@ -72,5 +72,7 @@ class ImageRoutes:
             async for chunk in request.content.iter_chunked(1 << 20):
                 upload.write(chunk)
             upload.flush()
-            image = await asyncio.to_thread(self.images.import_tar, Path(upload.name), name)
+            image = await asyncio.to_thread(
+                self.images.import_tar, Path(upload.name), name, f"the archive for {name}"
+            )
         return web.json_response({"status": image.image_id})
