@@ -44,6 +44,21 @@ class LeaderElection:
         self.is_leader = False
         self._lease_id = 0
         self._task: asyncio.Task[None] | None = None
+        # the record this node wrote when it took office, and the store revision of that write:
+        # the leader acts only once its mirror shows this record (see ServiceReconciler)
+        self.term: LeaderRecord | None = None
+        self.term_revision = 0
+
+    async def first_step(self) -> int:
+        """One election step, before the loop starts and before this manager serves anyone: a
+        restarted leader takes office again here, so no reader ever sees its previous term's
+        record with this term's (lapsed) sessions. The store revision of the new term's record,
+        0 when this node did not take office."""
+        try:
+            await self._try_acquire()
+        except FerryError as exc:
+            log.warning("leader election step failed", extra=kv(error=exc))
+        return self.term_revision if self.is_leader else 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -89,6 +104,7 @@ class LeaderElection:
             await self._store.revoke_lease(lease_id)
             return
         self._lease_id = lease_id
+        self.term, self.term_revision = record, revision
         await self._set(True)
 
     async def _try_adopt(self, raw: bytes, version: int, lease_id: int) -> None:
@@ -105,4 +121,5 @@ class LeaderElection:
             return
         log.info("leadership taken over from this node's previous run")
         self._lease_id = lease_id
+        self.term, self.term_revision = record, revision
         await self._set(True)

@@ -84,7 +84,9 @@ class Manager:
         self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
-        self.reconciler = ServiceReconciler(self.store, self.view, self.feed, self.networks)
+        self.reconciler = ServiceReconciler(
+            self.store, self.view, self.feed, self.networks, term=lambda: self.leader.term
+        )
         self.logs = LogRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.doctor = DoctorRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.hub = SessionHub(self.store, self.mirror, self.view, node_id)
@@ -159,6 +161,9 @@ class Manager:
         self.feed.start()
         await self.feed.wait_for(1, timeout_s=STORE_READY_TIMEOUT_S)
         self.quorum.start()
+        term = await self.leader.first_step()
+        if term:  # readers (agents' snapshots, the API) see this term's record from the start
+            await self.feed.wait_for(term)
         self.leader.start()
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
         ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)

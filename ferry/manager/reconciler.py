@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 from ferry.aio import cancel_and_wait
@@ -37,6 +38,7 @@ from ferry.manager.orchestrator import (
 from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
 from ferry.manager.scheduler import candidates as node_candidates
 from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.schema import LeaderRecord
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
@@ -56,12 +58,21 @@ BACKOFF_S = (1.0, 30.0)  # a failing service is retried after 1 s, doubling up t
 class ServiceReconciler(Reconciler):
     name = "service reconcile"
     retry_s = 0.2
-    watched = (keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS)
+    watched = (keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS, keys.LEADER)
 
     def __init__(
-        self, store: Store, view: ClusterView, feed: StoreFeed, networks: NetworkOps
+        self,
+        store: Store,
+        view: ClusterView,
+        feed: StoreFeed,
+        networks: NetworkOps,
+        *,
+        term: Callable[[], LeaderRecord | None] = lambda: None,
     ) -> None:
+        """``term``: the leader record this manager wrote when it took office; nothing is
+        planned until the mirror shows it (so the new term's grace period is in force)."""
         super().__init__(view.mirror)
+        self._term = term
         self._store = store
         self._view = view
         self._feed = feed
@@ -89,6 +100,9 @@ class ServiceReconciler(Reconciler):
 
     # one pass --------------------------------------------------------------------------------
     async def reconcile(self) -> None:
+        term = self._term()
+        if term is not None and self._view.mirror.obj(keys.LEADER, LeaderRecord) != term:
+            return  # the mirror has not seen this term begin: liveness would read the last's
         self.passes += 1
         self._taken = {}
         self._owned = None

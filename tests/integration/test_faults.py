@@ -157,6 +157,28 @@ def test_a_short_restart_of_the_only_manager_loses_no_task(lab: LabRig) -> None:
     remove_services(lab, "web")
 
 
+def test_every_ferryd_killed_at_once_and_restarted_loses_no_task(lab: LabRig) -> None:
+    """Input 3, the other case: a kill -9 of every ferryd at once, the manager's included."""
+    lab.ferry("h1", "service", "create", "-q", "--name", "all3", "--replicas", "3",
+              "host", "sleep", "3600")  # fmt: skip
+    before = task_ids(lab, "all3")
+    for host in ("h1", "h2", "h3"):
+        labmod.stop_ferryd(lab.topo, host, kill=True)
+    time.sleep(3)
+    for host in ("h1", "h2", "h3"):
+        labmod.start_ferryd(lab.topo, host)
+    wait_until(
+        lambda: {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"},
+        15,
+        "every node ready again",
+        every_s=0.5,
+    )
+    time.sleep(8)  # past the new leader's grace
+    assert task_ids(lab, "all3") == before
+    wait_doctor_clean(lab, 10)
+    remove_services(lab, "all3")
+
+
 def test_a_global_service_with_a_host_port_settles_after_a_worker_was_away(lab: LabRig) -> None:
     """Input 4: one new task on the returned node, 3/3, and no churn of task records."""
     lab.ferry("h1", "service", "create", "-q", "--name", "g", "--mode", "global", "--publish",

@@ -8,6 +8,7 @@ from ferry.manager.networks import NetworkOps
 from ferry.manager.reconciler import ServiceReconciler
 from ferry.manager.services import ServiceOps, ServiceRequest
 from ferry.manager.store import Put, keys
+from ferry.manager.store.schema import LeaderRecord
 from ferry.model.codec import encode
 from ferry.model.network import NetworkRequest
 from ferry.model.service import PortSpec, PublishMode, Task, TaskState
@@ -125,3 +126,24 @@ async def test_a_service_whose_plan_fails_is_set_aside_with_a_back_off_and_other
     assert delay_s == 1.0
     await leader.reconcile()  # still within its back-off: not planned again
     assert leader._backoff[broken.svc_id] == (retry_at, delay_s)
+
+
+async def test_a_new_leader_plans_nothing_until_its_mirror_shows_its_term(rig: ManagerRig) -> None:
+    """A restarted leader's mirror may still hold its previous term's record: with this term's
+    lapsed sessions, that would read as 'every node is down' (issue 8, input 3)."""
+    services, _ = await rig_up(rig, "h1")
+    networks = NetworkOps(rig.store, rig.view, rig.feed)
+    term = LeaderRecord("mgr", "2026-11-30T10:00:00Z")
+    leader = ServiceReconciler(rig.store, rig.view, rig.feed, networks, term=lambda: term)
+    old = LeaderRecord("mgr", "2026-11-30T09:00:00Z")
+    revision = await rig.store.commit([Put(keys.LEADER, encode(old))])
+    assert revision is not None
+    await rig.feed.wait_for(revision)
+    await services.create(ServiceRequest("web", "host", ("sleep", "1")))
+    await leader.reconcile()
+    assert tasks_of(rig, "web") == []
+    revision = await rig.store.commit([Put(keys.LEADER, encode(term))])
+    assert revision is not None
+    await rig.feed.wait_for(revision)
+    await leader.reconcile()
+    assert [t.state for t in tasks_of(rig, "web")] == [TaskState.ASSIGNED]
