@@ -31,6 +31,7 @@ from ferry.model.network import (
     check_options,
     network_names,
 )
+from ferry.model.rules import check_aliases, check_no_service_shadow
 from ferry.model.times import now_iso
 from ferry.network import ipam
 
@@ -244,6 +245,10 @@ class NetworkOps:
                 f"network {network.name} is not manually attachable: create it with --attachable "
                 "to run standalone containers on it (services can use it as it is)"
             )
+        if req.kind == EndpointKind.CONTAINER:
+            check_aliases(req.aliases)
+            names = (req.name, req.hostname, *req.aliases)
+            check_no_service_shadow(names, network, self._view.services())
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 taken = await self.read_taken_ips(network.net_id)

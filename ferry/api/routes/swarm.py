@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ferry.api import params
+from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.base import ObjectVersion
 from ferry.api.models.swarm import (
     EngineDescription,
@@ -18,13 +20,16 @@ from ferry.api.models.swarm import (
     SwarmInspect,
     SwarmJoinRequest,
 )
-from ferry.api.server import add_route, json_model, query_bool, query_filters, read_json
+from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
-from ferry.errors import InvalidArgument, Unavailable
+from ferry.errors import Conflict, InvalidArgument, Unavailable
 from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.node import Role
+from ferry.network import ipam
+
+NODE_FILTERS = ("id", "name", "node.label", "role")
 
 
 def node_object(state: NodeState) -> NodeObject:
@@ -70,27 +75,29 @@ class SwarmRoutes:
         add_route(app, "DELETE", "/nodes/{node}", self.remove_node)
 
     async def init(self, request: web.Request) -> web.Response:
-        body = SwarmInitRequest.model_validate(await read_json(request))
+        body = await read_model(request, SwarmInitRequest, SMALL_BODY_BYTES)
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
+        pool = body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL
+        ipam.check_pool(pool, body.SubnetSize or DEFAULT_SUBNET_SIZE)
         options = InitOptions(
             advertise_addr=body.AdvertiseAddr,
             listen_addr=body.ListenAddr or f"0.0.0.0:{PORT}",
-            default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL,
+            default_pool=pool,
             subnet_size=body.SubnetSize or DEFAULT_SUBNET_SIZE,
             availability=body.Availability or "active",
         )
         return web.json_response(await self.swarm.init(options))
 
     async def join(self, request: web.Request) -> web.Response:
-        body = SwarmJoinRequest.model_validate(await read_json(request))
+        body = await read_model(request, SwarmJoinRequest, SMALL_BODY_BYTES)
         await self.swarm.join(
             body.RemoteAddrs, body.JoinToken, body.AdvertiseAddr, body.ListenAddr, body.Availability
         )
         return web.Response(status=200)
 
     async def leave(self, request: web.Request) -> web.Response:
-        await self.swarm.leave(query_bool(request, "force"))
+        await self.swarm.leave(params.boolean(request.query, "force"))
         return web.Response(status=200)
 
     async def inspect(self, _request: web.Request) -> web.Response:
@@ -112,16 +119,26 @@ class SwarmRoutes:
         return json_model(body)
 
     async def update(self, request: web.Request) -> web.Response:
+        version = params.object_version(request.query, "swarm")
+        rotate = [
+            role
+            for role, name in (("worker", "rotateWorkerToken"), ("manager", "rotateManagerToken"))
+            if params.boolean(request.query, name)
+        ]
         manager = self.swarm.require_manager()
-        if query_bool(request, "rotateWorkerToken"):
-            await manager.nodes.rotate("worker")
-        if query_bool(request, "rotateManagerToken"):
-            await manager.nodes.rotate("manager")
+        current = (await manager.nodes.secrets())[1]
+        if version != current:
+            raise Conflict(
+                f"update out of sequence: the swarm changed (version {current}, not {version}); "
+                "inspect it again and retry"
+            )
+        for role in rotate:
+            await manager.nodes.rotate(role)
         return web.Response(status=200)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, NODE_FILTERS)
         manager = self.swarm.require_manager()
-        filters = query_filters(request)
         states = manager.nodes.all()
         if "id" in filters:
             states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
@@ -129,6 +146,9 @@ class SwarmRoutes:
             states = [s for s in states if s.node.hostname in filters["name"]]
         if "role" in filters:
             states = [s for s in states if s.node.role.value in filters["role"]]
+        if "node.label" in filters:
+            wanted = filters["node.label"]
+            states = [s for s in states if params.match_labels(wanted, s.node.labels)]
         return json_model([node_object(s) for s in states])
 
     async def inspect_node(self, request: web.Request) -> web.Response:
@@ -140,13 +160,13 @@ class SwarmRoutes:
         return json_model(node_object(manager.nodes.state(node)))
 
     async def update_node(self, request: web.Request) -> web.Response:
+        version = params.object_version(request.query, "node")
+        spec = await read_model(request, NodeSpec)
         manager = self.swarm.require_manager()
-        spec = NodeSpec.model_validate(await read_json(request))
-        version = request.query.get("version")
         node = manager.nodes.find(request.match_info["node"])
         await manager.nodes.update(
             node.node_id,
-            int(version) if version and version.isdigit() else None,
+            version,
             availability=spec.Availability,
             role=spec.Role,
             labels=spec.Labels,
@@ -154,6 +174,7 @@ class SwarmRoutes:
         return web.Response(status=200)
 
     async def remove_node(self, request: web.Request) -> web.Response:
+        force = params.boolean(request.query, "force")
         manager = self.swarm.require_manager()
-        await manager.nodes.remove(request.match_info["node"], query_bool(request, "force"))
+        await manager.nodes.remove(request.match_info["node"], force)
         return web.Response(status=200)
