@@ -81,6 +81,11 @@ async def version_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await handler(request)
 
 
+# What aiohttp's parser takes per request line and header line (its default is 8 KiB); Docker's
+# clients put every filter in the query, and Go's server takes up to 1 MiB of headers.
+HTTP_LINE_BYTES = 64 * 1024
+
+
 def make_app() -> web.Application:
     # client_max_size bounds what aiohttp itself would buffer; JSON bodies are read by
     # ferry.api.body with per-route limits, image uploads stream to disk past it.

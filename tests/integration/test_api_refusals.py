@@ -3,6 +3,7 @@ in one line, with the exit code of its kind, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -34,13 +35,15 @@ def test_bad_values_are_refused_in_one_line_by_the_ferry_cli(lab: LabRig) -> Non
     _refused(lab, 2, 'invalid environment variable: "=novalue"',
              "run", "-d", "-e", "=novalue", "host", "sleep", "60")  # fmt: skip
     _refused(lab, 2, 'invalid environment variable: "=novalue"',
-             "service", "create", "-d", "--name", "envy", "-e", "=novalue", "host", "sleep", "60")  # fmt: skip
+             "service", "create", "-d", "--name", "envy", "-e", "=novalue",
+             "host", "sleep", "60")  # fmt: skip
     _refused(lab, 2, "is too long (maximum 64 bytes)",
              "run", "-d", "--hostname", "h" * 300, "host", "sleep", "60")  # fmt: skip
     _refused(lab, 2, "overlaps 127.0.0.0/8",
              "network", "create", "--subnet", "127.0.0.0/24", "lo-net")  # fmt: skip
     _refused(lab, 2, "overlaps 127.0.0.0/8",
-             "network", "create", "-d", "overlay", "--subnet", "127.0.0.0/24", "lo-ovl")  # fmt: skip
+             "network", "create", "-d", "overlay", "--subnet", "127.0.0.0/24",
+             "lo-ovl")  # fmt: skip
     _refused(lab, 2, "value '=h1' is invalid",
              "service", "create", "-d", "--name", "placed", "--constraint", "node.hostname===h1",
              "host", "sleep", "60")  # fmt: skip
@@ -55,7 +58,8 @@ def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
              "run", "-d", "--name", "shadow", "--network", "front", "--network-alias", "web",
              "host", "sleep", "60")  # fmt: skip
     result = lab.exec("h1", "docker", "run", "-d", "--name", "shadow2", "--network", "front",
-                      "--network-alias", "tasks.web", "host", "sleep", "60", check=False)  # fmt: skip
+                      "--network-alias", "tasks.web", "host", "sleep", "60",
+                      check=False)  # fmt: skip
     assert result.returncode != 0
     assert "taken by service web on network front" in result.stderr
     assert not [c for c in lab.api("h1", "/containers/json", all=1)
@@ -64,6 +68,23 @@ def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
     lab.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "back")
     lab.ferry("h1", "run", "-d", "--name", "aliased", "--network", "back", "--network-alias",
               "web", "host", "sleep", "60")  # fmt: skip
+
+
+def test_a_malformed_request_gets_a_400_and_no_traceback_in_the_log(lab: LabRig) -> None:
+    node = lab.topo.node("h1")
+    log = node.run_dir / "ferryd.log"
+    start = log.stat().st_size
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(node.socket))
+        sock.sendall(b"GET /info?" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.split(b" ", 2)[1] == b"400"
+    # a long but legal query (Docker's filters) is served
+    assert lab.api("h1", "/networks", filters={"name": ["x" * 20_000]}) == []
+    tail = log.read_bytes()[start:].decode(errors="replace")
+    assert "malformed HTTP request refused" in tail
+    assert "Traceback" not in tail
 
 
 def test_the_docker_cli_hears_dockers_words(lab: LabRig) -> None:
