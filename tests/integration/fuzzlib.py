@@ -1,11 +1,8 @@
-"""What the API fuzz test needs: a loopback relay to a ferryd socket, Docker's API description
-cut down to the operations Ferry serves, and a bounded runner that drives schemathesis over
-them and keeps the figures.
+"""What the API fuzz test needs besides the relay (unixrelay.py) and the lab's objects
+(fuzztargets.py): Docker's API description cut down to the operations Ferry serves, and a
+bounded runner that drives schemathesis over them and keeps the figures.
 
-Design notes. schemathesis speaks HTTP over TCP; ferryd listens on a unix socket inside a lab
-host. ``UnixRelay`` listens on 127.0.0.1 (an ephemeral port, loopback only) in a thread of the
-test process and pipes each connection to the socket: no lab address is ever dialled from the
-root namespace. The operations are found by registering Ferry's route classes on a bare aiohttp
+Design notes. The operations are found by registering Ferry's route classes on a bare aiohttp
 application (the same ``register`` ferryd calls), so a route added to Ferry is fuzzed without
 touching this file. Random path parameters mostly miss (404), so half of the cases of an
 operation with ``{id}`` aim at a real object of the lab (``Targets``), which is recreated when
@@ -15,13 +12,10 @@ is counted apart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +24,10 @@ import requests
 import yaml
 from aiohttp import web
 
+from tests.integration.fuzztargets import REQUEST_TIMEOUT_S, Api, Targets
+
 # ``../shared/docker-api/`` beside the repository, as the design note names it
 SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "docker-api" / "engine-api-v1.47.yaml"
-API_PREFIX = "/v1.47"
-REQUEST_TIMEOUT_S = 30.0
 SLOW_S = 2.0
 
 # Values schemathesis' random strings rarely produce, which the issue's findings were made of:
@@ -113,73 +107,6 @@ def load_spec(served: set[tuple[str, str]]) -> tuple[dict[str, Any], list[tuple[
     return spec, missing
 
 
-class UnixRelay:
-    """127.0.0.1:<ephemeral port> → a unix socket, served by an event loop in a thread."""
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
-        self.port = future.result(timeout=10)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    async def _start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _stop(self) -> None:
-        # Closing the connections ends their pipes; cancelling the handlers instead makes
-        # asyncio (3.11) log each cancelled connection callback as an error.
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._writers.add(client_w)
-        try:
-            unix_r, unix_w = await asyncio.open_unix_connection(str(self.socket_path))
-            self._writers.add(unix_w)
-            await asyncio.gather(
-                _pipe(client_r, unix_w), _pipe(unix_r, client_w), return_exceptions=True
-            )
-        except OSError:
-            client_w.close()
-        finally:
-            self._writers.discard(client_w)
-            self._handlers.discard(task)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(65536):
-            writer.write(chunk)
-            await writer.drain()
-    finally:
-        with contextlib.suppress(OSError):
-            writer.close()
-
-
 @dataclass
 class Figures:
     """What a fuzz run did: requests per operation, statuses, and what went wrong."""
@@ -203,126 +130,6 @@ class Figures:
             f"5xx: {len(self.server_errors)} {dict(self.server_error_operations)}; "
             f"transport errors: {len(self.transport_errors)}"
         )
-
-
-class Api:
-    """Plain calls through the relay, for set-up, clean-up and the checks afterwards."""
-
-    def __init__(self, base_url: str, session: requests.Session) -> None:
-        self.base = base_url + API_PREFIX
-        self.session = session
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.base + path, timeout=REQUEST_TIMEOUT_S, **kwargs)
-
-    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.call(method, path, **kwargs)
-        if response.status_code >= 300:
-            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
-
-
-class Targets:
-    """Real objects of the lab that half of the cases aim at, kept in existence."""
-
-    CONTAINER = "fz-target"
-    STOPPED = "fz-stopped"
-    NETWORK = "fz-net"
-    OVERLAY = "fz-ovl"
-    SERVICE = "fz-svc"
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def ensure_all(self) -> None:
-        self.network()
-        self.overlay()
-        self.container()
-        self.stopped()
-        self.service()
-
-    def _exists(self, path: str) -> bool:
-        status = self.api.call("GET", path).status_code
-        if status not in (200, 404):
-            raise AssertionError(f"GET {path}: {status}")
-        return status == 200
-
-    def network(self) -> str:
-        if not self._exists(f"/networks/{self.NETWORK}"):
-            self.api.ok("POST", "/networks/create", json={"Name": self.NETWORK})
-        return self.NETWORK
-
-    def overlay(self) -> str:
-        if not self._exists(f"/networks/{self.OVERLAY}"):
-            body = {"Name": self.OVERLAY, "Driver": "overlay", "Attachable": True}
-            self.api.ok("POST", "/networks/create", json=body)
-        return self.OVERLAY
-
-    def _create(self, name: str) -> None:
-        body = {
-            "Image": "host",
-            "Cmd": ["sleep", "3600"],
-            "HostConfig": {"NetworkMode": self.network()},
-        }
-        self.api.ok("POST", "/containers/create", params={"name": name}, json=body)
-
-    def container(self) -> str:
-        """The running target (started again if a case stopped it)."""
-        if not self._exists(f"/containers/{self.CONTAINER}/json"):
-            self._create(self.CONTAINER)
-        if not self.api.ok("GET", f"/containers/{self.CONTAINER}/json")["State"]["Running"]:
-            self.api.ok("POST", f"/containers/{self.CONTAINER}/start")
-        return self.CONTAINER
-
-    def stopped(self) -> str:
-        """A container that never runs: ``wait`` on it answers at once."""
-        if not self._exists(f"/containers/{self.STOPPED}/json"):
-            self._create(self.STOPPED)
-        if self.api.ok("GET", f"/containers/{self.STOPPED}/json")["State"]["Running"]:
-            self.api.ok("POST", f"/containers/{self.STOPPED}/kill")
-        return self.STOPPED
-
-    def service(self) -> str:
-        if not self._exists(f"/services/{self.SERVICE}"):
-            spec = {
-                "Name": self.SERVICE,
-                "TaskTemplate": {"ContainerSpec": {"Image": "host", "Args": ["sleep", "3600"]}},
-                "Mode": {"Replicated": {"Replicas": 1}},
-            }
-            self.api.ok("POST", "/services/create", json=spec)
-        return self.SERVICE
-
-    def task(self) -> str:
-        tasks = self.api.ok("GET", "/tasks", params={"filters": '{"service":["fz-svc"]}'})
-        return str(tasks[0]["ID"]) if tasks else "no-task-yet"
-
-    def node(self) -> str:
-        return str(self.api.ok("GET", "/info")["Swarm"]["NodeID"])
-
-    def for_path(self, method: str, path: str) -> Callable[[], str] | None:
-        """The real object a case of this operation may aim its path parameter at."""
-        if path.endswith("/wait"):
-            return self.stopped
-        if path.startswith("/networks/{}") and method == "DELETE":
-            return self.overlay
-        kinds: dict[str, Callable[[], str]] = {
-            "/containers/": self.container,
-            "/networks/": self.network,
-            "/services/": self.service,
-            "/tasks/": self.task,
-            "/nodes/": self.node,
-            "/images/": lambda: "host",
-        }
-        return next((f for prefix, f in kinds.items() if path.startswith(prefix + "{}")), None)
-
-
-@contextlib.contextmanager
-def session() -> Iterator[requests.Session]:
-    s = requests.Session()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 class Runner:

@@ -15,17 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.fuzzlib import (
-    Api,
-    Figures,
-    Runner,
-    Targets,
-    UnixRelay,
-    ferry_operations,
-    load_spec,
-    session,
-)
+from tests.integration.fuzzlib import Figures, Runner, ferry_operations, load_spec
+from tests.integration.fuzztargets import Api, Targets, session
 from tests.integration.lablib import LabRig, new_lab, wait_until
+from tests.integration.unixrelay import UnixRelay
 
 pytestmark = pytest.mark.integration
 
