@@ -96,3 +96,27 @@ def test_the_docker_cli_hears_dockers_words(lab: LabRig) -> None:
     killed = lab.exec("h1", "docker", "kill", "-s", "99", "nothing-here", check=False)
     assert killed.returncode != 0
     assert "the linux daemon does not support signal 99" in killed.stderr
+
+
+def test_the_docker_clis_ordinary_requests_pass_the_stricter_parsing(lab: LabRig) -> None:
+    def docker(*args: str) -> str:
+        return lab.exec("h1", "docker", *args).stdout
+
+    docker("service", "create", "-d", "--name", "dsvc", "--network", "front",
+           "--constraint", "node.role==manager", "-e", "A=1", "host", "sleep", "600")  # fmt: skip
+    docker("service", "scale", "-d", "dsvc=2")
+    docker("service", "update", "-d", "--force", "--label-add", "tier=front", "dsvc")
+    assert "dsvc" in docker("service", "ls", "--filter", "label=tier=front")
+    assert docker("service", "ps", "-q", "dsvc").strip()
+    docker("node", "update", "--label-add", "zone=east", "self")
+    assert docker("node", "ls", "--filter", "node.label=zone=east", "-q").strip()
+    docker("run", "-d", "--name", "dctr", "--network", "front", "-e", "B", "-w", "/tmp",
+           "--hostname", "d-ctr.local", "--label", "k=v", "host", "sleep", "600")  # fmt: skip
+    assert "dctr" in docker("ps", "-a", "--filter", "label=k=v", "--filter", "status=running")
+    assert "front" in docker("network", "ls", "--filter", "driver=overlay")
+    docker("logs", "--tail", "5", "dctr")
+    docker("stop", "-t", "1", "-s", "SIGINT", "dctr")
+    docker("start", "dctr")
+    docker("kill", "-s", "HUP", "dctr")
+    docker("rm", "-f", "dctr")
+    docker("service", "rm", "dsvc")

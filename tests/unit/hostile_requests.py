@@ -180,6 +180,12 @@ QUERIES = [
     Hostile("service rollback", "POST", f"{V}/services/web/update?version=1&rollback=previous",
             400, "does not roll back"),
     Hostile("remove with volumes", "DELETE", f"{V}/containers/x?v=1", 400, "no volumes"),
+    Hostile("attach stream maybe", "POST", f"{V}/containers/x/attach?stream=maybe", 400,
+            "invalid value for 'stream'"),
+    Hostile("exec without a command", "POST", f"{V}/containers/x/exec", 400,
+            "No exec command specified", body={"Cmd": []}),
+    Hostile("node label key empty", "POST", f"{V}/nodes/n1/update?version=1", 400,
+            "key cannot be empty", body={"Labels": {"": "x"}}),
 ]  # fmt: skip
 
 BODIES = [

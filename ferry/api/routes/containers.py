@@ -158,7 +158,7 @@ class ContainerRoutes:
     async def list(self, request: web.Request) -> web.Response:
         show_all = params.boolean(request.query, "all")
         params.boolean(request.query, "size")  # sizes are not computed; the flag is harmless
-        limit = params.integer(request.query, "limit", -1, minimum=-1)
+        limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
         filters = params.filters(request.query, LIST_FILTERS)
         for status in filters.get("status", []):
             if status not in STATUSES:
@@ -171,7 +171,7 @@ class ContainerRoutes:
                 continue
             if _listed(container, filters):
                 out.append(render.container_summary(container, self.containers.network_ref))
-        return web.json_response(out if limit < 0 else out[:limit])
+        return web.json_response(out[:limit] if limit > 0 else out)
 
     async def inspect(self, request: web.Request) -> web.Response:
         container = self.containers.find(request.match_info["id"])
@@ -301,6 +301,8 @@ class ContainerRoutes:
 
     async def exec_create(self, request: web.Request) -> web.Response:
         body = await read_model(request, ExecCreate)
+        if not body.Cmd:
+            raise InvalidArgument("No exec command specified")
         check_working_dir(body.WorkingDir)
         exec_env = parse_env(body.Env or [])
         container = self.containers.find(request.match_info["id"])

@@ -27,6 +27,7 @@ from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.node import Role
+from ferry.model.rules import check_labels
 from ferry.network import ipam
 
 NODE_FILTERS = ("id", "name", "node.label", "role")
@@ -162,6 +163,7 @@ class SwarmRoutes:
     async def update_node(self, request: web.Request) -> web.Response:
         version = params.object_version(request.query, "node")
         spec = await read_model(request, NodeSpec)
+        check_labels(spec.Labels)
         manager = self.swarm.require_manager()
         node = manager.nodes.find(request.match_info["node"])
         await manager.nodes.update(
