@@ -218,7 +218,7 @@ class ServiceReconciler(Reconciler):
     ) -> Group:
         """Give a new or pending task a node and its addresses (or leave it pending, saying why).
         ``node_hint`` pins the node (global services)."""
-        constraints = [parse_constraint(c) for c in svc.spec.constraints]
+        constraints = [parse_constraint(c, strict=False) for c in svc.spec.constraints]
         pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates
         busy = self._busy.get(svc.svc_id)
         if busy is None:

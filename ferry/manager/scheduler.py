@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ferry.errors import InvalidArgument
 from ferry.model.node import Availability, Node
+from ferry.model.rules import quoted
 from ferry.runtime.images import HOST_IMAGE, normalise
 
 # swarmkit's constraint grammar (manager/constraint): KEY OP VALUE, OP the first of == and !=
@@ -44,18 +45,22 @@ class Constraint:
         return (actual.lower() == self.value.lower()) == self.equal
 
 
-def parse_constraint(text: str) -> Constraint:
-    """One placement constraint, refused in swarmkit's words when it does not parse."""
+def parse_constraint(text: str, *, strict: bool = True) -> Constraint:
+    """One placement constraint, refused in swarmkit's words when it does not parse.
+    ``strict=False`` (the scheduler, reading stored specs) skips the character rules, so a
+    service stored before they applied is still placed."""
     op = next((o for o in OPERATORS if o in text), None)
     if op is None:
         raise InvalidArgument(
             f"invalid constraint {text!r}: constraint expected one operator from ==, !="
         )
     key, _, value = (part.strip() for part in text.partition(op))
-    if not _KEY.match(key):
-        raise InvalidArgument(f"invalid constraint {text!r}: key '{key}' is invalid")
-    if not _VALUE.match(value):
-        raise InvalidArgument(f"invalid constraint {text!r}: value '{value}' is invalid")
+    if strict and not _KEY.match(key):
+        raise InvalidArgument(f"invalid constraint {text!r}: key '{quoted(key)[1:-1]}' is invalid")
+    if strict and not _VALUE.match(value):
+        raise InvalidArgument(
+            f"invalid constraint {text!r}: value '{quoted(value)[1:-1]}' is invalid"
+        )
     lowered = key.lower()
     if lowered.startswith("node.labels.") and len(key) > len("node.labels."):
         field = "labels." + key[len("node.labels.") :]
@@ -63,7 +68,8 @@ def parse_constraint(text: str) -> Constraint:
         field = lowered.removeprefix("node.")
     else:
         raise InvalidArgument(
-            f"invalid constraint {text!r}: unknown key '{key}': use node.id, node.hostname, "
+            f"invalid constraint {text!r}: unknown key '{quoted(key)[1:-1]}': use node.id, "
+            "node.hostname, "
             "node.role or node.labels.KEY"
         )
     if field == "role" and value.lower() not in ("manager", "worker"):

@@ -179,6 +179,8 @@ QUERIES = [
             "invalid service version ''"),
     Hostile("service rollback", "POST", f"{V}/services/web/update?version=1&rollback=previous",
             400, "does not roll back"),
+    Hostile("container sizes", "GET", f"{V}/containers/json?size=1", 400,
+            "does not measure container sizes"),
     Hostile("remove with volumes", "DELETE", f"{V}/containers/x?v=1", 400, "no volumes"),
     Hostile("attach stream maybe", "POST", f"{V}/containers/x/attach?stream=maybe", 400,
             "invalid value for 'stream'"),

@@ -215,6 +215,14 @@ def test_constraints_match_values_without_regard_to_case() -> None:
     assert not parse_constraint("node.labels.Zone==east").matches(node)  # label keys are exact
 
 
+def test_a_constraint_stored_before_the_character_rules_is_still_placed() -> None:
+    # the old grammar took any non-blank value; the scheduler reads stored specs leniently
+    with pytest.raises(InvalidArgument, match="value 'eu@west' is invalid"):
+        parse_constraint("node.labels.zone==eu@west")
+    node = Node("n1", "h1", Role.WORKER, "10.0.0.1", labels={"zone": "eu@west"})
+    assert parse_constraint("node.labels.zone==eu@west", strict=False).matches(node)
+
+
 @pytest.mark.parametrize(
     "subnet", ["127.0.0.0/24", "0.0.0.0/0", "169.254.1.0/24", "224.0.0.0/24", "255.255.255.0/30"]
 )

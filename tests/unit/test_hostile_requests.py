@@ -48,7 +48,7 @@ async def test_a_well_formed_container_passes_the_same_checks(tmp_path: Path) ->
         assert created.status == 201, await created.text()
         listed = await client.get('/v1.47/containers/json?all=1&filters={"name":{"ok1":true}}')
         assert [c["Names"] for c in await listed.json()] == [["/ok1"]]
-        unlimited = await client.get("/v1.47/containers/json?all=true&limit=0&size=false")
+        unlimited = await client.get("/v1.47/containers/json?all=true&limit=0&size=0")
         assert len(await unlimited.json()) == 1  # limit 0 is no limit, as in Docker
         killed = await client.post("/v1.47/containers/ok1/kill?signal=SIGTERM")
         assert killed.status == 409  # not running: the signal itself was fine

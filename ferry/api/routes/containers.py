@@ -22,7 +22,7 @@ from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
 from ferry.api.server import add_route
 from ferry.errors import Conflict, InvalidArgument
 from ferry.model.container import Container, NetworkChoice, PublishedPort, Status
-from ferry.model.rules import check_working_dir, parse_env
+from ferry.model.rules import check_working_dir, parse_env, quoted
 from ferry.runtime import bundle
 from ferry.runtime.execs import STDOUT, ExecService
 
@@ -157,13 +157,14 @@ class ContainerRoutes:
 
     async def list(self, request: web.Request) -> web.Response:
         show_all = params.boolean(request.query, "all")
-        params.boolean(request.query, "size")  # sizes are not computed; the flag is harmless
+        if params.boolean(request.query, "size"):
+            raise InvalidArgument("Ferry does not measure container sizes: leave out --size")
         limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
         filters = params.filters(request.query, LIST_FILTERS)
         for status in filters.get("status", []):
             if status not in STATUSES:
                 raise InvalidArgument(
-                    f"invalid filter 'status={status}': use {', '.join(STATUSES)}"
+                    f"invalid filter 'status={quoted(status)[1:-1]}': use {', '.join(STATUSES)}"
                 )
         out = []
         for container in self.containers.all():
