@@ -3,12 +3,16 @@ names and values (model.rules), placement constraints and subnets, each by Docke
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
 from ferry.api import body, params
 from ferry.api.server import check_api_version
+from ferry.daemon.logs import LogfmtFormatter, MalformedRequestFilter
 from ferry.errors import Conflict, InvalidArgument
 from ferry.manager.scheduler import parse_constraint
 from ferry.model import rules
@@ -256,3 +260,17 @@ def test_a_container_name_alias_or_hostname_may_not_shadow_a_service_there() -> 
     for name in ("web", "WEB", "tasks.web"):
         with pytest.raises(Conflict, match="taken by service web on network front"):
             rules.check_no_service_shadow((name,), front, services)
+
+
+def test_a_request_aiohttp_cannot_parse_is_logged_as_one_warning_line() -> None:
+    try:
+        raise LineTooLong("request line", "65536", "100000")
+    except LineTooLong:
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (),
+            sys.exc_info(),
+        )  # fmt: skip
+    assert MalformedRequestFilter().filter(record)
+    line = LogfmtFormatter().format(record)
+    assert "level=warning" in line and "malformed HTTP request refused" in line
+    assert "Traceback" not in line and "\n" not in line
