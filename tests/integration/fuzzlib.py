@@ -238,8 +238,9 @@ class Runner:
         body = case.body if isinstance(case.body, dict) else None
         if path.endswith("/logs") and "follow" in query:
             query["follow"] = False  # following a live log streams until it ends
-        if path.endswith("/wait") and query.get("condition") in ("next-exit", "removed"):
-            aim = False  # waits for an exit of a container that never runs again
+        if path.endswith("/wait"):
+            self._keep_wait_short(case, query, aim)
+            aim = False
         if path == "/swarm/join" and self.api.ok("GET", "/info")["Swarm"]["LocalNodeState"] != (
             "active"
         ):
@@ -255,6 +256,19 @@ class Runner:
             name = next(iter(case.path_parameters))
             case.path_parameters[name] = target()
         return True
+
+    def _keep_wait_short(self, case: Any, query: dict[str, Any], aim: bool) -> None:
+        """``wait`` answers when a container ends: on a running one it blocks by design. A
+        random id can still name one (ids match by prefix, so "a" may be a real container);
+        such a case, and an aimed one, waits on the container that never runs instead, and
+        only for the condition that is met at once."""
+        name = next(iter(case.path_parameters), "id")
+        ref = case.path_parameters.get(name, "")
+        found = self.api.call("GET", f"/containers/{ref}/json") if ref else None
+        if aim or (found is not None and found.status_code == 200):
+            case.path_parameters[name] = self.targets.stopped()
+            if query.get("condition") in ("next-exit", "removed"):
+                query["condition"] = "not-running"
 
     def _clean_up(self, method: str, path: str, response: requests.Response) -> None:
         """Remove what a create made, so the lab's pools and load stay as they were."""

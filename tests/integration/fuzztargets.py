@@ -109,8 +109,6 @@ class Targets:
 
     def for_path(self, method: str, path: str) -> Callable[[], str] | None:
         """The real object a case of this operation may aim its path parameter at."""
-        if path.endswith("/wait"):
-            return self.stopped
         if path.startswith("/networks/{}") and method == "DELETE":
             return self.overlay
         kinds: dict[str, Callable[[], str]] = {
