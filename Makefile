@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what is missing first (bootstrap.sh).
-.PHONY: demo test setup lint bench faults
+.PHONY: demo test setup lint bench faults fuzz
 
 setup:
 	@scripts/bootstrap.sh
@@ -24,3 +24,9 @@ bench: setup
 	.venv/bin/python -m benchmarks.services
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
+
+# The API fuzz test with a bigger budget than the suite's 2 000 requests (about ten minutes here);
+# FERRY_FUZZ_SEED=N repeats a run.
+fuzz: setup
+	FERRY_FUZZ_REQUESTS=$${FERRY_FUZZ_REQUESTS:-10000} .venv/bin/python -m pytest -q -s \
+		tests/integration/test_api_fuzz.py

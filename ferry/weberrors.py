@@ -22,9 +22,10 @@ def error_response(status: int, message: str) -> web.Response:
 
 
 def validation_message(exc: ValidationError) -> str:
+    """The first wrong field of a request body, named: 'invalid request body: Name: ...'."""
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return f"invalid request: {where}: {first.get('msg', 'invalid value')}"
+    where = ".".join(str(p) for p in first.get("loc", ())) or "the body"
+    return f"invalid request body: {where}: {first.get('msg', 'invalid value')}"
 
 
 @web.middleware
@@ -37,7 +38,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.http_status, str(exc))
     except ValidationError as exc:
         return error_response(400, validation_message(exc))
-    except web.HTTPNotFound:
-        return error_response(404, "page not found")
-    except web.HTTPMethodNotAllowed:
-        return error_response(405, "method not allowed")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # routing (404, 405) and aiohttp's own refusals leave in Docker's shape too
+        message = {404: "page not found", 405: "method not allowed"}.get(
+            exc.status, exc.reason.lower()
+        )
+        return error_response(exc.status, message)

@@ -37,12 +37,20 @@ from ferry.model.container import (
     NetworkChoice,
     PublishedPort,
     Status,
-    check_name,
 )
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
-from ferry.model.network import GWBRIDGE, Driver, Network
+from ferry.model.network import GWBRIDGE, Driver, Network, Scope
 from ferry.model.ports import check_publishable
+from ferry.model.rules import (
+    check_aliases,
+    check_command,
+    check_container_name,
+    check_hostname,
+    check_labels,
+    check_working_dir,
+    parse_env,
+)
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
@@ -238,9 +246,13 @@ class ContainerService:
             if agent is not None:
                 await agent.detach(attached)
 
-    def _check_networks(self, choices: tuple[NetworkChoice, ...]) -> None:
+    def _check_networks(self, choices: tuple[NetworkChoice, ...], names: tuple[str, ...]) -> None:
+        """Each network once, attachable, the address asked for inside it, and no DNS name
+        (``names``: the container's name and hostname, plus each network's aliases) that
+        would shadow a service there."""
         seen = set()
         for choice in choices:
+            check_aliases(choice.aliases)
             network = self._network(choice.network)
             if network.net_id in seen:
                 raise InvalidArgument(f"network {network.name} is given twice")
@@ -252,12 +264,29 @@ class ContainerService:
                 )
             if choice.ip:
                 ipam.check_static_ip(network.subnet, network.gateway, choice.ip, set())
+            agent = self._networks()
+            if network.scope == Scope.SWARM and agent is not None and not choice.ep_id:
+                agent.check_names(network, (*names, *choice.aliases))
+
+    @staticmethod
+    def check_request(req: CreateRequest) -> tuple[str, ...]:
+        """What a request must satisfy before anything is looked up (rules.py, Docker's
+        rules); the environment as stored."""
+        if req.name:
+            check_container_name(req.name)
+        check_command(req.cmd)
+        check_hostname(req.hostname)
+        check_working_dir(req.working_dir)
+        check_labels(req.labels)
+        for choice in req.networks:
+            check_aliases(choice.aliases)
+        return parse_env(req.env)
 
     async def create(self, req: CreateRequest) -> Container:
+        env = self.check_request(req)
         image = self.images.get(req.image)
         taken = {c.config.name for c in self._containers.values()}
-        name = req.name or random_name(taken)
-        check_name(name)
+        name = req.name.removeprefix("/") or random_name(taken)
         if name in taken:
             other = next(c for c in self._containers.values() if c.config.name == name)
             raise Conflict(
@@ -265,10 +294,8 @@ class ContainerService:
                 f'"{other.config.container_id}". You have to remove (or rename) that container '
                 "to be able to reuse that name."
             )
-        if not req.cmd:
-            raise InvalidArgument("no command specified: give the command to run after the image")
-        self._check_networks(req.networks)
-        probe = ContainerConfig("0" * 64, name, image.name, req.cmd, env=req.env)
+        self._check_networks(req.networks, (name, req.hostname))
+        probe = ContainerConfig("0" * 64, name, image.name, req.cmd, env=env)
         self._check_command(probe, image)
         self._check_ports(req.ports)
         config = ContainerConfig(
@@ -276,7 +303,7 @@ class ContainerService:
             name=name,
             image=image.name,
             cmd=req.cmd,
-            env=req.env,
+            env=env,
             hostname=req.hostname,
             networks=req.networks,
             auto_remove=req.auto_remove,
@@ -524,23 +551,27 @@ class ContainerService:
         self._exit_waiters.setdefault(cid, []).append(future)
         return future
 
-    async def _wait_done(self, future: asyncio.Future[int], timeout_s: float) -> bool:
+    async def _wait_done(self, future: asyncio.Future[int], timeout_s: float | None) -> bool:
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             return False
         return True
 
-    async def stop(self, ref: str, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-        """SIGTERM, then SIGKILL after ``timeout_s``; False when it was not running."""
+    async def stop(
+        self, ref: str, timeout_s: float | None = STOP_TIMEOUT_S, sig: int = signal.SIGTERM
+    ) -> bool:
+        """``sig`` (SIGTERM), then SIGKILL after ``timeout_s`` (None: wait without limit, as
+        Docker does for a negative timeout); False when it was not running."""
         container = self.find(ref)
         cid = container.config.container_id
         if not container.running:
             return False
         exited = self._next_exit(cid)
-        # PID 1 of a namespace ignores a SIGTERM it does not catch: then waiting is pointless.
-        if timeout_s > 0 and proc.catches(container.state.pid, signal.SIGTERM):
-            proc.signal_process(self._init_ref(container), signal.SIGTERM)
+        # PID 1 of a namespace ignores a signal it does not catch: then waiting is pointless.
+        waits = timeout_s is None or timeout_s > 0
+        if sig != signal.SIGKILL and waits and proc.catches(container.state.pid, sig):
+            proc.signal_process(self._init_ref(container), sig)
             if await self._wait_done(exited, timeout_s):
                 return True
         await self.kill(cid, signal.SIGKILL)
@@ -548,9 +579,11 @@ class ContainerService:
             raise Unavailable(f"container {container.config.name} did not stop")
         return True
 
-    async def restart(self, ref: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    async def restart(
+        self, ref: str, timeout_s: float | None = STOP_TIMEOUT_S, sig: int = signal.SIGTERM
+    ) -> None:
         container = self.find(ref)
-        await self.stop(container.config.container_id, timeout_s)
+        await self.stop(container.config.container_id, timeout_s, sig)
         await self.start(container.config.container_id)
 
     async def remove(self, ref: str, force: bool = False) -> Container:
@@ -598,7 +631,7 @@ class ContainerService:
                     f"endpoint with name {container.config.name} already exists in network "
                     f"{network.name}"
                 )
-            self._check_networks((choice,))
+            self._check_networks((choice,), (container.config.name, container.config.hostname))
             config = replace(container.config, networks=(*container.config.networks, choice))
             state = container.state
             if container.running:  # attached first: a failed attach leaves the config as it was

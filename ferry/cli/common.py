@@ -28,8 +28,15 @@ def client(timeout_s: float | None = 120.0) -> ApiClient:
     return ApiClient(_host[0], timeout_s=timeout_s)
 
 
+def one_line(message: object) -> str:
+    """An error as the one line the CLI prints: a daemon's multi-line detail (a tool's stderr,
+    say) joined with '; '."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
 def fail(message: str, code: int = 1) -> None:
-    print(f"Error: {message}", file=sys.stderr)
+    print(f"Error: {one_line(message)}", file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -41,7 +48,7 @@ def handles_errors(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except FerryError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
+            print(f"Error: {one_line(exc)}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -57,7 +64,7 @@ def for_each(refs: Sequence[str], action: Callable[[str], None]) -> None:
         try:
             action(ref)
         except FerryError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
+            print(f"Error: {one_line(exc)}", file=sys.stderr)
             failed = exc.exit_code
     if failed:
         raise typer.Exit(failed)

@@ -32,7 +32,7 @@ from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
-from ferry.api.server import make_app
+from ferry.api.server import HTTP_LINE_BYTES, make_app
 from ferry.daemon import resolvers
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.logs import kv
@@ -458,7 +458,12 @@ class Daemon:
         self.host_ports.changed()
         self.guard.start()  # after the restore: it must know whether this host is a member
         self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            max_line_size=HTTP_LINE_BYTES,
+            max_field_size=HTTP_LINE_BYTES,
         )
         await self._runner.setup()
         old_umask = os.umask(0o177)  # the socket is root-only from the moment it exists

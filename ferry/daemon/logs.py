@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -30,6 +32,20 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp answers a request it cannot parse (a request line or header too long, bytes
+    that are not HTTP) with a 400 itself, and logs the parser's exception with its traceback.
+    The fault is the client's: one warning line says so, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args, record.exc_info = "malformed HTTP request refused", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.fields = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+        return True
+
+
 def setup(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
@@ -38,6 +54,7 @@ def setup(level: str) -> None:
     root.setLevel(level.upper())
     # gRPC and aiohttp access logs are noise at info level
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
 
 
 def kv(**fields: Any) -> dict[str, Any]:

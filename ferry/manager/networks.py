@@ -32,6 +32,7 @@ from ferry.model.network import (
     check_options,
     network_names,
 )
+from ferry.model.rules import check_aliases
 from ferry.model.times import now_iso
 from ferry.network import ipam
 
@@ -261,6 +262,8 @@ class NetworkOps:
             hostname=decided.hostname,
             ip=decided.ip,
         )
+        if req.kind == EndpointKind.CONTAINER:
+            check_aliases(req.aliases)
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 taken = await self.read_taken_ips(network.net_id)

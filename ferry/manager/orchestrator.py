@@ -183,7 +183,7 @@ def _plan_replicated(
 
 def _global_nodes(service: Service, live: list[Task], nodes: dict[str, Candidate]) -> set[str]:
     """Where a global service belongs: every eligible node, and paused nodes keep their task."""
-    constraints = [parse_constraint(c) for c in service.spec.constraints]
+    constraints = [parse_constraint(c, strict=False) for c in service.spec.constraints]
     wanted, _reason = eligible(nodes.values(), constraints, service.spec.template.image)
     paused = {n for n, c in nodes.items() if c.up and c.node.availability == Availability.PAUSE}
     return {n.node_id for n in wanted} | {t.node_id for t in live if t.node_id in paused}

@@ -278,7 +278,7 @@ class ServiceReconciler(Reconciler):
         """Give a new or pending task a node and its addresses (or leave it pending, saying why).
         ``node_hint`` pins the node (global services)."""
         try:
-            constraints = [parse_constraint(c) for c in svc.spec.constraints]
+            constraints = [parse_constraint(c, strict=False) for c in svc.spec.constraints]
         except InvalidArgument as exc:
             return _pending(task, str(exc))
         pool = [c for c in candidates if c.node.node_id == node_hint] if node_hint else candidates

@@ -14,18 +14,26 @@ from dataclasses import dataclass, field
 
 from ferry.errors import InvalidArgument
 from ferry.model.node import Availability, Node, NodeStatus
+from ferry.model.rules import quoted
 from ferry.runtime.images import HOST_IMAGE, normalise
 
-_CONSTRAINT = re.compile(r"^\s*node\.(id|hostname|role|labels\.[\w.-]+)\s*(==|!=)\s*(\S+)\s*$")
+# swarmkit's constraint grammar (manager/constraint): KEY OP VALUE, OP the first of == and !=
+# found; the key alphanumeric, the value free of operators. Ferry knows these keys (swarmkit's
+# others, node.ip, node.platform.* and engine.labels.*, describe nothing Ferry records).
+_KEY = re.compile(r"^[a-z_][a-z0-9\-_.]+$", re.IGNORECASE)
+_VALUE = re.compile(r"^[a-z0-9:\-_\s.*()?+\[\]\\^$|/]+$", re.IGNORECASE)
+_FIELDS = ("node.id", "node.hostname", "node.role")
+OPERATORS = ("==", "!=")
 
 
 @dataclass(frozen=True)
 class Constraint:
-    field: str
+    field: str  # id, hostname, role, or labels.KEY
     equal: bool
     value: str
 
     def matches(self, node: Node) -> bool:
+        """Values compare case-insensitively, as swarmkit's do (label keys are exact)."""
         if self.field == "id":
             actual = node.node_id
         elif self.field == "hostname":
@@ -34,20 +42,39 @@ class Constraint:
             actual = node.role.value
         else:
             actual = node.labels.get(self.field.removeprefix("labels."), "")
-        return (actual == self.value) == self.equal
+        return (actual.lower() == self.value.lower()) == self.equal
 
 
-def parse_constraint(text: str) -> Constraint:
-    match = _CONSTRAINT.match(text)
-    if match is None:
+def parse_constraint(text: str, *, strict: bool = True) -> Constraint:
+    """One placement constraint, refused in swarmkit's words when it does not parse.
+    ``strict=False`` (the scheduler, reading stored specs) skips the character rules, so a
+    service stored before they applied is still placed."""
+    op = next((o for o in OPERATORS if o in text), None)
+    if op is None:
         raise InvalidArgument(
-            f"invalid constraint {text!r}: use node.hostname==H, node.role==manager|worker, "
-            "node.id==ID or node.labels.KEY==VALUE (or != instead of ==)"
+            f"invalid constraint {text!r}: constraint expected one operator from ==, !="
         )
-    name, op, value = match.groups()
-    if name == "role" and value not in ("manager", "worker"):
+    key, _, value = (part.strip() for part in text.partition(op))
+    if strict and not _KEY.match(key):
+        raise InvalidArgument(f"invalid constraint {text!r}: key '{quoted(key)[1:-1]}' is invalid")
+    if strict and not _VALUE.match(value):
+        raise InvalidArgument(
+            f"invalid constraint {text!r}: value '{quoted(value)[1:-1]}' is invalid"
+        )
+    lowered = key.lower()
+    if lowered.startswith("node.labels.") and len(key) > len("node.labels."):
+        field = "labels." + key[len("node.labels.") :]
+    elif lowered in _FIELDS:
+        field = lowered.removeprefix("node.")
+    else:
+        raise InvalidArgument(
+            f"invalid constraint {text!r}: unknown key '{quoted(key)[1:-1]}': use node.id, "
+            "node.hostname, "
+            "node.role or node.labels.KEY"
+        )
+    if field == "role" and value.lower() not in ("manager", "worker"):
         raise InvalidArgument(f"invalid constraint {text!r}: a role is manager or worker")
-    return Constraint(name, op == "==", value)
+    return Constraint(field, op == "==", value)
 
 
 @dataclass(frozen=True)

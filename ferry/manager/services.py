@@ -22,6 +22,7 @@ from ferry.model.codec import encode
 from ferry.model.ids import lookup, new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.ports import check_publishable
+from ferry.model.rules import check_command, check_labels, parse_env
 from ferry.model.service import (
     MAX_REPLICAS,
     ContainerTemplate,
@@ -77,6 +78,39 @@ def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
     return ports
 
 
+def check_request(req: ServiceRequest) -> None:
+    """What a service request must satisfy whatever the cluster holds: its name, options,
+    image reference, command, environment (moby's ValidateEnv), labels and constraints (the
+    route checks it before anything else, the managers again in ``_spec``)."""
+    if not NAME_RE.match(req.name):
+        raise InvalidArgument(
+            f"invalid service name {req.name!r}: use letters, digits and '-' (at most 63)"
+        )
+    try:
+        mode = Mode(req.mode)
+        EndpointMode(req.endpoint_mode)
+        RestartCondition(req.restart)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid service option: {exc}") from exc
+    if mode == Mode.GLOBAL and req.replicas is not None:
+        raise InvalidArgument("replicas can only be used with replicated mode")
+    if req.replicas is not None:
+        check_replicas(req.replicas)
+    if not req.image:
+        raise InvalidArgument("a service needs an image")
+    normalise(req.image)
+    # Ferry's images carry no default command: a task without one could never start, and
+    # would be retried for ever.
+    check_command(req.cmd)
+    parse_env(req.env)
+    check_labels(req.labels)
+    for text in req.constraints:
+        parse_constraint(text)
+    if req.stop_grace_s < 0:
+        raise InvalidArgument("--stop-grace-period cannot be negative")
+    check_ports(req.ports)
+
+
 def check_replicas(replicas: int) -> int:
     if replicas < 0:
         raise InvalidArgument(f"invalid replicas value {replicas}: it cannot be negative")
@@ -115,10 +149,7 @@ class ServiceOps:
 
     # validation ------------------------------------------------------------------------------
     def _spec(self, req: ServiceRequest) -> ServiceSpec:
-        if not NAME_RE.match(req.name):
-            raise InvalidArgument(
-                f"invalid service name {req.name!r}: use letters, digits and '-' (at most 63)"
-            )
+        check_request(req)
         try:
             mode = Mode(req.mode)
             endpoint_mode = EndpointMode(req.endpoint_mode)
@@ -128,8 +159,6 @@ class ServiceOps:
         if mode == Mode.GLOBAL and req.replicas is not None:
             raise InvalidArgument("replicas can only be used with replicated mode")
         replicas = check_replicas(1 if req.replicas is None else req.replicas)
-        if not req.image:
-            raise InvalidArgument("a service needs an image")
         nets = []
         for ref in req.networks:
             network = self._networks.find(ref)
@@ -140,12 +169,9 @@ class ServiceOps:
             if network.net_id in nets:
                 raise InvalidArgument(f"network {network.name} is given twice")
             nets.append(network.net_id)
-        for text in req.constraints:
-            parse_constraint(text)
-        if req.stop_grace_s < 0:
-            raise InvalidArgument("--stop-grace-period cannot be negative")
         image = normalise(req.image)
-        template = ContainerTemplate(image, req.cmd, req.env, req.init, req.stop_grace_s)
+        env = parse_env(req.env)
+        template = ContainerTemplate(image, req.cmd, env, req.init, req.stop_grace_s)
         return ServiceSpec(
             name=req.name,
             template=template,
@@ -155,7 +181,7 @@ class ServiceOps:
             endpoint_mode=endpoint_mode,
             constraints=req.constraints,
             restart=restart,
-            ports=check_ports(req.ports),
+            ports=req.ports,
             labels=dict(req.labels or {}),
         )
 

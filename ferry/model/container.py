@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-from ferry.errors import InvalidArgument
-
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 class Status(StrEnum):
@@ -108,20 +103,3 @@ class Container:
     @property
     def running(self) -> bool:
         return self.state.status == Status.RUNNING
-
-
-def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
-        raise InvalidArgument(
-            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )
-
-
-def parse_env(pairs: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    out = []
-    for pair in pairs:
-        key, sep, _value = pair.partition("=")
-        if not key or (not sep and not key.isidentifier()):
-            raise InvalidArgument(f"invalid environment variable {pair!r}: use KEY=VALUE")
-        out.append(pair if sep else f"{key}=")
-    return tuple(out)

@@ -17,7 +17,21 @@ from ferry.errors import InvalidArgument, PoolExhausted, SubnetOverlap
 IPv4Net = ipaddress.IPv4Network
 
 
+# Blocks no container network can use (RFC 6890): the kernel routes them specially (loopback
+# stays on lo, multicast and broadcast are not unicast, 0/8 means "this host", link-local is
+# never forwarded). A network on one would capture or break the host's own traffic.
+SPECIAL_BLOCKS = (
+    ("0.0.0.0/8", "'this network' (RFC 1122)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved and broadcast"),
+)
+
+
 def parse_subnet(text: str, what: str = "subnet") -> IPv4Net:
+    """A subnet (or pool, or ip-range) as written: IPv4, no host bits, 2 addresses at least,
+    none of the special-purpose blocks."""
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -26,6 +40,12 @@ def parse_subnet(text: str, what: str = "subnet") -> IPv4Net:
         raise InvalidArgument(f"invalid {what} {text!r}: only IPv4 is supported")
     if net.prefixlen > 30:
         raise InvalidArgument(f"invalid {what} {text}: it must hold at least 2 addresses (/30)")
+    for block, kind in SPECIAL_BLOCKS:
+        if net.overlaps(ipaddress.IPv4Network(block)):
+            raise InvalidArgument(
+                f"invalid {what} {text}: it overlaps {block}, {kind} addresses no network can "
+                "use; choose a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
+            )
     return net
 
 
@@ -37,11 +57,19 @@ def overlapping(subnet: IPv4Net, taken: Iterable[tuple[str, str]]) -> str | None
     return None
 
 
+def check_pool(pool: str, size: int) -> IPv4Net:
+    """An address pool and the size of the subnets cut from it (``swarm init``)."""
+    pool_net = parse_subnet(pool, "address pool")
+    if not pool_net.prefixlen <= size <= 30:
+        raise InvalidArgument(
+            f"subnet size /{size} does not fit the pool {pool}: use /{pool_net.prefixlen} to /30"
+        )
+    return pool_net
+
+
 def choose_subnet(pool: str, size: int, taken: Iterable[str]) -> str:
     """The first ``/size`` of ``pool`` that overlaps nothing in ``taken``."""
-    pool_net = parse_subnet(pool, "address pool")
-    if size < pool_net.prefixlen or size > 30:
-        raise InvalidArgument(f"subnet size /{size} does not fit the pool {pool}")
+    pool_net = check_pool(pool, size)
     used = [ipaddress.ip_network(c) for c in taken]
     for candidate in pool_net.subnets(new_prefix=size):
         if not any(candidate.overlaps(u) for u in used):

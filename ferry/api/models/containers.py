@@ -17,7 +17,8 @@ class IpamConfigEntry(DockerModel):
 
 class Ipam(DockerModel):
     Driver: str = "default"
-    Config: list[IpamConfigEntry] = Field(default_factory=list)
+    # "Config" as a field name would be taken by pydantic for a class-based model config
+    Subnets: list[IpamConfigEntry] = Field(default_factory=list, alias="Config")
     Options: dict[str, str] | None = None
 
 

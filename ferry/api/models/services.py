@@ -46,6 +46,8 @@ class ReplicatedModel(DockerModel):
 class ModeModel(DockerModel):
     Replicated: ReplicatedModel | None = None
     Global: dict[str, object] | None = None
+    ReplicatedJob: dict[str, object] | None = None  # refused: Ferry runs no jobs
+    GlobalJob: dict[str, object] | None = None
 
 
 class PortConfigModel(DockerModel):

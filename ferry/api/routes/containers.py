@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import signal
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from aiohttp import web
 
-from ferry.agent.containers import ContainerService, CreateRequest
-from ferry.api import render
+from ferry.agent.containers import STOP_TIMEOUT_S, ContainerService, CreateRequest
+from ferry.api import params, render
+from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.hijack import closed_on_error, frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
-from ferry.api.server import add_route, query_bool, query_filters, read_json
+from ferry.api.server import add_route
 from ferry.errors import Conflict, InvalidArgument
-from ferry.model.container import NetworkChoice, PublishedPort, Status, parse_env
+from ferry.model.container import Container, NetworkChoice, PublishedPort, Status
+from ferry.model.rules import check_working_dir, parse_env, quoted
 from ferry.runtime import bundle
 from ferry.runtime.execs import STDOUT, ExecService
 
 FOLLOW_POLL_S = 0.05
-
-
-def _signal(value: str | None) -> int:
-    if not value:
-        return signal.SIGKILL
-    if value.isdigit():
-        return int(value)
-    name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError as exc:
-        raise InvalidArgument(f"invalid signal {value!r}") from exc
+PORT_RE = re.compile(r"^[0-9]{1,5}$")
+LIST_FILTERS = ("id", "label", "name", "status")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
 def create_request(name: str, body: ContainerCreate) -> CreateRequest:
@@ -55,23 +51,10 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
             "Ferry has no default bridge network: run the container with --network NAME "
             "(a bridge network from 'network create', or an attachable overlay), or without one"
         )
-    ports = []
-    for key, bindings in ((host.PortBindings or {}) if host else {}).items():
-        target, _, proto = key.partition("/")
-        if not target.isdigit():
-            raise InvalidArgument(f"invalid port {key!r}: use PORT[/PROTOCOL]")
-        for binding in bindings or [{}]:
-            published = binding.get("HostPort") or target
-            if not published.isdigit():
-                raise InvalidArgument(f"invalid host port {published!r}")
-            ports.append(
-                PublishedPort(
-                    int(published), int(target), proto or "tcp", binding.get("HostIp", "")
-                )
-            )
+    ports = published_ports(host.PortBindings or {}) if host else ()
     return CreateRequest(
         image=body.Image,
-        ports=tuple(ports),
+        ports=ports,
         cmd=cmd,
         name=name,
         env=parse_env(body.Env or []),
@@ -81,6 +64,66 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
         labels=body.Labels,
         working_dir=body.WorkingDir,
     )
+
+
+def _listed(container: Container, filters: dict[str, list[str]]) -> bool:
+    """Docker's container filters that Ferry keeps: name (substring), id (prefix), status and
+    label (``KEY`` or ``KEY=VALUE``), each a list of alternatives."""
+    config = container.config
+    tests: dict[str, Callable[[str], bool]] = {
+        "name": lambda v: v.lstrip("/") in config.name,
+        "id": config.container_id.startswith,
+        "status": lambda v: v == container.state.status.value,
+    }
+    for key, values in filters.items():
+        if key == "label":
+            if not params.match_labels(values, config.labels):
+                return False
+        elif not any(tests[key](v) for v in values):
+            return False
+    return True
+
+
+def _refuse_log_options(query: params.Query) -> None:
+    """Log options Ferry's plain log file cannot honour: refused, not ignored."""
+    for name in ("timestamps", "details"):
+        if params.boolean(query, name):
+            raise InvalidArgument(f"Ferry's container logs carry no {name}: leave out {name}")
+    for name in ("since", "until"):
+        if query.get(name, "0") not in ("", "0"):
+            raise InvalidArgument(f"Ferry's container logs carry no times: leave out {name}")
+
+
+def _port_number(text: str, what: str) -> int:
+    if not PORT_RE.match(text):
+        raise InvalidArgument(f"invalid {what} {text!r}: use a port number from 1 to 65535")
+    return int(text)
+
+
+def _host_ip(text: str, key: str) -> str:
+    """The address a port is published on; "" (or 0.0.0.0) for every address of the host."""
+    if text in ("", "0.0.0.0"):
+        return ""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid host IP {text!r} for port {key}: an IPv4 address") from exc
+    if addr.version != 4:
+        raise InvalidArgument(f"invalid host IP {text!r} for port {key}: IPv6 is not supported")
+    return str(addr)
+
+
+def published_ports(bindings: dict[str, list[dict[str, str]] | None]) -> tuple[PublishedPort, ...]:
+    """HostConfig.PortBindings: ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``."""
+    ports = []
+    for key, entries in bindings.items():
+        target_text, _, proto = key.partition("/")
+        target = _port_number(target_text, f"port in {key!r} (use PORT[/PROTOCOL])")
+        for binding in entries or [{}]:
+            published = _port_number(binding.get("HostPort") or target_text, "host port")
+            host_ip = _host_ip(binding.get("HostIp", ""), key)
+            ports.append(PublishedPort(published, target, proto or "tcp", host_ip))
+    return tuple(ports)
 
 
 class ContainerRoutes:
@@ -107,25 +150,29 @@ class ContainerRoutes:
         add_route(app, "POST", "/exec/{id}/resize", self.resize)
 
     async def create(self, request: web.Request) -> web.Response:
-        body = ContainerCreate.model_validate(await read_json(request))
-        container = await self.containers.create(
-            create_request(request.query.get("name", ""), body)
-        )
+        name = request.query.get("name", "")
+        body = await read_model(request, ContainerCreate)
+        container = await self.containers.create(create_request(name, body))
         return web.json_response({"Id": container.config.container_id, "Warnings": []}, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
-        show_all = query_bool(request, "all")
-        filters = query_filters(request)
+        show_all = params.boolean(request.query, "all")
+        if params.boolean(request.query, "size"):
+            raise InvalidArgument("Ferry does not measure container sizes: leave out --size")
+        limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
+        filters = params.filters(request.query, LIST_FILTERS)
+        for status in filters.get("status", []):
+            if status not in STATUSES:
+                raise InvalidArgument(
+                    f"invalid filter 'status={quoted(status)[1:-1]}': use {', '.join(STATUSES)}"
+                )
         out = []
         for container in self.containers.all():
             if not show_all and container.state.status != Status.RUNNING:
                 continue
-            if "name" in filters and not any(n in container.config.name for n in filters["name"]):
-                continue
-            if "status" in filters and container.state.status.value not in filters["status"]:
-                continue
-            out.append(render.container_summary(container, self.containers.network_ref))
-        return web.json_response(out)
+            if _listed(container, filters):
+                out.append(render.container_summary(container, self.containers.network_ref))
+        return web.json_response(out[:limit] if limit > 0 else out)
 
     async def inspect(self, request: web.Request) -> web.Response:
         container = self.containers.find(request.match_info["id"])
@@ -139,27 +186,34 @@ class ContainerRoutes:
         return web.Response(status=204 if started else 304)
 
     async def stop(self, request: web.Request) -> web.Response:
-        timeout = float(request.query.get("t", "10"))
-        stopped = await self.containers.stop(request.match_info["id"], timeout)
+        timeout = params.timeout_s(request.query, STOP_TIMEOUT_S)
+        sig = params.signal_number(request.query) or signal.SIGTERM
+        stopped = await self.containers.stop(request.match_info["id"], timeout, sig)
         return web.Response(status=204 if stopped else 304)
 
     async def restart(self, request: web.Request) -> web.Response:
-        await self.containers.restart(request.match_info["id"], float(request.query.get("t", "10")))
+        timeout = params.timeout_s(request.query, STOP_TIMEOUT_S)
+        sig = params.signal_number(request.query) or signal.SIGTERM
+        await self.containers.restart(request.match_info["id"], timeout, sig)
         return web.Response(status=204)
 
     async def kill(self, request: web.Request) -> web.Response:
-        await self.containers.kill(request.match_info["id"], _signal(request.query.get("signal")))
+        sig = params.signal_number(request.query) or signal.SIGKILL
+        await self.containers.kill(request.match_info["id"], sig)
         return web.Response(status=204)
 
     async def remove(self, request: web.Request) -> web.Response:
-        await self.containers.remove(request.match_info["id"], query_bool(request, "force"))
+        force = params.boolean(request.query, "force")
+        if params.boolean(request.query, "v") or params.boolean(request.query, "link"):
+            raise InvalidArgument("Ferry has no volumes or links: leave out -v and --link")
+        await self.containers.remove(request.match_info["id"], force)
         return web.Response(status=204)
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
         # Docker answers the headers at once and the body when the container ends: the docker
         # CLI waits for those headers before it starts the container (``run``).
+        condition = params.wait_condition(request.query)
         container = self.containers.find(request.match_info["id"])
-        condition = request.query.get("condition", "not-running")
         waiting = self.containers.exit_future(
             container.config.container_id, next_exit=condition in ("next-exit", "removed")
         )
@@ -170,7 +224,10 @@ class ContainerRoutes:
             await response.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
         return response
 
-    async def resize(self, _request: web.Request) -> web.Response:
+    async def resize(self, request: web.Request) -> web.Response:
+        # Ferry allocates no TTY to resize; the sizes are still checked, as Docker does
+        for name in ("h", "w"):
+            params.integer(request.query, name, 0, minimum=0, maximum=65535)
         return web.Response(status=200)
 
     async def _follow(self, cid: str, log: BinaryIO, follow: bool, emit: Any) -> None:
@@ -191,20 +248,17 @@ class ContainerRoutes:
             await asyncio.sleep(FOLLOW_POLL_S)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
+        follow = params.boolean(request.query, "follow")
+        tail = params.tail(request.query)
+        _refuse_log_options(request.query)
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        follow = query_bool(request, "follow")
-        tail = request.query.get("tail", "all")
         path = self.containers.store.log_path(cid)
         position = 0
-        if tail != "all" and tail.isdigit():
+        if tail is not None:
             data = path.read_bytes()
             lines = data.splitlines(keepends=True)
-            position = (
-                len(data) - sum(len(line) for line in lines[-int(tail) :])
-                if int(tail)
-                else len(data)
-            )
+            position = len(data) - sum(len(line) for line in lines[-tail:]) if tail else len(data)
         response = web.StreamResponse(
             headers={"Content-Type": "application/vnd.docker.multiplexed-stream"}
         )
@@ -219,11 +273,12 @@ class ContainerRoutes:
         return response
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
+        stream = params.boolean(request.query, "stream", True)
+        logs = params.boolean(request.query, "logs")
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        stream = query_bool(request, "stream", True)
         with open(self.containers.store.log_path(cid), "rb") as log:
-            if not query_bool(request, "logs"):
+            if not logs:
                 log.seek(0, os.SEEK_END)  # only what comes from now on
             response = await hijack(request, tty=False)
 
@@ -246,12 +301,16 @@ class ContainerRoutes:
             await asyncio.sleep(FOLLOW_POLL_S)
 
     async def exec_create(self, request: web.Request) -> web.Response:
-        body = ExecCreate.model_validate(await read_json(request))
+        body = await read_model(request, ExecCreate)
+        if not body.Cmd:
+            raise InvalidArgument("No exec command specified")
+        check_working_dir(body.WorkingDir)
+        exec_env = parse_env(body.Env or [])
         container = self.containers.find(request.match_info["id"])
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
         env = bundle.environment(container.config)
-        for pair in parse_env(body.Env or []):
+        for pair in exec_env:
             key, _, value = pair.partition("=")
             env[key] = value
         instance = self.execs.create(
@@ -265,7 +324,7 @@ class ContainerRoutes:
         return web.json_response({"Id": instance.exec_id}, status=201)
 
     async def exec_start(self, request: web.Request) -> web.StreamResponse:
-        body = ExecStart.model_validate(await read_json(request))
+        body = await read_model(request, ExecStart, SMALL_BODY_BYTES)
         instance = self.execs.get(request.match_info["id"])
         container = self.containers.find(instance.container_id)
         if not container.running:

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ferry.api.server import add_route, query_bool
+from ferry.api import params
+from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
 from ferry.doctor.findings import Finding
 
@@ -23,7 +24,7 @@ class DoctorRoutes:
         add_route(app, "GET", "/ferry/doctor", self.doctor)
 
     async def doctor(self, request: web.Request) -> web.Response:
-        if query_bool(request, "all"):
+        if params.boolean(request.query, "all"):
             findings = await self.swarm.require_manager().doctor.examine_all()
         else:
             findings = await self.examine()

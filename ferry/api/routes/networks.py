@@ -5,23 +5,39 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService
 from ferry.agent.local_networks import LocalNetworks
-from ferry.api import render
-from ferry.api.models.containers import NetworkConnect, NetworkCreate, NetworkDisconnect
-from ferry.api.server import add_route, query_filters, read_json
+from ferry.api import params, render
+from ferry.api.body import SMALL_BODY_BYTES, read_model
+from ferry.api.models.containers import (
+    IpamConfigEntry,
+    NetworkConnect,
+    NetworkCreate,
+    NetworkDisconnect,
+)
+from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
 from ferry.model.ids import lookup
-from ferry.model.network import GWBRIDGE, Driver, Network, NetworkRequest, Scope, network_names
+from ferry.model.network import (
+    GWBRIDGE,
+    Driver,
+    Network,
+    NetworkRequest,
+    Scope,
+    check_network_name,
+    network_names,
+)
+from ferry.model.rules import check_labels
+from ferry.network import ipam
 
 LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
+LIST_FILTERS = ("driver", "id", "label", "name", "scope")
 
 
 class NetworkRoutes:
@@ -78,13 +94,13 @@ class NetworkRoutes:
         return render.network(net, view.live_endpoints(net.net_id), nodes)
 
     async def list(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, LIST_FILTERS)
         view = self._view()
         networks = [*self.local.all(), *(view.networks() if view else [])]
         out = [self._render(net) for net in networks]
         bridge = self._gwbridge(GWBRIDGE)
         if bridge is not None:
             out.append(bridge)
-        filters = query_filters(request)
         return web.json_response(
             sorted((n for n in out if _matches(n, filters)), key=lambda n: str(n["Name"]))
         )
@@ -96,44 +112,19 @@ class NetworkRoutes:
         return web.json_response(self._render(self._find(request.match_info["id"])))
 
     async def create(self, request: web.Request) -> web.Response:
-        body = NetworkCreate.model_validate(await read_json(request))
-        config = body.IPAM.Config if body.IPAM else []
-        if len(config) > 1:
-            raise InvalidArgument("Ferry networks have one IPv4 subnet: give --subnet once")
-        entry = config[0] if config else None
-        if body.EnableIPv6:
-            raise InvalidArgument("IPv6 networks are not supported")
-        if entry is None and body.IPAM and (body.IPAM.Options or {}):
-            raise InvalidArgument("IPAM options need a --subnet")
-        if entry is not None and not entry.Subnet and (entry.Gateway or entry.IPRange):
-            raise InvalidArgument("--gateway and --ip-range need --subnet")
-        fields: dict[str, Any] = {
-            "name": body.Name,
-            "driver": body.Driver,
-            "subnet": entry.Subnet if entry else "",
-            "gateway": entry.Gateway if entry else "",
-            "ip_range": entry.IPRange if entry else "",
-            "internal": body.Internal,
-            "attachable": body.Attachable,
-            "ingress": body.Ingress,
-            "labels": dict(body.Labels or {}),
-            "options": dict(body.Options or {}),
-        }
-        if body.Driver in LOCAL_DRIVERS:
+        body = await read_model(request, NetworkCreate)
+        req = network_request(body)
+        if req.driver in LOCAL_DRIVERS:
             if body.Scope == Scope.SWARM:
                 raise InvalidArgument(
-                    f"{body.Driver} networks are local to a host in Ferry: leave out --scope swarm"
+                    f"{req.driver} networks are local to a host in Ferry: leave out --scope swarm"
                 )
-            local = await self.local.create(NetworkRequest(**fields))
+            local = await self.local.create(req)
             return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
-        if body.Driver != Driver.OVERLAY:
-            raise InvalidArgument(
-                f"unknown network driver {body.Driver!r}: use bridge, macvlan or overlay"
-            )
-        if self.local.find(body.Name) is not None:
-            raise Conflict(f"network with name {body.Name} already exists on this host")
+        if self.local.find(req.name) is not None:
+            raise Conflict(f"network with name {req.name} already exists on this host")
         manager = self.swarm.require_manager()
-        network = await manager.networks.create(NetworkRequest(**fields))
+        network = await manager.networks.create(req)
         return web.json_response({"Id": network.net_id, "Warning": ""}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
@@ -149,8 +140,10 @@ class NetworkRoutes:
         await manager.networks.remove(ref)
         return web.Response(status=204)
 
-    async def prune(self, _request: web.Request) -> web.Response:
+    async def prune(self, request: web.Request) -> web.Response:
         """Unused local networks here; on a manager also unused swarm networks (as Docker)."""
+        if params.filters(request.query, ()):
+            raise InvalidArgument("network prune takes no filters in Ferry: leave out --filter")
         removed = []
         for net in self.local.all():
             try:
@@ -163,7 +156,7 @@ class NetworkRoutes:
         return web.json_response({"NetworksDeleted": removed})
 
     async def connect(self, request: web.Request) -> web.Response:
-        body = NetworkConnect.model_validate(await read_json(request))
+        body = await read_model(request, NetworkConnect, SMALL_BODY_BYTES)
         net = self._find(request.match_info["id"])
         settings = body.EndpointConfig
         choice = NetworkChoice(
@@ -175,7 +168,7 @@ class NetworkRoutes:
         return web.Response(status=200)
 
     async def disconnect(self, request: web.Request) -> web.Response:
-        body = NetworkDisconnect.model_validate(await read_json(request))
+        body = await read_model(request, NetworkDisconnect, SMALL_BODY_BYTES)
         ref = request.match_info["id"]
         try:
             net_id = self._find(ref).net_id
@@ -185,8 +178,49 @@ class NetworkRoutes:
         return web.Response(status=200)
 
 
+def network_request(body: NetworkCreate) -> NetworkRequest:
+    """``network create`` as asked, with what can be checked without the cluster checked first
+    (name, driver, labels, IPAM shape: one IPv4 subnet, no special-purpose block)."""
+    check_network_name(body.Name)
+    if body.Driver not in (*LOCAL_DRIVERS, Driver.OVERLAY.value):
+        raise InvalidArgument(
+            f"unknown network driver {body.Driver!r}: use bridge, macvlan or overlay"
+        )
+    check_labels(body.Labels)
+    ipam_in = body.IPAM
+    if ipam_in and ipam_in.Driver not in ("", "default"):
+        raise InvalidArgument(
+            f"IPAM driver {ipam_in.Driver!r} is not supported: Ferry's IPAM is the default"
+        )
+    config = ipam_in.Subnets if ipam_in else []
+    if len(config) > 1:
+        raise InvalidArgument("Ferry networks have one IPv4 subnet: give --subnet once")
+    entry = config[0] if config else IpamConfigEntry()
+    if body.EnableIPv6:
+        raise InvalidArgument("IPv6 networks are not supported")
+    if not config and ipam_in and (ipam_in.Options or {}):
+        raise InvalidArgument("IPAM options need a --subnet")
+    if entry.Subnet:
+        ipam.gateway_and_range(ipam.parse_subnet(entry.Subnet), entry.Gateway, entry.IPRange)
+    elif entry.Gateway or entry.IPRange:
+        raise InvalidArgument("--gateway and --ip-range need --subnet")
+    return NetworkRequest(
+        name=body.Name,
+        driver=body.Driver,
+        subnet=entry.Subnet,
+        gateway=entry.Gateway,
+        ip_range=entry.IPRange,
+        internal=body.Internal,
+        attachable=body.Attachable,
+        ingress=body.Ingress,
+        labels=dict(body.Labels or {}),
+        options=dict(body.Options or {}),
+    )
+
+
 def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
-    """Docker's network filters: name (substring), id (prefix), driver and scope (exact)."""
+    """Docker's network filters: name (substring), id (prefix), driver and scope (exact),
+    label (``KEY`` or ``KEY=VALUE``); the keys were checked by ``params.filters``."""
     tests: dict[str, Callable[[str], bool]] = {
         "name": lambda v: v in str(net["Name"]),
         "id": lambda v: str(net["Id"]).startswith(v),
@@ -194,9 +228,10 @@ def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
         "scope": lambda v: v == net["Scope"],
     }
     for key, values in filters.items():
-        test = tests.get(key)
-        if test is None:
-            raise InvalidArgument(f"invalid filter {key!r}: use name, id, driver or scope")
-        if not any(test(v) for v in values):
+        if key == "label":
+            labels = net.get("Labels")
+            if not params.match_labels(values, labels if isinstance(labels, dict) else {}):
+                return False
+        elif not any(tests[key](v) for v in values):
             return False
     return True

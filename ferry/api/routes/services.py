@@ -6,13 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
+from ferry.api import params
+from ferry.api.body import read_model
 from ferry.api.hijack import frame
 from ferry.api.models.services import ServiceSpecModel
-from ferry.api.server import add_route, query_bool, query_filters, read_json
+from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
-from ferry.manager.services import ServiceRequest
+from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
 from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import (
@@ -26,6 +28,8 @@ from ferry.model.service import (
 from ferry.runtime.execs import STDOUT
 
 NS = 1_000_000_000
+SERVICE_FILTERS = ("id", "label", "mode", "name")
+TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service")
 
 
 def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
@@ -47,6 +51,12 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
     container = template.ContainerSpec
     mode = "replicated"
     replicas = None
+    jobs = (model.Mode.ReplicatedJob, model.Mode.GlobalJob) if model.Mode else (None, None)
+    if jobs != (None, None):
+        raise InvalidArgument("job modes are not supported: use replicated or global")
+    both = model.Mode is not None and None not in (model.Mode.Global, model.Mode.Replicated)
+    if both:
+        raise InvalidArgument("cannot specify both replicated mode and global mode")
     if model.Mode is not None and model.Mode.Global is not None:
         mode = "global"
     elif model.Mode is not None and model.Mode.Replicated is not None:
@@ -211,9 +221,9 @@ class ServiceRoutes:
 
     # handlers --------------------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, SERVICE_FILTERS)
+        status = params.boolean(request.query, "status")
         manager = self.swarm.require_manager()
-        filters = query_filters(request)
-        status = query_bool(request, "status")
         out = []
         for svc in manager.services.all():
             if "name" in filters and not any(svc.spec.name.startswith(n) for n in filters["name"]):
@@ -222,31 +232,33 @@ class ServiceRoutes:
                 continue
             if "mode" in filters and svc.spec.mode.value not in filters["mode"]:
                 continue
+            if "label" in filters and not params.match_labels(filters["label"], svc.spec.labels):
+                continue
             out.append(self._service(manager, svc, status))
         return web.json_response(out)
 
     async def create(self, request: web.Request) -> web.Response:
+        # the spec is checked before the node's role: a wrong spec is wrong on any node
+        wanted = request_of(await read_model(request, ServiceSpecModel))
+        check_request(wanted)
         manager = self.swarm.require_manager()
-        model = ServiceSpecModel.model_validate(await read_json(request))
-        svc = await manager.services.create(request_of(model))
+        svc = await manager.services.create(wanted)
         return web.json_response({"ID": svc.svc_id, "Warnings": []}, status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
+        status = params.boolean(request.query, "status", True)
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
-        return web.json_response(self._service(manager, svc, query_bool(request, "status", True)))
+        return web.json_response(self._service(manager, svc, status))
 
     async def update(self, request: web.Request) -> web.Response:
+        version = params.object_version(request.query, "service")
+        _refuse_update_options(request.query)
+        model = await read_model(request, ServiceSpecModel)
+        wanted = request_of(model)
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
-        model = ServiceSpecModel.model_validate(await read_json(request))
-        version = request.query.get("version")
-        await manager.services.update(
-            svc.svc_id,
-            int(version) if version and version.isdigit() else None,
-            request_of(model),
-            model.TaskTemplate.ForceUpdate,
-        )
+        await manager.services.update(svc.svc_id, version, wanted, model.TaskTemplate.ForceUpdate)
         return web.json_response({"Warnings": []})
 
     async def remove(self, request: web.Request) -> web.Response:
@@ -255,18 +267,23 @@ class ServiceRoutes:
         return web.Response(status=200)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
+        tail_lines = params.tail(request.query)
+        tail = -1 if tail_lines is None else tail_lines
+        details = params.boolean(request.query, "details")
+        follow = params.boolean(request.query, "follow")
+        if params.boolean(request.query, "timestamps"):
+            raise InvalidArgument("Ferry's service logs carry no timestamps: leave out -t")
+        if request.query.get("since", "0") not in ("", "0"):
+            raise InvalidArgument("Ferry's service logs carry no times: leave out --since")
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
-        tail_text = request.query.get("tail", "all")
-        tail = int(tail_text) if tail_text.isdigit() else -1
-        details = query_bool(request, "details")
         names = {t.task_id: t.name for t in manager.view.tasks(svc.svc_id)}
         hosts = {n.node_id: n.hostname for n in manager.view.nodes()}
         response = web.StreamResponse(
             headers={"Content-Type": "application/vnd.docker.multiplexed-stream"}
         )
         await response.prepare(request)
-        lines = manager.logs.collect(svc, tail, query_bool(request, "follow"))
+        lines = manager.logs.collect(svc, tail, follow)
         try:
             async for line in lines:
                 if details:  # the docker CLI renders the prefix itself from these
@@ -287,8 +304,8 @@ class ServiceRoutes:
         return response
 
     async def tasks(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, TASK_FILTERS)
         manager = self.swarm.require_manager()
-        filters = query_filters(request)
         wanted_services: set[str] | None = None
         if "service" in filters:
             wanted_services = set()
@@ -300,6 +317,12 @@ class ServiceRoutes:
             if wanted_services is not None and task.svc_id not in wanted_services:
                 continue
             if "desired-state" in filters and task.desired.value not in filters["desired-state"]:
+                continue
+            if "id" in filters and not any(task.task_id.startswith(i) for i in filters["id"]):
+                continue
+            if "name" in filters and not any(task.name.startswith(n) for n in filters["name"]):
+                continue
+            if "label" in filters:  # Ferry's tasks carry no labels of their own
                 continue
             if "node" in filters and not any(
                 task.node_id == manager.nodes.find(n).node_id for n in filters["node"]
@@ -316,6 +339,18 @@ class ServiceRoutes:
             if task.task_id == ref or task.task_id.startswith(ref):
                 return web.json_response(self._task(manager, task, _task_endpoints(manager)))
         return web.json_response({"message": f"task {ref} not found"}, status=404)
+
+
+def _refuse_update_options(query: params.Query) -> None:
+    """Update options Ferry does not honour: refused, not ignored."""
+    if query.get("registryAuthFrom", "spec") not in ("spec", "previous-spec"):
+        raise InvalidArgument("invalid registryAuthFrom: use spec or previous-spec")
+    if query.get("rollback", "") not in ("", "previous"):
+        raise InvalidArgument('invalid rollback: use "previous"')
+    if query.get("rollback") == "previous":
+        raise InvalidArgument(
+            "Ferry does not roll back a service: update it again with the previous settings"
+        )
 
 
 def _task_endpoints(manager: Manager) -> dict[str, list[Endpoint]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ferry.api import params
+from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.base import ObjectVersion
 from ferry.api.models.swarm import (
     EngineDescription,
@@ -20,7 +22,7 @@ from ferry.api.models.swarm import (
     SwarmSpec,
     UnlockKey,
 )
-from ferry.api.server import add_route, json_model, query_bool, query_filters, read_json
+from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
 from ferry.manager import sealing
@@ -29,6 +31,10 @@ from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.node import NodeStatus as Liveness
 from ferry.model.node import Role
+from ferry.model.rules import check_labels
+from ferry.network import ipam
+
+NODE_FILTERS = ("id", "name", "node.label", "role")
 
 # Docker's ManagerStatus.Reachability for each node state
 _REACHABILITY = {
@@ -83,14 +89,16 @@ class SwarmRoutes:
         add_route(app, "DELETE", "/nodes/{node}", self.remove_node)
 
     async def init(self, request: web.Request) -> web.Response:
-        body = SwarmInitRequest.model_validate(await read_json(request))
+        body = await read_model(request, SwarmInitRequest, SMALL_BODY_BYTES)
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
         _refuse_unsupported(body.Spec)
+        pool = body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL
+        ipam.check_pool(pool, body.SubnetSize or DEFAULT_SUBNET_SIZE)
         options = InitOptions(
             advertise_addr=body.AdvertiseAddr,
             listen_addr=body.ListenAddr or f"0.0.0.0:{PORT}",
-            default_pool=body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL,
+            default_pool=pool,
             subnet_size=body.SubnetSize or DEFAULT_SUBNET_SIZE,
             availability=body.Availability or "active",
             autolock=body.Spec.EncryptionConfig.AutoLockManagers,
@@ -98,14 +106,14 @@ class SwarmRoutes:
         return web.json_response(await self.swarm.init(options))
 
     async def join(self, request: web.Request) -> web.Response:
-        body = SwarmJoinRequest.model_validate(await read_json(request))
+        body = await read_model(request, SwarmJoinRequest, SMALL_BODY_BYTES)
         await self.swarm.join(
             body.RemoteAddrs, body.JoinToken, body.AdvertiseAddr, body.ListenAddr, body.Availability
         )
         return web.Response(status=200)
 
     async def leave(self, request: web.Request) -> web.Response:
-        await self.swarm.leave(query_bool(request, "force"))
+        await self.swarm.leave(params.boolean(request.query, "force"))
         return web.Response(status=200)
 
     async def inspect(self, _request: web.Request) -> web.Response:
@@ -130,22 +138,26 @@ class SwarmRoutes:
     async def update(self, request: web.Request) -> web.Response:
         """Docker's ``swarm update``: the whole spec, of which Ferry changes autolock; token and
         unlock key rotations are query flags."""
-        manager = self.swarm.require_manager()
-        spec = SwarmSpec.model_validate(await read_json(request))
+        version = params.object_version(request.query, "swarm")
+        rotate = [
+            role
+            for role, name in (("worker", "rotateWorkerToken"), ("manager", "rotateManagerToken"))
+            if params.boolean(request.query, name)
+        ]
+        rotate_key = params.boolean(request.query, "rotateManagerUnlockKey")
+        spec = await read_model(request, SwarmSpec)
         _refuse_unsupported(spec)
-        version = request.query.get("version")
+        manager = self.swarm.require_manager()
         current = (await manager.nodes.secrets())[1]
-        if version is not None and version != str(current):
+        if version != current:
             raise Conflict(
                 f"update out of sequence: the swarm changed (version {current}, not {version}); "
                 "inspect it again and retry"
             )
-        if query_bool(request, "rotateWorkerToken"):
-            await manager.nodes.rotate("worker")
-        if query_bool(request, "rotateManagerToken"):
-            await manager.nodes.rotate("manager")
+        for role in rotate:
+            await manager.nodes.rotate(role)
         await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
-        if query_bool(request, "rotateManagerUnlockKey"):
+        if rotate_key:
             await manager.keys.rotate()
         return web.Response(status=200)
 
@@ -157,13 +169,13 @@ class SwarmRoutes:
         return json_model(UnlockKey(UnlockKey=key))
 
     async def unlock(self, request: web.Request) -> web.Response:
-        body = UnlockKey.model_validate(await read_json(request))
+        body = await read_model(request, UnlockKey)
         await self.swarm.unlock(body.UnlockKey)
         return web.Response(status=200)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, NODE_FILTERS)
         manager = self.swarm.require_manager()
-        filters = query_filters(request)
         states = manager.nodes.all()
         if "id" in filters:
             states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
@@ -171,6 +183,9 @@ class SwarmRoutes:
             states = [s for s in states if s.node.hostname in filters["name"]]
         if "role" in filters:
             states = [s for s in states if s.node.role.value in filters["role"]]
+        if "node.label" in filters:
+            wanted = filters["node.label"]
+            states = [s for s in states if params.match_labels(wanted, s.node.labels)]
         return json_model([node_object(s) for s in states])
 
     async def inspect_node(self, request: web.Request) -> web.Response:
@@ -182,13 +197,14 @@ class SwarmRoutes:
         return json_model(node_object(manager.nodes.state(node)))
 
     async def update_node(self, request: web.Request) -> web.Response:
+        version = params.object_version(request.query, "node")
+        spec = await read_model(request, NodeSpec)
+        check_labels(spec.Labels)
         manager = self.swarm.require_manager()
-        spec = NodeSpec.model_validate(await read_json(request))
-        version = request.query.get("version")
         node = manager.nodes.find(request.match_info["node"])
         await manager.nodes.update(
             node.node_id,
-            int(version) if version and version.isdigit() else None,
+            version,
             availability=spec.Availability,
             role=spec.Role,
             labels=spec.Labels,
@@ -196,8 +212,9 @@ class SwarmRoutes:
         return web.Response(status=200)
 
     async def remove_node(self, request: web.Request) -> web.Response:
+        force = params.boolean(request.query, "force")
         manager = self.swarm.require_manager()
-        await manager.nodes.remove(request.match_info["node"], query_bool(request, "force"))
+        await manager.nodes.remove(request.match_info["node"], force)
         return web.Response(status=200)
 
 

@@ -1,0 +1,69 @@
+"""ferryd's whole local API in-process, without root and without a kernel: every route class
+registered as ferryd registers them, over services that keep their state in a temporary
+directory. Requests that are refused never reach anything that needs privileges; the ones
+that succeed here (creating a stopped container, listing) only write files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import NoReturn
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from ferry.agent.containers import ContainerService
+from ferry.agent.local_networks import LocalNetworks
+from ferry.api.routes.containers import ContainerRoutes
+from ferry.api.routes.images import ImageRoutes
+from ferry.api.routes.networks import NetworkRoutes
+from ferry.api.routes.services import ServiceRoutes
+from ferry.api.routes.swarm import SwarmRoutes
+from ferry.api.routes.system import SystemRoutes
+from ferry.api.server import make_app
+from ferry.daemon.config import DaemonConfig
+from ferry.daemon.swarm import SwarmController
+from ferry.kernel.thread import KernelThread
+from ferry.runtime.execs import ExecService
+from ferry.runtime.images import ImageStore
+from ferry.runtime.store import ContainerStore
+
+Client = TestClient[object, object]
+
+
+async def _never(*_args: object) -> NoReturn:
+    raise AssertionError("a hostile request reached the swarm controller")
+
+
+@asynccontextmanager
+async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
+    config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
+    kernel = KernelThread()
+    swarm = SwarmController(config, kernel)
+    # A request the routes wrongly let through must fail here, not start etcd on this machine.
+    swarm.init = swarm.join = swarm.leave = _never  # type: ignore[method-assign,assignment]
+    local = LocalNetworks(kernel, tmp_path / "networks", list, lambda _net_id: [])
+    containers = ContainerService(
+        netns_prefix="unit-",
+        kernel=kernel,
+        images=ImageStore(tmp_path / "images"),
+        store=ContainerStore(tmp_path / "containers"),
+        networks=lambda: None,
+        dns=None,
+        on_change=lambda: None,
+        local=local,
+    )
+    app = make_app()
+    SystemRoutes(config, swarm, dict).register(app)
+    SwarmRoutes(swarm).register(app)
+    NetworkRoutes(swarm, containers, local).register(app)
+    ContainerRoutes(containers, ExecService()).register(app)
+    ImageRoutes(containers).register(app)
+    ServiceRoutes(swarm).register(app)
+    client: Client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+        kernel.shutdown()
