@@ -29,7 +29,9 @@ from ferry.runtime.execs import STDOUT
 
 NS = 1_000_000_000
 SERVICE_FILTERS = ("id", "label", "mode", "name")
-TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service")
+# "_up-to-date" is the docker CLI's own (it waits for convergence with it): only tasks of the
+# service's current spec version (moby daemon/cluster/filters.go, swarmkit's UpToDate)
+TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service", "_up-to-date")
 
 
 def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
@@ -324,6 +326,10 @@ class ServiceRoutes:
                 continue
             if "label" in filters:  # Ferry's tasks carry no labels of their own
                 continue
+            if "_up-to-date" in filters:
+                svc = manager.view.service(task.svc_id)
+                if svc is None or task.spec_version != svc.spec_version:
+                    continue
             if "node" in filters and not any(
                 task.node_id == manager.nodes.find(n).node_id for n in filters["node"]
             ):
