@@ -17,7 +17,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from ferry.agent.containers import ContainerService, CreateRequest
+from ferry.agent.container_requests import CreateRequest
+from ferry.agent.containers import ContainerService
 from ferry.agent.link import ManagerLink
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv

@@ -26,7 +26,9 @@ from ferry.cli.ports import parse_publish
 from ferry.errors import FerryError
 from ferry.model.times import epoch, since
 
-service_app = typer.Typer(help="Manage swarm services.", no_args_is_help=True)
+service_app = typer.Typer(
+    rich_markup_mode=None, help="Manage swarm services.", no_args_is_help=True
+)
 
 CONVERGE_TIMEOUT_S = 120.0
 _FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}

@@ -31,6 +31,7 @@ from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
+from ferry.api.routes.volumes import VolumeRoutes
 from ferry.api.server import make_app
 from ferry.daemon import resolvers
 from ferry.daemon.config import DaemonConfig
@@ -54,6 +55,7 @@ from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.network.encryption import tunnel_ifname
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import ImageStore
+from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.daemon")
@@ -103,6 +105,7 @@ class Daemon:
             kernel=self.kernel,
             images=ImageStore(config.images_dir),
             store=ContainerStore(config.containers_dir),
+            runner=make_runner(config),
             networks=lambda: self.network_agent,
             dns=None,
             on_change=self._names_changed,
@@ -123,13 +126,14 @@ class Daemon:
         self.encryption: EncryptionAgent | None = None
         self.swarm.images = self._image_names
         self.swarm.own_devices = self.local_networks.bridge_devices
-        self.execs = ExecService()
+        self.execs = ExecService(self.containers.runner)
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
         SwarmRoutes(self.swarm).register(self.app)
         NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
+        VolumeRoutes(self.containers).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         self.swarm.agent_started.append(self._agent_started)

@@ -53,13 +53,18 @@ def spawn(
     log_path: Path | None = None,
     cwd: Path | None = None,
     netns: Path | None = None,
+    fds: Mapping[int, int] | None = None,
 ) -> ProcRef:
-    """Start ``argv`` in a new session (detached from ferryd), optionally inside ``netns``."""
+    """Start ``argv`` in a new session (detached from ferryd), optionally inside ``netns``.
+    ``fds`` maps a descriptor number in the child to one of ours it is a copy of (a pipe the
+    child reports through)."""
     if netns is not None:
         argv = in_netns_argv(netns, argv)
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
     ]
+    for target, source in (fds or {}).items():
+        actions.append((os.POSIX_SPAWN_DUP2, source, target))
     if log_path is not None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         actions.append((os.POSIX_SPAWN_OPEN, 1, str(log_path), flags, 0o640))
@@ -182,13 +187,15 @@ async def wait_gone(ref: ProcRef, timeout_s: float) -> bool:
 
 
 def catches(pid: int, sig: int) -> bool:
-    """Whether ``pid`` has a handler for ``sig``. A PID namespace's init ignores any signal it
-    does not catch (SIGKILL aside), so sending it one it does not catch changes nothing."""
+    """Whether ``pid`` has a handler for ``sig`` or blocks it (and so takes it with sigwait,
+    as tini does). A PID namespace's init ignores any other signal (SIGKILL aside), so sending
+    it one it does not catch changes nothing."""
+    bit = 1 << (sig - 1)
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+                if line.startswith(("SigCgt:", "SigBlk:")) and int(line.split()[1], 16) & bit:
+                    return True
     except FileNotFoundError:
         pass
     return False

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ferry.api.client import ApiClient
 from ferry.errors import Conflict, FerryError, NotFound, Unavailable
-from ferry.kernel import nsfs, proc
+from ferry.kernel import cgroups, mounts, nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
@@ -230,6 +230,10 @@ def down(name: str) -> list[str]:
             if wg_socket.exists():
                 wg_socket.unlink()
                 removed.append(f"socket {wg_socket}")
+    # what the killed hosts' containers leave in the machine's own namespaces: their root
+    # filesystems' mounts (before the directories go) and their cgroups
+    removed += [f"mount {m}" for m in mounts.unmount_under(LAB_ROOT / name)]
+    removed += [f"cgroup {c}" for c in cgroups.remove_children("ferry", f"{name}-")]
     record = _record_path(name)
     if record.exists():
         subnet = json.loads(record.read_text())["subnet"]

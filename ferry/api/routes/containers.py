@@ -5,35 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-from typing import Any, BinaryIO
+import socket
+import time
+from typing import Any
 
 from aiohttp import web
 
-from ferry.agent.containers import ContainerService, CreateRequest
+from ferry.agent.container_requests import CreateRequest, parse_signal
+from ferry.agent.containers import ContainerService
 from ferry.api import render
 from ferry.api.hijack import closed_on_error, frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
+from ferry.api.run_options import run_options
 from ferry.api.server import add_route, query_bool, query_filters, read_json
 from ferry.errors import Conflict, InvalidArgument
 from ferry.model.container import NetworkChoice, PublishedPort, Status, parse_env
-from ferry.runtime import bundle
-from ferry.runtime.execs import STDOUT, ExecService
+from ferry.runtime import logs as logfile
+from ferry.runtime.execs import ExecService
 
 FOLLOW_POLL_S = 0.05
-
-
-def _signal(value: str | None) -> int:
-    if not value:
-        return signal.SIGKILL
-    if value.isdigit():
-        return int(value)
-    name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError as exc:
-        raise InvalidArgument(f"invalid signal {value!r}") from exc
+ATTACH_STREAMS = {2: 1, 3: 2}  # conmon's pipe numbers → Docker's stream numbers
 
 
 def create_request(name: str, body: ContainerCreate) -> CreateRequest:
@@ -80,6 +72,7 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
         auto_remove=bool(host and host.AutoRemove),
         labels=body.Labels,
         working_dir=body.WorkingDir,
+        **run_options(body),
     )
 
 
@@ -104,7 +97,7 @@ class ContainerRoutes:
         add_route(app, "POST", "/containers/{id}/exec", self.exec_create)
         add_route(app, "POST", "/exec/{id}/start", self.exec_start)
         add_route(app, "GET", "/exec/{id}/json", self.exec_inspect)
-        add_route(app, "POST", "/exec/{id}/resize", self.resize)
+        add_route(app, "POST", "/exec/{id}/resize", self.exec_resize)
 
     async def create(self, request: web.Request) -> web.Response:
         body = ContainerCreate.model_validate(await read_json(request))
@@ -139,20 +132,22 @@ class ContainerRoutes:
         return web.Response(status=204 if started else 304)
 
     async def stop(self, request: web.Request) -> web.Response:
-        timeout = float(request.query.get("t", "10"))
-        stopped = await self.containers.stop(request.match_info["id"], timeout)
+        stopped = await self.containers.stop(request.match_info["id"], _timeout(request))
         return web.Response(status=204 if stopped else 304)
 
     async def restart(self, request: web.Request) -> web.Response:
-        await self.containers.restart(request.match_info["id"], float(request.query.get("t", "10")))
+        await self.containers.restart(request.match_info["id"], _timeout(request))
         return web.Response(status=204)
 
     async def kill(self, request: web.Request) -> web.Response:
-        await self.containers.kill(request.match_info["id"], _signal(request.query.get("signal")))
+        sig = parse_signal(request.query.get("signal", ""), signal.SIGKILL)
+        await self.containers.kill(request.match_info["id"], sig)
         return web.Response(status=204)
 
     async def remove(self, request: web.Request) -> web.Response:
-        await self.containers.remove(request.match_info["id"], query_bool(request, "force"))
+        await self.containers.remove(
+            request.match_info["id"], query_bool(request, "force"), query_bool(request, "v")
+        )
         return web.Response(status=204)
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
@@ -170,97 +165,107 @@ class ContainerRoutes:
             await response.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
         return response
 
-    async def resize(self, _request: web.Request) -> web.Response:
+    async def resize(self, request: web.Request) -> web.Response:
+        height, width = _size(request)
+        self.containers.resize(request.match_info["id"], height, width)
         return web.Response(status=200)
 
-    async def _follow(self, cid: str, log: BinaryIO, follow: bool, emit: Any) -> None:
-        """Send the log from where ``log`` stands; with ``follow``, keep going until the
-        container ends. The file is opened by the caller, early: a container run with --rm
-        takes its log with it when it ends, and an open file can still be read to the end."""
-        while True:
-            chunk = log.read(65536)
-            if chunk:
-                await emit(chunk)
-                continue
-            if not follow:
-                return
-            if not self.containers.is_running(cid):
-                if rest := log.read():
-                    await emit(rest)
-                return
-            await asyncio.sleep(FOLLOW_POLL_S)
-
     async def logs(self, request: web.Request) -> web.StreamResponse:
+        """Docker's logs: each record on its stream, ``timestamps``, ``since``, ``until``,
+        ``tail``, ``follow`` (until the container ends); a TTY's output is sent raw."""
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        follow = query_bool(request, "follow")
+        now = time.time()
+        streams = frozenset(
+            n for n, key in ((1, "stdout"), (2, "stderr")) if query_bool(request, key)
+        ) or frozenset({1, 2})
+        since = logfile.parse_since(request.query.get("since", ""), now)
+        until = logfile.parse_since(request.query.get("until", ""), now)
+        timestamps = query_bool(request, "timestamps")
         tail = request.query.get("tail", "all")
-        path = self.containers.store.log_path(cid)
-        position = 0
-        if tail != "all" and tail.isdigit():
-            data = path.read_bytes()
-            lines = data.splitlines(keepends=True)
-            position = (
-                len(data) - sum(len(line) for line in lines[-int(tail) :])
-                if int(tail)
-                else len(data)
-            )
+        lines = int(tail) if tail.lstrip("-").isdigit() else -1
+        # opened early: a container run with --rm takes its log with it when it ends, and an
+        # open file can still be read to the end
+        log = open(self.containers.store.log_path(cid), "rb")  # noqa: SIM115 - closed below
         response = web.StreamResponse(
             headers={"Content-Type": "application/vnd.docker.multiplexed-stream"}
         )
         await response.prepare(request)
+        raw = container.config.tty
 
-        async def emit(chunk: bytes) -> None:
-            await response.write(frame(STDOUT, chunk))
+        async def emit(records: list[logfile.LogRecord]) -> None:
+            for record in logfile.select(records, streams=streams, since_s=since, until_s=until):
+                data = logfile.render(record, timestamps)
+                await response.write(data if raw else frame(record.stream, data))
 
-        with open(path, "rb") as log, contextlib.suppress(ConnectionResetError):
-            log.seek(position)
-            await self._follow(cid, log, follow, emit)
+        with log, contextlib.suppress(ConnectionResetError):
+            records, used = logfile.parse(log.read())
+            log.seek(used)
+            await emit(logfile.tail(records, lines))
+            if query_bool(request, "follow") and not until:
+                await self._follow(cid, log, emit)
         return response
+
+    async def _follow(self, cid: str, log: Any, emit: Any) -> None:
+        """Records as they are written, until the container has ended and all is read."""
+        pending = b""
+        while True:
+            running = self.containers.is_running(cid)
+            pending += log.read()
+            records, used = logfile.parse(pending)
+            pending = pending[used:]
+            if records:
+                await emit(records)
+            elif not running:
+                return
+            else:
+                await asyncio.sleep(FOLLOW_POLL_S)
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
+        """Docker's attach: the container's output live (and, with ``logs``, what it wrote
+        before), its stdin from the client when it was created with ``-i``. For a container
+        not started yet, the stream is connected before its command runs (``docker run``)."""
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        stream = query_bool(request, "stream", True)
-        with open(self.containers.store.log_path(cid), "rb") as log:
-            if not query_bool(request, "logs"):
-                log.seek(0, os.SEEK_END)  # only what comes from now on
-            response = await hijack(request, tty=False)
-
-            async def emit(chunk: bytes) -> None:
-                await response.write(frame(STDOUT, chunk))
-
-            with closed_on_error(request), contextlib.suppress(ConnectionResetError):
-                if stream:
-                    await self._wait_for_start(cid, container.state.started_at)
-                await self._follow(cid, log, stream, emit)
+        tty = container.config.tty
+        stdin: asyncio.Queue[bytes | None] | None = None
+        if query_bool(request, "stdin") and container.config.open_stdin:
+            stdin = asyncio.Queue()
+        if query_bool(request, "logs"):
+            log = self.containers.store.log_path(cid).read_bytes()
+            backlog, _ = logfile.parse(log)
+        else:
+            backlog = []
+        response = await hijack(request, tty=tty, stdin=stdin)
+        with closed_on_error(request), contextlib.suppress(ConnectionResetError):
+            for record in backlog:
+                await response.write(record.data if tty else frame(record.stream, record.data))
+            if query_bool(request, "stream", True):
+                sock = await self.containers.attach_socket(cid)
+                if sock is not None:
+                    with sock:
+                        await _relay(sock, response, stdin, tty)
         return response
-
-    async def _wait_for_start(self, cid: str, started_before: str) -> None:
-        """Wait for the start that usually follows an attach: a new started_at, since a short
-        command may have run and ended between two looks (and with --rm, be gone already)."""
-        for _ in range(100):
-            now = self.containers.get(cid)
-            if now is None or now.running or now.state.started_at != started_before:
-                return
-            await asyncio.sleep(FOLLOW_POLL_S)
 
     async def exec_create(self, request: web.Request) -> web.Response:
         body = ExecCreate.model_validate(await read_json(request))
         container = self.containers.find(request.match_info["id"])
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
-        env = bundle.environment(container.config)
-        for pair in parse_env(body.Env or []):
-            key, _, value = pair.partition("=")
-            env[key] = value
+        if container.state.paused:
+            raise Conflict(
+                f"Container {container.config.container_id} is paused, unpause the container "
+                "before exec"
+            )
         instance = self.execs.create(
             container.config.container_id,
             body.Cmd,
-            env,
+            list(parse_env(body.Env or [])),
             tty=body.Tty,
             attach_stdin=body.AttachStdin,
             workdir=body.WorkingDir,
+            user=body.User,
+            privileged=body.Privileged,
         )
         return web.json_response({"Id": instance.exec_id}, status=201)
 
@@ -271,7 +276,7 @@ class ContainerRoutes:
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
         if body.Detach:
-            self.execs.run_detached(instance, container.state.pid)
+            self.execs.run_detached(instance, container)
             return web.Response(status=200)
         response = await hijack(
             request, instance.tty, instance.stdin_queue if instance.attach_stdin else None
@@ -282,8 +287,13 @@ class ContainerRoutes:
                 await response.write(data if instance.tty else frame(stream, data))
 
         with closed_on_error(request):
-            await self.execs.run(instance, container.state.pid, sink)
+            await self.execs.run(instance, container, sink)
         return response
+
+    async def exec_resize(self, request: web.Request) -> web.Response:
+        height, width = _size(request)
+        self.execs.resize(request.match_info["id"], height, width)
+        return web.Response(status=200)
 
     async def exec_inspect(self, request: web.Request) -> web.Response:
         instance = self.execs.get(request.match_info["id"])
@@ -301,6 +311,57 @@ class ContainerRoutes:
                     "tty": instance.tty,
                     "entrypoint": instance.cmd[0],
                     "arguments": instance.cmd[1:],
+                    "privileged": instance.privileged,
+                    "user": instance.user,
                 },
             }
         )
+
+
+def _timeout(request: web.Request) -> float | None:
+    """``t``: seconds to wait before the kill; absent: the container's own stop timeout."""
+    value = request.query.get("t")
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid stop timeout {value!r}: use a number of seconds") from exc
+
+
+def _size(request: web.Request) -> tuple[int, int]:
+    try:
+        return int(request.query.get("h", "0")), int(request.query.get("w", "0"))
+    except ValueError as exc:
+        raise InvalidArgument("invalid terminal size: use whole numbers h and w") from exc
+
+
+async def _relay(
+    sock: socket.socket,
+    response: web.StreamResponse,
+    stdin: asyncio.Queue[bytes | None] | None,
+    tty: bool,
+) -> None:
+    """Between the monitor's attach socket and a hijacked client: output packets (first byte:
+    the stream) to the client, the client's input to the container's stdin, until the
+    container's output ends."""
+    loop = asyncio.get_running_loop()
+
+    async def feed() -> None:
+        assert stdin is not None
+        while (data := await stdin.get()) is not None:
+            await loop.sock_sendall(sock, data)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)  # the monitor closes the container's stdin
+
+    feeder = asyncio.ensure_future(feed()) if stdin is not None else None
+    try:
+        while packet := await loop.sock_recv(sock, 65537):
+            stream = ATTACH_STREAMS.get(packet[0])
+            if stream is None:
+                continue
+            data = packet[1:]
+            await response.write(data if tty else frame(stream, data))
+    finally:
+        if feeder is not None:
+            feeder.cancel()
