@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ferry.cli import containers, doctor, system
+from ferry.cli import container_verbs, containers, doctor, system
 from ferry.cli.common import set_host
 from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
@@ -38,6 +38,7 @@ def main_options(
 
 system.register(app)
 containers.register(app)
+container_verbs.register(app)
 doctor.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
@@ -45,6 +46,7 @@ app.add_typer(network_app, name="network")
 app.add_typer(service_app, name="service")
 app.add_typer(image_app, name="image")
 app.add_typer(volume_app, name="volume")
+app.add_typer(container_verbs.container_app, name="container")
 app.add_typer(lab_app, name="lab")
 
 

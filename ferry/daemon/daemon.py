@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ferry.agent.agent import Agent
+from ferry.agent.container_verbs import ContainerVerbs
 from ferry.agent.containers import ContainerService
 from ferry.agent.encryption import EncryptionAgent, NodeKey
 from ferry.agent.hostports import HostPorts, ingress_ports
@@ -24,6 +25,7 @@ from ferry.agent.logship import LogShipper
 from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
 from ferry.agent.tasks import TaskAgent
+from ferry.api.routes.container_verbs import ContainerVerbRoutes
 from ferry.api.routes.containers import ContainerRoutes
 from ferry.api.routes.doctor import DoctorRoutes
 from ferry.api.routes.images import ImageRoutes
@@ -134,6 +136,7 @@ class Daemon:
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
         VolumeRoutes(self.containers).register(self.app)
+        ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         self.swarm.agent_started.append(self._agent_started)

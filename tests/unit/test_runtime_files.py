@@ -10,7 +10,7 @@ import pytest
 from ferry.errors import InvalidArgument
 from ferry.model.container import AttachedEndpoint, ContainerConfig
 from ferry.model.runopts import MountType, parse_tmpfs
-from ferry.runtime import logs, monitor
+from ferry.runtime import changes, logs, monitor
 from ferry.runtime.oci import ResolvedUser
 from ferry.runtime.runner import hosts_file, read_in_root, resolv_conf, tmpfs_options
 from ferry.runtime.users import resolve_user
@@ -104,3 +104,24 @@ def test_conmon_runs_runc_with_ferrys_root_and_the_containers_files() -> None:
     assert argv[-2:] == ["--terminal", "--stdin"]
     assert str(paths.attach_socket) == "/run/ferry/sock/aaaaaaaaaaaa/attach"
     assert len(str(paths.attach_socket)) < 108
+
+
+def test_diff_lists_additions_changes_and_deletions_but_not_the_runtimes_files(
+    tmp_path: Path,
+) -> None:
+    lower = tmp_path / "lower"
+    (lower / "etc").mkdir(parents=True)
+    (lower / "etc" / "motd").write_text("hi")
+    (lower / "link").symlink_to("/etc")  # a link of the image never leads onto the host
+    entries = [("/etc", False), ("/etc/motd", False), ("/etc/new", False), ("/bin/gone", True),
+               ("/etc/hosts", False), ("/data", False), ("/link/passwd", False)]  # fmt: skip
+    found = changes.plan_changes(
+        entries, changes.in_lower(lower), changes.RUNTIME_PATHS | {"/data"}
+    )
+    assert found == [
+        {"Path": "/bin/gone", "Kind": changes.DELETED},
+        {"Path": "/etc", "Kind": changes.MODIFIED},
+        {"Path": "/etc/motd", "Kind": changes.MODIFIED},
+        {"Path": "/etc/new", "Kind": changes.ADDED},
+        {"Path": "/link/passwd", "Kind": changes.ADDED},
+    ]
