@@ -7,7 +7,13 @@ import signal
 from dataclasses import dataclass, field, fields
 
 from ferry.errors import InvalidArgument
-from ferry.model.container import ContainerConfig, NetworkChoice, PublishedPort
+from ferry.model.container import (
+    NETWORK_HOST,
+    NETWORK_NONE,
+    ContainerConfig,
+    NetworkChoice,
+    PublishedPort,
+)
 from ferry.model.runopts import (
     MountSpec,
     Resources,
@@ -52,6 +58,7 @@ class CreateRequest:
     shm_size_bytes: int = 0
     extra_hosts: tuple[str, ...] = ()
     exposed_ports: tuple[str, ...] = ()
+    network_mode: str = ""  # "host" or "none" (modes), else the networks say
 
 
 # the run options a request hands to the container's config unchanged
@@ -88,6 +95,18 @@ def check_options(req: CreateRequest, available_caps: tuple[str, ...]) -> None:
     parse_signal(req.stop_signal)
     if req.auto_remove and req.restart.name != RestartName.NO:
         raise InvalidArgument("Conflicting options: --restart and --rm")
+    if req.network_mode not in ("", NETWORK_HOST, NETWORK_NONE):
+        raise InvalidArgument(f"invalid network mode {req.network_mode!r}")
+    if req.network_mode and req.networks:
+        raise InvalidArgument(
+            f"container cannot be connected to network {req.networks[0].network} and to "
+            f"{req.network_mode} at once"
+        )
+    if req.network_mode == NETWORK_HOST and (req.ports or req.host_ports):
+        raise InvalidArgument(
+            "ports cannot be published on the host network: the container listens on the "
+            "host's own addresses already"
+        )
     for entry in req.extra_hosts:
         host, sep, ip = entry.partition(":")
         if not sep or not host or not ip:

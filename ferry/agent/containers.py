@@ -36,6 +36,7 @@ from ferry.kernel import nsfs, proc
 from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.thread import KernelThread
 from ferry.model.container import (
+    NETWORK_HOST,
     AttachedEndpoint,
     Container,
     ContainerConfig,
@@ -282,31 +283,21 @@ class ContainerService:
     ) -> None:
         config = container.config
         cid = config.container_id
-        netns_name = f"{self._prefix}c-{config.short_id}"
-        path = nsfs.netns_path(netns_name)
-        await self._kernel.run(make_sandbox, netns_name)
-        undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
-        endpoints: list[AttachedEndpoint] = []
-        for i, choice in enumerate(config.networks):
-            attached = await self.nets.attach(config, choice, path, f"eth{i}")
-            endpoints.append(attached)
-            undo.append(functools.partial(self.nets.detach, attached, path))
-        if self.gateway is not None and self.nets.needs_egress(config):
-            attached = await self.gateway.attach(
-                path,
-                f"eth{len(endpoints)}",
-                default_route=not self.nets.default_route_network(config),
-            )
-            endpoints.append(attached)
-            undo.append(functools.partial(self.nets.detach, attached, path))
+        if config.network_mode == NETWORK_HOST:  # the host's own namespace: nothing to wire
+            netns_name, path, endpoints = "", None, []
+        else:
+            netns_name = f"{self._prefix}c-{config.short_id}"
+            path = nsfs.netns_path(netns_name)
+            endpoints = await self._wire(config, netns_name, path, undo)
         self._containers[cid] = Container(
             config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
         )
-        if self.dns is not None:
+        if self.dns is not None and path is not None:
             await self.dns.attach(cid, path)
             undo.append(functools.partial(self.dns.detach, cid))
-        for hook in self.prepare:
-            await hook(self._containers[cid], path)
+        if path is not None:
+            for hook in self.prepare:
+                await hook(self._containers[cid], path)
         self._on_change()
         launched = await self._launch(container, image, path, tuple(endpoints), undo)
         await self.attachments.connect_waiting(container)
@@ -331,11 +322,36 @@ class ContainerService:
             extra=kv(name=config.name, id=config.short_id, pid=launched.init_pid),
         )
 
+    async def _wire(
+        self,
+        config: ContainerConfig,
+        netns_name: str,
+        path: Path,
+        undo: list[Callable[[], Awaitable[None]]],
+    ) -> list[AttachedEndpoint]:
+        """The container's network namespace and its endpoints (each undone on failure)."""
+        await self._kernel.run(make_sandbox, netns_name)
+        undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
+        endpoints: list[AttachedEndpoint] = []
+        for i, choice in enumerate(config.networks):
+            attached = await self.nets.attach(config, choice, path, f"eth{i}")
+            endpoints.append(attached)
+            undo.append(functools.partial(self.nets.detach, attached, path))
+        if self.gateway is not None and self.nets.needs_egress(config):
+            attached = await self.gateway.attach(
+                path,
+                f"eth{len(endpoints)}",
+                default_route=not self.nets.default_route_network(config),
+            )
+            endpoints.append(attached)
+            undo.append(functools.partial(self.nets.detach, attached, path))
+        return endpoints
+
     async def _launch(
         self,
         container: Container,
         image: Image,
-        netns: Path,
+        netns: Path | None,
         endpoints: tuple[AttachedEndpoint, ...],
         undo: list[Callable[[], Awaitable[None]]],
     ) -> monitor.Launched:

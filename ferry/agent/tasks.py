@@ -25,7 +25,7 @@ from ferry.daemon.logs import kv
 from ferry.errors import FerryError, NotFound
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
-from ferry.model.container import Container, NetworkChoice
+from ferry.model.container import NETWORK_BRIDGE, Container, NetworkChoice
 from ferry.model.network import EndpointKind
 from ferry.model.service import PublishMode, Task, TaskState
 from ferry.reconcile import Reconciler
@@ -110,6 +110,10 @@ class TaskAgent(Reconciler):
                 choices.append(NetworkChoice(ep.net_id, (task.service_name,), ep_id=ep.ep_id))
         template = task.template
         svc = self._view.service(task.svc_id)
+        if not choices and svc is not None and not svc.spec.networks:
+            ingress = any(p.mode == PublishMode.INGRESS for p in svc.spec.ports)
+            if not ingress:  # as in Docker: a task without networks is on the default bridge
+                choices.append(NetworkChoice(NETWORK_BRIDGE))
         host_ports = tuple(
             (p.published, p.target, p.protocol)
             for p in (svc.spec.ports if svc else ())

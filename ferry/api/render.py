@@ -3,6 +3,7 @@ how Docker spells a network or a container)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -210,6 +211,8 @@ def _port_map(container: Container) -> dict[str, list[dict[str, str]]]:
 
 
 def _network_mode(container: Container) -> str:
+    if container.config.network_mode:
+        return container.config.network_mode
     return container.config.networks[0].network if container.config.networks else "none"
 
 
@@ -343,3 +346,37 @@ def mounts(config: ContainerConfig) -> list[dict[str, Any]]:
             entry |= {"Name": m.source, "Driver": "local"}
         out.append(entry)
     return out
+
+
+def mode_network_id(mode: str) -> str:
+    return hashlib.sha256(f"ferry-network-mode/{mode}".encode()).hexdigest()
+
+
+def mode_network(mode: str, containers: list[Container]) -> dict[str, Any]:
+    """Docker's ``host`` and ``none`` networks: modes, listed as networks (drivers host and
+    null), with the running containers that use them."""
+    attached = {
+        c.config.container_id: {
+            "Name": c.config.name, "EndpointID": "", "MacAddress": "", "IPv4Address": "",
+            "IPv6Address": "",
+        }
+        for c in containers
+        if c.running and c.config.network_mode == mode
+    }  # fmt: skip
+    return {
+        "Name": mode,
+        "Id": mode_network_id(mode),
+        "Created": "0001-01-01T00:00:00Z",
+        "Scope": "local",
+        "Driver": "host" if mode == "host" else "null",
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": []},
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": attached,
+        "Options": {},
+        "Labels": {},
+    }

@@ -87,7 +87,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def _host_config(flags: RunFlags) -> dict[str, Any]:
     restart = parse_restart(flags.restart) if flags.restart else None
     return {
-        "NetworkMode": flags.networks[0] if flags.networks else "none",
+        "NetworkMode": flags.networks[0] if flags.networks else "default",
         "AutoRemove": flags.auto_remove,
         "PortBindings": port_bindings(flags.publish),
         "Binds": flags.volumes,
@@ -124,6 +124,8 @@ def create_body(flags: RunFlags) -> dict[str, Any]:
     """The body of ``POST /containers/create`` for these flags."""
     endpoints: dict[str, Any] = {}
     for i, net in enumerate(flags.networks):
+        if net in ("host", "none"):
+            continue  # modes, not networks
         settings: dict[str, Any] = {"Aliases": flags.aliases}
         if flags.ip and i == 0:
             settings["IPAMConfig"] = {"IPv4Address": flags.ip}

@@ -10,6 +10,12 @@ from ferry.errors import InvalidArgument
 from ferry.model.runopts import MountSpec, Resources, RestartPolicy, Security, Ulimit
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker's three predefined networks: "bridge" is a real local network (the default of a
+# container without --network); "host" and "none" are modes, not networks.
+NETWORK_BRIDGE = "bridge"
+NETWORK_HOST = "host"
+NETWORK_NONE = "none"
+PREDEFINED_NETWORKS = (NETWORK_BRIDGE, NETWORK_HOST, NETWORK_NONE)
 
 
 class Status(StrEnum):
@@ -76,6 +82,7 @@ class ContainerConfig:
     shm_size_bytes: int = 0  # 0: Docker's 64 MiB
     extra_hosts: tuple[str, ...] = ()  # "name:ip" lines for /etc/hosts
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", as the image or --expose said
+    network_mode: str = ""  # "host": the host's network namespace; "none": only lo
 
     @property
     def short_id(self) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ferry.daemon.files import write_atomic
 from ferry.errors import InvalidArgument, NotFound
 from ferry.kernel import cgroups, mounts
-from ferry.model.container import AttachedEndpoint, Container, ContainerConfig
+from ferry.model.container import NETWORK_HOST, AttachedEndpoint, Container, ContainerConfig
 from ferry.model.network import GWBRIDGE
 from ferry.model.runopts import CAPABILITIES, MountSpec, MountType
 from ferry.runtime import monitor, oci
@@ -61,6 +61,13 @@ def hosts_file(config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...])
 
 def resolv_conf() -> str:
     return f"nameserver {DNS_ADDR}\noptions ndots:0\n"
+
+
+def _host_file(path: str, default: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return default
 
 
 def read_in_root(root: Path, relative: str) -> str:
@@ -172,9 +179,15 @@ class ContainerRunner:
 
     # bundle ----------------------------------------------------------------------------------
     def write_files(self, config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...]) -> None:
+        """The container's /etc/hosts, /etc/resolv.conf and /etc/hostname; on the host's
+        network, the host's own resolver and hosts, as in Docker."""
         directory = self.store.dir(config.container_id)
-        write_atomic(directory / "hosts", hosts_file(config, endpoints).encode(), 0o644)
-        write_atomic(directory / "resolv.conf", resolv_conf().encode(), 0o644)
+        hosts, resolv = hosts_file(config, endpoints), resolv_conf()
+        if config.network_mode == NETWORK_HOST:
+            hosts = _host_file("/etc/hosts", _HOSTS_HEAD) + hosts[len(_HOSTS_HEAD) :]
+            resolv = _host_file("/etc/resolv.conf", "")
+        write_atomic(directory / "hosts", hosts.encode(), 0o644)
+        write_atomic(directory / "resolv.conf", resolv.encode(), 0o644)
         write_atomic(directory / "hostname", f"{config.effective_hostname}\n".encode(), 0o644)
 
     def prepare(

@@ -133,3 +133,16 @@ def test_a_log_driver_ferry_does_not_have_is_refused() -> None:
         _request(_body({"LogConfig": {"Type": "syslog"}}))
     with pytest.raises(InvalidArgument, match=r"HostConfig\.MemorySwappiness"):
         _request(_body({"MemorySwappiness": 10}))
+
+
+def test_the_default_network_is_bridge_and_host_and_none_are_modes() -> None:
+    default = _request({"Image": "tools", "Cmd": ["true"], "HostConfig": {"NetworkMode": "default"},
+                        "NetworkingConfig": {"EndpointsConfig": {"default": {}}}})  # fmt: skip
+    assert [c.network for c in default.networks] == ["bridge"] and default.network_mode == ""
+    assert [c.network for c in _request(_body()).networks] == ["bridge"]
+    host = _request(_body({"NetworkMode": "host"}))
+    assert host.networks == () and host.network_mode == "host"
+    none = _request(_body({"NetworkMode": "none"}))
+    assert none.networks == () and none.network_mode == "none"
+    named = _request(_body({"NetworkMode": "front"}))
+    assert [c.network for c in named.networks] == ["front"] and named.network_mode == ""

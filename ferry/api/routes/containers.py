@@ -20,7 +20,15 @@ from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
 from ferry.api.run_options import run_options
 from ferry.api.server import add_route, query_bool, query_filters, read_json
 from ferry.errors import Conflict, InvalidArgument
-from ferry.model.container import NetworkChoice, PublishedPort, Status, parse_env
+from ferry.model.container import (
+    NETWORK_BRIDGE,
+    NETWORK_HOST,
+    NETWORK_NONE,
+    NetworkChoice,
+    PublishedPort,
+    Status,
+    parse_env,
+)
 from ferry.runtime import logs as logfile
 from ferry.runtime.execs import ExecService
 
@@ -28,25 +36,33 @@ FOLLOW_POLL_S = 0.05
 ATTACH_STREAMS = {2: 1, 3: 2}  # conmon's pipe numbers → Docker's stream numbers
 
 
-def create_request(name: str, body: ContainerCreate) -> CreateRequest:
-    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
+def _networks(body: ContainerCreate) -> tuple[tuple[NetworkChoice, ...], str]:
+    """The networks a create body asks for, and the mode: Docker's ``default`` (what the
+    docker CLI sends without --network) is the ``bridge`` network; ``host`` and ``none`` are
+    modes, not networks, and take no other network."""
     host = body.HostConfig
-    networks: list[NetworkChoice] = []
     endpoints = (body.NetworkingConfig.EndpointsConfig or {}) if body.NetworkingConfig else {}
-    mode = host.NetworkMode if host else ""
-    if mode and mode not in ("default", "none", "bridge") and mode not in endpoints:
+    mode = (host.NetworkMode if host else "") or "default"
+    if mode == "default":
+        mode = NETWORK_BRIDGE
+    if mode not in (NETWORK_HOST, NETWORK_NONE) and mode not in endpoints:
         endpoints = {mode: None, **endpoints}
+    networks = []
     for net_name, settings in endpoints.items():
-        if net_name in ("default", "none"):
-            continue  # modes, not networks: the docker CLI sends "default" when none is given
+        if net_name in ("default", NETWORK_HOST, NETWORK_NONE):
+            continue
         aliases = tuple(settings.Aliases or []) if settings else ()
         ip = settings.IPAMConfig.IPv4Address if settings and settings.IPAMConfig else ""
         networks.append(NetworkChoice(net_name, aliases, ip))
-    if mode == "bridge" and not networks:
-        raise InvalidArgument(
-            "Ferry has no default bridge network: run the container with --network NAME "
-            "(a bridge network from 'network create', or an attachable overlay), or without one"
-        )
+    if mode in (NETWORK_HOST, NETWORK_NONE):
+        return tuple(networks), mode
+    return tuple(networks), ""
+
+
+def create_request(name: str, body: ContainerCreate) -> CreateRequest:
+    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
+    host = body.HostConfig
+    networks, mode = _networks(body)
     ports = []
     for key, bindings in ((host.PortBindings or {}) if host else {}).items():
         target, _, proto = key.partition("/")
@@ -68,7 +84,8 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
         name=name,
         env=parse_env(body.Env or []),
         hostname=body.Hostname,
-        networks=tuple(networks),
+        networks=networks,
+        network_mode=mode,
         auto_remove=bool(host and host.AutoRemove),
         labels=body.Labels,
         working_dir=body.WorkingDir,

@@ -15,9 +15,9 @@ from ferry.api import render
 from ferry.api.models.containers import NetworkConnect, NetworkCreate, NetworkDisconnect
 from ferry.api.server import add_route, query_filters, read_json
 from ferry.daemon.swarm import SwarmController
-from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.store.view import ClusterView
-from ferry.model.container import NetworkChoice
+from ferry.model.container import NETWORK_HOST, NETWORK_NONE, NetworkChoice
 from ferry.model.ids import lookup
 from ferry.model.network import GWBRIDGE, Driver, Network, NetworkRequest, Scope, network_names
 
@@ -84,6 +84,7 @@ class NetworkRoutes:
         bridge = self._gwbridge(GWBRIDGE)
         if bridge is not None:
             out.append(bridge)
+        out += [render.mode_network(mode, self.containers.all()) for mode in MODES]
         filters = query_filters(request)
         return web.json_response(
             sorted((n for n in out if _matches(n, filters)), key=lambda n: str(n["Name"]))
@@ -93,6 +94,9 @@ class NetworkRoutes:
         bridge = self._gwbridge(request.match_info["id"])
         if bridge is not None:
             return web.json_response(bridge)
+        mode = _mode(request.match_info["id"])
+        if mode:
+            return web.json_response(render.mode_network(mode, self.containers.all()))
         return web.json_response(self._render(self._find(request.match_info["id"])))
 
     async def create(self, request: web.Request) -> web.Response:
@@ -130,7 +134,7 @@ class NetworkRoutes:
             raise InvalidArgument(
                 f"unknown network driver {body.Driver!r}: use bridge, macvlan or overlay"
             )
-        if self.local.find(body.Name) is not None:
+        if self.local.find(body.Name) is not None or body.Name in MODES:
             raise Conflict(f"network with name {body.Name} already exists on this host")
         manager = self.swarm.require_manager()
         network = await manager.networks.create(NetworkRequest(**fields))
@@ -138,6 +142,8 @@ class NetworkRoutes:
 
     async def remove(self, request: web.Request) -> web.Response:
         ref = request.match_info["id"]
+        if _mode(ref):
+            raise Forbidden(f"{_mode(ref)} is a pre-defined network and cannot be removed")
         if self.local.find(ref) is not None:
             await self.local.remove(ref)
             return web.Response(status=204)
@@ -200,3 +206,14 @@ def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
         if not any(test(v) for v in values):
             return False
     return True
+
+
+MODES = (NETWORK_HOST, NETWORK_NONE)
+
+
+def _mode(ref: str) -> str:
+    """``host`` or ``none`` when ``ref`` names one (by name or id prefix), else ""."""
+    for mode in MODES:
+        if ref == mode or (len(ref) >= 6 and render.mode_network_id(mode).startswith(ref)):
+            return mode
+    return ""
