@@ -15,6 +15,7 @@ from ferry.model.container import (
     PublishedPort,
 )
 from ferry.model.runopts import (
+    Healthcheck,
     MountSpec,
     Resources,
     RestartName,
@@ -58,6 +59,7 @@ class CreateRequest:
     shm_size_bytes: int = 0
     extra_hosts: tuple[str, ...] = ()
     exposed_ports: tuple[str, ...] = ()
+    healthcheck: Healthcheck | None = None
     network_mode: str = ""  # "host" or "none" (modes), else the networks say
 
 
@@ -95,6 +97,8 @@ def check_options(req: CreateRequest, available_caps: tuple[str, ...]) -> None:
     parse_signal(req.stop_signal)
     if req.auto_remove and req.restart.name != RestartName.NO:
         raise InvalidArgument("Conflicting options: --restart and --rm")
+    if req.healthcheck is not None:
+        req.healthcheck.check()
     if req.network_mode not in ("", NETWORK_HOST, NETWORK_NONE):
         raise InvalidArgument(f"invalid network mode {req.network_mode!r}")
     if req.network_mode and req.networks:

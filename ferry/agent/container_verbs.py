@@ -189,7 +189,7 @@ class ContainerVerbs:
         container = self.containers.find(ref)
         upper = self.containers.store.dir(container.config.container_id) / "upper"
         image = self._image(container)
-        lower = image.rootfs if image is not None and image.rootfs is not None else None
+        lower = image.rootfs if image is not None else None
         entries = changes.walk_upper(upper)
         ignore = changes.RUNTIME_PATHS | {m.target.rstrip("/") for m in container.config.mounts}
         in_image = changes.in_lower(lower) if lower else lambda _p: False
@@ -212,8 +212,7 @@ class ContainerVerbs:
             if image is None:
                 raise NotFound(f"image {config.image} of {config.name} is gone: cannot export")
             directory = self.containers.store.dir(config.container_id)
-            lower = image.rootfs if image.rootfs is not None else Path("/")
-            mounts.mount_overlay(lower, directory / "upper", directory / "work", rootfs)
+            mounts.mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
             mounted_here = True
         try:
             async for chunk in _stream(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", "-",

@@ -27,6 +27,7 @@ from typing import Protocol
 from ferry.agent.attachments import Attachments
 from ferry.agent.container_networks import ContainerNetworks
 from ferry.agent.container_requests import PASSED_FIELDS, CreateRequest, check_options, parse_signal
+from ferry.agent.health import HealthChecks
 from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
 from ferry.agent.restarts import RestartBackoff, restarts_at_start, wants_restart
@@ -118,6 +119,7 @@ class ContainerService:
         # attach requests waiting for a start: connected between create and start, so they
         # miss nothing the command writes
         self.attachments = Attachments(runner.paths)
+        self.health = HealthChecks(runner, self.get, self._keep, lambda _c: None)
         self._backoff = RestartBackoff()
 
     # lookups ---------------------------------------------------------------------------------
@@ -173,6 +175,12 @@ class ContainerService:
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _keep(self, container: Container) -> None:
+        """The health checker's updates (the container may have ended meanwhile)."""
+        current = self._containers.get(container.config.container_id)
+        if current is not None and current.running:
+            self._save(container)
 
     def _save(self, container: Container) -> Container:
         self._containers[container.config.container_id] = container
@@ -317,6 +325,7 @@ class ContainerService:
         self._save(Container(config, state))
         self._on_change()  # the container is running now: published ports and local DNS follow
         self._watch(cid, launched.monitor)
+        self.health.watch(self._containers[cid])
         log.info(
             "container started",
             extra=kv(name=config.name, id=config.short_id, pid=launched.init_pid),
@@ -389,6 +398,7 @@ class ContainerService:
             if container is None or not container.running:
                 return
             self._watchers.pop(cid, None)
+            self.health.forget(cid)
             paths = self.runner.paths(container.config)
             code = monitor.read_exit_code(paths, cid)
             await self._teardown(container)
@@ -406,6 +416,8 @@ class ContainerService:
                 netns="",
                 endpoints=(),
                 paused=False,
+                health="",
+                health_failing=0,
             )
             restart = wants_restart(container.config, state)
             state = replace(state, restarting=restart)
@@ -659,6 +671,7 @@ class ContainerService:
                 if self.dns is not None:
                     await self.dns.attach(cid, nsfs.netns_path(container.state.netns))
                 self._watch(cid, monitor_ref)
+                self.health.watch(container)
                 log.info("adopted running container", extra=kv(name=container.config.name))
             else:
                 self._spawn(self._finish(cid))
@@ -672,6 +685,7 @@ class ContainerService:
 
     async def close(self) -> None:
         """ferryd stops: stop watching (containers keep running), let finishing work end."""
+        await self.health.close()
         for watcher in self._watchers.values():
             watcher.cancel()
         self._watchers.clear()

@@ -143,7 +143,9 @@ def _status_text(container: Container) -> str:
         return f"Restarting ({state.exit_code}) {since(state.finished_at)} ago"
     if state.status == Status.RUNNING:
         paused = " (Paused)" if state.paused else ""
-        return f"Up {since(state.started_at)}{paused}"
+        health = {"starting": " (health: starting)", "healthy": " (healthy)",
+                  "unhealthy": " (unhealthy)"}.get(state.health, "")  # fmt: skip
+        return f"Up {since(state.started_at)}{paused or health}"
     if state.status == Status.EXITED:
         return f"Exited ({state.exit_code}) {since(state.finished_at)} ago"
     return "Created"
@@ -247,6 +249,7 @@ def container_inspect(
         "Path": config.cmd[0] if config.cmd else "",
         "Args": list(config.cmd[1:]),
         "State": {
+            **_health(container),
             "Status": _state_word(container),
             "Running": state.status == Status.RUNNING,
             "Paused": state.paused,
@@ -286,6 +289,7 @@ def container_inspect(
             "StopSignal": config.stop_signal or None,
             "StopTimeout": config.stop_timeout_s if config.stop_timeout_s >= 0 else None,
             "ExposedPorts": {p: {} for p in config.exposed_ports} or None,
+            "Healthcheck": health_config(config),
         },
         "NetworkSettings": {
             "SandboxKey": sandbox_key if state.netns else "",
@@ -380,3 +384,33 @@ def mode_network(mode: str, containers: list[Container]) -> dict[str, Any]:
         "Options": {},
         "Labels": {},
     }
+
+
+NS = 1_000_000_000
+
+
+def health_config(config: ContainerConfig) -> dict[str, Any] | None:
+    check = config.healthcheck
+    if check is None:
+        return None
+    return {
+        "Test": list(check.test),
+        "Interval": round(check.interval_s * NS),
+        "Timeout": round(check.timeout_s * NS),
+        "Retries": check.retries,
+        "StartPeriod": round(check.start_period_s * NS),
+    }
+
+
+def _health(container: Container) -> dict[str, Any]:
+    """Docker's State.Health, for a container with a health check."""
+    check = container.config.healthcheck
+    if check is None or not check.enabled:
+        return {}
+    state = container.state
+    log = [
+        {"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output}
+        for p in state.health_log
+    ]
+    status = state.health or ("starting" if container.running else "unhealthy")
+    return {"Health": {"Status": status, "FailingStreak": state.health_failing, "Log": log}}

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ferry.api.models.containers import ContainerCreate, HostConfig, MountBody
+from ferry.api.models.containers import ContainerCreate, HealthConfigBody, HostConfig, MountBody
 from ferry.errors import InvalidArgument
 from ferry.model.runopts import (
+    Healthcheck,
     MountSpec,
     MountType,
     Resources,
@@ -95,7 +96,7 @@ def _refused_values(host: HostConfig) -> list[str]:
     return out
 
 
-def _mount(body: MountBody) -> MountSpec:
+def mount_spec(body: MountBody) -> MountSpec:
     try:
         kind = MountType(body.Type or "volume")
     except ValueError as exc:
@@ -113,11 +114,32 @@ def mounts(body: ContainerCreate) -> tuple[MountSpec, ...]:
     """``Binds``, ``Mounts``, ``Tmpfs`` and the anonymous ``Volumes``, in Docker's order."""
     host = body.HostConfig or HostConfig()
     out = [parse_volume(bind) for bind in host.Binds or []]
-    out += [_mount(m) for m in host.Mounts or []]
+    out += [mount_spec(m) for m in host.Mounts or []]
     out += [parse_tmpfs(target, options) for target, options in (host.Tmpfs or {}).items()]
     taken = {m.target for m in out}
     out += [MountSpec(MountType.VOLUME, t) for t in (body.Volumes or {}) if t not in taken]
     return tuple(out)
+
+
+NS = 1_000_000_000
+
+
+def healthcheck(body: HealthConfigBody | None) -> Healthcheck | None:
+    """Docker's HealthConfig (nanoseconds; 0 means Docker's default)."""
+    if body is None or not body.Test:
+        return None
+    if body.StartInterval:
+        raise InvalidArgument("Ferry does not support Healthcheck.StartInterval")
+    default = Healthcheck(("NONE",))
+    check = Healthcheck(
+        tuple(body.Test),
+        body.Interval / NS if body.Interval else default.interval_s,
+        body.Timeout / NS if body.Timeout else default.timeout_s,
+        body.Retries or default.retries,
+        body.StartPeriod / NS,
+    )
+    check.check()
+    return check
 
 
 def run_options(body: ContainerCreate) -> dict[str, Any]:
@@ -165,4 +187,5 @@ def run_options(body: ContainerCreate) -> dict[str, Any]:
         "shm_size_bytes": host.ShmSize,
         "extra_hosts": tuple(host.ExtraHosts or ()),
         "exposed_ports": tuple(sorted(body.ExposedPorts or {})),
+        "healthcheck": healthcheck(body.Healthcheck),
     }

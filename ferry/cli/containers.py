@@ -26,7 +26,7 @@ from ferry.cli.common import (
     print_inspected,
     print_rows,
 )
-from ferry.cli.runflags import RunFlags, create_body
+from ferry.cli.runflags import HealthFlags, RunFlags, create_body
 from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
 from ferry.model.times import human_duration
@@ -103,6 +103,14 @@ def run(
     shm_size: Annotated[str, _opt("--shm-size", help="Size of /dev/shm")] = "",
     label: Annotated[Strs, _opt("--label", "-l", help="Label KEY=VALUE")] = None,
     expose: Annotated[Strs, _opt("--expose", help="Expose a port: PORT[/PROTO]")] = None,
+    health_cmd: Annotated[str, _opt("--health-cmd", help="Command to check health")] = "",
+    health_interval: Annotated[str, _opt("--health-interval", help="Between checks (30s)")] = "",
+    health_timeout: Annotated[str, _opt("--health-timeout", help="Time a check may take")] = "",
+    health_retries: Annotated[int, _opt("--health-retries", help="Failures to be unhealthy")] = 0,
+    health_start_period: Annotated[
+        str, _opt("--health-start-period", help="Failures then do not count")
+    ] = "",
+    no_healthcheck: Annotated[bool, _opt("--no-healthcheck", help="Disable the check")] = False,
 ) -> None:
     """Create and run a new container."""
     flags = RunFlags(
@@ -113,6 +121,8 @@ def run(
         stop_signal, stop_timeout, restart, list(volume or []), list(mount or []),
         list(security_opt or []), list(ulimit or []), list(sysctl or []), list(add_host or []),
         list(group_add or []), shm_size, list(label or []), list(expose or []),
+        HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
+                    health_start_period, no_healthcheck),
     )  # fmt: skip
     api = client()
     cid = api.post("/containers/create", create_body(flags), name=name or None)["Id"]

@@ -13,6 +13,7 @@ from ferry.model.runopts import (
     MountType,
     parse_bytes,
     parse_cpus,
+    parse_duration,
     parse_mount,
     parse_restart,
     parse_ulimit,
@@ -59,6 +60,41 @@ class RunFlags:
     shm_size: str = ""
     labels: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
+    health: HealthFlags | None = None
+
+
+@dataclass
+class HealthFlags:
+    """``--health-cmd`` and friends (also ``service create/update``)."""
+
+    cmd: str = ""
+    interval: str = ""
+    timeout: str = ""
+    retries: int = 0
+    start_period: str = ""
+    none: bool = False  # --no-healthcheck
+
+    def body(self) -> dict[str, Any] | None:
+        """Docker's HealthConfig, durations in nanoseconds; None when nothing was asked."""
+        if self.none:
+            if self.cmd:
+                raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+            return {"Test": ["NONE"]}
+        if not self.cmd:
+            if self.interval or self.timeout or self.retries or self.start_period:
+                raise InvalidArgument("--health-* options need --health-cmd")
+            return None
+        ns = 1_000_000_000
+        return {
+            "Test": ["CMD-SHELL", self.cmd],
+            "Interval": round(parse_duration(self.interval, "--health-interval") * ns)
+            if self.interval else 0,
+            "Timeout": round(parse_duration(self.timeout, "--health-timeout") * ns)
+            if self.timeout else 0,
+            "Retries": self.retries,
+            "StartPeriod": round(parse_duration(self.start_period, "--health-start-period") * ns)
+            if self.start_period else 0,
+        }  # fmt: skip
 
 
 def _mount_body(text: str) -> dict[str, Any]:
@@ -153,6 +189,7 @@ def create_body(flags: RunFlags) -> dict[str, Any]:
         "StopTimeout": flags.stop_timeout,
         "Labels": _pairs(flags.labels, "--label"),
         "ExposedPorts": exposed,
+        "Healthcheck": flags.health.body() if flags.health else None,
         "HostConfig": _host_config(flags),
         "NetworkingConfig": {"EndpointsConfig": endpoints},
     }

@@ -116,6 +116,7 @@ class Daemon:
             local=self.local_networks,
             ports_in_use=self._ports_in_use,
         )
+        self.containers.health.on_change = self._container_exited  # a task runs once healthy
         self._restoring_swarm = False  # a member at start, until its agent runs (or fails to)
         self._leaving_swarm = False
         self._dns: DnsServer | None = None

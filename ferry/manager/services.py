@@ -8,7 +8,7 @@ Tasks are not created here: the leader's reconciler sees the new desired state a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.feed import StoreFeed
@@ -30,6 +30,7 @@ from ferry.model.service import (
     RestartCondition,
     Service,
     ServiceSpec,
+    TaskOptions,
     TaskState,
 )
 from ferry.model.times import now_iso
@@ -54,6 +55,7 @@ class ServiceRequest:
     stop_grace_s: float = 10.0
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] | None = None
+    options: TaskOptions = field(default_factory=TaskOptions)
 
 
 def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -142,7 +144,10 @@ class ServiceOps:
         if req.stop_grace_s < 0:
             raise InvalidArgument("--stop-grace-period cannot be negative")
         image = normalise(req.image)
-        template = ContainerTemplate(image, req.cmd, req.env, req.init, req.stop_grace_s)
+        req.options.check()
+        template = ContainerTemplate(
+            image, req.cmd, req.env, req.init, req.stop_grace_s, req.options
+        )
         return ServiceSpec(
             name=req.name,
             template=template,
@@ -161,7 +166,7 @@ class ServiceOps:
         if not any(has_image(n, image) for n in nodes):
             raise NotFound(
                 f"image {image} is on no node of the swarm: import it ('ferry image import') on "
-                "the nodes that should run it, or use the 'host' image"
+                "the nodes that should run it"
             )
 
     def _check_ports_free(self, ports: tuple[PortSpec, ...], svc_id: str = "") -> None:

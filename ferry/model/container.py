@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ferry.errors import InvalidArgument
-from ferry.model.runopts import MountSpec, Resources, RestartPolicy, Security, Ulimit
+from ferry.model.runopts import (
+    Healthcheck,
+    MountSpec,
+    Resources,
+    RestartPolicy,
+    Security,
+    Ulimit,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Docker's three predefined networks: "bridge" is a real local network (the default of a
@@ -83,6 +90,7 @@ class ContainerConfig:
     extra_hosts: tuple[str, ...] = ()  # "name:ip" lines for /etc/hosts
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", as the image or --expose said
     network_mode: str = ""  # "host": the host's network namespace; "none": only lo
+    healthcheck: Healthcheck | None = None
 
     @property
     def short_id(self) -> str:
@@ -109,6 +117,14 @@ class AttachedEndpoint:
 
 
 @dataclass(frozen=True)
+class HealthProbe:
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
 class ContainerState:
     status: Status = Status.CREATED
     shim_pid: int = 0  # the container's monitor (conmon), which outlives ferryd
@@ -126,6 +142,9 @@ class ContainerState:
     paused: bool = False
     stopped_by_user: bool = False  # a stop or kill asked for: no restart policy applies
     restarting: bool = False  # waiting out the restart policy's delay
+    health: str = ""  # "", starting, healthy, unhealthy (Docker's State.Health.Status)
+    health_failing: int = 0  # failures in a row
+    health_log: tuple[HealthProbe, ...] = ()  # the last few probes, newest last
 
 
 @dataclass(frozen=True)

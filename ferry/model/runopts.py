@@ -378,3 +378,52 @@ def check_sysctls(sysctls: dict[str, str], host_network: bool = False) -> None:
             continue
         if key not in _IPC_SYSCTLS and not key.startswith("fs.mqueue."):
             raise InvalidArgument(f"sysctl {key!r} is not allowed: it is not namespaced")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|h|m|s)")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|ms|h|m|s))+$")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Go's duration spelling, as the docker CLI reads ``--health-interval 5s`` or ``1m30s``;
+    seconds."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    if not _DURATION.match(text):
+        raise InvalidArgument(f"invalid {what} {text!r}: use a duration such as 5s, 1m30s or 500ms")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """Docker's HEALTHCHECK: ``test`` is ``("CMD", argv…)``, ``("CMD-SHELL", "command")`` or
+    ``("NONE",)``; Docker's defaults: every 30 s, 30 s to answer, unhealthy after 3 failures in
+    a row, failures in the start period not counted."""
+
+    test: tuple[str, ...]
+    interval_s: float = 30.0
+    timeout_s: float = 30.0
+    retries: int = 3
+    start_period_s: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.test) and self.test[0] != "NONE"
+
+    def argv(self) -> list[str]:
+        if self.test[0] == "CMD-SHELL":
+            return ["/bin/sh", "-c", " ".join(self.test[1:])]
+        return list(self.test[1:])
+
+    def check(self) -> None:
+        if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise InvalidArgument("a health check's test starts with CMD, CMD-SHELL or NONE")
+        if self.enabled and len(self.test) < 2:
+            raise InvalidArgument("a health check needs a command")
+        for name, value in (("interval", self.interval_s), ("timeout", self.timeout_s)):
+            if value < 0.001:
+                raise InvalidArgument(f"--health-{name} must be at least 1ms")  # Docker's minimum
+        if self.retries < 0 or self.start_period_s < 0:
+            raise InvalidArgument("--health-retries and --health-start-period cannot be negative")

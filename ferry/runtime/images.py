@@ -1,11 +1,10 @@
-"""Images: the built-in ``host`` image and root filesystems imported from tarballs.
+"""Images: root filesystems imported from tarballs.
 
-``host`` runs a command on the host's own filesystem (with the container's private /etc/hosts,
-/etc/resolv.conf and /etc/hostname). An imported image is a directory tree that containers see
-through an overlay mount (image below, a private writable layer above), so any number of
-containers share one copy. ``ferry image import`` takes a plain root filesystem tarball, the
-output of ``docker export``, or the output of ``docker save`` (layers applied in order,
-whiteouts honoured).
+An imported image is a directory tree that containers see through an overlay mount (image
+below, a private writable layer above), so any number of containers share one copy. There is
+no image of the host's own files: a container never runs on them. ``ferry image import``
+takes a plain root filesystem tarball, the output of ``docker export``, or the output of
+``docker save`` (layers applied in order, whiteouts honoured).
 
 Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once imported.
 """
@@ -27,7 +26,6 @@ from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.model.times import now_iso
 
-HOST_IMAGE = "host"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?$")
 
 
@@ -37,7 +35,7 @@ class Image:
     image_id: str
     created_at: str
     size_bytes: int
-    rootfs: Path | None  # None for the host image
+    rootfs: Path
 
 
 def normalise(name: str) -> str:
@@ -49,8 +47,6 @@ def normalise(name: str) -> str:
             break
     if not NAME_RE.match(name):
         raise InvalidArgument(f"invalid image name {name!r}: use NAME or NAME:TAG in lower case")
-    if name in (HOST_IMAGE, f"{HOST_IMAGE}:latest"):
-        return HOST_IMAGE
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
@@ -62,24 +58,19 @@ class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _host(self) -> Image:
-        return Image(HOST_IMAGE, "sha256:" + "0" * 64, "", 0, None)
-
     def get(self, name: str) -> Image:
         full = normalise(name)
-        if full == HOST_IMAGE:
-            return self._host()
         meta = self.root / _dirname(full) / "image.json"
         if not meta.exists():
             raise NotFound(
                 f"No such image: {name}. Ferry has no registry: import a root filesystem with "
-                f"'ferry image import FILE.tar {name}', or use the 'host' image"
+                f"'ferry image import FILE.tar {name}'"
             )
         record = json.loads(meta.read_text())
         return Image(full, record["id"], record["created"], record["size"], meta.parent / "rootfs")
 
     def all(self) -> list[Image]:
-        images = [self._host()]
+        images = []
         if self.root.is_dir():
             for meta in sorted(self.root.glob("*/image.json")):
                 record = json.loads(meta.read_text())
@@ -88,8 +79,6 @@ class ImageStore:
 
     def import_tar(self, tar_path: Path, name: str) -> Image:
         full = normalise(name)
-        if full == HOST_IMAGE:
-            raise InvalidArgument("'host' is built in and cannot be replaced")
         if not tar_path.is_file():
             raise NotFound(f"no such file: {tar_path}")
         digest = hashlib.sha256()
@@ -122,8 +111,6 @@ class ImageStore:
 
     def remove(self, name: str, in_use_by: list[str]) -> Image:
         image = self.get(name)
-        if image.rootfs is None:
-            raise InvalidArgument("'host' is built in and cannot be removed")
         if in_use_by:
             raise Conflict(
                 f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "

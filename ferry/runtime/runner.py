@@ -203,8 +203,7 @@ class ContainerRunner:
         self.write_files(config, endpoints)
         rootfs = self.rootfs(config)
         if not mounts.is_mounted(rootfs):
-            lower = image.rootfs if image.rootfs is not None else Path("/")
-            mounts.mount_overlay(lower, directory / "upper", directory / "work", rootfs)
+            mounts.mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
         user = resolve_user(
             config.user,
             config.group_add,

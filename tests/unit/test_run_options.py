@@ -29,6 +29,7 @@ CONFIG_SAMPLES: dict[str, Any] = {
     "Env": ["A=1"], "Cmd": ["echo", "hi"], "WorkingDir": "/srv", "Entrypoint": ["sh"],
     "Labels": {"a": "b"}, "StopSignal": "SIGINT", "StopTimeout": 3,
     "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}}, "Image": "other",
+    "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 10**9},
 }  # fmt: skip
 HOST_SAMPLES: dict[str, Any] = {
     "Binds": ["/srv:/data"], "Mounts": [{"Type": "tmpfs", "Target": "/run"}],
@@ -146,3 +147,60 @@ def test_the_default_network_is_bridge_and_host_and_none_are_modes() -> None:
     assert none.networks == () and none.network_mode == "none"
     named = _request(_body({"NetworkMode": "front"}))
     assert [c.network for c in named.networks] == ["front"] and named.network_mode == ""
+
+
+# --- services: TaskSpec and its ContainerSpec ---------------------------------------------
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from ferry.api.models.services import ServiceSpecModel
+    from ferry.api.routes.services import request_of
+
+TASK_SAMPLES: dict[str, Any] = {
+    "ContainerSpec": {"Image": "other"}, "Resources": {"Limits": {"MemoryBytes": 64 << 20}},
+    "RestartPolicy": {"Condition": "none"}, "Placement": {"Constraints": ["node.role==worker"]},
+    "Networks": [{"Target": "front"}],
+}  # fmt: skip
+TASK_ELSEWHERE = {"ContainerSpec", "ForceUpdate"}  # the route reads ForceUpdate itself
+SPEC_SAMPLES: dict[str, Any] = {
+    "Image": "other", "Command": ["sh"], "Args": ["-c", "true"], "Env": ["A=1"], "Init": True,
+    "StopGracePeriod": 3 * 10**9, "User": "1000", "Dir": "/srv", "ReadOnly": True,
+    "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}],
+    "CapabilityAdd": ["NET_ADMIN"], "CapabilityDrop": ["CHOWN"],
+    "HealthCheck": {"Test": ["CMD-SHELL", "true"]},
+}  # fmt: skip
+
+
+def _service(template: dict[str, Any]) -> Any:
+    spec = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "tools"}, **template}}
+    return request_of(ServiceSpecModel.model_validate(spec))
+
+
+TASK_FIELDS = [("TaskTemplate.", n, s) for n, s in _properties(_definitions(), "TaskSpec").items()]
+TASK_FIELDS += [
+    ("TaskTemplate.ContainerSpec.", n, s)
+    for n, s in _definitions()["TaskSpec"]["properties"]["ContainerSpec"]["properties"].items()
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "name", "schema"), TASK_FIELDS, ids=[w + n for w, n, _ in TASK_FIELDS]
+)
+def test_each_task_spec_field_is_honoured_or_refused_by_name(
+    where: str, name: str, schema: dict[str, Any]
+) -> None:
+    inner = where.endswith("ContainerSpec.")
+    samples = SPEC_SAMPLES if inner else TASK_SAMPLES
+    if name in samples:
+        changed = (
+            _service({"ContainerSpec": {"Image": "tools", name: samples[name]}})
+            if inner
+            else _service({name: samples[name]})
+        )
+        assert changed != _service({}), f"{where}{name} changes nothing"
+        return
+    if not inner and name in TASK_ELSEWHERE:
+        return
+    value = _sample(schema)
+    body = {"ContainerSpec": {"Image": "tools", name: value}} if inner else {name: value}
+    with pytest.raises(InvalidArgument, match=f"Ferry does not support .*{where}{name}"):
+        _service(body)

@@ -125,3 +125,15 @@ def test_diff_lists_additions_changes_and_deletions_but_not_the_runtimes_files(
         {"Path": "/etc/new", "Kind": changes.ADDED},
         {"Path": "/link/passwd", "Kind": changes.ADDED},
     ]
+
+
+def test_health_follows_dockers_rules() -> None:
+    from ferry.agent.health import HEALTHY, STARTING, UNHEALTHY, next_state
+    from ferry.model.runopts import Healthcheck
+
+    check = Healthcheck(("CMD", "true"), retries=2)
+    assert next_state(check, STARTING, 0, True, False) == (HEALTHY, 0)
+    assert next_state(check, STARTING, 0, False, True) == (STARTING, 0)  # start period
+    assert next_state(check, HEALTHY, 0, False, True) == (HEALTHY, 1)  # counts once healthy
+    assert next_state(check, HEALTHY, 1, False, False) == (UNHEALTHY, 2)
+    assert next_state(check, UNHEALTHY, 2, True, False) == (HEALTHY, 0)

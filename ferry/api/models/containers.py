@@ -132,6 +132,17 @@ _HostConfig = HostConfig
 _NetworkingConfig = NetworkingConfig
 
 
+class HealthConfigBody(DockerModel):
+    """Docker's HealthConfig: durations in nanoseconds, 0 for the default."""
+
+    Test: list[str] | None = None
+    Interval: int = 0
+    Timeout: int = 0
+    Retries: int = 0
+    StartPeriod: int = 0
+    StartInterval: int = 0
+
+
 class ContainerCreate(DockerModel):
     """Docker's ``ContainerConfig`` with ``HostConfig`` and ``NetworkingConfig``; fields not
     declared here are refused when given a value."""
@@ -155,6 +166,7 @@ class ContainerCreate(DockerModel):
     Volumes: dict[str, Any] | None = None
     StopSignal: str = ""
     StopTimeout: int | None = None
+    Healthcheck: HealthConfigBody | None = None
     HostConfig: _HostConfig | None = None
     NetworkingConfig: _NetworkingConfig | None = None
 
