@@ -15,6 +15,7 @@ image must have ``tar``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ from ferry.kernel import cgroups, mounts
 from ferry.model.container import Container, check_name
 from ferry.model.network import GWBRIDGE
 from ferry.model.runopts import Resources, RestartPolicy
+from ferry.model.times import now_iso
 from ferry.runtime import changes, oci
 from ferry.runtime.images import Image
 
@@ -145,7 +147,7 @@ class ContainerVerbs:
         config = container.config
         read = cgroups.stats(self.runner.cgroups_path(config))
         return {
-            "read": _now(),
+            "read": now_iso(),
             "name": f"/{config.name}",
             "id": config.container_id,
             "pids_stats": {"current": read.pids_current, **(
@@ -340,15 +342,7 @@ def _cleanup_process_file(argv: list[str]) -> None:
         Path(argv[argv.index("--process") + 1]).unlink(missing_ok=True)
 
 
-def _now() -> str:
-    from ferry.model.times import now_iso
-
-    return now_iso()
-
-
 def _rfc3339(epoch_s: int) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -78,6 +78,20 @@ async def _kill_launched(launched: monitor.Launched) -> None:
     await proc.wait_gone(launched.monitor, KILL_WAIT_S)
 
 
+async def _both(
+    first: Awaitable[monitor.Launched], second: Awaitable[list[AttachedEndpoint]]
+) -> tuple[monitor.Launched, list[AttachedEndpoint]]:
+    """Run both to their end (so each has registered its undo steps), then raise the first
+    failure, if any."""
+    done = await asyncio.gather(first, second, return_exceptions=True)
+    for result in done:
+        if isinstance(result, BaseException):
+            raise result
+    launched, endpoints = done
+    assert isinstance(launched, monitor.Launched) and isinstance(endpoints, list)
+    return launched, endpoints
+
+
 class ContainerService:
     def __init__(
         self,
@@ -291,12 +305,18 @@ class ContainerService:
     ) -> None:
         config = container.config
         cid = config.container_id
-        if config.network_mode == NETWORK_HOST:  # the host's own namespace: nothing to wire
-            netns_name, path, endpoints = "", None, []
-        else:
+        netns_name, path = "", None  # --network host: the host's own namespace
+        if config.network_mode != NETWORK_HOST:
             netns_name = f"{self._prefix}c-{config.short_id}"
             path = nsfs.netns_path(netns_name)
-            endpoints = await self._wire(config, netns_name, path, undo)
+            await self._kernel.run(make_sandbox, netns_name)
+            undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
+        # The runtime's part and the network's at once: runc joins the namespace by its path
+        # and needs none of its endpoints; both register their undo steps before either fails.
+        launched, endpoints = await _both(
+            self._launch(container, image, path, undo), self._wire(config, path, undo)
+        )
+        self.runner.write_files(config, tuple(endpoints))  # now with the addresses
         self._containers[cid] = Container(
             config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
         )
@@ -307,7 +327,6 @@ class ContainerService:
             for hook in self.prepare:
                 await hook(self._containers[cid], path)
         self._on_change()
-        launched = await self._launch(container, image, path, tuple(endpoints), undo)
         await self.attachments.connect_waiting(container)
         await self.runner.runc.start(cid)
         state = replace(
@@ -332,16 +351,12 @@ class ContainerService:
         )
 
     async def _wire(
-        self,
-        config: ContainerConfig,
-        netns_name: str,
-        path: Path,
-        undo: list[Callable[[], Awaitable[None]]],
+        self, config: ContainerConfig, path: Path | None, undo: list[Callable[[], Awaitable[None]]]
     ) -> list[AttachedEndpoint]:
-        """The container's network namespace and its endpoints (each undone on failure)."""
-        await self._kernel.run(make_sandbox, netns_name)
-        undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
+        """The endpoints in the container's network namespace (each undone on failure)."""
         endpoints: list[AttachedEndpoint] = []
+        if path is None:
+            return endpoints
         for i, choice in enumerate(config.networks):
             attached = await self.nets.attach(config, choice, path, f"eth{i}")
             endpoints.append(attached)
@@ -361,13 +376,12 @@ class ContainerService:
         container: Container,
         image: Image,
         netns: Path | None,
-        endpoints: tuple[AttachedEndpoint, ...],
         undo: list[Callable[[], Awaitable[None]]],
     ) -> monitor.Launched:
         """Bundle and monitor: the container exists in runc, its command not yet started."""
         config = container.config
         undo.append(functools.partial(self.runner.cleanup, config))
-        self.runner.prepare(container, image, netns, endpoints)
+        self.runner.prepare(container, image, netns, ())
         paths = self.runner.paths(config)
         paths.exit_file(config.container_id).unlink(missing_ok=True)
         argv = monitor.conmon_argv(

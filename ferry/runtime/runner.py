@@ -22,7 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ferry.daemon.files import write_atomic
 from ferry.errors import InvalidArgument, NotFound
 from ferry.kernel import cgroups, mounts
 from ferry.model.container import NETWORK_HOST, AttachedEndpoint, Container, ContainerConfig
@@ -61,6 +60,15 @@ def hosts_file(config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...])
 
 def resolv_conf() -> str:
     return f"nameserver {DNS_ADDR}\noptions ndots:0\n"
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Regenerated at each start: no fsync, and the same inode (see write_files)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _host_file(path: str, default: str) -> str:
@@ -186,9 +194,10 @@ class ContainerRunner:
         if config.network_mode == NETWORK_HOST:
             hosts = _host_file("/etc/hosts", _HOSTS_HEAD) + hosts[len(_HOSTS_HEAD) :]
             resolv = _host_file("/etc/resolv.conf", "")
-        write_atomic(directory / "hosts", hosts.encode(), 0o644)
-        write_atomic(directory / "resolv.conf", resolv.encode(), 0o644)
-        write_atomic(directory / "hostname", f"{config.effective_hostname}\n".encode(), 0o644)
+        # in place, never renamed over: a running container holds these files bind-mounted
+        _write(directory / "hosts", hosts.encode())
+        _write(directory / "resolv.conf", resolv.encode())
+        _write(directory / "hostname", f"{config.effective_hostname}\n".encode())
 
     def prepare(
         self,
@@ -222,7 +231,7 @@ class ContainerRunner:
         document = oci.plan_config(spec, self.host, docker_default_profile())
         bundle = self.paths(config).bundle
         bundle.mkdir(exist_ok=True)
-        write_atomic(bundle / "config.json", json.dumps(document).encode(), 0o600)
+        _write(bundle / "config.json", json.dumps(document).encode(), 0o600)
         return document
 
     async def cleanup(self, config: ContainerConfig) -> None:
