@@ -33,6 +33,7 @@ from ferry.model.runopts import (
 # Values that mean "nothing asked" besides the zero of each type (Docker's defaults).
 _DEFAULTS: dict[str, tuple[Any, ...]] = {
     "MemorySwappiness": (-1,),
+    "MemorySwap": (-1,),  # unlimited swap: Ferry sets no swap limit
     "IpcMode": ("private", "shareable"),
     "CgroupnsMode": ("host",),
     "Isolation": ("default",),

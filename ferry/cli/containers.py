@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
     app.command("rm")(rm)
     app.command("inspect")(inspect)
     app.command("wait")(wait)
+    app.command("attach")(attach)
 
 
 Strs = list[str] | None
@@ -399,3 +400,26 @@ def wait(containers: Annotated[list[str], typer.Argument(help="Containers")]) ->
     api = client(None)
     for ref in containers:
         print(api.post(f"/containers/{ref}/wait")["StatusCode"])
+
+
+@handles_errors
+def attach(
+    container: Annotated[str, typer.Argument(help="Container name or ID")],
+    no_stdin: Annotated[bool, _opt("--no-stdin", help="Do not attach stdin")] = False,
+) -> None:
+    """Attach to a running container's output (and its stdin and terminal, when it has them);
+    ends when the container does, with its exit code."""
+    api = client()
+    config = api.get(f"/containers/{container}/json")["Config"]
+    interactive = bool(config["OpenStdin"]) and not no_stdin
+    tty = bool(config["Tty"])
+    stdin = "&stdin=1" if interactive else ""
+    sock = api.hijack(f"/containers/{container}/attach?stream=1&stdout=1&stderr=1{stdin}", {})
+    try:
+        if tty:
+            _send_size(api, f"/containers/{container}/resize")
+        _stream(sock, interactive=interactive, tty=tty)
+    finally:
+        sock.close()
+    code = client(None).post(f"/containers/{container}/wait")["StatusCode"]
+    raise typer.Exit(code)

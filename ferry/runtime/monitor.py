@@ -4,7 +4,7 @@ per container that outlives ferryd.
 Why conmon and not a monitor of Ferry's own: it holds what must survive a restart of ferryd —
 the container's stdio, its exit status, its log — in 1.9 MB of memory per container (measured
 here: ``runc run`` kept in the foreground as the monitor takes 10 MB, a bare Python process
-13.6 MB; 100 containers: 190 MB of conmon against 1–1.4 GB), and it already speaks
+13.6 MB; 100 containers: 190 MB of conmon against 1 to 1.4 GB), and it already speaks
 runc's console socket (``-t``), keeps stdout and stderr apart in its log (one record per line
 with the time and the stream: ``<RFC 3339 time> stdout|stderr F|P <text>``, the CRI format,
 read by ``logs.py``), serves an attach socket (SOCK_SEQPACKET; output packets start with 2

@@ -91,7 +91,7 @@ def test_many_overlays_created_at_once_all_reach_their_tasks(lab: LabRig) -> Non
         script = (
             f"{FERRY} network create -d overlay burst{i} >/dev/null && "
             f"{FERRY} service create -d -q --name burst{i} --network burst{i} "
-            f"--replicas {1 + i % 3} host sleep 3600"
+            f"--replicas {1 + i % 3} {TOOLS} sleep 3600"
         )
         procs.append(
             subprocess.Popen(

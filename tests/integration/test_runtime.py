@@ -105,8 +105,12 @@ def test_pids_and_cpu_limits_reach_the_cgroup(lab: LabRig) -> None:
     assert out.split() == ["20", "50000"]
 
 
-def drive(argv: list[str], typed: bytes, timeout_s: float = 30.0) -> tuple[bytes, int]:
-    """Run ``argv`` on a terminal of ours, type ``typed`` once it prompts, read to the end."""
+def drive(
+    argv: list[str], typed: bytes, timeout_s: float = 30.0, prompt: bytes | None = b"#"
+) -> tuple[bytes, int]:
+    """Run ``argv`` on a terminal of ours, type ``typed`` once it prompts (or, with no prompt
+    to wait for, after a second), read to the end."""
+    began = time.monotonic()
     pid, fd = pty.fork()
     if pid == 0:
         os.execvp(argv[0], argv)
@@ -123,7 +127,8 @@ def drive(argv: list[str], typed: bytes, timeout_s: float = 30.0) -> tuple[bytes
             if not data:
                 break
             out += data
-        if not sent and b"#" in out:  # the shell's prompt
+        waited = prompt in out if prompt is not None else time.monotonic() - began > 1.0
+        if not sent and waited:
             os.write(fd, typed)
             sent = True
     _, status = os.waitpid(pid, 0)
@@ -248,3 +253,15 @@ def test_a_restart_of_ferryd_keeps_containers_exec_and_logs(lab: LabRig) -> None
         assert not Path(f"/proc/{pid}").exists()
     finally:
         lab.ferry("h1", "rm", "-f", "survivor", check=False)
+
+
+def test_attach_gives_the_containers_terminal(lab: LabRig) -> None:
+    for client, status in ((FERRY, 5), ("docker", 6)):
+        name = f"term{status}"
+        lab.ferry("h1", "run", "-d", "-it", "--name", name, TOOLS, "sh")
+        try:
+            argv = [FERRY, "lab", "exec", "--name", lab.name, "h1", "--", client, "attach", name]
+            out, code = drive(argv, f"tty; exit {status}\r".encode(), prompt=None)
+            assert b"/dev/pts/0" in out and code == status, (client, out)
+        finally:
+            lab.ferry("h1", "rm", "-f", name, check=False)
