@@ -398,8 +398,10 @@ class ContainerService:
         return launched
 
     # exit ------------------------------------------------------------------------------------
-    def _watch(self, cid: str, shim: proc.ProcRef) -> None:
-        self._watchers[cid] = proc.ExitWatcher(shim, lambda _status: self._spawn(self._finish(cid)))
+    def _watch(self, cid: str, monitor_ref: proc.ProcRef) -> None:
+        self._watchers[cid] = proc.ExitWatcher(
+            monitor_ref, lambda _status: self._spawn(self._finish(cid))
+        )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -215,7 +215,7 @@ def down(name: str) -> list[str]:
     # ferryds first, and gone before anything is listed: a running ferryd makes namespaces
     # (sandboxes, containers) and restarts children, so a list taken while one lives can miss
     # what it makes next. Then everything else living in the lab's namespaces (etcd, container
-    # shims and processes), then the namespaces; listed again until none is left.
+    # monitors and processes), then the namespaces; listed again until none is left.
     _kill_ferryds(name)
     for _ in range(5):
         namespaces = nsfs.list_netns(prefix)
