@@ -1,8 +1,9 @@
 """Processes Ferry starts and must find again after its own restart.
 
 A supervised process (etcd, a container's monitor) is started in its own session so it
-survives a restart of ferryd; it is identified by (pid, start time) so a recycled pid is never mistaken for
-it; its exit is noticed through a pidfd on the event loop, whether or not it is our child.
+survives a restart of ferryd; it is identified by (pid, start time) so a recycled pid is never
+mistaken for it; its exit is noticed through a pidfd on the event loop, whether or not it is
+our child.
 """
 
 from __future__ import annotations
