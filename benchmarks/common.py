@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,22 @@ def lab(
     labmod.down(name)
     topo = labmod.up(name, hosts, clients, subnet)
     try:
+        import_tools(topo)
         yield topo
     finally:
         labmod.down(name)
+
+
+TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar"))
+
+
+def import_tools(topo: LabTopology) -> None:
+    """The ``tools`` image (scripts/tools-image.sh builds it) on every host, side by side."""
+    if not TOOLS_TAR.exists():
+        raise RuntimeError(f"{TOOLS_TAR} is missing: run scripts/tools-image.sh (make bench)")
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(lambda h: ferry(topo, h.name, "image", "import", str(TOOLS_TAR), "tools",
+                                      timeout_s=300), topo.hosts))  # fmt: skip
 
 
 def timed(fn: Any, *args: Any) -> tuple[float, Any]:

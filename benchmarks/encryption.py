@@ -55,9 +55,9 @@ def set_up(topo: LabTopology) -> dict[str, str]:
     for net in NETWORKS:
         options = ["--opt", "encrypted"] if net == "vault" else []
         ferry(topo, "h1", "network", "create", "-d", "overlay", "--attachable", *options, net)
-        ferry(topo, "h2", "run", "-d", "--network", net, "--name", f"srv-{net}", "host",
+        ferry(topo, "h2", "run", "-d", "--network", net, "--name", f"srv-{net}", "tools",
               "iperf3", "-s")  # fmt: skip
-        ferry(topo, "h1", "run", "-d", "--network", net, "--name", f"cli-{net}", "host",
+        ferry(topo, "h1", "run", "-d", "--network", net, "--name", f"cli-{net}", "tools",
               "sleep", "3600")  # fmt: skip
         servers[net] = address(topo, f"srv-{net}", net)
     return servers

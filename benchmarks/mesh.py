@@ -389,7 +389,7 @@ def create_services(topo: LabTopology) -> None:
             *("--constraint", f"node.hostname=={SERVER_NODE}"),
             *("--publish", publish(mesh, target, "ingress")),
             *("--publish", publish(direct, target, "host")),
-            "host",
+            "tools",
             *cmd,
             timeout_s=READY_TIMEOUT_S + 30,
         )

@@ -390,7 +390,7 @@ def read_line(fd: int, timeout_s: float) -> str:
 
 def create_start(client: ApiClient, name: str) -> str:
     body = {
-        "Image": "host",
+        "Image": "tools",
         "Cmd": ["sleep", "3600"],
         "HostConfig": {"NetworkMode": NET},
         "NetworkingConfig": {"EndpointsConfig": {NET: {}}},
@@ -602,7 +602,7 @@ def form_swarm(topo: LabTopology) -> None:
     join_swarm(topo)
     ferry(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
     for host, name in (("h1", "bench-h1"), ("h2", "bench-s2"), ("h3", "bench-c3")):
-        ferry(topo, host, "run", "-d", "--network", NET, "--name", name, "host", "sleep", "3600")
+        ferry(topo, host, "run", "-d", "--network", NET, "--name", name, "tools", "sleep", "3600")
 
 
 def verdicts(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:

@@ -150,7 +150,7 @@ def spec(name: str, replicas: int, cmd: list[str]) -> dict[str, Any]:
     return {
         "Name": name,
         "TaskTemplate": {
-            "ContainerSpec": {"Image": "host", "Args": cmd},
+            "ContainerSpec": {"Image": "tools", "Args": cmd},
             "Networks": [{"Target": NET}],
         },
         "Mode": {"Replicated": {"Replicas": replicas}},
@@ -681,7 +681,7 @@ def form_swarm(topo: LabTopology) -> str:
     join_swarm(topo)
     ferry(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)
     out = ferry(
-        topo, "h1", "run", "-d", "--network", NET, "--name", CLIENT, "host", "sleep", "3600"
+        topo, "h1", "run", "-d", "--network", NET, "--name", CLIENT, "tools", "sleep", "3600"
     )
     return out.strip().splitlines()[-1]
 

@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
     etcd-server etcd-client
     wireguard-go wireguard-tools
     iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static wrk
+    runc conmon tini mmdebstrap
 )
 
 missing=()
@@ -51,4 +52,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[dev]'
     touch "$stamp"
+fi
+
+# The image tests, the demo and benchmarks run ("tools"): built once per recipe, cached.
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/tools-image.sh >/dev/null
 fi

@@ -1,35 +1,44 @@
 """Standalone containers on this host: create, start, stop, remove, and finding them again.
 
 Design notes. A container is a directory (runtime.store), a network namespace
-(``<prefix>c-<id12>``), its endpoints, a DNS socket pair inside that namespace, and one shim
-process that waits for the command (runtime.bundle). Starting registers every undo step as it
-goes; a failure unwinds them in reverse, so nothing is left half-made. The command's exit is
-noticed through a pidfd on the shim, whether ferryd started it or found it after a restart;
-then the network side is torn down and the exit code recorded. Stopping ferryd stops nothing:
-a restarted ferryd reads the directories, adopts the shims that still run, and finishes the
-containers that ended while it was away.
+(``<prefix>c-<id12>``), its endpoints, a DNS socket pair inside that namespace, and an OCI
+bundle run by runc under its monitor, conmon (runtime.runner, runtime.monitor). Starting
+registers every undo step as it goes; a failure unwinds them in reverse, so nothing is left
+half-made. The command's exit is noticed through a pidfd on the monitor, whether ferryd
+started it or found it after a restart; then the network side is torn down, runc's record and
+the root filesystem's mount removed, the exit code recorded, and the restart policy applied.
+Stopping ferryd stops nothing: a restarted ferryd reads the directories, adopts the monitors
+that still run, and finishes the containers that ended while it was away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import math
 import signal
+import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from ferry.agent.attachments import Attachments
+from ferry.agent.container_networks import ContainerNetworks
+from ferry.agent.container_requests import PASSED_FIELDS, CreateRequest, check_options, parse_signal
+from ferry.agent.health import HealthChecks
 from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
-from ferry.daemon.files import write_atomic
+from ferry.agent.restarts import RestartBackoff, restarts_at_start, wants_restart
 from ferry.daemon.logs import kv
 from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
 from ferry.kernel import nsfs, proc
 from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.thread import KernelThread
 from ferry.model.container import (
+    NETWORK_HOST,
     AttachedEndpoint,
     Container,
     ContainerConfig,
@@ -40,7 +49,7 @@ from ferry.model.container import (
 )
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
-from ferry.model.network import GWBRIDGE, Driver, Network, Scope
+from ferry.model.network import GWBRIDGE
 from ferry.model.ports import check_publishable
 from ferry.model.rules import (
     check_aliases,
@@ -51,18 +60,20 @@ from ferry.model.rules import (
     check_working_dir,
     parse_env,
 )
+from ferry.model.runopts import (
+    MountType,
+)
 from ferry.model.times import now_iso
-from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
-from ferry.runtime import bundle
-from ferry.runtime.images import Image, ImageStore, has_executable
+from ferry.runtime import monitor
+from ferry.runtime.images import Image, ImageStore
+from ferry.runtime.runner import ContainerRunner
 from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.containers")
 
 STOP_TIMEOUT_S = 10
 KILL_WAIT_S = 10.0
-INIT_WAIT_S = 3.0
 
 
 class Dns(Protocol):
@@ -71,28 +82,24 @@ class Dns(Protocol):
     def invalidate(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class CreateRequest:
-    image: str
-    cmd: tuple[str, ...]
-    name: str = ""
-    env: tuple[str, ...] = ()
-    hostname: str = ""
-    networks: tuple[NetworkChoice, ...] = ()
-    auto_remove: bool = False
-    labels: dict[str, str] | None = None
-    working_dir: str = ""
-    task_id: str = ""
-    init: bool = False
-    ports: tuple[PublishedPort, ...] = ()
-    host_ports: tuple[tuple[int, int, str], ...] = ()
+async def _kill_launched(launched: monitor.Launched) -> None:
+    """Undo a container whose monitor started: its init first, then the monitor."""
+    proc.kill_pids([launched.init_pid])
+    await proc.wait_gone(launched.monitor, KILL_WAIT_S)
 
 
-async def _kill_shim(shim: proc.ProcRef) -> None:
-    """Undo a spawned shim: its child (the container's init) first, so nothing outlives it."""
-    proc.kill_pids(proc.children_of(shim.pid) if shim.alive() else [])
-    proc.signal_process(shim, signal.SIGKILL)
-    await proc.wait_gone(shim, INIT_WAIT_S)
+async def _both(
+    first: Awaitable[monitor.Launched], second: Awaitable[list[AttachedEndpoint]]
+) -> tuple[monitor.Launched, list[AttachedEndpoint]]:
+    """Run both to their end (so each has registered its undo steps), then raise the first
+    failure, if any."""
+    done = await asyncio.gather(first, second, return_exceptions=True)
+    for result in done:
+        if isinstance(result, BaseException):
+            raise result
+    launched, endpoints = done
+    assert isinstance(launched, monitor.Launched) and isinstance(endpoints, list)
+    return launched, endpoints
 
 
 class ContainerService:
@@ -103,6 +110,7 @@ class ContainerService:
         kernel: KernelThread,
         images: ImageStore,
         store: ContainerStore,
+        runner: ContainerRunner,
         networks: Callable[[], NetworkAgent | None],
         dns: Dns | None,
         on_change: Callable[[], None],
@@ -113,6 +121,7 @@ class ContainerService:
     ) -> None:
         self.gateway = gateway
         self.local = local
+        self.nets = ContainerNetworks(networks, local, gateway)
         # host ports taken by others ("tcp/8080"): listeners and the routing mesh's ports
         self.ports_in_use = ports_in_use
         # called with a starting container (endpoints attached) before its command runs
@@ -122,6 +131,7 @@ class ContainerService:
         self._kernel = kernel
         self.images = images
         self.store = store
+        self.runner = runner
         self._networks = networks
         self.dns = dns
         self._on_change = on_change
@@ -130,6 +140,11 @@ class ContainerService:
         self._exit_waiters: dict[str, list[asyncio.Future[int]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # attach requests waiting for a start: connected between create and start, so they
+        # miss nothing the command writes
+        self.attachments = Attachments(runner.paths)
+        self.health = HealthChecks(runner, self.get, self._keep, lambda _c: None)
+        self._backoff = RestartBackoff()
 
     # lookups ---------------------------------------------------------------------------------
     def all(self) -> list[Container]:
@@ -168,105 +183,33 @@ class ContainerService:
     def netns_path(self, container: Container) -> Path:
         return nsfs.netns_path(f"{self._prefix}c-{container.config.short_id}")
 
+    def network_ref(self, ref: str) -> tuple[str, str]:
+        """(name, id) of a network a container names; (ref, "") once the network is gone."""
+        return self.nets.network_ref(ref)
+
+    def is_local_network(self, net_id: str) -> bool:
+        return self.nets.is_local(net_id)
+
+    def replace(self, container: Container) -> None:
+        """Keep a changed container (its config saved by the caller) and say so."""
+        self._save(container)
+
+    def changed(self) -> None:
+        self._on_change()
+
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _keep(self, container: Container) -> None:
+        """The health checker's updates (the container may have ended meanwhile)."""
+        current = self._containers.get(container.config.container_id)
+        if current is not None and current.running:
+            self._save(container)
 
     def _save(self, container: Container) -> Container:
         self._containers[container.config.container_id] = container
         self.store.save_state(container.config.container_id, container.state)
         return container
-
-    # networks: local ones (bridge, macvlan) here, swarm ones through the network agent -------
-    def _network_agent(self, network: str) -> NetworkAgent:
-        agent = self._networks()
-        if agent is None:
-            raise NotFound(
-                f"network {network} not found: it is not a local network, and this node is not "
-                "part of a swarm"
-            )
-        return agent
-
-    def _local(self, ref: str) -> Network | None:
-        return self.local.find(ref) if self.local is not None else None
-
-    def _network(self, ref: str) -> Network:
-        local = self._local(ref)
-        return local if local is not None else self._network_agent(ref).resolve(ref)
-
-    def network_ref(self, ref: str) -> tuple[str, str]:
-        """(name, id) of a network a container names; (ref, "") once the network is gone."""
-        try:
-            network = self._network(ref)
-        except FerryError:
-            return ref, ""
-        return network.name, network.net_id
-
-    def _net_id(self, ref: str) -> str:
-        """A network's id, or the reference itself once the network is gone."""
-        try:
-            return self._network(ref).net_id
-        except NotFound:
-            return ref
-
-    def _default_route_network(self, config: ContainerConfig) -> str:
-        """The first local network that leads outside gives the default route; the egress
-        bridge gives it only to containers without one."""
-        for choice in config.networks:
-            local = self._local(choice.network)
-            if local is not None and not local.internal:
-                return local.net_id
-        return ""
-
-    async def _attach(
-        self, config: ContainerConfig, choice: NetworkChoice, netns: Path, ifname: str
-    ) -> AttachedEndpoint:
-        """Wire one network into the namespace (``_detach`` undoes it)."""
-        local = self._local(choice.network)
-        if local is not None and self.local is not None:
-            default = self._default_route_network(config) == local.net_id
-            return await self.local.attach(choice, netns, ifname, default_route=default)
-        agent = self._network_agent(choice.network)
-        return await agent.attach(
-            choice,
-            netns,
-            ifname,
-            owner_id=config.container_id,
-            name=config.name,
-            hostname=config.effective_hostname,
-        )
-
-    async def _detach(self, attached: AttachedEndpoint, netns: Path | None) -> None:
-        if attached.net_id == GWBRIDGE:
-            if self.gateway is not None:
-                await self.gateway.detach(attached)
-        elif self.local is not None and self.local.get(attached.net_id) is not None:
-            await self.local.detach(attached, netns)
-        else:
-            agent = self._networks()
-            if agent is not None:
-                await agent.detach(attached)
-
-    def _check_networks(self, choices: tuple[NetworkChoice, ...], names: tuple[str, ...]) -> None:
-        """Each network once, attachable, the address asked for inside it, and no DNS name
-        (``names``: the container's name and hostname, plus each network's aliases) that
-        would shadow a service there."""
-        seen = set()
-        for choice in choices:
-            check_aliases(choice.aliases)
-            network = self._network(choice.network)
-            if network.net_id in seen:
-                raise InvalidArgument(f"network {network.name} is given twice")
-            seen.add(network.net_id)
-            if network.driver == Driver.OVERLAY and not network.attachable and not choice.ep_id:
-                raise InvalidArgument(
-                    f"network {network.name} is not manually attachable: create it with "
-                    "--attachable to run standalone containers on it"
-                )
-            if choice.ip:
-                ipam.check_static_ip(network.subnet, network.gateway, choice.ip, set())
-            agent = self._networks()
-            if network.scope == Scope.SWARM and agent is not None and not choice.ep_id:
-                agent.check_names(network, (*names, *choice.aliases))
 
     @staticmethod
     def check_request(req: CreateRequest) -> tuple[str, ...]:
@@ -294,27 +237,22 @@ class ContainerService:
                 f'"{other.config.container_id}". You have to remove (or rename) that container '
                 "to be able to reuse that name."
             )
-        self._check_networks(req.networks, (name, req.hostname))
-        probe = ContainerConfig("0" * 64, name, image.name, req.cmd, env=env)
-        self._check_command(probe, image)
+        self.nets.check(req.networks, (name, req.hostname))
         self._check_ports(req.ports)
+        check_options(req, self.runner.host.available_caps)
+        passed = {key: getattr(req, key) for key in PASSED_FIELDS}
+        passed["env"] = env
         config = ContainerConfig(
             container_id=new_hex_id(),
             name=name,
             image=image.name,
             cmd=req.cmd,
-            env=env,
-            hostname=req.hostname,
             networks=req.networks,
-            auto_remove=req.auto_remove,
             labels=dict(req.labels or {}),
-            working_dir=req.working_dir,
             created_at=now_iso(),
-            task_id=req.task_id,
-            init=req.init,
-            ports=req.ports,
-            host_ports=req.host_ports,
+            **passed,
         )
+        config = replace(config, mounts=self.runner.claim_volumes(config.mounts))
         container = self.store.create(config)
         self._containers[config.container_id] = container
         return container
@@ -353,14 +291,6 @@ class ContainerService:
             seen.add(key)
 
     # start -----------------------------------------------------------------------------------
-    def _check_command(self, config: ContainerConfig, image: Image) -> None:
-        command = config.cmd[0]
-        path = bundle.environment(config)["PATH"]
-        if "/" in command:
-            return  # a path: the shell reports it if it is missing
-        if not has_executable(image.rootfs, command, path):
-            raise InvalidArgument(f'exec: "{command}": executable file not found in $PATH')
-
     async def start(self, ref: str) -> bool:
         """Start a container; False when it was running already."""
         container = self.find(ref)
@@ -370,7 +300,6 @@ class ContainerService:
             if container.running:
                 return False
             image = self.images.get(container.config.image)
-            self._check_command(container.config, image)
             self._check_ports(container.config.ports, but=cid)
             undo: list[Callable[[], Awaitable[None]]] = []
             try:
@@ -383,8 +312,14 @@ class ContainerService:
                         log.warning(
                             "undo step failed", extra=kv(container=cid[:12], error=undo_exc)
                         )
-                failed = ContainerState(status=Status.CREATED, error=str(exc))
+                failed = replace(
+                    ContainerState(status=Status.CREATED, error=str(exc)),
+                    restart_count=container.state.restart_count,
+                    exit_code=container.state.exit_code,
+                    finished_at=container.state.finished_at,
+                )
                 self._save(Container(container.config, failed))
+                self.attachments.fail(cid)
                 self._on_change()
                 raise
         return True
@@ -394,49 +329,37 @@ class ContainerService:
     ) -> None:
         config = container.config
         cid = config.container_id
-        netns_name = f"{self._prefix}c-{config.short_id}"
-        path = nsfs.netns_path(netns_name)
-        await self._kernel.run(make_sandbox, netns_name)
-        undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
-        endpoints: list[AttachedEndpoint] = []
-        for i, choice in enumerate(config.networks):
-            attached = await self._attach(config, choice, path, f"eth{i}")
-            endpoints.append(attached)
-            undo.append(functools.partial(self._detach, attached, path))
-        if self.gateway is not None and self._needs_egress(config):
-            attached = await self.gateway.attach(
-                path,
-                f"eth{len(endpoints)}",
-                default_route=not self._default_route_network(config),
-            )
-            endpoints.append(attached)
-            undo.append(functools.partial(self._detach, attached, path))
-        self._write_files(config, tuple(endpoints), image)
+        netns_name, path = "", None  # --network host: the host's own namespace
+        if config.network_mode != NETWORK_HOST:
+            netns_name = f"{self._prefix}c-{config.short_id}"
+            path = nsfs.netns_path(netns_name)
+            await self._kernel.run(make_sandbox, netns_name)
+            undo.append(functools.partial(self._kernel.run, remove_sandbox, netns_name))
+        # The runtime's part and the network's at once: runc joins the namespace by its path
+        # and needs none of its endpoints; both register their undo steps before either fails.
+        launched, endpoints = await _both(
+            self._launch(container, image, path, undo), self._wire(config, path, undo)
+        )
+        self.runner.write_files(config, tuple(endpoints))  # now with the addresses
         self._containers[cid] = Container(
             config, replace(container.state, endpoints=tuple(endpoints), netns=netns_name)
         )
-        if self.dns is not None:
+        if self.dns is not None and path is not None:
             await self.dns.attach(cid, path)
             undo.append(functools.partial(self.dns.detach, cid))
-        for hook in self.prepare:
-            await hook(self._containers[cid], path)
+        if path is not None:
+            for hook in self.prepare:
+                await hook(self._containers[cid], path)
         self._on_change()
-        directory = self.store.dir(cid)
-        self.store.exit_file(cid).unlink(missing_ok=True)
-        shim = proc.spawn(
-            bundle.shim_argv(path, directory / "init.sh", self.store.exit_file(cid), config.cmd),
-            env=bundle.environment(config),
-            log_path=self.store.log_path(cid),
-            cwd=directory,
-        )
-        undo.append(functools.partial(_kill_shim, shim))
-        init_pid = await self._find_init(shim)
-        state = ContainerState(
+        await self.attachments.connect_waiting(container)
+        await self.runner.runc.start(cid)
+        state = replace(
+            ContainerState(),
             status=Status.RUNNING,
-            shim_pid=shim.pid,
-            shim_start=shim.start_time,
-            pid=init_pid,
-            pid_start=proc.start_time_of(init_pid) or 0 if init_pid else 0,
+            shim_pid=launched.monitor.pid,
+            shim_start=launched.monitor.start_time,
+            pid=launched.init_pid,
+            pid_start=proc.start_time_of(launched.init_pid) or 0,
             started_at=now_iso(),
             netns=netns_name,
             endpoints=tuple(endpoints),
@@ -444,46 +367,65 @@ class ContainerService:
         )
         self._save(Container(config, state))
         self._on_change()  # the container is running now: published ports and local DNS follow
-        self._watch(cid, shim)
-        log.info("container started", extra=kv(name=config.name, id=config.short_id, pid=init_pid))
+        self._watch(cid, launched.monitor)
+        self.health.watch(self._containers[cid])
+        log.info(
+            "container started",
+            extra=kv(name=config.name, id=config.short_id, pid=launched.init_pid),
+        )
 
-    def _needs_egress(self, config: ContainerConfig) -> bool:
-        """The egress bridge: for published ports no local bridge network can take, and for a
-        way out from overlays that are not internal, unless a local network gives one."""
-        networks = [self._network(c.network) for c in config.networks]
-        bridged = any(n.driver == Driver.BRIDGE for n in networks)
-        if (config.ports or config.host_ports) and not bridged:
-            return True
-        if self._default_route_network(config):
-            return False
-        return any(n.driver == Driver.OVERLAY and not n.internal for n in networks)
+    async def _wire(
+        self, config: ContainerConfig, path: Path | None, undo: list[Callable[[], Awaitable[None]]]
+    ) -> list[AttachedEndpoint]:
+        """The endpoints in the container's network namespace (each undone on failure)."""
+        endpoints: list[AttachedEndpoint] = []
+        if path is None:
+            return endpoints
+        for i, choice in enumerate(config.networks):
+            attached = await self.nets.attach(config, choice, path, f"eth{i}")
+            endpoints.append(attached)
+            undo.append(functools.partial(self.nets.detach, attached, path))
+        if self.gateway is not None and self.nets.needs_egress(config):
+            attached = await self.gateway.attach(
+                path,
+                f"eth{len(endpoints)}",
+                default_route=not self.nets.default_route_network(config),
+            )
+            endpoints.append(attached)
+            undo.append(functools.partial(self.nets.detach, attached, path))
+        return endpoints
 
-    def _write_files(
-        self, config: ContainerConfig, endpoints: tuple[AttachedEndpoint, ...], image: Image
-    ) -> None:
-        directory = self.store.dir(config.container_id)
-        write_atomic(directory / "hosts", bundle.hosts_file(config, endpoints).encode(), 0o644)
-        write_atomic(directory / "resolv.conf", bundle.resolv_conf().encode(), 0o644)
-        write_atomic(directory / "hostname", f"{config.effective_hostname}\n".encode(), 0o644)
-        script = bundle.init_script(config, directory, image.rootfs)
-        write_atomic(directory / "init.sh", script.encode(), 0o755)
-
-    async def _find_init(self, shim: proc.ProcRef) -> int:
-        """The container's PID 1 as the host sees it: the shim's only child."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + INIT_WAIT_S
-        while loop.time() < deadline:
-            children = proc.children_of(shim.pid)
-            if children:
-                return children[0]
-            if not shim.alive():
-                return 0  # it ended already; the exit watcher records how
-            await asyncio.sleep(0.002)
-        raise Unavailable("the container's process did not start in time")
+    async def _launch(
+        self,
+        container: Container,
+        image: Image,
+        netns: Path | None,
+        undo: list[Callable[[], Awaitable[None]]],
+    ) -> monitor.Launched:
+        """Bundle and monitor: the container exists in runc, its command not yet started."""
+        config = container.config
+        undo.append(functools.partial(self.runner.cleanup, config))
+        self.runner.prepare(container, image, netns, ())
+        paths = self.runner.paths(config)
+        paths.exit_file(config.container_id).unlink(missing_ok=True)
+        argv = monitor.conmon_argv(
+            config.container_id,
+            config.name,
+            paths,
+            self.runner.runc.argv(),
+            tty=config.tty,
+            stdin=config.open_stdin,
+            leave_stdin_open=config.open_stdin and not config.stdin_once,
+        )
+        launched = await monitor.launch(argv, paths)
+        undo.append(functools.partial(_kill_launched, launched))
+        return launched
 
     # exit ------------------------------------------------------------------------------------
-    def _watch(self, cid: str, shim: proc.ProcRef) -> None:
-        self._watchers[cid] = proc.ExitWatcher(shim, lambda _status: self._spawn(self._finish(cid)))
+    def _watch(self, cid: str, monitor_ref: proc.ProcRef) -> None:
+        self._watchers[cid] = proc.ExitWatcher(
+            monitor_ref, lambda _status: self._spawn(self._finish(cid))
+        )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -496,12 +438,16 @@ class ContainerService:
             if container is None or not container.running:
                 return
             self._watchers.pop(cid, None)
-            code = self.store.read_exit_code(cid)
+            self.health.forget(cid)
+            paths = self.runner.paths(container.config)
+            code = monitor.read_exit_code(paths, cid)
             await self._teardown(container)
+            await self.runner.cleanup(container.config)
             state = replace(
                 container.state,
                 status=Status.EXITED,
                 exit_code=255 if code is None else code,
+                oom_killed=paths.oom_file.exists(),
                 finished_at=now_iso(),
                 pid=0,
                 pid_start=0,
@@ -509,7 +455,12 @@ class ContainerService:
                 shim_start=0,
                 netns="",
                 endpoints=(),
+                paused=False,
+                health="",
+                health_failing=0,
             )
+            restart = wants_restart(container.config, state)
+            state = replace(state, restarting=restart)
             self._save(Container(container.config, state))
             self._on_change()
             log.info("container exited", extra=kv(name=container.config.name, code=state.exit_code))
@@ -519,6 +470,20 @@ class ContainerService:
         self.on_exit(self._containers.get(cid, container))
         if container.config.auto_remove:
             await self.remove(cid, force=True)
+        elif restart:
+            await self._restart_later(cid, container.state.started_at)
+
+    async def _restart_later(self, cid: str, started_at: str) -> None:
+        """Start again after the restart policy's delay, unless the user stopped or removed
+        the container meanwhile."""
+        await asyncio.sleep(self._backoff.next_delay(cid, started_at))
+        container = self._containers.get(cid)
+        if container is None or not container.state.restarting or container.running:
+            return
+        count = container.state.restart_count + 1
+        state = replace(container.state, restarting=False, restart_count=count)
+        self._save(Container(container.config, state))
+        await self._start_quietly(cid)
 
     async def _teardown(self, container: Container) -> None:
         cid = container.config.container_id
@@ -526,7 +491,9 @@ class ContainerService:
             await self.dns.detach(cid)
         for attached in container.state.endpoints:
             try:
-                await self._detach(attached, None)  # the namespace goes next, with what it holds
+                await self.nets.detach(
+                    attached, None
+                )  # the namespace goes next, with what it holds
             except FerryError as exc:
                 log.warning("endpoint teardown failed", extra=kv(ep=attached.ep_id[:12], error=exc))
         if container.state.netns:
@@ -536,10 +503,22 @@ class ContainerService:
     def _init_ref(self, container: Container) -> proc.ProcRef:
         return proc.ProcRef(container.state.pid, container.state.pid_start)
 
+    def _mark_stopped(self, container: Container) -> Container:
+        """A stop or kill the user asked for: no restart policy applies to this exit."""
+        if container.state.stopped_by_user and not container.state.restarting:
+            return container
+        state = replace(container.state, stopped_by_user=True, restarting=False)
+        return self._save(Container(container.config, state))
+
     async def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
         container = self.find(ref)
         if not container.running:
-            raise Conflict(f"Container {container.config.name} is not running")
+            raise Conflict(f"Container {container.config.container_id} is not running")
+        container = self._mark_stopped(container)
+        if container.state.paused and sig == signal.SIGKILL:
+            # a frozen process takes SIGKILL only once thawed (Docker thaws it too)
+            with contextlib.suppress(FerryError):
+                await self.runner.runc.resume(container.config.container_id)
         if not proc.signal_process(self._init_ref(container), sig):
             proc.signal_process(
                 proc.ProcRef(container.state.shim_pid, container.state.shim_start), sig
@@ -558,21 +537,31 @@ class ContainerService:
             return False
         return True
 
-    async def stop(
-        self, ref: str, timeout_s: float | None = STOP_TIMEOUT_S, sig: int = signal.SIGTERM
-    ) -> bool:
-        """``sig`` (SIGTERM), then SIGKILL after ``timeout_s`` (None: wait without limit, as
-        Docker does for a negative timeout); False when it was not running."""
+    async def stop(self, ref: str, timeout_s: float | None = None, sig: int | None = None) -> bool:
+        """``sig`` (the container's stop signal, else SIGTERM), then SIGKILL after ``timeout_s``
+        (None: the container's stop timeout, else 10 s; ``math.inf``: no limit, as Docker's
+        negative timeout); False when it was not running."""
         container = self.find(ref)
         cid = container.config.container_id
+        if container.state.restarting:  # between two runs: stopping cancels the restart
+            self._save(Container(container.config, replace(container.state, restarting=False,
+                                                           stopped_by_user=True)))  # fmt: skip
+            return True
         if not container.running:
             return False
+        container = self._mark_stopped(container)
+        if timeout_s is None:
+            timeout_s = container.config.stop_timeout_s
+            timeout_s = STOP_TIMEOUT_S if timeout_s < 0 else timeout_s
+        if sig is None:
+            sig = parse_signal(container.config.stop_signal)
         exited = self._next_exit(cid)
         # PID 1 of a namespace ignores a signal it does not catch: then waiting is pointless.
-        waits = timeout_s is None or timeout_s > 0
-        if sig != signal.SIGKILL and waits and proc.catches(container.state.pid, sig):
+        # tini (--init) takes signals with sigwait, which /proc does not show: it forwards them.
+        listens = container.config.init or proc.catches(container.state.pid, sig)
+        if sig != signal.SIGKILL and timeout_s > 0 and not container.state.paused and listens:
             proc.signal_process(self._init_ref(container), sig)
-            if await self._wait_done(exited, timeout_s):
+            if await self._wait_done(exited, None if math.isinf(timeout_s) else timeout_s):
                 return True
         await self.kill(cid, signal.SIGKILL)
         if not await self._wait_done(exited, KILL_WAIT_S):
@@ -580,13 +569,15 @@ class ContainerService:
         return True
 
     async def restart(
-        self, ref: str, timeout_s: float | None = STOP_TIMEOUT_S, sig: int = signal.SIGTERM
+        self, ref: str, timeout_s: float | None = None, sig: int | None = None
     ) -> None:
         container = self.find(ref)
         await self.stop(container.config.container_id, timeout_s, sig)
         await self.start(container.config.container_id)
 
-    async def remove(self, ref: str, force: bool = False) -> Container:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
+        """Remove a container (``force``: also a running one); its anonymous volumes go with
+        it when ``volumes`` (``rm -v``) or it was run with ``--rm``, as in Docker."""
         container = self.find(ref)
         cid = container.config.container_id
         if container.running:
@@ -603,10 +594,42 @@ class ContainerService:
             if cid not in self._containers:
                 return container  # removed meanwhile (--rm)
             self._containers.pop(cid, None)
+            await self.runner.cleanup(container.config)
             self.store.remove(cid)
         self._locks.pop(cid, None)
+        self._backoff.forget(cid)
+        if volumes or container.config.auto_remove:
+            self._remove_anonymous_volumes(container)
         self._on_change()
         return container
+
+    def volumes_in_use(self) -> dict[str, list[str]]:
+        """Volume name → the containers (names) that mount it."""
+        out: dict[str, list[str]] = {}
+        for container in self._containers.values():
+            for mount in container.config.mounts:
+                if mount.type == MountType.VOLUME:
+                    out.setdefault(mount.source, []).append(container.config.name)
+        return out
+
+    def _remove_anonymous_volumes(self, container: Container) -> None:
+        used = self.volumes_in_use()
+        for mount in container.config.mounts:
+            if mount.type != MountType.VOLUME or mount.source in used:
+                continue
+            with contextlib.suppress(FerryError):
+                if self.runner.volumes.get(mount.source).anonymous:
+                    self.runner.volumes.remove(mount.source, [])
+
+    async def attach_socket(self, ref: str) -> socket.socket | None:
+        """A connection to the container's output (and stdin), see ``Attachments``."""
+        container = self.find(ref)
+        return await self.attachments.open(container)
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        container = self.find(ref)
+        if container.running and container.config.tty:
+            monitor.resize(self.runner.paths(container.config), height, width)
 
     def exit_future(self, ref: str, next_exit: bool = False) -> asyncio.Future[int]:
         """The exit code: now if it is not running (unless ``next_exit``), else when it ends.
@@ -624,23 +647,24 @@ class ContainerService:
         cid = container.config.container_id
         async with self._lock(cid):
             container = self._containers[cid]
-            network = self._network(choice.network)
-            known = {self._net_id(c.network) for c in container.config.networks}
+            network = self.nets.network(choice.network)
+            known = {self.nets.net_id(c.network) for c in container.config.networks}
             if network.net_id in known:
                 raise Conflict(
                     f"endpoint with name {container.config.name} already exists in network "
                     f"{network.name}"
                 )
-            self._check_networks((choice,), (container.config.name, container.config.hostname))
+            self.nets.check((choice,), (container.config.name, container.config.hostname))
             config = replace(container.config, networks=(*container.config.networks, choice))
             state = container.state
             if container.running:  # attached first: a failed attach leaves the config as it was
                 used = {ep.ifname for ep in state.endpoints}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
-                attached = await self._attach(config, choice, nsfs.netns_path(state.netns), ifname)
+                attached = await self.nets.attach(
+                    config, choice, nsfs.netns_path(state.netns), ifname
+                )
                 state = replace(state, endpoints=(*state.endpoints, attached))
-                image = self.images.get(config.image)
-                self._write_files(config, state.endpoints, image)
+                self.runner.write_files(config, state.endpoints)
             self.store.save_config(config)
             self._save(Container(config, state))
         self._on_change()
@@ -650,7 +674,9 @@ class ContainerService:
         cid = container.config.container_id
         async with self._lock(cid):
             container = self._containers[cid]
-            keep = tuple(c for c in container.config.networks if self._net_id(c.network) != net_id)
+            keep = tuple(
+                c for c in container.config.networks if self.nets.net_id(c.network) != net_id
+            )
             if len(keep) == len(container.config.networks):
                 raise NotFound(f"container {container.config.name} is not connected to {net_id}")
             config = replace(container.config, networks=keep)
@@ -658,7 +684,7 @@ class ContainerService:
             state = container.state
             netns = nsfs.netns_path(state.netns) if state.netns else None
             for attached in [ep for ep in state.endpoints if ep.net_id == net_id]:
-                await self._detach(attached, netns)
+                await self.nets.detach(attached, netns)
             state = replace(
                 state, endpoints=tuple(e for e in state.endpoints if e.net_id != net_id)
             )
@@ -667,7 +693,9 @@ class ContainerService:
 
     # restart of ferryd -----------------------------------------------------------------------
     async def restore(self) -> None:
-        """Find the containers again: adopt running shims, finish those that ended meanwhile."""
+        """Find the containers again: adopt running monitors, finish those that ended
+        meanwhile, and start again what a restart policy keeps running (Docker does so at
+        daemon start: ``always``, and ``unless-stopped`` unless the user stopped it)."""
         self.store.remove_incomplete()
         found = self.store.load_all()
         held = [(ep.net_id, ep.ip) for c in found if c.running for ep in c.state.endpoints]
@@ -679,19 +707,29 @@ class ContainerService:
             cid = container.config.container_id
             self._containers[cid] = container
             if not container.running:
+                if restarts_at_start(container):
+                    self._spawn(self._start_quietly(cid))
                 continue
-            shim = proc.ProcRef(container.state.shim_pid, container.state.shim_start)
-            if shim.alive():
+            monitor_ref = proc.ProcRef(container.state.shim_pid, container.state.shim_start)
+            if monitor_ref.alive():
                 if self.dns is not None:
                     await self.dns.attach(cid, nsfs.netns_path(container.state.netns))
-                self._watch(cid, shim)
+                self._watch(cid, monitor_ref)
+                self.health.watch(container)
                 log.info("adopted running container", extra=kv(name=container.config.name))
             else:
                 self._spawn(self._finish(cid))
         self._on_change()
 
+    async def _start_quietly(self, cid: str) -> None:
+        try:
+            await self.start(cid)
+        except FerryError as exc:
+            log.warning("restart at start failed", extra=kv(id=cid[:12], error=exc))
+
     async def close(self) -> None:
         """ferryd stops: stop watching (containers keep running), let finishing work end."""
+        await self.health.close()
         for watcher in self._watchers.values():
             watcher.cancel()
         self._watchers.clear()

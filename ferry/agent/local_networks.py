@@ -19,20 +19,44 @@ from pathlib import Path
 
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, NotFound
+from ferry.errors import Conflict, Forbidden, NotFound
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.model.codec import decode, encode
-from ferry.model.container import AttachedEndpoint, NetworkChoice
+from ferry.model.container import (
+    NETWORK_BRIDGE,
+    PREDEFINED_NETWORKS,
+    AttachedEndpoint,
+    NetworkChoice,
+)
 from ferry.model.ids import lookup, new_hex_id
 from ferry.model.network import Driver, Network, NetworkRequest, network_names
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
-from ferry.network.local import HostFacts, bridge_device, parent, plan_local_network
+from ferry.network.local import (
+    BRIDGE_NAME_OPTION,
+    HostFacts,
+    bridge_device,
+    parent,
+    plan_local_network,
+)
 
 log = logging.getLogger("ferry.local_networks")
+
+
+DEFAULT_BRIDGE_DEVICE = "ferry0"  # Docker's docker0
+
+
+def default_bridge_request() -> NetworkRequest:
+    """Docker's default ``bridge`` network: the first free /16 of the local pools (172.17.0.0/16
+    where free), masquerade out, the network of every container run without --network."""
+    return NetworkRequest(
+        name=NETWORK_BRIDGE,
+        driver=Driver.BRIDGE,
+        options={BRIDGE_NAME_OPTION: DEFAULT_BRIDGE_DEVICE},
+    )
 
 
 def host_facts() -> HostFacts:
@@ -101,9 +125,14 @@ class LocalNetworks:
         await self._bridge.apply(self._bridges())
         if self._networks:
             log.info("local networks restored", extra=kv(count=len(self._networks)))
+        if self.find(NETWORK_BRIDGE) is None:
+            await self.create(default_bridge_request(), predefined=True)
 
     # create / remove -------------------------------------------------------------------------
-    async def create(self, req: NetworkRequest) -> Network:
+    async def create(self, req: NetworkRequest, predefined: bool = False) -> Network:
+        if req.name in PREDEFINED_NETWORKS and not predefined:
+            # Docker's words for its own three
+            raise Conflict(f"network with name {req.name} already exists")
         async with self._lock:
             facts = await self._kernel.run(host_facts)
             known = [*self._networks.values(), *self._swarm_networks()]
@@ -127,6 +156,8 @@ class LocalNetworks:
     async def remove(self, ref: str) -> Network:
         async with self._lock:
             net = self.resolve(ref)
+            if net.name == NETWORK_BRIDGE:
+                raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
             users = self._users(net.net_id)
             if users:
                 raise Conflict(

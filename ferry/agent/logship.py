@@ -17,6 +17,7 @@ from ferry.errors import FerryError
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.logs import LogRequest
+from ferry.runtime import logs as logfile
 
 log = logging.getLogger("ferry.agent.logs")
 
@@ -105,10 +106,13 @@ class LogShipper:
                 complete = data[: data.rfind(b"\n") + 1] if request.follow else data
                 positions[task_id] += len(complete)
                 for line in complete.splitlines():
+                    record = logfile.parse_line(line)  # one record of the monitor's log
+                    if record is None:
+                        continue
                     item = {
                         "task": task_id,
                         "node": self._node_id,
-                        "line": line.decode(errors="replace"),
+                        "line": record.data.rstrip(b"\n").decode(errors="replace"),
                     }
                     yield json.dumps(item).encode() + b"\n"
             if not request.follow:

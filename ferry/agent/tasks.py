@@ -17,16 +17,18 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from ferry.agent.containers import ContainerService, CreateRequest
+from ferry.agent.container_requests import CreateRequest
+from ferry.agent.containers import ContainerService
 from ferry.agent.link import ManagerLink
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError, NotFound
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
-from ferry.model.container import Container, NetworkChoice
+from ferry.model.container import NETWORK_BRIDGE, Container, NetworkChoice
 from ferry.model.network import EndpointKind
-from ferry.model.service import PublishMode, Task, TaskState
+from ferry.model.runopts import Resources, Security
+from ferry.model.service import PublishMode, Task, TaskOptions, TaskState
 from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.agent.tasks")
@@ -68,6 +70,8 @@ class TaskAgent(Reconciler):
             if task.desired == TaskState.RUNNING:
                 if task.state in (TaskState.ASSIGNED, TaskState.STARTING) and container is None:
                     self._do(task.task_id, self._start(task))
+                elif container is not None and container.running and container.state.health:
+                    self._follow_health(task, container)
                 elif container is not None and not container.running and not task.state.terminal:
                     self._do(task.task_id, self._report_exit(task, container))
                 elif container is None and task.state == TaskState.RUNNING:
@@ -109,6 +113,10 @@ class TaskAgent(Reconciler):
                 choices.append(NetworkChoice(ep.net_id, (task.service_name,), ep_id=ep.ep_id))
         template = task.template
         svc = self._view.service(task.svc_id)
+        if not choices and svc is not None and not svc.spec.networks:
+            ingress = any(p.mode == PublishMode.INGRESS for p in svc.spec.ports)
+            if not ingress:  # as in Docker: a task without networks is on the default bridge
+                choices.append(NetworkChoice(NETWORK_BRIDGE))
         host_ports = tuple(
             (p.published, p.target, p.protocol)
             for p in (svc.spec.ports if svc else ())
@@ -130,6 +138,7 @@ class TaskAgent(Reconciler):
                     task_id=task.task_id,
                     init=template.init,
                     host_ports=host_ports,
+                    **run_options(template.options),
                 )
             )
         except FerryError as exc:  # nothing can run it here (image, command): give it back
@@ -141,9 +150,26 @@ class TaskAgent(Reconciler):
             await self._containers.remove(container.config.container_id, force=True)
             await self._report(task, TaskState.FAILED, "starting failed", error=str(exc))
             return
-        await self._report(
-            task, TaskState.RUNNING, "started", container_id=container.config.container_id
+        checked = container.config.healthcheck is not None and container.config.healthcheck.enabled
+        # with a health check, the task is running only once its container is healthy
+        state, message = (
+            (TaskState.STARTING, "starting") if checked else (TaskState.RUNNING, "started")
         )
+        await self._report(task, state, message, container_id=container.config.container_id)
+
+    def _follow_health(self, task: Task, container: Container) -> None:
+        """Healthy: the task runs (DNS and VIPs take it). Unhealthy: it failed, as in Docker,
+        and its container stops; the orchestrator starts another."""
+        health = container.state.health
+        if health == "healthy" and task.state == TaskState.STARTING:
+            self._do(task.task_id, self._report(task, TaskState.RUNNING, "started (healthy)"))
+        elif health == "unhealthy" and not task.state.terminal:
+            self._do(task.task_id, self._unhealthy(task, container))
+
+    async def _unhealthy(self, task: Task, container: Container) -> None:
+        await self._containers.stop(container.config.container_id, task.template.stop_grace_s)
+        await self._report(task, TaskState.FAILED, "unhealthy container",
+                           error="task: unhealthy container")  # fmt: skip
 
     async def _report_exit(self, task: Task, container: Container) -> None:
         code = container.state.exit_code
@@ -167,3 +193,22 @@ class TaskAgent(Reconciler):
 
     async def _remove(self, container: Container) -> None:
         await self._containers.remove(container.config.container_id, force=True)
+
+
+def run_options(options: TaskOptions) -> dict[str, Any]:
+    """A service's task options as the container's run options."""
+    return {
+        "user": options.user,
+        "working_dir": options.workdir,
+        "mounts": options.mounts,
+        "healthcheck": options.healthcheck,
+        "security": Security(
+            cap_add=options.cap_add, cap_drop=options.cap_drop, read_only=options.read_only
+        ),
+        "resources": Resources(
+            memory_bytes=options.limit_memory_bytes,
+            nano_cpus=options.limit_nano_cpus,
+            pids_limit=options.limit_pids,
+            memory_reservation_bytes=options.reserve_memory_bytes,
+        ),
+    }

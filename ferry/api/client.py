@@ -163,8 +163,8 @@ class ApiClient:
         finally:
             conn.close()
 
-    def upload(self, path: str, body: BinaryIO, **query: Any) -> Any:
-        """POST a file as the request body, streamed (image import)."""
+    def upload(self, path: str, body: BinaryIO, method: str = "POST", **query: Any) -> Any:
+        """Send a file as the request body, streamed (image import, cp into a container)."""
         clean = {k: _query_value(v) for k, v in query.items() if v is not None}
         if clean:
             path += "?" + urlencode(clean)
@@ -172,7 +172,7 @@ class ApiClient:
         try:
             size = os.fstat(body.fileno()).st_size
             conn.request(
-                "POST",
+                method,
                 path,
                 body=body,
                 headers={

@@ -16,6 +16,7 @@ routes (``version`` is a required unsigned integer: "invalid service version 'x'
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 from collections.abc import Collection, Mapping
@@ -87,11 +88,12 @@ def parse_integer(raw: str, name: str) -> int:
 
 
 def timeout_s(query: Query, default: float | None) -> float | None:
-    """``t`` of stop and restart, in seconds; None: wait without limit (Docker: a negative t)."""
+    """``t`` of stop and restart, in seconds; ``math.inf``: wait without limit (Docker: a
+    negative t); ``default`` when not given."""
     if query.get("t") in (None, ""):
         return default
     seconds = integer(query, "t", 0)
-    return None if seconds < 0 else float(seconds)
+    return math.inf if seconds < 0 else float(seconds)
 
 
 def parse_signal(raw: str, name: str = "signal") -> int:

@@ -3,10 +3,11 @@ how Docker spells a network or a container)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from ferry.model.container import Container, Status
+from ferry.model.container import Container, ContainerConfig, Status
 from ferry.model.network import (
     GWBRIDGE,
     GWBRIDGE_GATEWAY,
@@ -19,6 +20,7 @@ from ferry.model.network import (
     Scope,
 )
 from ferry.model.node import Node
+from ferry.model.runopts import MountType
 from ferry.model.times import epoch, since
 from ferry.network.local import BRIDGE_NAME_OPTION, bridge_device
 
@@ -126,10 +128,24 @@ def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
     return _network_fields(bridge, dict(bridge.options), attached)
 
 
+def _state_word(container: Container) -> str:
+    """Docker's State.Status: created, running, paused, restarting, exited."""
+    if container.state.paused and container.running:
+        return "paused"
+    if container.state.restarting:
+        return "restarting"
+    return container.state.status.value
+
+
 def _status_text(container: Container) -> str:
     state = container.state
+    if state.restarting:
+        return f"Restarting ({state.exit_code}) {since(state.finished_at)} ago"
     if state.status == Status.RUNNING:
-        return f"Up {since(state.started_at)}"
+        paused = " (Paused)" if state.paused else ""
+        health = {"starting": " (health: starting)", "healthy": " (healthy)",
+                  "unhealthy": " (unhealthy)"}.get(state.health, "")  # fmt: skip
+        return f"Up {since(state.started_at)}{paused or health}"
     if state.status == Status.EXITED:
         return f"Exited ({state.exit_code}) {since(state.finished_at)} ago"
     return "Created"
@@ -197,6 +213,8 @@ def _port_map(container: Container) -> dict[str, list[dict[str, str]]]:
 
 
 def _network_mode(container: Container) -> str:
+    if container.config.network_mode:
+        return container.config.network_mode
     return container.config.networks[0].network if container.config.networks else "none"
 
 
@@ -213,11 +231,11 @@ def container_summary(
         "Created": int(epoch(config.created_at)),
         "Ports": _ports(container),
         "Labels": config.labels,
-        "State": container.state.status.value,
+        "State": _state_word(container),
         "Status": _status_text(container),
         "HostConfig": {"NetworkMode": _network_mode(container)},
         "NetworkSettings": {"Networks": _networks(container, resolve)},
-        "Mounts": [],
+        "Mounts": mounts(config),
     }
 
 
@@ -231,11 +249,12 @@ def container_inspect(
         "Path": config.cmd[0] if config.cmd else "",
         "Args": list(config.cmd[1:]),
         "State": {
-            "Status": state.status.value,
+            **_health(container),
+            "Status": _state_word(container),
             "Running": state.status == Status.RUNNING,
-            "Paused": False,
-            "Restarting": False,
-            "OOMKilled": False,
+            "Paused": state.paused,
+            "Restarting": state.restarting,
+            "OOMKilled": state.oom_killed,
             "Dead": False,
             "Pid": state.pid,
             "ExitCode": state.exit_code,
@@ -252,23 +271,146 @@ def container_inspect(
             "NetworkMode": _network_mode(container),
             "AutoRemove": config.auto_remove,
             "PortBindings": _port_map(container),
+            **host_config(config),
         },
         "Config": {
             "Hostname": config.effective_hostname,
+            "User": config.user,
             "Env": list(config.env),
             "Cmd": list(config.cmd),
             "Image": config.image,
             "Labels": config.labels,
             "WorkingDir": config.working_dir,
-            "Tty": False,
-            "OpenStdin": False,
+            "Tty": config.tty,
+            "OpenStdin": config.open_stdin,
+            "StdinOnce": config.stdin_once,
             "AttachStdout": True,
             "AttachStderr": True,
+            "StopSignal": config.stop_signal or None,
+            "StopTimeout": config.stop_timeout_s if config.stop_timeout_s >= 0 else None,
+            "ExposedPorts": {p: {} for p in config.exposed_ports} or None,
+            "Healthcheck": health_config(config),
         },
         "NetworkSettings": {
             "SandboxKey": sandbox_key if state.netns else "",
             "Ports": _port_map(container),
             "Networks": _networks(container, resolve),
         },
-        "Mounts": [],
+        "Mounts": mounts(config),
     }
+
+
+def host_config(config: ContainerConfig) -> dict[str, Any]:
+    """The run options in Docker's HostConfig spelling."""
+    res, sec = config.resources, config.security
+    return {
+        "Binds": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in config.mounts
+                  if m.type != MountType.TMPFS] or None,
+        "Tmpfs": {m.target: ",".join(m.tmpfs_options) for m in config.mounts
+                  if m.type == MountType.TMPFS} or None,
+        "RestartPolicy": {"Name": config.restart.name.value,
+                          "MaximumRetryCount": config.restart.max_retries},
+        "CapAdd": list(sec.cap_add) or None,
+        "CapDrop": list(sec.cap_drop) or None,
+        "Privileged": sec.privileged,
+        "ReadonlyRootfs": sec.read_only,
+        "SecurityOpt": (["no-new-privileges"] if sec.no_new_privileges else [])
+        + (["seccomp=unconfined"] if sec.seccomp_unconfined else []) or None,
+        "Init": config.init or None,
+        "Memory": res.memory_bytes,
+        "MemoryReservation": res.memory_reservation_bytes,
+        "NanoCpus": res.nano_cpus,
+        "CpuShares": res.cpu_shares,
+        "CpuPeriod": res.cpu_period_us,
+        "CpuQuota": res.cpu_quota_us,
+        "PidsLimit": res.pids_limit or None,
+        "GroupAdd": list(config.group_add) or None,
+        "ShmSize": config.shm_size_bytes or 64 << 20,
+        "Sysctls": config.sysctls or None,
+        "ExtraHosts": list(config.extra_hosts) or None,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in config.ulimits]
+        or None,
+        "LogConfig": {"Type": "k8s-file", "Config": {}},
+    }  # fmt: skip
+
+
+def mounts(config: ContainerConfig) -> list[dict[str, Any]]:
+    """Docker's ``Mounts`` of a container (volumes by name, binds by path)."""
+    out = []
+    for m in config.mounts:
+        entry: dict[str, Any] = {
+            "Type": m.type.value,
+            "Source": m.source,
+            "Destination": m.target,
+            "Mode": "" if m.type == MountType.BIND else "z",
+            "RW": not m.read_only,
+            "Propagation": "rprivate" if m.type == MountType.BIND else "",
+        }
+        if m.type == MountType.VOLUME:
+            entry |= {"Name": m.source, "Driver": "local"}
+        out.append(entry)
+    return out
+
+
+def mode_network_id(mode: str) -> str:
+    return hashlib.sha256(f"ferry-network-mode/{mode}".encode()).hexdigest()
+
+
+def mode_network(mode: str, containers: list[Container]) -> dict[str, Any]:
+    """Docker's ``host`` and ``none`` networks: modes, listed as networks (drivers host and
+    null), with the running containers that use them."""
+    attached = {
+        c.config.container_id: {
+            "Name": c.config.name, "EndpointID": "", "MacAddress": "", "IPv4Address": "",
+            "IPv6Address": "",
+        }
+        for c in containers
+        if c.running and c.config.network_mode == mode
+    }  # fmt: skip
+    return {
+        "Name": mode,
+        "Id": mode_network_id(mode),
+        "Created": "0001-01-01T00:00:00Z",
+        "Scope": "local",
+        "Driver": "host" if mode == "host" else "null",
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": []},
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": attached,
+        "Options": {},
+        "Labels": {},
+    }
+
+
+NS = 1_000_000_000
+
+
+def health_config(config: ContainerConfig) -> dict[str, Any] | None:
+    check = config.healthcheck
+    if check is None:
+        return None
+    return {
+        "Test": list(check.test),
+        "Interval": round(check.interval_s * NS),
+        "Timeout": round(check.timeout_s * NS),
+        "Retries": check.retries,
+        "StartPeriod": round(check.start_period_s * NS),
+    }
+
+
+def _health(container: Container) -> dict[str, Any]:
+    """Docker's State.Health, for a container with a health check."""
+    check = container.config.healthcheck
+    if check is None or not check.enabled:
+        return {}
+    state = container.state
+    log = [
+        {"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output}
+        for p in state.health_log
+    ]
+    status = state.health or ("starting" if container.running else "unhealthy")
+    return {"Health": {"Status": status, "FailingStreak": state.health_failing, "Log": log}}

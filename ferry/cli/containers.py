@@ -26,7 +26,7 @@ from ferry.cli.common import (
     print_inspected,
     print_rows,
 )
-from ferry.cli.ports import port_bindings
+from ferry.cli.runflags import HealthFlags, RunFlags, create_body
 from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
 from ferry.model.times import human_duration
@@ -46,92 +46,127 @@ def register(app: typer.Typer) -> None:
     app.command("rm")(rm)
     app.command("inspect")(inspect)
     app.command("wait")(wait)
+    app.command("attach")(attach)
 
 
-def _create_body(
-    image: str,
-    command: list[str],
-    *,
-    networks: list[str],
-    aliases: list[str],
-    ip: str,
-    hostname: str,
-    env: list[str],
-    auto_remove: bool,
-    workdir: str,
-    publish: list[str],
-) -> dict[str, Any]:
-    endpoints: dict[str, Any] = {}
-    for i, net in enumerate(networks):
-        settings: dict[str, Any] = {"Aliases": aliases}
-        if ip and i == 0:
-            settings["IPAMConfig"] = {"IPv4Address": ip}
-        endpoints[net] = settings
-    return {
-        "Image": image,
-        "Cmd": command,
-        "Env": env,
-        "Hostname": hostname,
-        "WorkingDir": workdir,
-        "HostConfig": {
-            "NetworkMode": networks[0] if networks else "none",
-            "AutoRemove": auto_remove,
-            "PortBindings": port_bindings(publish),
-        },
-        "NetworkingConfig": {"EndpointsConfig": endpoints},
-    }
+Strs = list[str] | None
+
+
+def _opt(*names: str, help: str) -> Any:
+    return typer.Option(*names, help=help)
 
 
 @handles_errors
 def run(
-    image: Annotated[str, typer.Argument(help="Image ('host', or one you imported)")],
-    command: Annotated[list[str] | None, typer.Argument(help="Command and arguments")] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
-    name: Annotated[str, typer.Option(help="Container name")] = "",
-    network: Annotated[list[str] | None, typer.Option(help="Connect to a network")] = None,
-    network_alias: Annotated[list[str] | None, typer.Option(help="Network-scoped alias")] = None,
-    ip: Annotated[str, typer.Option(help="IPv4 address on the first network")] = "",
-    hostname: Annotated[str, typer.Option("--hostname", "-h", help="Container host name")] = "",
-    env: Annotated[
-        list[str] | None, typer.Option("--env", "-e", help="Set environment variables")
-    ] = None,
-    rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits")] = False,
-    workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory")] = "",
+    image: Annotated[str, typer.Argument(help="Image (one you imported)")],
+    command: Annotated[Strs, typer.Argument(help="Command and arguments")] = None,
+    detach: Annotated[bool, _opt("--detach", "-d", help="Run in the background")] = False,
+    name: Annotated[str, _opt("--name", help="Container name")] = "",
+    network: Annotated[Strs, _opt("--network", help="Connect to a network")] = None,
+    network_alias: Annotated[Strs, _opt("--network-alias", help="Network-scoped alias")] = None,
+    ip: Annotated[str, _opt("--ip", help="IPv4 address on the first network")] = "",
+    hostname: Annotated[str, _opt("--hostname", "-h", help="Container host name")] = "",
+    env: Annotated[Strs, _opt("--env", "-e", help="Set environment variables")] = None,
+    rm: Annotated[bool, _opt("--rm", help="Remove the container when it exits")] = False,
+    workdir: Annotated[str, _opt("--workdir", "-w", help="Working directory")] = "",
     publish: Annotated[
-        list[str] | None,
-        typer.Option("--publish", "-p", help="Publish a port: [IP:]PUBLISHED:TARGET[/PROTO]"),
+        Strs, _opt("--publish", "-p", help="Publish a port: [IP:]PUBLISHED:TARGET[/PROTO]")
     ] = None,
+    interactive: Annotated[bool, _opt("--interactive", "-i", help="Keep stdin open")] = False,
+    tty: Annotated[bool, _opt("--tty", "-t", help="Allocate a pseudo-TTY")] = False,
+    user: Annotated[str, _opt("--user", "-u", help="NAME|UID[:GROUP|GID]")] = "",
+    entrypoint: Annotated[str | None, _opt("--entrypoint", help="Command to run first")] = None,
+    memory: Annotated[str, _opt("--memory", "-m", help="Memory limit (64m, 1g)")] = "",
+    memory_reservation: Annotated[str, _opt("--memory-reservation", help="Memory soft limit")] = "",
+    cpus: Annotated[str, _opt("--cpus", help="Number of CPUs (1.5)")] = "",
+    cpu_shares: Annotated[int, _opt("--cpu-shares", "-c", help="CPU shares (weight)")] = 0,
+    pids_limit: Annotated[int, _opt("--pids-limit", help="Most processes at once")] = 0,
+    read_only: Annotated[bool, _opt("--read-only", help="Read-only root filesystem")] = False,
+    tmpfs: Annotated[Strs, _opt("--tmpfs", help="Mount a tmpfs: PATH[:OPTIONS]")] = None,
+    cap_add: Annotated[Strs, _opt("--cap-add", help="Add a Linux capability")] = None,
+    cap_drop: Annotated[Strs, _opt("--cap-drop", help="Drop a Linux capability")] = None,
+    privileged: Annotated[bool, _opt("--privileged", help="Every capability, no seccomp")] = False,
+    init: Annotated[bool, _opt("--init", help="Run an init (tini) as PID 1")] = False,
+    stop_signal: Annotated[str, _opt("--stop-signal", help="Signal that stops it")] = "",
+    stop_timeout: Annotated[
+        int | None, _opt("--stop-timeout", help="Seconds to wait before killing")
+    ] = None,
+    restart: Annotated[
+        str, _opt("--restart", help="no, on-failure[:N], always, unless-stopped")
+    ] = "",
+    volume: Annotated[Strs, _opt("--volume", "-v", help="SOURCE:TARGET[:ro] or TARGET")] = None,
+    mount: Annotated[Strs, _opt("--mount", help="type=bind|volume|tmpfs,source=,target=")] = None,
+    security_opt: Annotated[Strs, _opt("--security-opt", help="no-new-privileges…")] = None,
+    ulimit: Annotated[Strs, _opt("--ulimit", help="NAME=SOFT[:HARD]")] = None,
+    sysctl: Annotated[Strs, _opt("--sysctl", help="Namespaced kernel parameter KEY=V")] = None,
+    add_host: Annotated[Strs, _opt("--add-host", help="NAME:IP in /etc/hosts")] = None,
+    group_add: Annotated[Strs, _opt("--group-add", help="Additional group")] = None,
+    shm_size: Annotated[str, _opt("--shm-size", help="Size of /dev/shm")] = "",
+    label: Annotated[Strs, _opt("--label", "-l", help="Label KEY=VALUE")] = None,
+    expose: Annotated[Strs, _opt("--expose", help="Expose a port: PORT[/PROTO]")] = None,
+    health_cmd: Annotated[str, _opt("--health-cmd", help="Command to check health")] = "",
+    health_interval: Annotated[str, _opt("--health-interval", help="Between checks (30s)")] = "",
+    health_timeout: Annotated[str, _opt("--health-timeout", help="Time a check may take")] = "",
+    health_retries: Annotated[int, _opt("--health-retries", help="Failures to be unhealthy")] = 0,
+    health_start_period: Annotated[
+        str, _opt("--health-start-period", help="Failures then do not count")
+    ] = "",
+    no_healthcheck: Annotated[bool, _opt("--no-healthcheck", help="Disable the check")] = False,
 ) -> None:
     """Create and run a new container."""
+    flags = RunFlags(
+        image, list(command or []), list(network or []), list(network_alias or []), ip,
+        hostname, list(env or []), rm, workdir, list(publish or []), interactive, tty, user,
+        entrypoint, memory, memory_reservation, cpus, cpu_shares, pids_limit, read_only,
+        list(tmpfs or []), list(cap_add or []), list(cap_drop or []), privileged, init,
+        stop_signal, stop_timeout, restart, list(volume or []), list(mount or []),
+        list(security_opt or []), list(ulimit or []), list(sysctl or []), list(add_host or []),
+        list(group_add or []), shm_size, list(label or []), list(expose or []),
+        HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
+                    health_start_period, no_healthcheck),
+    )  # fmt: skip
     api = client()
-    body = _create_body(
-        image,
-        list(command or []),
-        networks=list(network or []),
-        aliases=list(network_alias or []),
-        ip=ip,
-        hostname=hostname,
-        env=list(env or []),
-        auto_remove=rm,
-        workdir=workdir,
-        publish=list(publish or []),
-    )
-    cid = api.post("/containers/create", body, name=name or None)["Id"]
+    cid = api.post("/containers/create", create_body(flags), name=name or None)["Id"]
     if detach:
         _start_or_remove(api, cid)
         print(cid)
         return
-    sock = api.hijack(f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1", {})
+    stdin = "&stdin=1" if interactive else ""
+    sock = api.hijack(f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1{stdin}", {})
     waiting = client(None).begin(
         "POST", f"/containers/{cid}/wait", query={"condition": "next-exit"}
     )
     try:
         _start_or_remove(api, cid)
-        for stream, data in frames(socket_chunks(sock.fileno())):
-            write_frame(stream, data)
+        if tty:
+            _send_size(api, f"/containers/{cid}/resize")
+        _stream(sock, interactive=interactive, tty=tty)
     finally:
         sock.close()
     raise typer.Exit(waiting.json()["StatusCode"])
+
+
+def _send_size(api: ApiClient, path: str) -> None:
+    """The terminal's size, as the docker CLI sends it once the process runs."""
+    if not sys.stdout.isatty():
+        return
+    size = os.get_terminal_size(sys.stdout.fileno())
+    with contextlib.suppress(FerryError):
+        api.post(path, None, h=size.lines, w=size.columns)
+
+
+def _stream(sock: socket.socket, *, interactive: bool, tty: bool) -> None:
+    """The container's output to ours (one stream with a TTY, stdout and stderr apart
+    otherwise), our stdin to it with -i, our terminal raw with -it."""
+    with _raw_terminal(tty and interactive):
+        if interactive:
+            threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
+        if tty:
+            for chunk in socket_chunks(sock.fileno()):
+                write_frame(1, chunk)
+        else:
+            for stream, data in frames(socket_chunks(sock.fileno())):
+                write_frame(stream, data)
 
 
 def _start_or_remove(api: ApiClient, cid: str) -> None:
@@ -180,6 +215,8 @@ def exec_(
         list[str] | None, typer.Option("--env", "-e", help="Environment variables")
     ] = None,
     workdir: Annotated[str, typer.Option("--workdir", "-w", help="Working directory")] = "",
+    user: Annotated[str, _opt("--user", "-u", help="NAME|UID[:GROUP|GID]")] = "",
+    privileged: Annotated[bool, _opt("--privileged", help="Every capability")] = False,
 ) -> None:
     """Execute a command in a running container."""
     api = client()
@@ -191,6 +228,8 @@ def exec_(
             "AttachStdin": interactive,
             "Env": list(env or []),
             "WorkingDir": workdir,
+            "User": user,
+            "Privileged": privileged,
         },
     )
     exec_id = created["Id"]
@@ -198,18 +237,12 @@ def exec_(
         api.post(f"/exec/{exec_id}/start", {"Detach": True, "Tty": tty})
         return
     sock = api.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
-    with _raw_terminal(tty and interactive):
-        if interactive:
-            threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
-        try:
-            if tty:
-                for chunk in socket_chunks(sock.fileno()):
-                    write_frame(1, chunk)
-            else:
-                for stream, data in frames(socket_chunks(sock.fileno())):
-                    write_frame(stream, data)
-        finally:
-            sock.close()
+    try:
+        if tty:
+            _send_size(api, f"/exec/{exec_id}/resize")
+        _stream(sock, interactive=interactive, tty=tty)
+    finally:
+        sock.close()
     code = api.get(f"/exec/{exec_id}/json")["ExitCode"]
     raise typer.Exit(code if code is not None else 1)
 
@@ -279,13 +312,19 @@ def logs(
     container: Annotated[str, typer.Argument(help="Container name or ID")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow log output")] = False,
     tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end, or 'all'")] = "all",
+    timestamps: Annotated[bool, _opt("--timestamps", "-t", help="Show timestamps")] = False,
+    since: Annotated[str, _opt("--since", help="Since a time or a duration (10m)")] = "",
+    until: Annotated[str, _opt("--until", help="Until a time or a duration (10m)")] = "",
 ) -> None:
     """Fetch the logs of a container."""
     chunks = client(None).stream(
         "GET",
         f"/containers/{container}/logs",
-        query={"stdout": 1, "stderr": 1, "follow": int(follow), "tail": tail},
-    )
+        query={
+            "stdout": 1, "stderr": 1, "follow": int(follow), "tail": tail,
+            "timestamps": int(timestamps), "since": since, "until": until,
+        },
+    )  # fmt: skip
     for stream, data in frames(chunks):
         write_frame(stream, data)
 
@@ -339,9 +378,10 @@ def rm(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Kill and remove a running one")
     ] = False,
+    volumes: Annotated[bool, _opt("--volumes", "-v", help="Remove anonymous volumes")] = False,
 ) -> None:
     """Remove one or more containers."""
-    _each(containers, "DELETE", "/containers/{}", force=force)
+    _each(containers, "DELETE", "/containers/{}", force=force, v=volumes)
 
 
 @handles_errors
@@ -360,3 +400,26 @@ def wait(containers: Annotated[list[str], typer.Argument(help="Containers")]) ->
     api = client(None)
     for ref in containers:
         print(api.post(f"/containers/{ref}/wait")["StatusCode"])
+
+
+@handles_errors
+def attach(
+    container: Annotated[str, typer.Argument(help="Container name or ID")],
+    no_stdin: Annotated[bool, _opt("--no-stdin", help="Do not attach stdin")] = False,
+) -> None:
+    """Attach to a running container's output (and its stdin and terminal, when it has them);
+    ends when the container does, with its exit code."""
+    api = client()
+    config = api.get(f"/containers/{container}/json")["Config"]
+    interactive = bool(config["OpenStdin"]) and not no_stdin
+    tty = bool(config["Tty"])
+    stdin = "&stdin=1" if interactive else ""
+    sock = api.hijack(f"/containers/{container}/attach?stream=1&stdout=1&stderr=1{stdin}", {})
+    try:
+        if tty:
+            _send_size(api, f"/containers/{container}/resize")
+        _stream(sock, interactive=interactive, tty=tty)
+    finally:
+        sock.close()
+    code = client(None).post(f"/containers/{container}/wait")["StatusCode"]
+    raise typer.Exit(code)

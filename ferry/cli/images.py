@@ -18,7 +18,7 @@ from ferry.cli.common import (
     print_rows,
 )
 
-image_app = typer.Typer(help="Manage images.", no_args_is_help=True)
+image_app = typer.Typer(rich_markup_mode=None, help="Manage images.", no_args_is_help=True)
 
 
 @image_app.command("import")

@@ -11,7 +11,9 @@ import typer
 from ferry.cli.common import fail, handles_errors, print_table
 
 lab_app = typer.Typer(
-    help="Run several Ferry hosts on this machine, in network namespaces.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Run several Ferry hosts on this machine, in network namespaces.",
+    no_args_is_help=True,
 )
 
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Lab name")]

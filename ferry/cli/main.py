@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
-from ferry.cli import containers, doctor, system
+from ferry.cli import container_verbs, containers, doctor, system
 from ferry.cli.common import set_host
 from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
 from ferry.cli.network import network_app
 from ferry.cli.service import service_app
 from ferry.cli.swarm import node_app, swarm_app
+from ferry.cli.volumes import volume_app
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="ferry",
     help="Multi-host container networking and orchestration on the Linux kernel's data plane.",
     no_args_is_help=True,
@@ -36,12 +38,15 @@ def main_options(
 
 system.register(app)
 containers.register(app)
+container_verbs.register(app)
 doctor.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(service_app, name="service")
 app.add_typer(image_app, name="image")
+app.add_typer(volume_app, name="volume")
+app.add_typer(container_verbs.container_app, name="container")
 app.add_typer(lab_app, name="lab")
 
 

@@ -19,7 +19,7 @@ from ferry.cli.common import (
     print_rows,
 )
 
-network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
+network_app = typer.Typer(rich_markup_mode=None, help="Manage networks.", no_args_is_help=True)
 
 
 @network_app.command("create")

@@ -23,10 +23,15 @@ from ferry.cli.common import (
 )
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
+from ferry.cli.runflags import HealthFlags
+from ferry.cli.taskflags import TaskFlags
+from ferry.cli.taskflags import apply as apply_task_flags
 from ferry.errors import FerryError
 from ferry.model.times import epoch, since
 
-service_app = typer.Typer(help="Manage swarm services.", no_args_is_help=True)
+service_app = typer.Typer(
+    rich_markup_mode=None, help="Manage swarm services.", no_args_is_help=True
+)
 
 CONVERGE_TIMEOUT_S = 120.0
 _FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}
@@ -135,7 +140,7 @@ def wait_converged(api: ApiClient, svc_id: str, *, quiet: bool = False) -> None:
 @service_app.command("create", context_settings=CMD_SETTINGS)
 @handles_errors
 def create(
-    image: Annotated[str, typer.Argument(help="Image ('host', or one imported on the nodes)")],
+    image: Annotated[str, typer.Argument(help="Image (imported on the nodes)")],
     command: Annotated[list[str] | None, typer.Argument(help="Command and arguments")] = None,
     name: Annotated[str, typer.Option(help="Service name")] = "",
     replicas: Annotated[int | None, typer.Option(help="Number of tasks")] = None,
@@ -161,8 +166,45 @@ def create(
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress progress output")] = False,
+    mount: Annotated[
+        list[str] | None, typer.Option("--mount", help="type=bind|volume|tmpfs,…")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="NAME|UID[:GROUP|GID]")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="Working directory")
+    ] = None,
+    cap_add: Annotated[list[str] | None, typer.Option("--cap-add", help="Add a capability")] = None,
+    cap_drop: Annotated[
+        list[str] | None, typer.Option("--cap-drop", help="Drop a capability")
+    ] = None,
+    read_only: Annotated[bool | None, typer.Option("--read-only", help="Read-only root")] = None,
+    limit_memory: Annotated[str, typer.Option("--limit-memory", help="Memory limit")] = "",
+    limit_cpu: Annotated[str, typer.Option("--limit-cpu", help="CPU limit")] = "",
+    limit_pids: Annotated[int | None, typer.Option("--limit-pids", help="Most processes")] = None,
+    reserve_memory: Annotated[str, typer.Option("--reserve-memory", help="Memory to reserve")] = "",
+    reserve_cpu: Annotated[str, typer.Option("--reserve-cpu", help="CPUs to reserve")] = "",
+    health_cmd: Annotated[str, typer.Option("--health-cmd", help="Command to check health")] = "",
+    health_interval: Annotated[str, typer.Option("--health-interval", help="Between checks")] = "",
+    health_timeout: Annotated[
+        str, typer.Option("--health-timeout", help="Time a check may take")
+    ] = "",
+    health_retries: Annotated[
+        int, typer.Option("--health-retries", help="Failures to be unhealthy")
+    ] = 0,
+    health_start_period: Annotated[
+        str, typer.Option("--health-start-period", help="Failures then do not count")
+    ] = "",
+    no_healthcheck: Annotated[
+        bool, typer.Option("--no-healthcheck", help="Disable the check")
+    ] = False,
 ) -> None:
     """Create a new service."""
+    flags = TaskFlags(
+        list(mount or []), [], user, workdir, list(cap_add or []), list(cap_drop or []),
+        read_only, limit_memory, limit_cpu, limit_pids, reserve_memory, reserve_cpu,
+        HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
+                    health_start_period, no_healthcheck),
+    )  # fmt: skip
     if not name:
         fail("a service needs a name: --name NAME", 2)
     mode_json: dict[str, Any]
@@ -174,7 +216,7 @@ def create(
         mode_json = {"Replicated": {"Replicas": 1 if replicas is None else replicas}}
     else:
         fail(f"invalid mode {mode!r}: use replicated or global", 2)
-    spec = {
+    spec: dict[str, Any] = {
         "Name": name,
         "Labels": parse_kv(label or [], "label"),
         "TaskTemplate": {
@@ -192,6 +234,7 @@ def create(
         "Mode": mode_json,
         "EndpointSpec": {"Mode": endpoint_mode, "Ports": [parse_publish(p) for p in publish or []]},
     }
+    apply_task_flags(flags, spec["TaskTemplate"])
     api = client()
     svc_id = api.post("/services/create", spec)["ID"]
     print(svc_id)
@@ -420,9 +463,49 @@ def update(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
     ] = False,
+    mount_add: Annotated[list[str] | None, typer.Option("--mount-add", help="Add a mount")] = None,
+    mount_rm: Annotated[
+        list[str] | None, typer.Option("--mount-rm", help="Remove a mount (target)")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="NAME|UID[:GROUP|GID]")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="Working directory")
+    ] = None,
+    cap_add: Annotated[list[str] | None, typer.Option("--cap-add", help="Add a capability")] = None,
+    cap_drop: Annotated[
+        list[str] | None, typer.Option("--cap-drop", help="Drop a capability")
+    ] = None,
+    read_only: Annotated[
+        bool | None, typer.Option("--read-only/--no-read-only", help="Read-only root")
+    ] = None,
+    limit_memory: Annotated[str, typer.Option("--limit-memory", help="Memory limit")] = "",
+    limit_cpu: Annotated[str, typer.Option("--limit-cpu", help="CPU limit")] = "",
+    limit_pids: Annotated[int | None, typer.Option("--limit-pids", help="Most processes")] = None,
+    reserve_memory: Annotated[str, typer.Option("--reserve-memory", help="Memory to reserve")] = "",
+    reserve_cpu: Annotated[str, typer.Option("--reserve-cpu", help="CPUs to reserve")] = "",
+    health_cmd: Annotated[str, typer.Option("--health-cmd", help="Command to check health")] = "",
+    health_interval: Annotated[str, typer.Option("--health-interval", help="Between checks")] = "",
+    health_timeout: Annotated[
+        str, typer.Option("--health-timeout", help="Time a check may take")
+    ] = "",
+    health_retries: Annotated[
+        int, typer.Option("--health-retries", help="Failures to be unhealthy")
+    ] = 0,
+    health_start_period: Annotated[
+        str, typer.Option("--health-start-period", help="Failures then do not count")
+    ] = "",
+    no_healthcheck: Annotated[
+        bool, typer.Option("--no-healthcheck", help="Disable the check")
+    ] = False,
 ) -> None:
     """Update a service. A change to what its tasks run, or where, replaces them one at a
     time; labels, replicas and the restart condition change without touching them."""
+    flags = TaskFlags(
+        list(mount_add or []), list(mount_rm or []), user, workdir, list(cap_add or []),
+        list(cap_drop or []), read_only, limit_memory, limit_cpu, limit_pids, reserve_memory,
+        reserve_cpu, HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
+                                 health_start_period, no_healthcheck),
+    )  # fmt: skip
 
     def change(spec: dict[str, Any]) -> None:
         container = spec["TaskTemplate"]["ContainerSpec"]
@@ -469,6 +552,7 @@ def update(
             spec["TaskTemplate"].setdefault("RestartPolicy", {})["Condition"] = restart_condition
         if force:
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
+        apply_task_flags(flags, spec["TaskTemplate"])
 
     api = client()
     svc_id = _update(api, service, change)

@@ -22,8 +22,8 @@ from ferry.cli.common import (
 )
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 
-swarm_app = typer.Typer(help="Manage the swarm.", no_args_is_help=True)
-node_app = typer.Typer(help="Manage swarm nodes.", no_args_is_help=True)
+swarm_app = typer.Typer(rich_markup_mode=None, help="Manage the swarm.", no_args_is_help=True)
+node_app = typer.Typer(rich_markup_mode=None, help="Manage swarm nodes.", no_args_is_help=True)
 
 
 def _join_command(role: str) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ferry.agent.agent import Agent
+from ferry.agent.container_verbs import ContainerVerbs
 from ferry.agent.containers import ContainerService
 from ferry.agent.encryption import EncryptionAgent, NodeKey
 from ferry.agent.guard import HostGuard
@@ -25,6 +26,7 @@ from ferry.agent.logship import LogShipper
 from ferry.agent.names import NameTable
 from ferry.agent.networks import NetworkAgent
 from ferry.agent.tasks import TaskAgent
+from ferry.api.routes.container_verbs import ContainerVerbRoutes
 from ferry.api.routes.containers import ContainerRoutes
 from ferry.api.routes.doctor import DoctorRoutes
 from ferry.api.routes.images import ImageRoutes
@@ -32,6 +34,7 @@ from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
+from ferry.api.routes.volumes import VolumeRoutes
 from ferry.api.server import HTTP_LINE_BYTES, make_app
 from ferry.daemon import resolvers
 from ferry.daemon.config import DaemonConfig
@@ -55,6 +58,7 @@ from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.network.encryption import tunnel_ifname
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import ImageStore
+from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
 
 log = logging.getLogger("ferry.daemon")
@@ -110,6 +114,7 @@ class Daemon:
             kernel=self.kernel,
             images=ImageStore(config.images_dir),
             store=ContainerStore(config.containers_dir),
+            runner=make_runner(config),
             networks=lambda: self.network_agent,
             dns=None,
             on_change=self._names_changed,
@@ -118,6 +123,7 @@ class Daemon:
             local=self.local_networks,
             ports_in_use=self._ports_in_use,
         )
+        self.containers.health.on_change = self._container_exited  # a task runs once healthy
         self._restoring_swarm = False  # a member at start, until its agent runs (or fails to)
         self._leaving_swarm = False
         self._dns: DnsServer | None = None
@@ -130,13 +136,15 @@ class Daemon:
         self.encryption: EncryptionAgent | None = None
         self.swarm.images = self._image_names
         self.swarm.own_devices = self.local_networks.bridge_devices
-        self.execs = ExecService()
+        self.execs = ExecService(self.containers.runner)
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
         SwarmRoutes(self.swarm).register(self.app)
         NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         ImageRoutes(self.containers).register(self.app)
+        VolumeRoutes(self.containers).register(self.app)
+        ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         self.swarm.agent_started.append(self._agent_started)

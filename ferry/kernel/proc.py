@@ -1,8 +1,9 @@
 """Processes Ferry starts and must find again after its own restart.
 
-A supervised process (etcd, a container's shim) is started in its own session so it survives a
-restart of ferryd; it is identified by (pid, start time) so a recycled pid is never mistaken for
-it; its exit is noticed through a pidfd on the event loop, whether or not it is our child.
+A supervised process (etcd, a container's monitor) is started in its own session so it
+survives a restart of ferryd; it is identified by (pid, start time) so a recycled pid is never
+mistaken for it; its exit is noticed through a pidfd on the event loop, whether or not it is
+our child.
 """
 
 from __future__ import annotations
@@ -53,13 +54,18 @@ def spawn(
     log_path: Path | None = None,
     cwd: Path | None = None,
     netns: Path | None = None,
+    fds: Mapping[int, int] | None = None,
 ) -> ProcRef:
-    """Start ``argv`` in a new session (detached from ferryd), optionally inside ``netns``."""
+    """Start ``argv`` in a new session (detached from ferryd), optionally inside ``netns``.
+    ``fds`` maps a descriptor number in the child to one of ours it is a copy of (a pipe the
+    child reports through)."""
     if netns is not None:
         argv = in_netns_argv(netns, argv)
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
     ]
+    for target, source in (fds or {}).items():
+        actions.append((os.POSIX_SPAWN_DUP2, source, target))
     if log_path is not None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         actions.append((os.POSIX_SPAWN_OPEN, 1, str(log_path), flags, 0o640))
@@ -182,13 +188,15 @@ async def wait_gone(ref: ProcRef, timeout_s: float) -> bool:
 
 
 def catches(pid: int, sig: int) -> bool:
-    """Whether ``pid`` has a handler for ``sig``. A PID namespace's init ignores any signal it
-    does not catch (SIGKILL aside), so sending it one it does not catch changes nothing."""
+    """Whether ``pid`` has a handler for ``sig`` or blocks it (and so takes it with sigwait,
+    as tini does). A PID namespace's init ignores any other signal (SIGKILL aside), so sending
+    it one it does not catch changes nothing."""
+    bit = 1 << (sig - 1)
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+                if line.startswith(("SigCgt:", "SigBlk:")) and int(line.split()[1], 16) & bit:
+                    return True
     except FileNotFoundError:
         pass
     return False

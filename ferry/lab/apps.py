@@ -1,7 +1,7 @@
 """Small programs the lab runs in containers (tests, benchmarks, experiments by hand)."""
 
 # A web server answering every GET with the name of the container it runs in: which replica
-# a request reached, e.g. `ferry service create ... host python3 -c "$WHOAMI"`.
+# a request reached, e.g. `ferry service create ... tools python3 -c "$WHOAMI"`.
 WHOAMI = (
     "import http.server as h, socket\n"
     "class H(h.BaseHTTPRequestHandler):\n"

@@ -7,6 +7,7 @@ lab stays up at the end, with hints to explore it and to tear it down.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from ferry.lab import lab as labmod
 from ferry.lab.topology import LabTopology
 
 FERRY = str(Path(sys.executable).parent / "ferry")
+TOOLS = "tools"
+TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar"))
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,20 @@ class Step:
 
 def steps(topo: LabTopology, token: Callable[[], str]) -> list[Step | Callable[[], Step]]:
     h1 = topo.node("h1").addr
-    return [*swarm_steps(h1, token), *macvlan_steps(topo)]
+    return [*image_steps(topo), *swarm_steps(h1, token), *macvlan_steps(topo)]
+
+
+def image_steps(topo: LabTopology) -> list[Step | Callable[[], Step]]:
+    """The image the demo runs: a Debian root filesystem (python3, curl, ping, ip, …) built
+    once by scripts/tools-image.sh (make demo runs it), imported into each host."""
+    return [
+        Step(
+            f"Import the {TOOLS} image on {host.name}" if i == 0 else "",
+            host.name,
+            ("ferry", "image", "import", str(TOOLS_TAR), TOOLS),
+        )
+        for i, host in enumerate(topo.hosts)
+    ]
 
 
 def swarm_steps(h1: str, token: Callable[[], str]) -> list[Step | Callable[[], Step]]:
@@ -74,7 +90,7 @@ def swarm_steps(h1: str, token: Callable[[], str]) -> list[Step | Callable[[], S
                 "my_overlay",
                 "--name",
                 "app1",
-                "host",
+                TOOLS,
                 "sleep",
                 "3600",
             ),
@@ -90,7 +106,7 @@ def swarm_steps(h1: str, token: Callable[[], str]) -> list[Step | Callable[[], S
                 "my_overlay",
                 "--name",
                 "app2",
-                "host",
+                TOOLS,
                 "sleep",
                 "3600",
             ),
@@ -152,7 +168,7 @@ def macvlan_steps(topo: LabTopology) -> list[Step | Callable[[], Step]]:
                 "my_macvlan",
                 "--ip",
                 web,
-                "host",
+                TOOLS,
                 "python3",
                 "-m",
                 "http.server",
@@ -253,8 +269,8 @@ def _hints(name: str) -> None:
     print(
         f"""
   {x} h1 -- ferry network create -d overlay --attachable my_overlay
-  {x} h2 -- ferry run -d --network my_overlay --name app1 host sleep 3600
-  {x} h3 -- ferry run -d --network my_overlay --name app2 host sleep 3600
+  {x} h2 -- ferry run -d --network my_overlay --name app1 tools sleep 3600
+  {x} h3 -- ferry run -d --network my_overlay --name app2 tools sleep 3600
   {x} h2 -- ferry exec app1 ping -c 3 app2
   {x} h2 -- ferry exec -it app1 bash                # a shell inside app1
   {x} h1 -- docker node ls                          # the docker CLI works too

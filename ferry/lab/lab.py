@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ferry.api.client import ApiClient
 from ferry.errors import Conflict, FerryError, NotFound, Unavailable
-from ferry.kernel import nsfs, proc
+from ferry.kernel import cgroups, mounts, nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
@@ -220,7 +220,7 @@ def down(name: str) -> list[str]:
     # ferryds first, and gone before anything is listed: a running ferryd makes namespaces
     # (sandboxes, containers) and restarts children, so a list taken while one lives can miss
     # what it makes next. Then everything else living in the lab's namespaces (etcd, container
-    # shims and processes), then the namespaces; listed again until none is left.
+    # monitors and processes), then the namespaces; listed again until none is left.
     _kill_ferryds(name)
     for _ in range(5):
         namespaces = nsfs.list_netns(prefix)
@@ -235,6 +235,10 @@ def down(name: str) -> list[str]:
             if wg_socket.exists():
                 wg_socket.unlink()
                 removed.append(f"socket {wg_socket}")
+    # what the killed hosts' containers leave in the machine's own namespaces: their root
+    # filesystems' mounts (before the directories go) and their cgroups
+    removed += [f"mount {m}" for m in mounts.unmount_under(LAB_ROOT / name)]
+    removed += [f"cgroup {c}" for c in cgroups.remove_children("ferry", f"{name}-")]
     record = _record_path(name)
     if record.exists():
         subnet = json.loads(record.read_text())["subnet"]

@@ -35,7 +35,14 @@ from ferry.manager.orchestrator import (
     plan_orphans,
     plan_service,
 )
-from ferry.manager.scheduler import Candidate, Load, choose, eligible, parse_constraint
+from ferry.manager.scheduler import (
+    Candidate,
+    Load,
+    choose,
+    eligible,
+    parse_constraint,
+    reserves,
+)
 from ferry.manager.scheduler import candidates as node_candidates
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.schema import LeaderRecord
@@ -117,7 +124,7 @@ class ServiceReconciler(Reconciler):
         load = Load()
         for task in tasks:
             if task.live and task.node_id:
-                load.add(task.node_id, False)
+                load.add(task.node_id, False, reserves(task.template))
         groups: list[Group] = []
         for svc in services.values():
             svc_tasks = by_service.get(svc.svc_id, [])
@@ -288,7 +295,8 @@ class ServiceReconciler(Reconciler):
         busy = {node_id for node_id, holders in held.items() if holders - {task.task_id}}
         if busy:
             pool = [c for c in pool if c.node.node_id not in busy]
-        nodes, reason = eligible(pool, constraints, svc.spec.template.image)
+        wants = reserves(svc.spec.template)
+        nodes, reason = eligible(pool, constraints, svc.spec.template.image, load, wants)
         if not nodes and busy:
             ports = ", ".join(f"{p.published}/{p.protocol}" for p in _host_ports(svc))
             reason = f"no suitable node (host port {ports} taken on every other node)"
@@ -299,7 +307,7 @@ class ServiceReconciler(Reconciler):
             ops, expect = self._plan_addresses(svc, task, node.node_id)
         except PoolExhausted as exc:
             return _pending(task, str(exc))
-        load.add(node.node_id, True)
+        load.add(node.node_id, True, wants)
         if _host_ports(svc):
             held[node.node_id].add(task.task_id)  # no second task of it there in this pass
         placed = replace(

@@ -1,9 +1,11 @@
 """Where a task runs: the scheduler, as pure functions over plain data.
 
 Rules (Docker's spread strategy): a node qualifies if it is up, its availability is active
-(paused and drained nodes take no new tasks), it satisfies every placement constraint and it
-has the image. Among those, the node running the fewest tasks of the service wins, then the one
-with the fewest tasks overall, then the lowest id (so plans are deterministic and testable).
+(paused and drained nodes take no new tasks), it satisfies every placement constraint, it
+has the image, and what the task reserves (``--reserve-cpu``, ``--reserve-memory``) fits in
+what the node has left after the reservations of its live tasks. Among those, the node
+running the fewest tasks of the service wins, then the one with the fewest tasks overall,
+then the lowest id (so plans are deterministic and testable).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 from ferry.errors import InvalidArgument
 from ferry.model.node import Availability, Node, NodeStatus
 from ferry.model.rules import quoted
-from ferry.runtime.images import HOST_IMAGE, normalise
+from ferry.model.service import ContainerTemplate
+from ferry.runtime.images import normalise
 
 # swarmkit's constraint grammar (manager/constraint): KEY OP VALUE, OP the first of == and !=
 # found; the key alphanumeric, the value free of operators. Ferry knows these keys (swarmkit's
@@ -99,24 +102,44 @@ def candidates(nodes: Iterable[Node], status: Callable[[str], NodeStatus]) -> li
 
 @dataclass
 class Load:
-    """Live tasks per node: of the service being placed, and overall."""
+    """Live tasks per node: of the service being placed, and overall; and what they reserve
+    (nano CPUs, bytes of memory)."""
 
     of_service: dict[str, int] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, int] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
 
-    def add(self, node_id: str, same_service: bool) -> None:
+    def add(self, node_id: str, same_service: bool, reserves: Reserve = (0, 0)) -> None:
         self.total[node_id] = self.total.get(node_id, 0) + 1
         if same_service:
             self.of_service[node_id] = self.of_service.get(node_id, 0) + 1
+        self.cpu[node_id] = self.cpu.get(node_id, 0) + reserves[0]
+        self.memory[node_id] = self.memory.get(node_id, 0) + reserves[1]
+
+    def fits(self, node: Node, reserves: Reserve) -> bool:
+        """Whether ``reserves`` fits in what ``node`` has left (Docker: NanoCPUs and
+        MemoryBytes of the node's description)."""
+        cpu, memory = reserves
+        if cpu and self.cpu.get(node.node_id, 0) + cpu > node.ncpu * 1_000_000_000:
+            return False
+        return not memory or self.memory.get(node.node_id, 0) + memory <= node.memory_bytes
+
+
+Reserve = tuple[int, int]  # (nano CPUs, memory bytes) a task reserves
 
 
 def has_image(node: Node, image: str) -> bool:
     name = normalise(image)
-    return name == HOST_IMAGE or name in node.images
+    return name in node.images
 
 
 def eligible(
-    candidates: Iterable[Candidate], constraints: Iterable[Constraint], image: str
+    candidates: Iterable[Candidate],
+    constraints: Iterable[Constraint],
+    image: str,
+    load: Load | None = None,
+    reserves: Reserve = (0, 0),
 ) -> tuple[list[Node], str]:
     """Nodes that may take a new task, and if none, the reason (as Docker words it)."""
     rules = list(constraints)
@@ -124,8 +147,11 @@ def eligible(
     active = [n for n in ready if n.availability == Availability.ACTIVE]
     placed = [n for n in active if all(r.matches(n) for r in rules)]
     with_image = [n for n in placed if has_image(n, image)]
+    roomy = [n for n in with_image if load is None or load.fits(n, reserves)]
+    if roomy:
+        return roomy, ""
     if with_image:
-        return with_image, ""
+        return [], f"no suitable node (insufficient resources on {len(with_image)} nodes)"
     if not ready:
         return [], "no suitable node (no node is ready)"
     if not active:
@@ -140,3 +166,8 @@ def choose(nodes: list[Node], load: Load) -> Node:
         nodes,
         key=lambda n: (load.of_service.get(n.node_id, 0), load.total.get(n.node_id, 0), n.node_id),
     )
+
+
+def reserves(template: ContainerTemplate) -> Reserve:
+    """What a task of ``template`` reserves on its node: (nano CPUs, memory bytes)."""
+    return template.options.reserve_nano_cpus, template.options.reserve_memory_bytes

@@ -8,7 +8,7 @@ Tasks are not created here: the leader's reconciler sees the new desired state a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.admission import endpoint_labels
@@ -33,6 +33,7 @@ from ferry.model.service import (
     RestartCondition,
     Service,
     ServiceSpec,
+    TaskOptions,
     TaskState,
 )
 from ferry.model.times import now_iso
@@ -57,6 +58,7 @@ class ServiceRequest:
     stop_grace_s: float = 10.0
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] | None = None
+    options: TaskOptions = field(default_factory=TaskOptions)
 
 
 def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -171,7 +173,8 @@ class ServiceOps:
             nets.append(network.net_id)
         image = normalise(req.image)
         env = parse_env(req.env)
-        template = ContainerTemplate(image, req.cmd, env, req.init, req.stop_grace_s)
+        req.options.check()
+        template = ContainerTemplate(image, req.cmd, env, req.init, req.stop_grace_s, req.options)
         return ServiceSpec(
             name=req.name,
             template=template,
@@ -190,7 +193,7 @@ class ServiceOps:
         if not any(has_image(n, image) for n in nodes):
             raise NotFound(
                 f"image {image} is on no node of the swarm: import it ('ferry image import') on "
-                "the nodes that should run it, or use the 'host' image"
+                "the nodes that should run it"
             )
 
     def _check_ports_free(self, ports: tuple[PortSpec, ...], svc_id: str = "") -> None:

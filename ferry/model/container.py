@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ferry.model.runopts import (
+    Healthcheck,
+    MountSpec,
+    Resources,
+    RestartPolicy,
+    Security,
+    Ulimit,
+)
+
+# Docker's three predefined networks: "bridge" is a real local network (the default of a
+# container without --network); "host" and "none" are modes, not networks.
+NETWORK_BRIDGE = "bridge"
+NETWORK_HOST = "host"
+NETWORK_NONE = "none"
+PREDEFINED_NETWORKS = (NETWORK_BRIDGE, NETWORK_HOST, NETWORK_NONE)
+
 
 class Status(StrEnum):
     CREATED = "created"
@@ -54,6 +70,24 @@ class ContainerConfig:
     host_ports: tuple[
         tuple[int, int, str], ...
     ] = ()  # a task's host-mode ports: (pub, target, proto)
+    user: str = ""  # --user NAME|UID[:GROUP|GID], resolved in the image at start
+    group_add: tuple[str, ...] = ()
+    tty: bool = False  # -t: the command's stdio is a terminal
+    open_stdin: bool = False  # -i: its stdin stays open for attach
+    stdin_once: bool = False  # close its stdin when the first attached client leaves
+    stop_signal: str = ""  # empty: SIGTERM
+    stop_timeout_s: int = -1  # -1: Docker's default, 10 s
+    resources: Resources = field(default_factory=Resources)
+    security: Security = field(default_factory=Security)
+    mounts: tuple[MountSpec, ...] = ()
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    shm_size_bytes: int = 0  # 0: Docker's 64 MiB
+    extra_hosts: tuple[str, ...] = ()  # "name:ip" lines for /etc/hosts
+    exposed_ports: tuple[str, ...] = ()  # "80/tcp", as the image or --expose said
+    network_mode: str = ""  # "host": the host's network namespace; "none": only lo
+    healthcheck: Healthcheck | None = None
 
     @property
     def short_id(self) -> str:
@@ -80,9 +114,17 @@ class AttachedEndpoint:
 
 
 @dataclass(frozen=True)
+class HealthProbe:
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
 class ContainerState:
     status: Status = Status.CREATED
-    shim_pid: int = 0
+    shim_pid: int = 0  # the container's monitor (conmon), which outlives ferryd
     shim_start: int = 0
     pid: int = 0
     pid_start: int = 0
@@ -93,6 +135,13 @@ class ContainerState:
     netns: str = ""
     endpoints: tuple[AttachedEndpoint, ...] = ()
     restart_count: int = 0
+    oom_killed: bool = False
+    paused: bool = False
+    stopped_by_user: bool = False  # a stop or kill asked for: no restart policy applies
+    restarting: bool = False  # waiting out the restart policy's delay
+    health: str = ""  # "", starting, healthy, unhealthy (Docker's State.Health.Status)
+    health_failing: int = 0  # failures in a row
+    health_log: tuple[HealthProbe, ...] = ()  # the last few probes, newest last
 
 
 @dataclass(frozen=True)

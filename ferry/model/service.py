@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ferry.errors import InvalidArgument
+from ferry.model.runopts import (
+    Healthcheck,
+    MountSpec,
+    Resources,
+    check_mounts,
+    check_user,
+    normalise_cap,
+)
+
 MAX_REPLICAS = 1000
 TASK_HISTORY = 5  # finished tasks kept per slot, for `service ps`
 
@@ -39,6 +49,43 @@ class PortSpec:
 
 
 @dataclass(frozen=True)
+class TaskOptions:
+    """A service's run options for its tasks' containers (Docker's ContainerSpec and
+    Resources): ``--user``, ``--workdir``, ``--mount``, ``--cap-add/--cap-drop``,
+    ``--read-only``, ``--health-*``, ``--limit-*`` and ``--reserve-*``."""
+
+    user: str = ""
+    workdir: str = ""
+    mounts: tuple[MountSpec, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    read_only: bool = False
+    healthcheck: Healthcheck | None = None
+    limit_nano_cpus: int = 0
+    limit_memory_bytes: int = 0
+    limit_pids: int = 0
+    reserve_nano_cpus: int = 0  # the scheduler places against each node's capacity
+    reserve_memory_bytes: int = 0
+
+    def check(self) -> None:
+        check_user(self.user)
+        check_mounts(self.mounts)
+        if self.workdir and not self.workdir.startswith("/"):
+            raise InvalidArgument(f"--workdir {self.workdir!r} must be an absolute path")
+        for cap in (*self.cap_add, *self.cap_drop):
+            normalise_cap(cap)
+        if self.healthcheck is not None:
+            self.healthcheck.check()
+        Resources(memory_bytes=self.limit_memory_bytes, nano_cpus=self.limit_nano_cpus).check()
+        for name, value in (("--reserve-memory", self.reserve_memory_bytes),
+                            ("--reserve-cpu", self.reserve_nano_cpus)):  # fmt: skip
+            if value < 0:
+                raise InvalidArgument(f"{name} cannot be negative")
+        if self.limit_memory_bytes and self.reserve_memory_bytes > self.limit_memory_bytes:
+            raise InvalidArgument("--reserve-memory cannot be more than --limit-memory")
+
+
+@dataclass(frozen=True)
 class ContainerTemplate:
     """What every task of a service runs: changing it rolls the tasks over."""
 
@@ -47,6 +94,7 @@ class ContainerTemplate:
     env: tuple[str, ...] = ()
     init: bool = False
     stop_grace_s: float = 10.0
+    options: TaskOptions = field(default_factory=TaskOptions)
 
 
 @dataclass(frozen=True)

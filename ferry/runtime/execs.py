@@ -1,22 +1,34 @@
-"""``exec``: extra processes inside a running container, with their output streamed back.
+"""``exec``: extra processes inside a running container, through ``runc exec``.
 
-A process is entered into every namespace of the container's PID 1 and its root directory
-(``nsenter``), with the container's environment plus the exec's own. Without a TTY, stdout and
-stderr arrive separately (Docker multiplexes them on the wire); with one, a pseudo-terminal
-merges them, as a terminal would.
+The process is an OCI process (``oci.plan_process``): inside the container's namespaces, root,
+cgroups and seccomp filter, as its user (or ``-u``), in its working directory (or ``-w``), with
+its capabilities (all of them with ``--privileged``) and its environment plus the exec's own.
+runc waits for it and exits with its status, 128+N when signal N ended it, as Docker reports.
+Without a TTY, stdout and stderr arrive separately (Docker multiplexes them on the wire); with
+one (``-t``), the process gets a real pseudo-terminal of the container's /dev/pts (runc makes
+it and relays it to a terminal of ferryd's), and its output is one stream, as a terminal's is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import os
+import signal
+import struct
+import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ferry.errors import Conflict, NotFound
+from ferry.model.container import Container
 from ferry.model.ids import new_hex_id
-from ferry.runtime import bundle
+from ferry.runtime import oci
+from ferry.runtime.runner import ContainerRunner, read_in_root
+from ferry.runtime.users import resolve_user
 
 STDOUT = 1
 STDERR = 2
@@ -29,18 +41,26 @@ class ExecInstance:
     exec_id: str
     container_id: str
     cmd: list[str]
-    env: dict[str, str]
+    env: list[str]  # KEY=VALUE, added to the container's
     tty: bool = False
     attach_stdin: bool = False
     workdir: str = ""
+    user: str = ""
+    privileged: bool = False
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
     stdin_queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    console: int | None = None  # the terminal's master side while it runs (-t)
+
+
+def set_window(fd: int, height: int, width: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
 class ExecService:
-    def __init__(self) -> None:
+    def __init__(self, runner: ContainerRunner) -> None:
+        self.runner = runner
         self._execs: dict[str, ExecInstance] = {}
         self._background: set[asyncio.Task[int]] = set()
 
@@ -48,18 +68,25 @@ class ExecService:
         self,
         container_id: str,
         cmd: list[str],
-        env: dict[str, str],
+        env: list[str],
         *,
         tty: bool = False,
         attach_stdin: bool = False,
         workdir: str = "",
+        user: str = "",
+        privileged: bool = False,
     ) -> ExecInstance:
         if not cmd:
             raise Conflict("no command given to exec")
+        if workdir and not workdir.startswith("/"):
+            raise Conflict(f"the working directory '{workdir}' is invalid, it needs to be an "
+                           "absolute path")  # fmt: skip
         finished = [e for e in self._execs.values() if e.exit_code is not None]
         for old in finished[: max(0, len(finished) - MAX_FINISHED)]:
             self._execs.pop(old.exec_id, None)
-        instance = ExecInstance(new_hex_id(), container_id, cmd, env, tty, attach_stdin, workdir)
+        instance = ExecInstance(
+            new_hex_id(), container_id, cmd, env, tty, attach_stdin, workdir, user, privileged
+        )
         self._execs[instance.exec_id] = instance
         return instance
 
@@ -69,28 +96,62 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return instance
 
-    async def run(self, instance: ExecInstance, init_pid: int, sink: Sink) -> int:
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        """The new size on our terminal, and SIGWINCH to runc, which passes it on to the
+        container's terminal (our terminal is not runc's controlling one)."""
+        instance = self.get(exec_id)
+        if instance.console is not None and height and width:
+            set_window(instance.console, height, width)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(instance.pid, signal.SIGWINCH)
+
+    def _process_file(self, instance: ExecInstance, container: Container) -> Path:
+        config = container.config
+        rootfs = self.runner.rootfs(config)
+        user = resolve_user(
+            instance.user or config.user,
+            config.group_add if not instance.user else (),
+            read_in_root(rootfs, "etc/passwd"),
+            read_in_root(rootfs, "etc/group"),
+        )
+        process = oci.plan_process(
+            config,
+            user,
+            self.runner.host,
+            args=instance.cmd,
+            env=oci.environment(config, user) + instance.env,
+            cwd=instance.workdir or config.working_dir,
+            terminal=instance.tty,
+            privileged=instance.privileged,
+        )
+        path = self.runner.paths(config).bundle / f"exec-{instance.exec_id[:16]}.json"
+        path.write_text(json.dumps(process))
+        return path
+
+    async def run(self, instance: ExecInstance, container: Container, sink: Sink) -> int:
         if instance.running or instance.exit_code is not None:
             raise Conflict(f"exec {instance.exec_id[:12]} has already been started")
         instance.running = True
-        argv = bundle.exec_argv(init_pid, instance.cmd, instance.workdir)
+        process_file = self._process_file(instance, container)
         try:
             if instance.tty:
-                code = await self._run_tty(instance, argv, sink)
+                code = await self._run_tty(instance, container, process_file, sink)
             else:
+                argv = self.runner.runc.exec_argv(container.config.container_id, process_file)
                 code = await self._run_pipes(instance, argv, sink)
         finally:
             instance.running = False
+            process_file.unlink(missing_ok=True)
         instance.exit_code = code
         return code
 
-    def run_detached(self, instance: ExecInstance, init_pid: int) -> None:
+    def run_detached(self, instance: ExecInstance, container: Container) -> None:
         """``exec -d``: run without anyone reading the output."""
 
         async def discard(_stream: int, _data: bytes) -> None:
             return None
 
-        task = asyncio.ensure_future(self.run(instance, init_pid, discard))
+        task = asyncio.ensure_future(self.run(instance, container, discard))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -100,7 +161,6 @@ class ExecService:
             stdin=asyncio.subprocess.PIPE if instance.attach_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=instance.env,
         )
         instance.pid = process.pid
 
@@ -124,40 +184,58 @@ class ExecService:
             feeder.cancel()
         return code
 
-    async def _run_tty(self, instance: ExecInstance, argv: list[str], sink: Sink) -> int:
+    async def _run_tty(
+        self, instance: ExecInstance, container: Container, process_file: Path, sink: Sink
+    ) -> int:
+        # runc takes a console socket only when it detaches (and then nobody waits for the
+        # process's status); in the foreground it makes the container's terminal itself and
+        # copies between it and its own stdio, which is a terminal of ours, in raw mode.
         master, slave = os.openpty()
         try:
+            argv = self.runner.runc.exec_argv(container.config.container_id, process_file)
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=slave, stdout=slave, stderr=slave, env=instance.env,
-                start_new_session=True,
-            )  # fmt: skip
+                *argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+            )
         finally:
             os.close(slave)
         instance.pid = process.pid
-        loop = asyncio.get_running_loop()
-        output: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's other side is closed
-                data = b""
-            output.put_nowait(data)
-            if not data:
-                loop.remove_reader(master)
-
-        loop.add_reader(master, readable)
-
-        async def feed() -> None:
-            while (data := await instance.stdin_queue.get()) is not None:
-                os.write(master, data)
-
-        feeder = asyncio.ensure_future(feed())
+        instance.console = master
         try:
-            while data := await output.get():
-                await sink(STDOUT, data)
+            await _pump_terminal(master, instance.stdin_queue, sink)
             return await process.wait()
         finally:
-            feeder.cancel()
-            loop.remove_reader(master)
+            instance.console = None
             os.close(master)
+
+
+async def _pump_terminal(master: int, stdin: asyncio.Queue[bytes | None], sink: Sink) -> None:
+    """Copy the terminal's output to ``sink`` and the client's input to it, until its other
+    side is closed (the process and its children have ended)."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(master, False)
+    output: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the terminal's other side is closed
+            data = b""
+        output.put_nowait(data)
+        if not data:
+            loop.remove_reader(master)
+
+    async def feed() -> None:
+        while (data := await stdin.get()) is not None:
+            with contextlib.suppress(OSError):
+                os.write(master, data)
+
+    loop.add_reader(master, readable)
+    feeder = asyncio.ensure_future(feed())
+    try:
+        while data := await output.get():
+            await sink(STDOUT, data)
+    finally:
+        feeder.cancel()
+        loop.remove_reader(master)

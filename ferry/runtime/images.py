@@ -1,13 +1,12 @@
-"""Images: the built-in ``host`` image and root filesystems imported from tarballs.
+"""Images: root filesystems imported from tarballs.
 
-``host`` runs a command on the host's own filesystem (with the container's private /etc/hosts,
-/etc/resolv.conf and /etc/hostname). An imported image is a directory tree that containers see
-through an overlay mount (image below, a private writable layer above), so any number of
-containers share one copy. ``ferry image import`` takes a plain root filesystem tarball, the
-output of ``docker export``, or the output of ``docker save`` (layers applied in the
-manifest's order, whiteouts honoured), compressed or not. Every archive is unpacked by
-``ferry.runtime.archive``, which never creates, changes or removes anything outside the
-image's root.
+An imported image is a directory tree that containers see through an overlay mount (image
+below, a private writable layer above), so any number of containers share one copy. There is
+no image of the host's own files: a container never runs on them. ``ferry image import`` takes
+a plain root filesystem tarball, the output of ``docker export``, or the output of ``docker
+save`` (layers applied in the manifest's order, whiteouts honoured), compressed or not. Every
+archive is unpacked by ``ferry.runtime.archive``, which never creates, changes or removes
+anything outside the image's root.
 
 Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once imported.
 """
@@ -20,7 +19,6 @@ import json
 import lzma
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 import zlib
@@ -29,11 +27,10 @@ from pathlib import Path
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
-from ferry.kernel.inroot import Root, clean, remove_tree, resolve_in_root
+from ferry.kernel.inroot import Root, clean, remove_tree
 from ferry.model.times import now_iso
 from ferry.runtime.archive import extract_layer
 
-HOST_IMAGE = "host"
 # Docker's limits (distribution/reference): a repository of at most 255 characters, a tag of
 # at most 128 that starts with a word character.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
@@ -46,7 +43,7 @@ class Image:
     image_id: str
     created_at: str
     size_bytes: int
-    rootfs: Path | None  # None for the host image
+    rootfs: Path
 
 
 def normalise(name: str) -> str:
@@ -58,8 +55,6 @@ def normalise(name: str) -> str:
             break
     if not NAME_RE.match(name):
         raise InvalidArgument(f"invalid image name {name!r}: use NAME or NAME:TAG in lower case")
-    if name in (HOST_IMAGE, f"{HOST_IMAGE}:latest"):
-        return HOST_IMAGE
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
@@ -72,47 +67,23 @@ def _dirname(name: str) -> str:
     return flat
 
 
-def has_executable(rootfs: Path | None, command: str, search_path: str) -> bool:
-    """Whether ``command`` is an executable file in a directory of ``search_path`` (``PATH``
-    syntax) — in the image, each candidate resolved inside its root (an image's ``/bin ->
-    /usr/bin`` means the image's ``/usr/bin``, never the host's), or on the host for ``host``
-    (``rootfs`` None)."""
-    for directory in (d for d in search_path.split(":") if d):
-        if rootfs is None:
-            if shutil.which(command, path=directory):
-                return True
-            continue
-        try:
-            candidate = resolve_in_root(rootfs, f"{directory}/{command}")
-        except InvalidArgument:
-            continue  # a dangling link or a file in the middle: not found there
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return True
-    return False
-
-
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _host(self) -> Image:
-        return Image(HOST_IMAGE, "sha256:" + "0" * 64, "", 0, None)
-
     def get(self, name: str) -> Image:
         full = normalise(name)
-        if full == HOST_IMAGE:
-            return self._host()
         meta = self.root / _dirname(full) / "image.json"
         if not meta.exists():
             raise NotFound(
                 f"No such image: {name}. Ferry has no registry: import a root filesystem with "
-                f"'ferry image import FILE.tar {name}', or use the 'host' image"
+                f"'ferry image import FILE.tar {name}'"
             )
         record = json.loads(meta.read_text())
         return Image(full, record["id"], record["created"], record["size"], meta.parent / "rootfs")
 
     def all(self) -> list[Image]:
-        images = [self._host()]
+        images = []
         if self.root.is_dir():
             for meta in sorted(self.root.glob("*/image.json")):
                 record = json.loads(meta.read_text())
@@ -123,8 +94,6 @@ class ImageStore:
         """Import a tarball as image ``name``; ``source`` names it in errors (default: the
         file's name). Raises ``InvalidArgument`` naming the entry an archive may not have."""
         full = normalise(name)
-        if full == HOST_IMAGE:
-            raise InvalidArgument("'host' is built in and cannot be replaced")
         if not tar_path.is_file():
             raise NotFound(f"no such file: {tar_path}")
         digest = hashlib.sha256()
@@ -157,8 +126,6 @@ class ImageStore:
 
     def remove(self, name: str, in_use_by: list[str]) -> Image:
         image = self.get(name)
-        if image.rootfs is None:
-            raise InvalidArgument("'host' is built in and cannot be removed")
         if in_use_by:
             raise Conflict(
                 f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "

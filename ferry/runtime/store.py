@@ -1,9 +1,11 @@
 """Containers on disk: one directory each under ``<state>/containers/<id>/``.
 
 ``config.json`` (what was asked), ``state.json`` (what is), ``container.log`` (stdout and
-stderr of the command, in order), ``init.sh`` (its filesystem recipe), ``exit_code`` (written
-by the shim when the command ends) and the files bind-mounted over /etc. This directory is the
-only source of truth about local containers: a restarted ferryd reads it and finds them again.
+stderr of the command, one record per line with its stream and time, written by the
+monitor), ``bundle/`` (runc's ``config.json`` and the monitor's sockets and fifos), ``exit/``
+(the exit status the monitor writes), ``upper``/``work``/``rootfs`` (the overlay of the
+image) and the files bind-mounted over /etc. This directory is the only source of truth about
+local containers: a restarted ferryd reads it and finds them again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 from pathlib import Path
 
 from ferry.daemon.files import read_json, write_json
+from ferry.kernel import mounts
 from ferry.kernel.inroot import remove_tree
 from ferry.model.codec import decode_plain, to_plain
 from ferry.model.container import Container, ContainerConfig, ContainerState
@@ -26,9 +29,6 @@ class ContainerStore:
 
     def log_path(self, container_id: str) -> Path:
         return self.dir(container_id) / "container.log"
-
-    def exit_file(self, container_id: str) -> Path:
-        return self.dir(container_id) / "exit_code"
 
     def create(self, config: ContainerConfig) -> Container:
         directory = self.dir(config.container_id)
@@ -63,15 +63,9 @@ class ContainerStore:
             )
         return out
 
-    def read_exit_code(self, container_id: str) -> int | None:
-        try:
-            return int(self.exit_file(container_id).read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def remove(self, container_id: str) -> None:
-        # The image overlay is mounted only inside the container's private mount namespace:
-        # it went away with the container, nothing to unmount here.
+        # Never delete through a mounted root filesystem (the image's files are below it).
+        mounts.unmount_under(self.dir(container_id))
         with contextlib.suppress(OSError):  # its writable layer is the container's: any depth
             remove_tree(self.dir(container_id))
 
@@ -80,5 +74,6 @@ class ContainerStore:
             return
         for directory in self.root.iterdir():
             if not (directory / "state.json").exists():
+                mounts.unmount_under(directory)
                 with contextlib.suppress(OSError):
                     remove_tree(directory)

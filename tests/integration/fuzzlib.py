@@ -297,10 +297,10 @@ class Runner:
 # A create aimed at success: a body that works, plus one field of the generated one (picked
 # by the case), so each field is fuzzed on a request that otherwise passes.
 CREATES: dict[str, Callable[[int], dict[str, Any]]] = {
-    "/containers/create": lambda n: {"Image": "host", "Cmd": ["sleep", "30"]},
+    "/containers/create": lambda n: {"Image": "tools", "Cmd": ["sleep", "30"]},
     "/services/create": lambda n: {
         "Name": f"fz-s{n}",
-        "TaskTemplate": {"ContainerSpec": {"Image": "host", "Args": ["sleep", "30"]}},
+        "TaskTemplate": {"ContainerSpec": {"Image": "tools", "Args": ["sleep", "30"]}},
     },
     "/networks/create": lambda n: {"Name": f"fz-n{n}"},
 }

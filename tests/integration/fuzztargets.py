@@ -68,7 +68,7 @@ class Targets:
 
     def _create(self, name: str) -> None:
         body = {
-            "Image": "host",
+            "Image": "tools",
             "Cmd": ["sleep", "3600"],
             "HostConfig": {"NetworkMode": self.network()},
         }
@@ -94,7 +94,7 @@ class Targets:
         if not self._exists(f"/services/{self.SERVICE}"):
             spec = {
                 "Name": self.SERVICE,
-                "TaskTemplate": {"ContainerSpec": {"Image": "host", "Args": ["sleep", "3600"]}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "tools", "Args": ["sleep", "3600"]}},
                 "Mode": {"Replicated": {"Replicas": 1}},
             }
             self.api.ok("POST", "/services/create", json=spec)
@@ -117,9 +117,12 @@ class Targets:
             "/services/": self.service,
             "/tasks/": self.task,
             "/nodes/": self.node,
-            "/images/": lambda: "host",
+            "/images/": lambda: FUZZ_IMAGE,
         }
         return next((f for prefix, f in kinds.items() if path.startswith(prefix + "{}")), None)
+
+
+FUZZ_IMAGE = "fz-img"  # imported by the test: what image cases aim at, never "tools"
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,10 @@ from ferry.lab.topology import LabTopology
 T = TypeVar("T")
 FERRY = str(Path(sys.executable).parent / "ferry")
 _counter = itertools.count()
+# The image tests run: a Debian root filesystem with python3, curl, iproute2, ping, ps and
+# getent, built once by scripts/tools-image.sh (make test runs it) and imported into each host.
+TOOLS = "tools"
+TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar"))
 
 
 def _free_subnet() -> str:
@@ -111,16 +116,32 @@ class LabRig:
         for node_id in stale:
             self.ferry("h1", "node", "rm", node_id)
 
+    def import_tools(self) -> None:
+        """The ``tools`` image on every host of the lab (imported side by side)."""
+        if not TOOLS_TAR.exists():
+            raise AssertionError(f"{TOOLS_TAR} is missing: run scripts/tools-image.sh (make test)")
+        with ThreadPoolExecutor() as pool:
+            done = pool.map(
+                lambda host: self.ferry(host, "image", "import", str(TOOLS_TAR), TOOLS),
+                [h.name for h in self.topo.hosts],
+            )
+            list(done)
+
     def node_state(self, hostname: str) -> str:
         return str(self.nodes()[hostname]["Status"]["State"])
 
 
 @contextlib.contextmanager
-def new_lab(hosts: int = 3, clients: int = 0) -> Iterator[LabRig]:
+def new_lab(hosts: int = 3, clients: int = 0, tools: bool = True) -> Iterator[LabRig]:
+    """A lab of its own (unique name and subnet) with the ``tools`` image on every host,
+    taken down whatever happens."""
     name = f"it{os.getpid() % 10000}{next(_counter)}"[:8]
     topo = labmod.up(name, hosts, clients, _free_subnet())
     try:
-        yield LabRig(topo)
+        rig = LabRig(topo)
+        if tools:
+            rig.import_tools()
+        yield rig
     finally:
         labmod.down(name)
 

@@ -9,14 +9,18 @@ a new service. The figures are printed (``-s`` shows them).
 
 from __future__ import annotations
 
+import io
 import os
 import random
+import tarfile
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.integration.fuzzlib import Figures, Runner, ferry_operations, load_spec
-from tests.integration.fuzztargets import Api, Targets, session
+from tests.integration.fuzztargets import FUZZ_IMAGE, Api, Targets, session
 from tests.integration.lablib import LabRig, new_lab, wait_until
 from tests.integration.unixrelay import UnixRelay
 
@@ -30,8 +34,15 @@ SEED = int(os.environ.get("FERRY_FUZZ_SEED") or random.randrange(2**32))
 @pytest.fixture(scope="module")
 def one_host() -> Iterator[LabRig]:
     """One host, swarm initialised, so the swarm endpoints answer."""
-    with new_lab(hosts=1) as lab:
+    with new_lab(hosts=1) as lab, tempfile.TemporaryDirectory() as tmp:
         lab.ferry("h1", "swarm", "init", "--advertise-addr", lab.topo.node("h1").addr)
+        # the image cases aim at (a fuzz case may remove it): never the one the checks run
+        tiny = Path(tmp) / "fz-img.tar"
+        with tarfile.open(tiny, "w") as tar:
+            info = tarfile.TarInfo("etc/fz")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"fz"))
+        lab.ferry("h1", "image", "import", str(tiny), FUZZ_IMAGE)
         yield lab
 
 
@@ -91,12 +102,12 @@ def _node_is_whole(lab: LabRig) -> None:
     assert info["Swarm"]["LocalNodeState"] == "active"
     assert lab.ferry("h1", "network", "ls").returncode == 0
     assert "fz-net" in lab.ferry("h1", "network", "ls", "--format", "{{.Name}}").stdout
-    lab.ferry("h1", "run", "-d", "--name", "after-fuzz", "--network", "fz-net", "host",
+    lab.ferry("h1", "run", "-d", "--name", "after-fuzz", "--network", "fz-net", "tools",
               "sleep", "600")  # fmt: skip
     ps = lab.ferry("h1", "ps", "--format", "{{.Names}} {{.Status}}").stdout
     assert any(line.startswith("after-fuzz Up") for line in ps.splitlines()), ps
     assert lab.ferry("h1", "exec", "after-fuzz", "true").returncode == 0
-    lab.ferry("h1", "service", "create", "-d", "--name", "after-fuzz-svc", "host",
+    lab.ferry("h1", "service", "create", "-d", "--name", "after-fuzz-svc", "tools",
               "sleep", "600")  # fmt: skip
     wait_until(
         lambda: any(

@@ -19,7 +19,7 @@ def lab() -> Iterator[LabRig]:
         rig.ferry("h1", "swarm", "init", "--advertise-addr", rig.topo.node("h1").addr)
         rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "front")
         rig.ferry("h1", "service", "create", "-d", "--name", "web", "--network", "front",
-                  "host", "sleep", "600")  # fmt: skip
+                  "tools", "sleep", "600")  # fmt: skip
         yield rig
 
 
@@ -33,12 +33,12 @@ def _refused(lab: LabRig, code: int, message: str, *args: str) -> None:
 
 def test_bad_values_are_refused_in_one_line_by_the_ferry_cli(lab: LabRig) -> None:
     _refused(lab, 2, 'invalid environment variable: "=novalue"',
-             "run", "-d", "-e", "=novalue", "host", "sleep", "60")  # fmt: skip
+             "run", "-d", "-e", "=novalue", "tools", "sleep", "60")  # fmt: skip
     _refused(lab, 2, 'invalid environment variable: "=novalue"',
              "service", "create", "-d", "--name", "envy", "-e", "=novalue",
-             "host", "sleep", "60")  # fmt: skip
+             "tools", "sleep", "60")  # fmt: skip
     _refused(lab, 2, "is too long (maximum 64 bytes)",
-             "run", "-d", "--hostname", "h" * 300, "host", "sleep", "60")  # fmt: skip
+             "run", "-d", "--hostname", "h" * 300, "tools", "sleep", "60")  # fmt: skip
     _refused(lab, 2, "overlaps 127.0.0.0/8",
              "network", "create", "--subnet", "127.0.0.0/24", "lo-net")  # fmt: skip
     _refused(lab, 2, "overlaps 127.0.0.0/8",
@@ -46,7 +46,7 @@ def test_bad_values_are_refused_in_one_line_by_the_ferry_cli(lab: LabRig) -> Non
              "lo-ovl")  # fmt: skip
     _refused(lab, 2, "value '=h1' is invalid",
              "service", "create", "-d", "--name", "placed", "--constraint", "node.hostname===h1",
-             "host", "sleep", "60")  # fmt: skip
+             "tools", "sleep", "60")  # fmt: skip
     services = lab.api("h1", "/services")
     assert sorted(s["Spec"]["Name"] for s in services) == ["web"]
     names = {n["Name"] for n in lab.api("h1", "/networks")}
@@ -56,9 +56,9 @@ def test_bad_values_are_refused_in_one_line_by_the_ferry_cli(lab: LabRig) -> Non
 def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
     _refused(lab, 4, "taken by service web on network front",
              "run", "-d", "--name", "shadow", "--network", "front", "--network-alias", "web",
-             "host", "sleep", "60")  # fmt: skip
+             "tools", "sleep", "60")  # fmt: skip
     result = lab.exec("h1", "docker", "run", "-d", "--name", "shadow2", "--network", "front",
-                      "--network-alias", "tasks.web", "host", "sleep", "60",
+                      "--network-alias", "tasks.web", "tools", "sleep", "60",
                       check=False)  # fmt: skip
     assert result.returncode != 0
     assert "taken by service web on network front" in result.stderr
@@ -69,7 +69,7 @@ def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
     lab.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "back")
     _refused(lab, 5, "belongs to service web",
              "run", "-d", "--name", "aliased", "--network", "back", "--network-alias", "web",
-             "host", "sleep", "60")  # fmt: skip
+             "tools", "sleep", "60")  # fmt: skip
     lab.ferry("h1", "rm", "-f", "aliased", check=False)
 
 
@@ -106,7 +106,7 @@ def test_the_docker_clis_ordinary_requests_pass_the_stricter_parsing(lab: LabRig
         return lab.exec("h1", "docker", *args).stdout
 
     docker("service", "create", "-d", "--name", "dsvc", "--network", "front",
-           "--constraint", "node.role==manager", "-e", "A=1", "host", "sleep", "600")  # fmt: skip
+           "--constraint", "node.role==manager", "-e", "A=1", "tools", "sleep", "600")  # fmt: skip
     docker("service", "scale", "-d", "dsvc=2")
     docker("service", "update", "-d", "--force", "--label-add", "tier=front", "dsvc")
     assert "dsvc" in docker("service", "ls", "--filter", "label=tier=front")
@@ -114,7 +114,7 @@ def test_the_docker_clis_ordinary_requests_pass_the_stricter_parsing(lab: LabRig
     docker("node", "update", "--label-add", "zone=east", "self")
     assert docker("node", "ls", "--filter", "node.label=zone=east", "-q").strip()
     docker("run", "-d", "--name", "dctr", "--network", "front", "-e", "B", "-w", "/tmp",
-           "--hostname", "d-ctr.local", "--label", "k=v", "host", "sleep", "600")  # fmt: skip
+           "--hostname", "d-ctr.local", "--label", "k=v", "tools", "sleep", "600")  # fmt: skip
     assert "dctr" in docker("ps", "-a", "--filter", "label=k=v", "--filter", "status=running")
     assert "front" in docker("network", "ls", "--filter", "driver=overlay")
     docker("logs", "--tail", "5", "dctr")

@@ -9,7 +9,7 @@ import time
 from ferry.kernel import nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.lab import lab as labmod
-from tests.integration.lablib import FERRY, LabRig, new_lab, wait_until
+from tests.integration.lablib import FERRY, TOOLS, LabRig, new_lab, wait_until
 
 
 def test_three_hosts_form_a_swarm_with_h1_as_leader(swarm_lab: LabRig) -> None:
@@ -162,7 +162,7 @@ def test_lab_down_while_ferryds_make_namespaces_leaves_none() -> None:
             lab.form_swarm()
             lab.ferry("h1", "network", "create", "-d", "overlay", "busy")
             lab.ferry("h1", "service", "create", "-d", "--name", "busy", "--network", "busy",
-                      "--replicas", "12", "host", "sleep", "600")  # fmt: skip
+                      "--replicas", "12", TOOLS, "sleep", "600")  # fmt: skip
             wait_until(
                 lambda lab=lab: any("-c-" in ns for ns in nsfs.list_netns(f"{lab.name}-")),
                 20,

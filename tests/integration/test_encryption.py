@@ -15,7 +15,7 @@ import pytest
 from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab import lab as labmod
 from ferry.network.encryption import tunnel_ifname
-from tests.integration.lablib import LabRig, new_lab, wait_until
+from tests.integration.lablib import TOOLS, LabRig, new_lab, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def lab() -> Iterator[LabRig]:
         rig.form_swarm()
         rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "-o", "encrypted",
                   "vault")  # fmt: skip
-        rig.ferry("h2", "run", "-d", "--network", "vault", "--name", "s1", "host", "sleep", "3600")
-        rig.ferry("h3", "run", "-d", "--network", "vault", "--name", "s2", "host", "sleep", "3600")
+        rig.ferry("h2", "run", "-d", "--network", "vault", "--name", "s1", TOOLS, "sleep", "3600")
+        rig.ferry("h3", "run", "-d", "--network", "vault", "--name", "s2", TOOLS, "sleep", "3600")
         yield rig
 
 
@@ -107,7 +107,7 @@ def test_a_ferryd_restart_keeps_encrypted_traffic_flowing(lab: LabRig) -> None:
 
 
 def test_the_last_encrypted_endpoint_takes_the_tunnel_with_it(lab: LabRig) -> None:
-    lab.ferry("h3", "run", "-d", "--network", "vault", "--name", "s3", "host", "sleep", "600")
+    lab.ferry("h3", "run", "-d", "--network", "vault", "--name", "s3", TOOLS, "sleep", "600")
     lab.ferry("h3", "rm", "-f", "s2", "s3")
     netns = f"/run/netns/{host_ns(lab, 'h3')}"
 
@@ -122,7 +122,7 @@ def test_the_last_encrypted_endpoint_takes_the_tunnel_with_it(lab: LabRig) -> No
     assert not (SOCKET_DIR / f"{device(lab, 'h3')}.sock").exists()
     assert Path(f"/run/netns/{host_ns(lab, 'h2')}").exists()
     # h2 keeps its tunnel for s1; a newcomer on h3 brings h3's back and reaches s1 at once
-    lab.ferry("h3", "run", "-d", "--network", "vault", "--name", "s4", "host", "sleep", "600")
+    lab.ferry("h3", "run", "-d", "--network", "vault", "--name", "s4", TOOLS, "sleep", "600")
     try:
         out = lab.ferry("h3", "exec", "s4", "ping", "-c", "2", "-W", "2", "s1").stdout
         assert " 0% packet loss" in out

@@ -19,6 +19,7 @@ from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
 from tests.integration.lablib import (
     FERRY,
+    TOOLS,
     LabRig,
     etcd_pid,
     new_lab,
@@ -29,7 +30,7 @@ from tests.integration.lablib import (
     wait_until,
 )
 
-SERVE = ("host", "python3", "-m", "http.server", "80")
+SERVE = (TOOLS, "python3", "-m", "http.server", "80")
 REPEAT = int(os.environ.get("FERRY_FAULT_REPEAT", "1"))
 
 
@@ -66,7 +67,7 @@ def test_a_task_that_is_the_first_endpoint_of_its_network_gets_its_interface(lab
         lab.ferry("h1", "network", "create", "-d", "overlay", f"racenet{i}")
         lab.ferry("h1", "service", "create", "-q", "--name", f"race{i}", "--network",
                   f"racenet{i}", "--constraint", "node.hostname==h2",
-                  "host", "sleep", "3600")  # fmt: skip
+                  TOOLS, "sleep", "3600")  # fmt: skip
         [task] = running(lab, f"race{i}")
         want = task["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
         assert interface_ip(lab, "h2", container_of(lab, "h2", f"race{i}")) == want
@@ -90,7 +91,7 @@ def test_many_overlays_created_at_once_all_reach_their_tasks(lab: LabRig) -> Non
         script = (
             f"{FERRY} network create -d overlay burst{i} >/dev/null && "
             f"{FERRY} service create -d -q --name burst{i} --network burst{i} "
-            f"--replicas {1 + i % 3} host sleep 3600"
+            f"--replicas {1 + i % 3} {TOOLS} sleep 3600"
         )
         procs.append(
             subprocess.Popen(
@@ -119,9 +120,9 @@ def test_a_full_network_stalls_no_other_service(lab: LabRig) -> None:
     """Input 2: the tasks that fit run, the others wait with the reason, the rest carry on."""
     lab.ferry("h1", "network", "create", "-d", "overlay", "--subnet", "10.250.0.0/28", "small")
     lab.ferry("h1", "service", "create", "-d", "-q", "--name", "many", "--network", "small",
-              "host", "sleep", "3600")  # fmt: skip
+              TOOLS, "sleep", "3600")  # fmt: skip
     lab.ferry("h1", "service", "scale", "-d", "many=14")
-    lab.ferry("h1", "service", "create", "-q", "--name", "other", "host", "sleep", "600")
+    lab.ferry("h1", "service", "create", "-q", "--name", "other", TOOLS, "sleep", "600")
     assert len(running(lab, "other")) == 1
     wait_until(lambda: len(running(lab, "many")) == 12, 30, "12 tasks of many", every_s=0.5)
     pending = [t for t in tasks(lab, "many") if t["Status"]["State"] == "pending"]
@@ -160,7 +161,7 @@ def test_a_short_restart_of_the_only_manager_loses_no_task(lab: LabRig) -> None:
 def test_every_ferryd_killed_at_once_and_restarted_loses_no_task(lab: LabRig) -> None:
     """Input 3, the other case: a kill -9 of every ferryd at once, the manager's included."""
     lab.ferry("h1", "service", "create", "-q", "--name", "all3", "--replicas", "3",
-              "host", "sleep", "3600")  # fmt: skip
+              "tools", "sleep", "3600")  # fmt: skip
     before = task_ids(lab, "all3")
     for host in ("h1", "h2", "h3"):
         labmod.stop_ferryd(lab.topo, host, kill=True)
@@ -227,8 +228,8 @@ def test_a_restart_of_ferryd_keeps_published_ports_open(lab: LabRig) -> None:
 def test_a_dead_hosts_containers_leave_every_other_hosts_names_and_tables(lab: LabRig) -> None:
     """Input 6: Down means not served anywhere; back means served again within seconds."""
     lab.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "dnet")
-    lab.ferry("h2", "run", "-d", "--name", "asker", "--network", "dnet", "host", "sleep", "3600")
-    lab.ferry("h3", "run", "-d", "--name", "far", "--network", "dnet", "host", "sleep", "3600")
+    lab.ferry("h2", "run", "-d", "--name", "asker", "--network", "dnet", TOOLS, "sleep", "3600")
+    lab.ferry("h3", "run", "-d", "--name", "far", "--network", "dnet", TOOLS, "sleep", "3600")
 
     def resolves() -> bool:
         result = lab.ferry("h2", "exec", "asker", "getent", "hosts", "far", check=False)
@@ -250,7 +251,7 @@ def test_a_dead_hosts_containers_leave_every_other_hosts_names_and_tables(lab: L
 
 def test_a_killed_etcd_is_restarted_and_loses_nothing(lab: LabRig) -> None:
     lab.ferry("h1", "service", "create", "-q", "--name", "steady", "--replicas", "3",
-              "host", "sleep", "3600")  # fmt: skip
+              TOOLS, "sleep", "3600")  # fmt: skip
     before = task_ids(lab, "steady")
     old = etcd_pid(lab, "h1")
     proc.kill_pids([old])
@@ -267,7 +268,7 @@ def test_a_killed_etcd_is_restarted_and_loses_nothing(lab: LabRig) -> None:
 def test_a_dead_host_has_its_tasks_replaced_and_comes_back_clean(lab: LabRig) -> None:
     """A whole host dies (ferryd and its containers): its tasks run elsewhere within 10 s."""
     lab.ferry("h1", "service", "create", "-q", "--name", "spread", "--replicas", "3",
-              "host", "sleep", "3600")  # fmt: skip
+              TOOLS, "sleep", "3600")  # fmt: skip
     h3 = node_id(lab, "h3")
     before = task_ids(lab, "spread")
     labmod.stop_ferryd(lab.topo, "h3", kill=True)
@@ -293,7 +294,7 @@ def test_a_partitioned_worker_keeps_its_tasks_once_it_is_back(lab: LabRig) -> No
     """The underlay of h2 goes down for 20 s: its tasks are replaced meanwhile, and the old ones
     stop when it is back; everything ends as the store says."""
     lab.ferry("h1", "service", "create", "-q", "--name", "cut", "--replicas", "3",
-              "host", "sleep", "3600")  # fmt: skip
+              TOOLS, "sleep", "3600")  # fmt: skip
     netns = nsfs.netns_path(f"{lab.name}-h2")
     subprocess.run(proc.in_netns_argv(netns, ["ip", "link", "set", "eth0", "down"]), check=True)
     try:

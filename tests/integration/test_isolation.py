@@ -36,17 +36,17 @@ def lab() -> Iterator[LabRig]:
         rig.ferry("h1", "network", "create", "lbr")
         rig.ferry("h2", "network", "create", "-d", "macvlan", "--subnet", str(net),
                   "--gateway", str(net[1]), "-o", "parent=eth0", "lan")  # fmt: skip
-        listener = ("host", "python3", "-u", PROBE, "listen", str(LISTEN))
+        listener = ("tools", "python3", "-u", PROBE, "listen", str(LISTEN))
         rig.ferry("h1", "run", "-d", "--name", "a1", "--network", "ova", *listener)
         rig.ferry("h2", "run", "-d", "--name", "a2", "--network", "ova", *listener)
-        sleeper = ("host", "sleep", "3600")
+        sleeper = ("tools", "sleep", "3600")
         rig.ferry("h1", "run", "-d", "--name", "b1", "--network", "ovb", *sleeper)
         rig.ferry("h2", "run", "-d", "--name", "b2", "--network", "ovb", *sleeper)
         rig.ferry("h1", "run", "-d", "--name", "l1", "--network", "lbr", *sleeper)
         rig.ferry("h2", "run", "-d", "--name", "m2", "--network", "lan", "--ip", str(net[200]),
                   *sleeper)  # fmt: skip
         rig.ferry("h1", "run", "-d", "--name", "web", "--network", "lbr", "-p", "8089:80",
-                  "host", "python3", "-m", "http.server", "80")  # fmt: skip
+                  "tools", "python3", "-m", "http.server", "80")  # fmt: skip
         yield rig
 
 
@@ -129,18 +129,18 @@ def test_containers_cannot_reach_the_hosts_loopback_through_its_bridges(lab: Lab
 
 def test_ferrys_own_ports_cannot_be_published(lab: LabRig) -> None:
     run = lab.ferry("h1", "run", "-d", "--network", "lbr", "-p", "51820:80/udp",
-                    "host", "sleep", "60", check=False)  # fmt: skip
+                    "tools", "sleep", "60", check=False)  # fmt: skip
     assert run.returncode == 2
     assert run.stderr.strip().endswith(
         "port 51820/udp is reserved by Ferry (WireGuard): publish another"
     )
     for spec in ("4789:80/udp", "published=2377,target=80,mode=host"):
         svc = lab.ferry("h1", "service", "create", "-d", "--name", "thief", "-p", spec,
-                        "host", "sleep", "60", check=False)  # fmt: skip
+                        "tools", "sleep", "60", check=False)  # fmt: skip
         assert svc.returncode == 2
         assert "is reserved by Ferry" in svc.stderr
     assert "thief" not in lab.ferry("h1", "service", "ls").stdout
     # another protocol on the same number takes nothing from Ferry
     ok = lab.ferry("h1", "run", "-d", "--rm", "--network", "lbr", "-p", "51820:80/tcp",
-                   "host", "sleep", "60")  # fmt: skip
+                   "tools", "sleep", "60")  # fmt: skip
     lab.ferry("h1", "rm", "-f", ok.stdout.strip())

@@ -6,7 +6,7 @@ import json
 
 from ferry.kernel import proc
 from ferry.lab import lab as labmod
-from tests.integration.lablib import etcd_pid, new_lab, wait_until
+from tests.integration.lablib import TOOLS, etcd_pid, new_lab, wait_until
 
 
 def test_three_managers_survive_the_loss_of_the_leader() -> None:
@@ -23,7 +23,7 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         members = lab.exec("h2", "ferry", "info").stdout
         assert "Managers: 3" in members
         lab.ferry(
-            "h2", "service", "create", "--name", "keep", "--replicas", "3", "host", "sleep", "600"
+            "h2", "service", "create", "--name", "keep", "--replicas", "3", TOOLS, "sleep", "600"
         )
 
         etcd = json.loads((h1.state_dir / "etcd" / "etcd.pid").read_text())

@@ -10,7 +10,7 @@ import pytest
 
 from ferry.kernel import nsfs
 from ferry.lab.apps import WHOAMI
-from tests.integration.lablib import LabRig, new_lab, running, wait_until
+from tests.integration.lablib import TOOLS, LabRig, new_lab, running, wait_until
 
 UDP_ECHO = (
     "import socket, os\n"
@@ -32,7 +32,7 @@ def lab() -> Iterator[LabRig]:
         )
         rig.ferry(
             "h1", "service", "create", "--name", "web", "--network", "front", "-p", "8080:80",
-            "--replicas", "2", "--constraint", "node.hostname!=h3", "host", "python3", "-c", WHOAMI,
+            "--replicas", "2", "--constraint", "node.hostname!=h3", TOOLS, "python3", "-c", WHOAMI,
         )  # fmt: skip
         yield rig
 
@@ -68,7 +68,7 @@ def test_requests_through_the_mesh_spread_over_both_replicas(lab: LabRig) -> Non
 def test_udp_ports_are_published_too(lab: LabRig) -> None:
     lab.ferry(
         "h1", "service", "create", "--name", "echo", "--network", "front",
-        "-p", "5353:9053/udp", "host", "python3", "-c", UDP_ECHO,
+        "-p", "5353:9053/udp", TOOLS, "python3", "-c", UDP_ECHO,
     )  # fmt: skip
     try:
         script = (
@@ -84,7 +84,7 @@ def test_udp_ports_are_published_too(lab: LabRig) -> None:
 
 def test_a_standalone_container_publishes_on_its_own_host(lab: LabRig) -> None:
     lab.ferry("h2", "run", "-d", "--network", "front", "--name", "solo", "-p", "8081:80",
-              "host", "python3", "-c", WHOAMI)  # fmt: skip
+              TOOLS, "python3", "-c", WHOAMI)  # fmt: skip
     try:
         wait_until(
             lambda: from_client(lab, f"curl -s -m 2 http://{host_addr(lab, 'h2')}:8081/; echo"),
@@ -93,10 +93,10 @@ def test_a_standalone_container_publishes_on_its_own_host(lab: LabRig) -> None:
         )
         ps = lab.ferry("h2", "ps").stdout
         assert "0.0.0.0:8081->80/tcp" in ps
-        clash = lab.ferry("h2", "run", "-d", "--name", "clash", "-p", "8081:80", "host", "true",
+        clash = lab.ferry("h2", "run", "-d", "--name", "clash", "-p", "8081:80", TOOLS, "true",
                           check=False)  # fmt: skip
         assert "port is already allocated" in clash.stderr
-        mesh_clash = lab.ferry("h2", "run", "-d", "--name", "clash2", "-p", "8080:80", "host",
+        mesh_clash = lab.ferry("h2", "run", "-d", "--name", "clash2", "-p", "8080:80", TOOLS,
                                "true", check=False)  # fmt: skip
         assert "port is already allocated" in mesh_clash.stderr
     finally:
@@ -113,8 +113,8 @@ def test_containers_reach_the_outside_through_egress_but_not_from_internal_netwo
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        lab.ferry("h2", "run", "-d", "--network", "front", "--name", "out", "host", "sleep", "600")
-        lab.ferry("h2", "run", "-d", "--network", "sealed", "--name", "in", "host", "sleep", "600")
+        lab.ferry("h2", "run", "-d", "--network", "front", "--name", "out", TOOLS, "sleep", "600")
+        lab.ferry("h2", "run", "-d", "--network", "sealed", "--name", "in", TOOLS, "sleep", "600")
         url = f"http://{host_addr(lab, 'c1')}:9000/"
 
         def reaches(container: str) -> bool:
@@ -154,7 +154,7 @@ def test_bad_and_conflicting_ports_are_refused_clearly(lab: LabRig) -> None:
         (["--publish", "published=8091,target=80,mode=sideways"], "publish mode"),
     ]
     for args, message in cases:
-        result = lab.ferry("h1", "service", "create", "-d", "--name", "bad", *args, "host",
+        result = lab.ferry("h1", "service", "create", "-d", "--name", "bad", *args, TOOLS,
                            "true", check=False)  # fmt: skip
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
@@ -162,12 +162,12 @@ def test_bad_and_conflicting_ports_are_refused_clearly(lab: LabRig) -> None:
 
 
 def test_a_port_in_use_on_a_node_is_refused_to_the_mesh(lab: LabRig) -> None:
-    lab.ferry("h2", "run", "-d", "--name", "holder", "-p", "8096:80", "host", "sleep", "600")
+    lab.ferry("h2", "run", "-d", "--name", "holder", "-p", "8096:80", "tools", "sleep", "600")
     try:
 
         def refused() -> str | None:  # the node reports its ports with its next heartbeat
             result = lab.ferry("h1", "service", "create", "-d", "--name", "bad", "-p",
-                               "8096:80", "host", "true", check=False)  # fmt: skip
+                               "8096:80", "tools", "true", check=False)  # fmt: skip
             if result.returncode == 0:  # created before h2 reported the port: try again
                 lab.ferry("h1", "service", "rm", "bad")
                 return None
@@ -182,7 +182,7 @@ def test_a_port_in_use_on_a_node_is_refused_to_the_mesh(lab: LabRig) -> None:
 def test_host_mode_opens_the_port_only_where_a_task_runs(lab: LabRig) -> None:
     lab.ferry("h1", "service", "create", "--name", "pinned", "--network", "front", "--publish",
               "published=8095,target=80,mode=host", "--constraint", "node.hostname==h3",
-              "host", "python3", "-c", WHOAMI)  # fmt: skip
+              TOOLS, "python3", "-c", WHOAMI)  # fmt: skip
     try:
         assert from_client(lab, f"curl -s -m 3 http://{host_addr(lab, 'h3')}:8095/; echo")
         missed = lab.exec("c1", "curl", "-s", "-m", "2", f"http://{host_addr(lab, 'h1')}:8095/",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ferry.lab import lab as labmod
-from tests.integration.lablib import LabRig, new_lab, sandbox_entries, wait_until
+from tests.integration.lablib import TOOLS, LabRig, new_lab, sandbox_entries, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,8 @@ def lab() -> Iterator[LabRig]:
         rig.form_swarm()
         rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "blue")
         rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "red")
-        rig.ferry("h2", "run", "-d", "--network", "blue", "--name", "app1", "host", "sleep", "3600")
-        rig.ferry("h3", "run", "-d", "--network", "blue", "--name", "app2", "host", "sleep", "3600")
+        rig.ferry("h2", "run", "-d", "--network", "blue", "--name", "app1", TOOLS, "sleep", "3600")
+        rig.ferry("h3", "run", "-d", "--network", "blue", "--name", "app2", TOOLS, "sleep", "3600")
         yield rig
 
 
@@ -78,8 +78,8 @@ def test_dns_answers_over_udp_and_tcp_and_refuses_outside_names_fast(lab: LabRig
 
 
 def test_two_overlays_are_isolated_also_on_one_host(lab: LabRig) -> None:
-    lab.ferry("h2", "run", "-d", "--network", "red", "--name", "r2", "host", "sleep", "3600")
-    lab.ferry("h3", "run", "-d", "--network", "red", "--name", "r3", "host", "sleep", "3600")
+    lab.ferry("h2", "run", "-d", "--network", "red", "--name", "r2", TOOLS, "sleep", "3600")
+    lab.ferry("h3", "run", "-d", "--network", "red", "--name", "r3", TOOLS, "sleep", "3600")
     try:
         assert " 0% packet loss" in lab.ferry("h2", "exec", "r2", "ping", "-c", "1", "r3").stdout
         for target_host, target in (("h3", "app2"), ("h2", "app1")):
@@ -94,7 +94,7 @@ def test_two_overlays_are_isolated_also_on_one_host(lab: LabRig) -> None:
 
 
 def test_removing_a_container_removes_its_entries_on_every_host(lab: LabRig) -> None:
-    lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "gone", "host", "sleep", "3600")
+    lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "gone", TOOLS, "sleep", "3600")
     blue = net_id(lab, "blue")
     info = lab.api("h3", "/containers/gone/json")["NetworkSettings"]["Networks"]["blue"]
     mac, ip = info["MacAddress"], info["IPAddress"]
@@ -142,9 +142,9 @@ def test_a_restarted_agent_keeps_traffic_flowing_and_resyncs(lab: LabRig) -> Non
         labmod.stop_ferryd(lab.topo, "h2")
         try:
             # While h2's agent is away: one container appears, one disappears, on h3.
-            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "newcomer", "host", "sleep",
+            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "newcomer", TOOLS, "sleep",
                       "3600")  # fmt: skip
-            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "leaver", "host", "sleep",
+            lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "leaver", TOOLS, "sleep",
                       "3600")  # fmt: skip
             wait_until(
                 lambda: "leaver" in str(lab.api("h1", "/networks/blue")), 5, "leaver registered"
@@ -242,20 +242,20 @@ def test_bad_container_input_is_refused_and_nothing_is_left(lab: LabRig) -> None
     before = lab.ferry("h2", "ps", "-a", "-q").stdout
     netns_before = labmod.nsfs.list_netns(f"{lab.name}-h2-c-")
     cases = [
-        (["--network", "blue", "--name", "app1", "host", "true"], "already in use"),
-        (["--network", "nosuchnet", "host", "true"], "not found"),
+        (["--network", "blue", "--name", "app1", TOOLS, "true"], "already in use"),
+        (["--network", "nosuchnet", TOOLS, "true"], "not found"),
         (["--network", "blue", "nosuchimage", "true"], "No such image"),
-        (["--network", "blue", "host", "no-such-command"], "executable file not found"),
-        (["--network", "svconly", "host", "true"], "not manually attachable"),
-        (["--network", "blue", "--ip", outside, "host", "true"], "outside"),
+        (["--network", "blue", TOOLS, "no-such-command"], "executable file not found"),
+        (["--network", "svconly", TOOLS, "true"], "not manually attachable"),
+        (["--network", "blue", "--ip", outside, TOOLS, "true"], "outside"),
     ]
     for args, message in cases:
         result = lab.ferry("h2", "run", "-d", *args, check=False)
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
-    lab.ferry("h2", "run", "-d", "--network", "tiny", "--name", "t1", "host", "sleep", "60")
+    lab.ferry("h2", "run", "-d", "--network", "tiny", "--name", "t1", TOOLS, "sleep", "60")
     full = lab.ferry(
-        "h2", "run", "-d", "--network", "tiny", "--name", "t2", "host", "sleep", "60", check=False
+        "h2", "run", "-d", "--network", "tiny", "--name", "t2", TOOLS, "sleep", "60", check=False
     )
     assert "no free address" in full.stderr
     dup_ip = lab.ferry(
@@ -268,7 +268,7 @@ def test_bad_container_input_is_refused_and_nothing_is_left(lab: LabRig) -> None
         taken,
         "--name",
         "t3",
-        "host",
+        TOOLS,
         "true",
         check=False,
     )
@@ -286,7 +286,7 @@ def test_the_docker_cli_drives_networks_and_containers(lab: LabRig) -> None:
     lab.exec("h1", "docker", "network", "create", "-d", "overlay", "--attachable", "dnet")
     assert "dnet" in lab.exec("h1", "docker", "network", "ls").stdout
     lab.exec(
-        "h2", "docker", "run", "-d", "--network", "dnet", "--name", "d1", "host", "sleep", "600"
+        "h2", "docker", "run", "-d", "--network", "dnet", "--name", "d1", TOOLS, "sleep", "600"
     )
     lab.exec(
         "h3",
@@ -297,7 +297,7 @@ def test_the_docker_cli_drives_networks_and_containers(lab: LabRig) -> None:
         "dnet",
         "--name",
         "d2",
-        "host",
+        TOOLS,
         "sh",
         "-c",
         "echo ready; sleep 600",
@@ -361,7 +361,7 @@ def test_an_imported_image_runs_under_its_own_root_on_the_overlay(
 
 
 def test_network_connect_and_disconnect_a_running_container(lab: LabRig) -> None:
-    lab.ferry("h2", "run", "-d", "--network", "red", "--name", "hop", "host", "sleep", "600")
+    lab.ferry("h2", "run", "-d", "--network", "red", "--name", "hop", TOOLS, "sleep", "600")
     try:
         assert (
             lab.ferry("h2", "exec", "hop", "getent", "hosts", "app2", check=False).returncode != 0

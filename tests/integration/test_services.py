@@ -11,7 +11,7 @@ import pytest
 from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
 from ferry.lab.apps import WHOAMI
-from tests.integration.lablib import LabRig, new_lab, running, tasks, wait_until
+from tests.integration.lablib import TOOLS, LabRig, new_lab, running, tasks, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def lab() -> Iterator[LabRig]:
         rig.form_swarm()
         rig.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "svcnet")
         rig.ferry(
-            "h1", "run", "-d", "--network", "svcnet", "--name", "client", "host", "sleep", "3600"
+            "h1", "run", "-d", "--network", "svcnet", "--name", "client", TOOLS, "sleep", "3600"
         )
         yield rig
 
@@ -56,7 +56,7 @@ def hits(lab: LabRig, url: str, count: int) -> collections.Counter[str]:
 def create_web(lab: LabRig, name: str, replicas: int, *extra: str) -> None:
     lab.ferry(
         "h1", "service", "create", "--name", name, "--network", "svcnet", "--replicas",
-        str(replicas), *extra, "host", "python3", "-c", WHOAMI,
+        str(replicas), *extra, TOOLS, "python3", "-c", WHOAMI,
     )  # fmt: skip
 
 
@@ -154,14 +154,14 @@ def test_a_rolling_update_replaces_every_task_with_the_new_spec(lab: LabRig) -> 
 
 def test_dnsrr_services_resolve_to_their_tasks(lab: LabRig) -> None:
     lab.ferry("h1", "service", "create", "--name", "rr", "--network", "svcnet", "--replicas", "2",
-              "--endpoint-mode", "dnsrr", "host", "sleep", "600")  # fmt: skip
+              "--endpoint-mode", "dnsrr", TOOLS, "sleep", "600")  # fmt: skip
     assert dns(lab, "rr") == running_ips(lab, "rr") == dns(lab, "tasks.rr")
     lab.ferry("h1", "service", "rm", "rr")
 
 
 def test_global_services_run_one_task_per_node(lab: LabRig) -> None:
     lab.ferry(
-        "h1", "service", "create", "--name", "agent", "--mode", "global", "host", "sleep", "600"
+        "h1", "service", "create", "--name", "agent", "--mode", "global", TOOLS, "sleep", "600"
     )
     assert len({t["NodeID"] for t in running(lab, "agent")}) == 3
     scaled = lab.ferry("h1", "service", "scale", "agent=5", check=False)
@@ -171,7 +171,7 @@ def test_global_services_run_one_task_per_node(lab: LabRig) -> None:
 
 
 def test_service_logs_gather_every_task(lab: LabRig) -> None:
-    lab.ferry("h1", "service", "create", "--name", "talk", "--replicas", "3", "host", "sh", "-c",
+    lab.ferry("h1", "service", "create", "--name", "talk", "--replicas", "3", TOOLS, "sh", "-c",
               "echo hello from $(hostname); sleep 600")  # fmt: skip
     out = lab.ferry("h1", "service", "logs", "talk").stdout
     lines = [line for line in out.splitlines() if "hello from" in line]
@@ -183,14 +183,14 @@ def test_service_logs_gather_every_task(lab: LabRig) -> None:
 def test_bad_service_input_is_refused_clearly(lab: LabRig) -> None:
     before = lab.ferry("h1", "service", "ls", "-q").stdout
     cases = [
-        (["--name", "neg", "--replicas", "-1", "host", "true"], "cannot be negative"),
-        (["--name", "huge", "--replicas", "5000", "host", "true"], "at most"),
-        (["--name", "nonet", "--network", "nosuchnet", "host", "true"], "not found"),
+        (["--name", "neg", "--replicas", "-1", TOOLS, "true"], "cannot be negative"),
+        (["--name", "huge", "--replicas", "5000", TOOLS, "true"], "at most"),
+        (["--name", "nonet", "--network", "nosuchnet", TOOLS, "true"], "not found"),
         (["--name", "noimg", "nosuchimage", "true"], "on no node"),
-        (["--name", "web", "host", "true"], "already exists"),
-        (["--name", "client", "--network", "svcnet", "host", "true"], "taken by a container"),
+        (["--name", "web", TOOLS, "true"], "already exists"),
+        (["--name", "client", "--network", "svcnet", TOOLS, "true"], "taken by a container"),
         (
-            ["--name", "badc", "--constraint", "node.planet==mars", "host", "true"],
+            ["--name", "badc", "--constraint", "node.planet==mars", TOOLS, "true"],
             "invalid constraint",
         ),
     ]
@@ -203,7 +203,7 @@ def test_bad_service_input_is_refused_clearly(lab: LabRig) -> None:
 
 def test_an_unsatisfiable_constraint_leaves_tasks_pending_with_the_reason(lab: LabRig) -> None:
     result = lab.ferry("h1", "service", "create", "--name", "nowhere", "--constraint",
-                       "node.hostname==atlantis", "host", "sleep", "60", check=False)  # fmt: skip
+                       "node.hostname==atlantis", TOOLS, "sleep", "60", check=False)  # fmt: skip
     assert result.returncode != 0
     assert "no suitable node" in result.stderr
     ps = lab.ferry("h1", "service", "ps", "nowhere").stdout
@@ -213,7 +213,7 @@ def test_an_unsatisfiable_constraint_leaves_tasks_pending_with_the_reason(lab: L
 
 
 def test_an_update_keeps_tasks_for_labels_and_moves_them_for_a_constraint(lab: LabRig) -> None:
-    lab.ferry("h1", "service", "create", "--name", "pin", "--replicas", "2", "host", "sleep", "600")
+    lab.ferry("h1", "service", "create", "--name", "pin", "--replicas", "2", TOOLS, "sleep", "600")
     try:
         first = {t["ID"] for t in running(lab, "pin")}
         lab.ferry("h1", "service", "update", "--label-add", "tier=back",
@@ -235,7 +235,7 @@ def test_an_update_keeps_tasks_for_labels_and_moves_them_for_a_constraint(lab: L
 
 def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     lab.exec("h1", "docker", "service", "create", "--name", "dweb", "--network", "svcnet",
-             "--replicas", "2", "host", "sleep", "600")  # fmt: skip
+             "--replicas", "2", TOOLS, "sleep", "600")  # fmt: skip
     assert "2/2" in lab.exec("h1", "docker", "service", "ls").stdout
     lab.exec("h1", "docker", "service", "scale", "dweb=3")
     assert lab.exec("h1", "docker", "service", "ps", "dweb").stdout.count("Running") >= 3

@@ -86,7 +86,7 @@ def test_a_worker_creates_only_its_own_containers_endpoints(trust_lab: LabRig) -
     lab.ferry("h1", "network", "create", "-d", "overlay", "closed")
     lab.ferry(
         "h1", "service", "create", "--name", "web", "--network", "open",
-        "--constraint", "node.hostname==h2", "host", "sleep", "600",
+        "--constraint", "node.hostname==h2", "tools", "sleep", "600",
     )  # fmt: skip
     network = lab.api("h1", "/networks/open")
     task_ep = next(
@@ -139,7 +139,7 @@ def test_an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() -> 
         lab.exec("h2", "ferry", "swarm", "join", "--token", manager, f"{h1}:2377")
         assert not (certs(lab, "h1") / "kek").exists()
         assert not (certs(lab, "h2") / "kek").exists()  # a joining manager keeps it off disk too
-        lab.ferry("h1", "run", "-d", "--name", "keep", "host", "sleep", "600")
+        lab.ferry("h1", "run", "-d", "--name", "keep", "tools", "sleep", "600")
 
         restart_ferryd(lab, "h1")
         state = lab.exec("h1", "docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
@@ -182,7 +182,7 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
         assert tls_phase(lab, "h1") is None  # what the older ferryd made
         assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["answered"]  # the flaw being fixed
         lab.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "carry")
-        lab.ferry("h2", "run", "-d", "--name", "old", "--network", "carry", "host", "sleep", "600")
+        lab.ferry("h2", "run", "-d", "--name", "old", "--network", "carry", "tools", "sleep", "600")
 
         restart_ferryd(lab, "h1")  # this version, on the same state
         wait_until(lambda: tls_phase(lab, "h1") == 3, 30, "h1's etcd on the store CA")
@@ -196,7 +196,7 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
         nodes = lab.nodes()
         assert {n["Status"]["State"] for n in nodes.values()} == {"ready"}
         assert lab.ferry("h2", "ps", "--format", "{{.Names}}").stdout.split() == ["old"]
-        lab.ferry("h3", "run", "-d", "--name", "new", "--network", "carry", "host", "sleep", "600")
+        lab.ferry("h3", "run", "-d", "--name", "new", "--network", "carry", "tools", "sleep", "600")
         lab.exec("h3", "ferry", "exec", "new", "getent", "hosts", "old")
 
 
@@ -210,7 +210,7 @@ def test_three_older_managers_move_to_the_store_ca_as_each_restarts() -> None:
         for host in ("h2", "h3"):
             lab.exec(host, "ferry", "swarm", "join", "--token", manager, f"{h1}:2377")
         lab.ferry("h1", "service", "create", "-d", "--name", "keep", "--replicas", "3",
-                  "host", "sleep", "600")  # fmt: skip
+                  "tools", "sleep", "600")  # fmt: skip
         restart_ferryd(lab, "h1")
         # the others still run the older ferryd: h1 goes as far as they allow, and no further
         wait_until(lambda: tls_phase(lab, "h1") == 1, 30, "h1 at the phase older members take")

@@ -26,7 +26,9 @@ from ferry.daemon.swarm import SwarmController
 from ferry.kernel.thread import KernelThread
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import ImageStore
+from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
+from tests.unit.conftest import put_image
 
 Client = TestClient[object, object]
 
@@ -39,6 +41,7 @@ async def _never(*_args: object) -> NoReturn:
 async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
     config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
     kernel = KernelThread()
+    put_image(config.images_dir)
     swarm = SwarmController(config, kernel)
     # A request the routes wrongly let through must fail here, not start etcd on this machine.
     swarm.init = swarm.join = swarm.leave = _never  # type: ignore[method-assign,assignment]
@@ -46,8 +49,9 @@ async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
     containers = ContainerService(
         netns_prefix="unit-",
         kernel=kernel,
-        images=ImageStore(tmp_path / "images"),
+        images=ImageStore(config.images_dir),
         store=ContainerStore(tmp_path / "containers"),
+        runner=make_runner(config),
         networks=lambda: None,
         dns=None,
         on_change=lambda: None,
@@ -57,7 +61,7 @@ async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
     SystemRoutes(config, swarm, dict).register(app)
     SwarmRoutes(swarm).register(app)
     NetworkRoutes(swarm, containers, local).register(app)
-    ContainerRoutes(containers, ExecService()).register(app)
+    ContainerRoutes(containers, ExecService(containers.runner)).register(app)
     ImageRoutes(containers).register(app)
     ServiceRoutes(swarm).register(app)
     client: Client = TestClient(TestServer(app))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +26,17 @@ from ferry.model.mirror import Mirror
 from ferry.model.node import Node, Role
 
 _CA = ca.create_ca("cluster0")
+
+
+def put_image(images_dir: Path, name: str = "tools:latest") -> None:
+    """An image in an ImageStore's layout, as an import leaves it (an empty root filesystem):
+    for tests that create containers without unpacking anything."""
+    directory = images_dir / name.replace("/", "_").replace(":", "@")
+    (directory / "rootfs").mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "id": "sha256:" + "0" * 64, "created": "2026-01-01T00:00:00Z"}
+    (directory / "image.json").write_text(json.dumps({**record, "size": 0}))
+
+
 _STORE_CA = ca.create_ca("cluster0", ca.STORE_CA_NAME)
 
 

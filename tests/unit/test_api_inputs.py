@@ -4,6 +4,7 @@ names and values (model.rules), placement constraints and subnets, each by Docke
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 
@@ -47,7 +48,7 @@ def test_integers_are_ascii_digits_within_their_range() -> None:
 def test_a_stop_timeout_is_whole_seconds_and_a_negative_one_has_no_limit() -> None:
     assert params.timeout_s({"t": "3"}, 10.0) == 3.0
     assert params.timeout_s({}, 10.0) == 10.0
-    assert params.timeout_s({"t": "-1"}, 10.0) is None
+    assert params.timeout_s({"t": "-1"}, 10.0) == math.inf
     with pytest.raises(InvalidArgument, match="'t'"):
         params.timeout_s({"t": "null"}, 10.0)
 

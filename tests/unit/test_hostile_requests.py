@@ -38,11 +38,12 @@ async def test_a_well_formed_container_passes_the_same_checks(tmp_path: Path) ->
     # the rig refuses for the right reasons: a good request goes through, a good signal too
     async with api_client(tmp_path) as client:
         body = {
-            "Image": "host",
+            "Image": "tools",
             "Cmd": ["sleep", "1"],
             "Hostname": "web-1.example",
             "WorkingDir": "/tmp",
             "Env": ["A=1", "B"],
+            "HostConfig": {"NetworkMode": "none"},  # the rig has no default bridge network
         }
         created = await client.post("/v1.47/containers/create?name=/ok1", json=body)
         assert created.status == 201, await created.text()

@@ -11,7 +11,7 @@ import pytest
 
 from ferry.errors import InvalidArgument
 from ferry.kernel.inroot import remove_tree
-from ferry.runtime.images import ImageStore, has_executable, normalise
+from ferry.runtime.images import ImageStore, normalise
 
 pytestmark = pytest.mark.usefixtures("as_root")
 
@@ -181,21 +181,6 @@ def test_not_a_tarball_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match=r"junk\.tar: not a valid tar archive"):
         ImageStore(tmp_path / "images").import_tar(junk, "junk")
     assert os.listdir(tmp_path / "images") == []
-
-
-def test_a_command_is_looked_up_inside_the_image_not_through_its_symlinks_on_the_host(
-    tmp_path: Path,
-) -> None:
-    rootfs = tmp_path / "rootfs"
-    (rootfs / "usr/bin").mkdir(parents=True)
-    tool = rootfs / "usr/bin/tool"
-    tool.write_bytes(b"#!")
-    tool.chmod(0o755)
-    (rootfs / "bin").symlink_to("/usr/bin")  # absolute: the image's /usr/bin
-    (rootfs / "hostbin").symlink_to("/bin")  # the image has no /bin/sh; the host has one
-    assert has_executable(rootfs, "tool", "/bin")
-    assert not has_executable(rootfs, "sh", "/hostbin:/bin")
-    assert has_executable(None, "sh", "/bin:/usr/bin")  # the host image: the host's PATH
 
 
 @pytest.mark.parametrize(

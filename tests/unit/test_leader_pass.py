@@ -14,18 +14,20 @@ from ferry.model.network import NetworkRequest
 from ferry.model.service import PortSpec, PublishMode, Task, TaskState
 from tests.unit.conftest import ManagerRig
 
+TOOLS = ("tools:latest",)  # the image every node has here
+
 
 async def rig_up(rig: ManagerRig, *hostnames: str) -> tuple[ServiceOps, ServiceReconciler]:
     for i, hostname in enumerate(hostnames, 1):
         await rig.add_node(f"n{i}", hostname)
-        await rig.hub.heartbeat(f"n{i}")
+        await rig.hub.heartbeat(f"n{i}", images=TOOLS)
     await rig.feed.wait_for(rig.store.revision)
     networks = NetworkOps(rig.store, rig.view, rig.feed)
     services = ServiceOps(rig.store, rig.view, rig.feed, networks)
     return services, ServiceReconciler(rig.store, rig.view, rig.feed, networks)
 
 
-MANY = ServiceRequest("many", "host", ("sleep", "1"), replicas=14, networks=("small",))
+MANY = ServiceRequest("many", "tools", ("sleep", "1"), replicas=14, networks=("small",))
 
 
 def tasks_of(rig: ManagerRig, name: str) -> list[Task]:
@@ -40,7 +42,7 @@ async def test_a_full_network_leaves_the_tasks_that_do_not_fit_pending_and_other
         NetworkRequest("small", subnet="10.50.0.0/28")
     )
     await services.create(MANY)
-    await services.create(ServiceRequest("other", "host", ("sleep", "1")))
+    await services.create(ServiceRequest("other", "tools", ("sleep", "1")))
     await leader.reconcile()
     many = tasks_of(rig, "many")
     placed = [t for t in many if t.state == TaskState.ASSIGNED]
@@ -70,10 +72,12 @@ async def test_a_full_network_leaves_the_tasks_that_do_not_fit_pending_and_other
 
 async def test_a_global_task_waiting_for_its_node_stays_one_task(rig: ManagerRig) -> None:
     services, leader = await rig_up(rig, "h1", "h2", "h3")
-    await rig.hub.heartbeat("n3", ports=("tcp/9003",))  # an old container still holds the port
+    await rig.hub.heartbeat(
+        "n3", ports=("tcp/9003",), images=TOOLS
+    )  # an old container still holds the port
     await rig.feed.wait_for(rig.store.revision)
     port = PortSpec(9003, 80, "tcp", PublishMode.HOST)
-    await services.create(ServiceRequest("g", "host", ("sleep", "1"), mode="global",
+    await services.create(ServiceRequest("g", "tools", ("sleep", "1"), mode="global",
                                          ports=(port,)))  # fmt: skip
     for _ in range(10):
         await leader.reconcile()
@@ -83,7 +87,7 @@ async def test_a_global_task_waiting_for_its_node_stays_one_task(rig: ManagerRig
     assert "host port 9003/tcp" in on_n3[0].message
     assert len(tasks_of(rig, "g")) == 3
     # the port comes free on n3: the same task is placed there
-    await rig.hub.heartbeat("n3", ports=())
+    await rig.hub.heartbeat("n3", ports=(), images=TOOLS)
     await rig.feed.wait_for(rig.store.revision)
     await leader.reconcile()
     [placed] = [t for t in tasks_of(rig, "g") if t.node_id == "n3"]
@@ -94,8 +98,8 @@ async def test_a_task_whose_constraint_no_longer_parses_waits_with_the_reason(
     rig: ManagerRig,
 ) -> None:
     services, leader = await rig_up(rig, "h1")
-    broken = await services.create(ServiceRequest("broken", "host", ("sleep", "1")))
-    await services.create(ServiceRequest("fine", "host", ("sleep", "1")))
+    broken = await services.create(ServiceRequest("broken", "tools", ("sleep", "1")))
+    await services.create(ServiceRequest("fine", "tools", ("sleep", "1")))
     # a spec written by an older ferryd, that no longer parses: a constraint of a kind unknown
     bad = replace(broken, spec=replace(broken.spec, constraints=("node.colour==red",)))
     revision = await rig.store.commit([Put(keys.service(broken.svc_id), encode(bad))])
@@ -112,9 +116,9 @@ async def test_a_service_whose_plan_fails_is_set_aside_with_a_back_off_and_other
     rig: ManagerRig,
 ) -> None:
     services, leader = await rig_up(rig, "h1")
-    broken = await services.create(ServiceRequest("gbroken", "host", ("sleep", "1"),
+    broken = await services.create(ServiceRequest("gbroken", "tools", ("sleep", "1"),
                                                   mode="global"))  # fmt: skip
-    await services.create(ServiceRequest("fine", "host", ("sleep", "1")))
+    await services.create(ServiceRequest("fine", "tools", ("sleep", "1")))
     bad = replace(broken, spec=replace(broken.spec, constraints=("node.colour==red",)))
     revision = await rig.store.commit([Put(keys.service(broken.svc_id), encode(bad))])
     assert revision is not None
@@ -139,7 +143,7 @@ async def test_a_new_leader_plans_nothing_until_its_mirror_shows_its_term(rig: M
     revision = await rig.store.commit([Put(keys.LEADER, encode(old))])
     assert revision is not None
     await rig.feed.wait_for(revision)
-    await services.create(ServiceRequest("web", "host", ("sleep", "1")))
+    await services.create(ServiceRequest("web", "tools", ("sleep", "1")))
     await leader.reconcile()
     assert tasks_of(rig, "web") == []
     revision = await rig.store.commit([Put(keys.LEADER, encode(term))])

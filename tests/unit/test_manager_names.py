@@ -12,11 +12,12 @@ from ferry.manager.services import ServiceOps, ServiceRequest
 from ferry.model.network import NetworkRequest
 from tests.unit.conftest import ManagerRig
 
-WEB = ServiceRequest("web", "host", ("sleep", "600"), networks=("front",))
+WEB = ServiceRequest("web", "tools", ("sleep", "600"), networks=("front",))
 
 
 async def ops(rig: ManagerRig) -> tuple[NetworkOps, ServiceOps]:
     await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1", images=("tools:latest",))  # the image the services run
     networks = NetworkOps(rig.store, rig.view, rig.feed)
     await networks.create(NetworkRequest("front", attachable=True))
     await networks.create(NetworkRequest("back", attachable=True))

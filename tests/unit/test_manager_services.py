@@ -11,11 +11,13 @@ from ferry.manager.services import ServiceOps, ServiceRequest
 from ferry.model.network import NetworkRequest
 from tests.unit.conftest import ManagerRig
 
-WEB = ServiceRequest("web", "host", ("sleep", "600"), replicas=2)
+WEB = ServiceRequest("web", "tools", ("sleep", "600"), replicas=2)
 
 
 async def ops(rig: ManagerRig) -> ServiceOps:
     await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1", images=("tools:latest",))  # the image the services run
+    await rig.feed.wait_for(rig.store.revision)
     return ServiceOps(rig.store, rig.view, rig.feed, NetworkOps(rig.store, rig.view, rig.feed))
 
 

@@ -29,7 +29,7 @@ from ferry.model.service import (
 )
 
 NOW = 1_000_000.0
-TEMPLATE = ContainerTemplate("host", ("sleep", "1"))
+TEMPLATE = ContainerTemplate("tools", ("sleep", "1"))
 
 
 def iso(seconds_ago: float) -> str:
@@ -42,7 +42,7 @@ def node(
     role: Role = Role.WORKER,
     availability: Availability = Availability.ACTIVE,
     labels: dict[str, str] | None = None,
-    images: tuple[str, ...] = (),
+    images: tuple[str, ...] = ("tools:latest",),
 ) -> Node:
     return Node(
         node_id, f"host-{node_id}", role, "10.99.0.1", availability, labels or {}, images=images
@@ -60,7 +60,7 @@ def service(
     restart: RestartCondition = RestartCondition.ANY,
     constraints: tuple[str, ...] = (),
     version: int = 1,
-    image: str = "host",
+    image: str = "tools",
 ) -> Service:
     spec = ServiceSpec(
         "web",
@@ -265,14 +265,14 @@ def test_paused_drained_and_down_nodes_take_no_new_tasks() -> None:
         Candidate(node("n3"), NodeStatus.DOWN),
         Candidate(node("n4"), NodeStatus.READY),
     ]
-    nodes, reason = eligible(candidates, [], "host")
+    nodes, reason = eligible(candidates, [], "tools")
     assert [n.node_id for n in nodes] == ["n4"]
     assert reason == ""
 
 
 def test_an_unsatisfiable_constraint_says_why() -> None:
     nodes, reason = eligible(
-        up(node("n1"), node("n2")), [parse_constraint("node.hostname==nope")], "host"
+        up(node("n1"), node("n2")), [parse_constraint("node.hostname==nope")], "tools"
     )
     assert nodes == []
     assert reason == "no suitable node (scheduling constraints not satisfied on 2 nodes)"
@@ -294,3 +294,20 @@ def test_only_nodes_with_the_image_qualify() -> None:
     assert [n.node_id for n in nodes] == ["n2"]
     nodes, reason = eligible(up(node("n1")), [], "nginx")
     assert not nodes and "image nginx" in reason
+
+
+def test_reservations_place_against_each_nodes_capacity() -> None:
+    from dataclasses import replace as _replace
+
+    from ferry.manager.scheduler import Load
+
+    small = _replace(node("n1"), ncpu=2, memory_bytes=1 << 30)
+    big = _replace(node("n2"), ncpu=4, memory_bytes=8 << 30)
+    load = Load()
+    load.add("n1", False, (1_500_000_000, 512 << 20))
+    nodes, _ = eligible(up(small, big), [], "tools", load, (1_000_000_000, 0))
+    assert [n.node_id for n in nodes] == ["n2"]  # n1 has 0.5 CPU left
+    nodes, reason = eligible(up(small, big), [], "tools", load, (0, 16 << 30))
+    assert nodes == [] and reason == "no suitable node (insufficient resources on 2 nodes)"
+    nodes, _ = eligible(up(small, big), [], "tools", load, (0, 0))
+    assert len(nodes) == 2

@@ -10,6 +10,7 @@ import pytest
 
 from ferry.agent.containers import ContainerService, CreateRequest
 from ferry.agent.hostports import HostPorts
+from ferry.daemon.config import DaemonConfig
 from ferry.errors import InvalidArgument
 from ferry.kernel.thread import KernelThread
 from ferry.manager.networks import NetworkOps
@@ -26,10 +27,11 @@ from ferry.model.ports import RESERVED_PORTS, ReservedPort, check_publishable, r
 from ferry.model.service import PortSpec, PublishMode
 from ferry.network.ports import HostForward, render_host, split_reserved
 from ferry.runtime.images import ImageStore
+from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
-from tests.unit.conftest import ManagerRig
+from tests.unit.conftest import ManagerRig, put_image
 
-WEB = ServiceRequest("web", "host", ("sleep", "600"), replicas=1)
+WEB = ServiceRequest("web", "tools", ("sleep", "600"), replicas=1)
 REFUSAL = r"^port 51820/udp is reserved by Ferry \(WireGuard\): publish another$"
 
 
@@ -55,11 +57,14 @@ def test_the_reservation_is_the_designs_table_with_its_protocols() -> None:
 
 
 def containers(tmp_path: Path) -> ContainerService:
+    config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
+    put_image(config.images_dir)
     return ContainerService(
         netns_prefix="t-",
         kernel=KernelThread(),
-        images=ImageStore(tmp_path / "images"),
+        images=ImageStore(config.images_dir),
         store=ContainerStore(tmp_path / "containers"),
+        runner=make_runner(config),
         networks=lambda: None,
         dns=None,
         on_change=lambda: None,
@@ -73,7 +78,7 @@ async def test_run_p_refuses_every_reserved_port_whatever_the_address(
     service = containers(tmp_path)
     for host_ip in ("", "127.0.0.1"):
         ask = PublishedPort(port.port, 80, port.protocol, host_ip)
-        req = CreateRequest(image="host", cmd=("sleep", "1"), ports=(ask,))
+        req = CreateRequest(image="tools", cmd=("sleep", "1"), ports=(ask,))
         with pytest.raises(InvalidArgument, match=f"port {port.port}/{port.protocol} is reserved"):
             await service.create(req)
     assert service.all() == []
@@ -82,12 +87,14 @@ async def test_run_p_refuses_every_reserved_port_whatever_the_address(
 async def test_run_p_may_forward_to_a_reserved_port_inside_the_container(tmp_path: Path) -> None:
     service = containers(tmp_path)
     ask = PublishedPort(8472, 51820, "udp")  # the target is the container's own port
-    created = await service.create(CreateRequest(image="host", cmd=("sleep", "1"), ports=(ask,)))
+    created = await service.create(CreateRequest(image="tools", cmd=("sleep", "1"), ports=(ask,)))
     assert created.config.ports == (ask,)
 
 
 async def service_ops(rig: ManagerRig) -> ServiceOps:
     await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1", images=("tools:latest",))
+    await rig.feed.wait_for(rig.store.revision)
     return ServiceOps(rig.store, rig.view, rig.feed, NetworkOps(rig.store, rig.view, rig.feed))
 
 
@@ -119,7 +126,7 @@ def test_a_record_from_before_the_check_is_never_forwarded(tmp_path: Path) -> No
         "172.18.0.1", "02:42:ac:12:00:05", "eth1",
     )  # fmt: skip
     config = ContainerConfig(
-        "c" * 64, "old", "host", ("sleep",),
+        "c" * 64, "old", "tools", ("sleep",),
         ports=(PublishedPort(4789, 80, "udp"), PublishedPort(8081, 80)),
         host_ports=((2380, 80, "tcp"),),
     )  # fmt: skip

@@ -1,19 +1,43 @@
-"""Docker's ServiceSpec, the subset Ferry honours (unknown fields are ignored)."""
+"""Docker's ServiceSpec, the subset Ferry honours; the fields of ``ContainerSpec`` and of the
+task template it does not honour are refused by name when given a value
+(``api.run_options.refused``)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ferry.api.models.base import DockerModel
+from ferry.api.models.containers import HealthConfigBody, MountBody
 
 
 class ContainerSpecModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Image: str = ""
     Command: list[str] | None = None
     Args: list[str] | None = None
     Env: list[str] | None = None
     Init: bool | None = None
     StopGracePeriod: int | None = None  # nanoseconds
+    User: str = ""
+    Dir: str = ""
+    Mounts: list[MountBody] | None = None
+    ReadOnly: bool = False
+    CapabilityAdd: list[str] | None = None
+    CapabilityDrop: list[str] | None = None
+    HealthCheck: HealthConfigBody | None = None
+    Isolation: str = ""
+
+
+class ResourceModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
+    NanoCPUs: int = 0
+    MemoryBytes: int = 0
+    Pids: int = 0
+
+
+class ResourcesModel(DockerModel):
+    Limits: ResourceModel | None = None
+    Reservations: ResourceModel | None = None
 
 
 class RestartPolicyModel(DockerModel):
@@ -32,7 +56,9 @@ class NetworkAttachmentModel(DockerModel):
 
 
 class TaskTemplateModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     ContainerSpec: ContainerSpecModel = Field(default_factory=ContainerSpecModel)
+    Resources: ResourcesModel | None = None
     RestartPolicy: RestartPolicyModel | None = None
     Placement: PlacementModel | None = None
     Networks: list[NetworkAttachmentModel] | None = None

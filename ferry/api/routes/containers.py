@@ -6,51 +6,71 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import signal
+import socket
+import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from aiohttp import web
 
-from ferry.agent.containers import STOP_TIMEOUT_S, ContainerService, CreateRequest
+from ferry.agent.container_requests import CreateRequest
+from ferry.agent.containers import ContainerService
 from ferry.api import params, render
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.hijack import closed_on_error, frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
+from ferry.api.run_options import run_options
 from ferry.api.server import add_route
 from ferry.errors import Conflict, InvalidArgument
-from ferry.model.container import Container, NetworkChoice, PublishedPort, Status
+from ferry.model.container import (
+    NETWORK_BRIDGE,
+    NETWORK_HOST,
+    NETWORK_NONE,
+    Container,
+    NetworkChoice,
+    PublishedPort,
+    Status,
+)
 from ferry.model.rules import check_working_dir, parse_env, quoted
-from ferry.runtime import bundle
-from ferry.runtime.execs import STDOUT, ExecService
+from ferry.runtime import logs as logfile
+from ferry.runtime.execs import ExecService
 
 FOLLOW_POLL_S = 0.05
+ATTACH_STREAMS = {2: 1, 3: 2}  # conmon's pipe numbers → Docker's stream numbers
 PORT_RE = re.compile(r"^[0-9]{1,5}$")
 LIST_FILTERS = ("id", "label", "name", "status")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
-def create_request(name: str, body: ContainerCreate) -> CreateRequest:
-    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
+def _networks(body: ContainerCreate) -> tuple[tuple[NetworkChoice, ...], str]:
+    """The networks a create body asks for, and the mode: Docker's ``default`` (what the
+    docker CLI sends without --network) is the ``bridge`` network; ``host`` and ``none`` are
+    modes, not networks, and take no other network."""
     host = body.HostConfig
-    networks: list[NetworkChoice] = []
     endpoints = (body.NetworkingConfig.EndpointsConfig or {}) if body.NetworkingConfig else {}
-    mode = host.NetworkMode if host else ""
-    if mode and mode not in ("default", "none", "bridge") and mode not in endpoints:
+    mode = (host.NetworkMode if host else "") or "default"
+    if mode == "default":
+        mode = NETWORK_BRIDGE
+    if mode not in (NETWORK_HOST, NETWORK_NONE) and mode not in endpoints:
         endpoints = {mode: None, **endpoints}
+    networks = []
     for net_name, settings in endpoints.items():
-        if net_name in ("default", "none"):
-            continue  # modes, not networks: the docker CLI sends "default" when none is given
+        if net_name in ("default", NETWORK_HOST, NETWORK_NONE):
+            continue
         aliases = tuple(settings.Aliases or []) if settings else ()
         ip = settings.IPAMConfig.IPv4Address if settings and settings.IPAMConfig else ""
         networks.append(NetworkChoice(net_name, aliases, ip))
-    if mode == "bridge" and not networks:
-        raise InvalidArgument(
-            "Ferry has no default bridge network: run the container with --network NAME "
-            "(a bridge network from 'network create', or an attachable overlay), or without one"
-        )
+    if mode in (NETWORK_HOST, NETWORK_NONE):
+        return tuple(networks), mode
+    return tuple(networks), ""
+
+
+def create_request(name: str, body: ContainerCreate) -> CreateRequest:
+    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
+    host = body.HostConfig
+    networks, mode = _networks(body)
     ports = published_ports(host.PortBindings or {}) if host else ()
     return CreateRequest(
         image=body.Image,
@@ -59,10 +79,12 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
         name=name,
         env=parse_env(body.Env or []),
         hostname=body.Hostname,
-        networks=tuple(networks),
+        networks=networks,
+        network_mode=mode,
         auto_remove=bool(host and host.AutoRemove),
         labels=body.Labels,
         working_dir=body.WorkingDir,
+        **run_options(body),
     )
 
 
@@ -84,18 +106,8 @@ def _listed(container: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-def _refuse_log_options(query: params.Query) -> None:
-    """Log options Ferry's plain log file cannot honour: refused, not ignored."""
-    for name in ("timestamps", "details"):
-        if params.boolean(query, name):
-            raise InvalidArgument(f"Ferry's container logs carry no {name}: leave out {name}")
-    for name in ("since", "until"):
-        if query.get(name, "0") not in ("", "0"):
-            raise InvalidArgument(f"Ferry's container logs carry no times: leave out {name}")
-
-
 def _port_number(text: str, what: str) -> int:
-    if not PORT_RE.match(text):
+    if not PORT_RE.match(text) or not 1 <= int(text) <= 65535:
         raise InvalidArgument(f"invalid {what} {text!r}: use a port number from 1 to 65535")
     return int(text)
 
@@ -147,7 +159,7 @@ class ContainerRoutes:
         add_route(app, "POST", "/containers/{id}/exec", self.exec_create)
         add_route(app, "POST", "/exec/{id}/start", self.exec_start)
         add_route(app, "GET", "/exec/{id}/json", self.exec_inspect)
-        add_route(app, "POST", "/exec/{id}/resize", self.resize)
+        add_route(app, "POST", "/exec/{id}/resize", self.exec_resize)
 
     async def create(self, request: web.Request) -> web.Response:
         name = request.query.get("name", "")
@@ -186,14 +198,14 @@ class ContainerRoutes:
         return web.Response(status=204 if started else 304)
 
     async def stop(self, request: web.Request) -> web.Response:
-        timeout = params.timeout_s(request.query, STOP_TIMEOUT_S)
-        sig = params.signal_number(request.query) or signal.SIGTERM
+        timeout = params.timeout_s(request.query, None)
+        sig = params.signal_number(request.query)
         stopped = await self.containers.stop(request.match_info["id"], timeout, sig)
         return web.Response(status=204 if stopped else 304)
 
     async def restart(self, request: web.Request) -> web.Response:
-        timeout = params.timeout_s(request.query, STOP_TIMEOUT_S)
-        sig = params.signal_number(request.query) or signal.SIGTERM
+        timeout = params.timeout_s(request.query, None)
+        sig = params.signal_number(request.query)
         await self.containers.restart(request.match_info["id"], timeout, sig)
         return web.Response(status=204)
 
@@ -204,9 +216,10 @@ class ContainerRoutes:
 
     async def remove(self, request: web.Request) -> web.Response:
         force = params.boolean(request.query, "force")
-        if params.boolean(request.query, "v") or params.boolean(request.query, "link"):
-            raise InvalidArgument("Ferry has no volumes or links: leave out -v and --link")
-        await self.containers.remove(request.match_info["id"], force)
+        volumes = params.boolean(request.query, "v")
+        if params.boolean(request.query, "link"):
+            raise InvalidArgument("Ferry has no links: leave out --link")
+        await self.containers.remove(request.match_info["id"], force, volumes)
         return web.Response(status=204)
 
     async def wait(self, request: web.Request) -> web.StreamResponse:
@@ -225,101 +238,118 @@ class ContainerRoutes:
         return response
 
     async def resize(self, request: web.Request) -> web.Response:
-        # Ferry allocates no TTY to resize; the sizes are still checked, as Docker does
-        for name in ("h", "w"):
-            params.integer(request.query, name, 0, minimum=0, maximum=65535)
+        height, width = _size(request)
+        self.containers.resize(request.match_info["id"], height, width)
         return web.Response(status=200)
 
-    async def _follow(self, cid: str, log: BinaryIO, follow: bool, emit: Any) -> None:
-        """Send the log from where ``log`` stands; with ``follow``, keep going until the
-        container ends. The file is opened by the caller, early: a container run with --rm
-        takes its log with it when it ends, and an open file can still be read to the end."""
-        while True:
-            chunk = log.read(65536)
-            if chunk:
-                await emit(chunk)
-                continue
-            if not follow:
-                return
-            if not self.containers.is_running(cid):
-                if rest := log.read():
-                    await emit(rest)
-                return
-            await asyncio.sleep(FOLLOW_POLL_S)
-
     async def logs(self, request: web.Request) -> web.StreamResponse:
+        """Docker's logs: each record on its stream, ``timestamps``, ``since``, ``until``,
+        ``tail``, ``follow`` (until the container ends); a TTY's output is sent raw."""
         follow = params.boolean(request.query, "follow")
+        timestamps = params.boolean(request.query, "timestamps")
         tail = params.tail(request.query)
-        _refuse_log_options(request.query)
+        if params.boolean(request.query, "details"):
+            raise InvalidArgument(
+                "Ferry's container logs carry no details (log labels): leave out details"
+            )
+        streams = frozenset(
+            n for n, key in ((1, "stdout"), (2, "stderr")) if params.boolean(request.query, key)
+        ) or frozenset({1, 2})
+        now = time.time()
+        since = logfile.parse_since(request.query.get("since", ""), now)
+        until = logfile.parse_since(request.query.get("until", ""), now)
+        lines = -1 if tail is None else tail
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        path = self.containers.store.log_path(cid)
-        position = 0
-        if tail is not None:
-            data = path.read_bytes()
-            lines = data.splitlines(keepends=True)
-            position = len(data) - sum(len(line) for line in lines[-tail:]) if tail else len(data)
+        # opened early: a container run with --rm takes its log with it when it ends, and an
+        # open file can still be read to the end
+        log = open(self.containers.store.log_path(cid), "rb")  # noqa: SIM115 - closed below
         response = web.StreamResponse(
             headers={"Content-Type": "application/vnd.docker.multiplexed-stream"}
         )
         await response.prepare(request)
+        raw = container.config.tty
 
-        async def emit(chunk: bytes) -> None:
-            await response.write(frame(STDOUT, chunk))
+        async def emit(records: list[logfile.LogRecord]) -> None:
+            for record in logfile.select(records, streams=streams, since_s=since, until_s=until):
+                data = logfile.render(record, timestamps)
+                await response.write(data if raw else frame(record.stream, data))
 
-        with open(path, "rb") as log, contextlib.suppress(ConnectionResetError):
-            log.seek(position)
-            await self._follow(cid, log, follow, emit)
+        with log, contextlib.suppress(ConnectionResetError):
+            records, used = logfile.parse(log.read())
+            log.seek(used)
+            await emit(logfile.tail(records, lines))
+            if follow and not until:
+                await self._follow(cid, log, emit)
         return response
+
+    async def _follow(self, cid: str, log: Any, emit: Any) -> None:
+        """Records as they are written, until the container has ended and all is read."""
+        pending = b""
+        while True:
+            running = self.containers.is_running(cid)
+            pending += log.read()
+            records, used = logfile.parse(pending)
+            pending = pending[used:]
+            if records:
+                await emit(records)
+            elif not running:
+                return
+            else:
+                await asyncio.sleep(FOLLOW_POLL_S)
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
+        """Docker's attach: the container's output live (and, with ``logs``, what it wrote
+        before), its stdin from the client when it was created with ``-i``. For a container
+        not started yet, the stream is connected before its command runs (``docker run``)."""
+        want_stdin = params.boolean(request.query, "stdin")
+        with_logs = params.boolean(request.query, "logs")
         stream = params.boolean(request.query, "stream", True)
-        logs = params.boolean(request.query, "logs")
         container = self.containers.find(request.match_info["id"])
         cid = container.config.container_id
-        with open(self.containers.store.log_path(cid), "rb") as log:
-            if not logs:
-                log.seek(0, os.SEEK_END)  # only what comes from now on
-            response = await hijack(request, tty=False)
-
-            async def emit(chunk: bytes) -> None:
-                await response.write(frame(STDOUT, chunk))
-
-            with closed_on_error(request), contextlib.suppress(ConnectionResetError):
-                if stream:
-                    await self._wait_for_start(cid, container.state.started_at)
-                await self._follow(cid, log, stream, emit)
+        tty = container.config.tty
+        stdin: asyncio.Queue[bytes | None] | None = None
+        if want_stdin and container.config.open_stdin:
+            stdin = asyncio.Queue()
+        if with_logs:
+            log = self.containers.store.log_path(cid).read_bytes()
+            backlog, _ = logfile.parse(log)
+        else:
+            backlog = []
+        response = await hijack(request, tty=tty, stdin=stdin)
+        with closed_on_error(request), contextlib.suppress(ConnectionResetError):
+            for record in backlog:
+                await response.write(record.data if tty else frame(record.stream, record.data))
+            if stream:
+                sock = await self.containers.attach_socket(cid)
+                if sock is not None:
+                    with sock:
+                        await _relay(sock, response, stdin, tty)
         return response
-
-    async def _wait_for_start(self, cid: str, started_before: str) -> None:
-        """Wait for the start that usually follows an attach: a new started_at, since a short
-        command may have run and ended between two looks (and with --rm, be gone already)."""
-        for _ in range(100):
-            now = self.containers.get(cid)
-            if now is None or now.running or now.state.started_at != started_before:
-                return
-            await asyncio.sleep(FOLLOW_POLL_S)
 
     async def exec_create(self, request: web.Request) -> web.Response:
         body = await read_model(request, ExecCreate)
         if not body.Cmd:
             raise InvalidArgument("No exec command specified")
         check_working_dir(body.WorkingDir)
-        exec_env = parse_env(body.Env or [])
+        exec_env = parse_env(body.Env or [])  # refused here, before anything is looked up
         container = self.containers.find(request.match_info["id"])
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
-        env = bundle.environment(container.config)
-        for pair in exec_env:
-            key, _, value = pair.partition("=")
-            env[key] = value
+        if container.state.paused:
+            raise Conflict(
+                f"Container {container.config.container_id} is paused, unpause the container "
+                "before exec"
+            )
         instance = self.execs.create(
             container.config.container_id,
             body.Cmd,
-            env,
+            list(exec_env),
             tty=body.Tty,
             attach_stdin=body.AttachStdin,
             workdir=body.WorkingDir,
+            user=body.User,
+            privileged=body.Privileged,
         )
         return web.json_response({"Id": instance.exec_id}, status=201)
 
@@ -330,7 +360,7 @@ class ContainerRoutes:
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
         if body.Detach:
-            self.execs.run_detached(instance, container.state.pid)
+            self.execs.run_detached(instance, container)
             return web.Response(status=200)
         response = await hijack(
             request, instance.tty, instance.stdin_queue if instance.attach_stdin else None
@@ -341,8 +371,13 @@ class ContainerRoutes:
                 await response.write(data if instance.tty else frame(stream, data))
 
         with closed_on_error(request):
-            await self.execs.run(instance, container.state.pid, sink)
+            await self.execs.run(instance, container, sink)
         return response
+
+    async def exec_resize(self, request: web.Request) -> web.Response:
+        height, width = _size(request)
+        self.execs.resize(request.match_info["id"], height, width)
+        return web.Response(status=200)
 
     async def exec_inspect(self, request: web.Request) -> web.Response:
         instance = self.execs.get(request.match_info["id"])
@@ -360,6 +395,46 @@ class ContainerRoutes:
                     "tty": instance.tty,
                     "entrypoint": instance.cmd[0],
                     "arguments": instance.cmd[1:],
+                    "privileged": instance.privileged,
+                    "user": instance.user,
                 },
             }
         )
+
+
+def _size(request: web.Request) -> tuple[int, int]:
+    """A terminal's ``h`` and ``w`` (Docker's resize), each 0 to 65535."""
+    height = params.integer(request.query, "h", 0, minimum=0, maximum=65535)
+    width = params.integer(request.query, "w", 0, minimum=0, maximum=65535)
+    return height, width
+
+
+async def _relay(
+    sock: socket.socket,
+    response: web.StreamResponse,
+    stdin: asyncio.Queue[bytes | None] | None,
+    tty: bool,
+) -> None:
+    """Between the monitor's attach socket and a hijacked client: output packets (first byte:
+    the stream) to the client, the client's input to the container's stdin, until the
+    container's output ends."""
+    loop = asyncio.get_running_loop()
+
+    async def feed() -> None:
+        assert stdin is not None
+        while (data := await stdin.get()) is not None:
+            await loop.sock_sendall(sock, data)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)  # the monitor closes the container's stdin
+
+    feeder = asyncio.ensure_future(feed()) if stdin is not None else None
+    try:
+        while packet := await loop.sock_recv(sock, 65537):
+            stream = ATTACH_STREAMS.get(packet[0])
+            if stream is None:
+                continue
+            data = packet[1:]
+            await response.write(data if tty else frame(stream, data))
+    finally:
+        if feeder is not None:
+            feeder.cancel()

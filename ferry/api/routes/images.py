@@ -1,4 +1,4 @@
-"""/images: the built-in host image and imported root filesystems."""
+"""/images: imported root filesystems."""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from ferry.api.models.containers import (
 )
 from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
-from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.store.view import ClusterView
-from ferry.model.container import NetworkChoice
+from ferry.model.container import NETWORK_HOST, NETWORK_NONE, NetworkChoice
 from ferry.model.ids import lookup
 from ferry.model.network import (
     GWBRIDGE,
@@ -101,6 +101,7 @@ class NetworkRoutes:
         bridge = self._gwbridge(GWBRIDGE)
         if bridge is not None:
             out.append(bridge)
+        out += [render.mode_network(mode, self.containers.all()) for mode in MODES]
         return web.json_response(
             sorted((n for n in out if _matches(n, filters)), key=lambda n: str(n["Name"]))
         )
@@ -109,6 +110,9 @@ class NetworkRoutes:
         bridge = self._gwbridge(request.match_info["id"])
         if bridge is not None:
             return web.json_response(bridge)
+        mode = _mode(request.match_info["id"])
+        if mode:
+            return web.json_response(render.mode_network(mode, self.containers.all()))
         return web.json_response(self._render(self._find(request.match_info["id"])))
 
     async def create(self, request: web.Request) -> web.Response:
@@ -121,7 +125,11 @@ class NetworkRoutes:
                 )
             local = await self.local.create(req)
             return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
-        if self.local.find(req.name) is not None:
+        if req.driver != Driver.OVERLAY:
+            raise InvalidArgument(
+                f"unknown network driver {req.driver!r}: use bridge, macvlan or overlay"
+            )
+        if self.local.find(req.name) is not None or req.name in MODES:
             raise Conflict(f"network with name {req.name} already exists on this host")
         manager = self.swarm.require_manager()
         network = await manager.networks.create(req)
@@ -129,6 +137,8 @@ class NetworkRoutes:
 
     async def remove(self, request: web.Request) -> web.Response:
         ref = request.match_info["id"]
+        if _mode(ref):
+            raise Forbidden(f"{_mode(ref)} is a pre-defined network and cannot be removed")
         if self.local.find(ref) is not None:
             await self.local.remove(ref)
             return web.Response(status=204)
@@ -235,3 +245,14 @@ def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
         elif not any(tests[key](v) for v in values):
             return False
     return True
+
+
+MODES = (NETWORK_HOST, NETWORK_NONE)
+
+
+def _mode(ref: str) -> str:
+    """``host`` or ``none`` when ``ref`` names one (by name or id prefix), else ""."""
+    for mode in MODES:
+        if ref == mode or (len(ref) >= 6 and render.mode_network_id(mode).startswith(ref)):
+            return mode
+    return ""

@@ -11,6 +11,7 @@ from ferry.api.body import read_model
 from ferry.api.hijack import frame
 from ferry.api.models.services import ServiceSpecModel
 from ferry.api.server import add_route
+from ferry.api.service_options import container_spec_json, resources_json, task_options
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
@@ -79,6 +80,7 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         stop_grace_s=(container.StopGracePeriod or 10 * NS) / NS,
         ports=ports_of(model),
         labels=model.Labels,
+        options=task_options(template),
     )
 
 
@@ -96,7 +98,9 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
                 "Env": list(spec.template.env),
                 "Init": spec.template.init,
                 "StopGracePeriod": int(spec.template.stop_grace_s * NS),
+                **container_spec_json(spec.template.options),
             },
+            "Resources": resources_json(spec.template.options),
             "RestartPolicy": {"Condition": spec.restart.value, "Delay": 5 * NS, "MaxAttempts": 0},
             "Placement": {"Constraints": list(spec.constraints)},
             "Networks": [{"Target": net_names.get(n, n)} for n in spec.networks],

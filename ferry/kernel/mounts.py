@@ -1,0 +1,61 @@
+"""Mounts in ferryd's own mount namespace: a container's root filesystem (an overlay of its
+image) is mounted here before runc takes it, and unmounted when the container has ended.
+
+Be aware: these mounts live in the host's mount namespace, so a crash leaves them behind;
+``unmount_under`` removes every mount below a directory (``lab down``, a restarted ferryd).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+
+from ferry.errors import KernelError
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+MNT_DETACH = 2
+
+
+def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
+    """``mount -t overlay`` of ``lower`` (read-only) under ``upper`` at ``target``."""
+    for path in (lower, upper, work, target):
+        if "," in str(path) or ":" in str(path):  # the option string's separators
+            raise KernelError("mount overlay", str(target), None, f"unusable path {path}")
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    if _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options) != 0:
+        errno = ctypes.get_errno()
+        raise KernelError("mount overlay", str(target), errno, os.strerror(errno))
+
+
+def is_mounted(target: Path) -> bool:
+    wanted = str(target)
+    return any(point == wanted for point in _mount_points())
+
+
+def unmount(target: Path) -> None:
+    """Detach ``target`` if something is mounted there (idempotent)."""
+    if not is_mounted(target):
+        return
+    if _libc.umount2(str(target).encode(), MNT_DETACH) != 0:
+        errno = ctypes.get_errno()
+        raise KernelError("umount", str(target), errno, os.strerror(errno))
+
+
+def unmount_under(directory: Path) -> list[str]:
+    """Detach every mount at or below ``directory``, deepest first; returns what it removed."""
+    prefix = str(directory).rstrip("/") + "/"
+    points = sorted({p for p in _mount_points() if p.startswith(prefix)}, key=len, reverse=True)
+    for point in points:
+        _libc.umount2(point.encode(), MNT_DETACH)
+    return points
+
+
+def _mount_points() -> list[str]:
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            # field 5 is the mount point, with spaces and the like escaped as octal
+            out.append(line.split()[4].encode().decode("unicode_escape"))
+    return out

@@ -1,0 +1,35 @@
+"""Every ferry command renders its --help (brackets in help texts, such as [/udp], used to
+crash rich's markup parser)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ferry.cli.main import app
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [path]
+    if hasattr(group, "commands"):
+        for name, command in sorted(group.commands.items()):
+            out += _commands(command, (*path, name))
+    return out
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+def test_the_walk_finds_the_commands_users_reach_for() -> None:
+    names = {" ".join(c) for c in COMMANDS}
+    assert {"run", "exec", "service update", "volume create", "network create"} <= names
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) or "ferry" for c in COMMANDS])
+def test_help_renders(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
