@@ -24,3 +24,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.services
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
+	.venv/bin/python -m benchmarks.faults
