@@ -109,6 +109,7 @@ def headline(f: dict[str, Any]) -> dict[str, str]:
     )
     i4, i5 = f["input_4_global_host_port"], f["input_5_published_port_restarts"]
     i6 = f["input_6_dead_host_names"]
+    listed = sum(1 for r in i6["runs"] if r["far_in_network_inspect_while_down"])
     rows = {
         "1: tries with a task lacking its eth0 (or failed)": f"{i1['failures']}/{i1['tries']}",
         "2: 'other' running within 15 s": f"{i2['other_ran_within_15s']}/{i2['tries']}",
@@ -117,6 +118,9 @@ def headline(f: dict[str, Any]) -> dict[str, str]:
         "3: original tasks replaced, per try (of 3)": _shown(i3["replaced_per_try"]),
         "3: tries where every node showed Down": f"{i3['every_node_down_tries']}/{i3['tries']}",
         "3: tries with 3/3 running after 20 s": f"{i3['recovered_tries']}/{i3['tries']}",
+        "3: of those, running on the manager": _shown(
+            [r["running_on_manager"] for r in i3["runs"]]
+        ),
         "4: running 15 s after h3 returned (of 3)": _shown(i4["running_after_15s"]),
         "4: new task records per s": _shown(i4["new_task_records_per_s"]),
         "5: failed connections, no restart (control)": _of(i5, "control"),
@@ -125,6 +129,7 @@ def headline(f: dict[str, Any]) -> dict[str, str]:
         "6: h3 Down after its ferryd is killed (s)": _shown(i6["down_s"]),
         "6: 'far' unresolvable on h2 after the kill (s)": _shown(i6["unresolved_s"]),
         "6: 'far' resolves again after the restart (s)": _shown(i6["resolves_again_s"]),
+        "6: tries where network inspect lists 'far' while h3 is Down": f"{listed}/{i6['tries']}",
         "8: namespaces left by a first lab down": str(len(f["lab_down_leftover_namespaces"])),
     }
     for kind, figs in (f.get("fault_suite") or {}).items():
