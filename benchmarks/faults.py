@@ -33,7 +33,7 @@ from typing import Any
 
 from benchmarks import fault_inputs as inputs
 from benchmarks.common import RESULTS, other_ferryds, progress, write
-from benchmarks.fault_suite import fault_suite
+from benchmarks.fault_suite import FAULTS, fault_suite
 from benchmarks.faultlab import LEFTOVERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +116,9 @@ def headline(f: dict[str, Any]) -> dict[str, str]:
         "2: tries with a Pending reason on 'many'": f"{i2['pending_reason_visible']}/{i2['tries']}",
         "2: leader warnings per s (h1 log)": _shown(i2["leader_warnings_per_s"]),
         "3: original tasks replaced, per try (of 3)": _shown(i3["replaced_per_try"]),
-        "3: tries where every node showed Down": f"{i3['every_node_down_tries']}/{i3['tries']}",
+        "3: nodes h1 listed Down after the restart, per try": "; ".join(
+            " ".join(r["nodes_seen_down"]) or "none" for r in i3["runs"]
+        ),
         "3: tries with 3/3 running after 20 s": f"{i3['recovered_tries']}/{i3['tries']}",
         "3: of those, running on the manager": _shown(
             [r["running_on_manager"] for r in i3["runs"]]
@@ -132,7 +134,9 @@ def headline(f: dict[str, Any]) -> dict[str, str]:
         "6: tries where network inspect lists 'far' while h3 is Down": f"{listed}/{i6['tries']}",
         "8: namespaces left by a first lab down": str(len(f["lab_down_leftover_namespaces"])),
     }
-    for kind, figs in (f.get("fault_suite") or {}).items():
+    suite = f.get("fault_suite") or {}
+    for kind in [k for k in FAULTS if k in suite] + [k for k in suite if k not in FAULTS]:
+        figs = suite[kind]
         for key in ("down_s", "rescheduled_s", "lost_on_healthy", "all_ready_s", "replaced",
                     "doctor_clean_s"):  # fmt: skip
             if key in figs:
@@ -184,22 +188,25 @@ def merge(label: str, figures: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     merged[label] = figures
     merged["meanings"] = MEANINGS
-    labels = [k for k in ("before", "after") if k in merged] + sorted(
-        k for k in merged if k not in ("before", "after", "meanings", "side_by_side")
-    )
     rows: dict[str, dict[str, str]] = {}
-    for run in labels:
+    for run in _labels(merged):
         for name, value in headline(merged[run]).items():
             rows.setdefault(name, {})[run] = value
     merged["side_by_side"] = rows
     return merged
 
 
+def _labels(merged: dict[str, Any]) -> list[str]:
+    """The runs in faults.json: before, after, then any other label."""
+    others = sorted(k for k in merged if k not in ("before", "after", "meanings", "side_by_side"))
+    return [k for k in ("before", "after") if k in merged] + others
+
+
 def report(merged: dict[str, Any]) -> None:
-    labels = [k for k in merged if k not in ("meanings", "side_by_side")]
-    print(f"\n{'figure':<50} " + " ".join(f"{label:<22}" for label in labels))
+    labels = _labels(merged)
+    print(f"\n{'figure':<62} " + " ".join(f"{label:<22}" for label in labels))
     for name, values in merged["side_by_side"].items():
-        print(f"{name:<50} " + " ".join(f"{values.get(label, '-'):<22}" for label in labels))
+        print(f"{name:<62} " + " ".join(f"{values.get(label, '-'):<22}" for label in labels))
 
 
 def main() -> None:
