@@ -25,6 +25,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
 	.venv/bin/python -m benchmarks.runtime
+	.venv/bin/python -m benchmarks.faults
 
 # The API fuzz test with a bigger budget than the suite's 2 000 requests (about ten minutes here);
 # FERRY_FUZZ_SEED=N repeats a run.
