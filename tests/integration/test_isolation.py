@@ -12,7 +12,10 @@ import pytest
 
 from tests.integration.lablib import LabRig, new_lab, wait_until
 
-PROBE = str(Path(__file__).with_name("netprobe.py"))
+PROBE = str(Path(__file__).with_name("netprobe.py"))  # on a lab client (the host's files)
+# containers see none of the host's files: the probe is bind-mounted into each one
+MOUNT = ("-v", f"{Path(__file__).parent}:/probe:ro")
+IN_CONTAINER = "/probe/netprobe.py"
 LISTEN = 7777
 ADDRESS = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.MacAddress}} {{end}}"
 VNI = '{{index .Options "com.docker.network.driver.overlay.vxlanid_list"}}'
@@ -23,7 +26,7 @@ def probe(lab: LabRig, where: tuple[str, str | None], *args: str) -> str:
     host, container = where
     if container is None:
         return lab.exec(host, "python3", PROBE, *args).stdout
-    return lab.ferry(host, "exec", container, "python3", PROBE, *args).stdout
+    return lab.ferry(host, "exec", container, "python3", IN_CONTAINER, *args).stdout
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,10 @@ def lab() -> Iterator[LabRig]:
         rig.ferry("h1", "network", "create", "lbr")
         rig.ferry("h2", "network", "create", "-d", "macvlan", "--subnet", str(net),
                   "--gateway", str(net[1]), "-o", "parent=eth0", "lan")  # fmt: skip
-        listener = ("tools", "python3", "-u", PROBE, "listen", str(LISTEN))
+        listener = (*MOUNT, "tools", "python3", "-u", IN_CONTAINER, "listen", str(LISTEN))
         rig.ferry("h1", "run", "-d", "--name", "a1", "--network", "ova", *listener)
         rig.ferry("h2", "run", "-d", "--name", "a2", "--network", "ova", *listener)
-        sleeper = ("tools", "sleep", "3600")
+        sleeper = (*MOUNT, "tools", "sleep", "3600")
         rig.ferry("h1", "run", "-d", "--name", "b1", "--network", "ovb", *sleeper)
         rig.ferry("h2", "run", "-d", "--name", "b2", "--network", "ovb", *sleeper)
         rig.ferry("h1", "run", "-d", "--name", "l1", "--network", "lbr", *sleeper)
