@@ -343,7 +343,9 @@ class Daemon:
         self.task_agent.start()
         self.shipper = LogShipper(agent.node_id, agent.link, agent.view, self.containers)
         self.shipper.start()
-        self.answerer = DoctorAnswerer(agent.node_id, agent.link, agent.view, self.examine)
+        self.answerer = DoctorAnswerer(
+            agent.node_id, agent.link, agent.view, self.examine, self.config.node_hostname
+        )
         self.answerer.start()
         self.ingress = IngressAgent(
             self.kernel,

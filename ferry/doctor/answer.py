@@ -28,8 +28,10 @@ class DoctorAnswerer:
         link: ManagerLink,
         view: ClusterView,
         examine: Callable[[], Awaitable[list[Finding]]],
+        hostname: str = "",
     ) -> None:
         self._node_id = node_id
+        self._hostname = hostname or node_id[:12]
         self._link = link
         self._view = view
         self._examine = examine
@@ -64,7 +66,14 @@ class DoctorAnswerer:
         self._working.pop(req_id, None)
 
     async def _answer(self, request: DoctorRequest) -> None:
-        findings = await self._examine()
+        """Examine and send; an examination that fails is itself the answer (the manager
+        must never wait out a node that had something to say)."""
+        try:
+            findings = await self._examine()
+        except FerryError as exc:
+            log.warning("examination failed", extra=kv(error=exc))
+            findings = [Finding(self._hostname, "doctor", self._hostname, "examination",
+                                "completed", str(exc))]  # fmt: skip
         body = json.dumps([f.to_json() for f in findings]).encode()
 
         async def chunks() -> AsyncIterator[bytes]:

@@ -83,10 +83,14 @@ class HostDoctor:
         name = container.config.name
         path = nsfs.netns_path(container.state.netns) if container.state.netns else None
         if path is None or not path.exists():
+            if not self.p.containers.is_running(container.config.container_id):
+                return []  # it ended while we looked
             return [self._finding("container", name, "namespace", "present", MISSING)]
         try:
             links = await self.p.kernel.run(inspect.interfaces, path)
         except KernelError as exc:
+            if not self.p.containers.is_running(container.config.container_id):
+                return []  # it ended while we looked: nothing to say about it
             return [self._finding("container", name, "namespace", "readable", str(exc))]
         have = {link.name: link for link in links if link.name != "lo"}
         out = []
@@ -248,7 +252,12 @@ class HostDoctor:
             nets = frozenset(ep.net_id for ep in container.state.endpoints)
             want = nftrules.vip_rules(plan_vips(nets, endpoints, serving))
             path = nsfs.netns_path(container.state.netns)
-            rules = await asyncio.to_thread(inspect.nft_rules, path, "ip", VIP_TABLE)
+            try:
+                rules = await asyncio.to_thread(inspect.nft_rules, path, "ip", VIP_TABLE)
+            except KernelError:
+                if self.p.containers.is_running(container.config.container_id):
+                    raise
+                continue  # it ended while we looked
             have = nftrules.kernel_rules(rules or [])
             out += diff_sets(self.p.hostname, "vip", container.config.name, want, have)
         return out

@@ -17,6 +17,7 @@ import dns.message
 import dns.rdatatype
 
 from ferry.doctor.findings import Finding
+from ferry.errors import KernelError
 from ferry.kernel import inspect, nsfs
 from ferry.kernel.sockets import DNS_ADDR
 from ferry.model.container import Container
@@ -38,7 +39,13 @@ async def check_names(parts: HostParts, running: list[Container]) -> list[Findin
         path = nsfs.netns_path(container.state.netns)
         for name in table.names(cid)[:NAMES_MAX]:
             want = " ".join(sorted(table.lookup(cid, name) or ())) or "NXDOMAIN"
-            have = await asyncio.to_thread(_ask, path, name)
+            try:
+                have = await asyncio.to_thread(_ask, path, name)
+            except KernelError:
+                if parts.containers.is_running(cid):
+                    raise
+                break  # it ended while we asked: nothing to say about it
+
             if have == NO_ANSWER:  # the server does not answer here at all: one finding, not
                 # one per name, and no more waiting out a timeout for each
                 out.append(Finding(parts.hostname, "dns", container.config.name, "(any name)",

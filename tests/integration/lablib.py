@@ -214,7 +214,12 @@ def wait_doctor_clean(
             " | ".join(f[k] for k in ("Node", "Check", "Subject", "Item", "Expected", "Actual"))
             for f in last[0]
         )
-        raise AssertionError(f"{exc}\n{rows}") from None
+        logs = ""
+        for named in sorted({f["Node"] for f in last[0]} & {h.name for h in lab.topo.hosts}):
+            path = lab.topo.node(named).run_dir / "ferryd.log"
+            tail = path.read_text(errors="replace").splitlines()[-25:] if path.exists() else []
+            logs += f"\n--- {named} ferryd.log (last lines)\n" + "\n".join(tail)
+        raise AssertionError(f"{exc}\n{rows}{logs}") from None
 
 
 def etcd_pid(lab: LabRig, host: str) -> int:

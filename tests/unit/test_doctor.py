@@ -78,3 +78,40 @@ def test_differences_name_what_is_missing_unexpected_or_different() -> None:
 def test_findings_travel_as_json_and_back_unchanged() -> None:
     finding = Finding("h1", "dns", "c1", "web", "10.0.0.2", "NXDOMAIN")
     assert Finding.from_json(finding.to_json()) == finding
+
+
+class _Uploads:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    async def upload(self, manager: str, path: str, body: Any) -> None:
+        self.sent.append((manager, path, b"".join([chunk async for chunk in body])))
+
+
+async def test_an_examination_that_fails_is_answered_all_the_same() -> None:
+    """A container that vanished mid-examination once made a node's answer never come: the
+    manager then reported the node as not examined (a flaky fault test)."""
+    import json
+    from typing import cast
+
+    from ferry.agent.link import ManagerLink
+    from ferry.doctor.answer import DoctorAnswerer
+    from ferry.errors import KernelError
+    from ferry.manager.store.schema import TYPES
+    from ferry.manager.store.view import ClusterView
+    from ferry.model.logs import DoctorRequest
+    from ferry.model.mirror import Mirror
+
+    async def broken() -> list[Finding]:
+        raise KernelError("setns", "/run/netns/x", 2, "no such namespace")
+
+    link = _Uploads()
+    answerer = DoctorAnswerer(
+        "node1", cast(ManagerLink, link), ClusterView(Mirror(TYPES)), broken, "h2"
+    )
+    await answerer._answer(DoctorRequest("req1", "node1", "10.0.0.1:2377"))
+    [(manager, path, body)] = link.sent
+    assert (manager, path) == ("10.0.0.1:2377", "/v1/doctor/req1")
+    [finding] = [Finding.from_json(f) for f in json.loads(body)]
+    assert (finding.node, finding.check, finding.expected) == ("h2", "doctor", "completed")
+    assert "no such namespace" in finding.actual
