@@ -8,16 +8,19 @@ formed by an older ferryd gets there on its managers' restart.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ferry.errors import Unavailable
 from ferry.lab import lab as labmod
 from ferry.manager import sealing
+from ferry.manager.store import keys
 from tests.integration.lablib import (
     LabRig,
     new_lab,
@@ -36,17 +39,64 @@ def certs(lab: LabRig, host: str) -> Path:
 
 def tls(lab: LabRig, host: str, target: str, holder: str, kind: str) -> Any:
     """Whether etcd at ``target`` (HOST:PORT), dialled from ``host``, takes ``holder``'s
-    ``node`` or ``store`` certificate."""
+    ``node`` or ``store`` certificate: ``probes/tls_probe.py``'s answer."""
     files = certs(lab, holder)
     addr, _, port = target.rpartition(":")
     pem, key = str(files / f"{kind}.pem"), str(files / f"{kind}.key")
     return probe(lab, host, "tls_probe.py", addr, port, pem, key)[0]
 
 
-def tls_phase(lab: LabRig, host: str) -> int | None:
+def configured_tls_phase(lab: LabRig, host: str) -> int | None:
+    """The phase in ``host``'s ``member.json`` (None: written by an older ferryd). It is what
+    the member is to run, written *before* its restart: it says nothing of what serves now."""
     record = json.loads((lab.topo.node(host).state_dir / "etcd" / "member.json").read_text())
     phase = record.get("tls_phase")
     return int(phase) if phase is not None else None
+
+
+def recorded_tls_phases(lab: LabRig, via: str) -> dict[str, int] | None:
+    """Node id -> the TLS phase each manager recorded in the store (``storetls/<node>``), read
+    through ``via``'s etcd client port with its store certificate; None while that port does
+    not take it (an older member, or one restarting). A manager records a phase only once its
+    member serves with it again (``StoreUpgrade._advance``): the condition a probe may follow."""
+    files = certs(lab, via)
+    read = lab.exec(
+        via, "etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={files / 'store-ca.pem'}",
+        f"--cert={files / 'store.pem'}", f"--key={files / 'store.key'}",
+        "get", "--prefix", keys.STORE_TLS, "--write-out=json", check=False,
+    )  # fmt: skip
+    if read.returncode != 0:
+        return None
+    return {
+        base64.b64decode(kv["key"]).decode().removeprefix(keys.STORE_TLS): int(
+            base64.b64decode(kv["value"])
+        )
+        for kv in json.loads(read.stdout).get("kvs", [])
+    }
+
+
+def recorded_tls_phase_of(
+    lab: LabRig, hosts: tuple[str, ...]
+) -> Callable[[], dict[str, int | None] | None]:
+    """A check for ``wait_until``: host -> its recorded phase (None: none yet), read through
+    the first of ``hosts``; None while that host's store does not answer."""
+    ids = {host: str(lab.api(host, "/info")["Swarm"]["NodeID"]) for host in hosts}
+
+    def read() -> dict[str, int | None] | None:
+        phases = recorded_tls_phases(lab, hosts[0])
+        return None if phases is None else {h: phases.get(i) for h, i in ids.items()}
+
+    return read
+
+
+def every_node_ready(lab: LabRig) -> bool:
+    """Whether h1 lists every node ready; False while h1 refuses swarm calls: a manager whose
+    store was down answers for the swarm again only once its quorum watch sees a majority
+    (``manager/quorum.py``), up to a check later than the store's own first answer."""
+    try:
+        return {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"}
+    except Unavailable:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +116,13 @@ def test_etcd_takes_the_store_certificates_of_managers_only(trust_lab: LabRig) -
     lab = trust_lab
     h1 = lab.topo.node("h1").addr
     # the peer port, each from the host whose certificate it is (etcd checks the address)
-    assert not tls(lab, "h2", f"{h1}:2380", "h2", "node")["answered"]  # a worker's
-    assert not tls(lab, "h3", f"{h1}:2380", "h3", "node")["answered"]  # a manager's node cert
     assert tls(lab, "h3", f"{h1}:2380", "h3", "store")["status"] == 200
+    assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["refused"]  # a worker's
+    assert tls(lab, "h3", f"{h1}:2380", "h3", "node")["refused"]  # a manager's node cert
     # the client port listens on h1's loopback: only something on h1 reaches it
-    assert not tls(lab, "h1", "127.0.0.1:2379", "h2", "node")["answered"]
-    assert not tls(lab, "h1", "127.0.0.1:2379", "h1", "node")["answered"]
     assert tls(lab, "h1", "127.0.0.1:2379", "h1", "store")["status"] == 200
+    assert tls(lab, "h1", "127.0.0.1:2379", "h2", "node")["refused"]
+    assert tls(lab, "h1", "127.0.0.1:2379", "h1", "node")["refused"]
     # a worker holds nothing that opens the store, nor the key that opens the CA keys
     assert sorted(p.name for p in certs(lab, "h2").iterdir()) == ["ca.pem", "node.key", "node.pem"]
     for manager in ("h1", "h3"):
@@ -179,14 +229,15 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
         lab.ferry("h1", "swarm", "init", "--advertise-addr", h1)
         worker = lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
         lab.exec("h2", "ferry", "swarm", "join", "--token", worker, f"{h1}:2377")
-        assert tls_phase(lab, "h1") is None  # what the older ferryd made
-        assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["answered"]  # the flaw being fixed
+        assert configured_tls_phase(lab, "h1") is None  # what the older ferryd made
+        assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["status"] == 200  # the flaw being fixed
         lab.ferry("h1", "network", "create", "-d", "overlay", "--attachable", "carry")
         lab.ferry("h2", "run", "-d", "--name", "old", "--network", "carry", "tools", "sleep", "600")
 
         restart_ferryd(lab, "h1")  # this version, on the same state
-        wait_until(lambda: tls_phase(lab, "h1") == 3, 30, "h1's etcd on the store CA")
-        assert not tls(lab, "h2", f"{h1}:2380", "h2", "node")["answered"]
+        recorded = recorded_tls_phase_of(lab, ("h1",))
+        wait_until(lambda: recorded() == {"h1": 3}, 30, "h1's etcd on the store CA (recorded)")
+        assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["refused"]
         assert (certs(lab, "h1") / "kek").exists()
         restart_ferryd(lab, "h2")
         wait_until(lambda: lab.node_state("h2") == "ready", 20, "h2 back")
@@ -211,28 +262,24 @@ def test_three_older_managers_move_to_the_store_ca_as_each_restarts() -> None:
             lab.exec(host, "ferry", "swarm", "join", "--token", manager, f"{h1}:2377")
         lab.ferry("h1", "service", "create", "-d", "--name", "keep", "--replicas", "3",
                   "tools", "sleep", "600")  # fmt: skip
+        recorded = recorded_tls_phase_of(lab, ("h1", "h2", "h3"))
         restart_ferryd(lab, "h1")
         # the others still run the older ferryd: h1 goes as far as they allow, and no further
-        wait_until(lambda: tls_phase(lab, "h1") == 1, 30, "h1 at the phase older members take")
-        assert {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"}
+        older_left = {"h1": 1, "h2": None, "h3": None}
+        wait_until(lambda: recorded() == older_left, 30, "h1 at the phase older members take")
+        wait_until(lambda: every_node_ready(lab), 20, "every node ready, h1 serving again")
         for host in ("h2", "h3"):
             restart_ferryd(lab, host)  # each gets the key from h1, and its store certificate
-        wait_until(
-            lambda: all(tls_phase(lab, h) == 3 for h in ("h1", "h2", "h3")),
-            60,
-            "every member on the store CA",
-            every_s=0.5,
-        )
+        # what each manager records once its member serves again on the phase, not what its
+        # member.json says before the restart
+        everyone = {"h1": 3, "h2": 3, "h3": 3}
+        wait_until(lambda: recorded() == everyone, 60, "every member on the store CA", every_s=0.5)
         for host in ("h2", "h3"):
-            assert not tls(lab, host, f"{h1}:2380", host, "node")["answered"]
             assert tls(lab, host, f"{h1}:2380", host, "store")["status"] == 200
-        wait_until(
-            lambda: {n["Status"]["State"] for n in lab.nodes().values()} == {"ready"},
-            20,
-            "every node ready",
-        )
-        keys = {sealing.parse_key((certs(lab, h) / "kek").read_text()) for h in ("h1", "h2", "h3")}
-        assert len(keys) == 1  # one key, shared by the managers
+            assert tls(lab, host, f"{h1}:2380", host, "node")["refused"]
+        wait_until(lambda: every_node_ready(lab), 20, "every node ready")
+        keks = {sealing.parse_key((certs(lab, h) / "kek").read_text()) for h in ("h1", "h2", "h3")}
+        assert len(keks) == 1  # one key, shared by the managers
         assert "keep" in lab.ferry("h3", "service", "ls").stdout
 
 
