@@ -25,6 +25,7 @@ from ferry.manager.store import Store
 log = logging.getLogger("ferry.manager.quorum")
 
 CHECK_S = 1.0
+RECHECK_S = 0.2  # while refusing: answer again within a moment of the majority's return
 PROBE_S = 2.0
 STALE_S = 3.0
 
@@ -65,4 +66,4 @@ class QuorumWatch:
     async def _run(self) -> None:
         while True:
             await self.probe()
-            await asyncio.sleep(CHECK_S)
+            await asyncio.sleep(CHECK_S if self.has_quorum else RECHECK_S)
