@@ -8,7 +8,7 @@ demo: setup
 	.venv/bin/ferry lab demo
 
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 3 --dist loadfile
 
 faults: setup
 	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q tests/integration/test_faults.py

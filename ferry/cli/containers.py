@@ -188,7 +188,9 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(sys.stdin.fileno())
-    tty.setraw(sys.stdin.fileno())
+    # TCSANOW, not setraw's default TCSAFLUSH: what was typed before the terminal turned raw
+    # (while the client connected) still reaches the container, as with the docker CLI.
+    tty.setraw(sys.stdin.fileno(), termios.TCSANOW)
     try:
         yield
     finally:

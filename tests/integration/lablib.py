@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import itertools
 import json
@@ -26,6 +27,7 @@ _counter = itertools.count()
 # getent, built once by scripts/tools-image.sh (make test runs it) and imported into each host.
 TOOLS = "tools"
 TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar"))
+CREATE_LOCK = Path("/run/ferry/tests-lab-create.lock")
 
 
 def _free_subnet() -> str:
@@ -132,11 +134,35 @@ class LabRig:
 
 
 @contextlib.contextmanager
+def _creating_labs() -> Iterator[None]:
+    """One test process at a time picks a lab's name and subnet and records the lab: the
+    suite runs modules in parallel workers (pytest-xdist), and two workers must never pick the
+    same free subnet or name before either has recorded its lab."""
+    CREATE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with CREATE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _free_name() -> str:
+    taken = set(labmod.list_labs())
+    for _ in range(1000):
+        name = f"it{os.getpid() % 10000}{next(_counter)}"[:8]
+        if name not in taken and not (labmod.LAB_ROOT / name).exists():
+            return name
+    raise RuntimeError("no free lab name")
+
+
+@contextlib.contextmanager
 def new_lab(hosts: int = 3, clients: int = 0, tools: bool = True) -> Iterator[LabRig]:
     """A lab of its own (unique name and subnet) with the ``tools`` image on every host,
     taken down whatever happens."""
-    name = f"it{os.getpid() % 10000}{next(_counter)}"[:8]
-    topo = labmod.up(name, hosts, clients, _free_subnet())
+    with _creating_labs():
+        name = _free_name()
+        topo = labmod.up(name, hosts, clients, _free_subnet())
     try:
         rig = LabRig(topo)
         if tools:

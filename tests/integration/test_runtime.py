@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,7 +132,15 @@ def drive(
         if not sent and waited:
             os.write(fd, typed)
             sent = True
-    _, status = os.waitpid(pid, 0)
+    ended, status = os.waitpid(pid, os.WNOHANG)
+    while ended == 0 and time.monotonic() < deadline + 5:  # the terminal closes just before
+        time.sleep(0.05)
+        ended, status = os.waitpid(pid, os.WNOHANG)
+    if ended == 0:  # still running past the deadline: end it, and say what it showed
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        raise AssertionError(f"{argv} did not end within {timeout_s}s; it showed {out!r}")
     os.close(fd)
     return out, os.waitstatus_to_exitcode(status)
 
