@@ -22,8 +22,10 @@ import re
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
@@ -44,6 +46,8 @@ class Image:
     created_at: str
     size_bytes: int
     rootfs: Path
+    # the image config's ``config`` object (Docker's image-inspect ``Config``); {} for none
+    config: Mapping[str, Any] = field(default_factory=dict)
 
 
 def normalise(name: str) -> str:

@@ -240,7 +240,7 @@ CONTAINER_SPECS = [
     Hostile("working dir relative", "POST", f"{V}/containers/create", 400,
             "the working directory 'tmp' is invalid, it needs to be an absolute path",
             body=_container(WorkingDir="tmp")),
-    Hostile("no command", "POST", f"{V}/containers/create", 400, "no command specified",
+    Hostile("no command", "POST", f"{V}/containers/create", 400, "No command specified",
             body={"Image": "tools"}),
     Hostile("env name blank", "POST", f"{V}/containers/create", 400,
             'invalid environment variable: " =x"', body=_container(Env=[" =x"])),

@@ -68,14 +68,14 @@ def _networks(body: ContainerCreate) -> tuple[tuple[NetworkChoice, ...], str]:
 
 
 def create_request(name: str, body: ContainerCreate) -> CreateRequest:
-    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
     host = body.HostConfig
     networks, mode = _networks(body)
     ports = published_ports(host.PortBindings or {}) if host else ()
     return CreateRequest(
         image=body.Image,
         ports=ports,
-        cmd=cmd,
+        cmd=tuple(body.Cmd or ()),
+        entrypoint=None if body.Entrypoint is None else tuple(body.Entrypoint),
         name=name,
         env=parse_env(body.Env or []),
         hostname=body.Hostname,
