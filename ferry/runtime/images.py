@@ -50,6 +50,24 @@ class Image:
     config: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one registry (Docker's AuthConfig). Placeholder of the contract until
+    the STORE branch (which decodes it from ``X-Registry-Auth``) is merged."""
+
+    username: str
+    password: str
+    serveraddress: str = ""
+
+
+async def resolve_digest(ref: str, auth: RegistryAuth | None) -> str | None:
+    """The manifest digest of ``ref`` in its registry (``sha256:…``), or None when the
+    registry cannot be reached. Placeholder of the contract: this branch has no registry
+    client, so the registry is never reached (the STORE branch replaces it)."""
+    del ref, auth
+    return None
+
+
 def normalise(name: str) -> str:
     """Docker's reference rules, locally: ``alpine`` means ``alpine:latest``, and the default
     registry's prefix (``docker.io/library/``) is dropped."""
