@@ -7,7 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ferry.api.models.containers import HealthConfigBody
+from ferry.api.run_options import healthcheck
 from ferry.cli.runflags import HealthFlags, RunFlags, create_body
+from ferry.errors import InvalidArgument
 from ferry.model.container import ContainerConfig
 from ferry.model.imageconfig import EPHEMERAL_PORTS
 from ferry.runtime.oci import container_args
@@ -134,3 +139,13 @@ def test_the_runtime_runs_the_entrypoint_then_the_command() -> None:
     assert container_args(config) == ["nginx", "-g", "x"]
     old = ContainerConfig("c" * 64, "web", "tools", ("sleep", "1"))  # stored before entrypoint
     assert container_args(old) == ["sleep", "1"]
+
+
+def test_a_services_health_options_without_a_test_are_refused() -> None:
+    """A service keeps its check whole (it is not completed from the image's): options without
+    --health-cmd are refused by name, never dropped."""
+    with pytest.raises(InvalidArgument, match="need a test"):
+        healthcheck(HealthConfigBody(Interval=10**9))
+    assert healthcheck(HealthConfigBody()) is None
+    check = healthcheck(HealthConfigBody(Test=["CMD", "true"], Retries=2))
+    assert check is not None and (check.interval_s, check.retries) == (30.0, 2)

@@ -218,6 +218,7 @@ class ServiceRoutes:
             "Spec": {
                 "ContainerSpec": {
                     "Image": task.template.image,
+                    "Command": list(task.template.entrypoint or ()) or None,
                     "Args": list(task.template.cmd),
                     "Env": list(task.template.env),
                 }
