@@ -12,7 +12,14 @@ import random
 from dataclasses import replace
 
 from ferry.agent.container_requests import CreateRequest
-from ferry.model.imageconfig import HealthConfig, RunConfig, merge, parse_image_config, publish_all
+from ferry.model.imageconfig import (
+    HealthConfig,
+    RunConfig,
+    ephemeral_port,
+    merge,
+    parse_image_config,
+    publish_all,
+)
 from ferry.model.runopts import Healthcheck, MountSpec, MountType
 from ferry.runtime.images import Image
 
@@ -33,8 +40,9 @@ def effective_request(
     """``req`` with the image's config merged in (entrypoint and command resolved, env,
     working directory, user, stop signal, health check, labels, exposed ports), each of the
     image's ``Volumes`` not mounted otherwise as an anonymous volume (Docker's
-    createContainerOSSpecificSettings), and with ``publish_all`` every exposed port not
-    published yet on a free ephemeral host port (``taken_ports``: ``tcp/8080`` keys in use).
+    createContainerOSSpecificSettings), a port asked without a host port (published 0) and,
+    with ``publish_all``, every exposed port not published yet on a free ephemeral host port
+    (``taken_ports``: ``tcp/8080`` keys in use).
     Raises ``InvalidArgument``: Docker's ``No command specified``, a malformed image config,
     a health check without a test."""
     run = RunConfig(
@@ -55,10 +63,14 @@ def effective_request(
         for target in out.volumes
         if target.rstrip("/") not in mounted
     )
-    ports = req.ports
+    taken = set(taken_ports) | {f"{p.protocol}/{p.published}" for p in req.ports}
+    ports = tuple(
+        replace(p, published=ephemeral_port(p.protocol, taken, rng)) if not p.published else p
+        for p in req.ports
+    )
     if req.publish_all:
         bound = {f"{p.target}/{p.protocol}" for p in req.ports}
-        ports += tuple(publish_all(out.exposed_ports, bound, set(taken_ports), rng))
+        ports += tuple(publish_all(out.exposed_ports, bound, taken, rng))
     return replace(
         req,
         entrypoint=out.entrypoint,

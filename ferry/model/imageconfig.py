@@ -31,6 +31,7 @@ from typing import Any
 
 from ferry.errors import InvalidArgument
 from ferry.model.container import PublishedPort
+from ferry.model.ports import reserved
 from ferry.model.runopts import Healthcheck
 
 NS = 1_000_000_000
@@ -289,18 +290,19 @@ def publish_all(
         if proto not in ("tcp", "udp"):
             raise InvalidArgument(f"cannot publish {key}: Ferry publishes tcp and udp ports")
         host_port = ephemeral_port(proto, taken, rng)
-        taken.add(f"{proto}/{host_port}")
         out.append(PublishedPort(host_port, int(number), proto))
     return out
 
 
 def ephemeral_port(proto: str, taken: set[str], rng: random.Random) -> int:
-    """A free host port of Docker's ephemeral range, tried from a random start. Raises
-    ``InvalidArgument`` when every one is taken."""
+    """A free host port of Docker's ephemeral range, tried from a random start, never one of
+    Ferry's own (51820/udp lies in the range), and recorded in ``taken`` (``tcp/32768``
+    keys). Raises ``InvalidArgument`` when every one is taken."""
     low, high = EPHEMERAL_PORTS
     start = rng.randint(low, high)
     for offset in range(high - low + 1):
         port = low + (start - low + offset) % (high - low + 1)
-        if f"{proto}/{port}" not in taken:
+        if f"{proto}/{port}" not in taken and reserved(proto, port) is None:
+            taken.add(f"{proto}/{port}")
             return port
     raise InvalidArgument(f"no free {proto} host port left in {low}-{high} to publish on")

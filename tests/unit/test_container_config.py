@@ -149,3 +149,18 @@ def test_a_services_health_options_without_a_test_are_refused() -> None:
     assert healthcheck(HealthConfigBody()) is None
     check = healthcheck(HealthConfigBody(Test=["CMD", "true"], Retries=2))
     assert check is not None and (check.interval_s, check.retries) == (30.0, 2)
+
+
+async def test_a_port_without_host_port_gets_an_ephemeral_one(tmp_path: Path) -> None:
+    """docker run -p 80 -p 81 (HostPort ""): each on its own free port of the range."""
+    async with api_client(tmp_path, NGINX) as client:
+        bindings = {"80/tcp": [{"HostPort": ""}], "81/tcp": [{"HostPort": ""}]}
+        got = await _create(client, "web", HostConfig={**NO_NET, "PortBindings": bindings})
+    ports = {
+        key: int(entries[0]["HostPort"])
+        for key, entries in got["HostConfig"]["PortBindings"].items()
+    }
+    low, high = EPHEMERAL_PORTS
+    assert sorted(ports) == ["80/tcp", "81/tcp"]
+    assert all(low <= port <= high for port in ports.values())
+    assert ports["80/tcp"] != ports["81/tcp"]

@@ -200,3 +200,12 @@ def test_publish_all_skips_taken_ports_and_says_when_none_is_left() -> None:
 def test_publish_all_refuses_sctp() -> None:
     with pytest.raises(InvalidArgument, match="sctp"):
         publish_all(("9/sctp",), set(), set(), random.Random(0))
+
+
+def test_an_ephemeral_port_is_never_one_of_ferrys_own() -> None:
+    """51820/udp (WireGuard) lies in Docker's ephemeral range: it is never picked."""
+    low, high = EPHEMERAL_PORTS
+    taken = {f"udp/{p}" for p in range(low, high + 1) if p not in (51820, 51821)}
+    assert publish_all(("53/udp",), set(), taken, random.Random(0))[0].published == 51821
+    with pytest.raises(InvalidArgument, match="no free udp host port"):
+        publish_all(("54/udp",), set(), taken, random.Random(0))
