@@ -16,9 +16,11 @@ Docker's rules, followed here field by field (moby ``daemon/commit.go`` ``merge`
   ``--no-healthcheck`` is the test ``["NONE"]``, which wins as any given test does.
 - ``Labels``: merged, the run's winning. ``ExposedPorts`` and ``Volumes``: the union.
 
-Be aware: the image config's other keys (``Hostname``, ``Domainname``, ``Tty``, ``OnBuild``,
-``Shell``, ``ArgsEscaped``, ``Image``…) are build-time or legacy fields that Docker's merge does
-not use either; they are read past, as Docker does.
+Be aware: health options without a test where the image has no HEALTHCHECK either are
+refused here (Docker keeps them as a check that never runs). The image config's other keys
+(``Hostname``, ``Domainname``, ``Tty``, ``OnBuild``, ``Shell``, ``ArgsEscaped``, ``Image``…)
+are build-time or legacy fields that Docker's merge does not use either; they are read past,
+as Docker does. A relative ``WorkingDir`` in an image is refused by name.
 """
 
 from __future__ import annotations
@@ -206,11 +208,14 @@ def parse_image_config(raw: Mapping[str, Any]) -> ImageConfig:
     for pair in _strings(raw, "Env"):
         if "=" not in pair:
             raise InvalidArgument(f"image config: Env entry {pair!r} is not KEY=VALUE")
+    working_dir = _string(raw, "WorkingDir")
+    if working_dir and not working_dir.startswith("/"):
+        raise InvalidArgument(f"image config: WorkingDir {working_dir!r} is not an absolute path")
     return ImageConfig(
         entrypoint=_strings(raw, "Entrypoint"),
         cmd=_strings(raw, "Cmd"),
         env=_strings(raw, "Env"),
-        working_dir=_string(raw, "WorkingDir"),
+        working_dir=working_dir,
         user=_string(raw, "User"),
         exposed_ports=tuple(
             port_key(p, "image config ExposedPorts") for p in _keys(raw, "ExposedPorts")

@@ -68,6 +68,7 @@ def test_an_exposed_port_without_protocol_is_tcp() -> None:
         ({"ExposedPorts": {"http": {}}}, "ExposedPorts"),
         ({"ExposedPorts": {"70000/tcp": {}}}, "ExposedPorts"),
         ({"WorkingDir": 5}, "WorkingDir"),
+        ({"WorkingDir": "srv"}, "WorkingDir"),
         ({"Healthcheck": {"Test": ["CMD", "x"], "Interval": -1}}, "Healthcheck.Interval"),
         ({"Volumes": ["/data"]}, "Volumes"),
     ],
