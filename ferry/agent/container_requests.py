@@ -14,6 +14,7 @@ from ferry.model.container import (
     NetworkChoice,
     PublishedPort,
 )
+from ferry.model.imageconfig import HealthConfig
 from ferry.model.runopts import (
     Healthcheck,
     MountSpec,
@@ -30,8 +31,12 @@ from ferry.model.runopts import (
 
 @dataclass(frozen=True)
 class CreateRequest:
+    """``cmd`` is Docker's ``Cmd`` and ``entrypoint`` its ``Entrypoint`` (None: not given),
+    both merged with the image's at create (agent.container_config)."""
+
     image: str
     cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None = None
     name: str = ""
     env: tuple[str, ...] = ()
     hostname: str = ""
@@ -59,7 +64,10 @@ class CreateRequest:
     shm_size_bytes: int = 0
     extra_hosts: tuple[str, ...] = ()
     exposed_ports: tuple[str, ...] = ()
-    healthcheck: Healthcheck | None = None
+    # as given (Docker's HealthConfig, zeros unset), or a service's complete check; after the
+    # merge with the image's, the check that runs
+    healthcheck: Healthcheck | HealthConfig | None = None
+    publish_all: bool = False  # -P: every exposed port on an ephemeral host port
     network_mode: str = ""  # "host" or "none" (modes), else the networks say
 
 
@@ -97,7 +105,7 @@ def check_options(req: CreateRequest, available_caps: tuple[str, ...]) -> None:
     parse_signal(req.stop_signal)
     if req.auto_remove and req.restart.name != RestartName.NO:
         raise InvalidArgument("Conflicting options: --restart and --rm")
-    if req.healthcheck is not None:
+    if isinstance(req.healthcheck, Healthcheck):
         req.healthcheck.check()
     if req.network_mode not in ("", NETWORK_HOST, NETWORK_NONE):
         raise InvalidArgument(f"invalid network mode {req.network_mode!r}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ferry.agent.attachments import Attachments
+from ferry.agent.container_config import effective_request
 from ferry.agent.container_networks import ContainerNetworks
 from ferry.agent.container_requests import PASSED_FIELDS, CreateRequest, check_options, parse_signal
 from ferry.agent.health import HealthChecks
@@ -53,16 +54,13 @@ from ferry.model.network import GWBRIDGE
 from ferry.model.ports import check_publishable
 from ferry.model.rules import (
     check_aliases,
-    check_command,
     check_container_name,
     check_hostname,
     check_labels,
     check_working_dir,
     parse_env,
 )
-from ferry.model.runopts import (
-    MountType,
-)
+from ferry.model.runopts import MountType
 from ferry.model.times import now_iso
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.runtime import monitor
@@ -214,10 +212,9 @@ class ContainerService:
     @staticmethod
     def check_request(req: CreateRequest) -> tuple[str, ...]:
         """What a request must satisfy before anything is looked up (rules.py, Docker's
-        rules); the environment as stored."""
+        rules; the command once merged with the image's); the environment as stored."""
         if req.name:
             check_container_name(req.name)
-        check_command(req.cmd)
         check_hostname(req.hostname)
         check_working_dir(req.working_dir)
         check_labels(req.labels)
@@ -228,6 +225,9 @@ class ContainerService:
     async def create(self, req: CreateRequest) -> Container:
         env = self.check_request(req)
         image = self.images.get(req.image)
+        req = effective_request(
+            replace(req, env=env), image, self.published() | self.ports_in_use()
+        )
         taken = {c.config.name for c in self._containers.values()}
         name = req.name.removeprefix("/") or random_name(taken)
         if name in taken:
@@ -241,7 +241,6 @@ class ContainerService:
         self._check_ports(req.ports)
         check_options(req, self.runner.host.available_caps)
         passed = {key: getattr(req, key) for key in PASSED_FIELDS}
-        passed["env"] = env
         config = ContainerConfig(
             container_id=new_hex_id(),
             name=name,

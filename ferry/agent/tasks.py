@@ -127,6 +127,7 @@ class TaskAgent(Reconciler):
                 CreateRequest(
                     image=template.image,
                     cmd=template.cmd,
+                    entrypoint=template.entrypoint,  # Command, merged with the image's at create
                     name=task.name,
                     env=template.env,
                     networks=tuple(choices),

@@ -62,12 +62,14 @@ class ApiClient:
         query: Mapping[str, Any] | None,
         body: Any,
         timeout_s: float | None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
         if query:
             clean = {k: _query_value(v) for k, v in query.items() if v is not None}
             if clean:
                 path += "?" + urlencode(clean)
-        headers = {"Host": "ferryd"}
+        headers = {"Host": "ferryd", **(extra_headers or {})}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
@@ -92,9 +94,11 @@ class ApiClient:
         query: Mapping[str, Any] | None,
         body: Any,
         timeout_s: float | None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
         try:
-            return self._request(method, path, query, body, timeout_s)
+            return self._request(method, path, query, body, timeout_s, extra_headers=headers)
         except FileNotFoundError as exc:
             raise Unavailable(
                 f"cannot connect to ferryd at {self.host}: no socket (is ferryd running?)"
@@ -120,8 +124,11 @@ class ApiClient:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         timeout_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        conn, resp = self._send(method, path, query, body, timeout_s or self.timeout_s)
+        conn, resp = self._send(
+            method, path, query, body, timeout_s or self.timeout_s, headers=headers
+        )
         try:
             raw = resp.read()
         finally:

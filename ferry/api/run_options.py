@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ferry.api.models.containers import ContainerCreate, HealthConfigBody, HostConfig, MountBody
 from ferry.errors import InvalidArgument
+from ferry.model.imageconfig import HealthConfig, port_key
 from ferry.model.runopts import (
     Healthcheck,
     MountSpec,
@@ -125,22 +126,33 @@ def mounts(body: ContainerCreate) -> tuple[MountSpec, ...]:
 NS = 1_000_000_000
 
 
-def healthcheck(body: HealthConfigBody | None) -> Healthcheck | None:
-    """Docker's HealthConfig (nanoseconds; 0 means Docker's default)."""
-    if body is None or not body.Test:
+def health_config(body: HealthConfigBody | None) -> HealthConfig | None:
+    """Docker's HealthConfig as given (nanoseconds; a zero field is not set: the image's,
+    else Docker's default, once merged with the image's). Raises ``InvalidArgument`` for a
+    negative field and for StartInterval, which Ferry does not honour."""
+    if body is None:
         return None
     if body.StartInterval:
         raise InvalidArgument("Ferry does not support Healthcheck.StartInterval")
-    default = Healthcheck(("NONE",))
-    check = Healthcheck(
-        tuple(body.Test),
-        body.Interval / NS if body.Interval else default.interval_s,
-        body.Timeout / NS if body.Timeout else default.timeout_s,
-        body.Retries or default.retries,
-        body.StartPeriod / NS,
-    )
-    check.check()
-    return check
+    if min(body.Interval, body.Timeout, body.Retries, body.StartPeriod) < 0:
+        raise InvalidArgument("Healthcheck's Interval, Timeout, Retries and StartPeriod "
+                              "cannot be negative")  # fmt: skip
+    given = HealthConfig(tuple(body.Test or ()), body.Interval / NS, body.Timeout / NS,
+                         body.Retries, body.StartPeriod / NS)  # fmt: skip
+    return None if given == HealthConfig() else given
+
+
+def healthcheck(body: HealthConfigBody | None) -> Healthcheck | None:
+    """A service's HealthConfig, complete: Docker's defaults in its zero fields. Raises
+    ``InvalidArgument`` for fields given without a Test: Ferry keeps a service's check whole
+    and does not complete it from the image's."""
+    given = health_config(body)
+    if given is not None and not given.test:
+        raise InvalidArgument(
+            "a service's health options need a test (--health-cmd): Ferry does not complete a "
+            "service's check from the image's HEALTHCHECK"
+        )
+    return given.resolved() if given is not None else None
 
 
 def run_options(body: ContainerCreate) -> dict[str, Any]:
@@ -187,6 +199,7 @@ def run_options(body: ContainerCreate) -> dict[str, Any]:
         "sysctls": dict(host.Sysctls or {}),
         "shm_size_bytes": host.ShmSize,
         "extra_hosts": tuple(host.ExtraHosts or ()),
-        "exposed_ports": tuple(sorted(body.ExposedPorts or {})),
-        "healthcheck": healthcheck(body.Healthcheck),
+        "exposed_ports": tuple(port_key(p, "ExposedPorts") for p in body.ExposedPorts or {}),
+        "healthcheck": health_config(body.Healthcheck),
+        "publish_all": host.PublishAllPorts,
     }

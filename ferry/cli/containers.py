@@ -112,6 +112,9 @@ def run(
         str, _opt("--health-start-period", help="Failures then do not count")
     ] = "",
     no_healthcheck: Annotated[bool, _opt("--no-healthcheck", help="Disable the check")] = False,
+    publish_all: Annotated[
+        bool, _opt("--publish-all", "-P", help="Publish every exposed port on a random port")
+    ] = False,
 ) -> None:
     """Create and run a new container."""
     flags = RunFlags(
@@ -123,7 +126,7 @@ def run(
         list(security_opt or []), list(ulimit or []), list(sysctl or []), list(add_host or []),
         list(group_add or []), shm_size, list(label or []), list(expose or []),
         HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
-                    health_start_period, no_healthcheck),
+                    health_start_period, no_healthcheck), publish_all,
     )  # fmt: skip
     api = client()
     cid = api.post("/containers/create", create_body(flags), name=name or None)["Id"]

@@ -61,6 +61,7 @@ class RunFlags:
     labels: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
     health: HealthFlags | None = None
+    publish_all: bool = False  # -P
 
 
 @dataclass
@@ -74,19 +75,23 @@ class HealthFlags:
     start_period: str = ""
     none: bool = False  # --no-healthcheck
 
-    def body(self) -> dict[str, Any] | None:
-        """Docker's HealthConfig, durations in nanoseconds; None when nothing was asked."""
+    def body(self, partial: bool = False) -> dict[str, Any] | None:
+        """Docker's HealthConfig, durations in nanoseconds; None when nothing was asked.
+        ``partial`` (docker run): options without ``--health-cmd`` go without a test, and
+        override those fields of the image's HEALTHCHECK (Docker's merge); a service's check
+        is given whole, so there they need ``--health-cmd``."""
+        given = self.interval or self.timeout or self.retries or self.start_period
         if self.none:
-            if self.cmd:
+            if self.cmd or given:
                 raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
             return {"Test": ["NONE"]}
-        if not self.cmd:
-            if self.interval or self.timeout or self.retries or self.start_period:
+        if not self.cmd and not (partial and given):
+            if given:
                 raise InvalidArgument("--health-* options need --health-cmd")
             return None
         ns = 1_000_000_000
         return {
-            "Test": ["CMD-SHELL", self.cmd],
+            "Test": ["CMD-SHELL", self.cmd] if self.cmd else None,
             "Interval": round(parse_duration(self.interval, "--health-interval") * ns)
             if self.interval else 0,
             "Timeout": round(parse_duration(self.timeout, "--health-timeout") * ns)
@@ -126,6 +131,7 @@ def _host_config(flags: RunFlags) -> dict[str, Any]:
         "NetworkMode": flags.networks[0] if flags.networks else "default",
         "AutoRemove": flags.auto_remove,
         "PortBindings": port_bindings(flags.publish),
+        "PublishAllPorts": flags.publish_all,
         "Binds": flags.volumes,
         "Mounts": [_mount_body(m) for m in flags.mounts],
         "Tmpfs": dict(t.partition(":")[::2] for t in flags.tmpfs),
@@ -167,8 +173,8 @@ def create_body(flags: RunFlags) -> dict[str, Any]:
             settings["IPAMConfig"] = {"IPv4Address": flags.ip}
         endpoints[net] = settings
     entrypoint = None
-    if flags.entrypoint is not None:  # --entrypoint "" clears the image's
-        entrypoint = [flags.entrypoint] if flags.entrypoint else []
+    if flags.entrypoint is not None:  # --entrypoint "" clears the image's (the CLI sends [""])
+        entrypoint = [flags.entrypoint]
     exposed: dict[str, dict[str, str]] = {}
     for port in flags.expose:
         number, _, proto = port.partition("/")
@@ -189,7 +195,7 @@ def create_body(flags: RunFlags) -> dict[str, Any]:
         "StopTimeout": flags.stop_timeout,
         "Labels": _pairs(flags.labels, "--label"),
         "ExposedPorts": exposed,
-        "Healthcheck": flags.health.body() if flags.health else None,
+        "Healthcheck": flags.health.body(partial=True) if flags.health else None,
         "HostConfig": _host_config(flags),
         "NetworkingConfig": {"EndpointsConfig": endpoints},
     }

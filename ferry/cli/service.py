@@ -23,6 +23,7 @@ from ferry.cli.common import (
 )
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
+from ferry.cli.registry_auth import registry_auth_header
 from ferry.cli.runflags import HealthFlags
 from ferry.cli.taskflags import TaskFlags
 from ferry.cli.taskflags import apply as apply_task_flags
@@ -197,6 +198,12 @@ def create(
     no_healthcheck: Annotated[
         bool, typer.Option("--no-healthcheck", help="Disable the check")
     ] = False,
+    no_resolve_image: Annotated[
+        bool, typer.Option("--no-resolve-image", help="Do not pin the image to its digest")
+    ] = False,
+    with_registry_auth: Annotated[
+        bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
+    ] = False,
 ) -> None:
     """Create a new service."""
     flags = TaskFlags(
@@ -236,7 +243,11 @@ def create(
     }
     apply_task_flags(flags, spec["TaskTemplate"])
     api = client()
-    svc_id = api.post("/services/create", spec)["ID"]
+    auth = {"X-Registry-Auth": registry_auth_header(image)} if with_registry_auth else None
+    query = {"queryRegistry": not no_resolve_image}
+    answer = api.call("POST", "/services/create", query=query, body=spec, headers=auth)
+    _warn(answer)
+    svc_id = answer["ID"]
     print(svc_id)
     if not detach:
         wait_converged(api, svc_id, quiet=quiet)
@@ -390,13 +401,26 @@ def inspect(
             print(f"Ports:\t\t{_ports(spec)}")
 
 
-def _update(api: ApiClient, ref: str, change: Any) -> str:
+def _warn(answer: Any) -> None:
+    for warning in (answer or {}).get("Warnings") or []:
+        print(warning.rstrip("\n"), file=sys.stderr)
+
+
+def _update(
+    api: ApiClient,
+    ref: str,
+    change: Any,
+    query: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
     for _ in range(5):
         svc = api.get(f"/services/{ref}")
         spec = svc["Spec"]
         change(spec)
         try:
-            api.post(f"/services/{svc['ID']}/update", spec, version=svc["Version"]["Index"])
+            asked = {**(query or {}), "version": svc["Version"]["Index"]}
+            path = f"/services/{svc['ID']}/update"
+            _warn(api.call("POST", path, query=asked, body=spec, headers=headers))
             return str(svc["ID"])
         except FerryError as exc:
             if "out of sequence" not in str(exc):
@@ -497,6 +521,12 @@ def update(
     no_healthcheck: Annotated[
         bool, typer.Option("--no-healthcheck", help="Disable the check")
     ] = False,
+    no_resolve_image: Annotated[
+        bool, typer.Option("--no-resolve-image", help="Do not pin the image to its digest")
+    ] = False,
+    with_registry_auth: Annotated[
+        bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
+    ] = False,
 ) -> None:
     """Update a service. A change to what its tasks run, or where, replaces them one at a
     time; labels, replicas and the restart condition change without touching them."""
@@ -555,7 +585,14 @@ def update(
         apply_task_flags(flags, spec["TaskTemplate"])
 
     api = client()
-    svc_id = _update(api, service, change)
+    # as the docker CLI: a new --image is pinned to its digest (unless --no-resolve-image)
+    query = {"queryRegistry": image is not None and not no_resolve_image}
+    auth = None
+    if with_registry_auth:
+        current = image or api.get(f"/services/{service}")["Spec"]["TaskTemplate"]
+        name = current if isinstance(current, str) else current["ContainerSpec"]["Image"]
+        auth = {"X-Registry-Auth": registry_auth_header(name)}
+    svc_id = _update(api, service, change, query, auth)
     print(service)
     if not detach:
         wait_converged(api, svc_id)

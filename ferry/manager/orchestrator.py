@@ -9,7 +9,9 @@ same actions, so the leader can recompute from scratch after any change or failu
   itself is refilled according to the restart condition, after the restart delay; a slot whose
   task was lost (its node down, removed or drained) is refilled at once. Slots above the
   replica count are shut down (highest first, by construction).
-- Global: one live task per eligible node; tasks on nodes that no longer qualify stop.
+- Global: one live task per eligible node; tasks on nodes that no longer qualify stop. A task
+  that ended by itself is replaced by the restart condition after the restart delay, as a
+  replicated slot's is.
 - Rolling update: tasks of an older spec version are replaced one at a time; the next one
   only when every task of the new version has reached running (parallelism 1, stop-first).
 - History: a few finished tasks per slot stay for ``service ps``; older ones are forgotten.
@@ -118,7 +120,7 @@ def plan_service(
     by_node = {c.node.node_id: c for c in nodes}
     actions, counted = _split_lost(tasks, by_node)
     if service.spec.mode == Mode.GLOBAL:
-        actions += _plan_global(service, counted, by_node)
+        actions += _plan_global(service, tasks, counted, by_node, now)
     else:
         actions += _plan_replicated(service, tasks, counted, now)
     actions += _rolling_update(service, counted, actions)
@@ -184,12 +186,14 @@ def _plan_replicated(
 def _global_nodes(service: Service, live: list[Task], nodes: dict[str, Candidate]) -> set[str]:
     """Where a global service belongs: every eligible node, and paused nodes keep their task."""
     constraints = [parse_constraint(c, strict=False) for c in service.spec.constraints]
-    wanted, _reason = eligible(nodes.values(), constraints, service.spec.template.image)
+    wanted, _reason = eligible(nodes.values(), constraints)
     paused = {n for n, c in nodes.items() if c.up and c.node.availability == Availability.PAUSE}
     return {n.node_id for n in wanted} | {t.node_id for t in live if t.node_id in paused}
 
 
-def _plan_global(service: Service, live: list[Task], nodes: dict[str, Candidate]) -> list[Action]:
+def _plan_global(
+    service: Service, tasks: list[Task], live: list[Task], nodes: dict[str, Candidate], now: float
+) -> list[Action]:
     actions: list[Action] = []
     belongs = _global_nodes(service, live, nodes)
     covered: set[str] = set()
@@ -200,8 +204,20 @@ def _plan_global(service: Service, live: list[Task], nodes: dict[str, Candidate]
             covered.add(task.node_id)
         else:
             actions.append(StopTask(task.task_id, "node no longer eligible"))
+    last_on: dict[str, Task] = {}
+    for task in sorted(tasks, key=lambda t: t.created_at):
+        if task.slot == 0 and task.node_id:
+            last_on[task.node_id] = task
     for node_id in sorted(belongs - covered):
-        actions.append(StartTask(service.svc_id, 0, node_id))
+        last = last_on.get(node_id)
+        if last is None or last.live or last.desired != TaskState.RUNNING:
+            actions.append(StartTask(service.svc_id, 0, node_id))
+        elif _restarts(last, service.spec.restart) and _age_s(last.updated_at, now) >= (
+            RESTART_DELAY_S
+        ):
+            # ended by itself (failed, rejected: an image no registry has): as a replicated
+            # slot, restarted after the delay, never at every pass
+            actions += [StartTask(service.svc_id, 0, node_id), RetireTask(last.task_id)]
     return actions
 
 

@@ -75,10 +75,13 @@ class ServiceReconciler(Reconciler):
         networks: NetworkOps,
         *,
         term: Callable[[], LeaderRecord | None] = lambda: None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``term``: the leader record this manager wrote when it took office; nothing is
-        planned until the mirror shows it (so the new term's grace period is in force)."""
+        planned until the mirror shows it (so the new term's grace period is in force).
+        ``clock``: seconds since the epoch, which restart delays are measured against."""
         super().__init__(view.mirror)
+        self._clock = clock
         self._term = term
         self._store = store
         self._view = view
@@ -114,7 +117,7 @@ class ServiceReconciler(Reconciler):
         self._taken = {}
         self._owned = None
         self._busy = {}
-        now = time.time()
+        now = self._clock()
         candidates = node_candidates(self._view.nodes(), self._view.status)
         services = {s.svc_id: s for s in self._view.services()}
         tasks = self._view.tasks()
@@ -296,7 +299,7 @@ class ServiceReconciler(Reconciler):
         if busy:
             pool = [c for c in pool if c.node.node_id not in busy]
         wants = reserves(svc.spec.template)
-        nodes, reason = eligible(pool, constraints, svc.spec.template.image, load, wants)
+        nodes, reason = eligible(pool, constraints, load, wants)
         if not nodes and busy:
             ports = ", ".join(f"{p.published}/{p.protocol}" for p in _host_ports(svc))
             reason = f"no suitable node (host port {ports} taken on every other node)"

@@ -1,11 +1,14 @@
 """Where a task runs: the scheduler, as pure functions over plain data.
 
 Rules (Docker's spread strategy): a node qualifies if it is up, its availability is active
-(paused and drained nodes take no new tasks), it satisfies every placement constraint, it
-has the image, and what the task reserves (``--reserve-cpu``, ``--reserve-memory``) fits in
+(paused and drained nodes take no new tasks), it satisfies every placement constraint, and
+what the task reserves (``--reserve-cpu``, ``--reserve-memory``) fits in
 what the node has left after the reservations of its live tasks. Among those, the node
 running the fewest tasks of the service wins, then the one with the fewest tasks overall,
 then the lowest id (so plans are deterministic and testable).
+
+A node need not have the task's image: it pulls it when the task is assigned (as a Swarm
+worker does); a pull that fails fails the task, which the restart policy's delay retries.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from ferry.errors import InvalidArgument
 from ferry.model.node import Availability, Node, NodeStatus
 from ferry.model.rules import quoted
 from ferry.model.service import ContainerTemplate
-from ferry.runtime.images import normalise
 
 # swarmkit's constraint grammar (manager/constraint): KEY OP VALUE, OP the first of == and !=
 # found; the key alphanumeric, the value free of operators. Ferry knows these keys (swarmkit's
@@ -129,15 +131,9 @@ class Load:
 Reserve = tuple[int, int]  # (nano CPUs, memory bytes) a task reserves
 
 
-def has_image(node: Node, image: str) -> bool:
-    name = normalise(image)
-    return name in node.images
-
-
 def eligible(
     candidates: Iterable[Candidate],
     constraints: Iterable[Constraint],
-    image: str,
     load: Load | None = None,
     reserves: Reserve = (0, 0),
 ) -> tuple[list[Node], str]:
@@ -146,19 +142,16 @@ def eligible(
     ready = [c.node for c in candidates if c.up and not c.node.left]
     active = [n for n in ready if n.availability == Availability.ACTIVE]
     placed = [n for n in active if all(r.matches(n) for r in rules)]
-    with_image = [n for n in placed if has_image(n, image)]
-    roomy = [n for n in with_image if load is None or load.fits(n, reserves)]
+    roomy = [n for n in placed if load is None or load.fits(n, reserves)]
     if roomy:
         return roomy, ""
-    if with_image:
-        return [], f"no suitable node (insufficient resources on {len(with_image)} nodes)"
     if not ready:
         return [], "no suitable node (no node is ready)"
     if not active:
         return [], f"no suitable node ({len(ready)} nodes not available for new tasks)"
     if not placed:
         return [], f"no suitable node (scheduling constraints not satisfied on {len(active)} nodes)"
-    return [], f"no suitable node (image {image} is on no eligible node: import it there)"
+    return [], f"no suitable node (insufficient resources on {len(placed)} nodes)"
 
 
 def choose(nodes: list[Node], load: Load) -> Node:

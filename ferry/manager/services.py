@@ -15,14 +15,15 @@ from ferry.manager.admission import endpoint_labels
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import Progress, progress
-from ferry.manager.scheduler import candidates, has_image, parse_constraint
+from ferry.manager.pinning import DigestResolver, decode_auth, normalise_ref, pin_image
+from ferry.manager.scheduler import candidates, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import lookup, new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.ports import check_publishable
-from ferry.model.rules import check_command, check_labels, parse_env
+from ferry.model.rules import check_labels, parse_env
 from ferry.model.service import (
     MAX_REPLICAS,
     ContainerTemplate,
@@ -37,7 +38,7 @@ from ferry.model.service import (
     TaskState,
 )
 from ferry.model.times import now_iso
-from ferry.runtime.images import normalise
+from ferry.runtime.images import resolve_digest
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
 
@@ -59,6 +60,9 @@ class ServiceRequest:
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] | None = None
     options: TaskOptions = field(default_factory=TaskOptions)
+    entrypoint: tuple[str, ...] | None = None  # ContainerSpec.Command; cmd is its Args
+    query_registry: bool = False  # pin the image to its registry's digest (not --no-resolve-image)
+    registry_auth: str = ""  # X-Registry-Auth (--with-registry-auth): the nodes pull with it
 
 
 def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -100,10 +104,10 @@ def check_request(req: ServiceRequest) -> None:
         check_replicas(req.replicas)
     if not req.image:
         raise InvalidArgument("a service needs an image")
-    normalise(req.image)
-    # Ferry's images carry no default command: a task without one could never start, and
-    # would be retried for ever.
-    check_command(req.cmd)
+    normalise_ref(req.image)
+    # No command is fine: the image's Cmd runs (an image without one fails its tasks with
+    # Docker's "No command specified", retried after the restart delay).
+    decode_auth(req.registry_auth)
     parse_env(req.env)
     check_labels(req.labels)
     for text in req.constraints:
@@ -125,8 +129,15 @@ def check_replicas(replicas: int) -> int:
 
 class ServiceOps:
     def __init__(
-        self, store: Store, view: ClusterView, feed: StoreFeed, networks: NetworkOps
+        self,
+        store: Store,
+        view: ClusterView,
+        feed: StoreFeed,
+        networks: NetworkOps,
+        resolve: DigestResolver = resolve_digest,
     ) -> None:
+        """``resolve``: the image store's ``resolve_digest(ref, auth)``."""
+        self._resolve = resolve
         self._store = store
         self._view = view
         self._feed = feed
@@ -171,10 +182,13 @@ class ServiceOps:
             if network.net_id in nets:
                 raise InvalidArgument(f"network {network.name} is given twice")
             nets.append(network.net_id)
-        image = normalise(req.image)
+        image = normalise_ref(req.image)
         env = parse_env(req.env)
         req.options.check()
-        template = ContainerTemplate(image, req.cmd, env, req.init, req.stop_grace_s, req.options)
+        template = ContainerTemplate(
+            image, req.cmd, env, req.init, req.stop_grace_s, req.options, req.entrypoint,
+            req.registry_auth,
+        )  # fmt: skip
         return ServiceSpec(
             name=req.name,
             template=template,
@@ -188,13 +202,14 @@ class ServiceOps:
             labels=dict(req.labels or {}),
         )
 
-    def _check_image(self, image: str) -> None:
-        nodes = [n for n in self._view.nodes() if not n.left]
-        if not any(has_image(n, image) for n in nodes):
-            raise NotFound(
-                f"image {image} is on no node of the swarm: import it ('ferry image import') on "
-                "the nodes that should run it"
-            )
+    async def pin(self, req: ServiceRequest) -> tuple[ServiceRequest, list[str]]:
+        """The request with its image pinned to the registry's digest when it asks for it
+        (``query_registry``), and Docker's warning when the registry cannot tell (see
+        pinning.py). Nodes need not have the image: each pulls it for its tasks."""
+        if not req.query_registry:
+            return req, []
+        image, warning = await pin_image(req.image, decode_auth(req.registry_auth), self._resolve)
+        return replace(req, image=image), [warning] if warning else []
 
     def _check_ports_free(self, ports: tuple[PortSpec, ...], svc_id: str = "") -> None:
         """Ingress ports are open on every node: no other service and no node may hold them."""
@@ -243,7 +258,6 @@ class ServiceOps:
     # changes ---------------------------------------------------------------------------------
     async def create(self, req: ServiceRequest) -> Service:
         spec = self._spec(req)
-        self._check_image(spec.template.image)
         self._check_name_free(spec.name)
         self._check_ports_free(spec.ports)
         svc = Service(new_object_id(), spec, created_at=now_iso(), updated_at=now_iso())
@@ -306,8 +320,6 @@ class ServiceOps:
             raise InvalidArgument("changing a service's networks is not supported: recreate it")
         if spec.endpoint_mode != old.endpoint_mode:
             raise InvalidArgument("a service's endpoint mode cannot change")
-        if spec.template.image != old.template.image:
-            self._check_image(spec.template.image)
         if spec.ports != old.ports:
             self._check_ports_free(spec.ports, svc.svc_id)
         forced = force_update is not None and force_update != svc.force_update

@@ -56,10 +56,11 @@ class ContainerConfig:
     container_id: str
     name: str
     image: str
-    cmd: tuple[str, ...]
+    cmd: tuple[str, ...]  # Docker's Cmd: the entrypoint's arguments (the image's if not given)
     env: tuple[str, ...] = ()
     hostname: str = ""
     networks: tuple[NetworkChoice, ...] = ()
+    entrypoint: tuple[str, ...] = ()  # Docker's Entrypoint, merged with the image's
     auto_remove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     working_dir: str = ""
@@ -88,6 +89,12 @@ class ContainerConfig:
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", as the image or --expose said
     network_mode: str = ""  # "host": the host's network namespace; "none": only lo
     healthcheck: Healthcheck | None = None
+    publish_all: bool = False  # -P (HostConfig.PublishAllPorts): already among ``ports``
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What runs: the entrypoint, then the command (Docker's Path and Args)."""
+        return self.entrypoint + self.cmd
 
     @property
     def short_id(self) -> str:

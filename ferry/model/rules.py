@@ -116,11 +116,6 @@ def check_labels(labels: Mapping[str, str] | None) -> None:
             raise InvalidArgument("invalid label: a label's key cannot be empty (use KEY=VALUE)")
 
 
-def check_command(cmd: Iterable[str]) -> None:
-    if not list(cmd):
-        raise InvalidArgument("no command specified: give the command to run after the image")
-
-
 def check_no_service_shadow(
     names: Iterable[str], network: Network, services: Iterable[Service]
 ) -> None:

@@ -89,12 +89,16 @@ class TaskOptions:
 class ContainerTemplate:
     """What every task of a service runs: changing it rolls the tasks over."""
 
-    image: str
-    cmd: tuple[str, ...]
+    image: str  # name:tag, or name:tag@sha256:… once pinned to the registry's digest
+    cmd: tuple[str, ...]  # Docker's ContainerSpec.Args: the image's Cmd when empty
     env: tuple[str, ...] = ()
     init: bool = False
     stop_grace_s: float = 10.0
     options: TaskOptions = field(default_factory=TaskOptions)
+    entrypoint: tuple[str, ...] | None = None  # ContainerSpec.Command: the image's when None
+    # X-Registry-Auth as given (--with-registry-auth): the nodes pull the image with it, as
+    # swarmkit's PullOptions.RegistryAuth; never shown by inspect
+    registry_auth: str = ""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ import re
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ferry.daemon.files import write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
@@ -44,6 +46,26 @@ class Image:
     created_at: str
     size_bytes: int
     rootfs: Path
+    # the image config's ``config`` object (Docker's image-inspect ``Config``); {} for none
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one registry (Docker's AuthConfig). Placeholder of the contract until
+    the STORE branch (which decodes it from ``X-Registry-Auth``) is merged."""
+
+    username: str
+    password: str
+    serveraddress: str = ""
+
+
+async def resolve_digest(ref: str, auth: RegistryAuth | None) -> str | None:
+    """The manifest digest of ``ref`` in its registry (``sha256:…``), or None when the
+    registry cannot be reached. Placeholder of the contract: this branch has no registry
+    client, so the registry is never reached (the STORE branch replaces it)."""
+    del ref, auth
+    return None
 
 
 def normalise(name: str) -> str:

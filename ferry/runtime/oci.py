@@ -149,8 +149,8 @@ def plan_process(
 def container_args(config: ContainerConfig) -> list[str]:
     """The command, under Docker's init (tini, mounted at /sbin/docker-init) with --init."""
     if config.init:
-        return [INIT_IN_CONTAINER, "--", *config.cmd]
-    return list(config.cmd)
+        return [INIT_IN_CONTAINER, "--", *config.argv]
+    return list(config.argv)
 
 
 def _mount(dest: str, kind: str, source: str, options: list[str]) -> dict[str, Any]:

@@ -186,7 +186,6 @@ def test_bad_service_input_is_refused_clearly(lab: LabRig) -> None:
         (["--name", "neg", "--replicas", "-1", TOOLS, "true"], "cannot be negative"),
         (["--name", "huge", "--replicas", "5000", TOOLS, "true"], "at most"),
         (["--name", "nonet", "--network", "nosuchnet", TOOLS, "true"], "not found"),
-        (["--name", "noimg", "nosuchimage", "true"], "on no node"),
         (["--name", "web", TOOLS, "true"], "already exists"),
         (["--name", "client", "--network", "svcnet", TOOLS, "true"], "taken by a container"),
         (
@@ -199,6 +198,22 @@ def test_bad_service_input_is_refused_clearly(lab: LabRig) -> None:
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
     assert lab.ferry("h1", "service", "ls", "-q").stdout == before
+
+
+def test_a_service_of_an_image_no_node_has_is_placed_and_its_tasks_say_why(lab: LabRig) -> None:
+    """Nodes pull a task's image (the scheduler does not look for it): a name no registry has
+    fails each task with Docker's error, and the restart delay retries it (tested in
+    tests/unit/test_service_images.py)."""
+    lab.ferry("h1", "service", "create", "-d", "--name", "noimg", "nosuchimage", "true")
+    try:
+        wait_until(
+            lambda: [t for t in tasks(lab, "noimg") if t["Status"]["Err"]], 30, "a failed task"
+        )
+        failed = [t for t in tasks(lab, "noimg") if t["Status"]["Err"]]
+        assert "No such image: nosuchimage" in failed[0]["Status"]["Err"]
+        assert failed[0]["NodeID"]  # it was placed on a node that never had the image
+    finally:
+        lab.ferry("h1", "service", "rm", "noimg")
 
 
 def test_an_unsatisfiable_constraint_leaves_tasks_pending_with_the_reason(lab: LabRig) -> None:

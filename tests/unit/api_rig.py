@@ -5,10 +5,11 @@ that succeed here (creating a stopped container, listing) only write files."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -25,7 +26,7 @@ from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
 from ferry.kernel.thread import KernelThread
 from ferry.runtime.execs import ExecService
-from ferry.runtime.images import ImageStore
+from ferry.runtime.images import Image, ImageStore
 from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
 from tests.unit.conftest import put_image
@@ -37,8 +38,22 @@ async def _never(*_args: object) -> NoReturn:
     raise AssertionError("a hostile request reached the swarm controller")
 
 
+class ConfiguredImages(ImageStore):
+    """An image store whose every image carries ``config`` (Docker's image ``Config``), as a
+    pulled image or one imported with ``-c`` does."""
+
+    def __init__(self, root: Path, config: Mapping[str, Any]) -> None:
+        super().__init__(root)
+        self.config = config
+
+    def get(self, name: str) -> Image:
+        return replace(super().get(name), config=self.config)
+
+
 @asynccontextmanager
-async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
+async def api_client(
+    tmp_path: Path, image_config: Mapping[str, Any] | None = None
+) -> AsyncIterator[Client]:
     config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
     kernel = KernelThread()
     put_image(config.images_dir)
@@ -49,7 +64,7 @@ async def api_client(tmp_path: Path) -> AsyncIterator[Client]:
     containers = ContainerService(
         netns_prefix="unit-",
         kernel=kernel,
-        images=ImageStore(config.images_dir),
+        images=ConfiguredImages(config.images_dir, image_config or {}),
         store=ContainerStore(tmp_path / "containers"),
         runner=make_runner(config),
         networks=lambda: None,

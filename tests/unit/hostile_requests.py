@@ -29,6 +29,7 @@ class Hostile:
     body: Any = None  # sent as JSON
     raw: bytes | None = None  # sent as is
     finding: str = ""
+    headers: dict[str, str] | None = None
 
 
 def _nested(depth: int) -> bytes:
@@ -240,7 +241,7 @@ CONTAINER_SPECS = [
     Hostile("working dir relative", "POST", f"{V}/containers/create", 400,
             "the working directory 'tmp' is invalid, it needs to be an absolute path",
             body=_container(WorkingDir="tmp")),
-    Hostile("no command", "POST", f"{V}/containers/create", 400, "no command specified",
+    Hostile("no command", "POST", f"{V}/containers/create", 400, "No command specified",
             body={"Image": "tools"}),
     Hostile("env name blank", "POST", f"{V}/containers/create", 400,
             'invalid environment variable: " =x"', body=_container(Env=[" =x"])),
@@ -264,9 +265,12 @@ CONTAINER_SPECS = [
 ]  # fmt: skip
 
 SERVICE_SPECS = [
-    Hostile("service without a command", "POST", f"{V}/services/create", 400,
-            "no command specified", body={"Name": "web", "TaskTemplate": {
-                "ContainerSpec": {"Image": "tools"}}}),
+    Hostile("service image with a bad digest", "POST", f"{V}/services/create", 400,
+            "a digest is sha256:<64 hex>", body={"Name": "web", "TaskTemplate": {
+                "ContainerSpec": {"Image": "tools@sha256:abc"}}}),
+    Hostile("service registry auth not base64", "POST", f"{V}/services/create", 400,
+            "X-Registry-Auth is not base64url-encoded JSON", body=_service(),
+            headers={"X-Registry-Auth": "!!"}),
     Hostile("service name with _", "POST", f"{V}/services/create", 400,
             "invalid service name 'a_b'", body={**_service(), "Name": "a_b"}),
     Hostile("service image upper case", "POST", f"{V}/services/create", 400,

@@ -20,7 +20,9 @@ async def test_a_hostile_request_gets_its_answer(case: Hostile, tmp_path: Path) 
             body = io.BytesIO(case.raw)  # streamed: a large body must not sit in one write
             resp = await client.request(case.method, case.path, data=body, headers=headers)
         elif case.body is not None:
-            resp = await client.request(case.method, case.path, json=case.body)
+            resp = await client.request(
+                case.method, case.path, json=case.body, headers=case.headers
+            )
         else:
             resp = await client.request(case.method, case.path)
         assert resp.headers["Content-Type"] == "application/json"

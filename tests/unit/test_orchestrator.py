@@ -265,15 +265,13 @@ def test_paused_drained_and_down_nodes_take_no_new_tasks() -> None:
         Candidate(node("n3"), NodeStatus.DOWN),
         Candidate(node("n4"), NodeStatus.READY),
     ]
-    nodes, reason = eligible(candidates, [], "tools")
+    nodes, reason = eligible(candidates, [])
     assert [n.node_id for n in nodes] == ["n4"]
     assert reason == ""
 
 
 def test_an_unsatisfiable_constraint_says_why() -> None:
-    nodes, reason = eligible(
-        up(node("n1"), node("n2")), [parse_constraint("node.hostname==nope")], "tools"
-    )
+    nodes, reason = eligible(up(node("n1"), node("n2")), [parse_constraint("node.hostname==nope")])
     assert nodes == []
     assert reason == "no suitable node (scheduling constraints not satisfied on 2 nodes)"
 
@@ -289,11 +287,10 @@ def test_constraints_on_hostname_role_and_labels() -> None:
         parse_constraint("node.role==king")
 
 
-def test_only_nodes_with_the_image_qualify() -> None:
-    nodes, reason = eligible(up(node("n1"), node("n2", images=("busybox:latest",))), [], "busybox")
-    assert [n.node_id for n in nodes] == ["n2"]
-    nodes, reason = eligible(up(node("n1")), [], "nginx")
-    assert not nodes and "image nginx" in reason
+def test_a_node_without_the_image_qualifies_as_it_pulls_it() -> None:
+    """Swarm's scheduler places a task whatever images the node holds: the node pulls."""
+    nodes, reason = eligible(up(node("n1"), node("n2", images=("busybox:latest",))), [])
+    assert ([n.node_id for n in nodes], reason) == (["n1", "n2"], "")
 
 
 def test_reservations_place_against_each_nodes_capacity() -> None:
@@ -305,9 +302,9 @@ def test_reservations_place_against_each_nodes_capacity() -> None:
     big = _replace(node("n2"), ncpu=4, memory_bytes=8 << 30)
     load = Load()
     load.add("n1", False, (1_500_000_000, 512 << 20))
-    nodes, _ = eligible(up(small, big), [], "tools", load, (1_000_000_000, 0))
+    nodes, _ = eligible(up(small, big), [], load, (1_000_000_000, 0))
     assert [n.node_id for n in nodes] == ["n2"]  # n1 has 0.5 CPU left
-    nodes, reason = eligible(up(small, big), [], "tools", load, (0, 16 << 30))
+    nodes, reason = eligible(up(small, big), [], load, (0, 16 << 30))
     assert nodes == [] and reason == "no suitable node (insufficient resources on 2 nodes)"
-    nodes, _ = eligible(up(small, big), [], "tools", load, (0, 0))
+    nodes, _ = eligible(up(small, big), [], load, (0, 0))
     assert len(nodes) == 2

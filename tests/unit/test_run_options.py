@@ -40,7 +40,7 @@ HOST_SAMPLES: dict[str, Any] = {
     "MemoryReservation": 32 << 20, "NanoCpus": 10**9, "CpuShares": 512, "CpuPeriod": 50000,
     "CpuQuota": 25000, "PidsLimit": 10, "Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}],
     "ExtraHosts": ["db:10.0.0.9"], "PortBindings": {"80/tcp": [{"HostPort": "8080"}]},
-    "NetworkMode": "front",
+    "NetworkMode": "front", "PublishAllPorts": True,
 }  # fmt: skip
 # Declared, and accepted only with the values that change nothing (Docker's defaults)
 DEFAULTS_ONLY = {"LogConfig", "ConsoleSize", "IpcMode", "CgroupnsMode", "MemorySwappiness",

@@ -94,6 +94,7 @@ class HostConfig(DockerModel):
     NetworkMode: str = ""
     AutoRemove: bool = False
     PortBindings: dict[str, list[dict[str, str]] | None] | None = None
+    PublishAllPorts: bool = False
     Binds: list[str] | None = None
     Mounts: list[MountBody] | None = None
     Tmpfs: dict[str, str] | None = None

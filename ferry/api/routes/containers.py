@@ -68,14 +68,14 @@ def _networks(body: ContainerCreate) -> tuple[tuple[NetworkChoice, ...], str]:
 
 
 def create_request(name: str, body: ContainerCreate) -> CreateRequest:
-    cmd = tuple((body.Entrypoint or []) + (body.Cmd or []))
     host = body.HostConfig
     networks, mode = _networks(body)
     ports = published_ports(host.PortBindings or {}) if host else ()
     return CreateRequest(
         image=body.Image,
         ports=ports,
-        cmd=cmd,
+        cmd=tuple(body.Cmd or ()),
+        entrypoint=None if body.Entrypoint is None else tuple(body.Entrypoint),
         name=name,
         env=parse_env(body.Env or []),
         hostname=body.Hostname,
@@ -126,13 +126,16 @@ def _host_ip(text: str, key: str) -> str:
 
 
 def published_ports(bindings: dict[str, list[dict[str, str]] | None]) -> tuple[PublishedPort, ...]:
-    """HostConfig.PortBindings: ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``."""
+    """HostConfig.PortBindings: ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``; an
+    empty HostPort is published 0, given a free ephemeral port at create (Docker's rule)."""
     ports = []
     for key, entries in bindings.items():
         target_text, _, proto = key.partition("/")
         target = _port_number(target_text, f"port in {key!r} (use PORT[/PROTOCOL])")
         for binding in entries or [{}]:
-            published = _port_number(binding.get("HostPort") or target_text, "host port")
+            host_port = binding.get("HostPort") or ""
+            # no host port (docker run -p 80): one of the ephemeral range, chosen at create
+            published = _port_number(host_port, "host port") if host_port else 0
             host_ip = _host_ip(binding.get("HostIp", ""), key)
             ports.append(PublishedPort(published, target, proto or "tcp", host_ip))
     return tuple(ports)

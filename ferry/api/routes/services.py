@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -68,7 +69,8 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
     return ServiceRequest(
         name=model.Name,
         image=container.Image,
-        cmd=tuple((container.Command or []) + (container.Args or [])),
+        cmd=tuple(container.Args or ()),
+        entrypoint=tuple(container.Command) if container.Command else None,
         env=tuple(container.Env or []),
         mode=mode,
         replicas=replicas,
@@ -84,6 +86,17 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
     )
 
 
+def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRequest:
+    """Docker's ``X-Registry-Auth`` header (the nodes pull with it), and ``queryRegistry``:
+    Ferry's client asks the manager to pin the image to its digest (the docker CLI pins it
+    itself, through ``/distribution/{name}/json``, and never sends it)."""
+    return replace(
+        wanted,
+        registry_auth=request.headers.get("X-Registry-Auth", ""),
+        query_registry=params.boolean(request.query, "queryRegistry"),
+    )
+
+
 def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[str, Any]:
     mode: dict[str, Any] = (
         {"Global": {}} if spec.mode == Mode.GLOBAL else {"Replicated": {"Replicas": spec.replicas}}
@@ -94,6 +107,7 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": spec.template.image,
+                "Command": list(spec.template.entrypoint or ()) or None,
                 "Args": list(spec.template.cmd),
                 "Env": list(spec.template.env),
                 "Init": spec.template.init,
@@ -204,6 +218,7 @@ class ServiceRoutes:
             "Spec": {
                 "ContainerSpec": {
                     "Image": task.template.image,
+                    "Command": list(task.template.entrypoint or ()) or None,
                     "Args": list(task.template.cmd),
                     "Env": list(task.template.env),
                 }
@@ -245,11 +260,12 @@ class ServiceRoutes:
 
     async def create(self, request: web.Request) -> web.Response:
         # the spec is checked before the node's role: a wrong spec is wrong on any node
-        wanted = request_of(await read_model(request, ServiceSpecModel))
+        wanted = _registry_options(request, request_of(await read_model(request, ServiceSpecModel)))
         check_request(wanted)
         manager = self.swarm.require_manager()
+        wanted, warnings = await manager.services.pin(wanted)
         svc = await manager.services.create(wanted)
-        return web.json_response({"ID": svc.svc_id, "Warnings": []}, status=201)
+        return web.json_response({"ID": svc.svc_id, "Warnings": warnings}, status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
         status = params.boolean(request.query, "status", True)
@@ -261,11 +277,16 @@ class ServiceRoutes:
         version = params.object_version(request.query, "service")
         _refuse_update_options(request.query)
         model = await read_model(request, ServiceSpecModel)
-        wanted = request_of(model)
+        wanted = _registry_options(request, request_of(model))
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
+        if not wanted.registry_auth:  # Docker keeps the credentials the spec was given
+            previous = request.query.get("registryAuthFrom") == "previous-spec" and svc.previous
+            source = svc.previous if previous and svc.previous else svc.spec
+            wanted = replace(wanted, registry_auth=source.template.registry_auth)
+        wanted, warnings = await manager.services.pin(wanted)
         await manager.services.update(svc.svc_id, version, wanted, model.TaskTemplate.ForceUpdate)
-        return web.json_response({"Warnings": []})
+        return web.json_response({"Warnings": warnings})
 
     async def remove(self, request: web.Request) -> web.Response:
         manager = self.swarm.require_manager()
