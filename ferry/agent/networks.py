@@ -51,6 +51,7 @@ from ferry.reconcile import Reconciler
 log = logging.getLogger("ferry.agent.networks")
 
 RETRY_S = 1.0
+KEPT_RECHECK_S = 2.0  # a sandbox kept for a plugged veth is looked at again after this
 
 
 class NetworkAgent(Reconciler):
@@ -85,6 +86,10 @@ class NetworkAgent(Reconciler):
         self._locks: dict[str, asyncio.Lock] = {}
         self._holds: Counter[str] = Counter()
         self._grace_timer: asyncio.TimerHandle | None = None
+        # sandboxes kept only because a veth was still plugged in: looked at again shortly,
+        # since the veth's going (a container's removal) need not change anything watched
+        self._kept: set[str] = set()
+        self._kept_timer: asyncio.TimerHandle | None = None
 
     @property
     def view(self) -> ClusterView:
@@ -148,11 +153,15 @@ class NetworkAgent(Reconciler):
                 return
             plugged = await self.overlay.plugged(short)
             if plugged:
-                log.warning(
-                    "sandbox kept: endpoints are plugged in that the store does not know",
-                    extra=kv(net=short, ports=",".join(sorted(plugged))),
-                )
+                if short not in self._kept:
+                    log.warning(
+                        "sandbox kept: endpoints are plugged in that the store does not know",
+                        extra=kv(net=short, ports=",".join(sorted(plugged))),
+                    )
+                self._kept.add(short)
+                self._look_again(KEPT_RECHECK_S)
                 return
+            self._kept.discard(short)
             log.info("removing unused sandbox", extra=kv(net=short))
             await self.overlay.remove_network(short)  # sandboxes are named by short id
 
@@ -289,10 +298,21 @@ class NetworkAgent(Reconciler):
 
         self._grace_timer = asyncio.get_running_loop().call_later(left_s + 0.05, again)
 
+    def _look_again(self, after_s: float) -> None:
+        if self._kept_timer is not None:
+            return
+
+        def again() -> None:
+            self._kept_timer = None
+            self.mark()
+
+        self._kept_timer = asyncio.get_running_loop().call_later(after_s, again)
+
     async def close(self) -> None:
-        if self._grace_timer is not None:
-            self._grace_timer.cancel()
-            self._grace_timer = None
+        for timer in (self._grace_timer, self._kept_timer):
+            if timer is not None:
+                timer.cancel()
+        self._grace_timer = self._kept_timer = None
 
     async def _collect_orphans(self) -> None:
         """Endpoints of this node whose container is gone (ferryd died mid-way): release them.

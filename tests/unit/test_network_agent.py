@@ -8,6 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
+from ferry.agent import networks
 from ferry.agent.link import ManagerLink
 from ferry.agent.networks import NetworkAgent
 from ferry.manager.store import keys
@@ -186,6 +189,28 @@ async def test_a_sandbox_with_a_plugged_endpoint_is_kept_even_when_the_store_for
     overlay.plugs["bbbbbbbbbbbb"] = {"ep-x"}
     await rig(mirror, overlay).reconcile()
     assert overlay.removed == []
+
+
+async def test_a_sandbox_kept_for_a_plugged_veth_goes_once_the_veth_has_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A replaced task's veth was still plugged in when the pass ran; its removal changes
+    # nothing the agent watches, so only a second look can find the sandbox unused.
+    monkeypatch.setattr(networks, "KEPT_RECHECK_S", 0.01)
+    mirror = Mirror(TYPES)
+    seed(mirror, (keys.node(ME), NODE))
+    overlay = FakeOverlay()
+    overlay.sandboxes.add("bbbbbbbbbbbb")
+    overlay.plugs["bbbbbbbbbbbb"] = {"ep-x"}
+    agent = rig(mirror, overlay)
+    await agent.reconcile()
+    assert overlay.removed == []
+    overlay.plugs["bbbbbbbbbbbb"].clear()
+    agent._dirty.clear()
+    await asyncio.wait_for(agent._dirty.wait(), 5)  # the agent looks again on its own
+    await agent.reconcile()
+    assert overlay.removed == ["bbbbbbbbbbbb"]
+    await agent.close()
 
 
 async def test_a_down_nodes_containers_are_neither_programmed_nor_named() -> None:
