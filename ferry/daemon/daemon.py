@@ -57,7 +57,7 @@ from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.network.encryption import tunnel_ifname
 from ferry.runtime.execs import ExecService
-from ferry.runtime.images import ImageStore
+from ferry.runtime.registry import make_image_store
 from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
 
@@ -112,7 +112,7 @@ class Daemon:
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
-            images=ImageStore(config.images_dir),
+            images=make_image_store(config),
             store=ContainerStore(config.containers_dir),
             runner=make_runner(config),
             networks=lambda: self.network_agent,
@@ -284,7 +284,7 @@ class Daemon:
         return sorted(taken_ports() | self.containers.published())
 
     def _image_names(self) -> list[str]:
-        return [i.name for i in self.containers.images.all() if i.rootfs is not None]
+        return [tag for image in self.containers.images.all() for tag in image.repo_tags]
 
     def _counts(self) -> dict[str, int]:
         containers = self.containers.all()

@@ -1,0 +1,479 @@
+"""Pull, push, resolve and log in: the image store's side of a registry, through skopeo.
+
+Design notes. A pull asks the registry for the reference's manifest first (``skopeo inspect
+--raw``): its sha256 is the image's RepoDigest, and an image already here with that digest is
+"up to date" without a transfer. Otherwise ``skopeo copy`` of that very digest (so the tag
+cannot move in between) writes into a temporary OCI layout whose blobs go straight to the
+store's blob directory (``--dest-shared-blob-dir``): blobs Ferry already has are not fetched
+again. Then the layers are unpacked into the layer store (in a thread), the image recorded
+and tagged. A manifest list is resolved by skopeo to linux/amd64. Pulls of one reference at
+once share one transfer. A push writes an OCI layout of the image's blobs (manifest made by
+Ferry) and copies it with ``--src-shared-blob-dir``.
+
+Progress is Docker's JSON message stream (``jsonmessage``): ``Pulling from library/nginx``,
+``Pull complete`` per layer, ``Digest: …``, ``Status: Downloaded newer image for …``.
+
+Credentials: ``login`` checks them with the registry (``skopeo login``) and keeps them in
+ferryd's auth file (mode 0600, containers-auth.json(5)); a request's own ``X-Registry-Auth``
+is written to a private file for that one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ferry.errors import InvalidArgument, NotFound, Unavailable
+from ferry.model.reference import DEFAULT_DOMAIN, Reference, parse_reference
+from ferry.runtime.manifests import (
+    DOCKER_LAYER,
+    DOCKER_LIST,
+    OCI_INDEX,
+    OCI_LAYER,
+    Descriptor,
+    loads_object,
+    oci_manifest,
+    parse_manifest,
+    select_platform,
+    sha256_of,
+)
+from ferry.runtime.skopeo import INSPECT_TIMEOUT_S, RegistrySettings, Skopeo
+
+if TYPE_CHECKING:
+    from ferry.runtime.images import ImageStore
+
+Progress = Callable[[dict[str, Any]], Awaitable[None]]
+HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io")
+
+
+async def _quiet(_message: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str
+    serveraddress: str = ""
+
+    @staticmethod
+    def from_header(value: str) -> RegistryAuth | None:
+        """Docker's ``X-Registry-Auth``: base64url JSON (``username``, ``password``,
+        ``serveraddress``; an ``identitytoken`` is refused by name). Empty → None."""
+        if not value.strip():
+            return None
+        padded = value.strip() + "=" * (-len(value.strip()) % 4)
+        try:
+            doc = json.loads(base64.urlsafe_b64decode(padded))
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidArgument("X-Registry-Auth is not base64url-encoded JSON") from exc
+        if not isinstance(doc, dict):
+            raise InvalidArgument("X-Registry-Auth is not a JSON object")
+        if doc.get("identitytoken") or doc.get("registrytoken"):
+            raise InvalidArgument("identity tokens are not supported: log in with a password")
+        if not doc.get("username") and not doc.get("password"):
+            return None  # the docker CLI sends "{}" when it has no credentials
+        return RegistryAuth(
+            str(doc.get("username", "")),
+            str(doc.get("password", "")),
+            str(doc.get("serveraddress", "")),
+        )
+
+
+def server_domain(address: str) -> str:
+    """``https://index.docker.io/v1/`` → ``docker.io``; ``http://h:5000/`` → ``h:5000``."""
+    if not address or address in HUB_ADDRESSES:
+        return DEFAULT_DOMAIN
+    host = address.split("://", 1)[-1].split("/", 1)[0]
+    return DEFAULT_DOMAIN if host in HUB_ADDRESSES else host
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+class RegistryClient:
+    def __init__(self, skopeo: Skopeo, authfile: Path) -> None:
+        self.skopeo = skopeo
+        self.authfile = authfile
+        self._active = 0
+        self._pulls: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def busy(self) -> bool:
+        """A transfer may be writing blobs: unreferenced blobs must not be removed now."""
+        return self._active > 0
+
+    @contextlib.asynccontextmanager
+    async def _auth_args(self, prefix: str, auth: RegistryAuth | None) -> AsyncIterator[list[str]]:
+        """``--{prefix}authfile``: the request's own credentials in a private file for this
+        call, else ferryd's file (if there is one)."""
+        if auth is None:
+            yield [f"--{prefix}authfile={self.authfile}"] if self.authfile.exists() else []
+            return
+        work = self.skopeo.work_dir / "tmp"
+        work.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=".auth-", suffix=".json", dir=work)
+        try:
+            token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+            domain = server_domain(auth.serveraddress)
+            os.write(fd, json.dumps({"auths": {domain: {"auth": token}}}).encode())
+            os.close(fd)
+            yield [f"--{prefix}authfile={path}"]
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    # digests ---------------------------------------------------------------------------------
+    async def manifest_digest(self, ref: Reference, auth: RegistryAuth | None) -> tuple[str, bytes]:
+        """The registry's digest of ``ref`` (an index's, for a multi-platform image) and the
+        raw manifest."""
+        async with self._auth_args("", auth) as auth_args:
+            raw = await self.skopeo.run(
+                [
+                    "inspect",
+                    "--raw",
+                    *auth_args,
+                    *self.skopeo.tls_flag("", ref.domain),
+                    f"docker://{ref.remote}",
+                ],
+                ref.familiar,
+                timeout_s=INSPECT_TIMEOUT_S,
+            )
+        return sha256_of(raw), raw
+
+    async def resolve_digest(self, ref: str, auth: RegistryAuth | None = None) -> str | None:
+        """``sha256:…`` of ``ref``'s manifest in its registry, or None when the registry
+        cannot be reached or does not have it (Docker then goes on without a digest)."""
+        try:
+            digest, _raw = await self.manifest_digest(parse_reference(ref), auth)
+        except (Unavailable, NotFound):
+            return None
+        return digest
+
+    async def distribution(self, ref: Reference, auth: RegistryAuth | None) -> dict[str, Any]:
+        """``GET /distribution/{name}/json``: the manifest's descriptor and its platforms (an
+        index's entries, or the image config's os/architecture)."""
+        digest, raw = await self.manifest_digest(ref, auth)
+        doc = loads_object(raw, "the manifest")
+        media = str(doc.get("mediaType", ""))
+        if media in (OCI_INDEX, DOCKER_LIST):
+            platforms = [
+                {
+                    "architecture": e["platform"].get("architecture", ""),
+                    "os": e["platform"].get("os", ""),
+                }
+                for e in doc.get("manifests", [])
+                if isinstance(e.get("platform"), dict)
+            ]
+        else:
+            async with self._auth_args("", auth) as auth_args:
+                config = await self.skopeo.run(
+                    [
+                        "inspect",
+                        "--config",
+                        "--raw",
+                        *auth_args,
+                        *self.skopeo.tls_flag("", ref.domain),
+                        f"docker://{ref.repository}@{digest}",
+                    ],
+                    ref.familiar,
+                    timeout_s=INSPECT_TIMEOUT_S,
+                )
+            parsed = loads_object(config, "the image config")
+            platforms = [
+                {"architecture": parsed.get("architecture", ""), "os": parsed.get("os", "")}
+            ]
+        return {
+            "Descriptor": {"mediaType": media, "digest": digest, "size": len(raw)},
+            "Platforms": platforms,
+        }
+
+    # pull ------------------------------------------------------------------------------------
+    async def pull(
+        self,
+        store: ImageStore,
+        ref: str,
+        auth: RegistryAuth | None = None,
+        progress: Progress = _quiet,
+    ) -> str:
+        """Pull ``ref`` into ``store``; returns the image id. Raises ``NotFound("No such
+        image: <ref>")``, ``Unavailable``, ``Forbidden`` (see ``skopeo.classify``)."""
+        parsed = parse_reference(ref)
+        key = parsed.full
+        running = self._pulls.get(key)
+        if running is None or progress is not _quiet:
+            task = asyncio.get_running_loop().create_task(self._pull(store, parsed, auth, progress))
+            if running is None:
+                self._pulls[key] = task
+                task.add_done_callback(lambda _t: self._pulls.pop(key, None))
+            running = task
+        await asyncio.shield(running)
+        return store.lookup(parsed.familiar if not parsed.digest else ref)
+
+    async def _pull(
+        self, store: ImageStore, ref: Reference, auth: RegistryAuth | None, progress: Progress
+    ) -> None:
+        digest, raw = await self.manifest_digest(ref, auth)  # fails before any output
+        await progress({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
+        repo_digest = f"{ref.familiar_repository}@{digest}"
+        tags = [ref.familiar] if not ref.digest else []
+        try:
+            image_id = store.lookup(repo_digest)
+        except NotFound:
+            image_id = ""
+        if image_id:
+            for tag in tags:
+                store.tag(image_id, tag)
+            await progress({"status": f"Digest: {digest}"})
+            await progress({"status": f"Status: Image is up to date for {ref.familiar}"})
+            return
+        await self._copy_in(
+            store,
+            ref,
+            digest=digest,
+            raw=raw,
+            repo_digest=repo_digest,
+            tags=tags,
+            auth=auth,
+            progress=progress,
+        )
+        await progress({"status": f"Digest: {digest}"})
+        await progress({"status": f"Status: Downloaded newer image for {ref.familiar}"})
+
+    async def _copy_in(
+        self,
+        store: ImageStore,
+        ref: Reference,
+        *,
+        digest: str,
+        raw: bytes,
+        repo_digest: str,
+        tags: list[str],
+        auth: RegistryAuth | None,
+        progress: Progress,
+    ) -> None:
+        from ferry.runtime.images import LayerRef
+
+        media = loads_object(raw, "the manifest").get("mediaType", "")
+        wanted = digest
+        if media in (OCI_INDEX, DOCKER_LIST):
+            wanted = select_platform(raw).digest
+        self._active += 1
+        try:
+            work = Path(tempfile.mkdtemp(prefix="pull-", dir=self._work()))
+            try:
+                source = f"{ref.repository}@{wanted}"
+                async with self._auth_args("src-", auth) as auth_args:
+                    await self.skopeo.run(
+                        [
+                            "copy",
+                            "--quiet",
+                            *auth_args,
+                            *self.skopeo.tls_flag("src-", ref.domain),
+                            f"--dest-shared-blob-dir={store.layers.blob_dir / 'sha256'}",
+                            f"docker://{source}",
+                            f"oci:{work}:pull",
+                        ],
+                        ref.familiar,
+                    )
+                manifest_digest = _index_manifest(work)
+            finally:
+                await asyncio.to_thread(_remove, work)
+            manifest = parse_manifest(store.layers.read_blob(manifest_digest))
+            config = store.layers.read_blob(manifest.config.digest)
+            from ferry.runtime.manifests import parse_config
+
+            diff_ids = parse_config(config).diff_ids
+            if len(diff_ids) != len(manifest.layers):
+                raise InvalidArgument(f"{ref.familiar}: the manifest and config disagree on layers")
+            layers = [
+                LayerRef(d.digest, d.media_type, diff_id)
+                for d, diff_id in zip(manifest.layers, diff_ids, strict=True)
+            ]
+            for layer in layers:
+                await progress(
+                    {"status": "Pulling fs layer", "progressDetail": {}, "id": _short(layer.blob)}
+                )
+            image_id = await asyncio.to_thread(
+                store.add, config, layers, tags=tags, repo_digest=repo_digest, source=ref.familiar
+            )
+            store.remember_blobs(image_id, [manifest_digest])
+            for layer in layers:
+                await progress(
+                    {"status": "Pull complete", "progressDetail": {}, "id": _short(layer.blob)}
+                )
+        finally:
+            self._active -= 1
+
+    def _work(self) -> Path:
+        path = self.skopeo.work_dir / "transfers"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # push ------------------------------------------------------------------------------------
+    async def push(
+        self,
+        store: ImageStore,
+        ref: str,
+        auth: RegistryAuth | None = None,
+        progress: Progress = _quiet,
+    ) -> str:
+        """``docker push``: the image tagged ``ref`` to the registry its name says; returns
+        the pushed manifest's digest. Raises ``NotFound`` when no image has that tag."""
+        parsed = parse_reference(ref)
+        if parsed.digest:
+            raise InvalidArgument(f"cannot push a digest reference: {ref}")
+        image = store.get(parsed.familiar)
+        await progress({"status": f"The push refers to repository [{parsed.repository}]"})
+        blobs = store.layer_refs(image.image_id)
+        descriptors = [
+            Descriptor(
+                _oci_type(b.media_type), b.blob, store.layers.blob_path(b.blob).stat().st_size
+            )
+            for b in blobs
+        ]
+        config = store.layers.read_blob(image.image_id)
+        manifest = oci_manifest(image.image_id, len(config), descriptors)
+        manifest_digest = store.layers.put_blob(manifest)
+        store.remember_blobs(image.image_id, [manifest_digest])
+        self._active += 1
+        work = Path(tempfile.mkdtemp(prefix="push-", dir=self._work()))
+        try:
+            _write_layout(work, manifest_digest, len(manifest))
+            async with self._auth_args("dest-", auth) as auth_args:
+                await self.skopeo.run(
+                    [
+                        "copy",
+                        "--quiet",
+                        *auth_args,
+                        *self.skopeo.tls_flag("dest-", parsed.domain),
+                        f"--src-shared-blob-dir={store.layers.blob_dir / 'sha256'}",
+                        f"--digestfile={work / 'digest'}",
+                        f"oci:{work}:push",
+                        f"docker://{parsed.remote}",
+                    ],
+                    parsed.familiar,
+                )
+            digest = (work / "digest").read_text().strip()
+        finally:
+            self._active -= 1
+            await asyncio.to_thread(_remove, work)
+        for d in descriptors:
+            await progress({"status": "Pushed", "progressDetail": {}, "id": _short(d.digest)})
+        store.add_repo_digest(image.image_id, f"{parsed.familiar_repository}@{digest}")
+        size = len(manifest)
+        await progress({"status": f"{parsed.tag}: digest: {digest} size: {size}"})
+        await progress(
+            {"progressDetail": {}, "aux": {"Tag": parsed.tag, "Digest": digest, "Size": size}}
+        )
+        return digest
+
+    # credentials -----------------------------------------------------------------------------
+    async def login(self, username: str, password: str, serveraddress: str) -> None:
+        """Check the credentials with the registry, then keep them (0600). Raises
+        ``Forbidden`` for wrong credentials, ``Unavailable`` for an unreachable registry."""
+        domain = server_domain(serveraddress)
+        self.authfile.parent.mkdir(parents=True, exist_ok=True)
+        if not self.authfile.exists():
+            fd = os.open(self.authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, b'{"auths": {}}')
+            os.close(fd)
+        await self.skopeo.run(
+            [
+                "login",
+                f"--authfile={self.authfile}",
+                "--username",
+                username,
+                "--password-stdin",
+                *self.skopeo.tls_flag("", domain),
+                domain,
+            ],
+            domain,
+            timeout_s=INSPECT_TIMEOUT_S,
+            stdin=password.encode(),
+        )
+        os.chmod(self.authfile, 0o600)
+
+    async def logout(self, serveraddress: str) -> None:
+        domain = server_domain(serveraddress)
+        if not self.authfile.exists():
+            raise NotFound(f"Not logged in to {domain}")
+        auths = json.loads(self.authfile.read_text() or "{}").get("auths", {})
+        if domain not in auths:
+            raise NotFound(f"Not logged in to {domain}")
+        await self.skopeo.run(
+            ["logout", f"--authfile={self.authfile}", domain], domain, timeout_s=INSPECT_TIMEOUT_S
+        )
+
+
+class StoreConfig(Protocol):
+    """What ``make_image_store`` needs of ferryd's settings (``daemon.config.DaemonConfig``)."""
+
+    @property
+    def images_dir(self) -> Path: ...
+    @property
+    def registry_dir(self) -> Path: ...
+    @property
+    def registry_auth_path(self) -> Path: ...
+    @property
+    def registry_mirrors(self) -> tuple[str, ...]: ...
+    @property
+    def insecure_registries(self) -> tuple[str, ...]: ...
+
+
+def make_image_store(config: StoreConfig) -> ImageStore:
+    from ferry.runtime.images import ImageStore
+
+    settings = RegistrySettings(config.registry_mirrors, config.insecure_registries)
+    client = RegistryClient(Skopeo(config.registry_dir, settings), config.registry_auth_path)
+    return ImageStore(config.images_dir, client)
+
+
+def _oci_type(media_type: str) -> str:
+    """Docker schema 2 layer types as their OCI equivalents (the manifest Ferry writes is OCI)."""
+    docker_plain = "application/vnd.docker.image.rootfs.diff.tar"
+    known = {DOCKER_LAYER: OCI_LAYER + "+gzip", docker_plain: OCI_LAYER}
+    return known.get(media_type, media_type)
+
+
+def _index_manifest(layout: Path) -> str:
+    index = loads_object((layout / "index.json").read_bytes(), "the OCI layout's index.json")
+    manifests = index.get("manifests") or []
+    if len(manifests) != 1:
+        raise InvalidArgument(f"skopeo wrote {len(manifests)} manifests, expected one")
+    return str(manifests[0]["digest"])
+
+
+def _write_layout(layout: Path, manifest_digest: str, size: int) -> None:
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": "push"},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+def _remove(path: Path) -> None:
+    from ferry.kernel.inroot import remove_tree
+
+    with contextlib.suppress(FileNotFoundError):
+        remove_tree(path)
