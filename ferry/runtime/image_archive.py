@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -144,6 +145,11 @@ def _member(outer: tarfile.TarFile, name: Any, source: str) -> tarfile.TarInfo:
         raise InvalidArgument(f"{source}: refusing the path {name!r} (not a name in the archive)")
     try:
         member = outer.getmember(name)
+        if member.issym():  # docker save stores a layer once and links the others to it
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if clean(target) != target or target.startswith(".."):
+                raise InvalidArgument(f"{source}: {name} links outside the archive")
+            member = outer.getmember(target)
     except KeyError as exc:
         raise InvalidArgument(f"{source}: {name} is not in the archive") from exc
     if not member.isfile():

@@ -241,23 +241,30 @@ def test_a_bad_docker_save_manifest_is_refused(
 def test_a_layer_stored_as_a_link_inside_the_archive_is_read_from_the_archive(
     tmp_path: Path,
 ) -> None:
-    """docker save stores an identical layer once and links the others to it: Ferry reads
-    only regular members, so such a link is refused by name (never followed)."""
+    """docker save stores an identical layer once and links the others to it."""
     layer = _layer({"f": b"shared"})
-    tarball = tmp_path / "img.tar"
-    with tarfile.open(tarball, "w") as tar:
-        manifest = json.dumps([{"Layers": ["a/layer.tar", "b/layer.tar"]}]).encode()
-        for name, data in {"a/layer.tar": layer, "manifest.json": manifest}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = {"rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]}}
+    manifest = [{"Config": "c.json", "Layers": ["a/layer.tar", "b/layer.tar"]}]
+    members = {"a/layer.tar": layer, "c.json": json.dumps(config).encode()}
+    tarball = _manifest_only(tmp_path / "img.tar", manifest, members)
+    with tarfile.open(tarball, "a") as tar:
         link = tarfile.TarInfo("b/layer.tar")
         link.type, link.linkname = tarfile.SYMTYPE, "../a/layer.tar"
         tar.addfile(link)
-    store = ImageStore(tmp_path / "images")
-    with pytest.raises(InvalidArgument, match="b/layer.tar is not a regular file"):
-        store.import_tar(tarball, "linked")  # no config: refused before, for the link
-    assert store.all() == []
+    image = ImageStore(tmp_path / "images").import_tar(tarball, "linked")
+    assert image.layers[0] == image.layers[1]
+    assert (image.rootfs / "f").read_bytes() == b"shared"
+
+
+def test_a_layer_linked_outside_the_archive_is_refused(tmp_path: Path) -> None:
+    tarball = _manifest_only(tmp_path / "img.tar", [{"Config": "c", "Layers": ["a/l.tar"]}])
+    with tarfile.open(tarball, "a") as tar:
+        link = tarfile.TarInfo("a/l.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(InvalidArgument, match=r"a/l\.tar links outside the archive"):
+        ImageStore(tmp_path / "images").import_tar(tarball, "evil")
 
 
 def test_a_plain_root_filesystem_is_one_layer_with_whiteouts_honoured(tmp_path: Path) -> None:
