@@ -32,11 +32,15 @@ def parse(argv: list[str]) -> DaemonConfig:
         "--config",
         type=Path,
         default=None,
-        help="a daemon.json-style file: registry-mirrors, insecure-registries",
+        help="a daemon.json-style file: registry-mirrors, insecure-registries "
+        "(default: <state-dir>/daemon.json when it exists, as Docker reads its daemon.json)",
     )
     parser.add_argument("--version", action="version", version=f"ferryd {__version__}")
     args = parser.parse_args(argv)
-    from_file = read_config_file(args.config) if args.config is not None else {}
+    config_file = args.config
+    if config_file is None and (args.state_dir / "daemon.json").exists():
+        config_file = args.state_dir / "daemon.json"
+    from_file = read_config_file(config_file) if config_file is not None else {}
     return DaemonConfig(
         state_dir=args.state_dir,
         run_dir=args.run_dir,

@@ -91,7 +91,7 @@ def _import_tar(
         raise NotFound(f"no such file: {path}")
     with _open_tar(path) as outer:
         if outer is not None and _has(outer, "manifest.json"):
-            return _load_docker(store, outer, source, changes, tags=[name])[0]
+            return _load_docker(store, outer, source, changes, tags=[name])[0][0]
     with open(path, "rb") as stream:
         diff_id = _plain_blob(store, stream)
     created = now_iso()
@@ -99,8 +99,8 @@ def _import_tar(
     return store.add(config, [LayerRef(diff_id, OCI_LAYER, diff_id)], tags=[name], source=source)
 
 
-def load(store: ImageStore, path: Path, source: str) -> list[str]:
-    """``docker load``: returns the ids of the images loaded (tags set as the archive says).
+def load(store: ImageStore, path: Path, source: str) -> list[tuple[str, list[str]]]:
+    """``docker load``: returns each image loaded, as its id and the tags the archive gave it.
     A failed load leaves no blob behind (the images loaded before the failure stay)."""
     try:
         with store.writing():
@@ -110,7 +110,7 @@ def load(store: ImageStore, path: Path, source: str) -> list[str]:
         raise
 
 
-def _load(store: ImageStore, path: Path, source: str) -> list[str]:
+def _load(store: ImageStore, path: Path, source: str) -> list[tuple[str, list[str]]]:
     with _open_tar(path) as outer:
         if outer is None:
             raise InvalidArgument(f"{source}: not a tar archive (docker save or OCI layout)")
@@ -190,7 +190,7 @@ def _load_docker(
     source: str,
     changes: Sequence[str],
     tags: list[str] | None,
-) -> list[str]:
+) -> list[tuple[str, list[str]]]:
     manifest = json.loads(_read_small(outer, "manifest.json", source) or b"null")
     if not isinstance(manifest, list) or not all(isinstance(m, dict) for m in manifest):
         raise InvalidArgument(f"{source}: manifest.json is not a docker save manifest")
@@ -217,11 +217,13 @@ def _load_docker(
         wanted = tags if tags is not None else list(entry.get("RepoTags") or [])
         for tag in wanted:
             parse_reference(tag)
-        ids.append(store.add(config, refs, tags=wanted, source=source))
+        ids.append((store.add(config, refs, tags=wanted, source=source), wanted))
     return ids
 
 
-def _load_oci(store: ImageStore, outer: tarfile.TarFile, source: str) -> list[str]:
+def _load_oci(
+    store: ImageStore, outer: tarfile.TarFile, source: str
+) -> list[tuple[str, list[str]]]:
     from ferry.runtime.images import LayerRef
 
     index = loads_object(_read_small(outer, "index.json", source), "index.json")
@@ -240,7 +242,7 @@ def _load_oci(store: ImageStore, outer: tarfile.TarFile, source: str) -> list[st
         annotations = entry.get("annotations") or {}
         tag = annotations.get("io.containerd.image.name") or annotations.get(REF_NAME, "")
         tags = [tag] if tag and ("/" in tag or ":" in tag) else []
-        ids.append(store.add(config, refs, tags=tags, source=source))
+        ids.append((store.add(config, refs, tags=tags, source=source), tags))
     return ids
 
 

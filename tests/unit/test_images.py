@@ -138,7 +138,7 @@ def test_the_image_id_is_the_digest_of_its_config_and_save_then_load_keeps_it(
     image_archive.save(store, ["x"], tmp_path / "saved.tar")
     other = ImageStore(tmp_path / "b")
     (loaded,) = image_archive.load(other, tmp_path / "saved.tar", "saved.tar")
-    assert loaded == image.image_id
+    assert loaded == (image.image_id, ["x:latest"])
     got = other.get("x:latest")
     assert (got.repo_tags, got.diff_ids, got.config) == (
         ("x:latest",),

@@ -243,12 +243,14 @@ class ImageRoutes:
         async with self._spooled(request) as path:
             ids = await asyncio.to_thread(image_archive.load, self.images, path, "the archive")
         lines = []
-        for image_id in ids:
-            image = self.images.get(image_id)
-            names = image.repo_tags or (image.image_id,)
-            kind = "Loaded image" if image.repo_tags else "Loaded image ID"
+        for image_id, tags in ids:
+            names = [normalise(t) for t in tags] or [image_id]
+            kind = "Loaded image" if tags else "Loaded image ID"
             lines += [{"stream": f"{kind}: {n}\n"} for n in names]
-        return await json_lines(request, [] if quiet else lines)
+        # Docker prints these whatever ``quiet`` says (it silences only progress bars); the
+        # docker CLI sets quiet whenever its output is not a terminal
+        del quiet
+        return await json_lines(request, lines)
 
     async def save(self, request: web.Request) -> web.StreamResponse:
         names = request.query.getall("names", [])
