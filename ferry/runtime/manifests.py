@@ -223,6 +223,16 @@ def _command(rest: str) -> list[str]:
     return ["/bin/sh", "-c", rest]
 
 
+def _json_list(rest: str) -> list[str]:
+    try:
+        value = json.loads(rest)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{rest!r} is not a JSON list of strings")
+    return value
+
+
 def _pairs(rest: str, key: str) -> dict[str, str]:
     """``K=V K2="v 2"`` (or the legacy ``K V`` for one pair), as a Dockerfile reads them."""
     words = shlex.split(rest)
@@ -273,7 +283,7 @@ def apply_changes(
                 ports[f"{int(number)}/{proto or 'tcp'}"] = {}
             out["ExposedPorts"] = ports
         elif key == "VOLUME":
-            paths = _command(rest) if rest.startswith("[") else rest.split()
+            paths = _json_list(rest) if rest.startswith("[") else rest.split()
             out["Volumes"] = {**(out.get("Volumes") or {}), **{p: {} for p in paths}}
         else:
             field = {"STOPSIGNAL": "StopSignal", "USER": "User", "WORKDIR": "WorkingDir"}[key]
