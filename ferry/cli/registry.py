@@ -102,8 +102,10 @@ def login(
         password = sys.stdin.read().rstrip("\n")
     username = username or input("Username: ")
     password = password or getpass.getpass("Password: ")
-    if not username or not password:
-        raise InvalidArgument("Error: Non-null Username Required")
+    if not username:
+        raise InvalidArgument("Non-null Username Required")
+    if not password:
+        raise InvalidArgument("Password Required")  # the docker CLI's words
     body = {"username": username, "password": password, "serveraddress": server}
     result = client(None).post("/auth", body)
     print(result["Status"])

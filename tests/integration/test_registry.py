@@ -127,3 +127,23 @@ def test_a_name_no_registry_has_is_no_such_image(lab: LabRig, registry: str) -> 
     docker = lab.exec("h2", "docker", "pull", missing, check=False)
     assert docker.returncode != 0
     assert f"Error response from daemon: No such image: {missing}" in docker.stderr
+
+
+def test_login_keeps_the_credentials_private_and_distribution_gives_the_digest(
+    lab: LabRig, registry: str, pushed: str
+) -> None:
+    login = subprocess.run(
+        [FERRY, "login", "-u", "someone", "--password-stdin", registry], input="secret\n",
+        env=dict(os.environ, FERRY_HOST=lab.socket("h2")), capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert login.stdout == "Login Succeeded\n"
+    authfile = lab.topo.node("h2").state_dir / "registry-auth.json"
+    assert authfile.stat().st_mode & 0o777 == 0o600
+    assert registry in json.loads(authfile.read_text())["auths"]
+    lab.ferry("h2", "logout", registry)
+    assert registry not in json.loads(authfile.read_text())["auths"]
+    info = lab.api("h2", f"/distribution/{pushed}/json")
+    digest = lab.api("h1", f"/images/{pushed}/json")["RepoDigests"][0].split("@")[1]
+    assert info["Descriptor"]["digest"] == digest
+    assert info["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
