@@ -34,7 +34,8 @@ from ferry.runtime.layers import Layer, LayerStore
 from ferry.runtime.manifests import parse_config, sha256_of
 
 if TYPE_CHECKING:
-    from ferry.runtime.registry import RegistryAuth, RegistryClient
+    from ferry.runtime.credentials import RegistryAuth
+    from ferry.runtime.registry import RegistryClient
 
 __all__ = ["Image", "ImageStore", "normalise"]
 PULL_POLICIES = ("missing", "always", "never")

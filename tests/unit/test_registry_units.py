@@ -11,6 +11,7 @@ import pytest
 
 from ferry.daemon.config import read_config_file
 from ferry.errors import Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.runtime.credentials import RegistryAuth, server_domain
 from ferry.runtime.manifests import (
     DOCKER_LAYER,
     DOCKER_LIST,
@@ -21,7 +22,6 @@ from ferry.runtime.manifests import (
     parse_manifest,
     select_platform,
 )
-from ferry.runtime.registry import RegistryAuth, server_domain
 from ferry.runtime.skopeo import RegistrySettings, check_mirror, classify, plan_registries_conf
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "abc")

@@ -20,8 +20,9 @@ from ferry.api.body import SMALL_BODY_BYTES, loads, read_bytes
 from ferry.api.server import add_route
 from ferry.errors import FerryError, InvalidArgument
 from ferry.model.reference import parse_reference
+from ferry.runtime.credentials import RegistryAuth
 from ferry.runtime.images import ImageStore
-from ferry.runtime.registry import RegistryAuth, RegistryClient
+from ferry.runtime.registry import RegistryClient
 
 PLATFORMS = ("", "linux", "linux/amd64")
 
