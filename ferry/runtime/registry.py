@@ -6,9 +6,11 @@ Design notes. A pull asks the registry for the reference's manifest first (``sko
 cannot move in between) writes into a temporary OCI layout whose blobs go straight to the
 store's blob directory (``--dest-shared-blob-dir``): blobs Ferry already has are not fetched
 again. Then the layers are unpacked into the layer store (in a thread), the image recorded
-and tagged. A manifest list is resolved by skopeo to linux/amd64. Pulls of one reference at
-once share one transfer. A push writes an OCI layout of the image's blobs (manifest made by
-Ferry) and copies it with ``--src-shared-blob-dir``.
+and tagged. A manifest list is resolved to linux/amd64. A Docker Hub name is looked for at
+each ``registry-mirrors`` entry first, then at Docker Hub, as Docker's daemon does. Quiet
+pulls of one reference at once (a node's tasks) share one transfer. A push writes an OCI
+layout of the image's blobs (manifest made by Ferry) and copies it with
+``--src-shared-blob-dir``.
 
 Progress is Docker's JSON message stream (``jsonmessage``): ``Pulling from library/nginx``,
 ``Pull complete`` per layer, ``Digest: …``, ``Status: Downloaded newer image for …``.
@@ -26,8 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ferry.errors import InvalidArgument, NotFound, Unavailable
-from ferry.model.reference import Reference, parse_reference
+from ferry.errors import FerryError, Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.model.reference import DEFAULT_DOMAIN, Reference, parse_reference
 from ferry.runtime.credentials import Credentials, RegistryAuth
 from ferry.runtime.manifests import (
     DOCKER_LAYER,
@@ -41,7 +43,7 @@ from ferry.runtime.manifests import (
     select_platform,
     sha256_of,
 )
-from ferry.runtime.skopeo import INSPECT_TIMEOUT_S, RegistrySettings, Skopeo
+from ferry.runtime.skopeo import INSPECT_TIMEOUT_S, RegistrySettings, Skopeo, check_mirror
 
 if TYPE_CHECKING:
     from ferry.runtime.images import ImageStore
@@ -71,28 +73,52 @@ class RegistryClient:
         return self._active > 0
 
     # digests ---------------------------------------------------------------------------------
-    async def manifest_digest(self, ref: Reference, auth: RegistryAuth | None) -> tuple[str, bytes]:
-        """The registry's digest of ``ref`` (an index's, for a multi-platform image) and the
-        raw manifest."""
+    def sources(self, ref: Reference) -> list[Reference]:
+        """Where ``ref`` is looked for, in Docker's order: a Docker Hub name at each of
+        ``registry-mirrors`` first (same path: ``library/nginx``), then Docker Hub."""
+        if ref.domain != DEFAULT_DOMAIN:
+            return [ref]
+        mirrors = [check_mirror(url) for url in self.skopeo.settings.mirrors]
+        return [Reference(m, ref.path, ref.tag, ref.digest) for m in mirrors] + [ref]
+
+    async def manifest_digest(
+        self, ref: Reference, auth: RegistryAuth | None
+    ) -> tuple[str, bytes, Reference]:
+        """The digest of ``ref``'s manifest (an index's, for a multi-platform image), the raw
+        manifest, and the source that answered (see ``sources``). Raises ``NotFound("No such
+        image: <ref>")`` when a source says it has no such image and none has it, else the
+        last source's error."""
+        errors: list[FerryError] = []
+        for source in self.sources(ref):
+            try:
+                raw = await self._inspect(source, auth)
+            except (NotFound, Unavailable, Forbidden) as exc:
+                errors.append(exc)
+                continue
+            return sha256_of(raw), raw, source
+        if any(isinstance(e, NotFound) for e in errors):
+            raise NotFound(f"No such image: {ref.familiar}")
+        raise errors[-1]
+
+    async def _inspect(self, source: Reference, auth: RegistryAuth | None) -> bytes:
         async with self._auth_args("", auth) as auth_args:
-            raw = await self.skopeo.run(
+            return await self.skopeo.run(
                 [
                     "inspect",
                     "--raw",
                     *auth_args,
-                    *self.skopeo.tls_flag("", ref.domain),
-                    f"docker://{ref.remote}",
+                    *self.skopeo.tls_flag("", source.domain),
+                    f"docker://{source.remote}",
                 ],
-                ref.familiar,
+                source.familiar,
                 timeout_s=INSPECT_TIMEOUT_S,
             )
-        return sha256_of(raw), raw
 
     async def resolve_digest(self, ref: str, auth: RegistryAuth | None = None) -> str | None:
         """``sha256:…`` of ``ref``'s manifest in its registry, or None when the registry
         cannot be reached or does not have it (Docker then goes on without a digest)."""
         try:
-            digest, _raw = await self.manifest_digest(parse_reference(ref), auth)
+            digest, _raw, _source = await self.manifest_digest(parse_reference(ref), auth)
         except (Unavailable, NotFound):
             return None
         return digest
@@ -100,7 +126,7 @@ class RegistryClient:
     async def distribution(self, ref: Reference, auth: RegistryAuth | None) -> dict[str, Any]:
         """``GET /distribution/{name}/json``: the manifest's descriptor and its platforms (an
         index's entries, or the image config's os/architecture)."""
-        digest, raw = await self.manifest_digest(ref, auth)
+        digest, raw, source = await self.manifest_digest(ref, auth)
         doc = loads_object(raw, "the manifest")
         media = str(doc.get("mediaType", ""))
         if media in (OCI_INDEX, DOCKER_LIST):
@@ -120,8 +146,8 @@ class RegistryClient:
                         "--config",
                         "--raw",
                         *auth_args,
-                        *self.skopeo.tls_flag("", ref.domain),
-                        f"docker://{ref.repository}@{digest}",
+                        *self.skopeo.tls_flag("", source.domain),
+                        f"docker://{source.repository}@{digest}",
                     ],
                     ref.familiar,
                     timeout_s=INSPECT_TIMEOUT_S,
@@ -160,7 +186,7 @@ class RegistryClient:
     async def _pull(
         self, store: ImageStore, ref: Reference, auth: RegistryAuth | None, progress: Progress
     ) -> None:
-        digest, raw = await self.manifest_digest(ref, auth)  # fails before any output
+        digest, raw, source = await self.manifest_digest(ref, auth)  # fails before any output
         await progress({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
         repo_digest = f"{ref.familiar_repository}@{digest}"
         tags = [ref.familiar] if not ref.digest else []
@@ -177,6 +203,7 @@ class RegistryClient:
         await self._copy_in(
             store,
             ref,
+            source=source,
             digest=digest,
             raw=raw,
             repo_digest=repo_digest,
@@ -192,6 +219,7 @@ class RegistryClient:
         store: ImageStore,
         ref: Reference,
         *,
+        source: Reference,
         digest: str,
         raw: bytes,
         repo_digest: str,
@@ -209,17 +237,16 @@ class RegistryClient:
         try:
             work = Path(tempfile.mkdtemp(prefix="pull-", dir=self._work()))
             try:
-                source = f"{ref.repository}@{wanted}"
                 async with self._auth_args("src-", auth) as auth_args:
                     await self.skopeo.run(
                         [
                             "copy",
                             "--quiet",
                             *auth_args,
-                            *self.skopeo.tls_flag("src-", ref.domain),
+                            *self.skopeo.tls_flag("src-", source.domain),
                             "--dest-oci-accept-uncompressed-layers",
                             f"--dest-shared-blob-dir={store.layers.blob_dir}",
-                            f"docker://{source}",
+                            f"docker://{source.repository}@{wanted}",
                             f"oci:{work}:pull",
                         ],
                         ref.familiar,

@@ -2,14 +2,17 @@
 
 skopeo (Debian's, containers/image underneath) speaks the registry protocol: token auth,
 manifest lists, Docker schema 2 and OCI manifests, gzip and zstd blobs. Ferry runs it as an
-asyncio subprocess with a deadline (``--command-timeout`` and a kill past it), with its own
-configuration, never the machine's: a ``registries.conf`` (containers-registries.conf(5)) made
-from ferryd's ``registry-mirrors`` and ``insecure-registries`` (passed through
-``CONTAINERS_REGISTRIES_CONF``), ``--insecure-policy`` (no signature policy: Docker has none)
-and an auth file of Ferry's (containers-auth.json(5), the shape of Docker's config.json).
+asyncio subprocess with a deadline (``--command-timeout`` and a kill past it), always with
+fully qualified references, ``--insecure-policy`` (no signature policy: Docker has none), its
+HOME and runtime directory under Ferry's (so no user's credentials are read) and an auth file
+of Ferry's (containers-auth.json(5), the shape of Docker's config.json). ferryd's
+``insecure-registries`` become ``--tls-verify=false`` per call; ``registry-mirrors`` are tried
+by ``runtime.registry`` itself, in Docker's order.
 
-``plan_registries_conf`` and ``classify`` are pure (unit-tested); ``Skopeo.run`` is the only
-process call.
+Be aware: skopeo 1.9 reads the machine's /etc/containers/registries.conf and has no option or
+variable to point it elsewhere; Debian's default holds only short-name aliases, which fully
+qualified references never use. ``classify`` is pure (unit-tested); ``Skopeo.run`` is the
+only process call.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ferry.errors import Forbidden, InvalidArgument, NotFound, Unavailable
-from ferry.model.reference import DEFAULT_DOMAIN
 
 log = logging.getLogger("ferry.runtime.skopeo")
 SKOPEO = "skopeo"
@@ -65,9 +67,12 @@ class RegistrySettings:
     insecure: tuple[str, ...] = ()
 
     def is_insecure(self, domain: str) -> bool:
-        """Docker's rule: listed, or on a loopback address (127.0.0.0/8, ``localhost``)."""
+        """Docker's rule: listed, an ``http://`` mirror, or on a loopback address
+        (127.0.0.0/8, ``localhost``)."""
         host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
         if host == "localhost" or domain in self.insecure or host in self.insecure:
+            return True
+        if any(m.startswith("http://") and check_mirror(m) == domain for m in self.mirrors):
             return True
         try:
             address = ipaddress.ip_address(host.strip("[]"))
@@ -106,37 +111,6 @@ def check_insecure(entry: str) -> str:
     return entry
 
 
-def _toml(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def plan_registries_conf(settings: RegistrySettings) -> str:
-    """containers-registries.conf(5) for ``settings``: Docker Hub's mirrors in order (an
-    ``http://`` mirror, or a listed one, is insecure), each insecure ``host[:port]`` as a
-    registry of its own. No search registries: references are always qualified."""
-    lines = ["unqualified-search-registries = []", ""]
-    if settings.mirrors:
-        lines += [
-            "[[registry]]",
-            f"prefix = {_toml(DEFAULT_DOMAIN)}",
-            f"location = {_toml(DEFAULT_DOMAIN)}",
-            "",
-        ]
-        for url in settings.mirrors:
-            host = check_mirror(url)
-            insecure = url.startswith("http://") or settings.is_insecure(host)
-            lines += [
-                "[[registry.mirror]]",
-                f"location = {_toml(host)}",
-                f"insecure = {'true' if insecure else 'false'}",
-                "",
-            ]
-    for entry in settings.insecure:
-        if "/" not in entry:
-            lines += ["[[registry]]", f"location = {_toml(entry)}", "insecure = true", ""]
-    return "\n".join(lines)
-
-
 def classify(stderr: str, ref: str) -> Exception:
     """What a failed skopeo call means, as Ferry's error kinds. A mirror that lacks the image
     and an unreachable Docker Hub behind it is "No such image" (the image is nowhere Ferry
@@ -159,16 +133,6 @@ class Skopeo:
     work_dir: Path
     settings: RegistrySettings = field(default_factory=RegistrySettings)
     binary: str = field(default_factory=lambda: shutil.which(SKOPEO) or f"/usr/bin/{SKOPEO}")
-
-    def conf_path(self) -> Path:
-        path = self.work_dir / "registries.conf"
-        text = plan_registries_conf(self.settings)
-        if not path.exists() or path.read_text() != text:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(".registries.conf.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        return path
 
     def tls_flag(self, prefix: str, domain: str) -> list[str]:
         return [f"--{prefix}tls-verify=false"] if self.settings.is_insecure(domain) else []
@@ -197,7 +161,6 @@ class Skopeo:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.work_dir),
-            "CONTAINERS_REGISTRIES_CONF": str(self.conf_path()),
             "XDG_RUNTIME_DIR": str(tmp),
             "TMPDIR": str(tmp),
         }

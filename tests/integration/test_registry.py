@@ -5,7 +5,7 @@ Docker's "No such image" for a name no registry has.
 
 One lab of two hosts for the module; the registry runs in h1's namespace with its storage in
 a temporary directory, and both ferryds take it as an insecure registry from their
-``<state-dir>/daemon.json`` (Docker's daemon.json keys).
+``<state-dir>/daemon.json`` (Docker's daemon.json keys), and as the mirror of Docker Hub.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def registry(lab: LabRig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )  # fmt: skip
         for host in ("h1", "h2"):
             state = rig.topo.node(host).state_dir
-            daemon_json = {"insecure-registries": [registry]}
+            daemon_json = {
+                "insecure-registries": [registry],
+                "registry-mirrors": [f"http://{registry}"],
+            }
             (state / "daemon.json").write_text(json.dumps(daemon_json))
             restart_ferryd(rig, host)
         yield registry
@@ -147,3 +150,21 @@ def test_login_keeps_the_credentials_private_and_distribution_gives_the_digest(
     digest = lab.api("h1", f"/images/{pushed}/json")["RepoDigests"][0].split("@")[1]
     assert info["Descriptor"]["digest"] == digest
     assert info["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+
+
+def test_docker_hub_names_come_from_the_mirror(lab: LabRig, registry: str, pushed: str) -> None:
+    """A mirror serves Docker Hub's names (``library/NAME``); a name it lacks is "No such
+    image" (Docker Hub itself cannot be reached from the lab)."""
+    lab.ferry("h1", "tag", pushed, f"{registry}/library/mirrored:latest")
+    lab.ferry("h1", "push", f"{registry}/library/mirrored:latest")
+    out = lab.exec("h2", "docker", "pull", "mirrored").stdout.splitlines()
+    assert out[0] == "Using default tag: latest"
+    assert out[1] == "latest: Pulling from library/mirrored"
+    assert out[-2:] == ["Status: Downloaded newer image for mirrored:latest",
+                        "docker.io/library/mirrored:latest"]  # fmt: skip
+    assert _image_id(lab, "h2", "mirrored") == _image_id(lab, "h1", pushed)
+    missing = lab.ferry("h2", "pull", "nosuchthing", check=False)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        3,
+        "Error: No such image: nosuchthing:latest",
+    )

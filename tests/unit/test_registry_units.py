@@ -11,6 +11,7 @@ import pytest
 
 from ferry.daemon.config import read_config_file
 from ferry.errors import Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.model.reference import parse_reference
 from ferry.runtime.credentials import RegistryAuth, server_domain
 from ferry.runtime.manifests import (
     DOCKER_LAYER,
@@ -22,7 +23,8 @@ from ferry.runtime.manifests import (
     parse_manifest,
     select_platform,
 )
-from ferry.runtime.skopeo import RegistrySettings, check_mirror, classify, plan_registries_conf
+from ferry.runtime.registry import RegistryClient
+from ferry.runtime.skopeo import RegistrySettings, Skopeo, check_mirror, classify
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "abc")
 
@@ -93,18 +95,20 @@ def test_changes_take_both_forms_of_each_instruction() -> None:
         apply_changes(["EXPOSE http"])
 
 
-def test_registries_conf_has_docker_hubs_mirrors_and_the_insecure_registries() -> None:
-    settings = RegistrySettings(
-        mirrors=("http://10.30.0.250:5000", "https://mirror.example"),
-        insecure=("10.30.0.250:5000", "reg.local:5000", "10.40.0.0/16"),
-    )
-    text = plan_registries_conf(settings)
-    assert text.count("[[registry.mirror]]") == 2
-    assert 'location = "10.30.0.250:5000"\ninsecure = true' in text
-    assert 'location = "mirror.example"\ninsecure = false' in text
-    assert '[[registry]]\nlocation = "reg.local:5000"\ninsecure = true' in text
-    assert "10.40.0.0/16" not in text  # a CIDR is decided per call (is_insecure)
-    assert text.startswith("unqualified-search-registries = []")
+def test_docker_hub_names_are_looked_for_at_each_mirror_then_at_docker_hub(
+    tmp_path: Path,
+) -> None:
+    settings = RegistrySettings(mirrors=("http://10.30.0.250:5000", "https://mirror.example"))
+    client = RegistryClient(Skopeo(tmp_path, settings), tmp_path / "auth.json")
+    sources = client.sources(parse_reference("nginx"))
+    assert [s.remote for s in sources] == [
+        "10.30.0.250:5000/library/nginx:latest",
+        "mirror.example/library/nginx:latest",
+        "docker.io/library/nginx:latest",
+    ]
+    other = client.sources(parse_reference("reg.local:5000/app@sha256:" + "a" * 64))
+    assert [s.remote for s in other] == ["reg.local:5000/app@sha256:" + "a" * 64]
+    assert settings.is_insecure("10.30.0.250:5000") and not settings.is_insecure("mirror.example")
 
 
 @pytest.mark.parametrize(
