@@ -350,3 +350,56 @@ def test_an_image_with_a_tree_deeper_than_pythons_recursion_is_removed(tmp_path:
     assert image.size_bytes == 4
     store.remove("deep", [])
     assert list((tmp_path / "images/layers").iterdir()) == []
+
+
+def test_an_oci_layout_archive_loads_with_its_tag(tmp_path: Path) -> None:
+    """``docker save`` of Docker 25+ and ``skopeo copy … oci-archive:`` write an OCI image
+    layout; a gzip layer is unpacked, its DiffID checked against the config."""
+    import gzip
+
+    layer = _layer({"f": b"oci"})
+    blob = gzip.compress(layer)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
+        }
+    ).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": _sha(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _sha(blob), "size": len(blob)}],
+    }).encode()  # fmt: skip
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": _sha(manifest),
+                "size": len(manifest),
+                "annotations": {"io.containerd.image.name": "oci/app:1"},
+            }
+        ],
+    }
+    members = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+               "index.json": json.dumps(index).encode()}  # fmt: skip
+    for data in (blob, config, manifest):
+        members["blobs/sha256/" + _sha(data)[7:]] = data
+    archive = tmp_path / "oci.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    store = ImageStore(tmp_path / "images")
+    ((image_id, tags),) = image_archive.load(store, archive, "oci.tar")
+    assert (image_id, tags) == (_sha(config), ["oci/app:1"])
+    assert (store.get("oci/app:1").rootfs / "f").read_bytes() == b"oci"
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
