@@ -114,3 +114,9 @@ async def test_save_then_load_gives_the_same_image(tmp_path: Path) -> None:
         lines = [json.loads(line) for line in (await resp.read()).splitlines() if line]
         assert lines == [{"stream": "Loaded image: web:latest\n"}]
         assert (await _json(client, "GET", "/images/web/json"))["Id"] == image_id
+
+
+async def test_a_pull_of_every_tag_is_refused_by_name(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        refused = await _json(client, "POST", "/images/create?fromImage=nginx", status=400)
+        assert refused["message"] == "pulling every tag of nginx is not supported: name a tag"

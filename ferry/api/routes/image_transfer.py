@@ -93,6 +93,9 @@ class TransferRoutes:
             raise InvalidArgument("fromImage is required: ?fromImage=NAME&tag=TAG")
         if tag:
             name += f"@{tag}" if tag.startswith("sha256:") else f":{tag}"
+        elif not (bare := parse_reference(name, default_tag=False)).tag and not bare.digest:
+            # Docker pulls every tag of the repository for an empty tag (docker pull -a)
+            raise InvalidArgument(f"pulling every tag of {name} is not supported: name a tag")
         parse_reference(name)
         progress = _Progress(request)
         error: FerryError | None = None
