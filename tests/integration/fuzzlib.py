@@ -63,6 +63,7 @@ def _canonical(path: str) -> str:
 def ferry_operations() -> set[tuple[str, str]]:
     """(METHOD, canonical path) of every route ferryd serves, without the version prefix."""
     from ferry.api.routes.containers import ContainerRoutes
+    from ferry.api.routes.image_transfer import TransferRoutes
     from ferry.api.routes.images import ImageRoutes
     from ferry.api.routes.networks import NetworkRoutes
     from ferry.api.routes.services import ServiceRoutes
@@ -71,7 +72,8 @@ def ferry_operations() -> set[tuple[str, str]]:
 
     app = web.Application()
     classes: list[type[Any]] = [
-        SystemRoutes, SwarmRoutes, NetworkRoutes, ContainerRoutes, ImageRoutes, ServiceRoutes,
+        SystemRoutes, SwarmRoutes, NetworkRoutes, ContainerRoutes, ImageRoutes, TransferRoutes,
+        ServiceRoutes,
     ]  # fmt: skip
     for cls in classes:
         # register() only binds the class's own handlers: no service object is needed

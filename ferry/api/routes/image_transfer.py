@@ -80,6 +80,10 @@ class TransferRoutes:
         add_route(app, "POST", "/images/{name:.+}/push", self.push)
         add_route(app, "GET", "/distribution/{name:.+}/json", self.distribution)
         add_route(app, "POST", "/auth", self.login)
+
+    def register_own(self, app: web.Application) -> None:
+        """Ferry's own routes, beyond Docker's API (ferryd keeps credentials; Docker's CLI
+        keeps them itself, so Docker has no logout call)."""
         add_route(app, "POST", "/auth/logout", self.logout)
 
     async def pull(self, request: web.Request) -> web.StreamResponse:

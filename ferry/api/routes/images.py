@@ -1,6 +1,7 @@
 """/images: the local image verbs in Docker's shapes (list, inspect, history, tag, remove,
-prune, import, save, load). Registry verbs (pull, push, distribution, auth) are in
-``image_transfer``; ``ImageRoutes.register`` registers both."""
+prune, import, save, load). Registry verbs (pull, push, distribution, auth) are
+``image_transfer.TransferRoutes``, registered beside these; a pull comes through
+``POST /images/create`` here (``fromImage``) and is handed over."""
 
 from __future__ import annotations
 
@@ -127,7 +128,6 @@ class ImageRoutes:
         add_route(app, "GET", "/images/{name:.+}/history", self.history)
         add_route(app, "GET", "/images/{name:.+}/get", self.save_one)
         add_route(app, "POST", "/images/{name:.+}/tag", self.tag)
-        self.transfer.register(app)
         add_route(app, "DELETE", "/images/{name:.+}", self.remove)
 
     # reading ---------------------------------------------------------------------------------
