@@ -120,3 +120,10 @@ async def test_a_pull_of_every_tag_is_refused_by_name(tmp_path: Path) -> None:
     async with api_client(tmp_path) as client:
         refused = await _json(client, "POST", "/images/create?fromImage=nginx", status=400)
         assert refused["message"] == "pulling every tag of nginx is not supported: name a tag"
+
+
+async def test_auth_takes_strings_only(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        body = {"username": "u", "password": {"": []}}
+        refused = await _json(client, "POST", "/auth", status=400, json=body)
+        assert refused["message"] == "password in /auth must be a string"

@@ -131,9 +131,11 @@ class TransferRoutes:
         body = loads(await read_bytes(request, SMALL_BODY_BYTES))
         if not isinstance(body, dict):
             raise InvalidArgument("the body is a JSON object: username, password, serveraddress")
-        for key in body:
+        for key, value in body.items():
             if key not in ("username", "password", "serveraddress", "email", "auth"):
                 raise InvalidArgument(f"{key} is not supported in /auth: use username, password")
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{key} in /auth must be a string")
         if body.get("auth") and not body.get("username"):
             raise InvalidArgument("give username and password (an auth token alone is refused)")
         await self.registry.login(
