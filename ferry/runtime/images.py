@@ -33,11 +33,12 @@ from ferry.model.times import now_iso
 from ferry.runtime.layers import Layer, LayerStore
 from ferry.runtime.manifests import parse_config, sha256_of
 
+from ferry.runtime.credentials import RegistryAuth
+
 if TYPE_CHECKING:
-    from ferry.runtime.credentials import RegistryAuth
     from ferry.runtime.registry import RegistryClient
 
-__all__ = ["Image", "ImageStore", "normalise"]
+__all__ = ["Image", "ImageStore", "RegistryAuth", "normalise"]
 PULL_POLICIES = ("missing", "always", "never")
 
 
