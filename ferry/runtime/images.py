@@ -30,10 +30,9 @@ from ferry.daemon.files import read_json, write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.model.reference import image_id_prefix, normalise, parse_reference
 from ferry.model.times import now_iso
+from ferry.runtime.credentials import RegistryAuth
 from ferry.runtime.layers import Layer, LayerStore
 from ferry.runtime.manifests import parse_config, sha256_of
-
-from ferry.runtime.credentials import RegistryAuth
 
 if TYPE_CHECKING:
     from ferry.runtime.registry import RegistryClient
