@@ -9,7 +9,7 @@ DEBIAN_PACKAGES=(
     etcd-server etcd-client
     wireguard-go wireguard-tools
     iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static wrk
-    runc conmon tini mmdebstrap
+    runc conmon tini mmdebstrap skopeo
 )
 
 missing=()

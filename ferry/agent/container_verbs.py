@@ -192,10 +192,10 @@ class ContainerVerbs:
         container = self.containers.find(ref)
         upper = self.containers.store.dir(container.config.container_id) / "upper"
         image = self._image(container)
-        lower = image.rootfs if image is not None else None
+        lowers = image.layers if image is not None else ()
         entries = changes.walk_upper(upper)
         ignore = changes.RUNTIME_PATHS | {m.target.rstrip("/") for m in container.config.mounts}
-        in_image = changes.in_lower(lower) if lower else lambda _p: False
+        in_image = changes.in_lower(lowers) if lowers else lambda _p: False
         return changes.plan_changes(entries, in_image, ignore)
 
     def _image(self, container: Container) -> Image | None:
@@ -215,7 +215,9 @@ class ContainerVerbs:
             if image is None:
                 raise NotFound(f"image {config.image} of {config.name} is gone: cannot export")
             directory = self.containers.store.dir(config.container_id)
-            mounts.mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
+            mounts.mount_overlay(
+                image.layers or (image.rootfs,), directory / "upper", directory / "work", rootfs
+            )
             mounted_here = True
         try:
             async for chunk in _stream(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", "-",

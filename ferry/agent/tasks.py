@@ -30,10 +30,14 @@ from ferry.model.network import EndpointKind
 from ferry.model.runopts import Resources, Security
 from ferry.model.service import PublishMode, Task, TaskOptions, TaskState
 from ferry.reconcile import Reconciler
+from ferry.runtime.credentials import RegistryAuth
 
 log = logging.getLogger("ferry.agent.tasks")
 
 RETRY_S = 1.0
+# a task in these states without a container is (still) to be started here; PREPARING too, so
+# a ferryd restarted during a pull pulls again
+STARTABLE = (TaskState.ASSIGNED, TaskState.PREPARING, TaskState.STARTING)
 
 
 class TaskAgent(Reconciler):
@@ -68,7 +72,7 @@ class TaskAgent(Reconciler):
         for task in mine.values():
             container = local.get(task.task_id)
             if task.desired == TaskState.RUNNING:
-                if task.state in (TaskState.ASSIGNED, TaskState.STARTING) and container is None:
+                if task.state in STARTABLE and container is None:
                     self._do(task.task_id, self._start(task))
                 elif container is not None and container.running and container.state.health:
                     self._follow_health(task, container)
@@ -106,7 +110,35 @@ class TaskAgent(Reconciler):
         with contextlib.suppress(NotFound):  # forgotten meanwhile
             await self._link.call("POST", f"/v1/tasks/{task.task_id}/status", body)
 
+    async def _obtain_image(self, task: Task) -> bool:
+        """The task's image on this node, pulled when missing (task ``preparing`` meanwhile,
+        as Docker's node does). A pull that fails rejects the task with Docker's ERROR
+        ("No such image: <ref>"), which the orchestrator retries with its back-off. Returns
+        whether the task can go on."""
+        ref = task.template.image
+        images = self._containers.images
+        try:
+            images.get(ref)
+            return True
+        except NotFound:
+            pass
+        if task.state != TaskState.PREPARING:
+            await self._report(task, TaskState.PREPARING, "preparing")
+        try:  # with the credentials a --with-registry-auth service carries, if any
+            auth = RegistryAuth.from_header(task.template.registry_auth)
+            await images.ensure(ref, pull="missing", auth=auth)
+        except NotFound:
+            await self._report(task, TaskState.REJECTED, "rejected", error=f"No such image: {ref}")
+            return False
+        except FerryError as exc:  # unreachable registry, refused credentials, a bad layer
+            log.warning("pull failed", extra=kv(task=task.task_id, image=ref, error=exc))
+            await self._report(task, TaskState.REJECTED, "rejected", error=str(exc))
+            return False
+        return True
+
     async def _start(self, task: Task) -> None:
+        if not await self._obtain_image(task):
+            return
         choices = []
         for ep in self._view.endpoints():
             if ep.kind == EndpointKind.TASK and ep.owner_id == task.task_id:

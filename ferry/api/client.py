@@ -170,8 +170,11 @@ class ApiClient:
         finally:
             conn.close()
 
-    def upload(self, path: str, body: BinaryIO, method: str = "POST", **query: Any) -> Any:
-        """Send a file as the request body, streamed (image import, cp into a container)."""
+    def upload(
+        self, path: str, body: BinaryIO, method: str = "POST", *, lines: bool = False, **query: Any
+    ) -> Any:
+        """Send a file as the request body, streamed (image import and load, cp into a
+        container); ``lines``: the answer is a JSON message stream, returned as a list."""
         clean = {k: _query_value(v) for k, v in query.items() if v is not None}
         if clean:
             path += "?" + urlencode(clean)
@@ -196,6 +199,8 @@ class ApiClient:
             conn.close()
         if resp.status >= 400:
             raise _error(resp.status, raw)
+        if lines:  # Docker's JSON message stream (load): one object per line
+            return [json.loads(line) for line in raw.splitlines() if line.strip()]
         return json.loads(raw) if raw else None
 
     def ping(self) -> None:

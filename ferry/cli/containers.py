@@ -26,6 +26,7 @@ from ferry.cli.common import (
     print_inspected,
     print_rows,
 )
+from ferry.cli.registry import create_container
 from ferry.cli.runflags import HealthFlags, RunFlags, create_body
 from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
@@ -58,7 +59,7 @@ def _opt(*names: str, help: str) -> Any:
 
 @handles_errors
 def run(
-    image: Annotated[str, typer.Argument(help="Image (one you imported)")],
+    image: Annotated[str, typer.Argument(help="Image (pulled when missing, see --pull)")],
     command: Annotated[Strs, typer.Argument(help="Command and arguments")] = None,
     detach: Annotated[bool, _opt("--detach", "-d", help="Run in the background")] = False,
     name: Annotated[str, _opt("--name", help="Container name")] = "",
@@ -115,6 +116,9 @@ def run(
     publish_all: Annotated[
         bool, _opt("--publish-all", "-P", help="Publish every exposed port on a random port")
     ] = False,
+    pull: Annotated[
+        str, _opt("--pull", help="Pull the image: missing (default), always, never")
+    ] = "missing",
 ) -> None:
     """Create and run a new container."""
     flags = RunFlags(
@@ -129,7 +133,7 @@ def run(
                     health_start_period, no_healthcheck), publish_all,
     )  # fmt: skip
     api = client()
-    cid = api.post("/containers/create", create_body(flags), name=name or None)["Id"]
+    cid = create_container(api, create_body(flags), name, image, pull)
     if detach:
         _start_or_remove(api, cid)
         print(cid)

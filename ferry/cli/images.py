@@ -1,10 +1,14 @@
-"""ferry image …"""
+"""ferry image … (and ``ferry images``): the local image verbs, in Docker's output."""
 
 from __future__ import annotations
 
-import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import typer
 
@@ -15,26 +19,31 @@ from ferry.cli.common import (
     fail,
     for_each,
     handles_errors,
+    parse_filters,
+    print_inspected,
     print_rows,
 )
+from ferry.cli.registry import login, logout, pull, push
+from ferry.model.times import human_duration
 
 image_app = typer.Typer(rich_markup_mode=None, help="Manage images.", no_args_is_help=True)
+Strs = list[str] | None
 
 
-@image_app.command("import")
-@handles_errors
-def import_(
-    tarball: Annotated[Path, typer.Argument(help="Root filesystem tarball (docker export/save)")],
-    name: Annotated[str, typer.Argument(help="Image name, NAME[:TAG]")],
-) -> None:
-    """Import a root filesystem tarball as an image."""
-    if not tarball.is_file():
-        fail(f"no such file: {tarball}", 3)
-    repo, _, tag = name.partition(":")
-    api = client(None)
-    with open(tarball, "rb") as body:
-        result = api.upload("/images/create", body, fromSrc="-", repo=repo, tag=tag or None)
-    print(result["status"])
+def register(app: typer.Typer) -> None:
+    """The docker CLI's top-level aliases: ``pull``, ``push``, ``login``, ``logout``,
+    ``images``, ``rmi``, ``tag``, ``save``, ``load``, ``import``, ``history``."""
+    app.command("pull")(pull)
+    app.command("push")(push)
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.command("images")(ls)
+    app.command("rmi")(rm)
+    app.command("tag")(tag)
+    app.command("save")(save)
+    app.command("load")(load)
+    app.command("import")(import_)
+    app.command("history")(history)
 
 
 def _size(size: int) -> str:
@@ -47,47 +56,234 @@ def _size(size: int) -> str:
     return f"{value:.3g}TB"
 
 
-@image_app.command("ls")
+def _ago(created: float) -> str:
+    return f"{human_duration(max(0.0, time.time() - created))} ago" if created else "N/A"
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+@image_app.command("import")
 @handles_errors
-def ls(template: ListFormatOption = "") -> None:
-    """List images."""
-    images: list[dict[str, Any]] = client().get("/images/json")
+def import_(
+    tarball: Annotated[Path, typer.Argument(help="Root filesystem tarball (docker export/save)")],
+    name: Annotated[str, typer.Argument(help="Image name, NAME[:TAG]")],
+    change: Annotated[
+        Strs, typer.Option("--change", "-c", help="Dockerfile instruction (CMD, ENV, …)")
+    ] = None,
+) -> None:
+    """Import a root filesystem tarball as an image (``docker import``)."""
+    if not tarball.is_file():
+        fail(f"no such file: {tarball}", 3)
+    repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    query = [("fromSrc", "-"), ("repo", repo), *([("tag", tag)] if tag else [])]
+    query += [("changes", c) for c in change or []]
+    with open(tarball, "rb") as body:
+        result = client(None).upload("/images/create?" + urlencode(query), body)
+    print(result["status"])
+
+
+def _rows(images: list[dict[str, Any]], digests: bool) -> list[dict[str, str]]:
     rows = []
     for image in images:
-        repo, _, tag = image["RepoTags"][0].partition(":")
-        created = (
-            dt.datetime.fromtimestamp(image["Created"], dt.UTC).strftime("%Y-%m-%d %H:%M")
-            if image["Created"]
-            else "built in"
-        )
+        tags = image["RepoTags"] or ["<none>:<none>"]
+        for tag in tags:
+            repo, _, name = tag.rpartition(":")
+            digest = next(
+                (d.split("@", 1)[1] for d in image["RepoDigests"] if d.startswith(repo + "@")),
+                "<none>",
+            )
+            rows.append(
+                {
+                    "Repository": repo,
+                    "Tag": name,
+                    "Digest": digest,
+                    "ID": _short(image["Id"]),
+                    "CreatedSince": _ago(image["Created"]),
+                    "CreatedAt": time.strftime(
+                        "%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(image["Created"])
+                    ),
+                    "Size": _size(image["Size"]),
+                }
+            )
+    return rows
+
+
+@image_app.command("ls")
+@handles_errors
+def ls(
+    reference: Annotated[str, typer.Argument(help="Only REPOSITORY[:TAG]")] = "",
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Show all images")] = False,
+    digests: Annotated[bool, typer.Option("--digests", help="Show digests")] = False,
+    filters: Annotated[Strs, typer.Option("--filter", "-f", help="KEY=VALUE")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only image IDs")] = False,
+    template: ListFormatOption = "",
+) -> None:
+    """List images (``docker images``)."""
+    found = parse_filters(filters or [])
+    if reference:
+        found.setdefault("reference", []).append(reference)
+    images: list[dict[str, Any]] = client().get(
+        "/images/json", all=all_ or None, filters=found or None
+    )
+    if quiet:
+        for image_id in dict.fromkeys(_short(i["Id"]) for i in images):
+            print(image_id)
+        return
+    columns: list[Column] = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
+    if digests:
+        columns.append(("DIGEST", "Digest"))
+    columns += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
+    print_rows(columns, _rows(images, digests), template)
+
+
+@image_app.command("inspect")
+@handles_errors
+def inspect(
+    images: Annotated[list[str], typer.Argument(help="Images")],
+    template: Annotated[str, typer.Option("--format", "-f", help="Go template")] = "",
+) -> None:
+    """Display detailed information on one or more images."""
+    api = client()
+    print_inspected([api.get(f"/images/{quote(i, safe='/:@')}/json") for i in images], template)
+
+
+@image_app.command("history")
+@handles_errors
+def history(
+    image: Annotated[str, typer.Argument(help="Image")],
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only image IDs")] = False,
+) -> None:
+    """Show the history of an image."""
+    entries: list[dict[str, Any]] = client().get(f"/images/{quote(image, safe='/:@')}/history")
+    if quiet:
+        for entry in entries:
+            print(entry["Id"] if no_trunc or entry["Id"] == "<missing>" else _short(entry["Id"]))
+        return
+    rows = []
+    for entry in entries:
+        created_by = entry["CreatedBy"]
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        image_id = entry["Id"] if no_trunc or entry["Id"] == "<missing>" else _short(entry["Id"])
         rows.append(
             {
-                "Repository": repo,
-                "Tag": tag or "-",
-                "ID": image["Id"].split(":")[-1][:12],
-                "CreatedAt": created,
-                "Size": _size(image["Size"]),
+                "ID": image_id,
+                "CreatedSince": _ago(entry["Created"]),
+                "CreatedBy": created_by,
+                "Size": _size(entry["Size"]),
+                "Comment": entry["Comment"],
             }
         )
     columns: list[Column] = [
-        ("REPOSITORY", "Repository"),
-        ("TAG", "Tag"),
-        ("IMAGE ID", "ID"),
-        ("CREATED", "CreatedAt"),
+        ("IMAGE", "ID"),
+        ("CREATED", "CreatedSince"),
+        ("CREATED BY", "CreatedBy"),
         ("SIZE", "Size"),
+        ("COMMENT", "Comment"),
     ]
-    print_rows(columns, rows, template)
+    print_rows(columns, rows, "")
 
 
 @image_app.command("rm")
 @handles_errors
-def rm(images: Annotated[list[str], typer.Argument(help="Images")]) -> None:
+def rm(
+    images: Annotated[list[str], typer.Argument(help="Images")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Force removal")] = False,
+) -> None:
     """Remove one or more images."""
     api = client()
 
     def one(image: str) -> None:
-        for line in api.delete(f"/images/{image}"):
+        for line in api.delete(f"/images/{quote(image, safe='/:@')}", force=force or None):
             for key, value in line.items():
                 print(f"{key}: {value}")
 
     for_each(images, one)
+
+
+@image_app.command("prune")
+@handles_errors
+def prune(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Every unused image")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask")] = False,
+    filters: Annotated[Strs, typer.Option("--filter", help="until=…, label=…")] = None,
+) -> None:
+    """Remove unused images (dangling ones, or with -a every one no container uses)."""
+    if not force:
+        what = (
+            "all images without at least one container associated to them"
+            if all_
+            else ("all dangling images")
+        )
+        print(f"WARNING! This will remove {what}.")
+        if input("Are you sure you want to continue? [y/N] ").strip().lower() not in ("y", "yes"):
+            return
+    found = parse_filters(filters or [])
+    if all_:
+        found["dangling"] = ["false"]
+    result = client(None).post("/images/prune", filters=found or None)
+    if result["ImagesDeleted"]:
+        print("Deleted Images:")
+        for line in result["ImagesDeleted"]:
+            for key, value in line.items():
+                print(f"{key.lower()}: {value}")
+        print()
+    print(f"Total reclaimed space: {_size(result['SpaceReclaimed'])}")
+
+
+@image_app.command("tag")
+@handles_errors
+def tag(
+    source: Annotated[str, typer.Argument(help="SOURCE_IMAGE[:TAG]")],
+    target: Annotated[str, typer.Argument(help="TARGET_IMAGE[:TAG]")],
+) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    repo, _, name = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] else (target, "", "")
+    client().post(f"/images/{quote(source, safe='/:@')}/tag", repo=repo, tag=name or None)
+
+
+@image_app.command("save")
+@handles_errors
+def save(
+    images: Annotated[list[str], typer.Argument(help="Images")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Write to a file")] = "",
+) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    if not output and sys.stdout.isatty():
+        fail("cowardly refusing to save to a terminal. Use the -o flag or redirect", 2)
+    chunks = client(None).stream("GET", "/images/get?" + urlencode([("names", i) for i in images]))
+    target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for chunk in chunks:
+            target.write(chunk)
+    finally:
+        if output:
+            target.close()
+
+
+@image_app.command("load")
+@handles_errors
+def load(
+    input_: Annotated[str, typer.Option("--input", "-i", help="Read from a tar file")] = "",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress output")] = False,
+) -> None:
+    """Load images from a tar archive (``docker save`` output, or an OCI layout)."""
+    if not input_ and sys.stdin.isatty():
+        fail("requested load from stdin, but stdin is empty: use -i FILE or redirect", 2)
+    with tempfile.TemporaryFile() as spool:
+        source = open(input_, "rb") if input_ else sys.stdin.buffer  # noqa: SIM115
+        try:
+            shutil.copyfileobj(source, spool)
+        finally:
+            if input_:
+                source.close()
+        spool.seek(0)
+        lines = client(None).upload("/images/load", spool, lines=True, quiet=quiet or None)
+    for line in lines:
+        print(line.get("stream", "").rstrip("\n"))
+
+
+__all__ = ["image_app", "register"]

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ferry.cli import container_verbs, containers, doctor, system
+from ferry.cli import container_verbs, containers, doctor, images, system
 from ferry.cli.common import set_host
-from ferry.cli.images import image_app
 from ferry.cli.lab import lab_app
 from ferry.cli.network import network_app
 from ferry.cli.service import service_app
@@ -40,11 +39,12 @@ system.register(app)
 containers.register(app)
 container_verbs.register(app)
 doctor.register(app)
+images.register(app)
 app.add_typer(swarm_app, name="swarm")
 app.add_typer(node_app, name="node")
 app.add_typer(network_app, name="network")
 app.add_typer(service_app, name="service")
-app.add_typer(image_app, name="image")
+app.add_typer(images.image_app, name="image")
 app.add_typer(volume_app, name="volume")
 app.add_typer(container_verbs.container_app, name="container")
 app.add_typer(lab_app, name="lab")

@@ -57,7 +57,7 @@ from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
 from ferry.network.encryption import tunnel_ifname
 from ferry.runtime.execs import ExecService
-from ferry.runtime.images import ImageStore
+from ferry.runtime.registry import make_image_store
 from ferry.runtime.runner import make_runner
 from ferry.runtime.store import ContainerStore
 
@@ -112,7 +112,7 @@ class Daemon:
         self.containers = ContainerService(
             netns_prefix=config.netns_prefix,
             kernel=self.kernel,
-            images=ImageStore(config.images_dir),
+            images=make_image_store(config),
             store=ContainerStore(config.containers_dir),
             runner=make_runner(config),
             networks=lambda: self.network_agent,
@@ -135,6 +135,7 @@ class Daemon:
         self.swarm.wg_key = self.node_key.public
         self.encryption: EncryptionAgent | None = None
         self.swarm.images = self._image_names
+        self.swarm.resolve_digest = self.containers.images.resolve_digest
         self.swarm.own_devices = self.local_networks.bridge_devices
         self.execs = ExecService(self.containers.runner)
         self.app = make_app()
@@ -142,7 +143,10 @@ class Daemon:
         SwarmRoutes(self.swarm).register(self.app)
         NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
-        ImageRoutes(self.containers).register(self.app)
+        images = ImageRoutes(self.containers)
+        images.register(self.app)
+        images.transfer.register(self.app)
+        images.transfer.register_own(self.app)
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
@@ -284,7 +288,7 @@ class Daemon:
         return sorted(taken_ports() | self.containers.published())
 
     def _image_names(self) -> list[str]:
-        return [i.name for i in self.containers.images.all() if i.rootfs is not None]
+        return [tag for image in self.containers.images.all() for tag in image.repo_tags]
 
     def _counts(self) -> dict[str, int]:
         containers = self.containers.all()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ferry import __version__
 from ferry.daemon import logs
-from ferry.daemon.config import DaemonConfig
+from ferry.daemon.config import DaemonConfig, read_config_file
 from ferry.daemon.daemon import Daemon
 from ferry.errors import FerryError
 
@@ -28,8 +28,19 @@ def parse(argv: list[str]) -> DaemonConfig:
     )
     parser.add_argument("--etcd-binary", default=defaults.etcd_binary)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a daemon.json-style file: registry-mirrors, insecure-registries "
+        "(default: <state-dir>/daemon.json when it exists, as Docker reads its daemon.json)",
+    )
     parser.add_argument("--version", action="version", version=f"ferryd {__version__}")
     args = parser.parse_args(argv)
+    config_file = args.config
+    if config_file is None and (args.state_dir / "daemon.json").exists():
+        config_file = args.state_dir / "daemon.json"
+    from_file = read_config_file(config_file) if config_file is not None else {}
     return DaemonConfig(
         state_dir=args.state_dir,
         run_dir=args.run_dir,
@@ -37,11 +48,16 @@ def parse(argv: list[str]) -> DaemonConfig:
         netns_prefix=args.netns_prefix,
         etcd_binary=args.etcd_binary,
         log_level=args.log_level,
+        **from_file,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        config = parse(sys.argv[1:] if argv is None else argv)
+    except FerryError as exc:
+        print(f"ferryd: {exc}", file=sys.stderr)
+        sys.exit(2)
     logs.setup(config.log_level)
     # one socket per container for DNS, plus netlink handles: raise the soft limit
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -18,6 +18,7 @@ from ferry.kernel import host
 from ferry.manager.ca import CertPaths
 from ferry.manager.etcd_member import load_config
 from ferry.manager.manager import Manager
+from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.store import Expect, keys
 from ferry.manager.vault import Vault
 from ferry.model.cluster import ClusterInfo
@@ -47,7 +48,10 @@ LOCKED_LEAVE_MESSAGE = (
 
 
 async def restore_manager(
-    config: DaemonConfig, certs: CertPaths, membership: Membership
+    config: DaemonConfig,
+    certs: CertPaths,
+    membership: Membership,
+    resolve: DigestResolver = no_registry,
 ) -> Manager:
     """The manager this node was, running again: its etcd member adopted or restarted, holding
     the KEK from disk unless the swarm is autolocked (then locked until ``swarm unlock``)."""
@@ -61,7 +65,13 @@ async def restore_manager(
         return await fetch_unlock_key(certs, membership)
 
     manager = Manager(
-        membership.node_id, membership.cluster_id, certs, etcd_config, vault, fetch_key=fetch_key
+        membership.node_id,
+        membership.cluster_id,
+        certs,
+        etcd_config,
+        vault,
+        fetch_key=fetch_key,
+        resolve=resolve,
     )
     await manager.start_store()
     await manager.start_services(membership.listen_addr)

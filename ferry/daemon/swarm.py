@@ -46,6 +46,7 @@ from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig
 from ferry.manager.manager import Manager
+from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.tokens import parse_token
 from ferry.manager.vault import Vault
 from ferry.manager.wire import JoinRequest, JoinResponse
@@ -82,6 +83,8 @@ class SwarmController:
         self.agent_stopping: list[AgentHook] = []
         self.leaving: list[AgentHook] = []  # before a leave tears the agent down (not on restart)
         self.images: Callable[[], list[str]] = list  # what this node can run (heartbeats say)
+        # the image store's resolver: a manager pins service images to registry digests
+        self.resolve_digest: DigestResolver = no_registry
         self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
         self.wg_key: Callable[[], str] = str  # this node's WireGuard public key (heartbeats say)
         # Ferry's own bridges (local networks): never the address a node advertises
@@ -117,7 +120,9 @@ class SwarmController:
             return
         self.membership = membership
         if membership.role == Role.MANAGER:
-            manager = await restore_manager(self.config, self.file.certs, membership)
+            manager = await restore_manager(
+                self.config, self.file.certs, membership, self.resolve_digest
+            )
             await self._manager_started(manager)
         await self._start_agent(membership)
         log.info(
@@ -201,7 +206,9 @@ class SwarmController:
             vault = Vault(certs.kek)
             vault.hold(founding.kek, persist=not options.autolock)
             etcd_config = self._etcd_config(node_id, addr, f"{node_id}=https://{addr}:2380", "new")
-            manager = Manager(node_id, cluster_id, certs, etcd_config, vault)
+            manager = Manager(
+                node_id, cluster_id, certs, etcd_config, vault, resolve=self.resolve_digest
+            )
             membership = Membership(
                 node_id, cluster_id, Role.MANAGER, addr, with_port(options.listen_addr, PORT),
                 [with_port(addr, PORT)],
@@ -306,7 +313,14 @@ class SwarmController:
         config = self._etcd_config(
             response.node_id, response.addr, response.etcd_initial_cluster, "existing"
         )
-        manager = Manager(response.node_id, response.cluster_id, certs, config, vault)
+        manager = Manager(
+            response.node_id,
+            response.cluster_id,
+            certs,
+            config,
+            vault,
+            resolve=self.resolve_digest,
+        )
         try:
             manager.etcd.save_config()
             await manager.start_store(promote=functools.partial(self._promote, target))

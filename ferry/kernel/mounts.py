@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ferry.errors import KernelError
@@ -18,12 +19,26 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MNT_DETACH = 2
 
 
-def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
-    """``mount -t overlay`` of ``lower`` (read-only) under ``upper`` at ``target``."""
-    for path in (lower, upper, work, target):
+OPTIONS_MAX_BYTES = 4095  # mount(2) copies its data argument into one page
+
+
+def mount_overlay(lowers: Sequence[Path], upper: Path, work: Path, target: Path) -> None:
+    """``mount -t overlay`` of ``lowers`` (read-only, **bottom first**, as an image lists its
+    layers) under ``upper`` at ``target``. The kernel takes the lower directories top first
+    (overlayfs documentation, "Multiple lower layers")."""
+    if not lowers:
+        raise KernelError("mount overlay", str(target), None, "no lower directory")
+    for path in (*lowers, upper, work, target):
         if "," in str(path) or ":" in str(path):  # the option string's separators
             raise KernelError("mount overlay", str(target), None, f"unusable path {path}")
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    lowerdir = ":".join(str(p) for p in reversed(lowers))
+    options = f"lowerdir={lowerdir},upperdir={upper},workdir={work}".encode()
+    if len(options) > OPTIONS_MAX_BYTES:
+        raise KernelError(
+            "mount overlay", str(target), None,
+            f"{len(lowers)} layers make mount options longer than a page: use a state "
+            "directory with a shorter path",
+        )  # fmt: skip
     if _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options) != 0:
         errno = ctypes.get_errno()
         raise KernelError("mount overlay", str(target), errno, os.strerror(errno))

@@ -33,6 +33,7 @@ from ferry.manager.leader import LeaderElection
 from ferry.manager.logs import LogRelay
 from ferry.manager.networks import NetworkOps
 from ferry.manager.nodes import NodeOps
+from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.quorum import QuorumWatch
 from ferry.manager.reconciler import ServiceReconciler
 from ferry.manager.services import ServiceOps
@@ -61,6 +62,7 @@ class Manager:
         vault: Vault,
         *,
         fetch_key: KeyFetcher | None = None,
+        resolve: DigestResolver = no_registry,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -83,7 +85,7 @@ class Manager:
         self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
         self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
-        self.services = ServiceOps(self.store, self.view, self.feed, self.networks)
+        self.services = ServiceOps(self.store, self.view, self.feed, self.networks, resolve)
         self.reconciler = ServiceReconciler(
             self.store, self.view, self.feed, self.networks, term=lambda: self.leader.term
         )

@@ -15,7 +15,13 @@ from ferry.manager.admission import endpoint_labels
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import Progress, progress
-from ferry.manager.pinning import DigestResolver, decode_auth, normalise_ref, pin_image
+from ferry.manager.pinning import (
+    DigestResolver,
+    decode_auth,
+    no_registry,
+    normalise_ref,
+    pin_image,
+)
 from ferry.manager.scheduler import candidates, parse_constraint
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
@@ -38,7 +44,6 @@ from ferry.model.service import (
     TaskState,
 )
 from ferry.model.times import now_iso
-from ferry.runtime.images import resolve_digest
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
 
@@ -134,7 +139,7 @@ class ServiceOps:
         view: ClusterView,
         feed: StoreFeed,
         networks: NetworkOps,
-        resolve: DigestResolver = resolve_digest,
+        resolve: DigestResolver = no_registry,
     ) -> None:
         """``resolve``: the image store's ``resolve_digest(ref, auth)``."""
         self._resolve = resolve

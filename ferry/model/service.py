@@ -131,6 +131,7 @@ class TaskState(StrEnum):
     NEW = "new"
     PENDING = "pending"
     ASSIGNED = "assigned"
+    PREPARING = "preparing"  # the node obtains the task's image (Docker's "Preparing")
     STARTING = "starting"
     RUNNING = "running"
     COMPLETE = "complete"

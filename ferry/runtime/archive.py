@@ -50,6 +50,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from ferry.errors import InvalidArgument, KernelError
 from ferry.kernel.inroot import Meta, Root, clean, split
@@ -91,15 +92,26 @@ class Unpack:
       (the archive endpoint's ``noOverwriteDirNonDir``).
     - ``owner``: ``(uid, gid)`` for every entry instead of the archive's (``docker cp``
       without ``copyUIDGID`` gives the container's root).
+    - ``overlay``: the layer is unpacked alone into its own directory, one lower directory of
+      an overlay mount: a whiteout becomes overlayfs's mark (a 0:0 character device of the
+      hidden name), an opaque directory gets ``trusted.overlay.opaque=y`` (the kernel's
+      overlayfs documentation, "whiteouts and opaque directories"), instead of removing.
     """
 
     into: str = ""
     layer: bool = True
     replace_dirs: bool = True
     owner: tuple[int, int] | None = None
+    overlay: bool = False
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
 
 
 LAYER = Unpack()
+OVERLAY_LAYER = Unpack(overlay=True)
+OPAQUE_XATTR = ("trusted.overlay.opaque", b"y")
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,11 @@ class LayerStats:
 
 
 def extract_layer(
-    stream: Readable, root: Path | Root, source: str, how: Unpack = LAYER
+    stream: Readable,
+    root: Path | Root,
+    source: str,
+    how: Unpack = LAYER,
+    digest: Digest | None = None,
 ) -> LayerStats:
     """Apply one tar stream (compressed or not) to ``root``; see the module notes and
     ``Unpack`` for the other uses (``docker cp``).
@@ -117,16 +133,21 @@ def extract_layer(
     ``source`` names the archive in errors ("busybox.tar", "img.tar:abc/layer.tar"). Raises
     ``InvalidArgument`` naming the entry for what an archive must not do or a corrupt stream,
     ``KernelError`` when the filesystem fails. A failed extraction leaves what it had applied:
-    callers unpack into a staging directory they drop on failure.
+    callers unpack into a staging directory they drop on failure. ``digest`` is fed every byte
+    of the uncompressed stream, to its end (a layer's DiffID, OCI image spec "Layer DiffID").
     """
     if isinstance(root, Path):
         with Root(root) as opened:
-            return extract_layer(stream, opened, source, how)
+            return extract_layer(stream, opened, source, how, digest)
     layer = _Layer(root, source, how)
     try:
-        with decompressed(stream) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
-            for member in _members(tar):
-                layer.apply(member, tar)
+        with decompressed(stream) as plain:
+            raw = _Tap(plain, digest) if digest is not None else plain
+            with tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
+                for member in _members(tar):
+                    layer.apply(member, tar)
+            while digest is not None and raw.read(CHUNK_BYTES):
+                pass  # the end-of-archive blocks and padding are part of the DiffID
     except (CorruptStream, tarfile.TarError, EOFError) as exc:
         raise InvalidArgument(f"{source}: not a valid tar archive: {exc}") from exc
     except SourceError as exc:
@@ -134,6 +155,19 @@ def extract_layer(
         raise KernelError("read", source, cause.errno, cause.strerror or "") from cause
     layer.finish()
     return LayerStats(layer.entries, layer.size_bytes)
+
+
+class _Tap:
+    """A stream that shows every byte read through it to a digest."""
+
+    def __init__(self, stream: Readable, digest: Digest) -> None:
+        self.stream = stream
+        self.digest = digest
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.stream.read(size)
+        self.digest.update(data)
+        return data
 
 
 def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
@@ -224,6 +258,9 @@ class _Layer:
     def whiteout(self, name: str, head: str, hidden: str) -> None:
         if hidden in ("", ".", ".."):
             raise self.refuse(name, "a whiteout must name one entry")
+        if self.how.overlay:
+            self.overlay_whiteout(head, hidden)
+            return
         fd = self._existing_dir(head)
         if fd is None:
             return  # nothing below to hide
@@ -233,7 +270,25 @@ class _Layer:
         finally:
             os.close(fd)
 
+    def overlay_whiteout(self, head: str, hidden: str) -> None:
+        """The mark overlayfs reads in a lower directory; an entry this layer made itself
+        stays (a whiteout hides only what the layers below have)."""
+        fd = self.root.dir(head, create=True)
+        try:
+            if (*self.root.identity(fd), hidden) not in self.made:
+                self.root.remove_entry(fd, hidden)
+                self.root.create_node(fd, hidden, stat.S_IFCHR, 0, 0)
+        finally:
+            os.close(fd)
+
     def opaque(self, head: str) -> None:
+        if self.how.overlay:  # the directory hides the layers below, keeps its own entries
+            fd = self.root.dir(head, create=True)
+            try:
+                os.setxattr(f"/proc/self/fd/{fd}", *OPAQUE_XATTR)
+            finally:
+                os.close(fd)
+            return
         top = self._existing_dir(head)
         if top is None:
             return

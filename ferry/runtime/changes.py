@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 MODIFIED, ADDED, DELETED = 0, 1, 2
@@ -53,21 +53,43 @@ def walk_upper(upper: Path) -> list[tuple[str, bool]]:
     return out
 
 
-def in_lower(lower: Path) -> Callable[[str], bool]:
-    """Whether the image has ``path``, looked up without following any of its links (a link
-    in the image must not lead the lookup onto the host's files)."""
+def in_lower(lowers: Sequence[Path]) -> Callable[[str], bool]:
+    """Whether the image (its layer directories, bottom first) has ``path``: the top-most
+    layer that has an entry there decides (a whiteout, a 0:0 character device, says no), and
+    an opaque directory on the way hides the layers below it. Looked up without following any
+    of its links (a link in the image must not lead the lookup onto the host's files)."""
 
-    def check(path: str) -> bool:
+    def one(lower: Path, parts: list[str]) -> tuple[bool | None, bool]:
+        """(found, whiteout or absent-in-an-opaque-dir decides) for one layer."""
         current = lower
-        parts = [p for p in path.split("/") if p]
         for i, part in enumerate(parts):
             current = current / part
             try:
-                mode = current.lstat().st_mode
+                info = current.lstat()
             except FileNotFoundError:
-                return False
-            if stat.S_ISLNK(mode) and i < len(parts) - 1:
-                return False
-        return True
+                return None, False
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                return False, True
+            if stat.S_ISLNK(info.st_mode) and i < len(parts) - 1:
+                return False, True
+            if i < len(parts) - 1 and _opaque(current):
+                below = current.joinpath(*parts[i + 1 :])
+                return (True, True) if os.path.lexists(below) else (False, True)
+        return True, True
+
+    def check(path: str) -> bool:
+        parts = [p for p in path.split("/") if p]
+        for lower in reversed(lowers):
+            found, final = one(lower, parts)
+            if found is not None and final:
+                return found
+        return False
 
     return check
+
+
+def _opaque(directory: Path) -> bool:
+    try:
+        return os.getxattr(directory, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False

@@ -1,221 +1,363 @@
-"""Images: root filesystems imported from tarballs.
+"""Images: a config and an ordered list of layers, kept by content; names are tags on them.
 
-An imported image is a directory tree that containers see through an overlay mount (image
-below, a private writable layer above), so any number of containers share one copy. There is
-no image of the host's own files: a container never runs on them. ``ferry image import`` takes
-a plain root filesystem tarball, the output of ``docker export``, or the output of ``docker
-save`` (layers applied in the manifest's order, whiteouts honoured), compressed or not. Every
-archive is unpacked by ``ferry.runtime.archive``, which never creates, changes or removes
-anything outside the image's root.
+Design notes. An image is its config (the OCI config JSON, kept verbatim as a blob: its sha256
+is the image id, as in Docker) and its layers, bottom first, each unpacked once in the layer
+store (``runtime.layers``) and shared by every image that has it. Containers see an image
+through an overlay mount of its layer directories (``Image.layers``) under their own upper
+directory. Names are tags (``tags.json``: familiar name → image id, Docker's
+``repositories.json``); an image without tags is *dangling*. Records live in
+``imagedb/<hex>.json``: the layers' blobs and media types, the registry digests
+(``RepoDigests``) and the manifest it came with.
 
-Be aware: there is no registry client; ``nginx`` or ``alpine`` exist only once imported.
+Where images come from: ``import_tar`` (``docker import``, with ``-c`` changes) and
+``image_archive`` (``docker load``/``save``) here; registries through ``runtime.registry``
+(``ensure``, ``resolve_digest``: skopeo).
+
+Be aware: images imported by a Ferry before layers (a flat ``<name>/rootfs`` directory) are
+not read: ``get`` names them and asks for a new import; ``legacy_names`` lists them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import lzma
-import os
-import re
-import tarfile
-import tempfile
-import zlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ferry.daemon.files import write_json
+from ferry.daemon.files import read_json, write_json
 from ferry.errors import Conflict, InvalidArgument, NotFound
-from ferry.kernel.inroot import Root, clean, remove_tree
+from ferry.model.reference import image_id_prefix, normalise, parse_reference
 from ferry.model.times import now_iso
-from ferry.runtime.archive import extract_layer
+from ferry.runtime.credentials import RegistryAuth
+from ferry.runtime.layers import Layer, LayerStore
+from ferry.runtime.manifests import parse_config, sha256_of
 
-# Docker's limits (distribution/reference): a repository of at most 255 characters, a tag of
-# at most 128 that starts with a word character.
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
-NAME_MAX_BYTES = 255  # of one file name (NAME_MAX)
+if TYPE_CHECKING:
+    from ferry.runtime.registry import RegistryClient
+
+__all__ = ["Image", "ImageStore", "RegistryAuth", "normalise"]
+PULL_POLICIES = ("missing", "always", "never")
 
 
 @dataclass(frozen=True)
 class Image:
-    name: str  # repository:tag
-    image_id: str
-    created_at: str
+    name: str  # the name it was asked by: "nginx:latest", or its id when asked by id
+    image_id: str  # sha256 of its config
+    created_at: str  # the config's "created" (RFC 3339)
     size_bytes: int
-    rootfs: Path
-    # the image config's ``config`` object (Docker's image-inspect ``Config``); {} for none
-    config: Mapping[str, Any] = field(default_factory=dict)
+    rootfs: Path  # the top layer's directory (of a one-layer image: its whole root)
+    config: Mapping[str, Any] = field(default_factory=dict)  # the config's "config" object
+    layers: tuple[Path, ...] = ()  # layer directories, bottom first
+    diff_ids: tuple[str, ...] = ()
+    repo_tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    architecture: str = "amd64"
+    os: str = "linux"
+    history: tuple[Mapping[str, Any], ...] = ()
+    layer_sizes: tuple[int, ...] = ()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config.get("Labels") or {})
 
 
 @dataclass(frozen=True)
-class RegistryAuth:
-    """Credentials for one registry (Docker's AuthConfig). Placeholder of the contract until
-    the STORE branch (which decodes it from ``X-Registry-Auth``) is merged."""
-
-    username: str
-    password: str
-    serveraddress: str = ""
-
-
-async def resolve_digest(ref: str, auth: RegistryAuth | None) -> str | None:
-    """The manifest digest of ``ref`` in its registry (``sha256:…``), or None when the
-    registry cannot be reached. Placeholder of the contract: this branch has no registry
-    client, so the registry is never reached (the STORE branch replaces it)."""
-    del ref, auth
-    return None
-
-
-def normalise(name: str) -> str:
-    """Docker's reference rules, locally: ``alpine`` means ``alpine:latest``, and the default
-    registry's prefix (``docker.io/library/``) is dropped."""
-    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    if not NAME_RE.match(name):
-        raise InvalidArgument(f"invalid image name {name!r}: use NAME or NAME:TAG in lower case")
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
-def _dirname(name: str) -> str:
-    """The image's directory under the store: one file name, whatever the image's name (NAME_RE
-    leaves no '/' and no leading '.' after this), shortened with a digest past NAME_MAX."""
-    flat = name.replace("/", "_").replace(":", "@")
-    if len(flat) > NAME_MAX_BYTES:
-        flat = flat[:190] + "-" + hashlib.sha256(flat.encode()).hexdigest()[:32]
-    return flat
+class LayerRef:
+    blob: str
+    media_type: str
+    diff_id: str
 
 
 class ImageStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, registry: RegistryClient | None = None) -> None:
         self.root = root
+        self.layers = LayerStore(root)
+        self.registry = registry
+        self._db = root / "imagedb"
+        self._tags_path = root / "tags.json"
+        self._lock = threading.RLock()
+        self._empty = root / "empty"
+        self._writers = 0  # imports and loads under way: their blobs are not referenced yet
 
-    def get(self, name: str) -> Image:
-        full = normalise(name)
-        meta = self.root / _dirname(full) / "image.json"
-        if not meta.exists():
-            raise NotFound(
-                f"No such image: {name}. Ferry has no registry: import a root filesystem with "
-                f"'ferry image import FILE.tar {name}'"
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around an import or a load: ``collect`` leaves blobs and layers alone meanwhile."""
+        with self._lock:
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writers -= 1
+
+    # reading ---------------------------------------------------------------------------------
+    def _tags(self) -> dict[str, str]:
+        return dict(read_json(self._tags_path) or {})
+
+    def _record(self, image_id: str) -> dict[str, Any] | None:
+        hex_id = image_id.removeprefix("sha256:")
+        value = read_json(self._db / f"{hex_id}.json")
+        return value if isinstance(value, dict) else None
+
+    def _ids(self) -> list[str]:
+        if not self._db.is_dir():
+            return []
+        return sorted("sha256:" + p.stem for p in self._db.glob("*.json"))
+
+    def lookup(self, ref: str) -> str:
+        """The image id ``ref`` names: a tag, ``name@digest`` (a RepoDigest), or an id or a
+        unique prefix of one. Raises ``NotFound`` with Docker's words."""
+        tags = self._tags()
+        try:
+            parsed = parse_reference(ref)
+        except InvalidArgument:
+            parsed = None
+        if parsed is not None:
+            if parsed.digest:
+                wanted = f"{parsed.familiar_repository}@{parsed.digest}"
+                for image_id in self._ids():
+                    if wanted in (self._record(image_id) or {}).get("repo_digests", []):
+                        return image_id
+            elif parsed.familiar in tags:
+                return tags[parsed.familiar]
+        prefix = image_id_prefix(ref)
+        if prefix is not None:
+            found = [i for i in self._ids() if i.removeprefix("sha256:").startswith(prefix)]
+            if len(found) == 1:
+                return found[0]
+        if parsed is None and prefix is None:
+            raise InvalidArgument(f"invalid reference format: {ref!r}")
+        raise NotFound(self._missing(ref))
+
+    def _missing(self, ref: str) -> str:
+        if ref in self.legacy_names() or (normalise_or(ref) in self.legacy_names()):
+            return (
+                f"No such image: {ref} (imported by an older ferryd as a flat root filesystem, "
+                f"which this one does not read): import it again with 'ferry image import'"
             )
-        record = json.loads(meta.read_text())
-        return Image(full, record["id"], record["created"], record["size"], meta.parent / "rootfs")
+        return f"No such image: {ref}"
+
+    def get(self, ref: str) -> Image:
+        """The image ``ref`` names. Raises ``NotFound("No such image: <ref>")``."""
+        image_id = self.lookup(ref)
+        by_id = image_id_prefix(ref) is not None and not self._is_tag(ref)
+        return self._image(image_id, image_id if by_id else normalise(ref))
+
+    def _is_tag(self, ref: str) -> bool:
+        try:
+            parsed = parse_reference(ref)
+        except InvalidArgument:
+            return False
+        return not parsed.digest and parsed.familiar in self._tags()
+
+    def _image(self, image_id: str, name: str = "") -> Image:
+        record = self._record(image_id)
+        if record is None:
+            raise NotFound(f"No such image: {name or image_id}")
+        parsed = parse_config(self.layers.read_blob(image_id))
+        layers = [self.layers.get(d) for d in parsed.diff_ids]
+        tags = tuple(sorted(t for t, i in self._tags().items() if i == image_id))
+        dirs = tuple(layer.path for layer in layers)
+        if not dirs:
+            self._empty.mkdir(parents=True, exist_ok=True)
+        return Image(
+            name=name or (tags[0] if tags else image_id),
+            image_id=image_id,
+            created_at=parsed.created or record.get("stored_at", ""),
+            size_bytes=sum(layer.size_bytes for layer in layers),
+            rootfs=dirs[-1] if dirs else self._empty,
+            config=dict(parsed.config),
+            layers=dirs,
+            diff_ids=parsed.diff_ids,
+            repo_tags=tags,
+            repo_digests=tuple(record.get("repo_digests", [])),
+            architecture=parsed.architecture,
+            os=parsed.os,
+            history=parsed.history,
+            layer_sizes=tuple(layer.size_bytes for layer in layers),
+        )
 
     def all(self) -> list[Image]:
-        images = []
-        if self.root.is_dir():
-            for meta in sorted(self.root.glob("*/image.json")):
-                record = json.loads(meta.read_text())
-                images.append(self.get(record["name"]))
-        return images
+        return [self._image(i) for i in self._ids()]
 
-    def import_tar(self, tar_path: Path, name: str, source: str = "") -> Image:
-        """Import a tarball as image ``name``; ``source`` names it in errors (default: the
-        file's name). Raises ``InvalidArgument`` naming the entry an archive may not have."""
-        full = normalise(name)
-        if not tar_path.is_file():
-            raise NotFound(f"no such file: {tar_path}")
-        digest = hashlib.sha256()
-        with open(tar_path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=self.root))
-        try:
-            rootfs = staging / "rootfs"
-            rootfs.mkdir()
-            size = _extract_image(tar_path, rootfs, source or tar_path.name)
-            write_json(
-                staging / "image.json",
-                {
-                    "name": full,
-                    "id": "sha256:" + digest.hexdigest(),
-                    "created": now_iso(),
-                    "size": size,
-                },
-            )
-            target = self.root / _dirname(full)
-            if target.exists():
-                remove_tree(target)
-            os.replace(staging, target)
-        finally:
-            with contextlib.suppress(OSError):  # after a failure: keep the first error
-                remove_tree(staging)
-        return self.get(full)
+    def layer_refs(self, image_id: str) -> list[Layer]:
+        """The image's layers with their blobs (for ``push`` and ``save``)."""
+        return [self.layers.get(d) for d in parse_config(self.layers.read_blob(image_id)).diff_ids]
 
-    def remove(self, name: str, in_use_by: list[str]) -> Image:
-        image = self.get(name)
-        if in_use_by:
+    def legacy_names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for meta in sorted(self.root.glob("*/image.json")):
+            record = read_json(meta) or {}
+            out.append(str(record.get("name", meta.parent.name)))
+        return out
+
+    # writing ---------------------------------------------------------------------------------
+    def add(
+        self,
+        config: bytes,
+        layers: Sequence[LayerRef],
+        *,
+        tags: Sequence[str] = (),
+        repo_digest: str = "",
+        source: str = "",
+    ) -> str:
+        """Record an image whose blobs are in the store: unpack its layers (blocking: call
+        from a thread), write its record, point ``tags`` at it. Returns the image id."""
+        parsed = parse_config(config)
+        if tuple(layer.diff_id for layer in layers) != parsed.diff_ids:
+            raise InvalidArgument(f"{source}: the layers are not the config's rootfs.diff_ids")
+        for number, layer in enumerate(layers, 1):
+            label = f"{source}, layer {number} of {len(layers)}"
+            self.layers.ensure(layer.blob, layer.media_type, layer.diff_id, label)
+        image_id = self.layers.put_blob(config)
+        with self._lock:
+            record = self._record(image_id) or {"id": image_id, "stored_at": now_iso()}
+            digests = list(record.get("repo_digests", []))
+            if repo_digest and repo_digest not in digests:
+                digests.append(repo_digest)
+            record["repo_digests"] = digests
+            write_json(self._db / f"{image_id.removeprefix('sha256:')}.json", record)
+            for tag in tags:
+                self._set_tag(normalise(tag), image_id)
+        return image_id
+
+    def _set_tag(self, name: str, image_id: str) -> None:
+        with self._lock:
+            tags = self._tags()
+            tags[name] = image_id
+            write_json(self._tags_path, tags)
+
+    def tag(self, source: str, target: str) -> Image:
+        """``docker tag SOURCE TARGET``: a digest cannot be a tag's target."""
+        image_id = self.lookup(source)
+        parsed = parse_reference(target)
+        if parsed.digest:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        self._set_tag(parsed.familiar, image_id)
+        return self._image(image_id, parsed.familiar)
+
+    def import_tar(
+        self, tar_path: Path, name: str, source: str = "", changes: Sequence[str] = ()
+    ) -> Image:
+        """``docker import`` (a root filesystem tarball, one layer) or a ``docker save``
+        archive of one image, tagged ``name``. See ``image_archive.import_tar``."""
+        from ferry.runtime.image_archive import import_tar
+
+        image_id = import_tar(self, tar_path, normalise(name), source or tar_path.name, changes)
+        return self._image(image_id, normalise(name))
+
+    # removing --------------------------------------------------------------------------------
+    def remove(
+        self, ref: str, in_use_by: Sequence[str], force: bool = False
+    ) -> list[dict[str, str]]:
+        """``docker rmi``: a tag is untagged, and the image deleted once it has no tags; an id
+        deletes the image (with ``force`` also when several tags name it). Returns Docker's
+        list of ``{"Untagged": …}``/``{"Deleted": …}``. ``in_use_by``: containers of it."""
+        image_id = self.lookup(ref)
+        tags = [t for t, i in self._tags().items() if i == image_id]
+        out: list[dict[str, str]] = []
+        if self._is_tag(ref) and len(tags) > 1:
+            self._drop_tags([normalise(ref)])
+            return [{"Untagged": normalise(ref)}]
+        short = image_id.removeprefix("sha256:")[:12]
+        if len(tags) > 1 and not force:
             raise Conflict(
-                f"image {image.name} is used by container(s) {', '.join(in_use_by)}: "
-                "remove them first"
+                f"conflict: unable to delete {short} (must be forced) - image is referenced "
+                "in multiple repositories"
             )
-        remove_tree(image.rootfs.parent)
-        return image
-
-
-MANIFEST_MAX_BYTES = 1 << 20
-# what indexing a damaged or unusual (zstd) archive raises, from tarfile and its decompressors
-_UNREADABLE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
-
-
-def _extract_image(tar_path: Path, rootfs: Path, source: str) -> int:
-    """A root filesystem tarball is one layer; a ``docker save`` archive (it has a
-    ``manifest.json``) is its layers, applied in the manifest's order, each read in place from
-    the archive (nothing of it is unpacked besides the layers' contents). Returns the image's
-    size as Docker counts it: the sum of its layers' contents, in bytes."""
-    with Root(rootfs) as root, contextlib.ExitStack() as stack:
-        try:
-            outer: tarfile.TarFile | None = stack.enter_context(tarfile.open(tar_path))
-            layers = _saved_layers(outer, source) if outer else None
-        except _UNREADABLE:
-            outer = layers = None  # not a tar we can index: read as one layer, which says why
-        if outer is None or layers is None:  # a root filesystem (plain or `docker export`)
-            with open(tar_path, "rb") as stream:
-                return extract_layer(stream, root, source).size_bytes
-        size = 0
-        for number, member in enumerate(layers, 1):
-            layer = outer.extractfile(member)
-            if layer is None:
-                raise InvalidArgument(f"{source}: layer {member.name} is not a file")
-            with layer:
-                label = f"{source}, layer {number} of {len(layers)} ({member.name})"
-                size += extract_layer(layer, root, label).size_bytes
-        return size
-
-
-def _saved_layers(outer: tarfile.TarFile, source: str) -> list[tarfile.TarInfo] | None:
-    """The layers a ``docker save`` manifest lists, in order, as members of the archive; None
-    when there is no manifest. Layer paths are names inside the archive, nothing else: an
-    absolute path, ``..``, a name that is not a file of the archive are refused."""
-    try:
-        found = outer.getmember("manifest.json")
-    except KeyError:
-        return None
-    if not found.isfile() or found.size > MANIFEST_MAX_BYTES:
-        raise InvalidArgument(f"{source}: manifest.json is not a small regular file")
-    data = outer.extractfile(found)
-    try:
-        manifest = json.loads(data.read() if data else b"")
-        if not isinstance(manifest, list) or len(manifest) != 1:
-            raise InvalidArgument(
-                f"{source}: the archive holds {len(manifest) if isinstance(manifest, list) else 0}"
-                " images; import one image per archive (docker save IMAGE)"
+        if in_use_by:
+            what = f'repository reference "{ref}"' if self._is_tag(ref) else short
+            raise Conflict(
+                f"conflict: unable to remove {what} (must force) - container "
+                f"{in_use_by[0]} is using its referenced image {short}"
             )
-        names = manifest[0]["Layers"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument(f"{source}: manifest.json is not a docker save manifest") from exc
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise InvalidArgument(f"{source}: manifest.json's Layers is not a list of paths")
-    members = []
-    for name in names:
-        if clean(name) != name or not name:
-            raise InvalidArgument(f"{source}: refusing the layer path {name!r}")
-        try:
-            members.append(outer.getmember(name))
-        except KeyError as exc:
-            raise InvalidArgument(f"{source}: layer {name} is not in the archive") from exc
-    return members
+        record = self._record(image_id) or {}
+        self._drop_tags(tags)
+        out += [{"Untagged": t} for t in sorted(tags)]
+        out += [{"Untagged": d} for d in record.get("repo_digests", [])]
+        (self._db / f"{image_id.removeprefix('sha256:')}.json").unlink(missing_ok=True)
+        out.append({"Deleted": image_id})
+        self.collect()
+        return out
+
+    def _drop_tags(self, names: Sequence[str]) -> None:
+        with self._lock:
+            tags = self._tags()
+            for name in names:
+                tags.pop(name, None)
+            write_json(self._tags_path, tags)
+
+    def collect(self) -> list[str]:
+        """Remove layers and blobs no image holds any more (not while a transfer may be
+        writing blobs: ``registry`` says so)."""
+        if self._writers or (self.registry is not None and self.registry.busy):
+            return []  # the next removal collects what is left
+        keep_layers: set[str] = set()
+        keep_blobs: set[str] = set()
+        for image_id in self._ids():
+            record = self._record(image_id) or {}
+            keep_blobs.add(image_id)
+            keep_blobs.update(record.get("blobs", []))
+            for layer in self.layer_refs(image_id):
+                keep_layers.add(layer.diff_id)
+                keep_blobs.add(layer.blob)
+        return self.layers.remove_unused(keep_layers, keep_blobs)
+
+    def remember_blobs(self, image_id: str, blobs: Sequence[str]) -> None:
+        """Blobs besides config and layers an image keeps (its manifest, for ``push``)."""
+        with self._lock:
+            record = self._record(image_id)
+            if record is not None:
+                record["blobs"] = sorted(set(record.get("blobs", [])) | set(blobs))
+                write_json(self._db / f"{image_id.removeprefix('sha256:')}.json", record)
+
+    def add_repo_digest(self, image_id: str, repo_digest: str) -> None:
+        with self._lock:
+            record = self._record(image_id)
+            if record is not None and repo_digest not in record.get("repo_digests", []):
+                record["repo_digests"] = [*record.get("repo_digests", []), repo_digest]
+                write_json(self._db / f"{image_id.removeprefix('sha256:')}.json", record)
+
+    # registries ------------------------------------------------------------------------------
+    async def resolve_digest(self, ref: str, auth: RegistryAuth | None = None) -> str | None:
+        """The manifest digest (``sha256:…``) of ``ref`` in its registry, or None when the
+        registry cannot be reached or has no such image (``service create`` then goes on
+        without one, as Docker does)."""
+        if self.registry is None:
+            return None
+        return await self.registry.resolve_digest(ref, auth)
+
+    async def ensure(
+        self, ref: str, *, pull: str = "missing", auth: RegistryAuth | None = None
+    ) -> Image:
+        """The image ``ref``, pulled first when ``pull`` (Docker's ``--pull``: ``missing``,
+        ``always``, ``never``) says so. Raises ``NotFound("No such image: <ref>")`` when no
+        registry has it (or ``never`` and it is absent), ``Unavailable`` when the registry
+        cannot be reached, ``InvalidArgument`` for a bad reference or policy."""
+        if pull not in PULL_POLICIES:
+            raise InvalidArgument(f"invalid pull policy {pull!r}: use always, missing or never")
+        if pull != "always":
+            try:
+                return self.get(ref)
+            except NotFound:
+                if pull == "never" or self.registry is None:
+                    raise
+        if self.registry is None:
+            raise NotFound(f"No such image: {ref}")
+        await self.registry.pull(self, ref, auth)
+        return self.get(ref)
+
+
+def normalise_or(ref: str) -> str:
+    try:
+        return normalise(ref)
+    except InvalidArgument:
+        return ref
+
+
+def config_digest(config: bytes) -> str:
+    return sha256_of(config)

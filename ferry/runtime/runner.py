@@ -212,7 +212,9 @@ class ContainerRunner:
         self.write_files(config, endpoints)
         rootfs = self.rootfs(config)
         if not mounts.is_mounted(rootfs):
-            mounts.mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
+            mounts.mount_overlay(
+                image.layers or (image.rootfs,), directory / "upper", directory / "work", rootfs
+            )
         user = resolve_user(
             config.user,
             config.group_add,

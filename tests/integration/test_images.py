@@ -1,6 +1,8 @@
 """Importing hostile images on a lab host: a symlink planted by one layer cannot make a later
 layer write outside the image, whether the archive comes through ``ferry image import`` or
-through the docker CLI's ``docker import`` (POST /images/create)."""
+through the docker CLI's ``docker import`` (POST /images/create). Each layer is unpacked alone
+(as Docker's overlay2 does): the later layer's ``abs/pwned`` lands in its own directory
+``abs``, which the container sees over the earlier layer's symlink."""
 
 from __future__ import annotations
 
@@ -67,39 +69,29 @@ def test_ferry_image_import_keeps_a_planted_symlinks_writes_inside_the_image(
     lab: LabRig, tmp_path: Path
 ) -> None:
     host = Host(tmp_path)
-    lab.ferry("h1", "image", "import", str(_hostile_save(tmp_path, host, host.shared)), "evil")
-    try:
+    for target, name in ((host.shared, "evil"), (host.only, "evil2")):
+        lab.ferry("h1", "image", "import", str(_hostile_save(tmp_path, host, target)), name)
+        try:
+            assert host.untouched()
+            out = lab.ferry("h1", "run", "--rm", name, "cat", "/abs/pwned", "/rel/pwned2")
+            assert out.stdout == "inside the image\nalso inside\n"
+            listed = lab.ferry("h1", "run", "--rm", name, "ls", str(host.shared))
+            assert listed.stdout == ""  # the image's own directory of that path: empty
+        finally:
+            lab.ferry("h1", "image", "rm", name)
         assert host.untouched()
-        out = lab.ferry("h1", "run", "--rm", "evil", "cat", f"{host.shared}/pwned")
-        assert out.stdout == "inside the image\n"
-        out = lab.ferry("h1", "run", "--rm", "evil", "cat", f"{host.shared}/pwned2")
-        assert out.stdout == "also inside\n"
-    finally:
-        lab.ferry("h1", "image", "rm", "evil")
-    refused = lab.ferry(
-        "h1", "image", "import", str(_hostile_save(tmp_path, host, host.only)), "evil2",
-        check=False,
-    )  # fmt: skip
-    assert refused.returncode == 2, refused.stderr
-    assert "'abs/pwned'" in refused.stderr
-    assert host.untouched()
-    assert "evil2" not in lab.ferry("h1", "image", "ls").stdout
 
 
 def test_docker_import_keeps_a_planted_symlinks_writes_inside_the_image(
     lab: LabRig, tmp_path: Path
 ) -> None:
     host = Host(tmp_path)
-    tarball = _hostile_save(tmp_path, host, host.shared)
+    tarball = _hostile_save(tmp_path, host, host.only)
     lab.exec("h1", "docker", "import", str(tarball), "devil:1")
     try:
         assert host.untouched()
-        out = lab.exec("h1", "docker", "run", "--rm", "devil:1", "cat", f"{host.shared}/pwned")
+        out = lab.exec("h1", "docker", "run", "--rm", "devil:1", "cat", "/abs/pwned")
         assert out.stdout == "inside the image\n"
     finally:
         lab.exec("h1", "docker", "rmi", "devil:1")
-    tarball = _hostile_save(tmp_path, host, host.only)
-    refused = lab.exec("h1", "docker", "import", str(tarball), "devil:2", check=False)
-    assert refused.returncode != 0
-    assert "'abs/pwned'" in refused.stderr
     assert host.untouched()

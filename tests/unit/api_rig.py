@@ -64,7 +64,11 @@ async def api_client(
     containers = ContainerService(
         netns_prefix="unit-",
         kernel=kernel,
-        images=ConfiguredImages(config.images_dir, image_config or {}),
+        images=(
+            ImageStore(config.images_dir)
+            if image_config is None
+            else ConfiguredImages(config.images_dir, image_config)
+        ),
         store=ContainerStore(tmp_path / "containers"),
         runner=make_runner(config),
         networks=lambda: None,
@@ -77,7 +81,9 @@ async def api_client(
     SwarmRoutes(swarm).register(app)
     NetworkRoutes(swarm, containers, local).register(app)
     ContainerRoutes(containers, ExecService(containers.runner)).register(app)
-    ImageRoutes(containers).register(app)
+    images = ImageRoutes(containers)
+    images.register(app)
+    images.transfer.register(app)
     ServiceRoutes(swarm).register(app)
     client: Client = TestClient(TestServer(app))
     await client.start_server()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import io
 import os
+import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +25,22 @@ from ferry.model.cluster import ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.mirror import Mirror
 from ferry.model.node import Node, Role
+from ferry.runtime.images import ImageStore
 
 _CA = ca.create_ca("cluster0")
 
 
 def put_image(images_dir: Path, name: str = "tools:latest") -> None:
-    """An image in an ImageStore's layout, as an import leaves it (an empty root filesystem):
-    for tests that create containers without unpacking anything."""
-    directory = images_dir / name.replace("/", "_").replace(":", "@")
-    (directory / "rootfs").mkdir(parents=True, exist_ok=True)
-    record = {"name": name, "id": "sha256:" + "0" * 64, "created": "2026-01-01T00:00:00Z"}
-    (directory / "image.json").write_text(json.dumps({**record, "size": 0}))
+    """An image of one empty layer, imported as ``docker import`` would: for tests that
+    create containers without unpacking anything much."""
+    empty = io.BytesIO()
+    with tarfile.open(fileobj=empty, mode="w"):
+        pass
+    images_dir.mkdir(parents=True, exist_ok=True)
+    tar = images_dir.parent / f".{name.replace('/', '_')}.tar"
+    tar.write_bytes(empty.getvalue())
+    ImageStore(images_dir).import_tar(tar, name)
+    tar.unlink()
 
 
 _STORE_CA = ca.create_ca("cluster0", ca.STORE_CA_NAME)

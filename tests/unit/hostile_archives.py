@@ -10,10 +10,13 @@ the root must then hold, path by path (the hostile entry neutralised, as Docker 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
 from dataclasses import dataclass, field
+
+from ferry.runtime.compression import decompressed
 
 SENTINEL_FILES = {"precious": b"keep me", "etc/shadow": b"host secret", "dir/inner": b"inner"}
 
@@ -98,16 +101,28 @@ def layer_tar(entries: tuple[Entry, ...], S: str, R: str) -> bytes:
 
 def saved_image(layers: list[bytes], order: list[int] | None = None) -> bytes:
     """A ``docker save`` archive: the layers stored as given, the manifest listing them in
-    ``order`` (indices), by default the stored order."""
+    ``order`` (indices), by default the stored order, and a config whose DiffIDs are theirs."""
     names = [f"{i:064x}/layer.tar" for i in range(len(layers))]
-    listed = [names[i] for i in (order if order is not None else range(len(layers)))]
+    indices = list(order if order is not None else range(len(layers)))
+    listed = [names[i] for i in indices]
+    diff_ids = [_diff_id(layers[i]) for i in indices]
+    config = {"architecture": "amd64", "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}  # fmt: skip
+    members = [*zip(names, layers, strict=True), ("c.json", json.dumps(config).encode()),
+               ("manifest.json", _manifest(listed))]  # fmt: skip
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in [*zip(names, layers, strict=True), ("manifest.json", _manifest(listed))]:
+        for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def _diff_id(layer: bytes) -> str:
+    """The sha256 of a layer's uncompressed bytes (whatever it is compressed with)."""
+    with decompressed(io.BytesIO(layer)) as plain:
+        return "sha256:" + hashlib.sha256(plain.read()).hexdigest()
 
 
 def _manifest(layers: list[str]) -> bytes:

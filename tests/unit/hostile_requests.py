@@ -274,7 +274,7 @@ SERVICE_SPECS = [
     Hostile("service name with _", "POST", f"{V}/services/create", 400,
             "invalid service name 'a_b'", body={**_service(), "Name": "a_b"}),
     Hostile("service image upper case", "POST", f"{V}/services/create", 400,
-            "invalid image name", body=_service(Image="NGINX")),
+            "repository name must be lowercase", body=_service(Image="NGINX")),
     Hostile("constraint without operator", "POST", f"{V}/services/create", 400,
             "constraint expected one operator from ==, !=", body=_placement("node.role")),
     Hostile("constraint unknown key", "POST", f"{V}/services/create", 400,

@@ -116,7 +116,7 @@ def test_diff_lists_additions_changes_and_deletions_but_not_the_runtimes_files(
     entries = [("/etc", False), ("/etc/motd", False), ("/etc/new", False), ("/bin/gone", True),
                ("/etc/hosts", False), ("/data", False), ("/link/passwd", False)]  # fmt: skip
     found = changes.plan_changes(
-        entries, changes.in_lower(lower), changes.RUNTIME_PATHS | {"/data"}
+        entries, changes.in_lower([lower]), changes.RUNTIME_PATHS | {"/data"}
     )
     assert found == [
         {"Path": "/bin/gone", "Kind": changes.DELETED},

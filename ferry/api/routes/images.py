@@ -1,9 +1,16 @@
-"""/images: imported root filesystems."""
+"""/images: the local image verbs in Docker's shapes (list, inspect, history, tag, remove,
+prune, import, save, load). Registry verbs (pull, push, distribution, auth) are
+``image_transfer.TransferRoutes``, registered beside these; a pull comes through
+``POST /images/create`` here (``fromImage``) and is handed over."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import fnmatch
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,80 +18,280 @@ from aiohttp import web
 
 from ferry.agent.containers import ContainerService
 from ferry.api import params
+from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
+from ferry.model.reference import normalise, parse_reference
 from ferry.model.times import epoch
-from ferry.runtime.images import Image, normalise
+from ferry.runtime import image_archive
+from ferry.runtime.images import Image
+
+LIST_FILTERS = ("before", "dangling", "label", "reference", "since")
+PRUNE_FILTERS = ("dangling", "label", "until")
+ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _summary(image: Image) -> dict[str, Any]:
+def summary(image: Image) -> dict[str, Any]:
+    """Docker's ImageSummary (``GET /images/json``)."""
     return {
         "Id": image.image_id,
-        "RepoTags": [image.name],
+        "ParentId": "",
+        "RepoTags": list(image.repo_tags),
+        "RepoDigests": list(image.repo_digests),
         "Created": int(epoch(image.created_at)),
         "Size": image.size_bytes,
-        "Labels": {},
+        "SharedSize": -1,
+        "Labels": image.labels,
         "Containers": -1,
     }
+
+
+def inspect_doc(image: Image) -> dict[str, Any]:
+    """Docker's ImageInspect: ``Created`` an RFC 3339 string, ``RootFS.Layers`` the DiffIDs."""
+    return {
+        "Id": image.image_id,
+        "RepoTags": list(image.repo_tags),
+        "RepoDigests": list(image.repo_digests),
+        "Parent": "",
+        "Comment": next((h.get("comment", "") for h in reversed(image.history)), ""),
+        "Created": image.created_at or ZERO_TIME,
+        "DockerVersion": "",
+        "Author": "",
+        "Config": dict(image.config),
+        "Architecture": image.architecture,
+        "Os": image.os,
+        "Size": image.size_bytes,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {"LowerDir": ":".join(str(p) for p in reversed(image.layers))},
+        },
+        "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+        "Metadata": {"LastTagTime": ZERO_TIME},
+    }
+
+
+def history_doc(image: Image) -> list[dict[str, Any]]:
+    """Docker's history, newest first: one entry per config history entry; an entry that
+    made a layer has that layer's size. The newest has the image's id and tags."""
+    sizes = list(image.layer_sizes)
+    entries = list(image.history) or [{"created": image.created_at} for _ in image.diff_ids]
+    out = []
+    for entry in entries:
+        empty = bool(entry.get("empty_layer"))
+        size = 0 if empty or not sizes else sizes.pop(0)
+        out.append(
+            {
+                "Id": "<missing>",
+                "Created": int(epoch(str(entry.get("created") or ""))),
+                "CreatedBy": entry.get("created_by", ""),
+                "Tags": None,
+                "Size": size,
+                "Comment": entry.get("comment", ""),
+            }
+        )
+    out.reverse()
+    if out:
+        out[0]["Id"], out[0]["Tags"] = image.image_id, list(image.repo_tags) or None
+    return out
+
+
+def _reference_match(pattern: str, image: Image) -> bool:
+    """Docker's ``reference`` filter: the pattern against each familiar tag and its
+    repository (``path.Match``: ``*`` stops at ``/``)."""
+    for tag in image.repo_tags:
+        repo = tag.rpartition(":")[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+        for name in (tag, repo):
+            if fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/"):
+                return True
+    return False
+
+
+def _dangling(values: list[str]) -> bool:
+    if any(v not in ("true", "false", "1", "0") for v in values):
+        raise InvalidArgument(f"invalid filter 'dangling={values[0]}'")
+    return values[-1] in ("true", "1")
 
 
 class ImageRoutes:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         self.images = containers.images
+        self.transfer = TransferRoutes(self.images)
 
     def register(self, app: web.Application) -> None:
-        add_route(app, "GET", "/images/json", self.list)
+        add_route(app, "GET", "/images/json", self.list_images)
         add_route(app, "POST", "/images/create", self.create)
+        add_route(app, "POST", "/images/prune", self.prune)
+        add_route(app, "POST", "/images/load", self.load)
+        add_route(app, "GET", "/images/get", self.save)
         add_route(app, "GET", "/images/{name:.+}/json", self.inspect)
+        add_route(app, "GET", "/images/{name:.+}/history", self.history)
+        add_route(app, "GET", "/images/{name:.+}/get", self.save_one)
+        add_route(app, "POST", "/images/{name:.+}/tag", self.tag)
         add_route(app, "DELETE", "/images/{name:.+}", self.remove)
 
-    async def list(self, request: web.Request) -> web.Response:
-        params.boolean(request.query, "all")  # Ferry's images have no intermediate layers
+    # reading ---------------------------------------------------------------------------------
+    async def list_images(self, request: web.Request) -> web.Response:
+        params.boolean(request.query, "all")  # Ferry keeps no intermediate images
         params.boolean(request.query, "digests")
         params.boolean(request.query, "shared-size")
-        if params.filters(request.query, ()):
-            raise InvalidArgument("image ls takes no filters in Ferry: leave out --filter")
-        return web.json_response([_summary(i) for i in self.images.all()])
+        found = params.filters(request.query, LIST_FILTERS)
+        images = self.images.all()
+        if "dangling" in found:
+            want = _dangling(found["dangling"])
+            images = [i for i in images if (not i.repo_tags) == want]
+        if "reference" in found:
+            images = [i for i in images if any(_reference_match(p, i) for p in found["reference"])]
+        if "label" in found:
+            images = [i for i in images if params.match_labels(found["label"], i.labels)]
+        for key, later in (("before", False), ("since", True)):
+            for ref in found.get(key, []):
+                pivot = epoch(self.images.get(ref).created_at)
+                images = [
+                    i
+                    for i in images
+                    if (epoch(i.created_at) > pivot) == later and epoch(i.created_at) != pivot
+                ]
+        images.sort(key=lambda i: i.created_at, reverse=True)
+        return web.json_response([summary(i) for i in images])
 
     async def inspect(self, request: web.Request) -> web.Response:
-        image = self.images.get(request.match_info["name"])
-        return web.json_response(
-            {**_summary(image), "Os": "linux", "Architecture": "amd64", "RepoDigests": []}
-        )
+        return web.json_response(inspect_doc(self.images.get(request.match_info["name"])))
+
+    async def history(self, request: web.Request) -> web.Response:
+        return web.json_response(history_doc(self.images.get(request.match_info["name"])))
+
+    # changing --------------------------------------------------------------------------------
+    async def tag(self, request: web.Request) -> web.Response:
+        repo = request.query.get("repo", "")
+        if not repo:
+            raise InvalidArgument("repository name (repo) is required: ?repo=NAME&tag=TAG")
+        tag = request.query.get("tag", "")
+        target = f"{repo}:{tag}" if tag else repo
+        self.images.tag(request.match_info["name"], target)
+        return web.Response(status=201)
+
+    def _users(self, image_id: str) -> list[str]:
+        users = []
+        for container in self.containers.all():
+            with contextlib.suppress(NotFound, InvalidArgument):
+                if self.images.lookup(container.config.image) == image_id:
+                    users.append(container.config.container_id[:12])
+        return users
 
     async def remove(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        params.boolean(request.query, "force")  # an image in use stays refused (Conflict)
-        params.boolean(request.query, "noprune")
-        image = self.images.get(name)
-        users = [c.config.name for c in self.containers.all() if c.config.image == image.name]
-        removed = self.images.remove(name, users)
-        return web.json_response([{"Untagged": removed.name}, {"Deleted": removed.image_id}])
+        force = params.boolean(request.query, "force")
+        if params.boolean(request.query, "noprune"):
+            raise InvalidArgument("noprune is not supported: Ferry keeps no parent images")
+        image_id = self.images.lookup(name)
+        out = await asyncio.to_thread(self.images.remove, name, self._users(image_id), force)
+        return web.json_response(out)
 
-    async def create(self, request: web.Request) -> web.Response:
-        """``docker import`` (fromSrc=- with the tarball as body); there is no registry to pull.
-        The name is checked before the upload, which streams to disk (no size limit in memory)."""
+    async def prune(self, request: web.Request) -> web.Response:
+        found = params.filters(request.query, PRUNE_FILTERS)
+        only_dangling = _dangling(found["dangling"]) if "dangling" in found else True
+        until = found.get("until", [])
+        deleted: list[dict[str, str]] = []
+        freed = 0
+        for image in self.images.all():
+            if only_dangling and image.repo_tags:
+                continue
+            if "label" in found and not params.match_labels(found["label"], image.labels):
+                continue
+            if until and epoch(image.created_at) >= _until(until[-1]):
+                continue
+            if self._users(image.image_id):
+                continue
+            # by id, forced: every tag, then the image (Docker's prune lists both)
+            deleted += await asyncio.to_thread(self.images.remove, image.image_id, [], True)
+            freed += image.size_bytes
+        return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
+
+    # archives --------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _spooled(self, request: web.Request) -> AsyncIterator[Path]:
+        """The request body on disk (archives are read by member name)."""
+        self.images.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.images.root, prefix=".upload-") as upload:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                upload.write(chunk)
+            upload.flush()
+            yield Path(upload.name)
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """``docker import`` (``fromSrc=-``, the tarball as body, ``changes`` repeated) or a
+        pull (``fromImage``, see ``image_transfer``)."""
+        if "fromImage" in request.query:
+            return await self.transfer.pull(request)
         if request.query.get("fromSrc") != "-":
-            wanted = request.query.get("fromImage", "")
-            raise NotFound(
-                f"cannot pull {wanted}: Ferry has no registry. Import a root filesystem with "
-                f"'ferry image import FILE.tar {wanted}' (e.g. the output of 'docker export')"
-            )
+            raise InvalidArgument("give fromImage=NAME (pull) or fromSrc=- (import a tarball)")
         repo = request.query.get("repo", "")
         if not repo:
             raise InvalidArgument("import needs a name: ferry image import FILE.tar NAME")
         tag = request.query.get("tag", "")
-        name = f"{repo}:{tag}" if tag else repo
-        normalise(name)
-        if request.query.get("changes"):
-            raise InvalidArgument("Ferry's images carry no config: leave out --change")
-        self.images.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.images.root, suffix=".tar") as upload:
-            async for chunk in request.content.iter_chunked(1 << 20):
-                upload.write(chunk)
-            upload.flush()
+        name = normalise(f"{repo}:{tag}" if tag else repo)
+        changes = request.query.getall("changes", [])
+        async with self._spooled(request) as path:
             image = await asyncio.to_thread(
-                self.images.import_tar, Path(upload.name), name, f"the archive for {name}"
+                self.images.import_tar, path, name, f"the archive for {name}", changes
             )
         return web.json_response({"status": image.image_id})
+
+    async def load(self, request: web.Request) -> web.StreamResponse:
+        quiet = params.boolean(request.query, "quiet")
+        async with self._spooled(request) as path:
+            ids = await asyncio.to_thread(image_archive.load, self.images, path, "the archive")
+        lines = []
+        for image_id, tags in ids:
+            names = [normalise(t) for t in tags] or [image_id]
+            kind = "Loaded image" if tags else "Loaded image ID"
+            lines += [{"stream": f"{kind}: {n}\n"} for n in names]
+        # Docker prints these whatever ``quiet`` says (it silences only progress bars); the
+        # docker CLI sets quiet whenever its output is not a terminal
+        del quiet
+        return await json_lines(request, lines)
+
+    async def save(self, request: web.Request) -> web.StreamResponse:
+        names = request.query.getall("names", [])
+        if not names:
+            raise InvalidArgument("names is required: ?names=IMAGE (repeat for several)")
+        return await self._save(request, names)
+
+    async def save_one(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, [request.match_info["name"]])
+
+    async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
+        for name in names:
+            self.images.lookup(name)  # a missing one is a 404 before the stream starts
+        with tempfile.TemporaryDirectory(dir=self.images.root, prefix=".save-") as work:
+            out = Path(work) / "save.tar"
+            await asyncio.to_thread(image_archive.save, self.images, names, out)
+            response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+            await response.prepare(request)
+            with open(out, "rb") as f:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    await response.write(chunk)
+            await response.write_eof()
+        return response
+
+
+def _until(value: str) -> float:
+    """Docker's ``until``: a Unix time, an RFC 3339 time, or a duration before now (``24h``)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        now = dt.datetime.now(dt.UTC).timestamp()
+        return now - float(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return epoch(value)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"invalid filter 'until={value}': use 24h, a Unix time or RFC 3339"
+        ) from exc
+
+
+__all__ = ["ImageRoutes", "history_doc", "inspect_doc", "parse_reference", "summary"]

@@ -1,0 +1,293 @@
+"""Images in and out of tarballs: ``docker import``, ``docker load`` and ``docker save``.
+
+- ``import_tar``: a root filesystem tarball (plain, ``docker export``; compressed or not) is
+  one layer with the config ``docker import`` makes (``-c`` changes applied); a ``docker
+  save`` archive of one image is loaded and tagged with the name given.
+- ``load``: a docker-archive (``manifest.json``: ``Config``, ``RepoTags``, ``Layers`` per
+  image; Docker's ``image/tarexport``) or an OCI image layout (``oci-layout``, ``index.json``,
+  ``blobs/``; the tags from ``org.opencontainers.image.ref.name``). Every layer is checked
+  against the config's DiffIDs; every path the archive names is a member of it, nothing else.
+- ``save``: the docker-archive of one or more images (uncompressed layer tars, as Docker
+  writes them), which ``docker load`` here or in Docker reads back to the same image id.
+
+Be aware: archives are read from a file (uploads are spooled to disk first): members are
+found by name, which a stream cannot do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import posixpath
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ferry.errors import InvalidArgument, NotFound
+from ferry.kernel.inroot import clean
+from ferry.model.reference import parse_reference
+from ferry.model.times import now_iso
+from ferry.runtime.compression import decompressed
+from ferry.runtime.manifests import (
+    OCI_LAYER,
+    apply_changes,
+    import_config,
+    loads_object,
+    parse_config,
+    parse_manifest,
+)
+
+if TYPE_CHECKING:
+    from ferry.runtime.images import ImageStore, LayerRef
+
+SMALL_BYTES = 4 << 20  # a manifest or config larger than this is refused
+CHUNK_BYTES = 1 << 20
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def _plain_blob(store: ImageStore, stream: Any) -> str:
+    """Store a (possibly compressed) tar stream uncompressed; its digest is its DiffID."""
+    blobs = store.layers.blob_dir / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".import-", dir=blobs)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, decompressed(stream) as plain:
+            for chunk in iter(lambda: plain.read(CHUNK_BYTES), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        name = "sha256:" + digest.hexdigest()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, store.layers.blob_path(name))
+        return name
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def import_tar(
+    store: ImageStore, path: Path, name: str, source: str, changes: Sequence[str]
+) -> str:
+    """See the module notes; returns the image id. A failed import leaves no blob behind."""
+    try:
+        with store.writing():
+            return _import_tar(store, path, name, source, changes)
+    except BaseException:
+        store.collect()
+        raise
+
+
+def _import_tar(
+    store: ImageStore, path: Path, name: str, source: str, changes: Sequence[str]
+) -> str:
+    from ferry.runtime.images import LayerRef
+
+    if not path.is_file():
+        raise NotFound(f"no such file: {path}")
+    with _open_tar(path) as outer:
+        if outer is not None and _has(outer, "manifest.json"):
+            return _load_docker(store, outer, source, changes, tags=[name])[0][0]
+    with open(path, "rb") as stream:
+        diff_id = _plain_blob(store, stream)
+    created = now_iso()
+    config = import_config(diff_id, created, apply_changes(changes), "Imported from -")
+    return store.add(config, [LayerRef(diff_id, OCI_LAYER, diff_id)], tags=[name], source=source)
+
+
+def load(store: ImageStore, path: Path, source: str) -> list[tuple[str, list[str]]]:
+    """``docker load``: returns each image loaded, as its id and the tags the archive gave it.
+    A failed load leaves no blob behind (the images loaded before the failure stay)."""
+    try:
+        with store.writing():
+            return _load(store, path, source)
+    except BaseException:
+        store.collect()
+        raise
+
+
+def _load(store: ImageStore, path: Path, source: str) -> list[tuple[str, list[str]]]:
+    with _open_tar(path) as outer:
+        if outer is None:
+            raise InvalidArgument(f"{source}: not a tar archive (docker save or OCI layout)")
+        if _has(outer, "manifest.json"):
+            return _load_docker(store, outer, source, (), tags=None)
+        if _has(outer, "index.json"):
+            return _load_oci(store, outer, source)
+    raise InvalidArgument(f"{source}: no manifest.json or index.json: not a docker save archive")
+
+
+@contextlib.contextmanager
+def _open_tar(path: Path) -> Iterator[tarfile.TarFile | None]:
+    try:
+        outer = tarfile.open(path)  # noqa: SIM115 - closed below, once known to be a tar
+    except (tarfile.TarError, OSError, EOFError):
+        yield None  # not an archive we can index: a root filesystem stream, maybe compressed
+        return
+    with outer:
+        yield outer
+
+
+def _has(outer: tarfile.TarFile, name: str) -> bool:
+    try:
+        outer.getmember(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _member(outer: tarfile.TarFile, name: Any, source: str) -> tarfile.TarInfo:
+    if not isinstance(name, str) or not name or clean(name) != name:
+        raise InvalidArgument(f"{source}: refusing the path {name!r} (not a name in the archive)")
+    try:
+        member = outer.getmember(name)
+        if member.issym():  # docker save stores a layer once and links the others to it
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if clean(target) != target or target.startswith(".."):
+                raise InvalidArgument(f"{source}: {name} links outside the archive")
+            member = outer.getmember(target)
+    except KeyError as exc:
+        raise InvalidArgument(f"{source}: {name} is not in the archive") from exc
+    if not member.isfile():
+        raise InvalidArgument(f"{source}: {name} is not a regular file of the archive")
+    return member
+
+
+def _extract(outer: tarfile.TarFile, name: Any, source: str) -> Any:
+    data = outer.extractfile(_member(outer, name, source))
+    if data is None:  # pragma: no cover - a regular member always has data
+        raise InvalidArgument(f"{source}: {name} has no data")
+    return data
+
+
+def _read_small(outer: tarfile.TarFile, name: Any, source: str) -> bytes:
+    member = _member(outer, name, source)
+    if member.size > SMALL_BYTES:
+        raise InvalidArgument(f"{source}: {name} is larger than {SMALL_BYTES} bytes")
+    data = outer.extractfile(member)
+    return data.read() if data is not None else b""
+
+
+def _layers_from(
+    store: ImageStore, outer: tarfile.TarFile, names: Sequence[Any], source: str
+) -> list[LayerRef]:
+    from ferry.runtime.images import LayerRef
+
+    out = []
+    for name in names:
+        diff_id = _plain_blob(store, _extract(outer, name, source))
+        out.append(LayerRef(diff_id, OCI_LAYER, diff_id))
+    return out
+
+
+def _load_docker(
+    store: ImageStore,
+    outer: tarfile.TarFile,
+    source: str,
+    changes: Sequence[str],
+    tags: list[str] | None,
+) -> list[tuple[str, list[str]]]:
+    manifest = json.loads(_read_small(outer, "manifest.json", source) or b"null")
+    if not isinstance(manifest, list) or not all(isinstance(m, dict) for m in manifest):
+        raise InvalidArgument(f"{source}: manifest.json is not a docker save manifest")
+    if tags is not None and len(manifest) != 1:  # an import names one image
+        raise InvalidArgument(
+            f"{source}: the archive holds {len(manifest)} images; import one image per "
+            "archive (docker save IMAGE), or use 'ferry image load'"
+        )
+    ids = []
+    for entry in manifest:
+        layers = entry.get("Layers")
+        if not isinstance(layers, list):
+            raise InvalidArgument(f"{source}: manifest.json's Layers is not a list of paths")
+        refs = _layers_from(store, outer, layers, source)
+        config = _read_small(outer, entry.get("Config"), source) if "Config" in entry else None
+        if config is None:  # an old or hand-made archive without a config: as import does
+            config = import_config(refs[-1].diff_id, now_iso(), {}, "Imported from -")
+            if len(refs) != 1:
+                raise InvalidArgument(f"{source}: manifest.json names no Config for its layers")
+        if changes:
+            doc = loads_object(config, "the image config")
+            doc["config"] = apply_changes(changes, doc.get("config") or {})
+            config = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        wanted = tags if tags is not None else list(entry.get("RepoTags") or [])
+        for tag in wanted:
+            parse_reference(tag)
+        ids.append((store.add(config, refs, tags=wanted, source=source), wanted))
+    return ids
+
+
+def _load_oci(
+    store: ImageStore, outer: tarfile.TarFile, source: str
+) -> list[tuple[str, list[str]]]:
+    from ferry.runtime.images import LayerRef
+
+    index = loads_object(_read_small(outer, "index.json", source), "index.json")
+    ids = []
+    for entry in index.get("manifests") or []:
+        digest = str(entry.get("digest", ""))
+        blob = "blobs/" + digest.replace(":", "/", 1)
+        manifest = parse_manifest(_read_small(outer, blob, source))
+        config = _read_small(outer, "blobs/" + manifest.config.digest.replace(":", "/"), source)
+        diff_ids = parse_config(config).diff_ids
+        refs = []
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=False):
+            name = "blobs/" + layer.digest.replace(":", "/", 1)
+            got = _plain_blob(store, _extract(outer, name, source))
+            refs.append(LayerRef(got, OCI_LAYER, diff_id))
+        annotations = entry.get("annotations") or {}
+        tag = annotations.get("io.containerd.image.name") or annotations.get(REF_NAME, "")
+        tags = [tag] if tag and ("/" in tag or ":" in tag) else []
+        ids.append((store.add(config, refs, tags=tags, source=source), tags))
+    return ids
+
+
+def save(store: ImageStore, refs: Sequence[str], out: Path) -> None:
+    """``docker save REF…`` into ``out`` (a docker-archive). Raises ``NotFound`` for a name
+    that is not an image here."""
+    entries: dict[str, dict[str, Any]] = {}
+    for ref in refs:
+        image_id = store.lookup(ref)
+        entry = entries.setdefault(image_id, {"tags": []})
+        image = store.get(ref)
+        if image.name != image_id:
+            entry["tags"].append(image.name)
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        manifest = []
+        for image_id, entry in entries.items():
+            hex_id = image_id.removeprefix("sha256:")
+            _add_bytes(tar, f"{hex_id}.json", store.layers.read_blob(image_id))
+            names = []
+            for layer in store.layer_refs(image_id):
+                name = f"{layer.diff_id.removeprefix('sha256:')}/layer.tar"
+                if name not in names:
+                    _add_layer(tar, name, store.layers.blob_path(layer.blob))
+                names.append(name)
+            manifest.append(
+                {"Config": f"{hex_id}.json", "RepoTags": entry["tags"] or None, "Layers": names}
+            )
+        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_layer(tar: tarfile.TarFile, name: str, blob: Path) -> None:
+    """A layer as an uncompressed tar (the blob may be compressed: unpacked to a spool file
+    first, whose size the header needs)."""
+    with tempfile.TemporaryFile() as spool:
+        with open(blob, "rb") as f, decompressed(f) as plain:
+            for chunk in iter(lambda: plain.read(CHUNK_BYTES), b""):
+                spool.write(chunk)
+        size = spool.tell()
+        spool.seek(0)
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o644, 0
+        tar.addfile(info, spool)

@@ -1,0 +1,129 @@
+"""The image routes answer in Docker's shapes (in-process API, no kernel): list and its
+filters, inspect, history, tag, remove, prune, import with changes, save then load."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.unit.api_rig import Client, api_client
+
+pytestmark = pytest.mark.usefixtures("as_root")
+V = "/v1.47"
+
+
+def _rootfs() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("etc/motd")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    return out.getvalue()
+
+
+async def _json(client: Client, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+    resp = await client.request(method, V + path, **kw)
+    body = await resp.read()
+    assert resp.status == status, body
+    return json.loads(body) if body else None
+
+
+async def _import(client: Client, name: str, *changes: str) -> str:
+    query = urlencode([("fromSrc", "-"), ("repo", name), *(("changes", c) for c in changes)])
+    return str((await _json(client, "POST", f"/images/create?{query}", data=_rootfs()))["status"])
+
+
+async def test_inspect_list_and_history_have_dockers_shapes(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        image_id = await _import(client, "web", 'CMD ["nginx"]', "LABEL tier=front")
+        doc = await _json(client, "GET", "/images/web/json")
+        assert doc["Id"] == image_id and doc["RepoTags"] == ["web:latest"]
+        assert isinstance(doc["Created"], str) and doc["Created"].endswith("Z")
+        assert doc["Config"] == {"Cmd": ["nginx"], "Labels": {"tier": "front"}}
+        assert doc["RootFS"]["Type"] == "layers" and len(doc["RootFS"]["Layers"]) == 1
+        assert (doc["Size"], doc["Os"], doc["Architecture"]) == (2, "linux", "amd64")
+        listed = await _json(client, "GET", "/images/json")
+        assert {i["RepoTags"][0] for i in listed} == {"web:latest", "tools:latest"}
+        assert all(isinstance(i["Created"], int) for i in listed)
+        (history,) = await _json(client, "GET", "/images/web/history")
+        assert (history["Id"], history["Tags"], history["Size"]) == (image_id, ["web:latest"], 2)
+        assert history["Comment"] == "Imported from -"
+
+
+async def test_list_filters_are_dockers_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        await _import(client, "web", "LABEL tier=front")
+        await _import(client, "me/app")
+
+        async def tags(**filters: list[str]) -> set[str]:
+            query = urlencode({"filters": json.dumps(filters)})
+            return {t for i in await _json(client, "GET", f"/images/json?{query}")
+                    for t in i["RepoTags"] or ["<none>"]}  # fmt: skip
+
+        assert await tags(label=["tier=front"]) == {"web:latest"}
+        assert await tags(reference=["me/*"]) == {"me/app:latest"}
+        assert await tags(reference=["web:latest"]) == {"web:latest"}
+        assert await tags(dangling=["true"]) == set()
+        resp = await client.get(V + "/images/json?" + urlencode({"filters": '{"x": ["1"]}'}))
+        assert resp.status == 400 and "invalid filter 'x'" in (await resp.json())["message"]
+
+
+async def test_tag_then_remove_untags_then_deletes(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        image_id = await _import(client, "web")
+        resp = await client.post(V + "/images/web/tag?repo=localhost:5000/web&tag=v1")
+        assert resp.status == 201
+        gone = await _json(client, "DELETE", "/images/localhost:5000/web:v1")
+        assert gone == [{"Untagged": "localhost:5000/web:v1"}]
+        gone = await _json(client, "DELETE", "/images/web")
+        assert gone == [{"Untagged": "web:latest"}, {"Deleted": image_id}]
+        missing = await _json(client, "GET", "/images/web/json", status=404)
+        assert missing["message"] == "No such image: web"
+
+
+async def test_prune_removes_dangling_images_and_all_unused_with_dangling_false(
+    tmp_path: Path,
+) -> None:
+    async with api_client(tmp_path) as client:
+        first = await _import(client, "web", "ENV A=1")
+        await _import(client, "web", "ENV A=2")  # takes the tag: the first is dangling
+        listed = await _json(client, "GET", "/images/json")
+        assert [i["RepoTags"] for i in listed if i["Id"] == first] == [[]]
+        pruned = await _json(client, "POST", "/images/prune")
+        assert pruned["ImagesDeleted"] == [{"Deleted": first}]
+        query = urlencode({"filters": json.dumps({"dangling": ["false"]})})
+        pruned = await _json(client, "POST", f"/images/prune?{query}")
+        assert {"Untagged": "web:latest"} in pruned["ImagesDeleted"]
+        assert await _json(client, "GET", "/images/json") == []
+
+
+async def test_save_then_load_gives_the_same_image(tmp_path: Path) -> None:
+    async with api_client(tmp_path / "a") as client:
+        image_id = await _import(client, "web", 'CMD ["x"]')
+        resp = await client.get(V + "/images/get?names=web")
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/x-tar"
+        archive = await resp.read()
+    async with api_client(tmp_path / "b") as client:
+        resp = await client.post(V + "/images/load?quiet=1", data=archive)
+        lines = [json.loads(line) for line in (await resp.read()).splitlines() if line]
+        assert lines == [{"stream": "Loaded image: web:latest\n"}]
+        assert (await _json(client, "GET", "/images/web/json"))["Id"] == image_id
+
+
+async def test_a_pull_of_every_tag_is_refused_by_name(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        refused = await _json(client, "POST", "/images/create?fromImage=nginx", status=400)
+        assert refused["message"] == "pulling every tag of nginx is not supported: name a tag"
+
+
+async def test_auth_takes_strings_only(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        body = {"username": "u", "password": {"": []}}
+        refused = await _json(client, "POST", "/auth", status=400, json=body)
+        assert refused["message"] == "password in /auth must be a string"
