@@ -209,18 +209,18 @@ def seed002(query: Query) -> list[Step | Callable[[], Step]]:
             "docker service create --name web_server --network app_network nginx",
         ),
         lambda: on_task(
-            "web_server",
-            "The web server resolves mysql_db and reaches its port 3306",
-            "docker exec {cid} bash -c 'getent hosts mysql_db && "
-            "exec 3<>/dev/tcp/mysql_db/3306 && timeout 5 head -c 80 <&3'",
-            has("MariaDB"),
-        ),
-        lambda: on_task(
             "mysql_db",
             "The mysql client logs in at mysql_db with the service's root password",
             "docker exec {cid} mysqladmin --wait=30 --connect-timeout=2 -h mysql_db -uroot "
             "-proot ping",
             has("is alive"),
+        ),
+        lambda: on_task(
+            "web_server",
+            "The web server resolves mysql_db and reaches its port 3306",
+            "docker exec {cid} bash -c 'getent hosts mysql_db && "
+            'exec 3<>/dev/tcp/mysql_db/3306 && timeout 5 head -c 80 <&3 | tr -c "[:print:]" .\'',
+            has("MariaDB"),
         ),
         step("Clean up", "h1", "docker service rm web_server mysql_db my_service2 my_service"),
         step("", "h1", "docker network rm app_network my_overlay_network"),

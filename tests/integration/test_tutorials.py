@@ -236,12 +236,8 @@ def test_seed_002_services_reach_each_other_and_the_web_server_reaches_mysql_by_
         )
         wait_running(lab, "mysql_db", 1)
         wait_running(lab, "web_server", 1)
-        # the web server reaches mysql_db by name: the server's greeting on port 3306
-        node, cid = task_container(lab, "web_server")
-        probe = "exec 3<>/dev/tcp/mysql_db/3306 && timeout 5 head -c 80 <&3"
-        greeting = lab.exec(node, "docker", "exec", cid, "bash", "-c", probe, check=False)
-        assert "MariaDB" in greeting.stdout, greeting.stderr
-        # the mysql client logs in at mysql_db with the service's root password
+        # the mysql client logs in at mysql_db with the service's root password (once the
+        # entrypoint has initialised the database)
         node, cid = task_container(lab, "mysql_db")
         query = f"docker exec {cid} mysql -h mysql_db -uroot -proot -N -e 'SELECT 40+2'"
         wait_until(
@@ -249,6 +245,12 @@ def test_seed_002_services_reach_each_other_and_the_web_server_reaches_mysql_by_
             60,
             "the mysql client at mysql_db",
         )
+        # the web server reaches mysql_db by name: the server's greeting on port 3306
+        # (binary: its unprintable bytes shown as dots)
+        node, cid = task_container(lab, "web_server")
+        probe = "exec 3<>/dev/tcp/mysql_db/3306 && timeout 5 head -c 80 <&3 | tr -c '[:print:]' ."
+        greeting = lab.exec(node, "docker", "exec", cid, "bash", "-c", probe, check=False)
+        assert "MariaDB" in greeting.stdout, greeting.stderr
     finally:
         cleanup(
             lab,
