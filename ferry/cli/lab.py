@@ -181,7 +181,8 @@ def demo(
     name: NameOpt = "ferry",
     subnet: Annotated[str, typer.Option(help="Underlay subnet")] = "10.99.0.0/24",
 ) -> None:
-    """Walk the overlay tutorial on a fresh 3-host lab (replaces a lab of the same name)."""
+    """Walk the five tutorials on a fresh 3-host lab with the lab registry's images (replaces a
+    lab of the same name)."""
     from ferry.lab.demo import run_demo
 
     if not run_demo(name, subnet):
