@@ -1,16 +1,22 @@
 # The two set-up commands of the README. Both install what is missing first (bootstrap.sh).
-.PHONY: demo test setup lint bench faults fuzz
+.PHONY: demo test setup images lint bench faults fuzz
 
 setup:
 	@scripts/bootstrap.sh
 
-demo: setup
+# The images the tutorials, tests and benchmarks pull from each lab's registry: built from
+# Debian packages once per recipe (a few minutes the first time), cached in /var/cache/ferry.
+images: setup
+	@if [ "$$(id -u)" -eq 0 ]; then .venv/bin/ferry lab images; \
+	else echo "images: not built (building them needs root, as labs do)"; fi
+
+demo: images
 	.venv/bin/ferry lab demo
 
-test: setup
+test: images
 	.venv/bin/python -m pytest -q -n 3 --dist loadfile
 
-faults: setup
+faults: images
 	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q tests/integration/test_faults.py
 
 lint: setup
@@ -18,7 +24,7 @@ lint: setup
 	.venv/bin/ruff format --check ferry tests benchmarks
 	.venv/bin/mypy
 
-bench: setup
+bench: images
 	.venv/bin/python -m benchmarks.foundation
 	.venv/bin/python -m benchmarks.overlay
 	.venv/bin/python -m benchmarks.services

@@ -9,7 +9,8 @@ DEBIAN_PACKAGES=(
     etcd-server etcd-client
     wireguard-go wireguard-tools
     iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static wrk
-    runc conmon tini mmdebstrap skopeo
+    runc conmon tini mmdebstrap
+    skopeo docker-registry
 )
 
 missing=()
@@ -25,7 +26,8 @@ if ((${#missing[@]})); then
     fi
     echo "bootstrap: installing ${missing[*]}"
     # No service may start from a package install: etcd-server would otherwise start a default
-    # member on the machine's loopback, which Ferry does not use.
+    # member on the machine's loopback, and docker-registry a registry on port 5000; Ferry
+    # uses neither (each lab runs its own registry).
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.ferry
     chmod +x /usr/sbin/policy-rc.d.ferry
     had_policy=0

@@ -37,8 +37,19 @@ def up(
         f"Lab {topo.name} is up ({len(topo.hosts)} hosts, underlay {topo.subnet}) in {elapsed:.1f}s"
     )
     _print_nodes(topo.name)
-    print(f"\nRun a command on a host:  ferry lab exec{_name_flag(name)} h1 -- ferry info")
+    print(
+        f"\nRegistry (Docker Hub's mirror for every host): {topo.registry_address}, "
+        f"serving {_registry_contents()}"
+    )
+    print(f"Run a command on a host:  ferry lab exec{_name_flag(name)} h1 -- ferry info")
     print(f"Tear it all down:         ferry lab down{_name_flag(name)}")
+
+
+def _registry_contents() -> str:
+    from ferry.lab import images
+
+    refs = sorted(images.store_contents(images.current_store()))
+    return ", ".join(refs) if refs else "no images yet (build them with: ferry lab images)"
 
 
 def _name_flag(name: str) -> str:
@@ -61,7 +72,7 @@ def _print_nodes(name: str) -> None:
                 node.socket if node.runs_ferryd else "-",
             ]
         )
-    print_table(["HOST", "ADDRESS", "NETNS", "FERRYD PID", "STATE", "SOCKET"], rows)
+    print_table(["HOST", "ADDRESS", "NETNS", "PID", "STATE", "SOCKET"], rows)
 
 
 @lab_app.command("ls")
@@ -144,13 +155,34 @@ def down(name: NameOpt = "ferry") -> None:
     )
 
 
+@lab_app.command("images")
+@handles_errors
+def images_() -> None:
+    """Build the lab's images from Debian packages (once; cached under /var/cache/ferry) and
+    fill the registry store every lab's registry serves."""
+    from ferry.lab import images
+
+    started = time.monotonic()
+    built = images.build_all()
+    rows = [
+        [image.recipe.ref, f"{image.built_s:.0f}s" if image.built_s else "cached", image.layout]
+        for image in built
+    ]
+    print_table(["IMAGE", "BUILD", "OCI LAYOUT"], rows)
+    print(
+        f"Registry store: {images.current_store()} "
+        f"({time.monotonic() - started:.1f}s); labs serve it from their registry node"
+    )
+
+
 @lab_app.command("demo")
 @handles_errors
 def demo(
     name: NameOpt = "ferry",
     subnet: Annotated[str, typer.Option(help="Underlay subnet")] = "10.99.0.0/24",
 ) -> None:
-    """Walk the overlay tutorial on a fresh 3-host lab (replaces a lab of the same name)."""
+    """Walk the five tutorials on a fresh 3-host lab with the lab registry's images (replaces a
+    lab of the same name)."""
     from ferry.lab.demo import run_demo
 
     if not run_demo(name, subnet):

@@ -31,3 +31,9 @@ def taken_ports() -> set[str]:
     tcp = _ports("/proc/net/tcp", True) | _ports("/proc/net/tcp6", True)
     udp = _ports("/proc/net/udp", False) | _ports("/proc/net/udp6", False)
     return {f"tcp/{p}" for p in tcp} | {f"udp/{p}" for p in udp}
+
+
+def tcp_listening_ports_of(pid: int) -> set[int]:
+    """The listening TCP ports in the network namespace of process ``pid`` (empty when the
+    process is gone): ``/proc/PID/net`` shows that process's namespace, not the reader's."""
+    return _ports(f"/proc/{pid}/net/tcp", True) | _ports(f"/proc/{pid}/net/tcp6", True)

@@ -1,10 +1,12 @@
 """Bring a lab up, list it, run commands in it, and take it down again — also after a crash.
 
 What ``up`` makes, in order (``down`` removes the same by name prefix, whatever state it is in):
-an underlay namespace ``<lab>-ul`` holding bridge ``ul0``; per host or client a namespace
-``<lab>-<node>`` whose ``eth0`` is a veth to ``ul0``; a blackhole route for the underlay subnet
-in the root namespace, so a stray packet to a lab address dies here instead of leaving through
-the machine's uplink; and one ``ferryd`` per host. Nothing is routed or NATed out: the lab has
+an underlay namespace ``<lab>-ul`` holding bridge ``ul0``; per host, client and the registry a
+namespace ``<lab>-<node>`` whose ``eth0`` is a veth to ``ul0``; a blackhole route for the
+underlay subnet in the root namespace, so a stray packet to a lab address dies here instead of
+leaving through the machine's uplink; the lab's registry (:mod:`ferry.lab.registry`, its
+storage an overlay mount under the lab's directory); and one ``ferryd`` per host, configured
+with the registry as Docker Hub's mirror. Nothing is routed or NATed out: the lab has
 no default route and no link to the real network.
 """
 
@@ -25,6 +27,7 @@ from ferry.errors import Conflict, FerryError, NotFound, Unavailable
 from ferry.kernel import cgroups, mounts, nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.wireguard import SOCKET_DIR
+from ferry.lab import images, registry
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
 from ferry.network.encryption import tunnel_ifname
 
@@ -90,6 +93,8 @@ def up(name: str, hosts: int, clients: int, subnet: str) -> LabTopology:
     _record_path(name).write_text(json.dumps(record))
     try:
         _build_underlay(topo)
+        registry.write_daemon_configs(topo)
+        registry.start_registry(topo, images.current_store())
         started = [(host, _start_ferryd(host)) for host in topo.hosts]
         for host, ref in started:
             _wait_ferryd(host, ref)
@@ -130,6 +135,8 @@ def _ferryd_argv(host: LabNode) -> list[str]:
         str(host.run_dir),
         "--netns-prefix",
         host.netns_prefix,
+        "--config",
+        str(registry.daemon_config_path(host)),
     ]
 
 
@@ -180,6 +187,10 @@ def ferryd_pid(host: LabNode) -> int | None:
 def status(topo: LabTopology) -> list[NodeStatus]:
     out = []
     for node in topo.nodes:
+        if node.name == topo.registry.name:
+            pid = registry.registry_pid(topo)
+            out.append(NodeStatus(node, pid, "registry" if pid else "registry stopped"))
+            continue
         if not node.runs_ferryd:
             out.append(NodeStatus(node, None, "client"))
             continue

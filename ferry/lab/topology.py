@@ -1,6 +1,7 @@
 """A lab's topology as plain data: names, addresses and paths, resolved from a few options.
 
-Host ``hI`` sits at ``.(10+I)`` of the underlay subnet and client ``cI`` at ``.(100+I)``. Every
+Host ``hI`` sits at ``.(10+I)`` of the underlay subnet, client ``cI`` at ``.(100+I)`` and the
+lab's registry (node ``registry``, :mod:`ferry.lab.registry`) at ``.250``, port 5000. Every
 kernel object a lab owns carries the lab's name as prefix, which is what lets ``lab down`` find
 and remove them, also after a crash, without touching anything else.
 """
@@ -18,6 +19,9 @@ LAB_ROOT = Path("/run/ferry/lab")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 MAX_HOSTS = 89  # .11 … .99
 MAX_CLIENTS = 99  # .101 … .199
+REGISTRY_NODE = "registry"
+REGISTRY_HOST_INDEX = 250
+REGISTRY_PORT = 5000  # the distribution server's usual port
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,16 @@ class LabTopology:
     def hosts(self) -> tuple[LabNode, ...]:
         return tuple(n for n in self.nodes if n.runs_ferryd)
 
+    @property
+    def registry(self) -> LabNode:
+        """The node the lab's registry runs on."""
+        return self.node(REGISTRY_NODE)
+
+    @property
+    def registry_address(self) -> str:
+        """``host:port`` of the lab's registry, as daemon.json and image names spell it."""
+        return f"{self.registry.addr}:{REGISTRY_PORT}"
+
     def node(self, name: str) -> LabNode:
         for node in self.nodes:
             if node.name == name:
@@ -102,4 +116,14 @@ def plan_topology(name: str, hosts: int, clients: int, subnet: str) -> LabTopolo
         LabNode(f"c{i}", str(net[100 + i]), net.prefixlen, f"{name}-c{i}", False, lab_dir)
         for i in range(1, clients + 1)
     ]
+    nodes.append(
+        LabNode(
+            REGISTRY_NODE,
+            str(net[REGISTRY_HOST_INDEX]),
+            net.prefixlen,
+            f"{name}-{REGISTRY_NODE}",
+            False,
+            lab_dir,
+        )
+    )
     return LabTopology(name, str(net), tuple(nodes))

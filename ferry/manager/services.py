@@ -45,7 +45,10 @@ from ferry.model.service import (
 )
 from ferry.model.times import now_iso
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
+# swarmkit's isValidDNSName: letters and digits, with runs of '-' or '_' between them; at most
+# 63 characters (stacks name every service STACK_SERVICE)
+NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+NAME_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,10 @@ def check_request(req: ServiceRequest) -> None:
     """What a service request must satisfy whatever the cluster holds: its name, options,
     image reference, command, environment (moby's ValidateEnv), labels and constraints (the
     route checks it before anything else, the managers again in ``_spec``)."""
-    if not NAME_RE.match(req.name):
+    if len(req.name) > NAME_MAX or not NAME_RE.match(req.name):
         raise InvalidArgument(
-            f"invalid service name {req.name!r}: use letters, digits and '-' (at most 63)"
+            f"invalid service name {req.name!r}: name must be valid as a DNS name component "
+            "(letters and digits, with '-' or '_' between them, at most 63)"
         )
     try:
         mode = Mode(req.mode)

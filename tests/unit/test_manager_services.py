@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from ferry.errors import Conflict, InvalidArgument
+from ferry.manager import services
 from ferry.manager.admission import Ask
 from ferry.manager.networks import NetworkOps
 from ferry.manager.services import ServiceOps, ServiceRequest
@@ -92,3 +93,14 @@ async def test_a_service_cannot_take_a_name_a_container_holds_in_dns(
     await network.attach("front", Ask("n1", "c1", name, **more))  # type: ignore[arg-type]
     with pytest.raises(Conflict, match="share the DNS namespace"):
         await services.create(WEB)
+
+
+@pytest.mark.parametrize("name", ["my_service", "mysql_db", "web_server", "a-b_c", "a" * 63])
+def test_service_names_follow_swarmkit_underscores_included(name: str) -> None:
+    # seed 002 names my_service, mysql_db and web_server; stacks name every service STACK_SVC
+    assert services.NAME_RE.match(name) and len(name) <= services.NAME_MAX
+
+
+@pytest.mark.parametrize("name", ["_a", "a_", "a__", "-a", "a.b", "a b", ""])
+def test_service_names_swarmkit_refuses(name: str) -> None:
+    assert not services.NAME_RE.match(name)

@@ -12,8 +12,10 @@ def test_hosts_and_clients_get_their_documented_addresses() -> None:
         ("h3", "10.99.0.13"),
         ("c1", "10.99.0.101"),
         ("c2", "10.99.0.102"),
+        ("registry", "10.99.0.250"),
     ]
     assert [n.name for n in topo.hosts] == ["h1", "h2", "h3"]
+    assert topo.registry_address == "10.99.0.250:5000"
 
 
 def test_every_namespace_carries_the_lab_name_as_prefix() -> None:
@@ -44,5 +46,5 @@ def test_bad_lab_options_are_refused(name: str, hosts: int, clients: int, subnet
 
 def test_asking_for_an_unknown_host_lists_the_known_ones() -> None:
     topo = plan_topology("acc", 2, 0, "10.99.0.0/24")
-    with pytest.raises(InvalidArgument, match="h1, h2"):
+    with pytest.raises(InvalidArgument, match="h1, h2, registry"):
         topo.node("h9")
