@@ -26,7 +26,8 @@ STEP_TIMEOUT_S = 300  # a service's first task pulls its image; mysql initialise
 def _run(topo: LabTopology, step: Step, number: int, total: int) -> bool:
     flag = "" if topo.name == "ferry" else f" --name {topo.name}"
     typed = f"ferry lab exec{flag} {step.host} -- {shlex.join(step.command)}"
-    title = f"\n[{number}/{total}] {step.title}\n" if step.title else ""
+    # every step shows its number: a step without a title continues the one above it
+    title = f"\n[{number}/{total}] {step.title}\n" if step.title else f"[{number}/{total}] "
     print(f"{title}$ {typed}", flush=True)
     result = subprocess.run(
         [FERRY, "lab", "exec", "--name", topo.name, step.host, "--", *step.command],
