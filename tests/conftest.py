@@ -10,6 +10,7 @@ import pytest
 # in their usual order.
 LONGEST_FIRST = (
     "tests/integration/test_faults.py",
+    "tests/integration/test_tutorials.py",
     "tests/integration/test_trust.py",
     "tests/integration/test_api_fuzz.py",
     "tests/test_lint.py",

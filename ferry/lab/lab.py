@@ -135,8 +135,6 @@ def _ferryd_argv(host: LabNode) -> list[str]:
         str(host.run_dir),
         "--netns-prefix",
         host.netns_prefix,
-        "--config",
-        str(registry.daemon_config_path(host)),
     ]
 
 

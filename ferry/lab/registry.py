@@ -60,13 +60,16 @@ def daemon_config(registry: str) -> dict[str, list[str]]:
 
 
 def daemon_config_path(host: LabNode) -> Path:
-    return host.run_dir / "daemon.json"
+    """Where ferryd reads its daemon.json by default (``<state-dir>/daemon.json``): no flag
+    on its command line, so a ferryd of an older source tree (``lab start --code``), which
+    knows no daemon.json, still starts."""
+    return host.state_dir / "daemon.json"
 
 
 def write_daemon_configs(topo: LabTopology) -> None:
     """Write every host's ``daemon.json`` (before its ferryd starts)."""
     for host in topo.hosts:
-        host.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        host.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = daemon_config(topo.registry_address)
         daemon_config_path(host).write_text(json.dumps(doc, indent=2) + "\n")
 

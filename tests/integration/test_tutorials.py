@@ -285,3 +285,24 @@ def test_seed_004_web_scales_across_the_nodes_of_the_overlay(lab: LabRig) -> Non
         assert "myoverlay" in run(lab, "h1", "docker network inspect myoverlay")
     finally:
         cleanup(lab, ("h1", "docker service rm web"), ("h1", "docker network rm myoverlay"))
+
+
+def test_a_service_whose_image_is_only_in_the_registry_converges_on_every_node(
+    lab: LabRig,
+) -> None:
+    # not a tutorial step: issue 11's acceptance. A global service puts one task on each of
+    # the three nodes; no node has the image until its task pulls it.
+    image = "ferrylab/tools:latest"
+    for host in ("h1", "h2", "h3"):
+        assert lab.exec(host, "docker", "image", "inspect", image, check=False).returncode != 0
+    try:
+        run(
+            lab, "h1", f"docker service create -d --mode global --name everywhere {image} sleep 600"
+        )
+        assert sorted(wait_running(lab, "everywhere", 3)) == ["h1", "h2", "h3"]
+        for host in ("h1", "h2", "h3"):
+            assert run(lab, host, f"docker image inspect -f '{{{{.Id}}}}' {image}").startswith(
+                "sha256:"
+            )
+    finally:
+        cleanup(lab, ("h1", "docker service rm everywhere"))

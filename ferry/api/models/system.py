@@ -82,4 +82,8 @@ class SystemInfo(DockerModel):
     DockerRootDir: str = ""
     Swarm: SwarmInfo = Field(default_factory=SwarmInfo)
     Plugins: dict[str, list[str]] = Field(default_factory=dict)
+    # Docker's RegistryServiceConfig: Mirrors (URLs), IndexConfigs (by registry host: Secure,
+    # Mirrors), InsecureRegistryCIDRs; `docker info` prints "Registry Mirrors" and "Insecure
+    # Registries" from it
+    RegistryConfig: dict[str, Any] = Field(default_factory=dict)
     Warnings: list[str] = Field(default_factory=list)

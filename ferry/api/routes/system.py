@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -138,8 +139,27 @@ class SystemRoutes:
             DockerRootDir=str(self.config.state_dir),
             Swarm=swarm_info(swarm),
             Plugins={"Network": ["overlay", "bridge", "macvlan", "null", "host"]},
+            RegistryConfig=registry_config(self.config),
         )
         return json_model(body)
+
+
+def registry_config(config: DaemonConfig) -> dict[str, Any]:
+    """``/info``'s ``RegistryConfig`` in Docker's shape, from daemon.json's
+    ``registry-mirrors`` and ``insecure-registries``."""
+    mirrors = list(config.registry_mirrors)
+    indexes: dict[str, Any] = {
+        "docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}
+    }
+    for registry in config.insecure_registries:
+        indexes[registry] = {"Name": registry, "Mirrors": [], "Secure": False, "Official": False}
+    return {
+        "AllowNondistributableArtifactsCIDRs": None,
+        "AllowNondistributableArtifactsHostnames": None,
+        "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+        "IndexConfigs": indexes,
+        "Mirrors": mirrors,
+    }
 
 
 def _os_name() -> str:
