@@ -11,7 +11,7 @@ from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
 from ferry.errors import FerryError, InvalidArgument, NotFound
 from ferry.model.container import AttachedEndpoint, ContainerConfig, NetworkChoice
-from ferry.model.network import GWBRIDGE, Driver, Network, Scope
+from ferry.model.network import GWBRIDGE, Driver, Network
 from ferry.model.rules import check_aliases
 from ferry.network import ipam
 from ferry.network.drivers.gwbridge import GatewayBridge
@@ -101,9 +101,10 @@ class ContainerNetworks:
                 await agent.detach(attached)
 
     def check(self, choices: tuple[NetworkChoice, ...], names: tuple[str, ...] = ()) -> None:
-        """Each network once, attachable, the address asked for inside it, and no DNS name
-        (``names``: the container's name and hostname, plus each network's aliases) that
-        would shadow a service there."""
+        """Each network once, attachable, the address asked for inside it, and, on a node in
+        a swarm, no DNS name (``names``: the container's name and hostname, plus each
+        network's aliases) that is a service's, on local networks too: this host's DNS serves
+        both (``check_names``). A task's own network choices (``ep_id``) are the managers'."""
         seen = set()
         for choice in choices:
             check_aliases(choice.aliases)
@@ -118,9 +119,15 @@ class ContainerNetworks:
                 )
             if choice.ip:
                 ipam.check_static_ip(network.subnet, network.gateway, choice.ip, set())
-            agent = self._agent()
-            if network.scope == Scope.SWARM and agent is not None and not choice.ep_id:
-                agent.check_names(network, (*names, *choice.aliases))
+            if not choice.ep_id:
+                self.check_names(network, (*names, *choice.aliases))
+
+    def check_names(self, network: Network, names: tuple[str, ...]) -> None:
+        """Raises Forbidden for a name of ``names`` on ``network`` that a service of the swarm
+        this node is in holds (nothing to check outside a swarm)."""
+        agent = self._agent()
+        if agent is not None:
+            agent.check_names(network, names)
 
     def needs_egress(self, config: ContainerConfig) -> bool:
         """The egress bridge: for published ports no local bridge network can take, and for a

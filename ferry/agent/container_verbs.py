@@ -103,6 +103,12 @@ class ContainerVerbs:
                     f'container "{other.config.container_id}". You have to remove (or rename) '
                     "that container to be able to reuse that name."
                 )
+        for choice in container.config.networks:  # a name in DNS there: no service's
+            try:
+                network = self.containers.nets.network(choice.network)
+            except FerryError:
+                continue  # removed since: no name of the container's is served there
+            self.containers.nets.check_names(network, (new_name,))
         swarm_eps = [
             ep for ep in container.state.endpoints
             if ep.net_id != GWBRIDGE and not self.containers.is_local_network(ep.net_id)

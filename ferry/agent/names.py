@@ -4,9 +4,13 @@ On each network, an endpoint answers to its owner's name, its aliases and its ho
 qualified with the network's name (``app2.my_overlay``). A service answers with its VIP, or with
 its running tasks' addresses in dnsrr mode; ``tasks.<service>`` always lists the running tasks;
 a task that is not running is not in DNS at all. A container sees only the networks it is
-attached to: that is what isolates name resolution between overlays. Tables are rebuilt
-lazily after a change (``invalidate``), once per network, not per query; the DNS server keeps
-its own cache of finished answers on top.
+attached to: that is what isolates name resolution between overlays. A name a service holds
+(its VIP, its tasks) is answered by the service alone: a container that holds the same name on
+one of the asker's networks — a local one, which no manager sees, or one made before the service
+— never adds its address to the service's (that would take part of the service's traffic, and
+the managers refuse such names for new containers). Tables are rebuilt lazily after a change
+(``invalidate``), once per network, not per query; the DNS server keeps its own cache of
+finished answers on top.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from ferry.model.network import Endpoint, EndpointKind
+
+SERVICE_KINDS = (EndpointKind.VIP, EndpointKind.TASK)
+Forward = dict[str, dict[str, tuple[str, ...]]]  # net_id -> DNS name -> addresses
 
 EndpointSource = Callable[[], Iterable[Endpoint]]
 NetworkNames = Callable[[], dict[str, str]]  # net_id -> network name
@@ -36,18 +43,18 @@ class NameTable:
         self._endpoints = endpoints
         self._network_names = network_names
         self._asker_networks = asker_networks
-        self._forward: dict[str, dict[str, tuple[str, ...]]] | None = None
-        self._reverse: dict[str, dict[str, str]] | None = None
+        # services' names and everyone else's, apart: see the module notes
+        self._tables_built: tuple[Forward, Forward, dict[str, dict[str, str]]] | None = None
 
     def invalidate(self) -> None:
-        self._forward = None
-        self._reverse = None
+        self._tables_built = None
 
-    def _build(self) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, dict[str, str]]]:
+    def _build(self) -> tuple[Forward, Forward, dict[str, dict[str, str]]]:
         names = self._network_names()
         running = self._running_tasks()
         dnsrr = self._dnsrr()
-        forward: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        served: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        others: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         reverse: dict[str, dict[str, str]] = defaultdict(dict)
         for ep in sorted(self._endpoints(), key=lambda e: (e.net_id, e.ip)):
             if ep.kind == EndpointKind.SANDBOX:
@@ -60,7 +67,7 @@ class NameTable:
                 if ep.service in dnsrr:
                     labels += (ep.service,)
             net_name = names.get(ep.net_id, "")
-            table = forward[ep.net_id]
+            table = (served if ep.kind in SERVICE_KINDS else others)[ep.net_id]
             for label in dict.fromkeys(labels):
                 if not label:
                     continue
@@ -69,26 +76,28 @@ class NameTable:
                 if net_name:
                     table[f"{key}.{net_name.lower()}"].append(ep.ip)
             reverse[ep.net_id][ep.ip] = f"{ep.name}.{net_name}" if net_name else ep.name
-        frozen = {
-            net_id: {name: tuple(dict.fromkeys(ips)) for name, ips in table.items()}
-            for net_id, table in forward.items()
-        }
-        return frozen, dict(reverse)
+        return _frozen(served), _frozen(others), dict(reverse)
 
-    def _tables(self) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, dict[str, str]]]:
-        if self._forward is None or self._reverse is None:
-            self._forward, self._reverse = self._build()
-        return self._forward, self._reverse
+    def _tables(self) -> tuple[Forward, Forward, dict[str, dict[str, str]]]:
+        if self._tables_built is None:
+            self._tables_built = self._build()
+        return self._tables_built
 
     def lookup(self, asker: str, qname: str) -> tuple[str, ...] | None:
-        forward, _ = self._tables()
-        found: list[str] = []
-        for net_id in self._asker_networks(asker):
-            found += forward.get(net_id, {}).get(qname, ())
-        return tuple(dict.fromkeys(found)) if found else None
+        """The addresses ``qname`` (lower case) has for ``asker``: a service's alone where a
+        service holds the name on one of its networks, else every endpoint's; None: none."""
+        served, others, _ = self._tables()
+        networks = self._asker_networks(asker)
+        for forward in (served, others):
+            found: list[str] = []
+            for net_id in networks:
+                found += forward.get(net_id, {}).get(qname, ())
+            if found:
+                return tuple(dict.fromkeys(found))
+        return None
 
     def reverse(self, asker: str, ip: str) -> str | None:
-        _, reverse = self._tables()
+        _, _, reverse = self._tables()
         for net_id in self._asker_networks(asker):
             name = reverse.get(net_id, {}).get(ip)
             if name:
@@ -97,8 +106,15 @@ class NameTable:
 
     def names(self, asker: str) -> list[str]:
         """Every name ``asker`` can resolve (unqualified and network-qualified), sorted."""
-        forward, _ = self._tables()
+        served, others, _ = self._tables()
         found: set[str] = set()
         for net_id in self._asker_networks(asker):
-            found |= set(forward.get(net_id, {}))
+            found |= set(served.get(net_id, {})) | set(others.get(net_id, {}))
         return sorted(found)
+
+
+def _frozen(table: dict[str, dict[str, list[str]]]) -> Forward:
+    return {
+        net_id: {name: tuple(dict.fromkeys(ips)) for name, ips in names.items()}
+        for net_id, names in table.items()
+    }

@@ -43,7 +43,7 @@ from ferry.model.container import AttachedEndpoint, NetworkChoice
 from ferry.model.ids import lookup
 from ferry.model.network import Endpoint, EndpointKind, Network, network_names
 from ferry.model.node import LEADER_GRACE_S
-from ferry.model.rules import check_no_service_shadow
+from ferry.model.rules import check_no_service_name
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import desired_peers
 from ferry.reconcile import Reconciler
@@ -106,9 +106,10 @@ class NetworkAgent(Reconciler):
         return net
 
     def check_names(self, network: Network, names: tuple[str, ...]) -> None:
-        """Refuse DNS names that would shadow a service on ``network`` (the managers check
-        again when they hand out the endpoint)."""
-        check_no_service_shadow(names, network, self._view.services())
+        """Refuse DNS names on ``network`` (local or swarm) that are a service's (Forbidden,
+        ``rules.check_no_service_name``); for a swarm network the managers check again when
+        they hand out the endpoint."""
+        check_no_service_name(names, network.name, self._view.services())
 
     async def _ensure_network(self, network: Network) -> None:
         """The network's sandbox; an encrypted one only once its frames cannot leave in clear.

@@ -25,12 +25,12 @@ name in the same few milliseconds can both pass; the address itself is still res
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument
 from ferry.model.network import Endpoint, EndpointKind, Network
 from ferry.model.node import Node
+from ferry.model.rules import check_no_service_name, dns_keys
 from ferry.model.service import Service
 
 NODE_KINDS = (EndpointKind.CONTAINER, EndpointKind.SANDBOX)
@@ -62,16 +62,6 @@ class StoreFacts:
 def sandbox_name(node: Node) -> tuple[str, str]:
     """(owner id, name) the managers give a node's ingress sandbox endpoint."""
     return f"ingress-{node.node_id}", f"ingress-sbox-{node.hostname}"
-
-
-def dns_keys(labels: Iterable[str], net_name: str) -> set[str]:
-    """The names the embedded DNS answers for these labels on a network (see agent/names.py):
-    each label, lower-cased, alone and qualified with the network's name."""
-    keys = set()
-    for label in labels:
-        if label:
-            keys |= {label.lower(), f"{label.lower()}.{net_name.lower()}"}
-    return keys
 
 
 def endpoint_labels(ep: Endpoint) -> tuple[str, ...]:
@@ -145,14 +135,9 @@ def _admit_container(ask: Ask, network: Network, facts: StoreFacts) -> Ask:
         )
     if not ask.owner_id or not ask.name:
         raise InvalidArgument("a container endpoint needs the container's id and name")
-    wanted = dns_keys((ask.name, *ask.aliases, ask.hostname), network.name)
-    for svc in facts.services:
-        taken = dns_keys((svc.spec.name, f"tasks.{svc.spec.name}"), network.name) & wanted
-        if taken:
-            raise Forbidden(
-                f"name {min(taken)} belongs to service {svc.spec.name}: service and container "
-                "names share the DNS namespace; choose another name or alias"
-            )
+    labels = (ask.name, *ask.aliases, ask.hostname)
+    check_no_service_name(labels, network.name, facts.services)
+    wanted = dns_keys(labels, network.name)
     for ep in facts.endpoints:
         mine = ep.kind == EndpointKind.CONTAINER and ep.node_id == ask.node_id
         if mine:

@@ -118,7 +118,8 @@ class ClusterApi:
 
         @routes.get("/v1/session")
         async def session(request: web.Request) -> web.StreamResponse:
-            stream = self._hub.stream(caller(request).node_id)
+            identity = caller(request)
+            stream = self._hub.stream(identity.node_id, identity.role)
             first = await anext(stream)  # membership is checked before the response starts
             response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
             await response.prepare(request)

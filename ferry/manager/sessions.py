@@ -7,7 +7,11 @@ refresh any lease, so an agent that fails over to another manager keeps its sess
 
 Dispatch: a session stream is newline-delimited JSON. It opens with a snapshot of every streamed
 key and the mirror's revision, then carries each change as it reaches this manager's mirror.
-Values are the store's JSON documents, embedded verbatim (no re-encoding on the hot path).
+A manager's stream embeds the store's JSON documents verbatim. A worker's carries each value
+as ``projection.share`` allows that node: its own tasks whole, the rest cut down to what its
+data plane reads, other nodes' requests not at all (Docker's dispatcher gives a worker its
+tasks and their dependencies only). Projections that are the same for every worker are encoded
+once per value and revision, not once per stream.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from ferry.errors import Forbidden
+from ferry.manager import projection
+from ferry.manager.projection import Share
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.codec import encode
 from ferry.model.mirror import Entry, Mirror
-from ferry.model.node import SESSION_TTL_S, NodeSession
+from ferry.model.node import SESSION_TTL_S, NodeSession, Role
 from ferry.model.times import now_iso
 
 STREAM_PING_S = 5.0
@@ -55,6 +61,9 @@ class SessionHub:
         self._manager_id = manager_id
         self._lease_lock = asyncio.Lock()
         self._closing = asyncio.Event()
+        # key -> (mod revision, bytes): a value's projection shared by every worker's stream
+        self._networking: dict[str, tuple[int, bytes]] = {}
+        mirror.subscribe(self._forget_deleted)
 
     def close(self) -> None:
         """End every open stream (the manager is stopping; agents reconnect elsewhere)."""
@@ -94,28 +103,71 @@ class SessionHub:
                 await self._store.commit([Put(keys.session(node_id), encode(record), lease_id)])
         return HeartbeatReply(ttl_s=SESSION_TTL_S, managers=self._view.manager_addrs())
 
-    async def stream(self, node_id: str) -> AsyncGenerator[bytes, None]:
+    def _forget_deleted(self, changed: frozenset[str]) -> None:
+        for key in changed:
+            if key in self._networking and self._mirror.get(key) is None:
+                del self._networking[key]
+
+    def is_manager(self, node_id: str, role: str) -> bool:
+        """A manager's stream is whole: its certificate says so and so does the store."""
+        node = self._view.node(node_id)
+        return role == Role.MANAGER.value and node is not None and node.role == Role.MANAGER
+
+    def _value(self, entry: Entry, node_id: str) -> bytes | None:
+        """What worker ``node_id`` gets of ``entry`` (JSON bytes), None: nothing."""
+        how = projection.share(entry.key, entry.obj, node_id)
+        if how == Share.WHOLE:
+            return bytes(entry.raw)
+        if how == Share.NONE:
+            return None
+        if how == Share.NETWORKING:
+            cached = self._networking.get(entry.key)
+            if cached is None or cached[0] != entry.mod_revision:
+                cached = (entry.mod_revision, encode(projection.project(entry.obj, how)))
+                self._networking[entry.key] = cached
+            return cached[1]
+        return encode(projection.project(entry.obj, how))
+
+    def _snapshot(self, node_id: str, whole: bool) -> bytes:
+        entries: list[Entry] = self._mirror.snapshot(keys.is_streamed)
+        items = []
+        for entry in entries:
+            value = entry.raw if whole else self._value(entry, node_id)
+            if value is not None:
+                items.append(_item(entry.key, value, entry.mod_revision))
+        return _line("snapshot", self._mirror.revision, items)
+
+    def _event(self, changed: frozenset[str], node_id: str, whole: bool) -> bytes | None:
+        items = []
+        revision = self._mirror.revision
+        for key in sorted(changed):
+            if not keys.is_streamed(key) or not (whole or projection.key_visible(key, node_id)):
+                continue
+            entry = self._mirror.get(key)
+            if entry is None:
+                items.append(_item(key, None, revision))
+                continue
+            value = entry.raw if whole else self._value(entry, node_id)
+            # None: withheld now (it could not be decoded), so the node drops an older copy
+            items.append(_item(key, value, revision))
+        return _line("event", revision, items) if items else None
+
+    async def stream(self, node_id: str, role: str) -> AsyncGenerator[bytes, None]:
+        """The session stream of node ``node_id``, whose certificate names ``role``: whole for
+        a manager, projected for a worker (see the module notes). Raises Forbidden for a node
+        that is no member."""
         self.check_member(node_id)
+        whole = self.is_manager(node_id, role)
         queue: asyncio.Queue[bytes] = asyncio.Queue()
 
         def on_change(changed: frozenset[str]) -> None:
-            items = []
-            for key in sorted(changed):
-                if not keys.is_streamed(key):
-                    continue
-                entry = self._mirror.get(key)
-                items.append(_item(key, entry.raw if entry else None, self._mirror.revision))
-            if items:
-                queue.put_nowait(_line("event", self._mirror.revision, items))
+            line = self._event(changed, node_id, whole)
+            if line is not None:
+                queue.put_nowait(line)
 
         unsubscribe = self._mirror.subscribe(on_change)
         try:
-            snapshot: list[Entry] = self._mirror.snapshot(keys.is_streamed)
-            yield _line(
-                "snapshot",
-                self._mirror.revision,
-                [_item(e.key, e.raw, e.mod_revision) for e in snapshot],
-            )
+            yield self._snapshot(node_id, whole)
             closing = asyncio.ensure_future(self._closing.wait())
             try:
                 while True:

@@ -18,7 +18,7 @@ Docker's words where Docker has them:
 - working directories: moby ``translateWorkingDir``: absolute ("the working directory 'x' is
   invalid, it needs to be an absolute path").
 - label keys: not empty (moby's CLI refuses "=x" as a label).
-- a container's DNS names must not shadow a service on the same network (Ferry's decision).
+- a container's DNS names must not be a service's, on any network (Ferry's decision; Forbidden).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from ferry.errors import Conflict, InvalidArgument
-from ferry.model.network import Network
+from ferry.errors import Forbidden, InvalidArgument
 from ferry.model.service import Service
 
 CONTAINER_NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
@@ -116,23 +115,31 @@ def check_labels(labels: Mapping[str, str] | None) -> None:
             raise InvalidArgument("invalid label: a label's key cannot be empty (use KEY=VALUE)")
 
 
-def check_no_service_shadow(
-    names: Iterable[str], network: Network, services: Iterable[Service]
+def dns_keys(labels: Iterable[str], net_name: str) -> set[str]:
+    """The names the embedded DNS answers for these labels on a network (see agent/names.py):
+    each label, lower-cased, alone and qualified with the network's name."""
+    keys = set()
+    for label in labels:
+        if label:
+            keys |= {label.lower(), f"{label.lower()}.{net_name.lower()}"}
+    return keys
+
+
+def check_no_service_name(
+    labels: Iterable[str], net_name: str, services: Iterable[Service]
 ) -> None:
-    """A container's name, aliases and hostname are DNS names on each of its networks; one
-    equal to a service on that network (or to its ``tasks.`` name) would answer next to the
-    service's VIP and take part of its traffic. Refused, as a service named like an existing
-    container is (Conflict). Docker does not check this; Ferry decides to, see the README."""
-    taken: dict[str, str] = {}
+    """A container's name, aliases and hostname are DNS names on each network it is on
+    (``net_name``), local ones included: none may be a service's name or ``tasks.<service>``,
+    whatever networks the service is on, as a container on both would answer next to the
+    service's VIP and take part of its traffic (service and container names share one DNS
+    namespace; ``service create`` enforces the other way round). Raises Forbidden, the
+    managers' answer to such an endpoint (``manager/admission.py``). Docker does not check
+    this; Ferry decides to, see the README's Security model."""
+    wanted = dns_keys(labels, net_name)
     for svc in services:
-        if network.net_id in svc.spec.networks:
-            taken[svc.spec.name.lower()] = svc.spec.name
-            taken[f"tasks.{svc.spec.name}".lower()] = svc.spec.name
-    for name in names:
-        service = taken.get(name.lower()) if name else None
-        if service is not None:
-            raise Conflict(
-                f"the name {name} is taken by service {service} on network {network.name}: a "
-                "container's name, alias or hostname there would shadow the service in DNS; "
-                "choose another"
+        taken = dns_keys((svc.spec.name, f"tasks.{svc.spec.name}"), net_name) & wanted
+        if taken:
+            raise Forbidden(
+                f"name {min(taken)} belongs to service {svc.spec.name}: service and container "
+                "names share the DNS namespace; choose another name or alias"
             )

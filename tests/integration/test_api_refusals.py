@@ -54,14 +54,14 @@ def test_bad_values_are_refused_in_one_line_by_the_ferry_cli(lab: LabRig) -> Non
 
 
 def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
-    _refused(lab, 4, "taken by service web on network front",
+    _refused(lab, 5, "name web belongs to service web",
              "run", "-d", "--name", "shadow", "--network", "front", "--network-alias", "web",
              "tools", "sleep", "60")  # fmt: skip
     result = lab.exec("h1", "docker", "run", "-d", "--name", "shadow2", "--network", "front",
                       "--network-alias", "tasks.web", "tools", "sleep", "60",
                       check=False)  # fmt: skip
     assert result.returncode != 0
-    assert "taken by service web on network front" in result.stderr
+    assert "name tasks.web belongs to service web" in result.stderr
     assert not [c for c in lab.api("h1", "/containers/json", all=1)
                 if c["Names"][0] in ("/shadow", "/shadow2")]  # fmt: skip
     # on a network the service is not on, the managers refuse it too: a container on both
@@ -71,6 +71,10 @@ def test_an_alias_that_would_shadow_a_service_is_refused(lab: LabRig) -> None:
              "run", "-d", "--name", "aliased", "--network", "back", "--network-alias", "web",
              "tools", "sleep", "60")  # fmt: skip
     lab.ferry("h1", "rm", "-f", "aliased", check=False)
+    # nor on this host's own networks, which its DNS serves too
+    _refused(lab, 5, "name web belongs to service web",
+             "run", "-d", "--name", "web", "tools", "sleep", "60")  # fmt: skip
+    assert not [c for c in lab.api("h1", "/containers/json", all=1) if c["Names"][0] == "/web"]
 
 
 def test_a_malformed_request_gets_a_400_and_no_traceback_in_the_log(lab: LabRig) -> None:

@@ -14,10 +14,9 @@ from aiohttp.http_exceptions import LineTooLong
 from ferry.api import body, params
 from ferry.api.server import check_api_version
 from ferry.daemon.logs import LogfmtFormatter, MalformedRequestFilter
-from ferry.errors import Conflict, InvalidArgument
+from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager.scheduler import parse_constraint
 from ferry.model import rules
-from ferry.model.network import Driver, Network, Scope
 from ferry.model.node import Node, Role
 from ferry.model.service import ContainerTemplate, Service, ServiceSpec
 from ferry.network import ipam
@@ -244,23 +243,19 @@ def test_private_and_public_ranges_are_subnets_and_pools_are_checked() -> None:
         ipam.check_pool("10.0.0.0/8", 7)
 
 
-def _network(net_id: str, name: str) -> Network:
-    return Network(net_id, name, Driver.OVERLAY, Scope.SWARM, "10.0.0.0/24", "10.0.0.1")
-
-
 def _service(name: str, *net_ids: str) -> Service:
     spec = ServiceSpec(name, ContainerTemplate("host", ("sleep", "1")), networks=net_ids)
     return Service(f"svc-{name}", spec)
 
 
-def test_a_container_name_alias_or_hostname_may_not_shadow_a_service_there() -> None:
-    front, back = _network("n-front", "front"), _network("n-back", "back")
+def test_a_container_name_alias_or_hostname_is_no_services_on_any_network() -> None:
     services = [_service("web", "n-front")]
-    rules.check_no_service_shadow(("web",), back, services)  # another network: no clash
-    rules.check_no_service_shadow(("app", "web2", ""), front, services)
-    for name in ("web", "WEB", "tasks.web"):
-        with pytest.raises(Conflict, match="taken by service web on network front"):
-            rules.check_no_service_shadow((name,), front, services)
+    rules.check_no_service_name(("app", "web2", "", "tasks", "webx"), "front", services)
+    # local networks too, and overlays the service is not on: one host's DNS serves them all
+    for net_name in ("front", "back", "bridge"):
+        for name in ("web", "WEB", "tasks.web", f"web.{net_name}"):
+            with pytest.raises(Forbidden, match=r"name \S+ belongs to service web: "):
+                rules.check_no_service_name((name,), net_name, services)
 
 
 def test_a_request_aiohttp_cannot_parse_is_logged_as_one_warning_line() -> None:

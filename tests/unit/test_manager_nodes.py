@@ -54,7 +54,7 @@ async def test_a_removed_node_cannot_keep_a_session(rig: ManagerRig) -> None:
 
 async def test_the_session_stream_opens_with_a_snapshot_without_secrets(rig: ManagerRig) -> None:
     await rig.add_node("n1", "h1")
-    stream = rig.hub.stream("n1")
+    stream = rig.hub.stream("n1", "worker")
     first = json.loads(await anext(stream))
     assert first["t"] == "snapshot"
     streamed = {item["k"] for item in first["items"]}

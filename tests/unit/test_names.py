@@ -110,3 +110,27 @@ def test_services_resolve_to_the_vip_or_in_dnsrr_mode_to_running_tasks() -> None
     assert names.lookup("c-blue", "api.2.task2") is None
     assert names.lookup("c-blue", "rr") == ("10.0.0.23",)
     assert names.lookup("c-blue", "tasks.rr") == ("10.0.0.23",)
+
+
+def test_a_services_name_is_answered_by_the_service_alone_never_mixed_with_a_container() -> None:
+    # "web": a service's VIP on the overlay, and a container on a local bridge that holds the
+    # same name (made before the service, or under another host's rule): never both together
+    endpoints = [
+        Endpoint("v", "ovl", "", "10.0.1.2", "m", EndpointKind.VIP, "s-web", "web", service="web"),
+        Endpoint("c", "br", "", "172.17.0.5", "m", EndpointKind.CONTAINER, "c-web", "web"),
+        Endpoint("x", "br", "", "172.17.0.6", "m", EndpointKind.CONTAINER, "c-x", "x", ("api",)),
+        Endpoint("t", "ovl", "n2", "10.0.1.3", "m", EndpointKind.TASK, "t1", "api.1.t1",
+                 service="api"),
+    ]  # fmt: skip
+    attached = {"both": ("ovl", "br"), "bridge-only": ("br",), "overlay-only": ("ovl",)}
+    nets = {"ovl": "mnet", "br": "bridge"}
+    names = NameTable(lambda: endpoints, lambda: nets, lambda key: attached.get(key, ()),
+                      lambda: {"t1"}, lambda: {"api"})  # fmt: skip
+    assert names.lookup("both", "web") == ("10.0.1.2",)
+    assert names.lookup("both", "api") == ("10.0.1.3",)  # dnsrr: its tasks, not the alias
+    assert names.lookup("overlay-only", "web") == ("10.0.1.2",)
+    # where no service holds the name, the container keeps it; qualified names are apart
+    assert names.lookup("bridge-only", "web") == ("172.17.0.5",)
+    assert names.lookup("both", "web.bridge") == ("172.17.0.5",)
+    assert names.lookup("both", "web.mnet") == ("10.0.1.2",)
+    assert names.reverse("both", "172.17.0.5") == "web.bridge"

@@ -11,8 +11,11 @@ from typing import Any, cast
 import pytest
 
 from ferry.agent import networks
+from ferry.agent.container_networks import ContainerNetworks
 from ferry.agent.link import ManagerLink
+from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
+from ferry.errors import Forbidden
 from ferry.manager.store import keys
 from ferry.manager.store.schema import TYPES, LeaderRecord
 from ferry.manager.store.view import ClusterView
@@ -21,6 +24,7 @@ from ferry.model.container import NetworkChoice
 from ferry.model.mirror import Mirror
 from ferry.model.network import Driver, Endpoint, EndpointKind, Network, Scope
 from ferry.model.node import Node, NodeSession, Role
+from ferry.model.service import ContainerTemplate, Service, ServiceSpec
 from ferry.network.drivers.overlay import OverlayDriver
 from ferry.network.peers import Peer, PeerPlan
 
@@ -243,3 +247,40 @@ async def test_a_down_nodes_containers_are_neither_programmed_nor_named() -> Non
     await agent.reconcile()
     assert peers_seen[-1] == frozenset({Peer("10.0.1.6", theirs.mac, "10.99.0.13")})
     assert {e.ep_id for e in agent.programmed} == {"ep-mine", "ep-theirs"}
+
+
+class FakeLocal:
+    """This host's local networks, as ContainerNetworks reads them."""
+
+    def __init__(self, *networks: Network) -> None:
+        self.networks = {n.net_id: n for n in networks}
+
+    def find(self, ref: str) -> Network | None:
+        return next((n for n in self.networks.values() if ref in (n.net_id, n.name)), None)
+
+    def get(self, net_id: str) -> Network | None:
+        return self.networks.get(net_id)
+
+
+def test_on_a_swarm_node_no_container_takes_a_services_name_on_a_local_network_either() -> None:
+    mirror = Mirror(TYPES)
+    web = Service("s1", ServiceSpec("web", ContainerTemplate("tools", ()), networks=("ovl",)))
+    overlay = replace(network("ovl"), attachable=True)
+    seed(mirror, (keys.node(ME), NODE), (keys.network("ovl"), overlay),
+         (keys.service("s1"), web))  # fmt: skip
+    agent = rig(mirror, FakeOverlay())
+    bridge = Network("br", "bridge", Driver.BRIDGE, Scope.LOCAL, "172.17.0.0/16", "172.17.0.1")
+    local = cast(LocalNetworks, FakeLocal(bridge))
+    nets = ContainerNetworks(lambda: agent, local, None)
+    nets.check((NetworkChoice("bridge", ("api",)),), ("app", "apphost"))
+    refused = [
+        ((NetworkChoice("bridge"),), ("web", "")),  # run --name web
+        ((NetworkChoice("bridge", ("web",)),), ("xb", "")),  # connect --alias web
+        ((NetworkChoice("bridge"),), ("xb", "tasks.web")),  # --hostname
+        ((NetworkChoice("ovl"),), ("WEB", "")),
+    ]
+    for choices, names in refused:
+        with pytest.raises(Forbidden, match="belongs to service web: service and container"):
+            nets.check(choices, names)
+    # a node in no swarm has no services to keep apart from
+    ContainerNetworks(lambda: None, local, None).check((NetworkChoice("bridge"),), ("web", ""))
