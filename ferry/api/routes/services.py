@@ -12,7 +12,12 @@ from ferry.api.body import read_model
 from ferry.api.hijack import frame
 from ferry.api.models.services import ServiceSpecModel
 from ferry.api.server import add_route
-from ferry.api.service_options import container_spec_json, resources_json, task_options
+from ferry.api.service_options import (
+    check_spec,
+    container_spec_json,
+    resources_json,
+    task_options,
+)
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
@@ -51,6 +56,7 @@ def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
 
 
 def request_of(model: ServiceSpecModel) -> ServiceRequest:
+    check_spec(model)
     template = model.TaskTemplate
     container = template.ContainerSpec
     mode = "replicated"
@@ -121,9 +127,21 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
             "ForceUpdate": force,
         },
         "Mode": mode,
-        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first"},
+        "UpdateConfig": dict(_ROLL_OVER),
+        "RollbackConfig": dict(_ROLL_OVER),
         "EndpointSpec": {"Mode": spec.endpoint_mode.value, "Ports": [_port(p) for p in spec.ports]},
     }
+
+
+# How Ferry rolls tasks over, in Docker's words (the defaults swarmkit fills in): one at a
+# time, stop-first, pausing on a failure; shown by inspect and accepted back by update.
+_ROLL_OVER = {
+    "Parallelism": 1,
+    "FailureAction": "pause",
+    "Monitor": 5 * NS,
+    "MaxFailureRatio": 0,
+    "Order": "stop-first",
+}
 
 
 def _port(port: PortSpec) -> dict[str, Any]:
