@@ -17,6 +17,7 @@ from ferry.cli.common import (
     fail,
     for_each,
     handles_errors,
+    parse_filters,
     parse_kv,
     print_inspected,
     print_rows,
@@ -82,8 +83,8 @@ def _stuck(tasks: list[dict[str, Any]], since: float) -> str:
         return ""
     for task in _live_tasks(tasks):
         state = task["Status"]["State"]
-        if state == "pending" and "no suitable node" in task["Status"]["Message"]:
-            return f"{task['Name']}: {task['Status']['Message']}"
+        if state == "pending" and "no suitable node" in task["Status"]["Err"]:
+            return f"{task['Name']}: {task['Status']['Err']}"
     rejected = [t for t in tasks if t["Status"]["State"] == "rejected"]
     if rejected and not any(t["Status"]["State"] == "running" for t in _live_tasks(tasks)):
         return f"{rejected[-1]['Name']}: {rejected[-1]['Status']['Err'] or 'rejected'}"
@@ -306,17 +307,25 @@ def ls(
 def ps(
     services: Annotated[list[str], typer.Argument(help="Services")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display task IDs")] = False,
-    no_trunc: Annotated[bool, typer.Option(help="Do not truncate output")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="id=…, name=…, node=…, desired-state=…, label=…"),
+    ] = None,
     template: ListFormatOption = "",
 ) -> None:
     """List the tasks of one or more services."""
+    filters = parse_filters(filter_ or [])
+    if "service" in filters:  # the services are the arguments; the API would OR them
+        fail("invalid filter 'service': name the services as arguments", 2)
     api = client()
     nodes = {n["ID"]: n["Description"]["Hostname"] for n in api.get("/nodes")}
     rows = []
     for ref in services:
         svc = api.get(f"/services/{ref}")
         host_ports = _ports(svc["Spec"], mode="host")
-        tasks = api.get("/tasks", filters={"service": [svc["ID"]]})
+        # the API refuses a key it does not know, in Docker's words ("invalid filter 'x'")
+        tasks = api.get("/tasks", filters={**filters, "service": [svc["ID"]]})
         # one group per slot (per node for global services), the live task first, then its
         # history newest first (Docker's layout: the indented rows are what a slot ran before)
         tasks.sort(
