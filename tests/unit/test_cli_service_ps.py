@@ -70,3 +70,11 @@ def test_no_trunc_is_one_flag(api: FakeApi) -> None:
     result = CliRunner().invoke(app, ["service", "ps", "--no-trunc", "many"])
     assert result.exit_code == 0, result.output
     assert "t" * 25 in result.output
+
+
+@pytest.mark.parametrize("flag", ["--update-parallelism", "--placement-pref=spread=x"])
+def test_service_create_refuses_a_flag_it_does_not_have_by_name(api: FakeApi, flag: str) -> None:
+    # the arguments after the image are the command's; an option before it is not
+    result = CliRunner().invoke(app, ["service", "create", "--name", "x", flag, "2", "tools"])
+    assert result.exit_code == 2
+    assert f"unknown flag: {flag.partition('=')[0]}" in result.output
