@@ -2,7 +2,7 @@
 Ferry's ``TaskOptions``, both ways, and the refusal by name of every field of the service
 spec Ferry does not honour (``check_spec``). Zero values pass, and so do the defaults the
 docker CLI sends whatever the flags (UpdateConfig and RollbackConfig with Parallelism 1,
-FailureAction pause, Monitor 5s, Order stop-first; RestartPolicy Delay 5s, MaxAttempts 0:
+FailureAction pause, Monitor 5s, Order stop-first; RestartPolicy MaxAttempts 0:
 docker/cli ``cli/command/service/opts.go``): they mean what Ferry does."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from ferry.model.service import TaskOptions
 NS_5S = 5 * NS
 # Declared fields Ferry does not honour, each with the values that mean "as Ferry does".
 # Ferry rolls tasks over one at a time, stop-first, with no delay or failure monitor, and never
-# rolls back; it restarts a task after Docker's default 5 s, without an attempt limit.
+# rolls back; it restarts a task after its RestartPolicy.Delay (honoured), without an attempt
+# limit or a window.
 _UPDATE_DEFAULTS: dict[str, tuple[object, ...]] = {
     "Parallelism": (None, 1),
     "Delay": (None, 0),
@@ -30,7 +31,6 @@ _UPDATE_DEFAULTS: dict[str, tuple[object, ...]] = {
     "Order": (None, "", "stop-first"),
 }
 _RESTART_DEFAULTS: dict[str, tuple[object, ...]] = {
-    "Delay": (None, NS_5S),
     "MaxAttempts": (None, 0),
     "Window": (None, 0),
 }

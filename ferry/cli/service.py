@@ -154,6 +154,9 @@ def create(
     ] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="Placement constraint")] = None,
     restart_condition: Annotated[str, typer.Option(help="any, on-failure or none")] = "any",
+    restart_delay: Annotated[
+        str, typer.Option("--restart-delay", help="Wait before replacing an ended task (5s)")
+    ] = "",
     publish: Annotated[
         list[str] | None, typer.Option("--publish", "-p", help="Publish a port")
     ] = None,
@@ -237,7 +240,10 @@ def create(
                 "Init": init,
                 "StopGracePeriod": int(parse_duration(stop_grace_period) * NS),
             },
-            "RestartPolicy": {"Condition": restart_condition},
+            "RestartPolicy": {
+                "Condition": restart_condition,
+                **({"Delay": int(parse_duration(restart_delay) * NS)} if restart_delay else {}),
+            },
             "Placement": {"Constraints": list(constraint or [])},
             "Networks": [{"Target": n} for n in network or []],
         },
@@ -494,6 +500,9 @@ def update(
     label_add: Annotated[list[str] | None, typer.Option(help="Add or update a label")] = None,
     label_rm: Annotated[list[str] | None, typer.Option(help="Remove a label")] = None,
     restart_condition: Annotated[str | None, typer.Option(help="any, on-failure or none")] = None,
+    restart_delay: Annotated[
+        str | None, typer.Option("--restart-delay", help="Wait before replacing an ended task")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Roll the tasks over even without a change")] = False,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
@@ -591,6 +600,9 @@ def update(
         spec["Labels"] = labels | parse_kv(label_add or [], "label")
         if restart_condition is not None:
             spec["TaskTemplate"].setdefault("RestartPolicy", {})["Condition"] = restart_condition
+        if restart_delay is not None:
+            delay = int(parse_duration(restart_delay) * NS)
+            spec["TaskTemplate"].setdefault("RestartPolicy", {})["Delay"] = delay
         if force:
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
         apply_task_flags(flags, spec["TaskTemplate"])

@@ -1,5 +1,5 @@
 """`ferry service ps -f KEY=VALUE`: Docker's task filters reach the API with the service's
-own, and a key the API does not know is refused in Docker's words."""
+own, and a key the API does not know is refused in Docker's words; `service create` flags."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.task_filters: list[dict[str, list[str]]] = []
+        self.created: list[Any] = []
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert (method, path) == ("POST", "/services/create")
+        self.created.append(kwargs["body"])
+        return {"ID": "s1"}
 
     def get(self, path: str, **query: Any) -> Any:
         if path == "/nodes":
@@ -78,3 +84,11 @@ def test_service_create_refuses_a_flag_it_does_not_have_by_name(api: FakeApi, fl
     result = CliRunner().invoke(app, ["service", "create", "--name", "x", flag, "2", "tools"])
     assert result.exit_code == 2
     assert f"unknown flag: {flag.partition('=')[0]}" in result.output
+
+
+def test_service_create_sends_the_restart_delay(api: FakeApi) -> None:
+    args = ["service", "create", "-d", "--name", "x", "--restart-delay", "30s", "tools", "true"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    policy = api.created[0]["TaskTemplate"]["RestartPolicy"]
+    assert policy == {"Condition": "any", "Delay": 30 * 10**9}

@@ -92,3 +92,15 @@ async def test_a_service_cannot_take_a_name_a_container_holds_in_dns(
     await network.attach("front", Ask("n1", "c1", name, **more))  # type: ignore[arg-type]
     with pytest.raises(Conflict, match="share the DNS namespace"):
         await services.create(WEB)
+
+
+async def test_a_restart_delay_is_kept_changes_in_place_and_is_bounded(rig: ManagerRig) -> None:
+    services = await ops(rig)
+    svc = await services.create(replace(WEB, restart_delay_s=30.0))
+    assert svc.spec.restart_delay_s == 30.0
+    # like the restart condition, it changes how ended tasks are replaced, not what runs
+    quick = await services.update("web", None, replace(WEB, restart_delay_s=1.0), None)
+    assert (quick.spec.restart_delay_s, quick.spec_version) == (1.0, svc.spec_version)
+    for bad in (-1.0, 10 * 24 * 3600.0):
+        with pytest.raises(InvalidArgument, match="invalid restart delay"):
+            await services.update("web", None, replace(WEB, restart_delay_s=bad), None)

@@ -30,6 +30,7 @@ BASE: dict[str, Any] = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image
 HONOURED = {
     "Name", "Labels", "Mode.Replicated.Replicas", "Networks[].Target",
     "TaskTemplate.Networks[].Target", "TaskTemplate.RestartPolicy.Condition",
+    "TaskTemplate.RestartPolicy.Delay",
     "TaskTemplate.Placement.Constraints", "EndpointSpec.Mode", "EndpointSpec.Ports[].Protocol",
     "EndpointSpec.Ports[].TargetPort", "EndpointSpec.Ports[].PublishedPort",
     "EndpointSpec.Ports[].PublishMode", "TaskTemplate.Resources.Limits.NanoCPUs",
@@ -172,8 +173,6 @@ CLI_FLAGS = [
      "UpdateConfig.FailureAction=rollback"),
     ("--update-order start-first", _with("UpdateConfig", Order="start-first"),
      "UpdateConfig.Order=start-first"),
-    ("--restart-delay 30s", _with("TaskTemplate.RestartPolicy", Delay=30 * NS),
-     "TaskTemplate.RestartPolicy.Delay=30s"),
     ("--restart-max-attempts 2", _with("TaskTemplate.RestartPolicy", MaxAttempts=2),
      "TaskTemplate.RestartPolicy.MaxAttempts=2"),
     ("--restart-window 10s", _with("TaskTemplate.RestartPolicy", Window=10 * NS),
@@ -196,3 +195,12 @@ def test_what_inspect_shows_is_accepted_back() -> None:
     assert shown["UpdateConfig"]["FailureAction"] == "pause"
     assert shown["RollbackConfig"]["Order"] == "stop-first"
     assert _request(shown).restart == "any"
+
+
+def test_the_restart_delay_is_honoured_and_shown() -> None:
+    request = _request(_with("TaskTemplate.RestartPolicy", Delay=30 * NS))
+    assert request.restart_delay_s == 30.0
+    assert _request(BASE).restart_delay_s == 5.0  # Docker's default when not given
+    template = ContainerTemplate("tools", ("sleep", "9"), (), False, 10.0, TaskOptions(), None)
+    shown = spec_json(ServiceSpec("web", template, restart_delay_s=0.5), {}, 0)
+    assert shown["TaskTemplate"]["RestartPolicy"]["Delay"] == NS // 2

@@ -1,8 +1,8 @@
 """Docker's ServiceSpec (API v1.47), the subset Ferry honours. Every model keeps the fields it
 does not declare (``extra="allow"``) so that ``service_options.check_spec`` refuses each one
 given a value by name; the fields Docker has and Ferry does not honour but whose default the
-docker CLI always sends (UpdateConfig, RollbackConfig, RestartPolicy.Delay…) are declared
-and accepted only at that default."""
+docker CLI always sends (UpdateConfig, RollbackConfig, RestartPolicy.MaxAttempts…) are
+declared and accepted only at that default."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from ferry.api import params
 from ferry.api.body import read_model
 from ferry.api.hijack import frame
-from ferry.api.models.services import ServiceSpecModel
+from ferry.api.models.services import RestartPolicyModel, ServiceSpecModel
 from ferry.api.server import add_route
 from ferry.api.service_options import (
     check_spec,
@@ -21,6 +21,7 @@ from ferry.api.service_options import (
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
+from ferry.manager.orchestrator import RESTART_DELAY_S
 from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
 from ferry.model.network import Endpoint, EndpointKind
@@ -84,12 +85,20 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         endpoint_mode=model.EndpointSpec.Mode if model.EndpointSpec else "vip",
         constraints=tuple(template.Placement.Constraints or []) if template.Placement else (),
         restart=template.RestartPolicy.Condition if template.RestartPolicy else "any",
+        restart_delay_s=_restart_delay(template.RestartPolicy),
         init=bool(container.Init),
         stop_grace_s=(container.StopGracePeriod or 10 * NS) / NS,
         ports=ports_of(model),
         labels=model.Labels,
         options=task_options(template),
     )
+
+
+def _restart_delay(policy: RestartPolicyModel | None) -> float:
+    """RestartPolicy.Delay in seconds; Docker's 5 s when not given."""
+    if policy is None or policy.Delay is None:
+        return RESTART_DELAY_S
+    return policy.Delay / NS
 
 
 def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRequest:
@@ -121,7 +130,11 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
                 **container_spec_json(spec.template.options),
             },
             "Resources": resources_json(spec.template.options),
-            "RestartPolicy": {"Condition": spec.restart.value, "Delay": 5 * NS, "MaxAttempts": 0},
+            "RestartPolicy": {
+                "Condition": spec.restart.value,
+                "Delay": round(spec.restart_delay_s * NS),
+                "MaxAttempts": 0,
+            },
             "Placement": {"Constraints": list(spec.constraints)},
             "Networks": [{"Target": net_names.get(n, n)} for n in spec.networks],
             "ForceUpdate": force,
