@@ -19,7 +19,7 @@ from ferry.errors import InvalidArgument
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pydantic's warning on a field named Config
     from ferry.api.models.services import ServiceSpecModel
-    from ferry.api.routes.services import request_of, spec_json
+    from ferry.api.service_spec import request_of, spec_json
     from ferry.manager.services import ServiceRequest
     from ferry.model.service import ContainerTemplate, ServiceSpec, TaskOptions
 
