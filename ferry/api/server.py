@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ferry import API_VERSION, MIN_API_VERSION, __version__
 from ferry.api.body import SPEC_BODY_BYTES
 from ferry.errors import InvalidArgument
-from ferry.weberrors import Handler, errors_middleware
+from ferry.weberrors import Handler, client_gone_middleware, errors_middleware
 
 # Any first segment starting with "v" and another after it: a malformed version is refused
 # with a 400 that says so, not a 404.
@@ -90,7 +90,12 @@ def make_app() -> web.Application:
     # client_max_size bounds what aiohttp itself would buffer; JSON bodies are read by
     # ferry.api.body with per-route limits, image uploads stream to disk past it.
     return web.Application(
-        middlewares=[headers_middleware, errors_middleware, version_middleware],
+        middlewares=[
+            client_gone_middleware,
+            headers_middleware,
+            errors_middleware,
+            version_middleware,
+        ],
         client_max_size=SPEC_BODY_BYTES,
     )
 

@@ -1,16 +1,99 @@
 """A service's task options between Docker's TaskTemplate (ContainerSpec, Resources) and
-Ferry's ``TaskOptions``, both ways, and the refusal by name of the fields Ferry does not
-honour (the docker CLI sends zero values for the rest; those pass)."""
+Ferry's ``TaskOptions``, both ways, and the refusal by name of every field of the service
+spec Ferry does not honour (``check_spec``). Zero values pass, and so do the defaults the
+docker CLI sends whatever the flags (UpdateConfig and RollbackConfig with Parallelism 1,
+FailureAction pause, Monitor 5s, Order stop-first; RestartPolicy MaxAttempts 0:
+docker/cli ``cli/command/service/opts.go``): they mean what Ferry does."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ferry.api.models.services import ResourceModel, TaskTemplateModel
+from pydantic import BaseModel
+
+from ferry.api.models.services import ResourceModel, ServiceSpecModel, TaskTemplateModel
 from ferry.api.run_options import NS, healthcheck, mount_spec, refused
 from ferry.errors import InvalidArgument
 from ferry.model.runopts import MountType
 from ferry.model.service import TaskOptions
+
+NS_5S = 5 * NS
+# Declared fields Ferry does not honour, each with the values that mean "as Ferry does".
+# Ferry rolls tasks over one at a time, stop-first, with no delay or failure monitor, and never
+# rolls back; it restarts a task after its RestartPolicy.Delay (honoured), without an attempt
+# limit or a window.
+_UPDATE_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "Parallelism": (None, 1),
+    "Delay": (None, 0),
+    "FailureAction": (None, "", "pause"),
+    "Monitor": (None, 0, NS_5S),
+    "MaxFailureRatio": (None, 0),
+    "Order": (None, "", "stop-first"),
+}
+_RESTART_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "MaxAttempts": (None, 0),
+    "Window": (None, 0),
+}
+_PLACEMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "Preferences": (None, []),
+    "MaxReplicas": (None, 0),
+    "Platforms": (None, []),
+}
+_ATTACHMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "Aliases": (None, []),
+    "DriverOpts": (None, {}),
+}
+
+
+def _not_default(
+    model: BaseModel | None, where: str, defaults: dict[str, tuple[object, ...]]
+) -> list[str]:
+    """``where.Field=value`` for each declared field of ``defaults`` holding another value, and
+    the name of each undeclared field given one."""
+    if model is None:
+        return []
+    names = refused(model, where)
+    for field, accepted in defaults.items():
+        value = getattr(model, field)
+        if value not in accepted:
+            names.append(f"{where}{field}{_shown(value)}")
+    return names
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list | dict):
+        return ""  # the name alone says it
+    if isinstance(value, int) and not isinstance(value, bool) and value and value % NS == 0:
+        return f"={value // NS}s"  # durations are nanoseconds
+    return f"={value}"
+
+
+def check_spec(spec: ServiceSpecModel) -> None:
+    """Refuse, in one line naming each, the fields of a service spec Ferry does not honour
+    (InvalidArgument): the task template's, UpdateConfig's, RollbackConfig's, the mode's, the
+    endpoint's and any field Docker's ServiceSpec does not have."""
+    names = refused(spec, "")
+    names += _not_default(spec.UpdateConfig, "UpdateConfig.", _UPDATE_DEFAULTS)
+    names += _not_default(spec.RollbackConfig, "RollbackConfig.", _UPDATE_DEFAULTS)
+    if spec.Mode is not None:
+        names += refused(spec.Mode, "Mode.")
+        names += refused(spec.Mode.Replicated, "Mode.Replicated.") if spec.Mode.Replicated else []
+        names += [f"Mode.Global.{key}" for key in spec.Mode.Global or {}]
+    if spec.EndpointSpec is not None:
+        names += refused(spec.EndpointSpec, "EndpointSpec.")
+        for port in spec.EndpointSpec.Ports or ():
+            names += refused(port, "EndpointSpec.Ports.")
+            names += ["EndpointSpec.Ports.Name"] if port.Name else []
+    template = spec.TaskTemplate
+    for where, attachments in (("TaskTemplate.", template.Networks), ("", spec.Networks)):
+        for attachment in attachments or ():
+            names += _not_default(attachment, f"{where}Networks.", _ATTACHMENT_DEFAULTS)
+    names += _not_default(template.RestartPolicy, "TaskTemplate.RestartPolicy.", _RESTART_DEFAULTS)
+    names += _not_default(template.Placement, "TaskTemplate.Placement.", _PLACEMENT_DEFAULTS)
+    names += refused(template.Resources, "TaskTemplate.Resources.") if template.Resources else []
+    if names:
+        raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
+    check_supported(template)
 
 
 def check_supported(template: TaskTemplateModel) -> None:

@@ -17,6 +17,7 @@ from ferry.cli.common import (
     fail,
     for_each,
     handles_errors,
+    parse_filters,
     parse_kv,
     print_inspected,
     print_rows,
@@ -82,8 +83,8 @@ def _stuck(tasks: list[dict[str, Any]], since: float) -> str:
         return ""
     for task in _live_tasks(tasks):
         state = task["Status"]["State"]
-        if state == "pending" and "no suitable node" in task["Status"]["Message"]:
-            return f"{task['Name']}: {task['Status']['Message']}"
+        if state == "pending" and "no suitable node" in task["Status"]["Err"]:
+            return f"{task['Name']}: {task['Status']['Err']}"
     rejected = [t for t in tasks if t["Status"]["State"] == "rejected"]
     if rejected and not any(t["Status"]["State"] == "running" for t in _live_tasks(tasks)):
         return f"{rejected[-1]['Name']}: {rejected[-1]['Status']['Err'] or 'rejected'}"
@@ -153,6 +154,9 @@ def create(
     ] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="Placement constraint")] = None,
     restart_condition: Annotated[str, typer.Option(help="any, on-failure or none")] = "any",
+    restart_delay: Annotated[
+        str, typer.Option("--restart-delay", help="Wait before replacing an ended task (5s)")
+    ] = "",
     publish: Annotated[
         list[str] | None, typer.Option("--publish", "-p", help="Publish a port")
     ] = None,
@@ -206,6 +210,8 @@ def create(
     ] = False,
 ) -> None:
     """Create a new service."""
+    if image.startswith("-"):  # an option this command does not have, left as an argument
+        fail(f"unknown flag: {image.partition('=')[0]}", 2)
     flags = TaskFlags(
         list(mount or []), [], user, workdir, list(cap_add or []), list(cap_drop or []),
         read_only, limit_memory, limit_cpu, limit_pids, reserve_memory, reserve_cpu,
@@ -234,7 +240,10 @@ def create(
                 "Init": init,
                 "StopGracePeriod": int(parse_duration(stop_grace_period) * NS),
             },
-            "RestartPolicy": {"Condition": restart_condition},
+            "RestartPolicy": {
+                "Condition": restart_condition,
+                **({"Delay": int(parse_duration(restart_delay) * NS)} if restart_delay else {}),
+            },
             "Placement": {"Constraints": list(constraint or [])},
             "Networks": [{"Target": n} for n in network or []],
         },
@@ -306,17 +315,25 @@ def ls(
 def ps(
     services: Annotated[list[str], typer.Argument(help="Services")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display task IDs")] = False,
-    no_trunc: Annotated[bool, typer.Option(help="Do not truncate output")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="id=…, name=…, node=…, desired-state=…, label=…"),
+    ] = None,
     template: ListFormatOption = "",
 ) -> None:
     """List the tasks of one or more services."""
+    filters = parse_filters(filter_ or [])
+    if "service" in filters:  # the services are the arguments; the API would OR them
+        fail("invalid filter 'service': name the services as arguments", 2)
     api = client()
     nodes = {n["ID"]: n["Description"]["Hostname"] for n in api.get("/nodes")}
     rows = []
     for ref in services:
         svc = api.get(f"/services/{ref}")
         host_ports = _ports(svc["Spec"], mode="host")
-        tasks = api.get("/tasks", filters={"service": [svc["ID"]]})
+        # the API refuses a key it does not know, in Docker's words ("invalid filter 'x'")
+        tasks = api.get("/tasks", filters={**filters, "service": [svc["ID"]]})
         # one group per slot (per node for global services), the live task first, then its
         # history newest first (Docker's layout: the indented rows are what a slot ran before)
         tasks.sort(
@@ -483,6 +500,9 @@ def update(
     label_add: Annotated[list[str] | None, typer.Option(help="Add or update a label")] = None,
     label_rm: Annotated[list[str] | None, typer.Option(help="Remove a label")] = None,
     restart_condition: Annotated[str | None, typer.Option(help="any, on-failure or none")] = None,
+    restart_delay: Annotated[
+        str | None, typer.Option("--restart-delay", help="Wait before replacing an ended task")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Roll the tasks over even without a change")] = False,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
@@ -580,6 +600,9 @@ def update(
         spec["Labels"] = labels | parse_kv(label_add or [], "label")
         if restart_condition is not None:
             spec["TaskTemplate"].setdefault("RestartPolicy", {})["Condition"] = restart_condition
+        if restart_delay is not None:
+            delay = int(parse_duration(restart_delay) * NS)
+            spec["TaskTemplate"].setdefault("RestartPolicy", {})["Delay"] = delay
         if force:
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
         apply_task_flags(flags, spec["TaskTemplate"])

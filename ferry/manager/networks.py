@@ -111,12 +111,16 @@ class NetworkOps:
         if cluster is None:
             raise NotFound("cluster record is missing from the store")
         taken = [(n.name, n.subnet) for n in existing]
+        nodes = [(n.hostname, n.addr) for n in self._view.nodes() if n.addr and not n.left]
         if req.subnet:
             subnet = ipam.parse_subnet(req.subnet)
             ipam.check_no_overlap(subnet, taken)
+            ipam.check_off_node_addresses(subnet, nodes)
         else:
+            # the pool never hands out a subnet holding a node's address (a /32 each)
+            used = [c for _, c in taken] + [f"{addr}/32" for _, addr in nodes]
             subnet = ipaddress.IPv4Network(
-                ipam.choose_subnet(cluster.default_pool, cluster.subnet_size, [c for _, c in taken])
+                ipam.choose_subnet(cluster.default_pool, cluster.subnet_size, used)
             )
         gateway, ip_range = ipam.gateway_and_range(subnet, req.gateway, req.ip_range)
         options = check_overlay_options(dict(req.options or {}))

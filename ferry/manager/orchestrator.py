@@ -35,7 +35,7 @@ from ferry.model.service import (
 )
 from ferry.model.times import epoch
 
-RESTART_DELAY_S = 5.0
+RESTART_DELAY_S = 5.0  # Docker's default RestartPolicy.Delay; each service carries its own
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _plan_replicated(
             actions.append(StartTask(service.svc_id, slot))  # its node was lost
         elif _restarts(last, service.spec.restart):
             waited = _age_s(last.updated_at, now)
-            if last.desired != TaskState.RUNNING or waited >= RESTART_DELAY_S:
+            if last.desired != TaskState.RUNNING or waited >= service.spec.restart_delay_s:
                 actions.append(StartTask(service.svc_id, slot))
                 if last.desired == TaskState.RUNNING:
                     actions.append(RetireTask(last.task_id))
@@ -213,7 +213,7 @@ def _plan_global(
         if last is None or last.live or last.desired != TaskState.RUNNING:
             actions.append(StartTask(service.svc_id, 0, node_id))
         elif _restarts(last, service.spec.restart) and _age_s(last.updated_at, now) >= (
-            RESTART_DELAY_S
+            service.spec.restart_delay_s
         ):
             # ended by itself (failed, rejected: an image no registry has): as a replicated
             # slot, restarted after the delay, never at every pass

@@ -318,6 +318,7 @@ class ServiceReconciler(Reconciler):
             node_id=node.node_id,
             state=TaskState.ASSIGNED,
             message="assigned",
+            error="",  # the reason it was pending, now gone
             updated_at=now_iso(),
         )
         log.debug("task placed", extra=kv(task=placed.name, node=node.hostname))
@@ -357,11 +358,18 @@ class ServiceReconciler(Reconciler):
         return ops, expect
 
 
+# swarmkit's words for a task the scheduler holds back; the reason goes in Status.Err, where
+# Docker puts it ("no suitable node (…)") and `docker service ps` shows it under ERROR
+PENDING_MESSAGE = "pending task scheduling"
+
+
 def _pending(task: Task, reason: str) -> Group:
     """Leave a task pending, saying why: written only when the reason is new."""
-    if task.state == TaskState.PENDING and task.message == reason:
+    if task.state == TaskState.PENDING and task.error == reason:
         return [], []
-    pending = replace(task, state=TaskState.PENDING, message=reason, updated_at=now_iso())
+    pending = replace(
+        task, state=TaskState.PENDING, message=PENDING_MESSAGE, error=reason, updated_at=now_iso()
+    )
     return [Put(keys.task(task.task_id), encode(pending))], []
 
 

@@ -45,6 +45,7 @@ from ferry.model.service import (
 )
 from ferry.model.times import now_iso
 
+MAX_RESTART_DELAY_S = 24 * 3600.0  # a bound, so a typo cannot park a slot for years
 # swarmkit's isValidDNSName: letters and digits, with runs of '-' or '_' between them; at most
 # 63 characters (stacks name every service STACK_SERVICE)
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
@@ -63,6 +64,7 @@ class ServiceRequest:
     endpoint_mode: str = "vip"
     constraints: tuple[str, ...] = ()
     restart: str = "any"
+    restart_delay_s: float = 5.0  # RestartPolicy.Delay
     init: bool = False
     stop_grace_s: float = 10.0
     ports: tuple[PortSpec, ...] = ()
@@ -107,6 +109,10 @@ def check_request(req: ServiceRequest) -> None:
         RestartCondition(req.restart)
     except ValueError as exc:
         raise InvalidArgument(f"invalid service option: {exc}") from exc
+    if not 0 <= req.restart_delay_s <= MAX_RESTART_DELAY_S:
+        raise InvalidArgument(
+            f"invalid restart delay {req.restart_delay_s:g}s: give 0s to 24h (--restart-delay)"
+        )
     if mode == Mode.GLOBAL and req.replicas is not None:
         raise InvalidArgument("replicas can only be used with replicated mode")
     if req.replicas is not None:
@@ -207,6 +213,7 @@ class ServiceOps:
             endpoint_mode=endpoint_mode,
             constraints=req.constraints,
             restart=restart,
+            restart_delay_s=req.restart_delay_s,
             ports=req.ports,
             labels=dict(req.labels or {}),
         )

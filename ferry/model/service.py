@@ -113,6 +113,9 @@ class ServiceSpec:
     restart: RestartCondition = RestartCondition.ANY
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    # Docker's RestartPolicy.Delay: how long an ended task's slot waits to be refilled (its
+    # default, 5 s, also for records written before the field existed)
+    restart_delay_s: float = 5.0
 
 
 @dataclass(frozen=True)

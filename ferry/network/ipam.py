@@ -163,6 +163,31 @@ def check_no_overlap(subnet: IPv4Net, taken: Iterable[tuple[str, str]]) -> None:
         raise SubnetOverlap(f"subnet {subnet} overlaps network {clash!r}; choose another --subnet")
 
 
+def check_off_host_routes(subnet: IPv4Net, routes: Iterable[str]) -> None:
+    """A local network's subnet may not overlap a route the host has (its LAN, the underlay):
+    the new bridge's connected route would compete with it and capture part of the host's own
+    traffic. Docker refuses the same: "networks have overlapping IPv4" (libnetwork's
+    CheckRouteOverlaps on the bridge driver). SubnetOverlap (400)."""
+    for route in routes:
+        if subnet.overlaps(ipaddress.ip_network(route, strict=False)):
+            raise SubnetOverlap(
+                f"subnet {subnet} overlaps the host's route to {route}: networks have "
+                "overlapping IPv4; choose another --subnet"
+            )
+
+
+def check_off_node_addresses(subnet: IPv4Net, nodes: Iterable[tuple[str, str]]) -> None:
+    """An overlay's subnet may not hold a swarm node's advertise address (nodes: (hostname,
+    address)): its tasks would route that node, and the underlay around it, into the overlay
+    instead of to the node. SubnetOverlap (400)."""
+    for hostname, addr in nodes:
+        if addr and ipaddress.IPv4Address(addr) in subnet:
+            raise SubnetOverlap(
+                f"subnet {subnet} holds the address {addr} of swarm node {hostname} (the "
+                "underlay): networks have overlapping IPv4; choose another --subnet"
+            )
+
+
 def next_vni(start: int, taken: Iterable[int]) -> int:
     used = set(taken)
     vni = start

@@ -5,8 +5,9 @@ Design notes. A local network belongs to one host, as Docker's do: no swarm is n
 host decides alone, and its record lives in the host's state directory. Bridge networks get a
 subnet from Docker's local pools (172.17-31.0.0/16, then 192.168.x.0/20s), skipping any that
 overlaps a network Ferry knows or a route the host has, so a new bridge never hides part of the
-host's own LAN. A macvlan network is the opposite: its subnet *is* the LAN of its parent
-interface, so it must be given, and it is allowed to overlap the host's routes.
+host's own LAN; a bridge subnet given explicitly that overlaps a route of the host is refused
+(Docker: "networks have overlapping IPv4"). A macvlan network is the opposite: its subnet *is*
+the LAN of its parent interface, so it must be given, and it may overlap the host's routes.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def plan_local_network(
         ipam.check_no_overlap(subnet, taken)
         if req.driver == Driver.BRIDGE:
             ipam.check_no_overlap(subnet, [("the egress bridge ferry_gwbridge", GWBRIDGE_SUBNET)])
+            ipam.check_off_host_routes(subnet, host.routes)
     elif req.driver == Driver.MACVLAN:
         raise InvalidArgument(
             "a macvlan network needs --subnet (and usually --gateway): the subnet of the LAN its "

@@ -128,9 +128,13 @@ def test_a_full_network_stalls_no_other_service(lab: LabRig) -> None:
     pending = [t for t in tasks(lab, "many") if t["Status"]["State"] == "pending"]
     assert len(pending) == 2
     reason = "no free address on network small (10.250.0.0/28)"
-    assert {t["Status"]["Err"] or t["Status"]["Message"] for t in pending} == {reason}
+    # Docker's place for the scheduler's reason is Status.Err: the ERROR column of service ps
+    assert {t["Status"]["Err"] for t in pending} == {reason}
     ps = lab.ferry("h1", "service", "ps", "many").stdout
     assert reason in ps
+    errors = lab.exec("h1", "docker", "service", "ps", "--no-trunc", "--format", "{{.Error}}",
+                      "many").stdout.splitlines()  # fmt: skip
+    assert errors.count(f'"{reason}"') == 2  # quoted, as the docker CLI shows it
     wait_doctor_clean(lab, 10)
     remove_services(lab, "many", "other")
 

@@ -213,6 +213,8 @@ def test_bad_network_input_is_refused_clearly(lab: LabRig) -> None:
         (["--subnet", "10.20.0.0/16", "--gateway", "10.21.0.1", "n2"], "not a usable address"),
         (["--subnet", "10.20.0.5/24", "n3"], "invalid subnet"),
         (["blue"], "already exists"),
+        # the underlay holds every node's address: its tasks would route the nodes inside
+        (["--subnet", lab.topo.subnet, "n4"], "holds the address"),
     ]
     for args, message in cases:
         result = lab.ferry("h1", "network", "create", "-d", "overlay", *args, check=False)

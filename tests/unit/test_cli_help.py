@@ -33,3 +33,17 @@ def test_help_renders(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+def _options(command: tuple[str, ...]) -> list[str]:
+    node: Any = typer.main.get_command(app)
+    for name in command:
+        node = node.commands[name]
+    return [o for p in node.params for o in (*p.opts, *getattr(p, "secondary_opts", []))]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) or "ferry" for c in COMMANDS])
+def test_no_flag_doubles_its_negation(command: tuple[str, ...]) -> None:
+    # a boolean named no_x, declared without its own name, becomes --no-x/--no-no-x in typer
+    doubled = [o for o in _options(command) if o.startswith("--no-no-")]
+    assert doubled == [], f"ferry {' '.join(command)} offers {doubled}"

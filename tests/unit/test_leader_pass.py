@@ -50,7 +50,9 @@ async def test_a_full_network_leaves_the_tasks_that_do_not_fit_pending_and_other
     # a /28 holds 13 addresses after the gateway; the service's VIP takes one
     assert len(placed) == 12
     assert len(pending) == 2
-    assert {t.message for t in pending} == {"no free address on network small (10.50.0.0/28)"}
+    # Docker's place for the scheduler's reason: Status.Err (the ERROR column of service ps)
+    assert {t.error for t in pending} == {"no free address on network small (10.50.0.0/28)"}
+    assert {t.message for t in pending} == {"pending task scheduling"}
     assert [t.state for t in tasks_of(rig, "other")] == [TaskState.ASSIGNED]
     # the next passes write nothing: the reason is already there
     revision = rig.store.revision
@@ -84,7 +86,7 @@ async def test_a_global_task_waiting_for_its_node_stays_one_task(rig: ManagerRig
     on_n3 = [t for t in tasks_of(rig, "g") if t.node_id == "n3"]
     assert len(on_n3) == 1
     assert on_n3[0].state == TaskState.PENDING
-    assert "host port 9003/tcp" in on_n3[0].message
+    assert "host port 9003/tcp" in on_n3[0].error
     assert len(tasks_of(rig, "g")) == 3
     # the port comes free on n3: the same task is placed there
     await rig.hub.heartbeat("n3", ports=(), images=TOOLS)
@@ -92,6 +94,7 @@ async def test_a_global_task_waiting_for_its_node_stays_one_task(rig: ManagerRig
     await leader.reconcile()
     [placed] = [t for t in tasks_of(rig, "g") if t.node_id == "n3"]
     assert (placed.task_id, placed.state) == (on_n3[0].task_id, TaskState.ASSIGNED)
+    assert placed.error == ""  # placed: the reason it waited is gone
 
 
 async def test_a_task_whose_constraint_no_longer_parses_waits_with_the_reason(
@@ -108,7 +111,7 @@ async def test_a_task_whose_constraint_no_longer_parses_waits_with_the_reason(
     await leader.reconcile()
     [pending] = tasks_of(rig, "broken")
     assert pending.state == TaskState.PENDING
-    assert "invalid constraint" in pending.message
+    assert "invalid constraint" in pending.error
     assert [t.state for t in tasks_of(rig, "fine")] == [TaskState.ASSIGNED]
 
 

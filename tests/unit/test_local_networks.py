@@ -151,3 +151,11 @@ def test_an_internal_bridge_routes_nothing_and_masquerade_can_be_turned_off() ->
     assert f'iifname "{dev}" oifname != "{dev}" drop' in body
     assert f'oifname "{dev}" iifname != "{dev}" drop' in body
     assert "172.17.0.0/16" not in body and "172.19.0.0/16" not in body
+
+
+@pytest.mark.parametrize("subnet", ["10.99.0.0/24", "10.99.0.64/26", "10.96.0.0/14"])
+def test_a_given_bridge_subnet_may_not_overlap_a_host_route(subnet: str) -> None:
+    # the host's LAN (10.99.0.0/24): a second connected route for it would capture its traffic
+    with pytest.raises(SubnetOverlap, match=r"host's route to 10\.99\.0\.0/24: .*overlapping IPv4"):
+        plan(NetworkRequest("a", "bridge", subnet=subnet, gateway=""))
+    assert plan(NetworkRequest("a", "bridge", subnet="10.98.0.0/24")).subnet == "10.98.0.0/24"

@@ -10,7 +10,10 @@ from ferry.errors import (
 )
 from ferry.manager.admission import Ask
 from ferry.manager.networks import NetworkOps
+from ferry.manager.store import Put, keys
+from ferry.model.codec import encode
 from ferry.model.network import NetworkRequest
+from ferry.model.node import Node, Role
 from tests.unit.conftest import ManagerRig
 
 
@@ -121,3 +124,24 @@ async def test_a_node_cannot_release_another_nodes_endpoint(rig: ManagerRig) -> 
     ep = await net.attach("a", Ask("n1", "c1", "app1"))
     with pytest.raises(Conflict, match="another node"):
         await net.release(ep.net_id, ep.ep_id, node_id="n2")
+
+
+async def _node_at(rig: ManagerRig, node_id: str, hostname: str, addr: str) -> None:
+    node = Node(node_id=node_id, hostname=hostname, role=Role.WORKER, addr=addr)
+    revision = await rig.store.commit([Put(keys.node(node_id), encode(node))])
+    assert revision is not None
+    await rig.feed.wait_for(revision)
+
+
+@pytest.mark.parametrize("subnet", ["10.99.0.0/24", "10.99.0.0/30", "10.0.0.0/8"])
+async def test_an_overlay_may_not_hold_a_nodes_address(rig: ManagerRig, subnet: str) -> None:
+    # the nodes advertise 10.99.0.2 (the underlay): tasks would route it into the overlay
+    with pytest.raises(SubnetOverlap, match=r"10\.99\.0\.2 of swarm node h[12] .*overlapping IPv4"):
+        await ops(rig).create(NetworkRequest("n4", subnet=subnet))
+    assert (await ops(rig).create(NetworkRequest("n5", subnet="10.99.1.0/24"))).name == "n5"
+
+
+async def test_the_default_pool_skips_a_subnet_holding_a_node(rig: ManagerRig) -> None:
+    await _node_at(rig, "n3", "h3", "10.0.0.7")  # an underlay inside the default pool
+    await _node_at(rig, "n4", "h4", "10.0.1.200")
+    assert (await ops(rig).create(NetworkRequest("a"))).subnet == "10.0.2.0/24"

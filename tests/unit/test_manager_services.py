@@ -104,3 +104,15 @@ def test_service_names_follow_swarmkit_underscores_included(name: str) -> None:
 @pytest.mark.parametrize("name", ["_a", "a_", "a__", "-a", "a.b", "a b", ""])
 def test_service_names_swarmkit_refuses(name: str) -> None:
     assert not services.NAME_RE.match(name)
+
+
+async def test_a_restart_delay_is_kept_changes_in_place_and_is_bounded(rig: ManagerRig) -> None:
+    services = await ops(rig)
+    svc = await services.create(replace(WEB, restart_delay_s=30.0))
+    assert svc.spec.restart_delay_s == 30.0
+    # like the restart condition, it changes how ended tasks are replaced, not what runs
+    quick = await services.update("web", None, replace(WEB, restart_delay_s=1.0), None)
+    assert (quick.spec.restart_delay_s, quick.spec_version) == (1.0, svc.spec_version)
+    for bad in (-1.0, 10 * 24 * 3600.0):
+        with pytest.raises(InvalidArgument, match="invalid restart delay"):
+            await services.update("web", None, replace(WEB, restart_delay_s=bad), None)

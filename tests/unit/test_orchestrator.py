@@ -1,6 +1,7 @@
 """The orchestrator and the scheduler as pure functions: services → actions, tasks → nodes."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -308,3 +309,17 @@ def test_reservations_place_against_each_nodes_capacity() -> None:
     assert nodes == [] and reason == "no suitable node (insufficient resources on 2 nodes)"
     nodes, _ = eligible(up(small, big), [], load, (0, 0))
     assert len(nodes) == 2
+
+
+def test_a_service_s_own_restart_delay_decides_when_a_slot_is_refilled() -> None:
+    # RestartPolicy.Delay (docker service create --restart-delay 30s)
+    slow = service(1)
+    slow = replace(slow, spec=replace(slow.spec, restart_delay_s=30.0))
+    failed = task("a", 1, state=TaskState.FAILED, age=RESTART_DELAY_S + 1)
+    assert starts(plan_service(slow, [failed], NODES, NOW)) == []
+    failed = task("a", 1, state=TaskState.FAILED, age=31.0)
+    assert starts(plan_service(slow, [failed], NODES, NOW)) == [1]
+    quick = service(1)
+    quick = replace(quick, spec=replace(quick.spec, restart_delay_s=0.0))
+    failed = task("a", 1, state=TaskState.FAILED, age=0.0)
+    assert starts(plan_service(quick, [failed], NODES, NOW)) == [1]

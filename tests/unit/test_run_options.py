@@ -153,7 +153,7 @@ def test_the_default_network_is_bridge_and_host_and_none_are_modes() -> None:
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from ferry.api.models.services import ServiceSpecModel
-    from ferry.api.routes.services import request_of
+    from ferry.api.service_spec import request_of
 
 TASK_SAMPLES: dict[str, Any] = {
     "ContainerSpec": {"Image": "other"}, "Resources": {"Limits": {"MemoryBytes": 64 << 20}},

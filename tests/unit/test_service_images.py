@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from ferry.api.models.services import ServiceSpecModel
-from ferry.api.routes.services import request_of, spec_json
+from ferry.api.service_spec import request_of, spec_json
 from ferry.errors import InvalidArgument
 from ferry.manager.networks import NetworkOps
 from ferry.manager.orchestrator import RESTART_DELAY_S

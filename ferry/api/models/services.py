@@ -1,6 +1,8 @@
-"""Docker's ServiceSpec, the subset Ferry honours; the fields of ``ContainerSpec`` and of the
-task template it does not honour are refused by name when given a value
-(``api.run_options.refused``)."""
+"""Docker's ServiceSpec (API v1.47), the subset Ferry honours. Every model keeps the fields it
+does not declare (``extra="allow"``) so that ``service_options.check_spec`` refuses each one
+given a value by name; the fields Docker has and Ferry does not honour but whose default the
+docker CLI always sends (UpdateConfig, RollbackConfig, RestartPolicy.MaxAttempts…) are
+declared and accepted only at that default."""
 
 from __future__ import annotations
 
@@ -36,23 +38,44 @@ class ResourceModel(DockerModel):
 
 
 class ResourcesModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Limits: ResourceModel | None = None
     Reservations: ResourceModel | None = None
 
 
 class RestartPolicyModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Condition: str = "any"
-    Delay: int | None = None
+    Delay: int | None = None  # nanoseconds
     MaxAttempts: int | None = None
+    Window: int | None = None  # nanoseconds
 
 
 class PlacementModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Constraints: list[str] | None = None
+    Preferences: list[object] | None = None
+    MaxReplicas: int | None = None
+    Platforms: list[object] | None = None
 
 
 class NetworkAttachmentModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Target: str
     Aliases: list[str] | None = None
+    DriverOpts: dict[str, str] | None = None
+
+
+class UpdateConfigModel(DockerModel):
+    """UpdateConfig and RollbackConfig: how tasks roll over (durations in nanoseconds)."""
+
+    model_config = ConfigDict(extra="allow")
+    Parallelism: int | None = None
+    Delay: int | None = None
+    FailureAction: str | None = None
+    Monitor: int | None = None
+    MaxFailureRatio: float | None = None
+    Order: str | None = None
 
 
 class TaskTemplateModel(DockerModel):
@@ -66,10 +89,12 @@ class TaskTemplateModel(DockerModel):
 
 
 class ReplicatedModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Replicas: int | None = None
 
 
 class ModeModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Replicated: ReplicatedModel | None = None
     Global: dict[str, object] | None = None
     ReplicatedJob: dict[str, object] | None = None  # refused: Ferry runs no jobs
@@ -77,6 +102,8 @@ class ModeModel(DockerModel):
 
 
 class PortConfigModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
+    Name: str = ""
     Protocol: str = "tcp"
     TargetPort: int = 0
     PublishedPort: int = 0
@@ -84,14 +111,18 @@ class PortConfigModel(DockerModel):
 
 
 class EndpointSpecModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Mode: str = "vip"
     Ports: list[PortConfigModel] | None = None
 
 
 class ServiceSpecModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
     Name: str = ""
     Labels: dict[str, str] | None = None
     TaskTemplate: TaskTemplateModel = Field(default_factory=TaskTemplateModel)
     Mode: ModeModel | None = None
     Networks: list[NetworkAttachmentModel] | None = None  # the old place for networks
     EndpointSpec: EndpointSpecModel | None = None
+    UpdateConfig: UpdateConfigModel | None = None
+    RollbackConfig: UpdateConfigModel | None = None

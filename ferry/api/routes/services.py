@@ -12,7 +12,7 @@ from ferry.api.body import read_model
 from ferry.api.hijack import frame
 from ferry.api.models.services import ServiceSpecModel
 from ferry.api.server import add_route
-from ferry.api.service_options import container_spec_json, resources_json, task_options
+from ferry.api.service_spec import port_json, request_of, spec_json
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
@@ -20,70 +20,15 @@ from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
 from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import (
-    Mode,
-    PortSpec,
-    PublishMode,
     Service,
-    ServiceSpec,
     Task,
 )
 from ferry.runtime.execs import STDOUT
 
-NS = 1_000_000_000
 SERVICE_FILTERS = ("id", "label", "mode", "name")
 # "_up-to-date" is the docker CLI's own (it waits for convergence with it): only tasks of the
 # service's current spec version (moby daemon/cluster/filters.go, swarmkit's UpToDate)
 TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service", "_up-to-date")
-
-
-def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
-    ports = model.EndpointSpec.Ports if model.EndpointSpec and model.EndpointSpec.Ports else []
-    out = []
-    for port in ports:
-        try:
-            mode = PublishMode(port.PublishMode or "ingress")
-        except ValueError as exc:
-            raise InvalidArgument(
-                f"invalid publish mode {port.PublishMode!r}: use ingress or host"
-            ) from exc
-        out.append(PortSpec(port.PublishedPort, port.TargetPort, port.Protocol or "tcp", mode))
-    return tuple(out)
-
-
-def request_of(model: ServiceSpecModel) -> ServiceRequest:
-    template = model.TaskTemplate
-    container = template.ContainerSpec
-    mode = "replicated"
-    replicas = None
-    jobs = (model.Mode.ReplicatedJob, model.Mode.GlobalJob) if model.Mode else (None, None)
-    if jobs != (None, None):
-        raise InvalidArgument("job modes are not supported: use replicated or global")
-    both = model.Mode is not None and None not in (model.Mode.Global, model.Mode.Replicated)
-    if both:
-        raise InvalidArgument("cannot specify both replicated mode and global mode")
-    if model.Mode is not None and model.Mode.Global is not None:
-        mode = "global"
-    elif model.Mode is not None and model.Mode.Replicated is not None:
-        replicas = model.Mode.Replicated.Replicas
-    networks = template.Networks or model.Networks or []
-    return ServiceRequest(
-        name=model.Name,
-        image=container.Image,
-        cmd=tuple(container.Args or ()),
-        entrypoint=tuple(container.Command) if container.Command else None,
-        env=tuple(container.Env or []),
-        mode=mode,
-        replicas=replicas,
-        networks=tuple(n.Target for n in networks),
-        endpoint_mode=model.EndpointSpec.Mode if model.EndpointSpec else "vip",
-        constraints=tuple(template.Placement.Constraints or []) if template.Placement else (),
-        restart=template.RestartPolicy.Condition if template.RestartPolicy else "any",
-        init=bool(container.Init),
-        stop_grace_s=(container.StopGracePeriod or 10 * NS) / NS,
-        ports=ports_of(model),
-        labels=model.Labels,
-        options=task_options(template),
-    )
 
 
 def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRequest:
@@ -95,44 +40,6 @@ def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRe
         registry_auth=request.headers.get("X-Registry-Auth", ""),
         query_registry=params.boolean(request.query, "queryRegistry"),
     )
-
-
-def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[str, Any]:
-    mode: dict[str, Any] = (
-        {"Global": {}} if spec.mode == Mode.GLOBAL else {"Replicated": {"Replicas": spec.replicas}}
-    )
-    return {
-        "Name": spec.name,
-        "Labels": spec.labels,
-        "TaskTemplate": {
-            "ContainerSpec": {
-                "Image": spec.template.image,
-                "Command": list(spec.template.entrypoint or ()) or None,
-                "Args": list(spec.template.cmd),
-                "Env": list(spec.template.env),
-                "Init": spec.template.init,
-                "StopGracePeriod": int(spec.template.stop_grace_s * NS),
-                **container_spec_json(spec.template.options),
-            },
-            "Resources": resources_json(spec.template.options),
-            "RestartPolicy": {"Condition": spec.restart.value, "Delay": 5 * NS, "MaxAttempts": 0},
-            "Placement": {"Constraints": list(spec.constraints)},
-            "Networks": [{"Target": net_names.get(n, n)} for n in spec.networks],
-            "ForceUpdate": force,
-        },
-        "Mode": mode,
-        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first"},
-        "EndpointSpec": {"Mode": spec.endpoint_mode.value, "Ports": [_port(p) for p in spec.ports]},
-    }
-
-
-def _port(port: PortSpec) -> dict[str, Any]:
-    return {
-        "Protocol": port.protocol,
-        "TargetPort": port.target,
-        "PublishedPort": port.published,
-        "PublishMode": port.mode.value,
-    }
 
 
 class ServiceRoutes:
@@ -167,9 +74,9 @@ class ServiceRoutes:
             "Endpoint": {
                 "Spec": {
                     "Mode": svc.spec.endpoint_mode.value,
-                    "Ports": [_port(p) for p in svc.spec.ports],
+                    "Ports": [port_json(p) for p in svc.spec.ports],
                 },
-                "Ports": [_port(p) for p in svc.spec.ports],
+                "Ports": [port_json(p) for p in svc.spec.ports],
                 "VirtualIPs": vips,
             },
         }

@@ -1,0 +1,94 @@
+"""`ferry service ps -f KEY=VALUE`: Docker's task filters reach the API with the service's
+own, and a key the API does not know is refused in Docker's words; `service create` flags."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ferry.api import params
+from ferry.cli import service as service_cli
+from ferry.cli.main import app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from ferry.api.routes.services import TASK_FILTERS
+
+TASK = {
+    "ID": "t" * 25, "Slot": 1, "NodeID": "n1", "DesiredState": "running", "CreatedAt": "",
+    "Status": {"State": "pending", "Err": "no suitable node (x)", "Message": "", "Timestamp": ""},
+    "Spec": {"ContainerSpec": {"Image": "tools"}},
+}  # fmt: skip
+
+
+class FakeApi:
+    """The three reads of service ps; /tasks checks its filters with the API's own parser."""
+
+    def __init__(self) -> None:
+        self.task_filters: list[dict[str, list[str]]] = []
+        self.created: list[Any] = []
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert (method, path) == ("POST", "/services/create")
+        self.created.append(kwargs["body"])
+        return {"ID": "s1"}
+
+    def get(self, path: str, **query: Any) -> Any:
+        if path == "/nodes":
+            return [{"ID": "n1", "Description": {"Hostname": "h1"}}]
+        if path.startswith("/services/"):
+            return {"ID": "s1", "Spec": {"Name": "many", "EndpointSpec": {}}}
+        wanted = params.filters({"filters": json.dumps(query["filters"])}, TASK_FILTERS)
+        self.task_filters.append(wanted)
+        return [dict(TASK)]
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+    fake = FakeApi()
+    monkeypatch.setattr(service_cli, "client", lambda *a, **k: fake)
+    return fake
+
+
+def test_filters_reach_the_api_with_the_service(api: FakeApi) -> None:
+    args = ["service", "ps", "-f", "desired-state=running", "--filter", "node=h1", "-f",
+            "name=many.1", "-f", "id=t", "many"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert api.task_filters == [
+        {"desired-state": ["running"], "node": ["h1"], "name": ["many.1"], "id": ["t"],
+         "service": ["s1"]}
+    ]  # fmt: skip
+    assert '"no suitable node (x)"' in result.output  # the ERROR column
+
+
+def test_an_unknown_filter_is_refused_as_docker(api: FakeApi) -> None:
+    result = CliRunner().invoke(app, ["service", "ps", "-f", "x=1", "many"])
+    assert result.exit_code != 0
+    assert "invalid filter 'x'" in result.output
+
+
+def test_no_trunc_is_one_flag(api: FakeApi) -> None:
+    result = CliRunner().invoke(app, ["service", "ps", "--no-trunc", "many"])
+    assert result.exit_code == 0, result.output
+    assert "t" * 25 in result.output
+
+
+@pytest.mark.parametrize("flag", ["--update-parallelism", "--placement-pref=spread=x"])
+def test_service_create_refuses_a_flag_it_does_not_have_by_name(api: FakeApi, flag: str) -> None:
+    # the arguments after the image are the command's; an option before it is not
+    result = CliRunner().invoke(app, ["service", "create", "--name", "x", flag, "2", "tools"])
+    assert result.exit_code == 2
+    assert f"unknown flag: {flag.partition('=')[0]}" in result.output
+
+
+def test_service_create_sends_the_restart_delay(api: FakeApi) -> None:
+    args = ["service", "create", "-d", "--name", "x", "--restart-delay", "30s", "tools", "true"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    policy = api.created[0]["TaskTemplate"]["RestartPolicy"]
+    assert policy == {"Condition": "any", "Delay": 30 * 10**9}
