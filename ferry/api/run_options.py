@@ -72,8 +72,6 @@ def check_supported(body: ContainerCreate) -> None:
         for mount in host.Mounts or []:
             names += refused(mount, "HostConfig.Mounts.")
         names += _refused_values(host)
-    if body.AttachStdin and not body.OpenStdin:
-        names.append("AttachStdin (without OpenStdin)")
     if names:
         raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
 

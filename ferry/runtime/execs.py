@@ -47,6 +47,7 @@ class ExecInstance:
     workdir: str = ""
     user: str = ""
     privileged: bool = False
+    output: frozenset[int] = frozenset({STDOUT, STDERR})  # the streams the client attached
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
@@ -75,6 +76,7 @@ class ExecService:
         workdir: str = "",
         user: str = "",
         privileged: bool = False,
+        output: frozenset[int] = frozenset({STDOUT, STDERR}),
     ) -> ExecInstance:
         if not cmd:
             raise Conflict("no command given to exec")
@@ -85,7 +87,16 @@ class ExecService:
         for old in finished[: max(0, len(finished) - MAX_FINISHED)]:
             self._execs.pop(old.exec_id, None)
         instance = ExecInstance(
-            new_hex_id(), container_id, cmd, env, tty, attach_stdin, workdir, user, privileged
+            new_hex_id(),
+            container_id,
+            cmd,
+            env,
+            tty,
+            attach_stdin,
+            workdir,
+            user,
+            privileged,
+            output,
         )
         self._execs[instance.exec_id] = instance
         return instance

