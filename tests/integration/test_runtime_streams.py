@@ -10,7 +10,7 @@ import pytest
 
 from ferry.api.client import ApiClient
 from ferry.cli.streams import frames, socket_chunks
-from tests.integration.lablib import TOOLS, LabRig, new_lab
+from tests.integration.lablib import TOOLS, LabRig, new_lab, wait_until
 
 pytestmark = pytest.mark.integration
 BOTH = "echo out; echo err >&2; exit 3"
@@ -52,3 +52,36 @@ def test_exec_and_logs_send_only_the_streams_asked_for(lab: LabRig) -> None:
     assert (only.stdout, only.stderr) == ("out\n", "err\n")
     with pytest.raises(Exception, match="at least one stream"):
         api.get("/containers/said/logs")
+
+
+def test_an_exec_that_cannot_start_ends_with_dockers_code_and_message(lab: LabRig) -> None:
+    oci = "OCI runtime exec failed: exec failed: unable to start container process: "
+    cases = [
+        (("-u", "nosuch", "box", "sh", "-c", "echo ran; exit 5"), 126,
+         "unable to find user nosuch: no matching entries in passwd file"),
+        (("-u", "root:nosuchgrp", "box", "true"), 126, "unable to find group nosuchgrp"),
+        (("-w", "/nope", "box", "true"), 126, oci + 'chdir to cwd ("/nope")'),
+        (("box", "nosuchcmd"), 127,
+         oci + 'exec: "nosuchcmd": executable file not found in $PATH: unknown'),
+        (("box", "/etc/passwd"), 126, oci + 'exec: "/etc/passwd": permission denied: unknown'),
+        (("-t", "box", "nosuchcmd"), 127, "executable file not found in $PATH: unknown"),
+    ]  # fmt: skip
+    for args, code, message in cases:
+        got, out, err = docker(lab, "exec", *args)
+        assert got == code and message in out, (args, got, out, err)
+        assert "level=error" not in out + err and "ran" not in out, (args, out, err)
+        assert out.count("unable to start") <= 1, out  # runc's own line is not passed on
+        mine = lab.ferry("h1", "exec", *args, check=False)
+        assert mine.returncode == code and message in mine.stdout, (args, mine)
+    api = ApiClient(lab.socket("h1"), timeout_s=30)
+    exec_id = api.post("/containers/box/exec", {"Cmd": ["id"], "User": "nosuch"})["Id"]
+    api.post(f"/exec/{exec_id}/start", {"Detach": True})
+    wait_until(lambda: not api.get(f"/exec/{exec_id}/json")["Running"], 30, "the exec ends")
+    assert api.get(f"/exec/{exec_id}/json")["ExitCode"] == 126
+
+
+def test_a_container_whose_command_cannot_start_exits_as_docker_run_does(lab: LabRig) -> None:
+    missing = lab.ferry("h1", "run", "--rm", TOOLS, "/nonexistent", check=False)
+    assert missing.returncode == 127 and "no such file or directory" in missing.stderr
+    denied = lab.ferry("h1", "run", "--rm", TOOLS, "/etc/passwd", check=False)
+    assert denied.returncode == 126 and "permission denied" in denied.stderr
