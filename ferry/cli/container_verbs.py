@@ -234,16 +234,25 @@ def port(
     container: Annotated[str, typer.Argument(help="Container")],
     private: Annotated[str, typer.Argument(help="PORT[/PROTO]")] = "",
 ) -> None:
-    """List port mappings for the container."""
+    """List port mappings for the container.
+
+    A PORT the container does not publish is an error, as the docker CLI's (27.x), which
+    names the port as it was typed: ``No public port '81' published for C``, exit 1."""
     ports = client().get(f"/containers/{container}/json")["NetworkSettings"]["Ports"] or {}
+    typed = private
     if private and "/" not in private:
         private += "/tcp"
+    shown = []
     for key, bindings in sorted(ports.items()):
         if private and key != private:
             continue
         for binding in bindings or []:
             address = f"{binding['HostIp']}:{binding['HostPort']}"
-            print(address if private else f"{key} -> {address}")
+            shown.append(address if private else f"{key} -> {address}")
+    if private and not shown:
+        fail(f"No public port '{typed}' published for {container}")
+    for line in shown:
+        print(line)
 
 
 @handles_errors

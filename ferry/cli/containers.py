@@ -32,7 +32,9 @@ from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
 from ferry.model.times import human_duration
 
-CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+# after the image (or container) every word is the command's, options too; before it an
+# unknown option is refused by name (click's "No such option")
+CMD_SETTINGS = {"allow_interspersed_args": False}
 
 
 def register(app: typer.Typer) -> None:

@@ -85,3 +85,17 @@ def test_a_container_whose_command_cannot_start_exits_as_docker_run_does(lab: La
     assert missing.returncode == 127 and "no such file or directory" in missing.stderr
     denied = lab.ferry("h1", "run", "--rm", TOOLS, "/etc/passwd", check=False)
     assert denied.returncode == 126 and "permission denied" in denied.stderr
+
+
+def test_port_of_a_port_not_published_is_an_error_as_dockers(lab: LabRig) -> None:
+    for typed in ("81", "81/tcp", "81/udp"):
+        result = lab.ferry("h1", "port", "box", typed, check=False)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"Error: No public port '{typed}' published for box"
+        assert docker(lab, "port", "box", typed)[0] == 1
+    assert lab.ferry("h1", "port", "box").stdout == ""
+
+
+def test_inspect_has_dockers_host_config_fields(lab: LabRig) -> None:
+    code, out, err = docker(lab, "inspect", "-f", "{{.HostConfig.BlkioWeight}}", "box")
+    assert (code, out) == (0, "0\n"), err
