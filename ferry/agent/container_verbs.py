@@ -82,7 +82,7 @@ class ContainerVerbs:
                 raise InvalidArgument("Conflicting options: --restart and --rm")
             config = replace(config, restart=restart)
         if resources is not None:
-            resources.check()
+            resources.check(len(os.sched_getaffinity(0)))
             config = replace(config, resources=resources)
             if container.running:
                 await self.runner.runc.update(

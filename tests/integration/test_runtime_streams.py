@@ -99,3 +99,34 @@ def test_port_of_a_port_not_published_is_an_error_as_dockers(lab: LabRig) -> Non
 def test_inspect_has_dockers_host_config_fields(lab: LabRig) -> None:
     code, out, err = docker(lab, "inspect", "-f", "{{.HostConfig.BlkioWeight}}", "box")
     assert (code, out) == (0, "0\n"), err
+
+
+BAD_HOST_CONFIGS = [
+    ({"ShmSize": -1}, "SHM size can not be less than 0"),
+    ({"Ulimits": [{"Name": "nofile", "Soft": 2048, "Hard": 1024}]}, "soft limit must be less"),
+    ({"NanoCpus": -1}, "Range of CPUs is from 0.01 to"),
+    ({"NanoCpus": 1_000_000}, "Range of CPUs is from 0.01 to"),
+    ({"NanoCpus": 4096 * 10**9}, "Range of CPUs is from 0.01 to"),
+    ({"Memory": 1 << 20}, "Minimum memory limit allowed is 6MB"),
+    ({"Binds": ["/tmp:/proc"]}, "destination '/proc'"),
+    ({"Binds": ["/tmp:/proc/kcore"]}, "destination '/proc/kcore' is inside /proc"),
+    ({"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/dev"}]}, "destination '/dev'"),
+]
+
+
+@pytest.mark.parametrize(("host", "message"), BAD_HOST_CONFIGS)
+def test_bad_resource_and_mount_values_are_refused_at_create(
+    lab: LabRig, host: dict[str, object], message: str
+) -> None:
+    api = ApiClient(lab.socket("h1"), timeout_s=30)
+    before = len(api.get("/containers/json", all=1))
+    with pytest.raises(Exception, match=message) as refused:
+        api.post("/containers/create", {"Image": TOOLS, "Cmd": ["true"], "HostConfig": host})
+    assert getattr(refused.value, "exit_code", None) == 2  # InvalidArgument: a 400
+    assert len(api.get("/containers/json", all=1)) == before
+
+
+def test_update_checks_resources_as_create_does(lab: LabRig) -> None:
+    refused = lab.ferry("h1", "update", "--cpus", "4096", "box", check=False)
+    assert refused.returncode == 2 and "Range of CPUs is from 0.01 to" in refused.stderr
+    assert docker(lab, "update", "--cpus", "0.001", "box")[0] != 0
