@@ -130,3 +130,15 @@ def test_update_checks_resources_as_create_does(lab: LabRig) -> None:
     refused = lab.ferry("h1", "update", "--cpus", "4096", "box", check=False)
     assert refused.returncode == 2 and "Range of CPUs is from 0.01 to" in refused.stderr
     assert docker(lab, "update", "--cpus", "0.001", "box")[0] != 0
+
+
+def test_endpoint_settings_ferry_does_not_apply_are_refused_by_name(lab: LabRig) -> None:
+    code, _, err = docker(lab, "run", "--rm", "--mac-address", "02:42:ac:11:00:99", TOOLS, "true")
+    assert code == 125 and "does not support NetworkingConfig.EndpointsConfig" in err
+    assert "MacAddress" in err
+    code, _, err = docker(lab, "run", "--rm", "--ip6", "fd00::5", TOOLS, "true")
+    assert code == 125 and "IPAMConfig.IPv6Address" in err
+    lab.ferry("h1", "network", "create", "side")
+    code, _, err = docker(lab, "network", "connect", "--link", "box:x", "side", "box")
+    assert code != 0 and "does not support EndpointConfig.Links" in err
+    assert "side" not in lab.api("h1", "/containers/box/json")["NetworkSettings"]["Networks"]
