@@ -4,7 +4,9 @@ message, and bad values are refused before anything starts."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +144,22 @@ def test_endpoint_settings_ferry_does_not_apply_are_refused_by_name(lab: LabRig)
     code, _, err = docker(lab, "network", "connect", "--link", "box:x", "side", "box")
     assert code != 0 and "does not support EndpointConfig.Links" in err
     assert "side" not in lab.api("h1", "/containers/box/json")["NetworkSettings"]["Networks"]
+
+
+def test_cp_copies_a_link_as_docker_cp_does_and_refuses_a_paused_container(
+    lab: LabRig, tmp_path: Path
+) -> None:
+    link = lab.ferry("h1", "cp", "box:/etc/os-release", str(tmp_path / "link"), check=False)
+    assert link.returncode == 0 and "Traceback" not in link.stderr, link.stderr
+    assert os.readlink(tmp_path / "link") == "../usr/lib/os-release"
+    lab.ferry("h1", "cp", "-L", "box:/etc/os-release", str(tmp_path / "file"))
+    assert "ID=" in (tmp_path / "file").read_text()
+    lab.ferry("h1", "cp", "-L", "box:/etc/os-release", str(tmp_path))
+    assert "ID=" in (tmp_path / "os-release").read_text()
+    lab.ferry("h1", "pause", "box")
+    try:
+        paused = lab.ferry("h1", "cp", "box:/etc/hostname", str(tmp_path / "h"), check=False)
+    finally:
+        lab.ferry("h1", "unpause", "box")
+    assert paused.returncode == 4 and "Container box is paused" in paused.stderr
+    assert len(paused.stderr.strip().splitlines()) == 1
