@@ -101,6 +101,8 @@ def test_port_of_a_port_not_published_is_an_error_as_dockers(lab: LabRig) -> Non
 def test_inspect_has_dockers_host_config_fields(lab: LabRig) -> None:
     code, out, err = docker(lab, "inspect", "-f", "{{.HostConfig.BlkioWeight}}", "box")
     assert (code, out) == (0, "0\n"), err
+    host = lab.api("h1", "/containers/box/json")["HostConfig"]
+    assert host["BlkioWeight"] == 0 and host["Devices"] == [] and host["Runtime"] == "runc"
 
 
 BAD_HOST_CONFIGS = [
