@@ -3,6 +3,7 @@ at create time, each refused in one line."""
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field, fields
 
@@ -25,6 +26,7 @@ from ferry.model.runopts import (
     Ulimit,
     capabilities,
     check_mounts,
+    check_ulimit,
     check_user,
 )
 
@@ -98,8 +100,12 @@ def parse_signal(value: str, default: int = signal.SIGTERM) -> int:
 
 def check_options(req: CreateRequest, available_caps: tuple[str, ...]) -> None:
     """The run options, refused at create as Docker refuses them (one line each)."""
-    req.resources.check()
+    req.resources.check(len(os.sched_getaffinity(0)))
     check_mounts(req.mounts)
+    if req.shm_size_bytes < 0:
+        raise InvalidArgument("SHM size can not be less than 0")  # Docker's message
+    for limit in req.ulimits:
+        check_ulimit(limit)
     check_user(req.user)
     capabilities(req.security, available_caps)  # unknown names
     parse_signal(req.stop_signal)

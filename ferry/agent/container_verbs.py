@@ -51,6 +51,17 @@ class ContainerVerbs:
             raise Conflict(f"Container {container.config.container_id} is not running")
         return container
 
+    def _copyable(self, ref: str) -> Container:
+        """A container cp can reach: running and not paused (the copy is a process inside
+        it, which a frozen cgroup would hold for ever)."""
+        container = self._running(ref)
+        if container.state.paused:
+            raise Conflict(
+                f"Container {container.config.name} is paused: Ferry copies files through a "
+                "process inside it, unpause it first"
+            )
+        return container
+
     def _save(self, container: Container) -> None:
         self.containers.store.save_config(container.config)
         self.containers.replace(container)
@@ -82,7 +93,7 @@ class ContainerVerbs:
                 raise InvalidArgument("Conflicting options: --restart and --rm")
             config = replace(config, restart=restart)
         if resources is not None:
-            resources.check()
+            resources.check(len(os.sched_getaffinity(0)))
             config = replace(config, resources=resources)
             if container.running:
                 await self.runner.runc.update(
@@ -247,7 +258,7 @@ class ContainerVerbs:
 
     async def stat(self, ref: str, path: str) -> dict[str, Any]:
         """Docker's path stat (name, size, mode as Go's FileMode, mtime, link target)."""
-        container = self._running(ref)
+        container = self._copyable(ref)
         _check_path(path)
         argv = await self._exec(container, ["stat", "-c", "%n\t%s\t%f\t%Y\t%N", "--", path])
         out = await _collect(argv)
@@ -272,7 +283,7 @@ class ContainerVerbs:
 
     async def archive(self, ref: str, path: str) -> AsyncIterator[bytes]:
         """A tar of ``path`` as it is inside the container (``docker cp C:PATH -``)."""
-        container = self._running(ref)
+        container = self._copyable(ref)
         _check_path(path)
         parent, base = os.path.split(path.rstrip("/") or "/")
         argv = await self._exec(container, ["tar", "-cf", "-", "-C", parent or "/", base or "."])
@@ -281,7 +292,7 @@ class ContainerVerbs:
 
     async def extract(self, ref: str, path: str, body: AsyncIterator[bytes]) -> None:
         """Unpack a tar into directory ``path`` inside the container (``docker cp - C:PATH``)."""
-        container = self._running(ref)
+        container = self._copyable(ref)
         _check_path(path)
         info = await self.stat(ref, path)
         if not info["mode"] & GO_MODE_DIR:

@@ -151,6 +151,12 @@ def tail(query: Query) -> int | None:
     return None if value < 0 else value
 
 
+def output_streams(query: Query) -> frozenset[int]:
+    """The output streams a client asked for with ``stdout`` and ``stderr`` (Docker's attach
+    and logs parameters, default off): 1 for stdout, 2 for stderr, as in Docker's frames."""
+    return frozenset(n for n, key in ((1, "stdout"), (2, "stderr")) if boolean(query, key))
+
+
 def filters(query: Query, accepted: Collection[str]) -> dict[str, list[str]]:
     """Docker's ``filters``: a JSON object whose values are lists of strings or maps of strings
     to booleans (the values are the keys, whatever the booleans), each key one ``accepted``."""

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from ferry.api.inspect_defaults import config_defaults, host_config_defaults
 from ferry.model.container import Container, ContainerConfig, Status
 from ferry.model.network import (
     GWBRIDGE,
@@ -268,6 +269,7 @@ def container_inspect(
         "Driver": "ferry",
         "Platform": "linux",
         "HostConfig": {
+            **host_config_defaults(),
             "NetworkMode": _network_mode(container),
             "AutoRemove": config.auto_remove,
             "PortBindings": _port_map(container),
@@ -275,6 +277,7 @@ def container_inspect(
             **host_config(config),
         },
         "Config": {
+            **config_defaults(),
             "Hostname": config.effective_hostname,
             "User": config.user,
             "Env": list(config.env),

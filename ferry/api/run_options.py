@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ferry.api.models.containers import ContainerCreate, HealthConfigBody, HostConfig, MountBody
+from ferry.api.models.containers import (
+    ContainerCreate,
+    EndpointSettings,
+    HealthConfigBody,
+    HostConfig,
+    MountBody,
+)
 from ferry.errors import InvalidArgument
 from ferry.model.imageconfig import HealthConfig, port_key
 from ferry.model.runopts import (
@@ -72,10 +78,29 @@ def check_supported(body: ContainerCreate) -> None:
         for mount in host.Mounts or []:
             names += refused(mount, "HostConfig.Mounts.")
         names += _refused_values(host)
-    if body.AttachStdin and not body.OpenStdin:
-        names.append("AttachStdin (without OpenStdin)")
+    names += _refused_endpoints(body)
     if names:
         raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
+
+
+def _refused_endpoints(body: ContainerCreate) -> list[str]:
+    """The endpoint settings of ``NetworkingConfig`` Ferry does not apply (``--mac-address``
+    arrives as the first network's ``MacAddress``), each named with its network."""
+    endpoints = body.NetworkingConfig.EndpointsConfig if body.NetworkingConfig else None
+    out = []
+    for net, settings in (endpoints or {}).items():
+        out += refused_endpoint(settings, f"NetworkingConfig.EndpointsConfig.{net}.")
+    return out
+
+
+def refused_endpoint(settings: EndpointSettings | None, where: str) -> list[str]:
+    """The fields of one endpoint's settings (create, network connect) Ferry does not apply."""
+    if settings is None:
+        return []
+    out = refused(settings, where)
+    if settings.IPAMConfig is not None:
+        out += refused(settings.IPAMConfig, f"{where}IPAMConfig.")
+    return out
 
 
 def _refused_values(host: HostConfig) -> list[str]:

@@ -95,17 +95,26 @@ def _split(ref: str) -> tuple[str, str] | None:
 def cp(
     source: Annotated[str, typer.Argument(help="CONTAINER:PATH, a local path, or -")],
     target: Annotated[str, typer.Argument(help="CONTAINER:PATH, a local path, or -")],
+    follow_link: Annotated[
+        bool, typer.Option("--follow-link", "-L", help="Follow a symbolic link in SRC_PATH")
+    ] = False,
 ) -> None:
-    """Copy files between a container and the local filesystem (Docker's archive API)."""
+    """Copy files between a container and the local filesystem (Docker's archive API).
+
+    A symbolic link is copied as the link itself, as docker cp does; with -L, what it points
+    to (under the link's name)."""
     src, dst = _split(source), _split(target)
     api = client(None)
     if src and not dst:
-        data = b"".join(api.stream("GET", f"/containers/{src[0]}/archive",
-                                   query={"path": src[1]}))  # fmt: skip
+        path, data = _fetch(api, src[0], src[1], follow_link)
         if target == "-":
             sys.stdout.buffer.write(data)
             return
-        _extract_here(data, target, os.path.basename(src[1].rstrip("/")))
+        name = os.path.basename(path.rstrip("/"))
+        try:
+            _extract_here(data, target, name, os.path.basename(src[1].rstrip("/")))
+        except (tarfile.TarError, OSError) as exc:
+            fail(f"copying {source} to {target}: {exc}")
     elif dst and not src:
         container, path = dst
         if source == "-":  # a tar stream on stdin, unpacked into PATH
@@ -139,17 +148,48 @@ def _tar_of(local: str, name: str) -> bytes:
     return buffer.getvalue()
 
 
-def _extract_here(data: bytes, target: str, name: str) -> None:
-    """Unpack what came from the container, refusing members that leave the target."""
+def _fetch(api: Any, container: str, path: str, follow: bool) -> tuple[str, bytes]:
+    """The tar of ``path`` in the container; with ``follow`` (-L), of what a symbolic link
+    there points to (relative to the link's directory), link after link, as far as the
+    kernel's 40 (ELOOP)."""
+    for _ in range(40):
+        data = b"".join(api.stream("GET", f"/containers/{container}/archive",
+                                   query={"path": path}))  # fmt: skip
+        link = _top_link(data) if follow else ""
+        if not link:
+            return path, data
+        path = os.path.normpath(os.path.join(os.path.dirname(path.rstrip("/")), link))
+    fail(f"too many levels of symbolic links in {container}:{path}")
+    raise AssertionError  # fail() exits
+
+
+def _top_link(data: bytes) -> str:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        first = archive.next()
+    return first.linkname if first is not None and first.issym() else ""
+
+
+def _keep_links(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Links are made as they are (docker cp copies a link, wherever it points); every
+    other member passes tarfile's "data" filter, which also refuses writing through a link
+    made before it to outside the target."""
+    if member.issym():
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
+
+
+def _extract_here(data: bytes, target: str, name: str, as_name: str) -> None:
+    """Unpack what came from the container (its top member ``name``, shown as ``as_name``
+    when -L followed a link), refusing members that leave the target."""
     into = target if os.path.isdir(target) else os.path.dirname(target) or "."
-    rename = None if os.path.isdir(target) else os.path.basename(target)
+    rename = as_name if os.path.isdir(target) else os.path.basename(target)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         members = archive.getmembers()
-        if rename:
+        if rename != name:
             for member in members:
                 if member.name == name or member.name.startswith(name + "/"):
                     member.name = rename + member.name[len(name) :]
-        archive.extractall(into, members=members, filter="data")
+        archive.extractall(into, members=members, filter=_keep_links)
 
 
 def _each(refs: list[str], path: str) -> None:
@@ -234,16 +274,25 @@ def port(
     container: Annotated[str, typer.Argument(help="Container")],
     private: Annotated[str, typer.Argument(help="PORT[/PROTO]")] = "",
 ) -> None:
-    """List port mappings for the container."""
+    """List port mappings for the container.
+
+    A PORT the container does not publish is an error, as the docker CLI's (27.x), which
+    names the port as it was typed: ``No public port '81' published for C``, exit 1."""
     ports = client().get(f"/containers/{container}/json")["NetworkSettings"]["Ports"] or {}
+    typed = private
     if private and "/" not in private:
         private += "/tcp"
+    shown = []
     for key, bindings in sorted(ports.items()):
         if private and key != private:
             continue
         for binding in bindings or []:
             address = f"{binding['HostIp']}:{binding['HostPort']}"
-            print(address if private else f"{key} -> {address}")
+            shown.append(address if private else f"{key} -> {address}")
+    if private and not shown:
+        fail(f"No public port '{typed}' published for {container}")
+    for line in shown:
+        print(line)
 
 
 @handles_errors

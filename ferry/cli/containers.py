@@ -20,6 +20,7 @@ from ferry.cli.common import (
     FormatOption,
     ListFormatOption,
     client,
+    fail,
     for_each,
     handles_errors,
     parse_filters,
@@ -32,7 +33,9 @@ from ferry.cli.streams import frames, socket_chunks, write_frame
 from ferry.errors import FerryError
 from ferry.model.times import human_duration
 
-CMD_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+# after the image (or container) every word is the command's, options too; before it an
+# unknown option is refused by name (click's "No such option")
+CMD_SETTINGS = {"allow_interspersed_args": False}
 
 
 def register(app: typer.Typer) -> None:
@@ -180,10 +183,21 @@ def _start_or_remove(api: ApiClient, cid: str) -> None:
     """Start what ``run`` created; if it cannot start, leave nothing behind."""
     try:
         api.post(f"/containers/{cid}/start")
-    except FerryError:
+    except FerryError as exc:
         with contextlib.suppress(FerryError):
             api.delete(f"/containers/{cid}", force=True)
-        raise
+        fail(str(exc), start_exit_code(str(exc), exc.exit_code))
+
+
+def start_exit_code(message: str, otherwise: int) -> int:
+    """The docker CLI's status for a container whose command could not start (its
+    runStartContainerErr): 127 when the command is not found, 126 when it cannot be run;
+    ``otherwise`` (the error kind's code) for anything else."""
+    if any(s in message for s in ("executable file not found", "no such file or directory")):
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return otherwise
 
 
 @contextlib.contextmanager
@@ -235,6 +249,8 @@ def exec_(
             "Cmd": list(command),
             "Tty": tty,
             "AttachStdin": interactive,
+            "AttachStdout": not detach,
+            "AttachStderr": not detach,
             "Env": list(env or []),
             "WorkingDir": workdir,
             "User": user,

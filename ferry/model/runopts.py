@@ -7,6 +7,7 @@ Engine API's ``HostConfig``); whatever it does not understand is refused in one 
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,8 +54,8 @@ def parse_cpus(text: str) -> int:
         value = float(text)
     except ValueError as exc:
         raise InvalidArgument(f"invalid --cpus {text!r}: use a number such as 0.5 or 2") from exc
-    if value <= 0:
-        raise InvalidArgument(f"invalid --cpus {text!r}: it must be more than 0")
+    if value < 0:
+        raise InvalidArgument(f"invalid --cpus {text!r}: it cannot be negative (0: no limit)")
     return round(value * 1e9)
 
 
@@ -70,6 +71,10 @@ def normalise_cap(name: str) -> str:
     return full
 
 
+MIN_MEMORY_BYTES = 6 << 20  # Docker's linuxMinMemory
+MIN_NANO_CPUS = 10**7  # 0.01 CPU: the 1 ms quota of a 100 ms period
+
+
 @dataclass(frozen=True)
 class Resources:
     """cgroup limits (Docker's HostConfig names in the comments)."""
@@ -82,17 +87,46 @@ class Resources:
     cpu_quota_us: int = 0  # CpuQuota
     pids_limit: int = 0  # PidsLimit; 0 or -1: unlimited
 
-    def check(self) -> None:
-        if self.memory_bytes and self.memory_bytes < 6 << 20:
-            raise InvalidArgument("Minimum memory limit allowed is 6MB")  # Docker's message
-        if self.nano_cpus and (self.cpu_period_us or self.cpu_quota_us):
-            raise InvalidArgument(
-                "Conflicting options: Nano CPUs and CPU Period cannot both be set"
-            )
+    def check(self, cpus_available: int | None = None) -> None:
+        """Docker's checks of these values at create and update (moby's
+        verifyPlatformContainerResources), with its messages; ``cpus_available``: the CPUs
+        the host may run the container on (None: not known here, e.g. a service's limits
+        checked on a manager). Raises InvalidArgument."""
+        if self.memory_bytes and self.memory_bytes < MIN_MEMORY_BYTES:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        if self.memory_reservation_bytes and self.memory_reservation_bytes < MIN_MEMORY_BYTES:
+            raise InvalidArgument("Minimum memory reservation allowed is 6MB")
         if self.memory_bytes and self.memory_reservation_bytes > self.memory_bytes:
             raise InvalidArgument(
                 "Minimum memory limit can not be less than memory reservation limit, see usage"
             )
+        self._check_cpus(cpus_available)
+        if self.cpu_shares < 0:
+            raise InvalidArgument(f"invalid CPU shares {self.cpu_shares}: it cannot be negative")
+
+    def _check_cpus(self, cpus_available: int | None) -> None:
+        if self.nano_cpus and self.cpu_period_us:
+            raise InvalidArgument(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set"
+            )
+        if self.nano_cpus and self.cpu_quota_us:
+            raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+        # below 0.01 CPU the quota would be under the kernel's 1 ms minimum
+        most = (cpus_available or 0) * 10**9
+        if self.nano_cpus and (self.nano_cpus < MIN_NANO_CPUS or (most and self.nano_cpus > most)):
+            raise InvalidArgument(
+                f"Range of CPUs is from 0.01 to {cpus_available}.00, as there are only "
+                f"{cpus_available} CPUs available"
+                if cpus_available
+                else "Range of CPUs is from 0.01 up"
+            )
+        if self.cpu_period_us and not 1000 <= self.cpu_period_us <= 1_000_000:
+            raise InvalidArgument(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                "(i.e. 1000000)"
+            )
+        if self.cpu_quota_us and (self.cpu_quota_us < 1000 and self.cpu_quota_us != -1):
+            raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
 
 
 class MountType(StrEnum):
@@ -121,11 +155,38 @@ class MountSpec:
             )
         if self.target == "/":
             raise InvalidArgument("invalid mount config: destination can't be '/'")
+        check_destination(self.target)
         if self.type == MountType.BIND and not self.source.startswith("/"):
             raise InvalidArgument(
                 f'invalid mount config for type "bind": invalid mount path: {self.source!r} '
                 "mount path must be absolute"
             )
+
+
+# What runc lets a mount other than proc cover below /proc (its checkProcMount); /proc itself
+# and anything else there it refuses at start.
+PROC_MOUNTABLE = frozenset(
+    {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+     "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+     "/proc/sys/kernel/ns_last_pid"}
+)  # fmt: skip
+# The filesystems the runtime itself mounts there: covering them whole breaks the container
+RESERVED_DESTINATIONS = ("/proc", "/sys", "/dev", "/dev/pts")
+
+
+def check_destination(target: str) -> None:
+    """A mount's destination runc can mount (raises InvalidArgument naming it)."""
+    path = posixpath.normpath(target)
+    if path in RESERVED_DESTINATIONS:
+        raise InvalidArgument(
+            f"invalid mount config: destination {path!r} is the container's own {path} "
+            "filesystem: mount below it instead"
+        )
+    if path.startswith("/proc/") and path not in PROC_MOUNTABLE:
+        raise InvalidArgument(
+            f"invalid mount config: destination {path!r} is inside /proc, where only "
+            f"{', '.join(sorted(PROC_MOUNTABLE))} can be covered"
+        )
 
 
 _TMPFS_FLAGS = frozenset({"rw", "ro", "noexec", "exec", "nosuid", "suid", "nodev", "dev"})
@@ -344,12 +405,22 @@ def parse_ulimit(text: str) -> Ulimit:
         limit = Ulimit(name, int(soft), int(hard or soft))
     except ValueError as exc:
         raise InvalidArgument(f"invalid ulimit {text!r}: limits are numbers") from exc
-    if limit.soft > limit.hard:
+    check_ulimit(limit)
+    return limit
+
+
+def check_ulimit(limit: Ulimit) -> None:
+    """A known name and soft <= hard (go-units' message), -1 meaning unlimited; from a flag
+    or from an API body's HostConfig.Ulimits alike."""
+    if limit.name not in _ULIMITS:
+        raise InvalidArgument(f"invalid ulimit {limit.name!r}: not a known resource name")
+    if limit.soft < -1 or limit.hard < -1:
+        raise InvalidArgument(f"invalid ulimit {limit.name}: limits cannot be negative (-1: none)")
+    if limit.hard != -1 and (limit.soft == -1 or limit.soft > limit.hard):
         raise InvalidArgument(
             f"ulimit soft limit must be less than or equal to hard limit: {limit.soft} > "
             f"{limit.hard}"
         )
-    return limit
 
 
 _USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")

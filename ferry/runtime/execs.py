@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ferry.errors import Conflict, NotFound
+from ferry.errors import Conflict, FerryError, NotFound
 from ferry.model.container import Container
 from ferry.model.ids import new_hex_id
 from ferry.runtime import oci
@@ -34,6 +34,7 @@ STDOUT = 1
 STDERR = 2
 Sink = Callable[[int, bytes], Awaitable[None]]
 MAX_FINISHED = 200
+NOT_STARTED = 126  # Docker's exit code for an exec that could not start
 
 
 @dataclass
@@ -47,8 +48,10 @@ class ExecInstance:
     workdir: str = ""
     user: str = ""
     privileged: bool = False
+    output: frozenset[int] = frozenset({STDOUT, STDERR})  # the streams the client attached
     running: bool = False
     exit_code: int | None = None
+    error: str = ""  # why it could not start (Docker's message), "" when it ran
     pid: int = 0
     stdin_queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     console: int | None = None  # the terminal's master side while it runs (-t)
@@ -75,6 +78,7 @@ class ExecService:
         workdir: str = "",
         user: str = "",
         privileged: bool = False,
+        output: frozenset[int] = frozenset({STDOUT, STDERR}),
     ) -> ExecInstance:
         if not cmd:
             raise Conflict("no command given to exec")
@@ -85,7 +89,16 @@ class ExecService:
         for old in finished[: max(0, len(finished) - MAX_FINISHED)]:
             self._execs.pop(old.exec_id, None)
         instance = ExecInstance(
-            new_hex_id(), container_id, cmd, env, tty, attach_stdin, workdir, user, privileged
+            new_hex_id(),
+            container_id,
+            cmd,
+            env,
+            tty,
+            attach_stdin,
+            workdir,
+            user,
+            privileged,
+            output,
         )
         self._execs[instance.exec_id] = instance
         return instance
@@ -129,20 +142,39 @@ class ExecService:
         return path
 
     async def run(self, instance: ExecInstance, container: Container, sink: Sink) -> int:
+        """Run the exec to its end: its exit code, or, when it cannot start (no such user or
+        group, working directory or command), Docker's code (126, 127 for a command that is
+        not found) with Docker's message, sent on stdout as dockerd does and kept in
+        ``instance.error``. Every path ends the record: never left running."""
         if instance.running or instance.exit_code is not None:
             raise Conflict(f"exec {instance.exec_id[:12]} has already been started")
         instance.running = True
-        process_file = self._process_file(instance, container)
+        bundle = self.runner.paths(container.config).bundle
+        log_file = bundle / f"exec-{instance.exec_id[:16]}.log"
+        process_file: Path | None = None
+        code = NOT_STARTED
         try:
+            process_file = self._process_file(instance, container)
+            argv = self.runner.runc.exec_argv(
+                container.config.container_id, process_file, log_file=log_file
+            )
             if instance.tty:
-                code = await self._run_tty(instance, container, process_file, sink)
+                code = await self._run_tty(instance, argv, log_file, sink)
             else:
-                argv = self.runner.runc.exec_argv(container.config.container_id, process_file)
-                code = await self._run_pipes(instance, argv, sink)
+                code = await self._run_pipes(instance, argv, log_file, sink)
+            failure = runc_failure(log_file)
+            if failure:
+                instance.error, code = start_failure(failure, instance.cmd[0])
+        except FerryError as exc:
+            instance.error = str(exc)
         finally:
             instance.running = False
-            process_file.unlink(missing_ok=True)
-        instance.exit_code = code
+            instance.exit_code = code
+            for path in (process_file, log_file):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+        if instance.error:
+            await sink(STDOUT, instance.error.encode() + b"\r\n")
         return code
 
     def run_detached(self, instance: ExecInstance, container: Container) -> None:
@@ -155,7 +187,9 @@ class ExecService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _run_pipes(self, instance: ExecInstance, argv: list[str], sink: Sink) -> int:
+    async def _run_pipes(
+        self, instance: ExecInstance, argv: list[str], log_file: Path, sink: Sink
+    ) -> int:
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE if instance.attach_stdin else asyncio.subprocess.DEVNULL,
@@ -167,7 +201,10 @@ class ExecService:
         async def pump(reader: asyncio.StreamReader | None, stream: int) -> None:
             assert reader is not None
             while chunk := await reader.read(65536):
-                await sink(stream, chunk)
+                if stream == STDERR:
+                    chunk = _without_runc_error(chunk, log_file)
+                if chunk:
+                    await sink(stream, chunk)
 
         async def feed() -> None:
             assert process.stdin is not None
@@ -185,14 +222,13 @@ class ExecService:
         return code
 
     async def _run_tty(
-        self, instance: ExecInstance, container: Container, process_file: Path, sink: Sink
+        self, instance: ExecInstance, argv: list[str], log_file: Path, sink: Sink
     ) -> int:
         # runc takes a console socket only when it detaches (and then nobody waits for the
         # process's status); in the foreground it makes the container's terminal itself and
         # copies between it and its own stdio, which is a terminal of ours, in raw mode.
         master, slave = os.openpty()
         try:
-            argv = self.runner.runc.exec_argv(container.config.container_id, process_file)
             process = await asyncio.create_subprocess_exec(
                 *argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
             )
@@ -200,12 +236,57 @@ class ExecService:
             os.close(slave)
         instance.pid = process.pid
         instance.console = master
+
+        async def output(stream: int, data: bytes) -> None:
+            if data := _without_runc_error(data, log_file):
+                await sink(stream, data)
+
         try:
-            await _pump_terminal(master, instance.stdin_queue, sink)
+            await _pump_terminal(master, instance.stdin_queue, output)
             return await process.wait()
         finally:
             instance.console = None
             os.close(master)
+
+
+def runc_failure(log_file: Path) -> str:
+    """runc's own error, from its JSON log (``--log``): why the process did not start ("" when
+    it did; the process's own output never goes there)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+                return str(entry.get("msg", ""))
+    return ""
+
+
+def start_failure(runc_message: str, command: str) -> tuple[str, int]:
+    """Docker's message and exit code for an exec runc could not start: 127 when the command
+    is not found, 126 otherwise (moby's translateContainerdStartErr: 126 for EACCES, 127 for a
+    missing command or ENOTDIR)."""
+    low = runc_message.lower()
+    code = 126
+    if (
+        command.lower() in low
+        and ("executable file not found" in low or "no such file or directory" in low)
+    ) or "not a directory" in low:
+        code = 127
+    return f"OCI runtime exec failed: {runc_message}: unknown", code
+
+
+def _without_runc_error(chunk: bytes, log_file: Path) -> bytes:
+    """runc prints its error on its stderr (the process's) after it has logged it: drop that
+    line, the failure is reported in Docker's words instead."""
+    failure = runc_failure(log_file)
+    if not failure:
+        return chunk
+    for end in (b"\r\n", b"\n"):  # a terminal's line end, a pipe's
+        chunk = chunk.replace(failure.encode() + end, b"", 1)
+    return chunk
 
 
 async def _pump_terminal(master: int, stdin: asyncio.Queue[bytes | None], sink: Sink) -> None:

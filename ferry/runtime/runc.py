@@ -84,9 +84,12 @@ class Runc:
         console_socket: Path | None = None,
         detach: bool = False,
         pid_file: Path | None = None,
+        log_file: Path | None = None,
     ) -> list[str]:
         """``runc exec`` of the OCI process in ``process_file``; runc waits for it and exits
-        with its status (128+N when a signal N ended it), unless ``detach``."""
+        with its status (128+N when a signal N ended it), unless ``detach``. With
+        ``log_file``, runc's own errors are also logged there as JSON lines, apart from the
+        process's output."""
         args = ["exec", "--process", str(process_file)]
         if console_socket is not None:
             args += ["--tty", "--console-socket", str(console_socket)]
@@ -94,7 +97,8 @@ class Runc:
             args.append("--detach")
         if pid_file is not None:
             args += ["--pid-file", str(pid_file)]
-        return self.argv(*args, cid)
+        log = ["--log", str(log_file), "--log-format", "json"] if log_file is not None else []
+        return [self.binary, "--root", str(self.root), *log, *args, cid]
 
 
 def _message(stderr: str) -> str:

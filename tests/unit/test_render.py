@@ -1,4 +1,9 @@
-from ferry.api.render import container_summary
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ferry.api.render import container_inspect, container_summary
 from ferry.model.container import (
     AttachedEndpoint,
     Container,
@@ -15,6 +20,7 @@ CONFIG = ContainerConfig(
     ("sleep", "60"),
     networks=(NetworkChoice("front", ("www",)), NetworkChoice("back")),
 )
+API = Path(__file__).parents[3] / "shared" / "docker-api" / "engine-api-v1.47.yaml"
 FRONT = AttachedEndpoint(
     "f" * 25,
     "front",
@@ -61,3 +67,30 @@ def test_a_stopped_container_s_networks_are_named_even_when_it_was_given_ids() -
     networks = summary["NetworkSettings"]["Networks"]
     assert list(networks) == ["front"]
     assert networks["front"]["NetworkID"] == "f" * 25
+
+
+def _properties(schemas: dict[str, Any], name: str) -> dict[str, Any]:
+    schema = schemas[name]
+    out: dict[str, Any] = {}
+    for part in schema.get("allOf", [schema]):
+        if "$ref" in part:
+            out |= _properties(schemas, part["$ref"].rsplit("/", 1)[-1])
+        else:
+            out |= part.get("properties", {})
+    return out
+
+
+# Docker leaves these out when they are empty (``omitempty`` in its Go types)
+OMITTED_WHEN_EMPTY = {"Mounts", "Annotations", "StorageOpt", "KernelMemoryTCP"}
+CONFIG_OMITTED_WHEN_EMPTY = {"ArgsEscaped", "MacAddress", "NetworkDisabled", "Shell"}
+
+
+def test_inspect_carries_every_field_docker_always_has() -> None:
+    schemas = yaml.safe_load(API.read_text())["definitions"]
+    inspected = container_inspect(Container(CONFIG, ContainerState(Status.CREATED)), "")
+    host = set(_properties(schemas, "HostConfig")) - OMITTED_WHEN_EMPTY
+    assert host - set(inspected["HostConfig"]) == set()
+    config = set(_properties(schemas, "ContainerConfig")) - CONFIG_OMITTED_WHEN_EMPTY
+    assert config - set(inspected["Config"]) == set()
+    assert inspected["HostConfig"]["BlkioWeight"] == 0
+    assert inspected["HostConfig"]["ShmSize"] == 64 << 20

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ferry.errors import InvalidArgument
@@ -13,9 +15,12 @@ from ferry.model.runopts import (
     RestartName,
     RestartPolicy,
     Security,
+    Ulimit,
     capabilities,
+    check_destination,
     check_mounts,
     check_sysctls,
+    check_ulimit,
     check_user,
     normalise_cap,
     parse_bytes,
@@ -48,7 +53,8 @@ def test_bad_sizes_are_refused(text: str) -> None:
 def test_cpus_are_nano_cpus() -> None:
     assert parse_cpus("1.5") == 1_500_000_000
     assert parse_cpus("0.25") == 250_000_000
-    for bad in ("0", "-1", "x"):
+    assert parse_cpus("0") == 0  # Docker: no limit
+    for bad in ("-1", "x"):
         with pytest.raises(InvalidArgument):
             parse_cpus(bad)
 
@@ -150,3 +156,58 @@ def test_ulimits_users_and_sysctls() -> None:
         check_sysctls({"kernel.panic": "1"})
     with pytest.raises(InvalidArgument, match="host network"):
         check_sysctls({"net.ipv4.ip_forward": "1"}, host_network=True)
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (Resources(nano_cpus=1_000_000), "Range of CPUs is from 0.01 to 2.00, as there are only 2"),
+        (Resources(nano_cpus=5 * 10**9), "Range of CPUs is from 0.01 to 2.00"),
+        (Resources(nano_cpus=-1), "Range of CPUs is from 0.01 to 2.00"),
+        (Resources(memory_bytes=-1), "Minimum memory limit allowed is 6MB"),
+        (Resources(memory_reservation_bytes=1 << 20), "Minimum memory reservation allowed is 6MB"),
+        (Resources(nano_cpus=10**9, cpu_quota_us=50000), "Nano CPUs and CPU Quota cannot both"),
+        (Resources(cpu_period_us=10), "CPU cfs period can not be less than 1ms"),
+        (Resources(cpu_quota_us=100), "CPU cfs quota can not be less than 1ms"),
+        (Resources(cpu_shares=-1), "invalid CPU shares -1"),
+    ],
+)
+def test_resources_are_checked_with_dockers_words(resources: Resources, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        resources.check(cpus_available=2)
+
+
+def test_resources_docker_accepts_pass() -> None:
+    Resources(nano_cpus=10**7).check(2)
+    Resources(nano_cpus=2 * 10**9, memory_bytes=6 << 20, cpu_shares=2).check(2)
+    Resources(cpu_period_us=100000, cpu_quota_us=-1).check(2)
+    Resources(nano_cpus=64 * 10**9).check(None)  # a service's: the host is not known here
+
+
+@pytest.mark.parametrize(
+    "target", ["/proc", "/proc/", "/proc/sys", "/proc/self/../kcore", "/sys", "/dev", "/dev/pts"]
+)
+def test_a_mount_over_the_runtimes_own_filesystems_is_refused(target: str) -> None:
+    with pytest.raises(InvalidArgument, match="invalid mount config: destination"):
+        check_destination(target)
+    with pytest.raises(InvalidArgument, match="invalid mount config: destination"):
+        parse_volume(f"/tmp/x:{target}").check()
+
+
+@pytest.mark.parametrize("target", ["/proc/cpuinfo", "/sys/fs/cgroup", "/dev/shm", "/procx"])
+def test_a_mount_runc_can_make_passes(target: str) -> None:
+    check_destination(target)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        (Ulimit("nofile", 2048, 1024), "soft limit must be less than or equal to hard limit"),
+        (Ulimit("nofile", -1, 1024), "soft limit must be less than or equal to hard limit"),
+        (Ulimit("nofile", -5, 1024), "cannot be negative"),
+        (Ulimit("bogus", 1, 1), "not a known resource name"),
+    ],
+)
+def test_ulimits_from_an_api_body_are_checked_as_flags_are(limit: Ulimit, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        check_ulimit(limit)

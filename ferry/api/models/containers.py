@@ -36,10 +36,17 @@ class NetworkCreate(DockerModel):
 
 
 class EndpointIpam(DockerModel):
+    """Fields not declared here (IPv6Address, LinkLocalIPs) are refused when given a value."""
+
+    model_config = ConfigDict(extra="allow")
     IPv4Address: str = ""
 
 
 class EndpointSettings(DockerModel):
+    """Fields not declared here (MacAddress, Links, DriverOpts…) are refused when given a
+    value (``run_options.check_supported``)."""
+
+    model_config = ConfigDict(extra="allow")
     Aliases: list[str] | None = None
     IPAMConfig: EndpointIpam | None = None
 

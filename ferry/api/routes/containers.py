@@ -255,9 +255,9 @@ class ContainerRoutes:
             raise InvalidArgument(
                 "Ferry's container logs carry no details (log labels): leave out details"
             )
-        streams = frozenset(
-            n for n, key in ((1, "stdout"), (2, "stderr")) if params.boolean(request.query, key)
-        ) or frozenset({1, 2})
+        streams = params.output_streams(request.query)
+        if not streams:
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
         now = time.time()
         since = logfile.parse_since(request.query.get("since", ""), now)
         until = logfile.parse_since(request.query.get("until", ""), now)
@@ -304,8 +304,11 @@ class ContainerRoutes:
     async def attach(self, request: web.Request) -> web.StreamResponse:
         """Docker's attach: the container's output live (and, with ``logs``, what it wrote
         before), its stdin from the client when it was created with ``-i``. For a container
-        not started yet, the stream is connected before its command runs (``docker run``)."""
+        not started yet, the stream is connected before its command runs (``docker run``).
+        Only the streams asked for are sent (``stdout``, ``stderr``; the docker CLI's
+        ``run -a``); a terminal's output is stdout's."""
         want_stdin = params.boolean(request.query, "stdin")
+        streams = params.output_streams(request.query)
         with_logs = params.boolean(request.query, "logs")
         stream = params.boolean(request.query, "stream", True)
         container = self.containers.find(request.match_info["id"])
@@ -322,12 +325,13 @@ class ContainerRoutes:
         response = await hijack(request, tty=tty, stdin=stdin)
         with closed_on_error(request), contextlib.suppress(ConnectionResetError):
             for record in backlog:
-                await response.write(record.data if tty else frame(record.stream, record.data))
+                if record.stream in streams:
+                    await response.write(record.data if tty else frame(record.stream, record.data))
             if stream:
                 sock = await self.containers.attach_socket(cid)
                 if sock is not None:
                     with sock:
-                        await _relay(sock, response, stdin, tty)
+                        await _relay(sock, response, stdin, tty, streams)
         return response
 
     async def exec_create(self, request: web.Request) -> web.Response:
@@ -353,6 +357,9 @@ class ContainerRoutes:
             workdir=body.WorkingDir,
             user=body.User,
             privileged=body.Privileged,
+            output=frozenset(
+                n for n, wanted in ((1, body.AttachStdout), (2, body.AttachStderr)) if wanted
+            ),
         )
         return web.json_response({"Id": instance.exec_id}, status=201)
 
@@ -370,6 +377,8 @@ class ContainerRoutes:
         )
 
         async def sink(stream: int, data: bytes) -> None:
+            if stream not in instance.output:  # not attached (Docker's AttachStdout/-Stderr)
+                return
             with contextlib.suppress(ConnectionResetError):
                 await response.write(data if instance.tty else frame(stream, data))
 
@@ -392,8 +401,8 @@ class ContainerRoutes:
                 "ExitCode": instance.exit_code,
                 "Pid": instance.pid,
                 "OpenStdin": instance.attach_stdin,
-                "OpenStdout": True,
-                "OpenStderr": True,
+                "OpenStdout": 1 in instance.output,
+                "OpenStderr": 2 in instance.output,
                 "ProcessConfig": {
                     "tty": instance.tty,
                     "entrypoint": instance.cmd[0],
@@ -417,10 +426,11 @@ async def _relay(
     response: web.StreamResponse,
     stdin: asyncio.Queue[bytes | None] | None,
     tty: bool,
+    streams: frozenset[int],
 ) -> None:
     """Between the monitor's attach socket and a hijacked client: output packets (first byte:
-    the stream) to the client, the client's input to the container's stdin, until the
-    container's output ends."""
+    the stream) of the ``streams`` asked for to the client, the client's input to the
+    container's stdin, until the container's output ends."""
     loop = asyncio.get_running_loop()
 
     async def feed() -> None:
@@ -434,7 +444,7 @@ async def _relay(
     try:
         while packet := await loop.sock_recv(sock, 65537):
             stream = ATTACH_STREAMS.get(packet[0])
-            if stream is None:
+            if stream not in streams:
                 continue
             data = packet[1:]
             await response.write(data if tty else frame(stream, data))

@@ -18,6 +18,7 @@ from ferry.api.models.containers import (
     NetworkCreate,
     NetworkDisconnect,
 )
+from ferry.api.run_options import refused_endpoint
 from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
@@ -169,6 +170,9 @@ class NetworkRoutes:
         body = await read_model(request, NetworkConnect, SMALL_BODY_BYTES)
         net = self._find(request.match_info["id"])
         settings = body.EndpointConfig
+        names = refused_endpoint(settings, "EndpointConfig.")
+        if names:
+            raise InvalidArgument(f"Ferry does not support {', '.join(sorted(names))}")
         choice = NetworkChoice(
             net.name,
             tuple(settings.Aliases or []) if settings else (),
