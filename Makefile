@@ -31,6 +31,7 @@ bench: images
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
 	.venv/bin/python -m benchmarks.runtime
+	.venv/bin/python -m benchmarks.images
 	.venv/bin/python -m benchmarks.faults
 
 # The API fuzz test with a bigger budget than the suite's 2 000 requests (about ten minutes here);
