@@ -210,8 +210,6 @@ def create(
     ] = False,
 ) -> None:
     """Create a new service."""
-    if image.startswith("-"):  # an option this command does not have, left as an argument
-        fail(f"unknown flag: {image.partition('=')[0]}", 2)
     flags = TaskFlags(
         list(mount or []), [], user, workdir, list(cap_add or []), list(cap_drop or []),
         read_only, limit_memory, limit_cpu, limit_pids, reserve_memory, reserve_cpu,
