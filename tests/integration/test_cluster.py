@@ -79,13 +79,20 @@ def test_a_bad_token_is_refused_and_registers_nothing(swarm_lab: LabRig) -> None
         swarm_lab.rejoin("h3")
 
 
+# Not a speed target (benchmarks have those): a join that waited for the TCP stack's own
+# timeouts (minutes) instead of giving up after its few seconds would pass this bound.
+HANG_S = 60
+
+
 def test_join_to_an_unreachable_manager_fails_fast_and_says_why(swarm_lab: LabRig) -> None:
     token = swarm_lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
-    nobody = swarm_lab.topo.subnet.rsplit(".", 1)[0] + ".250"
+    # an address on the underlay that no lab node holds (hosts from .11, clients from .101,
+    # the registry .250)
+    nobody = swarm_lab.topo.subnet.rsplit(".", 1)[0] + ".240"
     started = time.monotonic()
     result = swarm_lab.exec("h2", "ferry", "swarm", "join", "--token", token, nobody, check=False)
     assert result.returncode != 0
-    assert time.monotonic() - started < 12
+    assert time.monotonic() - started < HANG_S
     assert "already part of a swarm" in result.stderr  # h2 is a member: refused before dialling
     swarm_lab.ferry("h2", "swarm", "leave")
     try:
@@ -94,7 +101,7 @@ def test_join_to_an_unreachable_manager_fails_fast_and_says_why(swarm_lab: LabRi
             "h2", "ferry", "swarm", "join", "--token", token, nobody, check=False
         )
         assert result.returncode != 0
-        assert time.monotonic() - started < 12
+        assert time.monotonic() - started < HANG_S
         assert f"could not reach a manager at {nobody}:2377" in result.stderr
     finally:
         swarm_lab.rejoin("h2")
