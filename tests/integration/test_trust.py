@@ -222,9 +222,10 @@ def test_an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() -> 
 
 
 def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> None:
-    with older_ferry() as older, new_lab(hosts=3) as lab:
+    with older_ferry() as older, new_lab(hosts=3, tools=False) as lab:
         for host in ("h1", "h2"):
             restart_ferryd(lab, host, code=older)
+        lab.import_tools()  # in each ferryd's own image store (the older one keeps flat roots)
         h1 = lab.topo.node("h1").addr
         lab.ferry("h1", "swarm", "init", "--advertise-addr", h1)
         worker = lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
@@ -252,9 +253,10 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
 
 
 def test_three_older_managers_move_to_the_store_ca_as_each_restarts() -> None:
-    with older_ferry() as older, new_lab(hosts=3) as lab:
+    with older_ferry() as older, new_lab(hosts=3, tools=False) as lab:
         for host in ("h1", "h2", "h3"):
             restart_ferryd(lab, host, code=older)
+        lab.import_tools()  # in the older ferryds' own image store
         h1 = lab.topo.node("h1").addr
         lab.ferry("h1", "swarm", "init", "--advertise-addr", h1)
         manager = lab.ferry("h1", "swarm", "join-token", "-q", "manager").stdout.strip()
