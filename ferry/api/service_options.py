@@ -7,6 +7,7 @@ docker/cli ``cli/command/service/opts.go``): they mean what Ferry does."""
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,8 +38,9 @@ _RESTART_DEFAULTS: dict[str, tuple[object, ...]] = {
 _PLACEMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
     "Preferences": (None, []),
     "MaxReplicas": (None, 0),
-    "Platforms": (None, []),
 }
+# Docker's GOARCH names for what platform.machine() says
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 _ATTACHMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
     "Aliases": (None, []),
     "DriverOpts": (None, {}),
@@ -90,10 +92,35 @@ def check_spec(spec: ServiceSpecModel) -> None:
             names += _not_default(attachment, f"{where}Networks.", _ATTACHMENT_DEFAULTS)
     names += _not_default(template.RestartPolicy, "TaskTemplate.RestartPolicy.", _RESTART_DEFAULTS)
     names += _not_default(template.Placement, "TaskTemplate.Placement.", _PLACEMENT_DEFAULTS)
+    if template.Placement is not None:
+        check_platforms(template.Placement.Platforms or [])
     names += refused(template.Resources, "TaskTemplate.Resources.") if template.Resources else []
     if names:
         raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
     check_supported(template)
+
+
+def check_platforms(platforms: list[object], machine: str = "") -> None:
+    """``Placement.Platforms`` (the docker CLI sends the image's platforms when it pins the
+    image): every Ferry node is Linux on this machine's architecture, so a list that names
+    it places tasks as usual, and one that does not is refused (InvalidArgument) rather than
+    leaving every task pending."""
+    if not platforms:
+        return
+    arch = machine or platform.machine()
+    here = ("linux", _GOARCH.get(arch, arch))
+    named = []
+    for entry in platforms:
+        if not isinstance(entry, dict):
+            raise InvalidArgument("TaskTemplate.Placement.Platforms: each is {Architecture, OS}")
+        os_name, goarch = str(entry.get("OS", "")).lower(), str(entry.get("Architecture", ""))
+        named.append(f"{os_name or '*'}/{goarch or '*'}")
+        if os_name in ("", here[0]) and _GOARCH.get(goarch, goarch) in ("", here[1]):
+            return
+    raise InvalidArgument(
+        f"Ferry does not support TaskTemplate.Placement.Platforms without {'/'.join(here)}: "
+        f"no node of this swarm is {' or '.join(named)}"
+    )
 
 
 def check_supported(template: TaskTemplateModel) -> None:

@@ -18,6 +18,7 @@ from ferry.errors import InvalidArgument
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pydantic's warning on a field named Config
+    from ferry.api import service_options
     from ferry.api.models.services import ServiceSpecModel
     from ferry.api.service_spec import request_of, spec_json
     from ferry.manager.services import ServiceRequest
@@ -204,3 +205,20 @@ def test_the_restart_delay_is_honoured_and_shown() -> None:
     template = ContainerTemplate("tools", ("sleep", "9"), (), False, 10.0, TaskOptions(), None)
     shown = spec_json(ServiceSpec("web", template, restart_delay_s=0.5), {}, 0)
     assert shown["TaskTemplate"]["RestartPolicy"]["Delay"] == NS // 2
+
+
+def test_placement_platforms_that_name_the_nodes_platform_are_taken() -> None:
+    # what the docker CLI sends after resolving a multi-platform image
+    platforms: list[object] = [
+        {"Architecture": "arm64", "OS": "linux"},
+        {"Architecture": "amd64", "OS": "linux"},
+    ]
+    service_options.check_platforms(platforms, machine="x86_64")
+    service_options.check_platforms([], machine="x86_64")
+
+
+def test_placement_platforms_without_the_nodes_platform_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="no node of this swarm is linux/arm64"):
+        service_options.check_platforms(
+            [{"Architecture": "arm64", "OS": "linux"}], machine="x86_64"
+        )
