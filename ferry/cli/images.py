@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
     app.command("load")(load)
     app.command("import")(import_)
     app.command("history")(history)
+    # and as the docker CLI has them under `image` too: `docker image pull|push`
+    image_app.command("pull")(pull)
+    image_app.command("push")(push)
 
 
 def _size(size: int) -> str:

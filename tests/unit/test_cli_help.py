@@ -47,3 +47,14 @@ def test_no_flag_doubles_its_negation(command: tuple[str, ...]) -> None:
     # a boolean named no_x, declared without its own name, becomes --no-x/--no-no-x in typer
     doubled = [o for o in _options(command) if o.startswith("--no-no-")]
     assert doubled == [], f"ferry {' '.join(command)} offers {doubled}"
+
+
+def test_image_pull_and_push_are_also_image_verbs() -> None:
+    # `docker image pull` and `docker image push` exist beside `docker pull` and `docker push`
+    from typer.testing import CliRunner
+
+    from ferry.cli.main import app
+
+    for verb in ("pull", "push"):
+        result = CliRunner().invoke(app, ["image", verb, "--help"])
+        assert result.exit_code == 0, result.output
