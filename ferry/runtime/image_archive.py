@@ -7,8 +7,9 @@
   image; Docker's ``image/tarexport``) or an OCI image layout (``oci-layout``, ``index.json``,
   ``blobs/``; the tags from ``org.opencontainers.image.ref.name``). Every layer is checked
   against the config's DiffIDs; every path the archive names is a member of it, nothing else.
-- ``save``: the docker-archive of one or more images (uncompressed layer tars, as Docker
-  writes them), which ``docker load`` here or in Docker reads back to the same image id.
+- ``save``: one or more images in the archive Docker 25 and later write, both a
+  docker-archive and an OCI image layout (uncompressed layer tars), which ``docker load``
+  here or in Docker, or ``skopeo``/``oci:`` tools, read back to the same image id.
 
 Be aware: archives are read from a file (uploads are spooled to disk first): members are
 found by name, which a stream cannot do.
@@ -34,7 +35,10 @@ from ferry.model.reference import parse_reference
 from ferry.model.times import now_iso
 from ferry.runtime.compression import decompressed
 from ferry.runtime.manifests import (
+    OCI_CONFIG,
+    OCI_INDEX,
     OCI_LAYER,
+    OCI_MANIFEST,
     apply_changes,
     import_config,
     loads_object,
@@ -247,30 +251,74 @@ def _load_oci(
 
 
 def save(store: ImageStore, refs: Sequence[str], out: Path) -> None:
-    """``docker save REF…`` into ``out`` (a docker-archive). Raises ``NotFound`` for a name
-    that is not an image here."""
-    entries: dict[str, dict[str, Any]] = {}
+    """``docker save REF…`` into ``out``, as Docker 25 and later write it: one archive that is
+    both a docker-archive (``manifest.json``) and an OCI image layout (``oci-layout``,
+    ``index.json``, every file under ``blobs/sha256/``; layers uncompressed, so each layer's
+    digest is its DiffID). Raises ``NotFound`` for a name that is not an image here."""
+    entries: dict[str, list[str]] = {}
     for ref in refs:
         image_id = store.lookup(ref)
-        entry = entries.setdefault(image_id, {"tags": []})
+        tags = entries.setdefault(image_id, [])
         image = store.get(ref)
-        if image.name != image_id:
-            entry["tags"].append(image.name)
+        if image.name != image_id and image.name not in tags:
+            tags.append(image.name)
+    written: set[str] = set()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        manifest = []
-        for image_id, entry in entries.items():
-            hex_id = image_id.removeprefix("sha256:")
-            _add_bytes(tar, f"{hex_id}.json", store.layers.read_blob(image_id))
-            names = []
+
+        def blob(digest: str, data: bytes) -> str:
+            name = "blobs/" + digest.replace(":", "/", 1)
+            if name not in written:
+                _add_bytes(tar, name, data)
+                written.add(name)
+            return name
+
+        docker_manifest, index = [], []
+        for image_id, tags in entries.items():
+            config = store.layers.read_blob(image_id)
+            layers = []
             for layer in store.layer_refs(image_id):
-                name = f"{layer.diff_id.removeprefix('sha256:')}/layer.tar"
-                if name not in names:
-                    _add_layer(tar, name, store.layers.blob_path(layer.blob))
-                names.append(name)
-            manifest.append(
-                {"Config": f"{hex_id}.json", "RepoTags": entry["tags"] or None, "Layers": names}
+                name = "blobs/" + layer.diff_id.replace(":", "/", 1)
+                if name not in written:
+                    size = _add_layer(tar, name, store.layers.blob_path(layer.blob))
+                    written.add(name)
+                else:
+                    size = tar.getmember(name).size
+                layers.append(
+                    {"mediaType": OCI_LAYER, "digest": layer.diff_id, "size": size, "name": name}
+                )
+            docker_manifest.append(
+                {
+                    "Config": blob(image_id, config),
+                    "RepoTags": tags or None,
+                    "Layers": [layer["name"] for layer in layers],
+                }
             )
-        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(config)},
+                    "layers": [{k: v for k, v in lay.items() if k != "name"} for lay in layers],
+                }
+            ).encode()
+            digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+            blob(digest, manifest)
+            for tag in tags or [""]:
+                entry: dict[str, Any] = {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": len(manifest),
+                }
+                if tag:
+                    entry["annotations"] = {
+                        "io.containerd.image.name": tag,
+                        REF_NAME: tag.rsplit(":", 1)[-1],
+                    }
+                index.append(entry)
+        _add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+        doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index}
+        _add_bytes(tar, "index.json", json.dumps(doc).encode())
+        _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -279,9 +327,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _add_layer(tar: tarfile.TarFile, name: str, blob: Path) -> None:
+def _add_layer(tar: tarfile.TarFile, name: str, blob: Path) -> int:
     """A layer as an uncompressed tar (the blob may be compressed: unpacked to a spool file
-    first, whose size the header needs)."""
+    first, whose size the header needs); returns its size in bytes."""
     with tempfile.TemporaryFile() as spool:
         with open(blob, "rb") as f, decompressed(f) as plain:
             for chunk in iter(lambda: plain.read(CHUNK_BYTES), b""):
@@ -291,3 +339,4 @@ def _add_layer(tar: tarfile.TarFile, name: str, blob: Path) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = size, 0o644, 0
         tar.addfile(info, spool)
+        return size

@@ -403,3 +403,25 @@ def test_an_oci_layout_archive_loads_with_its_tag(tmp_path: Path) -> None:
 
 def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_save_writes_dockers_archive_that_is_also_an_oci_layout(tmp_path: Path) -> None:
+    # Docker 25 and later: manifest.json beside oci-layout, index.json and blobs/sha256/
+    store = ImageStore(tmp_path / "a")
+    image = store.import_tar(_saved_image(tmp_path / "1.tar", [{"f": b"1"}, {"g": b"2"}]), "x")
+    image_archive.save(store, ["x"], tmp_path / "saved.tar")
+    with tarfile.open(tmp_path / "saved.tar") as saved:
+        names = set(saved.getnames())
+        assert {"oci-layout", "index.json", "manifest.json"} <= names
+        for diff_id in image.diff_ids:  # an uncompressed layer's digest is its DiffID
+            member = saved.extractfile("blobs/" + diff_id.replace(":", "/"))
+            assert member is not None
+            assert "sha256:" + hashlib.sha256(member.read()).hexdigest() == diff_id
+        # the OCI layout alone (no manifest.json) loads to the same image and tag
+        with tarfile.open(tmp_path / "oci.tar", "w") as oci:
+            for info in saved.getmembers():
+                if info.name != "manifest.json":
+                    oci.addfile(info, saved.extractfile(info))
+    other = ImageStore(tmp_path / "b")
+    (loaded,) = image_archive.load(other, tmp_path / "oci.tar", "oci.tar")
+    assert loaded == (image.image_id, ["x:latest"])
