@@ -14,10 +14,11 @@ demo: images
 	.venv/bin/ferry lab demo
 
 test: images
-	.venv/bin/python -m pytest -q -n 3 --dist loadfile
+	.venv/bin/python -m pytest -q -n 4 --dist loadfile --durations=30
 
 faults: images
-	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q tests/integration/test_faults.py
+	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q -n 3 --dist loadfile tests/integration/test_faults.py \
+		tests/integration/test_faults_restarts.py tests/integration/test_faults_hosts.py
 
 lint: setup
 	.venv/bin/ruff check ferry tests benchmarks

@@ -9,6 +9,8 @@ import pytest
 # The longest modules, longest first (measured with ``pytest --durations``); the rest follow
 # in their usual order.
 LONGEST_FIRST = (
+    "tests/integration/test_faults_restarts.py",
+    "tests/integration/test_faults_hosts.py",
     "tests/integration/test_faults.py",
     "tests/integration/test_tutorials.py",
     "tests/integration/test_trust.py",
