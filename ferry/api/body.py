@@ -14,13 +14,13 @@ Be aware: image uploads are not JSON and do not come through here; they stream t
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ferry.errors import InvalidArgument
+from ferry.jsontext import MAX_DEPTH, check_shape, loads
 from ferry.weberrors import validation_message
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,8 +29,6 @@ KIB = 1024
 MIB = 1024 * KIB
 SMALL_BODY_BYTES = 64 * KIB  # swarm init/join, network connect, exec start
 SPEC_BODY_BYTES = 1 * MIB  # container and service specs: commands, env, labels
-MAX_DEPTH = 32  # Docker's deepest request shapes nest about 8 levels
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 async def read_bytes(request: web.Request, limit_bytes: int) -> bytes:
@@ -53,44 +51,6 @@ def _too_large(where: str, size: int, limit_bytes: int) -> str:
     return f"request body too large for {where}: {size} bytes or more, at most {limit_bytes}"
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def loads(raw: bytes | str, what: str = "request body") -> Any:
-    """Decode JSON and check its shape (depth, integer range, NUL bytes); InvalidArgument."""
-    try:
-        value = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError as exc:
-        raise InvalidArgument(f"invalid JSON in {what}: nested deeper than {MAX_DEPTH}") from exc
-    except ValueError as exc:  # includes UnicodeDecodeError and int digit limits
-        raise InvalidArgument(f"invalid JSON in {what}: {exc}") from exc
-    check_shape(value, what)
-    return value
-
-
-def check_shape(value: Any, what: str = "request body") -> None:
-    """Walk a decoded JSON value without recursion; refuse what no request field can hold."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
-    while stack:
-        item, path, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InvalidArgument(f"invalid JSON in {what}: nested deeper than {MAX_DEPTH}")
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if "\x00" in key:
-                    raise InvalidArgument(f"invalid {what}: a NUL byte in the key {key!r}")
-                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, str) and "\x00" in item:
-            raise InvalidArgument(f"invalid {what}: {path or 'the value'} holds a NUL byte")
-        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
-            raise InvalidArgument(
-                f"invalid {what}: {path or 'the value'} is out of range (a 64-bit integer)"
-            )
-
-
 async def read_json(request: web.Request, limit_bytes: int = SPEC_BODY_BYTES) -> Any:
     """The body as checked JSON; an empty body is ``{}`` (Docker's clients send none for
     optional bodies)."""
@@ -110,3 +70,6 @@ def validate(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidArgument(validation_message(exc)) from exc
+
+
+__all__ = ["MAX_DEPTH", "check_shape", "loads"]

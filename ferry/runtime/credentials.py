@@ -14,16 +14,21 @@ import binascii
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferry import jsontext
 from ferry.errors import InvalidArgument, NotFound
 from ferry.model.reference import DEFAULT_DOMAIN
 from ferry.runtime.skopeo import INSPECT_TIMEOUT_S, Skopeo
 
 HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io")
+
+
+REGISTRY_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,13 @@ class RegistryAuth:
             return None
         padded = value.strip() + "=" * (-len(value.strip()) % 4)
         try:
-            doc = json.loads(base64.urlsafe_b64decode(padded))
+            text = base64.urlsafe_b64decode(padded)
         except (ValueError, binascii.Error) as exc:
             raise InvalidArgument("X-Registry-Auth is not base64url-encoded JSON") from exc
+        try:
+            doc = jsontext.loads(text, "X-Registry-Auth")
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"X-Registry-Auth is not base64url-encoded JSON ({exc})") from exc
         if not isinstance(doc, dict):
             raise InvalidArgument("X-Registry-Auth is not a JSON object")
         if doc.get("identitytoken") or doc.get("registrytoken"):
@@ -61,7 +70,12 @@ def server_domain(address: str) -> str:
     if not address or address in HUB_ADDRESSES:
         return DEFAULT_DOMAIN
     host = address.split("://", 1)[-1].split("/", 1)[0]
-    return DEFAULT_DOMAIN if host in HUB_ADDRESSES else host
+    if host in HUB_ADDRESSES:
+        return DEFAULT_DOMAIN
+    # a host[:port] only: the name reaches skopeo's command line, where "-v" would be an option
+    if not REGISTRY_HOST_RE.match(host):
+        raise InvalidArgument(f"invalid registry address {address!r}: use HOST[:PORT]")
+    return host
 
 
 class Credentials:

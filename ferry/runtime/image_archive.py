@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferry import jsontext
 from ferry.errors import InvalidArgument, NotFound
 from ferry.kernel.inroot import clean
 from ferry.model.reference import parse_reference
@@ -195,7 +196,7 @@ def _load_docker(
     changes: Sequence[str],
     tags: list[str] | None,
 ) -> list[tuple[str, list[str]]]:
-    manifest = json.loads(_read_small(outer, "manifest.json", source) or b"null")
+    manifest = jsontext.loads(_read_small(outer, "manifest.json", source) or b"null", source)
     if not isinstance(manifest, list) or not all(isinstance(m, dict) for m in manifest):
         raise InvalidArgument(f"{source}: manifest.json is not a docker save manifest")
     if tags is not None and len(manifest) != 1:  # an import names one image

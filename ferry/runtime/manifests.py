@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ferry import jsontext
 from ferry.errors import InvalidArgument
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -90,10 +91,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
 
 
 def loads_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"{what} is not JSON: {exc}") from exc
+    value = jsontext.loads(data, what)
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} is not a JSON object")
     return value

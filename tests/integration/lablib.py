@@ -98,6 +98,13 @@ class LabRig:
         token = self.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
         for host in self.topo.hosts[1:]:
             self.exec(host.name, "ferry", "swarm", "join", "--token", token, f"{h1.addr}:2377")
+        # a joined node is Ready from its first heartbeat, which a loaded machine may delay:
+        # tests start from a swarm whose every node is Ready
+        wait_until(
+            lambda: {n["Status"]["State"] for n in self.nodes().values()} == {"ready"},
+            30,
+            "every node of the new swarm Ready",
+        )
 
     def nodes(self, host: str = "h1") -> dict[str, dict[str, Any]]:
         return {n["Description"]["Hostname"]: n for n in self.api(host, "/nodes")}
