@@ -30,9 +30,20 @@ TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar
 CREATE_LOCK = Path("/run/ferry/tests-lab-create.lock")
 
 
+def _worker_seconds() -> range:
+    """Second octets this test process picks lab subnets from: each pytest-xdist worker has a
+    range of its own, so a subnet one worker just freed (its lab down, and checked gone) is
+    never another worker's new lab meanwhile."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return range(150, 250)
+    start = 150 + (int(worker[2:]) % 4) * 25
+    return range(start, start + 25)
+
+
 def _free_subnet() -> str:
     used = [ipaddress.ip_network(labmod.load(n).subnet) for n in labmod.list_labs()]
-    for second in range(150, 250):
+    for second in _worker_seconds():
         candidate = ipaddress.ip_network(f"10.{second}.0.0/24")
         if not any(candidate.overlaps(u) for u in used):
             return str(candidate)
