@@ -8,7 +8,7 @@ until they run and doctor is clean, applies the fault and measures:
 - ``rescheduled_s``: from the fault until 3 tasks run and none on that node.
 - ``lost_on_healthy``: tasks running on the other nodes before the fault that no longer run.
 - ``replaced``, ``nodes_seen_down``: for the faults on the manager, which must replace nothing:
-  tasks no longer running 8 s after every node is ready again (past the new leader's grace),
+  tasks no longer running 17 s after every node is ready again (past the new leader's grace),
   and the nodes h1 listed Down at any poll meanwhile; ``all_ready_s``: from the fault until h1
   lists every node Ready; ``api_back_s`` / ``etcd_back_s`` / ``store_answers_s``: until the
   restarted ferryd answers, a new etcd runs, ``ferry node ls`` succeeds.
@@ -29,11 +29,12 @@ from typing import Any
 
 from benchmarks.faultlab import Lab, fresh_lab, wait_for
 from ferry.kernel import proc
+from ferry.model.node import LEADER_GRACE_S
 
 BOUND_S = 30
 DOCTOR_BOUND_S = 60
 PARTITION_S = 20
-GRACE_WAIT_S = 8
+GRACE_WAIT_S = LEADER_GRACE_S + 2  # after every node is Ready: past the leader's grace
 
 
 def doctor_clean(lab: Lab) -> bool:

@@ -8,10 +8,11 @@ from enum import StrEnum
 HEARTBEAT_S = 2.0  # how often an agent heartbeats
 SESSION_TTL_S = 6  # a session's lease: three missed heartbeats and it lapses
 # After a change of leader, a node without a session is Unknown, not Down, for this long: the
-# new leader cannot tell a dead node from one that has not reported in yet (Swarm gives
-# several heartbeat periods, too). Agents retry every HEARTBEAT_S, so three periods cover a
-# missed beat and a slow one.
-LEADER_GRACE_S = 3 * HEARTBEAT_S
+# new leader cannot tell a dead node from one that has not reported in yet. Swarm gives 15 s
+# (swarmkit's dispatcher: heartbeat period 5 s times its grace multiplier 3). Ferry's shorter
+# heartbeat does not shorten it: what the grace must cover is every host of a cluster that
+# restarted at once starting its daemon again, one after another on a loaded machine.
+LEADER_GRACE_S = 15.0
 
 
 class Role(StrEnum):

@@ -6,6 +6,7 @@ import json
 
 from ferry.kernel import proc
 from ferry.lab import lab as labmod
+from ferry.model.node import LEADER_GRACE_S
 from tests.integration.lablib import TOOLS, etcd_pid, new_lab, wait_until
 
 
@@ -36,7 +37,8 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
                 (n.get("ManagerStatus") or {}).get("Leader") for n in nodes.values()
             )
 
-        wait_until(new_leader, 20, "another manager to lead", every_s=0.5)
+        # the old leader's lease lapses, another takes office, and h1 is Down once its grace ends
+        wait_until(new_leader, 20 + LEADER_GRACE_S, "another manager to lead", every_s=0.5)
 
         def rescheduled() -> bool:
             tasks = lab.api("h2", "/tasks", filters={"service": ["keep"]})
