@@ -31,6 +31,7 @@ from ferry.api.client import ApiClient
 from ferry.errors import FerryError
 from ferry.kernel import nsfs
 from ferry.lab import lab as labmod
+from ferry.lab import records
 from ferry.lab.topology import LabTopology
 
 SUBNET_SECONDS = range(60, 90)  # 10.<n>.0.0/24: outside the tests' 150-249 and the benches' 9x
@@ -211,16 +212,16 @@ def wait_for(
 # --- labs ---------------------------------------------------------------------------------
 def _taken_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     taken = []
-    for name in labmod.list_labs():
+    for name in records.list_labs():
         with contextlib.suppress(FerryError, OSError, KeyError):
-            taken.append(ipaddress.ip_network(labmod.load(name).subnet))
+            taken.append(ipaddress.ip_network(records.load(name).subnet))
     return taken
 
 
 def _new_name() -> str:
     while True:
         name = f"b8{os.getpid() % 10000:04d}{next(_seq) % 100:02d}"
-        if name not in labmod.list_labs() and not nsfs.list_netns(f"{name}-"):
+        if name not in records.list_labs() and not nsfs.list_netns(f"{name}-"):
             return name
 
 
@@ -268,7 +269,7 @@ def fresh_lab(root: Path, clients: int = 0) -> Iterator[Lab]:
     name = _new_name()
     try:
         _lab_up(root, name, clients)
-        lab = Lab(root, labmod.load(name))
+        lab = Lab(root, records.load(name))
         lab.check_code()
         if lab.image == "tools":
             for host in lab.topo.hosts:

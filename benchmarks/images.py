@@ -74,6 +74,7 @@ from benchmarks.common import (
 from ferry.api.client import ApiClient
 from ferry.errors import Conflict, FerryError, NotFound
 from ferry.lab import lab as labmod
+from ferry.lab import records
 from ferry.lab.topology import LabTopology
 
 NAME = "bim"
@@ -174,7 +175,7 @@ def floor_copy(topo: LabTopology, host: str, tag: str, *, unpack: bool = False) 
     shutil.rmtree(target, ignore_errors=True)
     source = f"docker://{topo.registry_address}/library/{IMAGE}:latest"
     cmd = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", source, f"oci:{target}:latest"]
-    argv, env = labmod.exec_argv(topo, host, cmd)
+    argv, env = records.exec_argv(topo, host, cmd)
     try:
         start = time.perf_counter()
         done = subprocess.run(

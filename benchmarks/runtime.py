@@ -139,9 +139,9 @@ def measure_pingable(topo: Any) -> dict[str, Any]:
     h1 = topo.node("h1").addr
     ferry_cli(topo, "h1", "swarm", "init", "--advertise-addr", h1)
     token = ferry_cli(topo, "h1", "swarm", "join-token", "-q", "worker").strip()
-    from ferry.lab import lab as labmod
+    from ferry.lab import records
 
-    argv, env = labmod.exec_argv(topo, "h2", ["ferry", "swarm", "join", "--token", token,
+    argv, env = records.exec_argv(topo, "h2", ["ferry", "swarm", "join", "--token", token,
                                               f"{h1}:2377"])  # fmt: skip
     subprocess.run(argv, env=env, check=True, capture_output=True, timeout=60)
     ferry_cli(topo, "h1", "network", "create", "-d", "overlay", "--attachable", NET)

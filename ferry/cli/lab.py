@@ -57,10 +57,10 @@ def _name_flag(name: str) -> str:
 
 
 def _print_nodes(name: str) -> None:
-    from ferry.lab import lab
+    from ferry.lab import lab, records
 
     rows = []
-    for status in lab.status(lab.load(name)):
+    for status in lab.status(records.load(name)):
         node = status.node
         rows.append(
             [
@@ -81,16 +81,16 @@ def ls(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Only this lab")] = None,
 ) -> None:
     """List labs and their hosts."""
-    from ferry.lab import lab
+    from ferry.lab import records
 
-    names = [name] if name else lab.list_labs()
+    names = [name] if name else records.list_labs()
     if not names:
         print("No labs. Create one with: ferry lab up")
         return
     for i, lab_name in enumerate(names):
         if i:
             print()
-        topo = lab.load(lab_name)
+        topo = records.load(lab_name)
         print(f"Lab {lab_name} (underlay {topo.subnet})")
         _print_nodes(lab_name)
 
@@ -106,14 +106,14 @@ def exec_(
     name: NameOpt = "ferry",
 ) -> None:
     """Run a command inside a lab host, with that host's ferryd as the target of ferry/docker."""
-    from ferry.lab import lab
+    from ferry.lab import records
 
     cmd = list(command)
     if cmd and cmd[0] == "--":  # click keeps the separator when options are not interspersed
         cmd = cmd[1:]
     if not cmd:
         fail("nothing to run: ferry lab exec HOST -- COMMAND [ARG...]", 2)
-    argv, env = lab.exec_argv(lab.load(name), host, cmd)
+    argv, env = records.exec_argv(records.load(name), host, cmd)
     os.execvpe(argv[0], argv, env)
 
 
@@ -125,9 +125,9 @@ def stop(
     kill: Annotated[bool, typer.Option(help="SIGKILL instead of a clean stop")] = False,
 ) -> None:
     """Stop a host's ferryd (its containers keep running)."""
-    from ferry.lab import lab
+    from ferry.lab import lab, records
 
-    lab.stop_ferryd(lab.load(name), host, kill=kill)
+    lab.stop_ferryd(records.load(name), host, kill=kill)
     print(f"ferryd on {host} stopped")
 
 
@@ -135,9 +135,9 @@ def stop(
 @handles_errors
 def start(host: Annotated[str, typer.Argument(help="Lab host")], name: NameOpt = "ferry") -> None:
     """Start a host's ferryd again."""
-    from ferry.lab import lab
+    from ferry.lab import lab, records
 
-    lab.start_ferryd(lab.load(name), host)
+    lab.start_ferryd(records.load(name), host)
     print(f"ferryd on {host} started")
 
 

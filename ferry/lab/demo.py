@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ferry.lab import images
+from ferry.lab import images, records
 from ferry.lab import lab as labmod
 from ferry.lab.topology import LabTopology
 from ferry.lab.tutorials import Step, all_steps
@@ -60,7 +60,7 @@ def _query(name: str) -> Callable[[str, str], str]:
 def run_demo(name: str, subnet: str) -> bool:
     print("Building the tutorials' images (once; cached) …", flush=True)
     images.build_all()
-    if name in labmod.list_labs():
+    if name in records.list_labs():
         print(f"Removing the previous lab {name!r} first …", flush=True)
         labmod.down(name)
     print(
@@ -93,7 +93,7 @@ def run_demo(name: str, subnet: str) -> bool:
 def _hints(name: str) -> None:
     x = ".venv/bin/ferry lab exec" + ("" if name == "ferry" else f" --name {name}")
     down = ".venv/bin/ferry lab down" + ("" if name == "ferry" else f" --name {name}")
-    registry = labmod.load(name).registry_address
+    registry = records.load(name).registry_address
     print(
         f"""
   {x} h1 -- docker service ls

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.api.client import ApiClient
-from ferry.errors import Conflict, FerryError, NotFound, Unavailable
+from ferry.errors import Conflict, FerryError, Unavailable
 from ferry.kernel import cgroups, mounts, nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab import images, registry
+from ferry.lab.records import exec_path, list_labs, load, record_path
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
 from ferry.network.encryption import tunnel_ifname
 
@@ -40,27 +41,6 @@ class NodeStatus:
     node: LabNode
     ferryd_pid: int | None
     ferryd_state: str
-
-
-def _record_path(name: str) -> Path:
-    return LAB_ROOT / name / "lab.json"
-
-
-def load(name: str) -> LabTopology:
-    validate_name(name)
-    try:
-        record = json.loads(_record_path(name).read_text())
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"no lab named {name!r}: create it with 'ferry lab up --name {name}'"
-        ) from exc
-    return plan_topology(name, record["hosts"], record["clients"], record["subnet"])
-
-
-def list_labs() -> list[str]:
-    if not LAB_ROOT.is_dir():
-        return []
-    return sorted(p.name for p in LAB_ROOT.iterdir() if (p / "lab.json").exists())
 
 
 def _check_free(topo: LabTopology) -> None:
@@ -90,7 +70,7 @@ def up(name: str, hosts: int, clients: int, subnet: str) -> LabTopology:
     _check_free(topo)
     topo.lab_dir.mkdir(parents=True, mode=0o700)
     record = {"hosts": hosts, "clients": clients, "subnet": topo.subnet, "created": time.time()}
-    _record_path(name).write_text(json.dumps(record))
+    record_path(name).write_text(json.dumps(record))
     try:
         _build_underlay(topo)
         registry.write_daemon_configs(topo)
@@ -140,7 +120,7 @@ def _ferryd_argv(host: LabNode) -> list[str]:
 
 def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
     host.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    env = {"PATH": _exec_path(), "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+    env = {"PATH": exec_path(), "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
     if code is not None:  # `python -m` puts the working directory first on the path
         env["PYTHONPATH"] = str(code)
     return proc.spawn(
@@ -248,7 +228,7 @@ def down(name: str) -> list[str]:
     # filesystems' mounts (before the directories go) and their cgroups
     removed += [f"mount {m}" for m in mounts.unmount_under(LAB_ROOT / name)]
     removed += [f"cgroup {c}" for c in cgroups.remove_children("ferry", f"{name}-")]
-    record = _record_path(name)
+    record = record_path(name)
     if record.exists():
         subnet = json.loads(record.read_text())["subnet"]
         with Netlink() as root:
@@ -299,24 +279,3 @@ def _remove_netns(ns: str) -> None:
     except FerryError:
         pass  # a namespace that is already half gone is removed all the same
     nsfs.delete_netns(ns)
-
-
-def _exec_path() -> str:
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return venv_bin + os.pathsep + path if venv_bin not in path.split(os.pathsep) else path
-
-
-def exec_argv(
-    topo: LabTopology, node_name: str, command: list[str]
-) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run ``command`` inside a lab node (for os.execvpe)."""
-    node = topo.node(node_name)
-    env = dict(os.environ)
-    env["PATH"] = _exec_path()
-    env["FERRY_LAB"] = topo.name
-    env["FERRY_LAB_NODE"] = node.name
-    if node.runs_ferryd:
-        env["FERRY_HOST"] = f"unix://{node.socket}"
-        env["DOCKER_HOST"] = f"unix://{node.socket}"
-    return proc.in_netns_argv(nsfs.netns_path(node.netns), command), env

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ferry.lab import lab as labmod
+from ferry.lab import records
 from ferry.lab.topology import LabTopology
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def _worker_seconds() -> range:
 
 
 def _free_subnet() -> str:
-    used = [ipaddress.ip_network(labmod.load(n).subnet) for n in labmod.list_labs()]
+    used = [ipaddress.ip_network(records.load(n).subnet) for n in records.list_labs()]
     for second in _worker_seconds():
         candidate = ipaddress.ip_network(f"10.{second}.0.0/24")
         if not any(candidate.overlaps(u) for u in used):
@@ -166,7 +167,7 @@ def _creating_labs() -> Iterator[None]:
 
 
 def _free_name() -> str:
-    taken = set(labmod.list_labs())
+    taken = set(records.list_labs())
     for _ in range(1000):
         name = f"it{os.getpid() % 10000}{next(_counter)}"[:8]
         if name not in taken and not (labmod.LAB_ROOT / name).exists():

@@ -10,7 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ferry.cli.main import app
+from ferry.cli.main import build_app
+
+app = build_app()
 
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -54,10 +56,6 @@ def test_no_flag_doubles_its_negation(command: tuple[str, ...]) -> None:
 
 def test_image_pull_and_push_are_also_image_verbs() -> None:
     # `docker image pull` and `docker image push` exist beside `docker pull` and `docker push`
-    from typer.testing import CliRunner
-
-    from ferry.cli.main import app
-
     for verb in ("pull", "push"):
         result = CliRunner().invoke(app, ["image", verb, "--help"])
         assert result.exit_code == 0, result.output

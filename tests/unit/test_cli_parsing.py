@@ -7,7 +7,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ferry.cli.main import app
+from ferry.cli.main import build_app
+
+app = build_app()
 
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from ferry.api import params
 from ferry.cli import service as service_cli
-from ferry.cli.main import app
+from ferry.cli.main import build_app
+
+app = build_app()
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
