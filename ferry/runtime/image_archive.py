@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ferry import jsontext
 from ferry.errors import InvalidArgument, NotFound
 from ferry.kernel.inroot import clean
+from ferry.model.import_changes import apply_changes
 from ferry.model.reference import parse_reference
 from ferry.model.times import now_iso
 from ferry.runtime.compression import decompressed
@@ -40,7 +41,6 @@ from ferry.runtime.manifests import (
     OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
-    apply_changes,
     import_config,
     loads_object,
     parse_config,

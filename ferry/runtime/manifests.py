@@ -6,8 +6,8 @@ same fields under other media types. An image is its config (the JSON whose sha2
 image id) and its layers, bottom first; each layer is known by its DiffID (the sha256 of its
 uncompressed tar) in the config's ``rootfs.diff_ids``, and by its blob digest in a manifest.
 
-``import_config`` makes the config ``docker import`` makes; ``apply_changes`` reads the
-Dockerfile lines ``docker import -c`` takes.
+``import_config`` makes the config ``docker import`` makes (its ``-c`` lines are
+``ferry.model.import_changes``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -193,97 +192,3 @@ def oci_manifest(config_digest: str, config_size: int, layers: Sequence[Descript
         "layers": [{"mediaType": d.media_type, "digest": d.digest, "size": d.size} for d in layers],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-# docker import -c --------------------------------------------------------------------------
-CHANGE_KEYS = (
-    "CMD",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "LABEL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-)
-
-
-def _command(rest: str) -> list[str]:
-    """Exec form (a JSON list) or shell form, which Docker runs as ``/bin/sh -c``."""
-    if rest.startswith("["):
-        try:
-            value = json.loads(rest)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-    return ["/bin/sh", "-c", rest]
-
-
-def _json_list(rest: str) -> list[str]:
-    try:
-        value = json.loads(rest)
-    except ValueError:
-        value = None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"{rest!r} is not a JSON list of strings")
-    return value
-
-
-def _pairs(rest: str, key: str) -> dict[str, str]:
-    """``K=V K2="v 2"`` (or the legacy ``K V`` for one pair), as a Dockerfile reads them."""
-    words = shlex.split(rest)
-    if words and "=" not in words[0]:
-        if len(words) < 2 and key == "ENV":
-            raise InvalidArgument(f"{key} needs a value: {key} NAME=VALUE")
-        name, _, value = rest.partition(" ")
-        return {name: value.strip()}
-    out = {}
-    for word in words:
-        name, sep, value = word.partition("=")
-        if not sep or not name:
-            raise InvalidArgument(f"{key} takes NAME=VALUE pairs, not {word!r}")
-        out[name] = value
-    return out
-
-
-def apply_changes(
-    changes: Sequence[str], config: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The image ``Config`` after ``docker import -c``'s Dockerfile lines (Docker's
-    ``dockerfile.BuildFromConfig`` for the instructions import allows). Raises
-    ``InvalidArgument`` naming an instruction import cannot take."""
-    out: dict[str, Any] = dict(config or {})
-    for change in changes:
-        key, _, rest = change.strip().partition(" ")
-        key, rest = key.upper(), rest.strip()
-        if key not in CHANGE_KEYS:
-            raise InvalidArgument(
-                f"{key or change!r} is not a valid change command: use {', '.join(CHANGE_KEYS)}"
-            )
-        if not rest:
-            raise InvalidArgument(f"{key} needs an argument")
-        if key in ("CMD", "ENTRYPOINT"):
-            out["Cmd" if key == "CMD" else "Entrypoint"] = _command(rest)
-        elif key == "ENV":
-            env = {e.partition("=")[0]: e for e in out.get("Env") or []}
-            env.update({k: f"{k}={v}" for k, v in _pairs(rest, key).items()})
-            out["Env"] = list(env.values())
-        elif key == "LABEL":
-            out["Labels"] = {**(out.get("Labels") or {}), **_pairs(rest, key)}
-        elif key == "EXPOSE":
-            ports = dict(out.get("ExposedPorts") or {})
-            for port in rest.split():
-                number, _, proto = port.partition("/")
-                if not number.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
-                    raise InvalidArgument(f"invalid port {port!r} in EXPOSE: use PORT[/PROTO]")
-                ports[f"{int(number)}/{proto or 'tcp'}"] = {}
-            out["ExposedPorts"] = ports
-        elif key == "VOLUME":
-            paths = _json_list(rest) if rest.startswith("[") else rest.split()
-            out["Volumes"] = {**(out.get("Volumes") or {}), **{p: {} for p in paths}}
-        else:
-            field = {"STOPSIGNAL": "StopSignal", "USER": "User", "WORKDIR": "WorkingDir"}[key]
-            out[field] = rest
-    return out

@@ -11,6 +11,7 @@ import pytest
 
 from ferry.daemon.config import read_config_file
 from ferry.errors import Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.model.import_changes import apply_changes
 from ferry.model.reference import parse_reference
 from ferry.runtime.credentials import RegistryAuth, server_domain
 from ferry.runtime.manifests import (
@@ -18,7 +19,6 @@ from ferry.runtime.manifests import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_MANIFEST,
-    apply_changes,
     parse_config,
     parse_manifest,
     select_platform,
