@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ferry import jsontext
 from ferry.errors import InvalidArgument, NotFound
@@ -29,6 +30,30 @@ HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.d
 
 
 REGISTRY_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+# Docker's AuthConfig: every field a string (api/types/registry/authconfig.go)
+AUTH_FIELDS = (
+    "username",
+    "password",
+    "auth",
+    "email",
+    "serveraddress",
+    "identitytoken",
+    "registrytoken",
+)
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array",
+               dict: "an object"}  # fmt: skip
+
+
+def check_auth_fields(doc: dict[str, Any], what: str) -> None:
+    """Each of Docker's ``AuthConfig`` fields ``doc`` has is a string (``null`` counts as
+    absent, as Go's decoder takes it). Raises ``InvalidArgument`` naming the field, where
+    Docker answers ``json: cannot unmarshal number into Go struct field
+    AuthConfig.username of type string``."""
+    for key in AUTH_FIELDS:
+        value = doc.get(key)
+        if value is not None and not isinstance(value, str):
+            kind = _JSON_TYPES.get(type(value), type(value).__name__)
+            raise InvalidArgument(f"invalid {what}: {key} must be a string, not {kind}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,7 @@ class RegistryAuth:
             raise InvalidArgument(f"X-Registry-Auth is not base64url-encoded JSON ({exc})") from exc
         if not isinstance(doc, dict):
             raise InvalidArgument("X-Registry-Auth is not a JSON object")
+        check_auth_fields(doc, "X-Registry-Auth header")
         if doc.get("identitytoken") or doc.get("registrytoken"):
             raise InvalidArgument("identity tokens are not supported: log in with a password")
         if not doc.get("username") and not doc.get("password"):

@@ -3,6 +3,7 @@ filters, inspect, history, tag, remove, prune, import with changes, save then lo
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -120,6 +121,33 @@ async def test_a_pull_of_every_tag_is_refused_by_name(tmp_path: Path) -> None:
     async with api_client(tmp_path) as client:
         refused = await _json(client, "POST", "/images/create?fromImage=nginx", status=400)
         assert refused["message"] == "pulling every tag of nginx is not supported: name a tag"
+
+
+async def test_a_pull_with_a_wrongly_typed_registry_auth_is_a_400_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    header = base64.urlsafe_b64encode(json.dumps({"username": 5}).encode()).decode()
+    async with api_client(tmp_path) as client:
+        for method, path in (
+            ("POST", "/images/create?fromImage=nginx&tag=1"),
+            ("POST", "/images/nginx/push"),
+            ("GET", "/distribution/nginx/json"),
+        ):
+            refused = await _json(
+                client, method, path, status=400, headers={"X-Registry-Auth": header}
+            )
+            assert refused["message"] == (
+                "invalid X-Registry-Auth header: username must be a string, not a number"
+            ), path
+
+
+async def test_search_is_refused_in_one_line_saying_there_is_no_index(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        refused = await _json(client, "GET", "/images/search?term=nginx&limit=5", status=400)
+        assert refused["message"] == (
+            "cannot search for 'nginx': Ferry has no image index to search (docker search asks "
+            "Docker Hub's); name the image with its registry and pull it"
+        )
 
 
 async def test_auth_takes_strings_only(tmp_path: Path) -> None:

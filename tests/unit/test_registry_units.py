@@ -166,6 +166,29 @@ def test_x_registry_auth_is_decoded_as_the_docker_cli_sends_it() -> None:
 
 
 @pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"username": 5, "password": "p"}, "username must be a string, not a number"),
+        ({"username": "u", "password": ["p"]}, "password must be a string, not an array"),
+        ({"username": "u", "serveraddress": {}}, "serveraddress must be a string, not an obj"),
+        ({"auth": True}, "auth must be a string, not a boolean"),
+        ({"email": 1.5, "username": "u"}, "email must be a string, not a number"),
+        ({"identitytoken": 7}, "identitytoken must be a string"),
+    ],
+)
+def test_x_registry_auth_with_a_field_of_the_wrong_type_is_refused_naming_it(
+    doc: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=f"^invalid X-Registry-Auth header: {message}"):
+        RegistryAuth.from_header(_header(doc))
+
+
+def test_x_registry_auth_null_fields_count_as_absent_as_go_decodes_them() -> None:
+    assert RegistryAuth.from_header(_header({"username": "u", "password": "p", "email": None}))
+    assert RegistryAuth.from_header(_header({"username": None, "password": None})) is None
+
+
+@pytest.mark.parametrize(
     ("address", "domain"),
     [("", "docker.io"), ("https://index.docker.io/v1/", "docker.io"),
      ("http://reg:5000/", "reg:5000"), ("reg:5000", "reg:5000")],

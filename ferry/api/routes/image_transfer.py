@@ -80,6 +80,7 @@ class TransferRoutes:
         add_route(app, "POST", "/images/{name:.+}/push", self.push)
         add_route(app, "GET", "/distribution/{name:.+}/json", self.distribution)
         add_route(app, "POST", "/auth", self.login)
+        add_route(app, "GET", "/images/search", self.search)
 
     def register_own(self, app: web.Application) -> None:
         """Ferry's own routes, beyond Docker's API (ferryd keeps credentials; Docker's CLI
@@ -101,10 +102,11 @@ class TransferRoutes:
             # Docker pulls every tag of the repository for an empty tag (docker pull -a)
             raise InvalidArgument(f"pulling every tag of {name} is not supported: name a tag")
         parse_reference(name)
+        auth = request_auth(request)
         progress = _Progress(request)
         error: FerryError | None = None
         try:
-            await self.registry.pull(self.images, name, request_auth(request), progress)
+            await self.registry.pull(self.images, name, auth, progress)
         except FerryError as exc:
             error = exc
         return await progress.finish(error)
@@ -113,19 +115,31 @@ class TransferRoutes:
         name = request.match_info["name"]
         tag = request.query.get("tag", "")
         ref = parse_reference(f"{name}:{tag}" if tag else name)
+        auth = request_auth(request)  # a malformed header is a 400 whatever else is wrong
         self.images.get(ref.familiar)  # 404 before the stream: "No such image"
         progress = _Progress(request)
         error: FerryError | None = None
         try:
-            await self.registry.push(self.images, ref.familiar, request_auth(request), progress)
+            await self.registry.push(self.images, ref.familiar, auth, progress)
         except FerryError as exc:
             error = exc
         return await progress.finish(error)
 
     async def distribution(self, request: web.Request) -> web.Response:
         ref = parse_reference(request.match_info["name"])
-        info = await self.registry.distribution(ref, request_auth(request))
+        auth = request_auth(request)
+        info = await self.registry.distribution(ref, auth)
         return web.json_response(info)
+
+    async def search(self, request: web.Request) -> web.Response:
+        """``docker search``: Docker asks Docker Hub's index (``/v1/search``), which a
+        registry (the lab's, CNCF distribution) does not have and Ferry does not reach:
+        refused in one line (400, which the docker CLI prints as its error)."""
+        term = request.query.get("term", "")
+        raise InvalidArgument(
+            f"cannot search for {term!r}: Ferry has no image index to search (docker search "
+            "asks Docker Hub's); name the image with its registry and pull it"
+        )
 
     async def login(self, request: web.Request) -> web.Response:
         body = loads(await read_bytes(request, SMALL_BODY_BYTES))
