@@ -87,20 +87,48 @@ def import_(
     print(result["status"])
 
 
+def _repo_of(ref: str, sep: str) -> tuple[str, str]:
+    """``nginx:1`` → (``nginx``, ``1``) with ``sep`` ``:``; ``nginx@sha256:…`` with ``@``."""
+    if sep == "@":
+        repo, _, digest = ref.partition("@")
+        return repo, digest
+    repo, found, tag = ref.rpartition(":")
+    return (repo, tag) if found and "/" not in tag else (ref, "")
+
+
+def image_rows(image: dict[str, Any], digests: bool) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) rows of one ImageSummary, as the docker CLI makes them
+    (cli/command/formatter/image.go): a dangling image is one ``<none>`` row; else a row per
+    tag (with ``--digests``, per tag and digest of its repository), then a ``<none>`` tag row
+    for a repository known only by digest (one per digest with ``--digests``)."""
+    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+    refs = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
+    if not tags and not refs:
+        return [("<none>", "<none>", "<none>")]
+    by_repo: dict[str, list[str]] = {}
+    for ref in refs:
+        repo, digest = _repo_of(ref, "@")
+        by_repo.setdefault(repo, []).append(digest)
+    rows = []
+    for tag_ref in tags:
+        repo, tag = _repo_of(tag_ref, ":")
+        shown = by_repo.get(repo, []) if digests else []
+        rows += [(repo, tag, d) for d in shown] or [(repo, tag, "<none>")]
+    tagged = {_repo_of(t, ":")[0] for t in tags}
+    for repo, found in by_repo.items():
+        if repo not in tagged:
+            rows += [(repo, "<none>", d) for d in found] if digests else [(repo, "<none>", "")]
+    return rows
+
+
 def _rows(images: list[dict[str, Any]], digests: bool) -> list[dict[str, str]]:
     rows = []
     for image in images:
-        tags = image["RepoTags"] or ["<none>:<none>"]
-        for tag in tags:
-            repo, _, name = tag.rpartition(":")
-            digest = next(
-                (d.split("@", 1)[1] for d in image["RepoDigests"] if d.startswith(repo + "@")),
-                "<none>",
-            )
+        for repo, tag, digest in image_rows(image, digests):
             rows.append(
                 {
                     "Repository": repo,
-                    "Tag": name,
+                    "Tag": tag,
                     "Digest": digest,
                     "ID": _short(image["Id"]),
                     "CreatedSince": _ago(image["Created"]),
@@ -138,7 +166,8 @@ def ls(
     if digests:
         columns.append(("DIGEST", "Digest"))
     columns += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
-    print_rows(columns, _rows(images, digests), template)
+    # a template that prints .Digest gets the digests as --digests does (docker CLI 27)
+    print_rows(columns, _rows(images, digests or ".Digest" in template), template)
 
 
 @image_app.command("inspect")
@@ -289,4 +318,4 @@ def load(
         print(line.get("stream", "").rstrip("\n"))
 
 
-__all__ = ["image_app", "register"]
+__all__ = ["image_app", "image_rows", "register"]

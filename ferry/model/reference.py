@@ -137,3 +137,77 @@ def image_id_prefix(ref: str) -> str | None:
     ``abc…``), else None. Docker tries a reference as a name first, then as an id."""
     found = _HEX_ID_RE.match(ref)
     return found.group(1) if found else None
+
+
+def path_pattern(pattern: str) -> re.Pattern[str]:
+    """Go's ``path.Match`` pattern, compiled (Docker's ``reference`` filter matches with it):
+    ``*`` any run of characters but ``/``, ``?`` one character but ``/``, ``[…]`` a class
+    (``^`` negates, ``a-z`` ranges), ``\\`` escapes. The whole pattern is checked, as Go does;
+    raises ``InvalidArgument("… syntax error in pattern")`` for a malformed one."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            i, part = _char_class(pattern, i + 1)
+            out.append(part)
+            continue
+        elif char == "\\":
+            if i + 1 == len(pattern):
+                raise _bad_pattern(pattern)
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _bad_pattern(pattern: str) -> InvalidArgument:
+    return InvalidArgument(f"invalid reference filter {pattern!r}: syntax error in pattern")
+
+
+def _class_char(pattern: str, i: int) -> tuple[str, int]:
+    """One character of a class (Go's ``getEsc``): ``-`` and ``]`` must be escaped, and the
+    class must be closed."""
+    if i >= len(pattern) or pattern[i] in "-]":
+        raise _bad_pattern(pattern)
+    if pattern[i] == "\\":
+        i += 1
+        if i >= len(pattern):
+            raise _bad_pattern(pattern)
+    return pattern[i], i + 1
+
+
+def _char_class(pattern: str, i: int) -> tuple[int, str]:
+    """The class starting after ``[`` at ``i``: where it ends, and its regular expression."""
+    negated = pattern[i : i + 1] == "^"
+    i += negated
+    parts: list[str] = []
+    count = 0
+    while not (pattern[i : i + 1] == "]" and count):
+        low, i = _class_char(pattern, i)
+        high = low
+        if pattern[i : i + 1] == "-":
+            high, i = _class_char(pattern, i + 1)
+        if low <= high:  # Go takes an inverted range and matches nothing with it
+            parts.append(f"{re.escape(low)}-{re.escape(high)}")
+        count += 1
+    if not parts:
+        return i + 1, "." if negated else "(?!)"
+    return i + 1, f"[{'^' if negated else ''}{''.join(parts)}]"
+
+
+def familiar_match(pattern: re.Pattern[str], ref: str) -> bool:
+    """Docker's ``reference.FamiliarMatch``: the pattern against the familiar reference
+    (``nginx:latest``, ``nginx@sha256:…``), else against its repository (``nginx``)."""
+    if pattern.fullmatch(ref):
+        return True
+    name = ref.partition("@")[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rpartition(":")[0]
+    return pattern.fullmatch(name) is not None

@@ -75,6 +75,32 @@ async def test_list_filters_are_dockers_and_an_unknown_one_is_refused(tmp_path: 
         assert resp.status == 400 and "invalid filter 'x'" in (await resp.json())["message"]
 
 
+async def test_a_reference_filter_lists_an_image_once_with_only_its_matching_tags(
+    tmp_path: Path,
+) -> None:
+    async with api_client(tmp_path) as client:
+        image_id = await _import(client, "a")
+        assert (await client.post(V + "/images/a/tag?repo=b&tag=2")).status == 201
+        assert (await client.post(V + "/images/a/tag?repo=me/a&tag=1")).status == 201
+
+        async def listed(*patterns: str) -> list[list[str]]:
+            query = urlencode({"filters": json.dumps({"reference": list(patterns)})})
+            found = await _json(client, "GET", f"/images/json?{query}")
+            return [i["RepoTags"] for i in found if i["Id"] == image_id]
+
+        assert await listed() == [["a:latest", "b:2", "me/a:1"]]
+        assert await listed("a") == [["a:latest"]]
+        assert await listed("b:*") == [["b:2"]]
+        assert await listed("a", "b") == [["a:latest", "b:2"]]
+        assert await listed("*/a") == [["me/a:1"]]  # "*" stops at "/", as Go's path.Match
+        assert await listed("*") == [["a:latest", "b:2"]]
+        assert await listed("[ab]:[^l]*") == [["b:2"]]
+        assert await listed("c") == []
+        query = urlencode({"filters": json.dumps({"reference": ["a["]})})
+        refused = await _json(client, "GET", f"/images/json?{query}", status=400)
+        assert refused["message"] == "invalid reference filter 'a[': syntax error in pattern"
+
+
 async def test_tag_then_remove_untags_then_deletes(tmp_path: Path) -> None:
     async with api_client(tmp_path) as client:
         image_id = await _import(client, "web")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fnmatch
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +21,7 @@ from ferry.api import params
 from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
-from ferry.model.reference import normalise, parse_reference
+from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
 from ferry.runtime import image_archive
 from ferry.runtime.images import Image
@@ -31,13 +31,15 @@ PRUNE_FILTERS = ("dangling", "label", "until")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def summary(image: Image) -> dict[str, Any]:
-    """Docker's ImageSummary (``GET /images/json``)."""
+def summary(image: Image, refs: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """Docker's ImageSummary (``GET /images/json``); ``refs``: the tags and digests to list
+    when a ``reference`` filter chose some of them (``reference_refs``)."""
+    tags, digests = refs or (list(image.repo_tags), list(image.repo_digests))
     return {
         "Id": image.image_id,
         "ParentId": "",
-        "RepoTags": list(image.repo_tags),
-        "RepoDigests": list(image.repo_digests),
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": int(epoch(image.created_at)),
         "Size": image.size_bytes,
         "SharedSize": -1,
@@ -95,15 +97,16 @@ def history_doc(image: Image) -> list[dict[str, Any]]:
     return out
 
 
-def _reference_match(pattern: str, image: Image) -> bool:
-    """Docker's ``reference`` filter: the pattern against each familiar tag and its
-    repository (``path.Match``: ``*`` stops at ``/``)."""
-    for tag in image.repo_tags:
-        repo = tag.rpartition(":")[0] if ":" in tag.rsplit("/", 1)[-1] else tag
-        for name in (tag, repo):
-            if fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/"):
-                return True
-    return False
+def reference_refs(
+    patterns: list[re.Pattern[str]], image: Image
+) -> tuple[list[str], list[str]] | None:
+    """Docker's ``reference`` filter (daemon/images/images.go): each of the image's tags and
+    digests is kept when a pattern matches it (``familiar_match``); the image is listed with
+    those only, or not at all when none matches. So ``reference=a`` lists an image tagged
+    ``a:1`` and ``b:2`` once, with ``RepoTags: ["a:1"]``."""
+    tags = [t for t in image.repo_tags if any(familiar_match(p, t) for p in patterns)]
+    digests = [d for d in image.repo_digests if any(familiar_match(p, d) for p in patterns)]
+    return (tags, digests) if tags or digests else None
 
 
 def _dangling(values: list[str]) -> bool:
@@ -140,8 +143,11 @@ class ImageRoutes:
         if "dangling" in found:
             want = _dangling(found["dangling"])
             images = [i for i in images if (not i.repo_tags) == want]
+        refs: dict[str, tuple[list[str], list[str]] | None] = {}
         if "reference" in found:
-            images = [i for i in images if any(_reference_match(p, i) for p in found["reference"])]
+            patterns = [path_pattern(p) for p in found["reference"]]
+            refs = {i.image_id: reference_refs(patterns, i) for i in images}
+            images = [i for i in images if refs[i.image_id] is not None]
         if "label" in found:
             images = [i for i in images if params.match_labels(found["label"], i.labels)]
         for key, later in (("before", False), ("since", True)):
@@ -153,7 +159,7 @@ class ImageRoutes:
                     if (epoch(i.created_at) > pivot) == later and epoch(i.created_at) != pivot
                 ]
         images.sort(key=lambda i: i.created_at, reverse=True)
-        return web.json_response([summary(i) for i in images])
+        return web.json_response([summary(i, refs.get(i.image_id)) for i in images])
 
     async def inspect(self, request: web.Request) -> web.Response:
         return web.json_response(inspect_doc(self.images.get(request.match_info["name"])))
