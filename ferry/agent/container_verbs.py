@@ -217,7 +217,7 @@ class ContainerVerbs:
 
     def _image(self, container: Container) -> Image | None:
         try:
-            return self.containers.images.get(container.config.image)
+            return self.containers.image_of(container.config)
         except NotFound:
             return None
 

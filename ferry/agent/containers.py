@@ -245,6 +245,7 @@ class ContainerService:
             container_id=new_hex_id(),
             name=name,
             image=image.name,
+            image_id=image.image_id,
             cmd=req.cmd,
             networks=req.networks,
             labels=dict(req.labels or {}),
@@ -298,7 +299,7 @@ class ContainerService:
             container = self._containers[cid]
             if container.running:
                 return False
-            image = self.images.get(container.config.image)
+            image = self.image_of(container.config)
             self._check_ports(container.config.ports, but=cid)
             undo: list[Callable[[], Awaitable[None]]] = []
             try:
@@ -322,6 +323,25 @@ class ContainerService:
                 self._on_change()
                 raise
         return True
+
+    def image_of(self, config: ContainerConfig) -> Image:
+        """The image a container runs on: the one it was created from, by id (Docker pins
+        containers so), even when its name now tags another image or none. Raises
+        ``NotFound``."""
+        if config.image_id:
+            return self.images.by_id(config.image_id, config.image)
+        return self.images.get(config.image)
+
+    def listed_image(self, config: ContainerConfig) -> str:
+        """The image ``docker ps`` lists a container under (daemon/list.go): the name it was
+        created from while that name still tags its image, else the image's id."""
+        if not config.image_id:
+            return config.image
+        try:
+            same = self.images.lookup(config.image) == config.image_id
+        except (NotFound, InvalidArgument):
+            same = False
+        return config.image if same else config.image_id
 
     async def _start(
         self, container: Container, image: Image, undo: list[Callable[[], Awaitable[None]]]

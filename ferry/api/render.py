@@ -220,14 +220,16 @@ def _network_mode(container: Container) -> str:
 
 
 def container_summary(
-    container: Container, resolve: NetworkResolver = unresolved
+    container: Container, resolve: NetworkResolver = unresolved, image: str = ""
 ) -> dict[str, Any]:
+    """Docker's ContainerSummary; ``image`` the name to list it under (Docker's rule: the
+    name it was created from while that still names its image, else the image's id)."""
     config = container.config
     return {
         "Id": config.container_id,
         "Names": [f"/{config.name}"],
-        "Image": config.image,
-        "ImageID": "",
+        "Image": image or config.image,
+        "ImageID": config.image_id,
         "Command": " ".join(config.argv),
         "Created": int(epoch(config.created_at)),
         "Ports": _ports(container),
@@ -263,7 +265,7 @@ def container_inspect(
             "StartedAt": state.started_at or "0001-01-01T00:00:00Z",
             "FinishedAt": state.finished_at or "0001-01-01T00:00:00Z",
         },
-        "Image": config.image,
+        "Image": config.image_id or config.image,  # Docker's: the id; Config.Image the name
         "Name": f"/{config.name}",
         "RestartCount": state.restart_count,
         "Driver": "ferry",

@@ -308,6 +308,14 @@ PS_COLUMNS: list[Column] = [
 ]
 
 
+def _image_column(c: dict[str, Any]) -> str:
+    """The docker CLI's IMAGE: an image id (a container whose image lost its name) short."""
+    image, image_id = c["Image"], c.get("ImageID") or ""
+    if image_id and image.removeprefix("sha256:")[:12] == image_id.removeprefix("sha256:")[:12]:
+        return image_id.removeprefix("sha256:")[:12]
+    return str(image)
+
+
 def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
     """A container as ``ps --format`` placeholders name its parts."""
     command = c["Command"]
@@ -317,7 +325,7 @@ def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "ID": c["Id"][:12],
-        "Image": c["Image"],
+        "Image": _image_column(c),
         "Command": f'"{command}"',
         "CreatedAt": dt.datetime.fromtimestamp(c["Created"], dt.UTC).strftime(
             "%Y-%m-%d %H:%M:%S +0000 UTC"

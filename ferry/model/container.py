@@ -90,6 +90,10 @@ class ContainerConfig:
     network_mode: str = ""  # "host": the host's network namespace; "none": only lo
     healthcheck: Healthcheck | None = None
     publish_all: bool = False  # -P (HostConfig.PublishAllPorts): already among ``ports``
+    # the image's id at create: the container runs on it whatever its tag names later, as
+    # Docker pins a container (``image`` stays the name it was created from, Config.Image);
+    # empty for a container of an older ferryd, which is found by ``image``
+    image_id: str = ""
 
     @property
     def argv(self) -> tuple[str, ...]:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.daemon.files import read_json, write_json
-from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.errors import InvalidArgument, NotFound
+from ferry.model.image_removal import ImageUser, plan_removal
 from ferry.model.reference import image_id_prefix, normalise, parse_reference
 from ferry.model.times import now_iso
 from ferry.runtime.credentials import RegistryAuth
@@ -37,7 +38,7 @@ from ferry.runtime.manifests import parse_config, sha256_of
 if TYPE_CHECKING:
     from ferry.runtime.registry import RegistryClient
 
-__all__ = ["Image", "ImageStore", "RegistryAuth", "normalise"]
+__all__ = ["Image", "ImageStore", "ImageUser", "RegistryAuth", "normalise"]
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -252,37 +253,49 @@ class ImageStore:
 
     # removing --------------------------------------------------------------------------------
     def remove(
-        self, ref: str, in_use_by: Sequence[str], force: bool = False
+        self, ref: str, users: Sequence[ImageUser], force: bool = False
     ) -> list[dict[str, str]]:
-        """``docker rmi``: a tag is untagged, and the image deleted once it has no tags; an id
-        deletes the image (with ``force`` also when several tags name it). Returns Docker's
-        list of ``{"Untagged": …}``/``{"Deleted": …}``. ``in_use_by``: containers of it."""
-        image_id = self.lookup(ref)
-        tags = [t for t, i in self._tags().items() if i == image_id]
-        out: list[dict[str, str]] = []
-        if self._is_tag(ref) and len(tags) > 1:
-            self._drop_tags([normalise(ref)])
-            return [{"Untagged": normalise(ref)}]
-        short = image_id.removeprefix("sha256:")[:12]
-        if len(tags) > 1 and not force:
-            raise Conflict(
-                f"conflict: unable to delete {short} (must be forced) - image is referenced "
-                "in multiple repositories"
+        """``docker rmi [-f] REF``, by Docker's rules (``model.image_removal``): a tag or a
+        ``name@digest`` is untagged, and the image deleted once it has no reference and no
+        container; an id deletes the image with its references. ``users``: the containers of
+        the image. Returns Docker's ``{"Untagged": …}``/``{"Deleted": …}`` list; raises
+        ``Conflict`` with Docker's words, ``NotFound``."""
+        with self._lock:
+            image_id = self.lookup(ref)
+            tags = sorted(t for t, i in self._tags().items() if i == image_id)
+            record = self._record(image_id) or {}
+            digests = list(record.get("repo_digests", []))
+            refers = self._reference(ref, tags, digests)
+            plan = plan_removal(
+                image_id, refers, tags=tags, digests=digests, users=users, force=force, typed=ref
             )
-        if in_use_by:
-            what = f'repository reference "{ref}"' if self._is_tag(ref) else short
-            raise Conflict(
-                f"conflict: unable to remove {what} (must force) - container "
-                f"{in_use_by[0]} is using its referenced image {short}"
-            )
-        record = self._record(image_id) or {}
-        self._drop_tags(tags)
-        out += [{"Untagged": t} for t in sorted(tags)]
-        out += [{"Untagged": d} for d in record.get("repo_digests", [])]
-        (self._db / f"{image_id.removeprefix('sha256:')}.json").unlink(missing_ok=True)
-        out.append({"Deleted": image_id})
-        self.collect()
-        return out
+            self._drop_tags(plan.tags)
+            if plan.digests and not plan.delete:
+                record["repo_digests"] = [d for d in digests if d not in plan.digests]
+                write_json(self._db / f"{image_id.removeprefix('sha256:')}.json", record)
+            if plan.delete:
+                (self._db / f"{image_id.removeprefix('sha256:')}.json").unlink(missing_ok=True)
+        if plan.delete:
+            self.collect()
+        return plan.records()
+
+    @staticmethod
+    def _reference(ref: str, tags: Sequence[str], digests: Sequence[str]) -> str | None:
+        """The familiar tag or ``name@digest`` ``ref`` is among the image's, None when it
+        names the image by id."""
+        try:
+            parsed = parse_reference(ref)
+        except InvalidArgument:
+            return None
+        if parsed.digest:
+            wanted = f"{parsed.familiar_repository}@{parsed.digest}"
+            return wanted if wanted in digests else None
+        return parsed.familiar if parsed.familiar in tags else None
+
+    def by_id(self, image_id: str, name: str = "") -> Image:
+        """The image of exactly this id (a container's pinned image), whatever its tags say
+        now. Raises ``NotFound("No such image: <name or id>")``."""
+        return self._image(image_id, name or image_id)
 
     def _drop_tags(self, names: Sequence[str]) -> None:
         with self._lock:

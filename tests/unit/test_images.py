@@ -18,7 +18,7 @@ from ferry.kernel import mounts
 from ferry.kernel.inroot import remove_tree
 from ferry.model.reference import parse_reference
 from ferry.runtime import image_archive
-from ferry.runtime.images import Image, ImageStore, normalise
+from ferry.runtime.images import Image, ImageStore, ImageUser, normalise
 
 pytestmark = pytest.mark.usefixtures("as_root")
 
@@ -174,7 +174,7 @@ def test_tags_untag_and_delete_as_docker_rmi(tmp_path: Path) -> None:
         store.remove(image.image_id, [])
     assert store.remove("localhost:5000/one:v1", []) == [{"Untagged": "localhost:5000/one:v1"}]
     with pytest.raises(Conflict, match="container abc is using its referenced image"):
-        store.remove("one", ["abc"])
+        store.remove("one", [ImageUser("abc", running=False)])
     assert store.remove("one", []) == [{"Untagged": "one:latest"}, {"Deleted": image.image_id}]
     with pytest.raises(NotFound, match=r"^No such image: one$"):
         store.get("one")

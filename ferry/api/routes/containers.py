@@ -186,7 +186,9 @@ class ContainerRoutes:
             if not show_all and container.state.status != Status.RUNNING:
                 continue
             if _listed(container, filters):
-                out.append(render.container_summary(container, self.containers.network_ref))
+                image = self.containers.listed_image(container.config)
+                summary = render.container_summary(container, self.containers.network_ref, image)
+                out.append(summary)
         return web.json_response(out[:limit] if limit > 0 else out)
 
     async def inspect(self, request: web.Request) -> web.Response:

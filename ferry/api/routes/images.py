@@ -24,7 +24,7 @@ from ferry.errors import InvalidArgument, NotFound
 from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
 from ferry.runtime import image_archive
-from ferry.runtime.images import Image
+from ferry.runtime.images import Image, ImageUser
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since")
 PRUNE_FILTERS = ("dangling", "label", "until")
@@ -177,12 +177,18 @@ class ImageRoutes:
         self.images.tag(request.match_info["name"], target)
         return web.Response(status=201)
 
-    def _users(self, image_id: str) -> list[str]:
+    def _users(self, image_id: str) -> list[ImageUser]:
+        """The containers of the image: pinned to its id at create (Docker's ``ImageID``);
+        one of an older ferryd by the name it was created from."""
         users = []
         for container in self.containers.all():
-            with contextlib.suppress(NotFound, InvalidArgument):
-                if self.images.lookup(container.config.image) == image_id:
-                    users.append(container.config.container_id[:12])
+            pinned = container.config.image_id
+            if not pinned:
+                with contextlib.suppress(NotFound, InvalidArgument):
+                    pinned = self.images.lookup(container.config.image)
+            if pinned == image_id:
+                running = container.running or container.state.restarting  # Docker: IsRunning
+                users.append(ImageUser(container.config.container_id, running))
         return users
 
     async def remove(self, request: web.Request) -> web.Response:
