@@ -6,12 +6,13 @@ through the docker CLI's ``docker import`` (POST /images/create). Each layer is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.lablib import LabRig, new_lab
+from tests.integration.lablib import TOOLS_TAR, LabRig, new_lab, wait_until
 from tests.unit.hostile_archives import Entry, directory, file, layer_tar, saved_image, symlink
 
 
@@ -95,3 +96,69 @@ def test_docker_import_keeps_a_planted_symlinks_writes_inside_the_image(
     finally:
         lab.exec("h1", "docker", "rmi", "devil:1")
     assert host.untouched()
+
+
+def test_docker_images_repo_lists_only_the_matching_tags_of_an_image(lab: LabRig) -> None:
+    for tag in ("ia:1", "ib:2"):
+        lab.exec("h1", "docker", "tag", "tools", tag)
+    try:
+        rows = lab.exec("h1", "docker", "images", "ia", "--format", "{{.Repository}}:{{.Tag}}")
+        assert rows.stdout == "ia:1\n"
+        table = lab.exec("h1", "docker", "images", "ib").stdout.splitlines()
+        assert [line.split()[:2] for line in table] == [["REPOSITORY", "TAG"], ["ib", "2"]]
+        assert lab.ferry("h1", "images", "ia", "--format", "{{.Tag}}").stdout == "1\n"
+    finally:
+        lab.exec("h1", "docker", "rmi", "ia:1", "ib:2")
+
+
+def test_docker_rmi_f_untags_a_running_containers_image_which_keeps_running_on_it(
+    lab: LabRig,
+) -> None:
+    """The image comes through docker import -c with HEALTHCHECK and ONBUILD, which the
+    container runs with; rmi -f leaves it dangling under the container, as Docker does."""
+    changes = ("HEALTHCHECK --interval=1s --retries=2 CMD true", "ONBUILD RUN make",
+               'CMD ["sleep", "300"]')  # fmt: skip
+    lab.exec("h1", "docker", "import", *(f"--change={c}" for c in changes), str(TOOLS_TAR), "pin:1")
+    image_id = lab.exec("h1", "docker", "inspect", "-f", "{{.Id}}", "pin:1").stdout.strip()
+    config = lab.exec("h1", "docker", "inspect", "-f", "{{json .Config}}", "pin:1").stdout
+    # (the docker CLI's Go struct leaves out the zero durations)
+    assert json.loads(config)["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "true"], "Interval": 10**9, "Retries": 2,
+    }  # fmt: skip
+    assert json.loads(config)["OnBuild"] == ["RUN make"]
+    lab.exec("h1", "docker", "run", "-d", "--name", "pinned", "pin:1")
+    try:
+        refused = lab.exec("h1", "docker", "rmi", "pin:1", check=False)
+        assert refused.returncode != 0
+        assert 'unable to remove repository reference "pin:1" (must force)' in refused.stderr
+        assert lab.exec("h1", "docker", "rmi", "-f", "pin:1").stdout == "Untagged: pin:1\n"
+        dangling = lab.exec("h1", "docker", "images", "-q", "-f", "dangling=true").stdout
+        assert image_id[7:19] in dangling.split()
+        assert lab.exec("h1", "docker", "inspect", "-f", "{{.Image}} {{.Config.Image}}",
+                        "pinned").stdout == f"{image_id} pin:1\n"  # fmt: skip
+        ps = lab.exec("h1", "docker", "ps", "-f", "name=pinned", "--format", "{{.Image}}")
+        assert ps.stdout == f"{image_id[7:19]}\n"
+        by_id = lab.exec("h1", "docker", "rmi", "-f", image_id[7:19], check=False)
+        assert by_id.returncode != 0 and "(cannot be forced) - image is being used by running" \
+            in by_id.stderr  # fmt: skip
+        lab.exec("h1", "docker", "restart", "-t", "1", "pinned")
+
+        def healthy() -> bool:
+            state = lab.exec("h1", "docker", "inspect", "-f", "{{.State.Health.Status}}",
+                             "pinned").stdout  # fmt: skip
+            return state.strip() == "healthy"
+
+        wait_until(healthy, 30, "the restarted container's imported HEALTHCHECK to pass")
+    finally:
+        lab.exec("h1", "docker", "rm", "-f", "pinned")
+    pruned = lab.exec("h1", "docker", "image", "prune", "-f").stdout
+    assert f"deleted: {image_id}" in pruned
+
+
+def test_docker_search_says_in_one_line_that_there_is_no_index(lab: LabRig) -> None:
+    result = lab.exec("h1", "docker", "search", "nginx", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "Error response from daemon: cannot search for 'nginx': Ferry has no image index to "
+        "search (docker search asks Docker Hub's); name the image with its registry and pull it"
+    )
