@@ -174,3 +174,11 @@ async def test_a_containers_image_is_the_one_it_was_created_from(tmp_path: Path)
     service.images.import_tar(tmp_path / "empty.tar", "tools")  # the name moves on
     assert service.images.get("tools").image_id != pinned
     assert service.image_of(created.config).image_id == pinned
+
+
+def test_ferry_ps_shows_a_containers_image_id_short_as_the_docker_cli_does() -> None:
+    from ferry.cli.containers import _image_column
+
+    assert _image_column({"Image": ID, "ImageID": ID}) == "c" * 12
+    assert _image_column({"Image": "web:latest", "ImageID": ID}) == "web:latest"
+    assert _image_column({"Image": "web:latest"}) == "web:latest"  # an older ferryd's
