@@ -2,11 +2,16 @@
 limits), rename, top, stats (from the cgroups), diff, export, copies in and out, prune.
 
 Design notes. Each verb works on what ``ContainerService`` holds and saves the container's
-record through it. Copies in and out run ``tar`` inside the running container (``runc
-exec``): paths are resolved by the container's own kernel view, so a link in it can never
-lead to the host's files, and its volumes and tmpfs mounts are part of what is copied, as
-with Docker. Export reads the root filesystem's overlay from ferryd's side (tar stores links
-as links, never follows them).
+record through it. A verb that changes a container holds the container's lock and reads it
+again under it (``_holding``): a start, an exit or another verb may be changing it meanwhile,
+and a save from a copy read before an await undid theirs (a rename during the exit was lost;
+an exit while runc froze the container came back as running).
+
+Copies in and out run ``tar`` inside the running container (``runc exec``): paths are
+resolved by the container's own kernel view, so a link in it can never lead to the host's
+files, and its volumes and tmpfs mounts are part of what is copied, as with Docker. Export
+reads the root filesystem's overlay from ferryd's side (tar stores links as links, never
+follows them).
 
 Be aware: ``cp`` needs a running container (Docker also copies from stopped ones), and the
 image must have ``tar``.
@@ -15,6 +20,7 @@ image must have ``tar``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -45,6 +51,20 @@ class ContainerVerbs:
         self.containers = containers
         self.runner = containers.runner
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, ref: str) -> AsyncIterator[Container]:
+        """The container ``ref`` names, read under its lock (see the module notes). Raises
+        NotFound, also when it was removed while this waited for the lock."""
+        cid = self.containers.find(ref).config.container_id
+        async with self.containers.lock(cid):
+            yield self.containers.find(cid)
+
+    @staticmethod
+    def _check_running(container: Container) -> Container:
+        if not container.running:
+            raise Conflict(f"Container {container.config.container_id} is not running")
+        return container
+
     def _running(self, ref: str) -> Container:
         container = self.containers.find(ref)
         if not container.running:
@@ -68,25 +88,32 @@ class ContainerVerbs:
 
     # freezer ---------------------------------------------------------------------------------
     async def pause(self, ref: str) -> None:
-        container = self._running(ref)
-        if container.state.paused:
-            raise Conflict(f"Container {container.config.container_id} is already paused")
-        await self.runner.runc.pause(container.config.container_id)
-        self._save(replace(container, state=replace(container.state, paused=True)))
+        async with self._holding(ref) as container:
+            self._check_running(container)
+            if container.state.paused:
+                raise Conflict(f"Container {container.config.container_id} is already paused")
+            await self.runner.runc.pause(container.config.container_id)
+            self._save(replace(container, state=replace(container.state, paused=True)))
 
     async def unpause(self, ref: str) -> None:
-        container = self._running(ref)
-        if not container.state.paused:
-            raise Conflict(f"Container {container.config.container_id} is not paused")
-        await self.runner.runc.resume(container.config.container_id)
-        self._save(replace(container, state=replace(container.state, paused=False)))
+        async with self._holding(ref) as container:
+            self._check_running(container)
+            if not container.state.paused:
+                raise Conflict(f"Container {container.config.container_id} is not paused")
+            await self.runner.runc.resume(container.config.container_id)
+            self._save(replace(container, state=replace(container.state, paused=False)))
 
     # update / rename -------------------------------------------------------------------------
     async def update(
         self, ref: str, resources: Resources | None, restart: RestartPolicy | None
     ) -> None:
         """New cgroup limits (applied at once to a running container) and restart policy."""
-        container = self.containers.find(ref)
+        async with self._holding(ref) as container:
+            await self._update(container, resources, restart)
+
+    async def _update(
+        self, container: Container, resources: Resources | None, restart: RestartPolicy | None
+    ) -> None:
         config = container.config
         if restart is not None:
             if config.auto_remove and restart.name.value != "no":
@@ -102,7 +129,10 @@ class ContainerVerbs:
         self._save(replace(container, config=config))
 
     async def rename(self, ref: str, new_name: str) -> None:
-        container = self.containers.find(ref)
+        async with self._holding(ref) as container:
+            self._rename(container, new_name)
+
+    def _rename(self, container: Container, new_name: str) -> None:
         new_name = new_name.lstrip("/")
         check_container_name(new_name)
         if new_name == container.config.name:

@@ -195,7 +195,10 @@ class ContainerService:
     def changed(self) -> None:
         self._on_change()
 
-    def _lock(self, container_id: str) -> asyncio.Lock:
+    def lock(self, container_id: str) -> asyncio.Lock:
+        """Held while a container's record changes across an await (start, exit, network
+        connect and disconnect, the verbs that change it): whoever holds it reads the record
+        again first. A change without an await may do without it."""
         return self._locks.setdefault(container_id, asyncio.Lock())
 
     def _keep(self, container: Container) -> None:
@@ -295,7 +298,7 @@ class ContainerService:
         """Start a container; False when it was running already."""
         container = self.find(ref)
         cid = container.config.container_id
-        async with self._lock(cid):
+        async with self.lock(cid):
             container = self._containers[cid]
             if container.running:
                 return False
@@ -452,7 +455,7 @@ class ContainerService:
         task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, cid: str) -> None:
-        async with self._lock(cid):
+        async with self.lock(cid):
             container = self._containers.get(cid)
             if container is None or not container.running:
                 return
@@ -609,7 +612,7 @@ class ContainerService:
             await self.kill(cid, signal.SIGKILL)
             if not await self._wait_done(exited, KILL_WAIT_S):
                 raise Unavailable(f"container {container.config.name} did not stop")
-        async with self._lock(cid):
+        async with self.lock(cid):
             if cid not in self._containers:
                 return container  # removed meanwhile (--rm)
             self._containers.pop(cid, None)
@@ -664,7 +667,7 @@ class ContainerService:
     async def connect(self, ref: str, choice: NetworkChoice) -> None:
         container = self.find(ref)
         cid = container.config.container_id
-        async with self._lock(cid):
+        async with self.lock(cid):
             container = self._containers[cid]
             network = self.nets.network(choice.network)
             known = {self.nets.net_id(c.network) for c in container.config.networks}
@@ -691,7 +694,7 @@ class ContainerService:
     async def disconnect(self, ref: str, net_id: str) -> None:
         container = self.find(ref)
         cid = container.config.container_id
-        async with self._lock(cid):
+        async with self.lock(cid):
             container = self._containers[cid]
             keep = tuple(
                 c for c in container.config.networks if self.nets.net_id(c.network) != net_id

@@ -8,6 +8,7 @@ import os
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,12 +23,16 @@ KINDS = {0: "C", 1: "A", 2: "D"}
 
 
 def register(app: typer.Typer) -> None:
-    for name, fn in (("top", top), ("stats", stats), ("cp", cp), ("rename", rename),
-                     ("pause", pause), ("unpause", unpause), ("update", update),
-                     ("export", export), ("port", port), ("diff", diff)):  # fmt: skip
+    """The verbs as top-level commands (``ferry top``); ``container_app`` has them all once
+    this module is imported (``ferry container top``), whoever registers what."""
+    for name, fn in _verbs():
         app.command(name)(fn)
-        container_app.command(name)(fn)
-    container_app.command("prune")(prune)
+
+
+def _verbs() -> tuple[tuple[str, Callable[..., None]], ...]:
+    return (("top", top), ("stats", stats), ("cp", cp), ("rename", rename), ("pause", pause),
+            ("unpause", unpause), ("update", update), ("export", export), ("port", port),
+            ("diff", diff))  # fmt: skip
 
 
 @handles_errors
@@ -316,3 +321,8 @@ def prune(
             print(cid)
         print()
     print(f"Total reclaimed space: {result.get('SpaceReclaimed', 0)}B")
+
+
+for _name, _fn in _verbs():
+    container_app.command(_name)(_fn)
+container_app.command("prune")(prune)

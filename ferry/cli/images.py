@@ -44,9 +44,6 @@ def register(app: typer.Typer) -> None:
     app.command("load")(load)
     app.command("import")(import_)
     app.command("history")(history)
-    # and as the docker CLI has them under `image` too: `docker image pull|push`
-    image_app.command("pull")(pull)
-    image_app.command("push")(push)
 
 
 def _size(size: int) -> str:
@@ -317,5 +314,10 @@ def load(
     for line in lines:
         print(line.get("stream", "").rstrip("\n"))
 
+
+# as the docker CLI has them under `image` too (`docker image pull|push`): in the group once
+# this module is imported, whoever registers what
+image_app.command("pull")(pull)
+image_app.command("push")(push)
 
 __all__ = ["image_app", "image_rows", "register"]

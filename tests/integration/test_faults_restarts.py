@@ -89,10 +89,11 @@ def test_every_ferryd_killed_at_once_and_restarted_loses_no_task(lab: LabRig) ->
 
 
 def _hammer(lab: LabRig, url: str, seconds: int) -> subprocess.Popen[str]:
-    """From c1: a new connection every 50 ms for ``seconds``; prints one line per failure."""
+    """From c1: a new connection every 50 ms for ``seconds``; prints one line per failure,
+    with the time and curl's exit status (7: refused, 28: no answer within 1 s)."""
     loop = (
         f"end=$((SECONDS+{seconds})); while [ $SECONDS -lt $end ]; do "
-        f"curl -s -o /dev/null -m 1 {url} || echo fail; sleep 0.05; done"
+        f"curl -s -o /dev/null -m 1 {url} || echo fail $? $(date +%T.%N); sleep 0.05; done"
     )
     return subprocess.Popen(
         [FERRY, "lab", "exec", "--name", lab.name, "c1", "--", "bash", "-c", loop],
@@ -106,6 +107,14 @@ def test_a_restart_of_ferryd_keeps_published_ports_open(lab: LabRig) -> None:
     lab.ferry("h1", "service", "create", "-q", "--name", "pub", "-p", "8090:80", "--replicas",
               "2", *SERVE)  # fmt: skip
     h2 = lab.topo.node("h2").addr
+    # Running is not yet listening: python's server binds a moment after its task runs (long
+    # on a loaded machine). The fault starts once both replicas answered 10 times in a row.
+    ready = (
+        f"ok=0; end=$((SECONDS+30)); while [ $ok -lt 10 ] && [ $SECONDS -lt $end ]; do "
+        f"if curl -s -o /dev/null -m 1 http://{h2}:8090/; then ok=$((ok+1)); else ok=0; fi; "
+        "done; [ $ok -ge 10 ]"
+    )
+    lab.exec("c1", "bash", "-c", ready)
     hammer = _hammer(lab, f"http://{h2}:8090/", 12)
     time.sleep(1)
     for kill in (False, True):

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import click.testing
@@ -61,3 +64,33 @@ def test_global_options_work_before_and_inside_a_part(monkeypatch: pytest.Monkey
     part: Any = typer.main.get_command(build_app("lab"))
     assert runner.invoke(part, ["-H", "unix:///x", "lab", "--help"]).exit_code == 0
     assert seen == ["unix:///x"]
+
+
+PART_IN_A_FRESH_PROCESS = """
+import json, sys, click.testing, typer
+from ferry.cli.main import build_app
+word = sys.argv[1]
+part = typer.main.get_command(build_app(word))
+def walk(command, path):
+    out = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        out += walk(sub, path + [name])
+    return out
+helps = {}
+for path in walk(part.commands[word], [word]):
+    result = click.testing.CliRunner().invoke(part, [*path, "--help"], prog_name="ferry")
+    helps[" ".join(path)] = result.output
+print(json.dumps(helps))
+"""
+
+
+@pytest.mark.parametrize("word", sorted(GROUPS))
+def test_a_group_is_whole_in_a_process_that_imported_nothing_else(word: str) -> None:
+    # in one process the whole tree, built first, could fill a group that a part alone lacks
+    out = subprocess.run(
+        [sys.executable, "-c", PART_IN_A_FRESH_PROCESS, word],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    helps = json.loads(out.stdout)
+    expected = {" ".join(p): _help(WHOLE, p) for p in _walk(WHOLE.commands[word], (word,))}
+    assert helps == expected
