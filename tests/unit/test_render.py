@@ -119,9 +119,8 @@ OVERLAY = Network("n" * 25, "blue", Driver.OVERLAY, Scope.SWARM, "10.9.0.0/24", 
 NODES = {n: Node(n, f"host-{n}", Role.WORKER, f"192.0.2.{i}") for i, n in enumerate("ab", 1)}
 
 
-def _endpoint(
-    ep_id: str, node: str, kind: EndpointKind, owner: str, name: str, ip: str
-) -> Endpoint:
+def _endpoint(ep_id: str, node: str, kind: EndpointKind, *owner_name_ip: str) -> Endpoint:
+    owner, name, ip = owner_name_ip
     service = "web" if kind in (EndpointKind.TASK, EndpointKind.VIP) else ""
     mac = "02:42:0a:09:00:00"
     return Endpoint(ep_id, OVERLAY.net_id, node, ip, mac, kind, owner, name, service=service)
