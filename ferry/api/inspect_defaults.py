@@ -13,11 +13,17 @@ from typing import Any
 
 from ferry.runtime.oci import MASKED_PATHS, READONLY_PATHS
 
+# Ferry keeps each container's output on its node and serves it back through /logs with
+# Docker's --timestamps/--since/--until/--tail (runtime/logs.py): what json-file gives. Clients
+# decide by this name whether logs can be read back (docker-py's containers.run() returns the
+# output only for json-file or journald), so it is the name Ferry reports and accepts.
+LOG_DRIVER = "json-file"
+
 
 def host_config_defaults() -> dict[str, Any]:
     """Docker's HostConfig of a container created without options (fresh lists each call)."""
     return {
-        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "k8s-file", "Config": {}},
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
         "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no",
         "MaximumRetryCount": 0}, "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None,
         "ConsoleSize": [0, 0], "CapAdd": None, "CapDrop": None, "CgroupnsMode": "host",

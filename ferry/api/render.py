@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from ferry.api.inspect_defaults import config_defaults, host_config_defaults
+from ferry.api.inspect_defaults import LOG_DRIVER, config_defaults, host_config_defaults
 from ferry.model.container import Container, ContainerConfig, Status
 from ferry.model.network import (
     GWBRIDGE,
@@ -26,20 +26,41 @@ from ferry.model.times import epoch, since
 from ferry.network.local import BRIDGE_NAME_OPTION, bridge_device
 
 
-def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> dict[str, Any]:
+def network(
+    net: Network,
+    endpoints: list[Endpoint],
+    nodes: dict[str, Node],
+    node_id: str,
+    local: list[Container],
+) -> dict[str, Any]:
+    """A swarm network as this node's Docker shows it: ``Containers`` holds only what is attached
+    here (containers and service tasks, keyed by container id; the load balancer as
+    ``lb-NAME``), ``Peers`` every node with an endpoint on it. ``local`` are this node's
+    containers; an endpoint whose container is not (or no longer) running here is left out."""
+    holders = {
+        ep.ep_id: container
+        for container in local
+        if container.running
+        for ep in container.state.endpoints
+        if ep.net_id == net.net_id
+    }
     containers = {}
     for ep in sorted(endpoints, key=lambda e: e.ip):
-        if ep.kind == EndpointKind.VIP:
+        if ep.kind == EndpointKind.VIP or ep.node_id != node_id:
             continue
-        key = ep.owner_id if ep.kind != EndpointKind.SANDBOX else f"lb-{net.name}"
-        node = nodes.get(ep.node_id)
+        holder = holders.get(ep.ep_id)
+        if ep.kind == EndpointKind.SANDBOX:
+            key, name = f"lb-{net.name}", ep.name
+        elif holder is not None:
+            key, name = holder.config.container_id, holder.config.name
+        else:
+            continue
         containers[key] = {
-            "Name": ep.name,
+            "Name": name,
             "EndpointID": ep.ep_id,
             "MacAddress": ep.mac,
             "IPv4Address": f"{ep.ip}/{net.prefixlen}",
             "IPv6Address": "",
-            "Node": node.hostname if node else ep.node_id,
         }
     peer_ids = sorted({ep.node_id for ep in endpoints if ep.kind != EndpointKind.VIP})
     peers = [
@@ -51,6 +72,38 @@ def network(net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]) -> 
     if net.vni:
         options["com.docker.network.driver.overlay.vxlanid_list"] = str(net.vni)
     return {**_network_fields(net, options, containers), "Peers": peers}
+
+
+def network_services(
+    net: Network, endpoints: list[Endpoint], nodes: dict[str, Node]
+) -> dict[str, Any]:
+    """Docker's ``Services`` of ``network inspect --verbose`` on a swarm network: each service's
+    VIP and its tasks on every node, with the host they run on; containers attached without a
+    service under the service ``""``, as Docker lists them. Ferry keeps no load-balancer index:
+    ``LocalLBIndex`` is 0."""
+    services: dict[str, Any] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        fresh: dict[str, Any] = {"VIP": "", "Ports": [], "LocalLBIndex": 0, "Tasks": []}
+        found: dict[str, Any] = services.setdefault(name, fresh)
+        return found
+
+    for ep in sorted(endpoints, key=lambda e: e.ip):
+        if ep.kind == EndpointKind.SANDBOX:
+            continue
+        if ep.kind == EndpointKind.VIP:
+            entry(ep.service)["VIP"] = ep.ip
+            continue
+        node = nodes.get(ep.node_id)
+        entry(ep.service if ep.kind == EndpointKind.TASK else "")["Tasks"].append(
+            {
+                "Name": ep.name,
+                "EndpointID": ep.ep_id,
+                "EndpointIP": ep.ip,
+                "Info": {"Host IP": node.addr if node else ""},
+            }
+        )
+    return services
 
 
 def _network_fields(
@@ -178,7 +231,7 @@ def _networks(container: Container, resolve: NetworkResolver) -> dict[str, Any]:
         for choice, name, net_id in named
         if net_id not in attached and name not in {ep.net_name for ep in container.state.endpoints}
     }
-    return idle | {
+    networks = idle | {
         ep.net_name: {
             "NetworkID": ep.net_id,
             "EndpointID": ep.ep_id,
@@ -191,6 +244,30 @@ def _networks(container: Container, resolve: NetworkResolver) -> dict[str, Any]:
         }
         for ep in container.state.endpoints
     }
+    # Docker's EndpointSettings carries these always; Ferry's endpoints are IPv4 only
+    return {name: {**_ENDPOINT_DEFAULTS, **ep} for name, ep in networks.items()}
+
+
+_ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "IPAMConfig": None, "Links": None, "DriverOpts": None, "IPv6Gateway": "",
+    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+}  # fmt: skip
+
+
+def _network_settings(container: Container, sandbox_key: str, resolve: NetworkResolver) -> Any:
+    """Docker's NetworkSettings: the top-level address fields (deprecated in Docker, still
+    always there) describe the endpoint on the default ``bridge`` network, empty otherwise."""
+    networks = _networks(container, resolve)
+    bridge: dict[str, Any] = networks.get("bridge", {})
+    return {
+        "Bridge": "", "SandboxID": "", "SandboxKey": sandbox_key, "HairpinMode": False,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": _port_map(container),
+        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "EndpointID": bridge.get("EndpointID", ""), "Gateway": bridge.get("Gateway", ""),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.get("IPAddress", ""), "IPPrefixLen": bridge.get("IPPrefixLen", 0),
+        "IPv6Gateway": "", "MacAddress": bridge.get("MacAddress", ""), "Networks": networks,
+    }  # fmt: skip
 
 
 def _ports(container: Container) -> list[dict[str, Any]]:
@@ -298,11 +375,9 @@ def container_inspect(
             "ExposedPorts": {p: {} for p in config.exposed_ports} or None,
             "Healthcheck": health_config(config),
         },
-        "NetworkSettings": {
-            "SandboxKey": sandbox_key if state.netns else "",
-            "Ports": _port_map(container),
-            "Networks": _networks(container, resolve),
-        },
+        "NetworkSettings": _network_settings(
+            container, sandbox_key if state.netns else "", resolve
+        ),
         "Mounts": mounts(config),
     }
 
@@ -337,7 +412,7 @@ def host_config(config: ContainerConfig) -> dict[str, Any]:
         "ExtraHosts": list(config.extra_hosts) or None,
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in config.ulimits]
         or None,
-        "LogConfig": {"Type": "k8s-file", "Config": {}},
+        "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
     }  # fmt: skip
 
 

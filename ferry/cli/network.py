@@ -107,10 +107,14 @@ def ls(
 def inspect(
     networks: Annotated[list[str], typer.Argument(help="Network names or IDs")],
     template: FormatOption = "",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Verbose output for diagnostics")
+    ] = False,
 ) -> None:
     """Display detailed information on one or more networks."""
     api = client()
-    print_inspected([api.get(f"/networks/{n}") for n in networks], template)
+    query = {"verbose": "true"} if verbose else {}
+    print_inspected([api.get(f"/networks/{n}", **query) for n in networks], template)
 
 
 @network_app.command("rm")

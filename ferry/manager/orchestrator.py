@@ -115,8 +115,14 @@ def _split_lost(
 
 
 def plan_service(
-    service: Service, tasks: list[Task], nodes: Iterable[Candidate], now: float
+    service: Service,
+    tasks: list[Task],
+    nodes: Iterable[Candidate],
+    now: float,
+    history: int = TASK_HISTORY,
 ) -> list[Action]:
+    """``history``: finished tasks kept per slot (the swarm's TaskHistoryRetentionLimit; a
+    negative one keeps them all)."""
     by_node = {c.node.node_id: c for c in nodes}
     actions, counted = _split_lost(tasks, by_node)
     if service.spec.mode == Mode.GLOBAL:
@@ -124,7 +130,7 @@ def plan_service(
     else:
         actions += _plan_replicated(service, tasks, counted, now)
     actions += _rolling_update(service, counted, actions)
-    actions += _forget_history(tasks)
+    actions += _forget_history(tasks, history)
     return actions
 
 
@@ -240,7 +246,9 @@ def _rolling_update(service: Service, live: list[Task], planned: list[Action]) -
     return actions
 
 
-def _forget_history(tasks: list[Task]) -> list[Action]:
+def _forget_history(tasks: list[Task], history: int) -> list[Action]:
+    if history < 0:
+        return []
     finished: dict[tuple[int, str], list[Task]] = defaultdict(list)
     for task in tasks:
         if task.state.terminal:
@@ -248,7 +256,7 @@ def _forget_history(tasks: list[Task]) -> list[Action]:
     actions: list[Action] = []
     for group in finished.values():
         group.sort(key=lambda t: t.created_at)
-        actions += [ForgetTask(t.task_id) for t in group[: max(0, len(group) - TASK_HISTORY)]]
+        actions += [ForgetTask(t.task_id) for t in group[: max(0, len(group) - history)]]
     return actions
 
 

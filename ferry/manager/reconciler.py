@@ -50,7 +50,15 @@ from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.network import Endpoint, EndpointKind
-from ferry.model.service import Mode, PortSpec, PublishMode, Service, Task, TaskState
+from ferry.model.service import (
+    TASK_HISTORY,
+    Mode,
+    PortSpec,
+    PublishMode,
+    Service,
+    Task,
+    TaskState,
+)
 from ferry.model.times import now_iso
 from ferry.reconcile import Reconciler
 
@@ -140,6 +148,10 @@ class ServiceReconciler(Reconciler):
             groups.append(self._apply(None, action, candidates, load))
         await self._commit([g for g in groups if g[0]])
 
+    def _history(self) -> int:
+        cluster = self._view.cluster()
+        return cluster.task_history if cluster is not None else TASK_HISTORY
+
     def _plan_one(
         self, svc: Service, tasks: list[Task], candidates: list[Candidate], load: Load, now: float
     ) -> list[Group] | None:
@@ -150,7 +162,7 @@ class ServiceReconciler(Reconciler):
         try:
             groups = [
                 self._apply(svc, action, candidates, load)
-                for action in plan_service(svc, tasks, candidates, now)
+                for action in plan_service(svc, tasks, candidates, now, self._history())
             ]
             for task in tasks:  # tasks waiting for a node are placed again on every pass
                 if task.live and task.state == TaskState.PENDING:

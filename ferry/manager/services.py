@@ -311,17 +311,14 @@ class ServiceOps:
     async def update(
         self, ref: str, version: int | None, wanted: ServiceRequest, force_update: int | None
     ) -> Service:
-        """Replace a service's spec with ``wanted`` (the whole spec, as Docker sends it).
+        """Replace a service's spec with ``wanted`` (the whole spec, as Docker sends it); the
+        spec it replaces becomes the previous one (swarmkit keeps PreviousSpec on every
+        update, a scale too).
 
         What cannot change in place is refused rather than ignored. A change to what the tasks
         run (the template, or where they may run) rolls them over, one at a time."""
         svc = self.find(ref)
-        current = self.version(svc)
-        if version is not None and version != current:
-            raise Conflict(
-                f"update out of sequence: service {svc.spec.name} changed (version {current}, "
-                f"not {version}); inspect it again and retry"
-            )
+        current = self._check_version(svc, version)
         old = svc.spec
         if wanted.name and wanted.name != old.name:
             raise InvalidArgument("renaming a service is not supported")
@@ -339,16 +336,59 @@ class ServiceOps:
         if spec.ports != old.ports:
             self._check_ports_free(spec.ports, svc.svc_id)
         forced = force_update is not None and force_update != svc.force_update
+        force = svc.force_update if force_update is None else force_update
+        return await self._replace_spec(svc, current, spec, force, forced=forced)
+
+    async def rollback(self, ref: str, version: int | None) -> Service:
+        """Swarm's rollback (swarmkit ``UpdateService`` with ``Rollback: PREVIOUS``): the
+        previous spec becomes the spec and the spec it replaces the previous one, so a second
+        rollback returns. Conflict when there is none, in Docker's words ("service NAME does
+        not have a previous spec"). Networks and endpoint mode never change in an update, so
+        the previous spec has the service's own."""
+        svc = self.find(ref)
+        current = self._check_version(svc, version)
+        if svc.previous is None:
+            raise Conflict(f"service {svc.spec.name} does not have a previous spec")
+        if svc.previous.ports != svc.spec.ports:
+            self._check_ports_free(svc.previous.ports, svc.svc_id)
+        return await self._replace_spec(
+            svc, current, svc.previous, svc.force_update, forced=False, rollback=True
+        )
+
+    def _check_version(self, svc: Service, version: int | None) -> int:
+        current = self.version(svc)
+        if version is not None and version != current:
+            raise Conflict(
+                f"update out of sequence: service {svc.spec.name} changed (version {current}, "
+                f"not {version}); inspect it again and retry"
+            )
+        return current
+
+    async def _replace_spec(
+        self,
+        svc: Service,
+        current: int,
+        spec: ServiceSpec,
+        force_update: int,
+        *,
+        forced: bool,
+        rollback: bool = False,
+    ) -> Service:
+        """Commit ``spec`` over the service's (at store version ``current``), the old spec
+        kept as the previous one; tasks roll over when what they run changes. A rollback
+        always reports its UpdateStatus, as swarmkit does, even when no task changes."""
+        old = svc.spec
         rolled = spec.template != old.template or spec.constraints != old.constraints or forced
         now = now_iso()
         updated = replace(
             svc,
             spec=spec,
             spec_version=svc.spec_version + (1 if rolled else 0),
-            force_update=svc.force_update if force_update is None else force_update,
+            force_update=force_update,
             updated_at=now,
-            previous=old if rolled else svc.previous,
-            rolled_at=now if rolled else svc.rolled_at,
+            previous=old,
+            rolled_at=now if rolled or rollback else svc.rolled_at,
+            rolled_back=rollback,
         )
         revision = await self._store.commit(
             [Put(keys.service(svc.svc_id), encode(updated))],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.model.service import TASK_HISTORY
+
 # Docker's defaults for `swarm init`: overlay subnets are carved from this pool
 DEFAULT_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
@@ -17,6 +19,9 @@ class ClusterInfo:
     default_pool: str = DEFAULT_POOL
     subnet_size: int = DEFAULT_SUBNET_SIZE
     vni_start: int = 4097
+    # Docker's Orchestration.TaskHistoryRetentionLimit (``swarm update --task-history-limit``):
+    # finished tasks kept per slot; negative keeps them all (swarmkit's task reaper)
+    task_history: int = TASK_HISTORY
 
 
 @dataclass(frozen=True)

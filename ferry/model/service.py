@@ -126,8 +126,9 @@ class Service:
     force_update: int = 0  # Docker's ForceUpdate counter: a change rolls the tasks over anyway
     created_at: str = ""
     updated_at: str = ""
-    previous: ServiceSpec | None = None
+    previous: ServiceSpec | None = None  # Docker's PreviousSpec: the spec before the last change
     rolled_at: str = ""  # when the tasks were last told to roll over; Docker's UpdateStatus
+    rolled_back: bool = False  # that change was a rollback (UpdateStatus rollback_*)
 
 
 class TaskState(StrEnum):

@@ -46,7 +46,7 @@ def test_a_dead_hosts_containers_leave_every_other_hosts_names_and_tables(lab: L
     labmod.stop_ferryd(lab.topo, "h3", kill=True)
     wait_until(lambda: lab.node_state("h3") == "down", 20, "h3 down", every_s=0.5)
     wait_until(lambda: not resolves(), 3, "far gone from DNS on h2", every_s=0.2)
-    inspect = lab.ferry("h1", "network", "inspect", "dnet").stdout
+    inspect = lab.ferry("h1", "network", "inspect", "--verbose", "dnet").stdout
     assert '"far"' not in inspect
     wait_doctor_clean(lab, 10, down=("h3",))  # the others must be clean
     labmod.start_ferryd(lab.topo, "h3")

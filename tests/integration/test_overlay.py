@@ -44,14 +44,21 @@ def test_containers_on_different_hosts_ping_each_other_by_name(lab: LabRig) -> N
 
 
 def test_network_inspect_shows_both_containers_the_vni_and_the_peers(lab: LabRig) -> None:
-    [net] = json.loads(lab.ferry("h1", "network", "inspect", "blue").stdout)
-    names = {c["Name"] for c in net["Containers"].values()}
-    assert names == {"app1", "app2"}
+    [net] = json.loads(lab.ferry("h1", "network", "inspect", "--verbose", "blue").stdout)
+    assert net["Containers"] == {}  # Docker's: only this host's containers; none run on h1
+    tasks = net["Services"][""]["Tasks"]  # containers attached without a service
+    assert {t["Name"]: t["Info"]["Host IP"] for t in tasks} == {
+        "app1": lab.topo.node("h2").addr,
+        "app2": lab.topo.node("h3").addr,
+    }
+    [on_h2] = json.loads(lab.ferry("h2", "network", "inspect", "blue").stdout)
+    app1_id = lab.api("h2", "/containers/app1/json")["Id"]
+    assert [(k, c["Name"]) for k, c in on_h2["Containers"].items()] == [(app1_id, "app1")]
     assert int(net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]) >= 4097
     peers = {p["IP"] for p in net["Peers"]}
     assert peers == {lab.topo.node("h2").addr, lab.topo.node("h3").addr}
     assert net["IPAM"]["Config"][0]["Subnet"]
-    assert all(c["MacAddress"].startswith("02:42:") for c in net["Containers"].values())
+    assert on_h2["Containers"][app1_id]["MacAddress"].startswith("02:42:")
 
 
 def test_dns_answers_over_udp_and_tcp_and_refuses_outside_names_fast(lab: LabRig) -> None:
@@ -151,7 +158,11 @@ def test_a_restarted_agent_resyncs_what_changed_while_it_was_away(lab: LabRig) -
                   "3600")  # fmt: skip
         lab.ferry("h3", "run", "-d", "--network", "blue", "--name", "leaver", TOOLS, "sleep",
                   "3600")  # fmt: skip
-        wait_until(lambda: "leaver" in str(lab.api("h1", "/networks/blue")), 5, "leaver registered")
+        wait_until(
+            lambda: "leaver" in str(lab.api("h1", "/networks/blue", verbose="true")),
+            5,
+            "leaver registered",
+        )
         leaver = lab.api("h3", "/containers/leaver/json")["NetworkSettings"]["Networks"]["blue"]
         lab.ferry("h3", "rm", "-f", "leaver")
     finally:

@@ -6,6 +6,7 @@ import collections
 import time
 from collections.abc import Iterator
 
+import docker
 import pytest
 
 from ferry.kernel import nsfs, proc
@@ -279,3 +280,43 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     assert '"FailureAction":"pause"' in update and '"Order":"stop-first"' in update, update
     lab.exec("h1", "docker", "service", "rm", "dweb")
     assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout
+
+
+def _service_env(lab: LabRig, name: str) -> str:
+    return lab.exec("h1", "docker", "service", "inspect", name, "--format",
+                    "{{json .Spec.TaskTemplate.ContainerSpec.Env}}").stdout.strip()  # fmt: skip
+
+
+def test_docker_py_drives_ferryd_and_the_docker_cli_rolls_a_service_back(lab: LabRig) -> None:
+    # docker-py over h1's ferryd socket (a file, not a lab address)
+    client = docker.DockerClient(base_url=lab.socket("h1"), version="1.47")
+    try:
+        # its ServiceMode sends {"replicated": {"Replicas": 2}}: Go's decoder ignores case
+        mode = docker.types.ServiceMode("replicated", replicas=2)
+        svc = client.services.create(
+            TOOLS, ["sleep", "600"], name="pyweb", mode=mode, networks=["svcnet"]
+        )
+        wait_until(lambda: len(running(lab, "pyweb")) == 2, 60, "2 tasks of pyweb running")
+        svc.scale(3)
+        wait_until(lambda: len(running(lab, "pyweb")) == 3, 60, "3 tasks of pyweb running")
+        # attached run reads the output back (LogConfig json-file); network inspect lists this
+        # node's containers by id, each one docker-py can get
+        assert client.containers.run(TOOLS, ["echo", "hi"], remove=True) == b"hi\n"
+        here = client.networks.get("svcnet").containers
+        assert "client" in {c.name for c in here}
+        # rollback through the real docker CLI: the previous spec comes back, then returns
+        lab.exec("h1", "docker", "service", "update", "--env-add", "V=2", "pyweb")
+        back = lab.exec("h1", "docker", "service", "rollback", "pyweb")
+        said = back.stdout + back.stderr
+        assert "rollback: manually requested rollback" in said, said
+        assert "verify: Service pyweb converged" in said, said  # this CLI names it
+        assert _service_env(lab, "pyweb") == "[]"
+        previous = lab.exec("h1", "docker", "service", "inspect", "pyweb", "--format",
+                            "{{json .PreviousSpec.TaskTemplate.ContainerSpec.Env}}")  # fmt: skip
+        assert previous.stdout.strip() == '["V=2"]'
+        assert [t["Spec"]["ContainerSpec"]["Env"] for t in running(lab, "pyweb")] == [[]] * 3
+        lab.exec("h1", "docker", "service", "update", "--rollback", "pyweb")
+        assert _service_env(lab, "pyweb") == '["V=2"]'
+    finally:
+        client.close()
+        lab.exec("h1", "docker", "service", "rm", "pyweb", check=False)

@@ -138,9 +138,11 @@ def test_a_worker_creates_only_its_own_containers_endpoints(trust_lab: LabRig) -
         "h1", "service", "create", "--name", "web", "--network", "open",
         "--constraint", "node.hostname==h2", "tools", "sleep", "600",
     )  # fmt: skip
-    network = lab.api("h1", "/networks/open")
+    network = lab.api("h1", "/networks/open", verbose="true")
     task_ep = next(
-        c["EndpointID"] for c in network["Containers"].values() if c["Name"].startswith("web.1.")
+        t["EndpointID"]
+        for t in network["Services"]["web"]["Tasks"]
+        if t["Name"].startswith("web.1.")
     )
     owner = secrets.token_hex(32)
 
@@ -173,7 +175,8 @@ def test_a_worker_creates_only_its_own_containers_endpoints(trust_lab: LabRig) -
         ]
         == 200
     )
-    inspected = lab.api("h1", "/networks/open")["Containers"].values()
+    services = lab.api("h1", "/networks/open", verbose="true")["Services"].values()
+    inspected = [t for service in services for t in service["Tasks"]]
     assert any(c["EndpointID"] == task_ep for c in inspected)  # the task kept its address
     assert not any(c["Name"] in ("evil", "mine") for c in inspected)
 

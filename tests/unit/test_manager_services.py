@@ -116,3 +116,26 @@ async def test_a_restart_delay_is_kept_changes_in_place_and_is_bounded(rig: Mana
     for bad in (-1.0, 10 * 24 * 3600.0):
         with pytest.raises(InvalidArgument, match="invalid restart delay"):
             await services.update("web", None, replace(WEB, restart_delay_s=bad), None)
+
+
+async def test_every_update_keeps_the_spec_it_replaces_and_a_rollback_swaps_them(
+    rig: ManagerRig,
+) -> None:
+    services = await ops(rig)
+    created = await services.create(WEB)
+    assert created.previous is None
+    with pytest.raises(Conflict, match="service web does not have a previous spec"):
+        await services.rollback("web", None)
+    scaled = await services.update("web", None, replace(WEB, replicas=3), None)
+    assert scaled.previous is not None and scaled.previous.replicas == 2  # a scale too
+    graced = await services.update("web", None, replace(WEB, replicas=3, stop_grace_s=2), None)
+    back = await services.rollback("web", None)
+    assert back.spec == scaled.spec and back.previous == graced.spec
+    assert back.rolled_back and back.rolled_at == back.updated_at
+    assert back.spec_version == graced.spec_version + 1  # the tasks roll over to the old spec
+    again = await services.rollback("web", services.version(back))
+    assert again.spec == graced.spec and again.previous == scaled.spec  # a second one returns
+    updated = await services.update("web", None, replace(WEB, replicas=1), None)
+    assert not updated.rolled_back  # an update after a rollback is an update
+    with pytest.raises(Conflict, match="out of sequence"):
+        await services.rollback("web", 1)

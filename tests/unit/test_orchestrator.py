@@ -230,6 +230,16 @@ def test_finished_tasks_beyond_the_history_limit_are_forgotten() -> None:
     assert forgotten == ["old0", "old1"]
 
 
+@pytest.mark.parametrize(("history", "kept"), [(0, 0), (3, 3), (-1, TASK_HISTORY + 2)])
+def test_the_swarms_task_history_limit_is_what_each_slot_keeps(history: int, kept: int) -> None:
+    old = [
+        task(f"old{i}", 1, state=TaskState.FAILED, age=1000 - i) for i in range(TASK_HISTORY + 2)
+    ]
+    actions = plan_service(service(1), [*old, task("live", 1)], NODES, NOW, history)
+    forgotten = [a for a in actions if isinstance(a, ForgetTask)]
+    assert len(old) - len(forgotten) == kept
+
+
 def test_a_global_service_runs_once_on_every_eligible_node() -> None:
     nodes = up(node("n1"), node("n2"), node("n3", availability=Availability.DRAIN))
     actions = plan_service(service(mode=Mode.GLOBAL), [task("a", 0, "n1")], nodes, NOW)

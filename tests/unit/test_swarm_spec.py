@@ -1,4 +1,5 @@
-"""Docker's SwarmSpec on /swarm/update and /swarm/init: autolock is what Ferry changes; any
+"""Docker's SwarmSpec on /swarm/update and /swarm/init: autolock and the task history limit
+are what Ferry changes; any
 other setting it does not run is refused by name, while the spec it reports (what the docker
 CLI sends back) and Go's empty values pass."""
 
@@ -7,12 +8,15 @@ from __future__ import annotations
 import pytest
 
 from ferry.api.models.swarm import SwarmInitRequest, SwarmSpec
+from ferry.errors import InvalidArgument
 
 
 def test_the_spec_ferry_reports_goes_back_unchanged() -> None:
-    reported = SwarmSpec.running(autolock=True).model_dump()
+    reported = SwarmSpec.running(autolock=True, task_history=7).model_dump()
     assert reported["EncryptionConfig"] == {"AutoLockManagers": True}
+    assert reported["Orchestration"] == {"TaskHistoryRetentionLimit": 7}
     assert SwarmSpec.model_validate(reported).unsupported() == []
+    assert SwarmSpec.model_validate(reported).task_history() == 7
 
 
 def test_what_the_docker_cli_sends_for_autolock_alone_passes() -> None:
@@ -34,7 +38,7 @@ def test_what_the_docker_cli_sends_for_autolock_alone_passes() -> None:
 @pytest.mark.parametrize(
     ("sent", "named"),
     [
-        ({"Orchestration": {"TaskHistoryRetentionLimit": 3}}, "TaskHistoryRetentionLimit=3"),
+        ({"Orchestration": {"TaskHistoryRetention": 3}}, "Orchestration.TaskHistoryRetention=3"),
         ({"CAConfig": {"NodeCertExpiry": 3600}}, "CAConfig.NodeCertExpiry=3600"),
         ({"Dispatcher": {"HeartbeatPeriod": 1}}, "Dispatcher.HeartbeatPeriod=1"),
         ({"Labels": {"team": "a"}}, "Labels.team"),
@@ -51,3 +55,16 @@ def test_init_takes_autolock_from_the_spec() -> None:
     )
     assert body.Spec.EncryptionConfig.AutoLockManagers
     assert not SwarmInitRequest.model_validate({}).Spec.EncryptionConfig.AutoLockManagers
+
+
+@pytest.mark.parametrize("limit", [0, 3, -1])
+def test_the_task_history_limit_is_honoured_not_refused(limit: int) -> None:
+    spec = SwarmSpec.model_validate({"Orchestration": {"TaskHistoryRetentionLimit": limit}})
+    assert (spec.unsupported(), spec.task_history()) == ([], limit)
+    assert SwarmSpec.model_validate({}).task_history() is None
+
+
+def test_a_task_history_limit_that_is_not_an_integer_is_refused() -> None:
+    spec = SwarmSpec.model_validate({"Orchestration": {"TaskHistoryRetentionLimit": "3"}})
+    with pytest.raises(InvalidArgument, match="TaskHistoryRetentionLimit"):
+        spec.task_history()

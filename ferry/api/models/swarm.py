@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from ferry.api.models.base import DockerModel, ObjectVersion
+from ferry.errors import InvalidArgument
 
 # The swarm settings Ferry runs with, as Docker's SwarmSpec names them (`docker info`, `swarm
 # inspect`): a client that sends them back unchanged asks for nothing new.
@@ -26,9 +27,13 @@ class EncryptionConfig(DockerModel):
 _EncryptionConfig = EncryptionConfig
 
 
+HONOURED = ("Orchestration", "TaskHistoryRetentionLimit")  # swarm update changes it
+
+
 class SwarmSpec(DockerModel):
-    """Docker's SwarmSpec: ``EncryptionConfig.AutoLockManagers`` is what Ferry changes; the
-    other sections are Ferry's fixed settings (``RUNNING_SPEC``), see ``unsupported``."""
+    """Docker's SwarmSpec: ``EncryptionConfig.AutoLockManagers`` and
+    ``Orchestration.TaskHistoryRetentionLimit`` are what Ferry changes; the other sections are
+    Ferry's fixed settings (``RUNNING_SPEC``), see ``unsupported``."""
 
     Name: str = "default"
     Labels: dict[str, str] | None = None
@@ -47,14 +52,32 @@ class SwarmSpec(DockerModel):
         asked += [f"Labels.{k}" for k in sorted(self.Labels or {})]
         for section, running in RUNNING_SPEC.items():
             for key, value in sorted((getattr(self, section) or {}).items()):
+                if (section, key) == HONOURED:
+                    continue
                 if value not in (None, 0, "", [], {}, False) and value != running.get(key):
                     asked.append(f"{section}.{key}={value}")
         return asked
 
+    def task_history(self) -> int | None:
+        """The TaskHistoryRetentionLimit asked for (None: not given); InvalidArgument unless
+        an integer (Go's int64)."""
+        value = (self.Orchestration or {}).get(HONOURED[1])
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidArgument(f"invalid Orchestration.TaskHistoryRetentionLimit: {value!r}")
+        return value
+
     @classmethod
-    def running(cls, autolock: bool) -> SwarmSpec:
+    def running(cls, autolock: bool, task_history: int) -> SwarmSpec:
+        orchestration = {**RUNNING_SPEC["Orchestration"], HONOURED[1]: task_history}
         return cls.model_validate(
-            {**RUNNING_SPEC, "Labels": {}, "EncryptionConfig": {"AutoLockManagers": autolock}}
+            {
+                **RUNNING_SPEC,
+                "Orchestration": orchestration,
+                "Labels": {},
+                "EncryptionConfig": {"AutoLockManagers": autolock},
+            }
         )
 
 

@@ -86,13 +86,20 @@ class NetworkRoutes:
             raise NotFound(f"network {ref} not found")
         return swarm
 
-    def _render(self, net: Network) -> dict[str, object]:
+    def _render(self, net: Network, verbose: bool = False) -> dict[str, object]:
+        """``verbose`` adds Docker's ``Services`` (every node's tasks) to a swarm network."""
         if net.scope == Scope.LOCAL:
             return render.local_network(net, self.containers.all())
         view = self._view()
         assert view is not None
         nodes = {n.node_id: n for n in view.nodes()}
-        return render.network(net, view.live_endpoints(net.net_id), nodes)
+        membership = self.swarm.membership
+        node_id = membership.node_id if membership is not None else ""
+        endpoints = view.live_endpoints(net.net_id, own=node_id)
+        out = render.network(net, endpoints, nodes, node_id, self.containers.all())
+        if verbose:
+            out["Services"] = render.network_services(net, endpoints, nodes)
+        return out
 
     async def list(self, request: web.Request) -> web.Response:
         filters = params.filters(request.query, LIST_FILTERS)
@@ -114,7 +121,8 @@ class NetworkRoutes:
         mode = _mode(request.match_info["id"])
         if mode:
             return web.json_response(render.mode_network(mode, self.containers.all()))
-        return web.json_response(self._render(self._find(request.match_info["id"])))
+        verbose = params.boolean(request.query, "verbose")
+        return web.json_response(self._render(self._find(request.match_info["id"]), verbose))
 
     async def create(self, request: web.Request) -> web.Response:
         body = await read_model(request, NetworkCreate)

@@ -88,11 +88,7 @@ class ServiceRoutes:
             # later scale or label change clears it). The state is derived from the tasks, so
             # it cannot disagree with them: an update is under way while a task that counts
             # still runs an older version of the spec.
-            out["UpdateStatus"] = {
-                "State": "updating" if progress.updating else "completed",
-                "StartedAt": svc.rolled_at,
-                "Message": "update in progress" if progress.updating else "update completed",
-            }
+            out["UpdateStatus"] = _update_status(svc, progress.updating)
         if status:
             out["ServiceStatus"] = {
                 "RunningTasks": progress.running,
@@ -187,6 +183,11 @@ class ServiceRoutes:
         wanted = _registry_options(request, request_of(model))
         manager = self.swarm.require_manager()
         svc = manager.services.find(request.match_info["id"])
+        if request.query.get("rollback") == "previous":
+            # swarmkit takes the previous spec whole and ignores the one sent (the docker CLI
+            # sends the current one); it is still checked, as any body is
+            await manager.services.rollback(svc.svc_id, version)
+            return web.json_response({"Warnings": []})
         if not wanted.registry_auth:  # Docker keeps the credentials the spec was given
             previous = request.query.get("registryAuthFrom") == "previous-spec" and svc.previous
             source = svc.previous if previous and svc.previous else svc.spec
@@ -285,10 +286,23 @@ def _refuse_update_options(query: params.Query) -> None:
         raise InvalidArgument("invalid registryAuthFrom: use spec or previous-spec")
     if query.get("rollback", "") not in ("", "previous"):
         raise InvalidArgument('invalid rollback: use "previous"')
-    if query.get("rollback") == "previous":
-        raise InvalidArgument(
-            "Ferry does not roll back a service: update it again with the previous settings"
+
+
+def _update_status(svc: Service, updating: bool) -> dict[str, str]:
+    """Docker's UpdateStatus of the last change that rolled the tasks over, or of a rollback
+    (swarmkit's states and messages: a manual rollback starts as "manually requested
+    rollback", which the docker CLI prints as ``rollback: manually requested rollback``)."""
+    if svc.rolled_back:
+        state, message = (
+            ("rollback_started", "manually requested rollback")
+            if updating
+            else ("rollback_completed", "rollback completed")
         )
+    else:
+        state, message = (
+            ("updating", "update in progress") if updating else ("completed", "update completed")
+        )
+    return {"State": state, "StartedAt": svc.rolled_at, "Message": message}
 
 
 def _task_endpoints(manager: Manager) -> dict[str, list[Endpoint]]:

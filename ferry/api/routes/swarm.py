@@ -27,11 +27,13 @@ from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
 from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
+from ferry.manager.cluster_settings import set_task_history
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.node import NodeStatus as Liveness
 from ferry.model.node import Role
 from ferry.model.rules import check_labels
+from ferry.model.service import TASK_HISTORY
 from ferry.network import ipam
 
 NODE_FILTERS = ("id", "name", "node.label", "role")
@@ -93,6 +95,13 @@ class SwarmRoutes:
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
         _refuse_unsupported(body.Spec)
+        limit = body.Spec.task_history()
+        if limit is not None and limit != TASK_HISTORY:
+            raise InvalidArgument(
+                f"swarm init does not take --task-history-limit {limit} "
+                "(Orchestration.TaskHistoryRetentionLimit): form the swarm, then "
+                f"'swarm update --task-history-limit {limit}'"
+            )
         pool = body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL
         ipam.check_pool(pool, body.SubnetSize or DEFAULT_SUBNET_SIZE)
         options = InitOptions(
@@ -128,7 +137,7 @@ class SwarmRoutes:
             Version=ObjectVersion(Index=secrets_version),
             CreatedAt=cluster.created_at,
             UpdatedAt=cluster.created_at,
-            Spec=SwarmSpec.running(secrets.autolock),
+            Spec=SwarmSpec.running(secrets.autolock, cluster.task_history),
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
@@ -136,8 +145,9 @@ class SwarmRoutes:
         return json_model(body)
 
     async def update(self, request: web.Request) -> web.Response:
-        """Docker's ``swarm update``: the whole spec, of which Ferry changes autolock; token and
-        unlock key rotations are query flags."""
+        """Docker's ``swarm update``: the whole spec, of which Ferry changes autolock and the
+        task history limit (refusing every other change by name); token and unlock key
+        rotations are query flags."""
         version = params.object_version(request.query, "swarm")
         rotate = [
             role
@@ -147,6 +157,7 @@ class SwarmRoutes:
         rotate_key = params.boolean(request.query, "rotateManagerUnlockKey")
         spec = await read_model(request, SwarmSpec)
         _refuse_unsupported(spec)
+        task_history = spec.task_history()
         manager = self.swarm.require_manager()
         current = (await manager.nodes.secrets())[1]
         if version != current:
@@ -157,6 +168,8 @@ class SwarmRoutes:
         for role in rotate:
             await manager.nodes.rotate(role)
         await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
+        if task_history is not None:
+            await set_task_history(manager.store, manager.view, manager.feed, task_history)
         if rotate_key:
             await manager.keys.rotate()
         return web.Response(status=200)
@@ -223,5 +236,6 @@ def _refuse_unsupported(spec: SwarmSpec) -> None:
     if asked:
         raise InvalidArgument(
             f"swarm setting(s) {', '.join(asked)} not supported: Ferry runs the settings "
-            "'ferry swarm inspect' shows; of the spec it changes autolock only"
+            "'ferry swarm inspect' shows; of the spec it changes autolock and the task history "
+            "limit only"
         )

@@ -88,7 +88,7 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
                 UpdatedAt=cluster.created_at,
                 DefaultAddrPool=[cluster.default_pool],
                 SubnetSize=cluster.subnet_size,
-                Spec=SwarmSpec.running(manager.autolock()).model_dump(),
+                Spec=SwarmSpec.running(manager.autolock(), cluster.task_history).model_dump(),
             )
     return info
 
