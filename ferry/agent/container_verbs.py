@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import os
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -344,10 +344,14 @@ class ContainerVerbs:
             raise InvalidArgument(f"copy into {path} failed: {err.decode(errors='replace')}")
 
     # prune -----------------------------------------------------------------------------------
-    async def prune(self) -> tuple[list[str], int]:
+    async def prune(
+        self, chosen: Callable[[Container], bool] = lambda _: True
+    ) -> tuple[list[str], int]:
+        """Remove the stopped containers ``chosen`` (by the prune filters); their ids and the
+        bytes of their writable layers."""
         removed, freed = [], 0
         for container in self.containers.all():
-            if container.running or container.state.restarting:
+            if container.running or container.state.restarting or not chosen(container):
                 continue
             upper = self.containers.store.dir(container.config.container_id) / "upper"
             freed += sum(p.lstat().st_size for p in upper.rglob("*") if p.is_file())

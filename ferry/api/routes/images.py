@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import re
 import tempfile
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from ferry.api import params
 from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
+from ferry.model.filters import until_s
 from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
 from ferry.runtime import image_archive
@@ -211,7 +211,7 @@ class ImageRoutes:
                 continue
             if "label" in found and not params.match_labels(found["label"], image.labels):
                 continue
-            if until and epoch(image.created_at) >= _until(until[-1]):
+            if until and epoch(image.created_at) >= until_s(until[-1]):
                 continue
             if self._users(image.image_id):
                 continue
@@ -286,24 +286,6 @@ class ImageRoutes:
                     await response.write(chunk)
             await response.write_eof()
         return response
-
-
-def _until(value: str) -> float:
-    """Docker's ``until``: a Unix time, an RFC 3339 time, or a duration before now (``24h``)."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        now = dt.datetime.now(dt.UTC).timestamp()
-        return now - float(value[:-1]) * units[value[-1]]
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return epoch(value)
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"invalid filter 'until={value}': use 24h, a Unix time or RFC 3339"
-        ) from exc
 
 
 __all__ = ["ImageRoutes", "history_doc", "inspect_doc", "parse_reference", "summary"]

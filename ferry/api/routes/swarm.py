@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ferry.api import list_filters as lf
 from ferry.api import params
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.base import ObjectVersion
@@ -29,12 +30,12 @@ from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
+from ferry.model.filters import matches as filters_match
+from ferry.model.filters import one_of
 from ferry.model.node import NodeStatus as Liveness
 from ferry.model.node import Role
 from ferry.model.rules import check_labels
 from ferry.network import ipam
-
-NODE_FILTERS = ("id", "name", "node.label", "role")
 
 # Docker's ManagerStatus.Reachability for each node state
 _REACHABILITY = {
@@ -174,18 +175,18 @@ class SwarmRoutes:
         return web.Response(status=200)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, NODE_FILTERS)
+        filters = params.filters(request.query, lf.NODE_FILTERS)
+        one_of(filters, "role", lf.NODE_ROLES)
+        one_of(filters, "membership", lf.MEMBERSHIPS)
         manager = self.swarm.require_manager()
-        states = manager.nodes.all()
-        if "id" in filters:
-            states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
-        if "name" in filters:
-            states = [s for s in states if s.node.hostname in filters["name"]]
-        if "role" in filters:
-            states = [s for s in states if s.node.role.value in filters["role"]]
-        if "node.label" in filters:
-            wanted = filters["node.label"]
-            states = [s for s in states if params.match_labels(wanted, s.node.labels)]
+        states = []
+        for state in manager.nodes.all():
+            node = state.node  # every node in Ferry's store has been accepted
+            rules = lf.node_rules(
+                node.node_id, node.hostname, node.role.value, "accepted", node.labels
+            )
+            if filters_match(filters, rules):
+                states.append(state)
         return json_model([node_object(s) for s in states])
 
     async def inspect_node(self, request: web.Request) -> web.Response:
