@@ -94,6 +94,7 @@ class ContainerVerbs:
                 raise Conflict(f"Container {container.config.container_id} is already paused")
             await self.runner.runc.pause(container.config.container_id)
             self._save(replace(container, state=replace(container.state, paused=True)))
+        self.containers.event(container, "pause")
 
     async def unpause(self, ref: str) -> None:
         async with self._holding(ref) as container:
@@ -102,6 +103,7 @@ class ContainerVerbs:
                 raise Conflict(f"Container {container.config.container_id} is not paused")
             await self.runner.runc.resume(container.config.container_id)
             self._save(replace(container, state=replace(container.state, paused=False)))
+        self.containers.event(container, "unpause")
 
     # update / rename -------------------------------------------------------------------------
     async def update(
@@ -165,6 +167,9 @@ class ContainerVerbs:
         if container.running:
             self.runner.write_files(config, container.state.endpoints)
         self.containers.changed()
+        self.containers.event(
+            replace(container, config=config), "rename", oldName="/" + container.config.name
+        )
 
     # top / stats -----------------------------------------------------------------------------
     async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:

@@ -132,6 +132,7 @@ class NetworkRoutes:
                     f"{req.driver} networks are local to a host in Ferry: leave out --scope swarm"
                 )
             local = await self.local.create(req)
+            self._event("create", local.net_id, local.name, str(req.driver))
             return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
         if req.driver != Driver.OVERLAY:
             raise InvalidArgument(
@@ -141,6 +142,7 @@ class NetworkRoutes:
             raise Conflict(f"network with name {req.name} already exists on this host")
         manager = self.swarm.require_manager()
         network = await manager.networks.create(req)
+        self._event("create", network.net_id, network.name, str(req.driver), "swarm")
         return web.json_response({"Id": network.net_id, "Warning": ""}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
@@ -148,15 +150,24 @@ class NetworkRoutes:
         if _mode(ref):
             raise Forbidden(f"{_mode(ref)} is a pre-defined network and cannot be removed")
         if self.local.find(ref) is not None:
-            await self.local.remove(ref)
+            gone = await self.local.remove(ref)
+            self._event("destroy", gone.net_id, gone.name, gone.driver.value)
             return web.Response(status=204)
         if ref == GWBRIDGE or self._gwbridge(ref) is not None:
             raise Conflict(
                 f"{GWBRIDGE} is the egress bridge of this swarm node: it cannot be removed"
             )
         manager = self.swarm.require_manager()
-        await manager.networks.remove(ref)
+        swarm_net = await manager.networks.remove(ref)
+        self._event("destroy", swarm_net.net_id, swarm_net.name, swarm_net.driver.value, "swarm")
         return web.Response(status=204)
+
+    def _event(
+        self, action: str, net_id: str, name: str, driver: str, scope: str = "local"
+    ) -> None:
+        self.containers.events.publish(
+            "network", action, net_id, {"name": name, "type": driver}, scope
+        )
 
     async def prune(self, request: web.Request) -> web.Response:
         """Unused local networks here; on a manager also unused swarm networks (as Docker)."""

@@ -63,6 +63,7 @@ class VolumeRoutes:
     async def create(self, request: web.Request) -> web.Response:
         body = await read_model(request, VolumeCreate, SMALL_BODY_BYTES)
         volume = self.volumes.create(body.Name, body.Labels, body.Driver, body.DriverOpts)
+        self.containers.events.publish("volume", "create", volume.name, {"driver": DRIVER})
         return web.json_response(volume_json(volume), status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -72,6 +73,7 @@ class VolumeRoutes:
         name = request.match_info["name"]
         users = self.containers.volumes_in_use().get(name, [])
         self.volumes.remove(name, users, force=params.boolean(request.query, "force"))
+        self.containers.events.publish("volume", "destroy", name, {"driver": DRIVER})
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.Response:
@@ -84,4 +86,6 @@ class VolumeRoutes:
             if not filters_match(labels, rules):
                 keep.add(volume.name)
         removed, freed = self.volumes.prune(keep, every)
+        for name in removed:
+            self.containers.events.publish("volume", "destroy", name, {"driver": DRIVER})
         return web.json_response({"VolumesDeleted": removed, "SpaceReclaimed": freed})
