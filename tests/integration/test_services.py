@@ -279,3 +279,26 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     assert '"FailureAction":"pause"' in update and '"Order":"stop-first"' in update, update
     lab.exec("h1", "docker", "service", "rm", "dweb")
     assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout
+
+
+def test_docker_events_and_ps_filters_through_the_docker_cli(lab: LabRig) -> None:
+    since = int(time.time()) - 1
+    lab.exec("h1", "docker", "run", "-d", "--name", "evt", "--label", "probe=events", TOOLS,
+             "sh", "-c", "exit 3")  # fmt: skip
+    assert lab.exec("h1", "docker", "wait", "evt").stdout.strip() == "3"
+    listed = lab.exec("h1", "docker", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                      "label=probe=events", "--filter", "exited=3").stdout  # fmt: skip
+    assert listed.split() == ["evt"]
+    refused = lab.exec("h1", "docker", "ps", "--filter", "colour=red", check=False)
+    assert "invalid filter 'colour'" in refused.stderr, refused.stderr
+    lab.exec("h1", "docker", "rm", "evt")
+    until = int(time.time()) + 1  # the CLI waits until then: everything above is in the history
+    shape = '{{.Type}} {{.Action}} {{index .Actor.Attributes "exitCode"}}'
+    out = lab.exec("h1", "docker", "events", "--since", str(since), "--until", str(until),
+                   "--filter", "container=evt", "--format", shape).stdout  # fmt: skip
+    lines = [line.split() for line in out.splitlines()]
+    assert [line[:2] for line in lines] == [
+        ["container", "create"], ["container", "start"], ["container", "die"],
+        ["container", "destroy"],
+    ], out  # fmt: skip
+    assert lines[2][2] == "3", out

@@ -21,6 +21,10 @@ from ferry.errors import InvalidArgument
 from ferry.events import EVENT_FILTERS, EVENT_TYPES, Event, EventBus, included
 from ferry.model import filters as f
 
+# ferryd's server does not cancel a handler whose client left (aiohttp's default): a quiet
+# stream looks at its connection this often, so a gone client's subscription ends
+CLIENT_CHECK_S = 1.0
+
 
 def timestamp_ns(query: params.Query, key: str) -> int | None:
     """Docker's ``since``/``until``: Unix seconds (with a fraction), RFC 3339 or a duration
@@ -61,27 +65,30 @@ class EventRoutes:
                 if included(event, wanted):
                     await _send(response, event)
             with contextlib.suppress(ConnectionResetError):
-                await self._follow(response, queue, wanted, last, until)
+                await self._follow(request, response, queue, (wanted, last, until))
         return response
 
     async def _follow(
         self,
+        request: web.Request,
         response: web.StreamResponse,
         queue: asyncio.Queue[Event | None],
-        wanted: f.Filters,
-        last: int,
-        until: int | None,
+        window: tuple[f.Filters, int, int | None],
     ) -> None:
-        """Send new events until ``until`` passes (forever without one); the client going
-        away ends it with ConnectionResetError, aiohttp cancelling the handler."""
+        """Send new events (after ``last``, the history's end) until ``until`` passes,
+        forever without one, or until the client goes away."""
+        wanted, last, until = window
         while True:
-            left_s = None if until is None else (until - time.time_ns()) / 1e9
-            if left_s is not None and left_s <= 0:
+            left_s = CLIENT_CHECK_S if until is None else (until - time.time_ns()) / 1e9
+            if left_s <= 0:
                 return
             try:
-                event = await asyncio.wait_for(queue.get(), left_s)
+                event = await asyncio.wait_for(queue.get(), min(left_s, CLIENT_CHECK_S))
             except TimeoutError:
-                return
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                continue
             if event is None:
                 return  # too far behind: the bus dropped this subscriber
             if event.time_ns <= last or (until is not None and event.time_ns > until):
