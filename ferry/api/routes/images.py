@@ -20,14 +20,14 @@ from ferry.api import params
 from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
-from ferry.model.filters import until_s
+from ferry.model.filters import no_labels, until_s
 from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
 from ferry.runtime import image_archive
 from ferry.runtime.images import Image, ImageUser
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since")
-PRUNE_FILTERS = ("dangling", "label", "until")
+PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -222,6 +222,8 @@ class ImageRoutes:
             if only_dangling and image.repo_tags:
                 continue
             if "label" in found and not params.match_labels(found["label"], image.labels):
+                continue
+            if not no_labels(found.get("label!", []), image.labels):
                 continue
             if until and epoch(image.created_at) >= until_s(until[-1]):
                 continue
