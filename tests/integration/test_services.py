@@ -292,7 +292,17 @@ def test_docker_events_and_ps_filters_through_the_docker_cli(lab: LabRig) -> Non
     refused = lab.exec("h1", "docker", "ps", "--filter", "colour=red", check=False)
     assert "invalid filter 'colour'" in refused.stderr, refused.stderr
     lab.exec("h1", "docker", "rm", "evt")
+    lab.exec("h1", "docker", "service", "create", "-d", "--name", "evsvc", "--label", "k=v",
+             TOOLS, "sleep", "600")  # fmt: skip
+    svcs = lab.exec("h1", "docker", "service", "ls", "--format", "{{.Name}}",
+                    "--filter", "label=k=v", "--filter", "name=evs").stdout  # fmt: skip
+    assert svcs.split() == ["evsvc"]
+    lab.exec("h1", "docker", "service", "rm", "evsvc")
     until = int(time.time()) + 1  # the CLI waits until then: everything above is in the history
+    swarm_events = lab.exec("h1", "docker", "events", "--since", str(since), "--until",
+                            str(until), "--filter", "type=service", "--format",
+                            "{{.Action}} {{.Actor.Attributes.name}}").stdout  # fmt: skip
+    assert swarm_events.splitlines() == ["create evsvc", "remove evsvc"], swarm_events
     shape = '{{.Type}} {{.Action}} {{index .Actor.Attributes "exitCode"}}'
     out = lab.exec("h1", "docker", "events", "--since", str(since), "--until", str(until),
                    "--filter", "container=evt", "--format", shape).stdout  # fmt: skip
