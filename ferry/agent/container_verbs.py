@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import os
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ class ContainerVerbs:
                 raise Conflict(f"Container {container.config.container_id} is already paused")
             await self.runner.runc.pause(container.config.container_id)
             self._save(replace(container, state=replace(container.state, paused=True)))
+        self.containers.event(container, "pause")
 
     async def unpause(self, ref: str) -> None:
         async with self._holding(ref) as container:
@@ -102,6 +103,7 @@ class ContainerVerbs:
                 raise Conflict(f"Container {container.config.container_id} is not paused")
             await self.runner.runc.resume(container.config.container_id)
             self._save(replace(container, state=replace(container.state, paused=False)))
+        self.containers.event(container, "unpause")
 
     # update / rename -------------------------------------------------------------------------
     async def update(
@@ -165,6 +167,9 @@ class ContainerVerbs:
         if container.running:
             self.runner.write_files(config, container.state.endpoints)
         self.containers.changed()
+        self.containers.event(
+            replace(container, config=config), "rename", oldName="/" + container.config.name
+        )
 
     # top / stats -----------------------------------------------------------------------------
     async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
@@ -344,10 +349,14 @@ class ContainerVerbs:
             raise InvalidArgument(f"copy into {path} failed: {err.decode(errors='replace')}")
 
     # prune -----------------------------------------------------------------------------------
-    async def prune(self) -> tuple[list[str], int]:
+    async def prune(
+        self, chosen: Callable[[Container], bool] = lambda _: True
+    ) -> tuple[list[str], int]:
+        """Remove the stopped containers ``chosen`` (by the prune filters); their ids and the
+        bytes of their writable layers."""
         removed, freed = [], 0
         for container in self.containers.all():
-            if container.running or container.state.restarting:
+            if container.running or container.state.restarting or not chosen(container):
                 continue
             upper = self.containers.store.dir(container.config.container_id) / "upper"
             freed += sum(p.lstat().st_size for p in upper.rglob("*") if p.is_file())

@@ -35,6 +35,7 @@ from ferry.agent.networks import NetworkAgent
 from ferry.agent.restarts import RestartBackoff, restarts_at_start, wants_restart
 from ferry.daemon.logs import kv
 from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
+from ferry.events import EventBus
 from ferry.kernel import nsfs, proc
 from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.thread import KernelThread
@@ -133,6 +134,7 @@ class ContainerService:
         self._networks = networks
         self.dns = dns
         self._on_change = on_change
+        self.events = EventBus()  # the daemon's one bus: ferryd hands it to the other parts
         self._containers: dict[str, Container] = {}
         self._watchers: dict[str, proc.ExitWatcher] = {}
         self._exit_waiters: dict[str, list[asyncio.Future[int]]] = {}
@@ -194,6 +196,18 @@ class ContainerService:
 
     def changed(self) -> None:
         self._on_change()
+
+    def event(self, container: Container, action: str, **extra: str) -> None:
+        """Publish a container event: Docker's attributes are the image, the name, the
+        labels and what the action adds (``exitCode``, ``signal``, ``oldName``)."""
+        config = container.config
+        attributes = {**config.labels, "image": config.image, "name": config.name, **extra}
+        self.events.publish("container", action, config.container_id, attributes)
+
+    def network_event(self, action: str, net_id: str, name: str, driver: str, cid: str) -> None:
+        self.events.publish(
+            "network", action, net_id, {"container": cid, "name": name, "type": driver}
+        )
 
     def lock(self, container_id: str) -> asyncio.Lock:
         """Held while a container's record changes across an await (start, exit, network
@@ -258,6 +272,7 @@ class ContainerService:
         config = replace(config, mounts=self.runner.claim_volumes(config.mounts))
         container = self.store.create(config)
         self._containers[config.container_id] = container
+        self.event(container, "create")
         return container
 
     def published(self, *, but: str = "") -> set[str]:
@@ -389,6 +404,9 @@ class ContainerService:
         )
         self._save(Container(config, state))
         self._on_change()  # the container is running now: published ports and local DNS follow
+        for ep in endpoints:  # Docker's order: the networks are connected, then it starts
+            self.network_event("connect", ep.net_id, ep.net_name, ep.driver, cid)
+        self.event(self._containers[cid], "start")
         self._watch(cid, launched.monitor)
         self.health.watch(self._containers[cid])
         log.info(
@@ -485,6 +503,9 @@ class ContainerService:
             state = replace(state, restarting=restart)
             self._save(Container(container.config, state))
             self._on_change()
+            self.event(container, "die", exitCode=str(state.exit_code))
+            for ep in container.state.endpoints:
+                self.network_event("disconnect", ep.net_id, ep.net_name, ep.driver, cid)
             log.info("container exited", extra=kv(name=container.config.name, code=state.exit_code))
         for waiter in self._exit_waiters.pop(cid, []):
             if not waiter.done():
@@ -537,6 +558,7 @@ class ContainerService:
         if not container.running:
             raise Conflict(f"Container {container.config.container_id} is not running")
         container = self._mark_stopped(container)
+        self.event(container, "kill", signal=str(int(sig)))
         if container.state.paused and sig == signal.SIGKILL:
             # a frozen process takes SIGKILL only once thawed (Docker thaws it too)
             with contextlib.suppress(FerryError):
@@ -584,10 +606,12 @@ class ContainerService:
         if sig != signal.SIGKILL and timeout_s > 0 and not container.state.paused and listens:
             proc.signal_process(self._init_ref(container), sig)
             if await self._wait_done(exited, None if math.isinf(timeout_s) else timeout_s):
+                self.event(container, "stop")
                 return True
         await self.kill(cid, signal.SIGKILL)
         if not await self._wait_done(exited, KILL_WAIT_S):
             raise Unavailable(f"container {container.config.name} did not stop")
+        self.event(container, "stop")
         return True
 
     async def restart(
@@ -596,6 +620,7 @@ class ContainerService:
         container = self.find(ref)
         await self.stop(container.config.container_id, timeout_s, sig)
         await self.start(container.config.container_id)
+        self.event(container, "restart")
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
         """Remove a container (``force``: also a running one); its anonymous volumes go with
@@ -623,6 +648,7 @@ class ContainerService:
         if volumes or container.config.auto_remove:
             self._remove_anonymous_volumes(container)
         self._on_change()
+        self.event(container, "destroy")
         return container
 
     def volumes_in_use(self) -> dict[str, list[str]]:
@@ -690,6 +716,7 @@ class ContainerService:
             self.store.save_config(config)
             self._save(Container(config, state))
         self._on_change()
+        self.network_event("connect", network.net_id, network.name, network.driver.value, cid)
 
     async def disconnect(self, ref: str, net_id: str) -> None:
         container = self.find(ref)
@@ -712,6 +739,8 @@ class ContainerService:
             )
             self._save(Container(config, state))
         self._on_change()
+        name = next((c.network for c in container.config.networks if c not in keep), net_id)
+        self.network_event("disconnect", net_id, name, "", cid)
 
     # restart of ferryd -----------------------------------------------------------------------
     async def restore(self) -> None:

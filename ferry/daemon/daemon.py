@@ -29,11 +29,13 @@ from ferry.agent.tasks import TaskAgent
 from ferry.api.routes.container_verbs import ContainerVerbRoutes
 from ferry.api.routes.containers import ContainerRoutes
 from ferry.api.routes.doctor import DoctorRoutes
+from ferry.api.routes.events import EventRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
+from ferry.api.routes.system_df import DiskUsageRoutes
 from ferry.api.routes.volumes import VolumeRoutes
 from ferry.api.server import HTTP_LINE_BYTES, make_app
 from ferry.daemon import resolvers
@@ -140,7 +142,7 @@ class Daemon:
         self.execs = ExecService(self.containers.runner)
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
-        SwarmRoutes(self.swarm).register(self.app)
+        SwarmRoutes(self.swarm, self.containers.events).register(self.app)
         NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         images = ImageRoutes(self.containers)
@@ -149,8 +151,10 @@ class Daemon:
         images.transfer.register_own(self.app)
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
-        ServiceRoutes(self.swarm).register(self.app)
+        ServiceRoutes(self.swarm, self.containers.events).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
+        EventRoutes(self.containers.events).register(self.app)
+        DiskUsageRoutes(self.containers).register(self.app)
         self.swarm.agent_started.append(self._agent_started)
         self.swarm.agent_stopping.append(self._agent_stopping)
         self.swarm.leaving.append(self._leaving)

@@ -10,6 +10,7 @@ hand out one address twice.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, PoolExhausted
@@ -201,10 +202,11 @@ class NetworkOps:
             await self._feed.wait_for(revision)
         return network
 
-    async def prune(self) -> list[str]:
+    async def prune(self, chosen: Callable[[Network], bool] = lambda _: True) -> list[str]:
+        """Remove the unused swarm networks ``chosen`` (by the prune filters); their names."""
         removed = []
         for network in self.all():
-            if network.ingress or any(self._users(network)):
+            if network.ingress or any(self._users(network)) or not chosen(network):
                 continue
             await self.remove(network.net_id)
             removed.append(network.name)

@@ -320,3 +320,38 @@ def test_docker_py_drives_ferryd_and_the_docker_cli_rolls_a_service_back(lab: La
     finally:
         client.close()
         lab.exec("h1", "docker", "service", "rm", "pyweb", check=False)
+
+
+def test_docker_events_and_ps_filters_through_the_docker_cli(lab: LabRig) -> None:
+    since = int(time.time()) - 1
+    lab.exec("h1", "docker", "run", "-d", "--name", "evt", "--label", "probe=events", TOOLS,
+             "sh", "-c", "exit 3")  # fmt: skip
+    assert lab.exec("h1", "docker", "wait", "evt").stdout.strip() == "3"
+    listed = lab.exec("h1", "docker", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                      "label=probe=events", "--filter", "exited=3").stdout  # fmt: skip
+    assert listed.split() == ["evt"]
+    refused = lab.exec("h1", "docker", "ps", "--filter", "colour=red", check=False)
+    assert "invalid filter 'colour'" in refused.stderr, refused.stderr
+    lab.exec("h1", "docker", "rm", "evt")
+    lab.exec("h1", "docker", "service", "create", "-d", "--name", "evsvc", "--label", "k=v",
+             TOOLS, "sleep", "600")  # fmt: skip
+    svcs = lab.exec("h1", "docker", "service", "ls", "--format", "{{.Name}}",
+                    "--filter", "label=k=v", "--filter", "name=evs").stdout  # fmt: skip
+    assert svcs.split() == ["evsvc"]
+    lab.exec("h1", "docker", "service", "rm", "evsvc")
+    until = int(time.time()) + 1  # the CLI waits until then: everything above is in the history
+    swarm_events = lab.exec("h1", "docker", "events", "--since", str(since), "--until",
+                            str(until), "--filter", "type=service", "--format",
+                            "{{.Action}} {{.Actor.Attributes.name}}").stdout  # fmt: skip
+    # other tests' services may have events within the second before ``since``
+    mine = [line for line in swarm_events.splitlines() if line.endswith(" evsvc")]
+    assert mine == ["create evsvc", "remove evsvc"], swarm_events
+    shape = '{{.Type}} {{.Action}} {{index .Actor.Attributes "exitCode"}}'
+    out = lab.exec("h1", "docker", "events", "--since", str(since), "--until", str(until),
+                   "--filter", "container=evt", "--format", shape).stdout  # fmt: skip
+    lines = [line.split() for line in out.splitlines()]
+    assert [line[:2] for line in lines] == [
+        ["container", "create"], ["container", "start"], ["container", "die"],
+        ["container", "destroy"],
+    ], out  # fmt: skip
+    assert lines[2][2] == "3", out

@@ -13,14 +13,19 @@ from typing import Any, NoReturn
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from ferry.agent.container_verbs import ContainerVerbs
 from ferry.agent.containers import ContainerService
 from ferry.agent.local_networks import LocalNetworks
+from ferry.api.routes.container_verbs import ContainerVerbRoutes
 from ferry.api.routes.containers import ContainerRoutes
+from ferry.api.routes.events import EventRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
+from ferry.api.routes.system_df import DiskUsageRoutes
+from ferry.api.routes.volumes import VolumeRoutes
 from ferry.api.server import make_app
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
@@ -85,6 +90,10 @@ async def api_client(
     images.register(app)
     images.transfer.register(app)
     ServiceRoutes(swarm).register(app)
+    VolumeRoutes(containers).register(app)
+    EventRoutes(containers.events).register(app)
+    DiskUsageRoutes(containers).register(app)
+    ContainerVerbRoutes(ContainerVerbs(containers)).register(app)
     client: Client = TestClient(TestServer(app))
     await client.start_server()
     try:

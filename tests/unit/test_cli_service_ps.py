@@ -18,7 +18,7 @@ app = build_app()
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from ferry.api.routes.services import TASK_FILTERS
+    from ferry.api.list_filters import TASK_FILTERS
 
 TASK = {
     "ID": "t" * 25, "Slot": 1, "NodeID": "n1", "DesiredState": "running", "CreatedAt": "",

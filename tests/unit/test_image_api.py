@@ -130,6 +130,16 @@ async def test_prune_removes_dangling_images_and_all_unused_with_dangling_false(
         assert await _json(client, "GET", "/images/json") == []
 
 
+async def test_prune_keeps_the_images_a_negated_label_names(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        kept = await _import(client, "keep", "LABEL pin=yes")
+        other = await _import(client, "junk", "LABEL pin=no")
+        query = urlencode({"filters": json.dumps({"dangling": ["false"], "label!": ["pin=yes"]})})
+        pruned = await _json(client, "POST", f"/images/prune?{query}")
+        assert {"Deleted": other} in pruned["ImagesDeleted"]
+        assert [i["Id"] for i in await _json(client, "GET", "/images/json")] == [kept]
+
+
 async def test_save_then_load_gives_the_same_image(tmp_path: Path) -> None:
     async with api_client(tmp_path / "a") as client:
         image_id = await _import(client, "web", 'CMD ["x"]')

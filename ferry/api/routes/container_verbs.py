@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import ConfigDict
 
 from ferry.agent.container_verbs import ContainerVerbs
+from ferry.api import list_filters as lf
 from ferry.api import params
 from ferry.api.body import read_model
 from ferry.api.models.base import DockerModel
@@ -20,7 +21,11 @@ from ferry.api.models.containers import RestartPolicyBody
 from ferry.api.run_options import refused
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument
+from ferry.model.container import Container
+from ferry.model.filters import matches as filters_match
+from ferry.model.filters import until_s
 from ferry.model.runopts import Resources, RestartPolicy, parse_restart
+from ferry.model.times import epoch
 
 
 class ContainerUpdate(DockerModel):
@@ -137,8 +142,17 @@ class ContainerVerbRoutes:
         )
         return web.Response(status=200)
 
-    async def prune(self, _request: web.Request) -> web.Response:
-        removed, freed = await self.verbs.prune()
+    async def prune(self, request: web.Request) -> web.Response:
+        filters = params.filters(request.query, lf.CONTAINER_PRUNE_FILTERS)
+        for value in filters.get("until", []):
+            until_s(value)  # a wrong time is refused before anything is removed
+
+        def chosen(container: Container) -> bool:
+            config = container.config
+            rules = lf.prune_rules(config.labels, epoch(config.created_at), until_s)
+            return filters_match(filters, rules)
+
+        removed, freed = await self.verbs.prune(chosen)
         return web.json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": freed})
 
 

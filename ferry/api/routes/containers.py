@@ -10,38 +10,36 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from ferry.agent.container_requests import CreateRequest
 from ferry.agent.containers import ContainerService
+from ferry.api import list_filters as lf
 from ferry.api import params, render
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.hijack import closed_on_error, frame, hijack
 from ferry.api.models.containers import ContainerCreate, ExecCreate, ExecStart
 from ferry.api.run_options import run_options
 from ferry.api.server import add_route
-from ferry.errors import Conflict, InvalidArgument
+from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.model.container import (
     NETWORK_BRIDGE,
     NETWORK_HOST,
     NETWORK_NONE,
-    Container,
     NetworkChoice,
     PublishedPort,
     Status,
 )
-from ferry.model.rules import check_working_dir, parse_env, quoted
+from ferry.model.filters import matches as filters_match
+from ferry.model.rules import check_working_dir, parse_env
 from ferry.runtime import logs as logfile
 from ferry.runtime.execs import ExecService
 
 FOLLOW_POLL_S = 0.05
 ATTACH_STREAMS = {2: 1, 3: 2}  # conmon's pipe numbers → Docker's stream numbers
 PORT_RE = re.compile(r"^[0-9]{1,5}$")
-LIST_FILTERS = ("id", "label", "name", "status")
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
 def _networks(body: ContainerCreate) -> tuple[tuple[NetworkChoice, ...], str]:
@@ -86,24 +84,6 @@ def create_request(name: str, body: ContainerCreate) -> CreateRequest:
         working_dir=body.WorkingDir,
         **run_options(body),
     )
-
-
-def _listed(container: Container, filters: dict[str, list[str]]) -> bool:
-    """Docker's container filters that Ferry keeps: name (substring), id (prefix), status and
-    label (``KEY`` or ``KEY=VALUE``), each a list of alternatives."""
-    config = container.config
-    tests: dict[str, Callable[[str], bool]] = {
-        "name": lambda v: v.lstrip("/") in config.name,
-        "id": config.container_id.startswith,
-        "status": lambda v: v == container.state.status.value,
-    }
-    for key, values in filters.items():
-        if key == "label":
-            if not params.match_labels(values, config.labels):
-                return False
-        elif not any(tests[key](v) for v in values):
-            return False
-    return True
 
 
 def _port_number(text: str, what: str) -> int:
@@ -175,21 +155,28 @@ class ContainerRoutes:
         if params.boolean(request.query, "size"):
             raise InvalidArgument("Ferry does not measure container sizes: leave out --size")
         limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
-        filters = params.filters(request.query, LIST_FILTERS)
-        for status in filters.get("status", []):
-            if status not in STATUSES:
-                raise InvalidArgument(
-                    f"invalid filter 'status={quoted(status)[1:-1]}': use {', '.join(STATUSES)}"
-                )
+        filters = params.filters(request.query, lf.CONTAINER_FILTERS)
+        show_all = show_all or limit > 0 or lf.check_container_filters(filters)
         out = []
         for container in self.containers.all():
             if not show_all and container.state.status != Status.RUNNING:
                 continue
-            if _listed(container, filters):
-                image = self.containers.listed_image(container.config)
-                summary = render.container_summary(container, self.containers.network_ref, image)
+            image = self.containers.listed_image(container.config)
+            summary = render.container_summary(container, self.containers.network_ref, image)
+            rules = lf.container_rules(container, summary, self._image_id, self._created_at)
+            if filters_match(filters, rules):
                 out.append(summary)
         return web.json_response(out[:limit] if limit > 0 else out)
+
+    def _image_id(self, ref: str) -> str:
+        """The image a reference names, "" for none (Docker's ancestor skips it)."""
+        try:
+            return self.containers.images.lookup(ref)
+        except (NotFound, InvalidArgument):
+            return ""
+
+    def _created_at(self, ref: str) -> str:
+        return self.containers.find(ref).config.created_at
 
     async def inspect(self, request: web.Request) -> web.Response:
         container = self.containers.find(request.match_info["id"])

@@ -19,7 +19,8 @@ from ferry.api import params
 from ferry.api.body import SMALL_BODY_BYTES, loads, read_bytes
 from ferry.api.server import add_route
 from ferry.errors import FerryError, InvalidArgument
-from ferry.model.reference import parse_reference
+from ferry.events import EventBus
+from ferry.model.reference import normalise, parse_reference
 from ferry.runtime.credentials import RegistryAuth
 from ferry.runtime.images import ImageStore
 from ferry.runtime.registry import RegistryClient
@@ -67,8 +68,9 @@ def request_auth(request: web.Request) -> RegistryAuth | None:
 
 
 class TransferRoutes:
-    def __init__(self, images: ImageStore) -> None:
+    def __init__(self, images: ImageStore, events: EventBus | None = None) -> None:
         self.images = images
+        self.events = events or EventBus()
 
     @property
     def registry(self) -> RegistryClient:
@@ -109,6 +111,8 @@ class TransferRoutes:
             await self.registry.pull(self.images, name, auth, progress)
         except FerryError as exc:
             error = exc
+        else:
+            self.events.publish("image", "pull", normalise(name), {"name": normalise(name)})
         return await progress.finish(error)
 
     async def push(self, request: web.Request) -> web.StreamResponse:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import re
 import tempfile
 from collections.abc import AsyncIterator
@@ -21,13 +20,14 @@ from ferry.api import params
 from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
+from ferry.model.filters import no_labels, until_s
 from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
 from ferry.runtime import image_archive
 from ferry.runtime.images import Image, ImageUser
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since")
-PRUNE_FILTERS = ("dangling", "label", "until")
+PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -119,7 +119,8 @@ class ImageRoutes:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         self.images = containers.images
-        self.transfer = TransferRoutes(self.images)
+        self.events = containers.events
+        self.transfer = TransferRoutes(self.images, self.events)
 
     def register(self, app: web.Application) -> None:
         add_route(app, "GET", "/images/json", self.list_images)
@@ -175,6 +176,8 @@ class ImageRoutes:
         tag = request.query.get("tag", "")
         target = f"{repo}:{tag}" if tag else repo
         self.images.tag(request.match_info["name"], target)
+        image_id = self.images.lookup(target)
+        self.events.publish("image", "tag", image_id, {"name": normalise(target)})
         return web.Response(status=201)
 
     def _users(self, image_id: str) -> list[ImageUser]:
@@ -198,7 +201,16 @@ class ImageRoutes:
             raise InvalidArgument("noprune is not supported: Ferry keeps no parent images")
         image_id = self.images.lookup(name)
         out = await asyncio.to_thread(self.images.remove, name, self._users(image_id), force)
+        self._removed(image_id, out)
         return web.json_response(out)
+
+    def _removed(self, image_id: str, out: list[dict[str, str]]) -> None:
+        """Docker's ``untag`` (one per name) and ``delete`` events of a removal."""
+        for item in out:
+            if "Untagged" in item:
+                self.events.publish("image", "untag", image_id, {"name": item["Untagged"]})
+            if "Deleted" in item:
+                self.events.publish("image", "delete", item["Deleted"], {"name": item["Deleted"]})
 
     async def prune(self, request: web.Request) -> web.Response:
         found = params.filters(request.query, PRUNE_FILTERS)
@@ -211,12 +223,16 @@ class ImageRoutes:
                 continue
             if "label" in found and not params.match_labels(found["label"], image.labels):
                 continue
-            if until and epoch(image.created_at) >= _until(until[-1]):
+            if not no_labels(found.get("label!", []), image.labels):
+                continue
+            if until and epoch(image.created_at) >= until_s(until[-1]):
                 continue
             if self._users(image.image_id):
                 continue
             # by id, forced: every tag, then the image (Docker's prune lists both)
-            deleted += await asyncio.to_thread(self.images.remove, image.image_id, [], True)
+            gone = await asyncio.to_thread(self.images.remove, image.image_id, [], True)
+            self._removed(image.image_id, gone)
+            deleted += gone
             freed += image.size_bytes
         return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
 
@@ -248,6 +264,7 @@ class ImageRoutes:
             image = await asyncio.to_thread(
                 self.images.import_tar, path, name, f"the archive for {name}", changes
             )
+        self.events.publish("image", "import", image.image_id, {"name": name})
         return web.json_response({"status": image.image_id})
 
     async def load(self, request: web.Request) -> web.StreamResponse:
@@ -257,6 +274,8 @@ class ImageRoutes:
         lines = []
         for image_id, tags in ids:
             names = [normalise(t) for t in tags] or [image_id]
+            for n in names:
+                self.events.publish("image", "load", image_id, {"name": n})
             kind = "Loaded image" if tags else "Loaded image ID"
             lines += [{"stream": f"{kind}: {n}\n"} for n in names]
         # Docker prints these whatever ``quiet`` says (it silences only progress bars); the
@@ -286,24 +305,6 @@ class ImageRoutes:
                     await response.write(chunk)
             await response.write_eof()
         return response
-
-
-def _until(value: str) -> float:
-    """Docker's ``until``: a Unix time, an RFC 3339 time, or a duration before now (``24h``)."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        now = dt.datetime.now(dt.UTC).timestamp()
-        return now - float(value[:-1]) * units[value[-1]]
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return epoch(value)
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"invalid filter 'until={value}': use 24h, a Unix time or RFC 3339"
-        ) from exc
 
 
 __all__ = ["ImageRoutes", "history_doc", "inspect_doc", "parse_reference", "summary"]

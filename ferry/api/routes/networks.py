@@ -4,12 +4,13 @@ the egress bridge) from this host."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService
 from ferry.agent.local_networks import LocalNetworks
+from ferry.api import list_filters as lf
 from ferry.api import params, render
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.containers import (
@@ -24,6 +25,8 @@ from ferry.daemon.swarm import SwarmController
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NETWORK_HOST, NETWORK_NONE, NetworkChoice
+from ferry.model.filters import matches as filters_match
+from ferry.model.filters import until_s
 from ferry.model.ids import lookup
 from ferry.model.network import (
     GWBRIDGE,
@@ -35,10 +38,10 @@ from ferry.model.network import (
     network_names,
 )
 from ferry.model.rules import check_labels
+from ferry.model.times import epoch
 from ferry.network import ipam
 
 LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
-LIST_FILTERS = ("driver", "id", "label", "name", "scope")
 
 
 class NetworkRoutes:
@@ -102,7 +105,8 @@ class NetworkRoutes:
         return out
 
     async def list(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, LIST_FILTERS)
+        filters = params.filters(request.query, lf.NETWORK_FILTERS)
+        lf.check_network_filters(filters)
         view = self._view()
         networks = [*self.local.all(), *(view.networks() if view else [])]
         out = [self._render(net) for net in networks]
@@ -111,7 +115,10 @@ class NetworkRoutes:
             out.append(bridge)
         out += [render.mode_network(mode, self.containers.all()) for mode in MODES]
         return web.json_response(
-            sorted((n for n in out if _matches(n, filters)), key=lambda n: str(n["Name"]))
+            sorted(
+                (n for n in out if filters_match(filters, lf.network_rules(n, _in_use(n)))),
+                key=lambda n: str(n["Name"]),
+            )
         )
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -133,6 +140,7 @@ class NetworkRoutes:
                     f"{req.driver} networks are local to a host in Ferry: leave out --scope swarm"
                 )
             local = await self.local.create(req)
+            self._event("create", local.net_id, local.name, str(req.driver))
             return web.json_response({"Id": local.net_id, "Warning": ""}, status=201)
         if req.driver != Driver.OVERLAY:
             raise InvalidArgument(
@@ -142,6 +150,7 @@ class NetworkRoutes:
             raise Conflict(f"network with name {req.name} already exists on this host")
         manager = self.swarm.require_manager()
         network = await manager.networks.create(req)
+        self._event("create", network.net_id, network.name, str(req.driver), "swarm")
         return web.json_response({"Id": network.net_id, "Warning": ""}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
@@ -149,29 +158,46 @@ class NetworkRoutes:
         if _mode(ref):
             raise Forbidden(f"{_mode(ref)} is a pre-defined network and cannot be removed")
         if self.local.find(ref) is not None:
-            await self.local.remove(ref)
+            gone = await self.local.remove(ref)
+            self._event("destroy", gone.net_id, gone.name, gone.driver.value)
             return web.Response(status=204)
         if ref == GWBRIDGE or self._gwbridge(ref) is not None:
             raise Conflict(
                 f"{GWBRIDGE} is the egress bridge of this swarm node: it cannot be removed"
             )
         manager = self.swarm.require_manager()
-        await manager.networks.remove(ref)
+        swarm_net = await manager.networks.remove(ref)
+        self._event("destroy", swarm_net.net_id, swarm_net.name, swarm_net.driver.value, "swarm")
         return web.Response(status=204)
+
+    def _event(
+        self, action: str, net_id: str, name: str, driver: str, scope: str = "local"
+    ) -> None:
+        self.containers.events.publish(
+            "network", action, net_id, {"name": name, "type": driver}, scope
+        )
 
     async def prune(self, request: web.Request) -> web.Response:
         """Unused local networks here; on a manager also unused swarm networks (as Docker)."""
-        if params.filters(request.query, ()):
-            raise InvalidArgument("network prune takes no filters in Ferry: leave out --filter")
+        filters = params.filters(request.query, lf.NETWORK_PRUNE_FILTERS)
+        for value in filters.get("until", []):
+            until_s(value)  # a wrong time is refused before anything is removed
+
+        def chosen(net: Network) -> bool:
+            created = epoch(net.created_at) if net.created_at else 0.0
+            return filters_match(filters, lf.prune_rules(net.labels, created, until_s))
+
         removed = []
         for net in self.local.all():
+            if not chosen(net):
+                continue
             try:
                 await self.local.remove(net.net_id)
             except Conflict:
                 continue
             removed.append(net.name)
         if self.swarm.manager is not None and not self.swarm.locked:
-            removed += await self.swarm.manager.networks.prune()
+            removed += await self.swarm.manager.networks.prune(chosen)
         return web.json_response({"NetworksDeleted": removed})
 
     async def connect(self, request: web.Request) -> web.Response:
@@ -240,23 +266,14 @@ def network_request(body: NetworkCreate) -> NetworkRequest:
     )
 
 
-def _matches(net: dict[str, object], filters: dict[str, list[str]]) -> bool:
-    """Docker's network filters: name (substring), id (prefix), driver and scope (exact),
-    label (``KEY`` or ``KEY=VALUE``); the keys were checked by ``params.filters``."""
-    tests: dict[str, Callable[[str], bool]] = {
-        "name": lambda v: v in str(net["Name"]),
-        "id": lambda v: str(net["Id"]).startswith(v),
-        "driver": lambda v: v == net["Driver"],
-        "scope": lambda v: v == net["Scope"],
-    }
-    for key, values in filters.items():
-        if key == "label":
-            labels = net.get("Labels")
-            if not params.match_labels(values, labels if isinstance(labels, dict) else {}):
-                return False
-        elif not any(tests[key](v) for v in values):
-            return False
-    return True
+def _in_use(net: dict[str, Any]) -> bool:
+    """Docker's ``dangling=false``: a network with containers or services on it; a
+    pre-defined network is never dangling (libnetwork's ``filterNetworkByUse``)."""
+    return (
+        net["Name"] in lf.BUILTIN_NETWORKS
+        or bool(net.get("Containers"))
+        or bool(net.get("Services"))
+    )
 
 
 MODES = (NETWORK_HOST, NETWORK_NONE)

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ferry.api import list_filters as lf
 from ferry.api import params
 from ferry.api.body import read_model
 from ferry.api.hijack import frame
@@ -15,20 +16,18 @@ from ferry.api.server import add_route
 from ferry.api.service_spec import port_json, request_of, spec_json
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
+from ferry.events import EventBus
 from ferry.manager.manager import Manager
 from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
+from ferry.model.filters import matches as filters_match
+from ferry.model.filters import one_of
 from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import (
     Service,
     Task,
 )
 from ferry.runtime.execs import STDOUT
-
-SERVICE_FILTERS = ("id", "label", "mode", "name")
-# "_up-to-date" is the docker CLI's own (it waits for convergence with it): only tasks of the
-# service's current spec version (moby daemon/cluster/filters.go, swarmkit's UpToDate)
-TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service", "_up-to-date")
 
 
 def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRequest:
@@ -43,8 +42,10 @@ def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRe
 
 
 class ServiceRoutes:
-    def __init__(self, swarm: SwarmController) -> None:
+    def __init__(self, swarm: SwarmController, events: EventBus | None = None) -> None:
         self.swarm = swarm
+        # Be aware: the changes made through this manager's API, not through another's
+        self.events = events or EventBus()
 
     def register(self, app: web.Application) -> None:
         add_route(app, "GET", "/services", self.list)
@@ -145,18 +146,15 @@ class ServiceRoutes:
 
     # handlers --------------------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, SERVICE_FILTERS)
+        filters = params.filters(request.query, lf.SERVICE_FILTERS)
+        one_of(filters, "mode", lf.SERVICE_MODES)
         status = params.boolean(request.query, "status")
         manager = self.swarm.require_manager()
         out = []
         for svc in manager.services.all():
-            if "name" in filters and not any(svc.spec.name.startswith(n) for n in filters["name"]):
-                continue
-            if "id" in filters and not any(svc.svc_id.startswith(i) for i in filters["id"]):
-                continue
-            if "mode" in filters and svc.spec.mode.value not in filters["mode"]:
-                continue
-            if "label" in filters and not params.match_labels(filters["label"], svc.spec.labels):
+            spec = svc.spec
+            rules = lf.service_rules(svc.svc_id, spec.name, spec.mode.value, spec.labels)
+            if not filters_match(filters, rules):
                 continue
             out.append(self._service(manager, svc, status))
         return web.json_response(out)
@@ -168,6 +166,7 @@ class ServiceRoutes:
         manager = self.swarm.require_manager()
         wanted, warnings = await manager.services.pin(wanted)
         svc = await manager.services.create(wanted)
+        self.events.publish("service", "create", svc.svc_id, {"name": svc.spec.name}, "swarm")
         return web.json_response({"ID": svc.svc_id, "Warnings": warnings}, status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -194,11 +193,14 @@ class ServiceRoutes:
             wanted = replace(wanted, registry_auth=source.template.registry_auth)
         wanted, warnings = await manager.services.pin(wanted)
         await manager.services.update(svc.svc_id, version, wanted, model.TaskTemplate.ForceUpdate)
+        self.events.publish("service", "update", svc.svc_id, {"name": svc.spec.name}, "swarm")
         return web.json_response({"Warnings": warnings})
 
     async def remove(self, request: web.Request) -> web.Response:
         manager = self.swarm.require_manager()
-        await manager.services.remove(request.match_info["id"])
+        gone = manager.services.find(request.match_info["id"])
+        await manager.services.remove(gone.svc_id)
+        self.events.publish("service", "remove", gone.svc_id, {"name": gone.spec.name}, "swarm")
         return web.Response(status=200)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
@@ -239,33 +241,20 @@ class ServiceRoutes:
         return response
 
     async def tasks(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, TASK_FILTERS)
+        filters = params.filters(request.query, lf.TASK_FILTERS)
+        one_of(filters, "desired-state", lf.DESIRED_STATES)
         manager = self.swarm.require_manager()
-        wanted_services: set[str] | None = None
-        if "service" in filters:
-            wanted_services = set()
-            for ref in filters["service"]:
-                wanted_services.add(manager.services.find(ref).svc_id)
+        # references resolve as Docker resolves them (a name, an id or its prefix); an
+        # unknown one is a 404, as in Docker
+        services = {manager.services.find(ref).svc_id for ref in filters.get("service", [])}
+        nodes = {manager.nodes.find(ref).node_id for ref in filters.get("node", [])}
         out = []
         endpoints = _task_endpoints(manager)
         for task in manager.view.tasks():
-            if wanted_services is not None and task.svc_id not in wanted_services:
-                continue
-            if "desired-state" in filters and task.desired.value not in filters["desired-state"]:
-                continue
-            if "id" in filters and not any(task.task_id.startswith(i) for i in filters["id"]):
-                continue
-            if "name" in filters and not any(task.name.startswith(n) for n in filters["name"]):
-                continue
-            if "label" in filters:  # Ferry's tasks carry no labels of their own
-                continue
-            if "_up-to-date" in filters:
-                svc = manager.view.service(task.svc_id)
-                if svc is None or task.spec_version != svc.spec_version:
-                    continue
-            if "node" in filters and not any(
-                task.node_id == manager.nodes.find(n).node_id for n in filters["node"]
-            ):
+            svc = manager.view.service(task.svc_id)
+            current = svc is not None and task.spec_version == svc.spec_version
+            rules = lf.task_rules(task, services, nodes, current)
+            if not filters_match(filters, rules):
                 continue
             out.append(self._task(manager, task, endpoints))
         out.sort(key=lambda t: (t["ServiceID"], t["Slot"], t["CreatedAt"]), reverse=False)

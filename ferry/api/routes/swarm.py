@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ferry.api import list_filters as lf
 from ferry.api import params
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.base import ObjectVersion
@@ -25,18 +26,19 @@ from ferry.api.models.swarm import (
 from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
+from ferry.events import EventBus
 from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.cluster_settings import set_task_history
 from ferry.manager.nodes import NodeState
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
+from ferry.model.filters import matches as filters_match
+from ferry.model.filters import one_of
 from ferry.model.node import NodeStatus as Liveness
 from ferry.model.node import Role
 from ferry.model.rules import check_labels
 from ferry.model.service import TASK_HISTORY
 from ferry.network import ipam
-
-NODE_FILTERS = ("id", "name", "node.label", "role")
 
 # Docker's ManagerStatus.Reachability for each node state
 _REACHABILITY = {
@@ -74,8 +76,9 @@ def node_object(state: NodeState) -> NodeObject:
 
 
 class SwarmRoutes:
-    def __init__(self, swarm: SwarmController) -> None:
+    def __init__(self, swarm: SwarmController, events: EventBus | None = None) -> None:
         self.swarm = swarm
+        self.events = events or EventBus()  # node events of changes made through this API
 
     def register(self, app: web.Application) -> None:
         add_route(app, "POST", "/swarm/init", self.init)
@@ -187,18 +190,18 @@ class SwarmRoutes:
         return web.Response(status=200)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, NODE_FILTERS)
+        filters = params.filters(request.query, lf.NODE_FILTERS)
+        one_of(filters, "role", lf.NODE_ROLES)
+        one_of(filters, "membership", lf.MEMBERSHIPS)
         manager = self.swarm.require_manager()
-        states = manager.nodes.all()
-        if "id" in filters:
-            states = [s for s in states if any(s.node.node_id.startswith(i) for i in filters["id"])]
-        if "name" in filters:
-            states = [s for s in states if s.node.hostname in filters["name"]]
-        if "role" in filters:
-            states = [s for s in states if s.node.role.value in filters["role"]]
-        if "node.label" in filters:
-            wanted = filters["node.label"]
-            states = [s for s in states if params.match_labels(wanted, s.node.labels)]
+        states = []
+        for state in manager.nodes.all():
+            node = state.node  # every node in Ferry's store has been accepted
+            rules = lf.node_rules(
+                node.node_id, node.hostname, node.role.value, "accepted", node.labels
+            )
+            if filters_match(filters, rules):
+                states.append(state)
         return json_model([node_object(s) for s in states])
 
     async def inspect_node(self, request: web.Request) -> web.Response:
@@ -222,12 +225,15 @@ class SwarmRoutes:
             role=spec.Role,
             labels=spec.Labels,
         )
+        self.events.publish("node", "update", node.node_id, {"name": node.hostname}, "swarm")
         return web.Response(status=200)
 
     async def remove_node(self, request: web.Request) -> web.Response:
         force = params.boolean(request.query, "force")
         manager = self.swarm.require_manager()
-        await manager.nodes.remove(request.match_info["node"], force)
+        gone = manager.nodes.find(request.match_info["node"])
+        await manager.nodes.remove(gone.node_id, force)
+        self.events.publish("node", "remove", gone.node_id, {"name": gone.hostname}, "swarm")
         return web.Response(status=200)
 
 

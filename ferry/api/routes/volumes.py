@@ -7,11 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from ferry.agent.containers import ContainerService
+from ferry.api import list_filters as lf
 from ferry.api import params
 from ferry.api.body import SMALL_BODY_BYTES, read_model
 from ferry.api.models.base import DockerModel
 from ferry.api.server import add_route
-from ferry.errors import InvalidArgument
+from ferry.model.filters import flag
+from ferry.model.filters import matches as filters_match
 from ferry.runtime.volumes import DRIVER, Volume, VolumeStore
 
 
@@ -47,19 +49,13 @@ class VolumeRoutes:
         add_route(app, "DELETE", "/volumes/{name}", self.remove)
 
     async def list(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, ("name", "dangling", "label"))
+        filters = params.filters(request.query, lf.VOLUME_FILTERS)
+        flag(filters, "dangling")
         used = self.containers.volumes_in_use()
         out = []
         for volume in self.volumes.all():
-            if "name" in filters and not any(n in volume.name for n in filters["name"]):
-                continue
-            if "dangling" in filters:
-                dangling = filters["dangling"][0] in ("true", "1")
-                if dangling == (volume.name in used):
-                    continue
-            if "label" in filters and not all(
-                _has_label(volume, label) for label in filters["label"]
-            ):
+            rules = lf.volume_rules(volume.name, DRIVER, volume.labels, volume.name in used)
+            if not filters_match(filters, rules):
                 continue
             out.append(volume_json(volume))
         return web.json_response({"Volumes": out, "Warnings": []})
@@ -67,6 +63,7 @@ class VolumeRoutes:
     async def create(self, request: web.Request) -> web.Response:
         body = await read_model(request, VolumeCreate, SMALL_BODY_BYTES)
         volume = self.volumes.create(body.Name, body.Labels, body.Driver, body.DriverOpts)
+        self.containers.events.publish("volume", "create", volume.name, {"driver": DRIVER})
         return web.json_response(volume_json(volume), status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -76,19 +73,19 @@ class VolumeRoutes:
         name = request.match_info["name"]
         users = self.containers.volumes_in_use().get(name, [])
         self.volumes.remove(name, users, force=params.boolean(request.query, "force"))
+        self.containers.events.publish("volume", "destroy", name, {"driver": DRIVER})
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.Response:
-        filters = params.filters(request.query, ("all", "label"))
-        if "label" in filters:
-            raise InvalidArgument(
-                "volume prune by label is not supported: leave out --filter label"
-            )
-        every = filters.get("all", ["false"])[0] in ("true", "1")
-        removed, freed = self.volumes.prune(set(self.containers.volumes_in_use()), every)
+        filters = params.filters(request.query, lf.VOLUME_PRUNE_FILTERS)
+        every = flag(filters, "all") or False
+        keep = set(self.containers.volumes_in_use())
+        for volume in self.volumes.all():  # what the label filters leave out is kept
+            labels = {k: v for k, v in filters.items() if k != "all"}
+            rules = lf.prune_rules(volume.labels, 0.0, lambda _: 0.0)
+            if not filters_match(labels, rules):
+                keep.add(volume.name)
+        removed, freed = self.volumes.prune(keep, every)
+        for name in removed:
+            self.containers.events.publish("volume", "destroy", name, {"driver": DRIVER})
         return web.json_response({"VolumesDeleted": removed, "SpaceReclaimed": freed})
-
-
-def _has_label(volume: Volume, label: str) -> bool:
-    key, sep, value = label.partition("=")
-    return key in volume.labels and (not sep or volume.labels[key] == value)
