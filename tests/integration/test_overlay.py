@@ -330,16 +330,19 @@ def test_the_docker_cli_drives_networks_and_containers(lab: LabRig) -> None:
     assert "ready" in lab.exec("h3", "docker", "logs", "d2").stdout
     state = lab.exec("h2", "docker", "inspect", "d1", "--format", "{{.State.Status}}").stdout
     assert state.strip() == "running"
-    names = lab.exec(
-        "h1",
-        "docker",
-        "network",
-        "inspect",
-        "dnet",
-        "--format",
-        "{{range .Containers}}{{.Name}} {{end}}",
-    ).stdout
-    assert set(names.split()) == {"d1", "d2"}
+
+    # as Docker: each node lists its own containers; the verbose view, every node's
+    def listed(host: str, *verbose: str) -> set[str]:
+        shape = (
+            "{{range .Services}}{{range .Tasks}}{{.Name}} {{end}}{{end}}"
+            if verbose
+            else "{{range .Containers}}{{.Name}} {{end}}"
+        )
+        out = lab.exec(host, "docker", "network", "inspect", *verbose, "dnet", "--format", shape)
+        return set(out.stdout.split())
+
+    assert (listed("h1"), listed("h2"), listed("h3")) == (set(), {"d1"}, {"d2"})
+    assert listed("h1", "-v") == {"d1", "d2"}
     lab.exec("h2", "docker", "rm", "-f", "d1")
     lab.exec("h3", "docker", "rm", "-f", "d2")
     lab.exec("h1", "docker", "network", "rm", "dnet")
