@@ -120,25 +120,25 @@ def exec_(
 @lab_app.command("stop")
 @handles_errors
 def stop(
-    host: Annotated[str, typer.Argument(help="Lab host")],
+    host: Annotated[str, typer.Argument(help="Lab host, or registry")],
     name: NameOpt = "ferry",
     kill: Annotated[bool, typer.Option(help="SIGKILL instead of a clean stop")] = False,
 ) -> None:
-    """Stop a host's ferryd (its containers keep running)."""
+    """Stop a host's ferryd (its containers keep running), or the lab's registry."""
     from ferry.lab import lab, records
 
-    lab.stop_ferryd(records.load(name), host, kill=kill)
-    print(f"ferryd on {host} stopped")
+    print(f"{lab.stop_node(records.load(name), host, kill=kill)} stopped")
 
 
 @lab_app.command("start")
 @handles_errors
-def start(host: Annotated[str, typer.Argument(help="Lab host")], name: NameOpt = "ferry") -> None:
-    """Start a host's ferryd again."""
+def start(
+    host: Annotated[str, typer.Argument(help="Lab host, or registry")], name: NameOpt = "ferry"
+) -> None:
+    """Start a host's ferryd again, or the lab's registry."""
     from ferry.lab import lab, records
 
-    lab.start_ferryd(records.load(name), host)
-    print(f"ferryd on {host} started")
+    print(f"{lab.start_node(records.load(name), host)} started")
 
 
 @lab_app.command("down")

@@ -190,6 +190,27 @@ def stop_ferryd(topo: LabTopology, host_name: str, *, kill: bool = False) -> Non
         (host.run_dir / "ferryd.pid").unlink(missing_ok=True)
 
 
+def start_node(topo: LabTopology, node_name: str) -> str:
+    """``ferry lab start NODE``: a host's ferryd, or the lab's registry; what was started.
+    Raises Conflict when it runs already or the node is a client."""
+    if node_name == topo.registry.name:
+        if registry.registry_pid(topo) is not None:
+            raise Conflict("the lab's registry is already running")
+        registry.start_registry(topo, images.current_store())
+        return "the lab's registry"
+    start_ferryd(topo, node_name)
+    return f"ferryd on {node_name}"
+
+
+def stop_node(topo: LabTopology, node_name: str, *, kill: bool = False) -> str:
+    """``ferry lab stop NODE``: a host's ferryd or the lab's registry; what was stopped."""
+    if node_name == topo.registry.name:
+        registry.stop_registry(topo, kill=kill)
+        return "the lab's registry"
+    stop_ferryd(topo, node_name, kill=kill)
+    return f"ferryd on {node_name}"
+
+
 def start_ferryd(topo: LabTopology, host_name: str, *, code: Path | None = None) -> None:
     """Start a host's ferryd again; ``code``: from another source tree holding a ``ferry``
     package (an older version, for tests of upgrades) instead of this one."""

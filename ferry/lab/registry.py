@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ def start_registry(topo: LabTopology, lower: Path) -> proc.ProcRef:
     storage, upper, work = base / "storage", base / "upper", base / "work"
     for path in (storage, upper, work):
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mounts.mount_overlay([lower], upper, work, storage)
+    if not mounts.is_mounted(storage):  # a restart keeps the mount (and what was pushed)
+        mounts.mount_overlay([lower], upper, work, storage)
     config = base / "config.yml"
     listen = f"{node.addr}:{REGISTRY_PORT}"
     doc = registry_config(storage, listen, service=f"ferry-lab-{topo.name}")
@@ -110,6 +112,21 @@ def wait_listening(ref: proc.ProcRef, port: int, log: Path) -> None:
         time.sleep(0.02)
     tail = log.read_text().strip().splitlines()[-3:] if log.exists() else []
     raise Unavailable(f"the registry did not start: {' | '.join(tail) or 'no log'}")
+
+
+def stop_registry(topo: LabTopology, *, kill: bool = False) -> None:
+    """Stop the lab's registry (SIGTERM, or SIGKILL with ``kill``) and wait until it is gone
+    (at most :data:`REGISTRY_START_TIMEOUT_S`); its storage stays for a start again."""
+    pid = registry_pid(topo)
+    started = proc.start_time_of(pid) if pid is not None else None
+    if pid is None or started is None:
+        return
+    ref = proc.ProcRef(pid, started)
+    proc.kill_pids([pid], signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + REGISTRY_START_TIMEOUT_S
+    while ref.alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.reap_exited(ref)  # when this process started it (a test, the demo)
 
 
 def registry_pid(topo: LabTopology) -> int | None:

@@ -79,6 +79,28 @@ def test_a_push_stays_in_the_labs_own_layer_and_the_cache_is_unchanged(lab: LabR
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
 
 
+def test_a_killed_registry_starts_again_with_what_was_pushed(lab: LabRig) -> None:
+    address = lab.topo.registry_address
+    pushed = f"docker://{address}/pushed/alpine"
+    _skopeo(lab, "h1", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+            f"docker://{address}/library/alpine:latest", f"{pushed}:v2")  # fmt: skip
+    stopped = lab.ferry("h1", "lab", "stop", "--name", lab.name, "--kill", "registry")
+    assert stopped.stdout == "the lab's registry stopped\n"
+    assert registry.registry_pid(lab.topo) is None
+    status = lab.ferry("h1", "lab", "ls", "--name", lab.name).stdout
+    assert "registry stopped" in status
+    again = lab.ferry("h1", "lab", "start", "--name", lab.name, "registry", check=False)
+    assert again.stdout == "the lab's registry started\n", again.stderr
+    twice = lab.ferry("h1", "lab", "start", "--name", lab.name, "registry", check=False)
+    assert twice.returncode != 0
+    assert twice.stderr.strip() == "Error: the lab's registry is already running"
+    tags = json.loads(_skopeo(lab, "h2", "list-tags", "--tls-verify=false", pushed))
+    assert "v2" in tags["Tags"]
+    storage = str(lab.topo.registry.run_dir / "storage")
+    with open("/proc/self/mountinfo") as mountinfo:  # mounted once, not again on the start
+        assert [line.split()[4] for line in mountinfo].count(storage) == 1
+
+
 def test_lab_down_stops_the_registry_and_unmounts_its_storage() -> None:
     with new_lab(hosts=1, tools=False) as rig:
         topo = rig.topo
