@@ -180,15 +180,6 @@ def filters(query: Query, accepted: Collection[str]) -> dict[str, list[str]]:
     return out
 
 
-def match_labels(wanted: list[str], labels: dict[str, str]) -> bool:
-    """Docker's ``label`` filter: every ``KEY`` is present and every ``KEY=VALUE`` holds."""
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
 def _filter_values(key: str, value: Any) -> list[str]:
     if value is None:
         return []

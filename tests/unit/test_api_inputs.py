@@ -16,7 +16,7 @@ from ferry.api.server import check_api_version
 from ferry.daemon.logs import LogfmtFormatter, MalformedRequestFilter
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager.scheduler import parse_constraint
-from ferry.model import rules
+from ferry.model import filters, rules
 from ferry.model.node import Node, Role
 from ferry.model.service import ContainerTemplate, Service, ServiceSpec
 from ferry.network import ipam
@@ -124,10 +124,10 @@ def test_filters_take_both_of_dockers_forms_and_only_known_keys() -> None:
 
 def test_label_filters_match_keys_and_key_values() -> None:
     labels = {"tier": "front", "team": ""}
-    assert params.match_labels(["tier"], labels)
-    assert params.match_labels(["tier=front", "team"], labels)
-    assert not params.match_labels(["tier=back"], labels)
-    assert not params.match_labels(["owner"], labels)
+    assert filters.labels(["tier"], labels)
+    assert filters.labels(["tier=front", "team"], labels)
+    assert not filters.labels(["tier=back"], labels)
+    assert not filters.labels(["owner"], labels)
 
 
 def test_api_versions_are_those_ferry_serves() -> None:

@@ -20,6 +20,7 @@ from ferry.api import params
 from ferry.api.routes.image_transfer import TransferRoutes, json_lines
 from ferry.api.server import add_route
 from ferry.errors import InvalidArgument, NotFound
+from ferry.model.filters import labels as labels_match
 from ferry.model.filters import no_labels, until_s
 from ferry.model.reference import familiar_match, normalise, parse_reference, path_pattern
 from ferry.model.times import epoch
@@ -150,7 +151,7 @@ class ImageRoutes:
             refs = {i.image_id: reference_refs(patterns, i) for i in images}
             images = [i for i in images if refs[i.image_id] is not None]
         if "label" in found:
-            images = [i for i in images if params.match_labels(found["label"], i.labels)]
+            images = [i for i in images if labels_match(found["label"], i.labels)]
         for key, later in (("before", False), ("since", True)):
             for ref in found.get(key, []):
                 pivot = epoch(self.images.get(ref).created_at)
@@ -221,7 +222,7 @@ class ImageRoutes:
         for image in self.images.all():
             if only_dangling and image.repo_tags:
                 continue
-            if "label" in found and not params.match_labels(found["label"], image.labels):
+            if "label" in found and not labels_match(found["label"], image.labels):
                 continue
             if not no_labels(found.get("label!", []), image.labels):
                 continue
