@@ -6,8 +6,10 @@ of the store, frozen at the moment it lost them: its nodes look Ready, its leade
 Serving that as the truth is how users come to trust stale state. So every CHECK_S this watch
 asks the store for a read only a majority can confirm (linearizable, bounded by PROBE_S); after
 STALE_S without one, the manager refuses the swarm's calls with Docker's message
-(``NoLeader``) until a majority answers again. Be aware: a one-manager swarm is always its own
-majority.
+(``NoLeader``) until a majority answers again. Only a read that failed counts: a slow one (a
+loaded machine delays the read, or this loop) is no sign of a lost majority, and refusing
+then made a lone manager answer "no leader" under load. Be aware: a one-manager swarm is
+always its own majority.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ class QuorumWatch:
         self._confirmed_at = clock()  # a manager starts only once its store answered
         self._task: asyncio.Task[None] | None = None
         self._lost = False
+        self._failed = False  # a read failed since the last confirmed one
 
     @property
     def has_quorum(self) -> bool:
-        return self._clock() - self._confirmed_at <= STALE_S
+        return not self._failed or self._clock() - self._confirmed_at <= STALE_S
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -54,11 +57,13 @@ class QuorumWatch:
         try:
             await self._store.check_quorum(PROBE_S)
         except FerryError as exc:
+            self._failed = True
             if not self._lost and not self.has_quorum:
                 self._lost = True
                 log.warning("the store has no quorum: refusing swarm calls", extra=kv(error=exc))
             return
         self._confirmed_at = self._clock()
+        self._failed = False
         if self._lost:
             self._lost = False
             log.info("the store has a quorum again")

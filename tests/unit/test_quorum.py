@@ -36,3 +36,16 @@ async def test_a_manager_cut_off_from_the_majority_stops_answering_for_the_swarm
     store.majority = True
     await watch.probe()
     assert watch.has_quorum
+
+
+async def test_a_slow_read_is_not_a_lost_majority() -> None:
+    """A loaded machine can delay the read (or the loop that makes it) past STALE_S: only a
+    failed read counts, so a lone manager never answers "no leader" for being slow."""
+    clock = Clock()
+    store = CutOff()
+    watch = QuorumWatch(cast(Store, store), clock)
+    clock.now += 10 * STALE_S  # no read completed meanwhile, none failed
+    assert watch.has_quorum
+    store.majority = False
+    await watch.probe()  # the first failure, long after the last confirmed read
+    assert not watch.has_quorum
