@@ -1,9 +1,10 @@
 """Agent sessions: heartbeats that keep a node's liveness lease, and the state stream.
 
-Liveness: each heartbeat refreshes the node's lease (TTL 6 s; agents beat every 2 s), and the
-``sessions/<node>`` key lives on that lease. A node whose ferryd dies stops beating; etcd
-deletes the key when the lease lapses and every view shows the node Down. Any manager can
-refresh any lease, so an agent that fails over to another manager keeps its session.
+Liveness: each heartbeat refreshes the node's lease (TTL 15 s, as Swarm; agents beat every
+2 s), and the ``sessions/<node>`` key lives on that lease. A node whose ferryd dies stops
+beating; etcd deletes the key when the lease lapses and every view shows the node Down. Any
+manager can refresh any lease, so an agent that fails over to another manager keeps its
+session.
 
 Dispatch: a session stream is newline-delimited JSON. It opens with a snapshot of every streamed
 key and the mirror's revision, then carries each change as it reaches this manager's mirror.

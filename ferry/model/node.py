@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 HEARTBEAT_S = 2.0  # how often an agent heartbeats
-SESSION_TTL_S = 6  # a session's lease: three missed heartbeats and it lapses
+# A session's lease: a node is Down once it lapses, and its tasks are replaced. Swarm declares a
+# node down after 15 s without a heartbeat (swarmkit's dispatcher: period 5 s times its grace
+# multiplier 3). What it must outlast is a restart of ferryd (an upgrade, a crash) on a loaded
+# host: stopping, starting Python and reporting in again took 7 s here under load, and a node
+# declared Down meanwhile would have its running tasks killed and replaced.
+SESSION_TTL_S = 15
 # After a change of leader, a node without a session is Unknown, not Down, for this long: the
 # new leader cannot tell a dead node from one that has not reported in yet. Swarm gives 15 s
 # (swarmkit's dispatcher: heartbeat period 5 s times its grace multiplier 3). Ferry's shorter

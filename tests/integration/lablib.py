@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from ferry.lab import lab as labmod
 from ferry.lab import records
 from ferry.lab.topology import LabTopology
+from ferry.model.node import SESSION_TTL_S
 
 T = TypeVar("T")
 FERRY = str(Path(sys.executable).parent / "ferry")
@@ -27,6 +28,9 @@ _counter = itertools.count()
 # The image tests run: a Debian root filesystem with python3, curl, iproute2, ping, ps and
 # getent, built once by scripts/tools-image.sh (make test runs it) and imported into each host.
 TOOLS = "tools"
+# a node whose ferryd died is Down once its session lease lapsed (SESSION_TTL_S after its last
+# heartbeat); the rest is etcd's lease check and a loaded machine
+DOWN_WITHIN_S = SESSION_TTL_S + 10
 TOOLS_TAR = Path(os.environ.get("FERRY_TOOLS_IMAGE", "/var/cache/ferry/tools.tar"))
 CREATE_LOCK = Path("/run/ferry/tests-lab-create.lock")
 

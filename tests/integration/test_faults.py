@@ -26,6 +26,7 @@ from tests.integration.faults_common import (
     remove_services,
 )
 from tests.integration.lablib import (
+    DOWN_WITHIN_S,
     FERRY,
     TOOLS,
     LabRig,
@@ -128,7 +129,7 @@ def test_a_global_service_with_a_host_port_settles_after_a_worker_was_away(lab: 
     lab.ferry("h1", "service", "create", "-q", "--name", "g", "--mode", "global", "--publish",
               "published=9003,target=80,mode=host", *SERVE)  # fmt: skip
     labmod.stop_ferryd(lab.topo, "h3", kill=True)
-    wait_until(lambda: lab.node_state("h3") == "down", 20, "h3 down", every_s=0.5)
+    wait_until(lambda: lab.node_state("h3") == "down", DOWN_WITHIN_S, "h3 down", every_s=0.5)
     labmod.start_ferryd(lab.topo, "h3")
     wait_until(lambda: len(running(lab, "g")) == 3, 30, "g 3/3", every_s=0.5)
     count = len(tasks(lab, "g"))

@@ -12,7 +12,15 @@ import pytest
 from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
 from ferry.lab.apps import WHOAMI
-from tests.integration.lablib import TOOLS, LabRig, new_lab, running, tasks, wait_until
+from tests.integration.lablib import (
+    DOWN_WITHIN_S,
+    TOOLS,
+    LabRig,
+    new_lab,
+    running,
+    tasks,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +126,11 @@ def test_tasks_of_a_lost_worker_are_rescheduled_elsewhere(lab: LabRig) -> None:
         for ns in nsfs.list_netns(f"{lab.name}-h3-c-"):
             proc.kill_pids(nsfs.pids_in_netns(nsfs.netns_path(ns)))
         killed = time.monotonic()
-        wait_until(lambda: lab.node_state("h3") == "down", 12, "h3 Down")
+        wait_until(lambda: lab.node_state("h3") == "down", DOWN_WITHIN_S, "h3 Down")
         down = time.monotonic()
         wait_off_node(lab, h3, 15)
         assert time.monotonic() - down <= 15
-        assert time.monotonic() - killed <= 25
+        assert time.monotonic() - killed <= DOWN_WITHIN_S + 15
         counts = hits(lab, "http://web/", 30)
         assert len(counts) == 3, counts
     finally:

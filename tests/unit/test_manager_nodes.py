@@ -47,6 +47,18 @@ async def test_a_heartbeat_makes_a_node_ready_and_silence_makes_it_down(rig: Man
     assert rig.view.is_up("n1")
 
 
+async def test_a_node_silent_as_long_as_swarm_allows_stays_ready(rig: ManagerRig) -> None:
+    """Swarm marks a node down after 15 s without a heartbeat (5 s period, grace multiplier 3):
+    a restart of ferryd on a loaded host (7 s measured) must not make its node Down and have
+    its running tasks replaced."""
+    await rig.add_node("n1", "h1")
+    await rig.hub.heartbeat("n1")
+    rig.clock.now += 14.5
+    rig.store.expire_leases()
+    await rig.feed.wait_for(rig.store.revision)
+    assert rig.view.is_up("n1")
+
+
 async def test_a_removed_node_cannot_keep_a_session(rig: ManagerRig) -> None:
     with pytest.raises(Forbidden, match="removed"):
         await rig.hub.heartbeat("ghost")
