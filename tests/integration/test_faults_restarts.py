@@ -115,6 +115,7 @@ def test_a_restart_of_ferryd_keeps_published_ports_open(lab: LabRig) -> None:
         "done; [ $ok -ge 10 ]"
     )
     lab.exec("c1", "bash", "-c", ready)
+    before = task_ids(lab, "pub")
     hammer = _hammer(lab, f"http://{h2}:8090/", 12)
     time.sleep(1)
     for kill in (False, True):
@@ -123,6 +124,7 @@ def test_a_restart_of_ferryd_keeps_published_ports_open(lab: LabRig) -> None:
         time.sleep(1.5)
     out, _ = hammer.communicate(timeout=60)
     assert out.count("fail") == 0, out
+    assert task_ids(lab, "pub") == before  # a restart of ferryd is not its node going Down
     wait_doctor_clean(lab, 10)
     remove_services(lab, "pub")
 
