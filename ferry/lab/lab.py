@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.api.client import ApiClient
+from ferry.daemon.config import DaemonConfig
 from ferry.errors import Conflict, FerryError, Unavailable
 from ferry.kernel import cgroups, mounts, nsfs, proc
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.wireguard import SOCKET_DIR
-from ferry.lab import images, registry
+from ferry.lab import images as lab_images
+from ferry.lab import registry, seeded
 from ferry.lab.records import exec_path, list_labs, load, record_path
 from ferry.lab.topology import LAB_ROOT, LabNode, LabTopology, plan_topology, validate_name
 from ferry.network.encryption import tunnel_ifname
@@ -65,7 +67,11 @@ def _check_free(topo: LabTopology) -> None:
                 )
 
 
-def up(name: str, hosts: int, clients: int, subnet: str) -> LabTopology:
+def up(
+    name: str, hosts: int, clients: int, subnet: str, *, images: Path | None = None
+) -> LabTopology:
+    """Make lab ``name`` and start its ferryds; ``images``: an image store every host starts
+    with (``seeded.seed_store``), linked in before its ferryd starts."""
     topo = plan_topology(name, hosts, clients, subnet)
     _check_free(topo)
     topo.lab_dir.mkdir(parents=True, mode=0o700)
@@ -74,7 +80,10 @@ def up(name: str, hosts: int, clients: int, subnet: str) -> LabTopology:
     try:
         _build_underlay(topo)
         registry.write_daemon_configs(topo)
-        registry.start_registry(topo, images.current_store())
+        registry.start_registry(topo, lab_images.current_store())
+        if images is not None:
+            for host in topo.hosts:
+                seeded.link_store(images, DaemonConfig(state_dir=host.state_dir).images_dir)
         started = [(host, _start_ferryd(host)) for host in topo.hosts]
         for host, ref in started:
             _wait_ferryd(host, ref)
@@ -196,7 +205,7 @@ def start_node(topo: LabTopology, node_name: str) -> str:
     if node_name == topo.registry.name:
         if registry.registry_pid(topo) is not None:
             raise Conflict("the lab's registry is already running")
-        registry.start_registry(topo, images.current_store())
+        registry.start_registry(topo, lab_images.current_store())
         return "the lab's registry"
     start_ferryd(topo, node_name)
     return f"ferryd on {node_name}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ferry.lab import lab as labmod
-from ferry.lab import records
+from ferry.lab import records, seeded
 from ferry.lab.topology import LabTopology
 from ferry.model.node import SESSION_TTL_S
 
@@ -156,6 +156,14 @@ class LabRig:
         return str(self.nodes()[hostname]["Status"]["State"])
 
 
+def tools_seed() -> Path:
+    """The image store holding ``tools`` that every lab host starts with (``lab.seeded``:
+    imported once per machine, hard-linked into each host's store)."""
+    if not TOOLS_TAR.exists():
+        raise AssertionError(f"{TOOLS_TAR} is missing: run scripts/tools-image.sh (make test)")
+    return seeded.seed_store(TOOLS_TAR, TOOLS)
+
+
 @contextlib.contextmanager
 def _creating_labs() -> Iterator[None]:
     """One test process at a time picks a lab's name and subnet and records the lab: the
@@ -181,16 +189,15 @@ def _free_name() -> str:
 
 @contextlib.contextmanager
 def new_lab(hosts: int = 3, clients: int = 0, tools: bool = True) -> Iterator[LabRig]:
-    """A lab of its own (unique name and subnet) with the ``tools`` image on every host,
-    taken down whatever happens."""
+    """A lab of its own (unique name and subnet) with the ``tools`` image on every host
+    (``tools=False``: none; ``LabRig.import_tools`` imports it through each ferryd), taken
+    down whatever happens."""
+    seed = tools_seed() if tools else None
     with _creating_labs():
         name = _free_name()
-        topo = labmod.up(name, hosts, clients, _free_subnet())
+        topo = labmod.up(name, hosts, clients, _free_subnet(), images=seed)
     try:
-        rig = LabRig(topo)
-        if tools:
-            rig.import_tools()
-        yield rig
+        yield LabRig(topo)
     finally:
         labmod.down(name)
 
