@@ -68,6 +68,27 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
+def wait_for_value(
+    read: Callable[[], T], want: T, timeout_s: float, what: str, every_s: float = 0.1
+) -> T:
+    """Wait until ``read()`` returns ``want``; on a timeout the message shows what it last
+    returned (``wait_until`` over a comparison could only say ``False``)."""
+    last: list[T] = []
+
+    def matches() -> bool:
+        last[:] = [read()]
+        return last[0] == want
+
+    try:
+        wait_until(matches, timeout_s, what, every_s)
+    except AssertionError:
+        seen = repr(last[0]) if last else "nothing"
+        raise AssertionError(
+            f"timed out after {timeout_s}s waiting for {what}: wanted {want!r}, last read {seen}"
+        ) from None
+    return want
+
+
 class LabRig:
     def __init__(self, topo: LabTopology) -> None:
         self.topo = topo

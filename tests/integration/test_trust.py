@@ -27,6 +27,7 @@ from tests.integration.lablib import (
     older_ferry,
     probe,
     restart_ferryd,
+    wait_for_value,
     wait_until,
 )
 
@@ -240,7 +241,7 @@ def test_a_swarm_an_older_ferryd_formed_moves_to_the_store_ca_on_restart() -> No
 
         restart_ferryd(lab, "h1")  # this version, on the same state
         recorded = recorded_tls_phase_of(lab, ("h1",))
-        wait_until(lambda: recorded() == {"h1": 3}, 30, "h1's etcd on the store CA (recorded)")
+        wait_for_value(recorded, {"h1": 3}, 30, "h1's etcd on the store CA (recorded)")
         assert tls(lab, "h2", f"{h1}:2380", "h2", "node")["refused"]
         assert (certs(lab, "h1") / "kek").exists()
         restart_ferryd(lab, "h2")
@@ -271,14 +272,14 @@ def test_three_older_managers_move_to_the_store_ca_as_each_restarts() -> None:
         restart_ferryd(lab, "h1")
         # the others still run the older ferryd: h1 goes as far as they allow, and no further
         older_left = {"h1": 1, "h2": None, "h3": None}
-        wait_until(lambda: recorded() == older_left, 30, "h1 at the phase older members take")
+        wait_for_value(recorded, older_left, 30, "h1 at the phase older members take")
         wait_until(lambda: every_node_ready(lab), 20, "every node ready, h1 serving again")
         for host in ("h2", "h3"):
             restart_ferryd(lab, host)  # each gets the key from h1, and its store certificate
         # what each manager records once its member serves again on the phase, not what its
         # member.json says before the restart
         everyone = {"h1": 3, "h2": 3, "h3": 3}
-        wait_until(lambda: recorded() == everyone, 60, "every member on the store CA", every_s=0.5)
+        wait_for_value(recorded, everyone, 60, "every member on the store CA", every_s=0.5)
         for host in ("h2", "h3"):
             assert tls(lab, host, f"{h1}:2380", host, "store")["status"] == 200
             assert tls(lab, host, f"{h1}:2380", host, "node")["refused"]

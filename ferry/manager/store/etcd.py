@@ -4,12 +4,17 @@ Uses the protobuf stubs that ship with ``aetcd``; aetcd's own client has no TLS 
 revisions of transaction and watch responses, both of which Ferry needs.
 
 Be aware: a watch ends with ``Unavailable`` when etcd restarts or compacts past the requested
-revision; callers (the mirror) relist and watch again.
+revision; callers (the mirror) relist and watch again. Every call fails with ``Unavailable``,
+never with ``asyncio.CancelledError``, when ``reconnect`` closes the channel under it: grpc.aio
+cancels a closed channel's calls, and a task that let that through would end as if cancelled
+(the manager's feed did, and its mirror froze for good; see ``_rpc``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -39,6 +44,28 @@ def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:
     return Unavailable(f"cluster store unavailable ({what}): {detail}")
 
 
+@contextlib.contextmanager
+def _rpc(what: str) -> Iterator[None]:
+    """Ferry's errors for a call to etcd: NotFound or Unavailable (``_translate``).
+
+    A call whose channel was closed (``EtcdStore.reconnect``) raises ``asyncio.CancelledError``
+    (grpc.aio cancels every active call of a channel it closes), though nobody cancelled the
+    task that awaits it. Such a call is a store that went away, Unavailable, so the caller
+    retries as it does for any other; a CancelledError while the task itself is being cancelled
+    (``Task.cancelling``) is that cancellation and goes on up."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise _translate(exc, what) from exc
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        raise Unavailable(
+            f"cluster store unavailable ({what}): the connection was replaced (its TLS changed)"
+        ) from None
+
+
 class EtcdStore:
     def __init__(self, endpoint: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         self._endpoint = endpoint
@@ -57,17 +84,15 @@ class EtcdStore:
 
     async def reconnect(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         """Talk to etcd with other credentials from now on (its TLS changed, see
-        etcd_member.py); calls and watches on the old channel end with Unavailable, and their
-        callers (the feed) start again."""
+        etcd_member.py); calls and watches on the old channel end with Unavailable (``_rpc``), and
+        their callers (the feed, the leader's loop) start again."""
         old = self._channel
         self._connect(ca_pem, cert_pem, key_pem)
         await old.close()
 
     async def get(self, key: str) -> KeyValue | None:
-        try:
+        with _rpc(f"get {key}"):
             resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"get {key}") from exc
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -76,18 +101,14 @@ class EtcdStore:
     async def check_quorum(self, timeout_s: float) -> None:
         # etcd serves a Range linearizably unless asked otherwise: it needs the leader's word
         request = rpc.RangeRequest(key=keys.CLUSTER.encode(), count_only=True)
-        try:
+        with _rpc("quorum read"):
             await self._kv.Range(request, timeout=timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "quorum read") from exc
 
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         raw = prefix.encode()
         request = rpc.RangeRequest(key=raw, range_end=prefix_end(raw))
-        try:
+        with _rpc(f"list {prefix}"):
             resp = await self._kv.Range(request, timeout=_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"list {prefix}") from exc
         items = [KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.lease) for kv in resp.kvs]
         return items, resp.header.revision
 
@@ -104,10 +125,8 @@ class EtcdStore:
             for e in expect
         ]
         request = rpc.TxnRequest(compare=compares, success=[_op(op) for op in ops])
-        try:
+        with _rpc("commit"):
             resp = await self._kv.Txn(request, timeout=_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "commit") from exc
         return resp.header.revision if resp.succeeded else None
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
@@ -117,52 +136,45 @@ class EtcdStore:
         )
         call = self._watch.Watch(iter([rpc.WatchRequest(create_request=create)]))
         try:
-            async for resp in call:
-                if resp.compact_revision:
-                    raise Unavailable(f"watch compacted at revision {resp.compact_revision}")
-                if resp.canceled:
-                    raise Unavailable(f"watch cancelled by the store: {resp.cancel_reason}")
-                batch = [
-                    Event(
-                        ev.kv.key.decode(),
-                        None if ev.type == rpc.Event.DELETE else ev.kv.value,
-                        ev.kv.mod_revision,
-                    )
-                    for ev in resp.events
-                ]
-                if batch:
-                    yield batch
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"watch {prefix}") from exc
+            with _rpc(f"watch {prefix}"):
+                async for resp in call:
+                    if resp.compact_revision:
+                        raise Unavailable(f"watch compacted at revision {resp.compact_revision}")
+                    if resp.canceled:
+                        raise Unavailable(f"watch cancelled by the store: {resp.cancel_reason}")
+                    batch = [
+                        Event(
+                            ev.kv.key.decode(),
+                            None if ev.type == rpc.Event.DELETE else ev.kv.value,
+                            ev.kv.mod_revision,
+                        )
+                        for ev in resp.events
+                    ]
+                    if batch:
+                        yield batch
         finally:
             call.cancel()
 
     async def grant_lease(self, ttl_s: int) -> int:
-        try:
+        with _rpc("grant lease"):
             resp = await self._lease.LeaseGrant(
                 rpc.LeaseGrantRequest(TTL=ttl_s), timeout=_TIMEOUT_S
             )
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "grant lease") from exc
         return int(resp.ID)
 
     async def refresh_lease(self, lease_id: int) -> bool:
         call = self._lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]))
         try:
-            async for reply in call:
-                return int(reply.TTL) > 0
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "refresh lease") from exc
+            with _rpc("refresh lease"):
+                async for reply in call:
+                    return int(reply.TTL) > 0
         finally:
             call.cancel()
         return False
 
     async def revoke_lease(self, lease_id: int) -> None:
-        try:
+        with contextlib.suppress(NotFound), _rpc("revoke lease"):  # NotFound: expired already
             await self._lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease_id), timeout=_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise _translate(exc, "revoke lease") from exc
 
     async def close(self) -> None:
         await self._channel.close()
@@ -184,10 +196,8 @@ class EtcdMembers:
         self._store = store  # its stubs change when it reconnects
 
     async def _members(self) -> list[Any]:
-        try:
+        with _rpc("list members"):
             resp = await self._store.cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "list members") from exc
         return list(resp.members)
 
     async def all(self) -> list[tuple[int, str, list[str]]]:
@@ -197,30 +207,24 @@ class EtcdMembers:
     async def add(self, peer_url: str, *, learner: bool = True) -> int:
         """Add a member; as a learner (no vote) by default, so that a member which never comes
         up cannot cost the cluster its quorum."""
-        try:
+        with _rpc(f"add member {peer_url}"):
             resp = await self._store.cluster.MemberAdd(
                 rpc.MemberAddRequest(peerURLs=[peer_url], isLearner=learner), timeout=_TIMEOUT_S
             )
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"add member {peer_url}") from exc
         return int(resp.member.ID)
 
     async def promote(self, member_id: int) -> None:
         """Make a learner a voting member (refused until it has caught up with the leader)."""
-        try:
+        with _rpc(f"promote member {member_id:x}"):
             await self._store.cluster.MemberPromote(
                 rpc.MemberPromoteRequest(ID=member_id), timeout=_TIMEOUT_S
             )
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"promote member {member_id:x}") from exc
 
     async def learners(self) -> list[tuple[int, list[str]]]:
         return [(m.ID, list(m.peerURLs)) for m in await self._members() if m.isLearner]
 
     async def remove(self, member_id: int) -> None:
-        try:
+        with _rpc(f"remove member {member_id:x}"):
             await self._store.cluster.MemberRemove(
                 rpc.MemberRemoveRequest(ID=member_id), timeout=_TIMEOUT_S
             )
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, f"remove member {member_id:x}") from exc
