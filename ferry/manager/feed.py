@@ -51,8 +51,10 @@ class StoreFeed:
                     self._mirror.apply((e.key, e.value, e.mod_revision) for e in batch)
             except FerryError as exc:
                 log.warning("store feed interrupted", extra=kv(error=exc, retry_s=delay_s))
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 2.0)
+            except Exception:  # a dead feed would freeze this manager's view for good
+                log.exception("store feed crashed; listing again")
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
 
     async def wait_for(self, revision: int, timeout_s: float = 5.0) -> None:
         """Wait until the mirror has seen ``revision`` (a write this manager just made)."""

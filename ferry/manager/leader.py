@@ -88,6 +88,9 @@ class LeaderElection:
             except FerryError as exc:
                 log.warning("leader election step failed", extra=kv(error=exc))
                 await self._set(False)
+            except Exception:  # a dead loop would hold office past its lease, or never run
+                log.exception("leader election step crashed; stepping down and retrying")
+                await self._set(False)
             await asyncio.sleep(REFRESH_S if self.is_leader else 0.5)
 
     async def _try_acquire(self) -> None:

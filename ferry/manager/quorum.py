@@ -56,7 +56,9 @@ class QuorumWatch:
         """One check (what the loop runs every CHECK_S)."""
         try:
             await self._store.check_quorum(PROBE_S)
-        except FerryError as exc:
+        except Exception as exc:  # any failed read, a bug included: never a stopped watch
+            if not isinstance(exc, FerryError):
+                log.exception("quorum check crashed")
             self._failed = True
             if not self._lost and not self.has_quorum:
                 self._lost = True
