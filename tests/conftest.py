@@ -9,21 +9,24 @@ import pytest
 # The longest modules, longest first (each module's setup, calls and teardown summed from
 # ``pytest --durations=0`` of a whole run); the rest follow in their usual order.
 LONGEST_FIRST = (
-    "tests/integration/test_trust.py",
     "tests/integration/test_tutorials.py",
-    "tests/integration/test_cluster.py",
+    "tests/integration/test_trust.py",
     "tests/integration/test_services.py",
-    "tests/integration/test_api_fuzz.py",
     "tests/integration/test_faults_restarts.py",
-    "tests/integration/test_faults.py",
     "tests/integration/test_overlay.py",
-    "tests/integration/test_local_networks.py",
-    "tests/integration/test_isolation.py",
+    "tests/integration/test_cluster.py",
+    "tests/integration/test_api_fuzz.py",
     "tests/integration/test_faults_hosts.py",
+    "tests/integration/test_faults.py",
     "tests/integration/test_runtime.py",
+    "tests/integration/test_isolation.py",
+    "tests/integration/test_registry.py",
     "tests/integration/test_mesh.py",
-    "tests/integration/test_worker_view.py",
-    "tests/test_lint.py",
+    "tests/integration/test_local_networks.py",
+    "tests/integration/test_managers.py",
+    "tests/integration/test_runtime_streams.py",
+    "tests/integration/test_images.py",
+    "tests/integration/test_encryption.py",
 )
 
 
