@@ -15,22 +15,25 @@ key covers the tarball (its path and size and modification time), the tag, and t
 store's code: a store written by other code is never reused. Built under the cache's lock
 and renamed into place whole, so two test workers build it once.
 
-Be aware: old seeds are not removed (a lab may be linking from one); ``rm -rf
-/var/cache/ferry/seeds`` while no lab starts frees them.
+Old seeds (another tarball, older code) go when a new one is built, once unused for a day
+(each use touches its directory); a host's links outlive the seed they came from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-from ferry.errors import KernelError
+from ferry.errors import Conflict, KernelError
 from ferry.kernel import filelock
 from ferry.lab.images import CACHE
 
+UNUSED_S = 24 * 3600.0
 # the code that decides what an image store holds on disk
 _STORE_CODE = ("images.py", "layers.py", "archive.py", "image_archive.py", "manifests.py")
 
@@ -51,14 +54,17 @@ def seed_store(tar: Path, tag: str, cache: Path = CACHE) -> Path:
     does."""
     from ferry.runtime.images import ImageStore
 
-    seed = cache / "seeds" / _key(tar, tag) / "images"
+    seeds = cache / "seeds"
+    seed = seeds / _key(tar, tag) / "images"
     if (seed / "tags.json").is_file():
+        os.utime(seed.parent)
         return seed
-    seed.parent.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.exclusive(seed.parent.parent / ".lock"):
+    seeds.mkdir(parents=True, exist_ok=True)
+    with filelock.exclusive(seeds / ".lock"):
         if (seed / "tags.json").is_file():
             return seed
-        with tempfile.TemporaryDirectory(prefix=".seed-", dir=seed.parent.parent) as tmp:
+        _remove_unused(seeds)
+        with tempfile.TemporaryDirectory(prefix=".seed-", dir=seeds) as tmp:
             store = ImageStore(Path(tmp) / "images")
             store.import_tar(tar, tag)
             seed.parent.mkdir(exist_ok=True)
@@ -66,10 +72,22 @@ def seed_store(tar: Path, tag: str, cache: Path = CACHE) -> Path:
     return seed
 
 
+def _remove_unused(seeds: Path, unused_s: float = UNUSED_S) -> None:
+    """Seeds not used for ``unused_s`` (call it under the seeds' lock)."""
+    for entry in seeds.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if time.time() - entry.stat().st_mtime > unused_s:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def link_store(seed: Path, images_dir: Path) -> None:
     """``images_dir`` (which must not exist) as hard links to ``seed``'s files, directories
-    made anew with their owners, modes, times and xattrs (``cp -al``); copied instead where
-    the two are on different filesystems. Raises ``KernelError`` when neither works."""
+        made anew with their owners, modes, times and xattrs (``cp -al``); copied instead where
+        the two are on different filesystems. Raises ``Conflict`` when ``images_dir`` exists,
+    ``KernelError`` when neither works."""
+    if images_dir.exists():
+        raise Conflict(f"{images_dir} exists: a host's image store is seeded only when made")
     images_dir.parent.mkdir(parents=True, exist_ok=True)
     for flags in ("-al", "-a"):
         result = subprocess.run(
