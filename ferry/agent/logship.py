@@ -111,7 +111,6 @@ class LogShipper:
                         continue
                     item = {
                         "task": task_id,
-                        "node": self._node_id,
                         "line": record.data.rstrip(b"\n").decode(errors="replace"),
                     }
                     yield json.dumps(item).encode() + b"\n"

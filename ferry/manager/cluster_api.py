@@ -247,7 +247,7 @@ def log_routes(relay: LogRelay) -> RouteAdder:
                 async for line in request.content:
                     yield line
 
-            await relay.deliver(request.match_info["req_id"], lines())
+            await relay.deliver(request.match_info["req_id"], caller(request).node_id, lines())
             return web.json_response({})
 
     return add

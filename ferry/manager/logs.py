@@ -7,6 +7,10 @@ mirror and streams the lines of the tasks it holds back to that manager (``POST
 /v1/logs/<id>``), one JSON line per log line; following ends when the key goes. The manager's
 own node answers the same way, so there is one path for all. Nodes that are down cannot
 answer: the request then ends after a short wait instead of hanging.
+
+A node answers for itself only: the manager takes the node from the caller's certificate, not
+from the lines, accepts only the tasks it asked that node for, and one answer per node (a node
+that could speak for others could forge their logs, or end the request for all).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from ferry.errors import FerryError
+from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound
 from ferry.manager.store import Delete, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.codec import encode
@@ -36,6 +40,33 @@ class LogLine:
     text: bytes
 
 
+@dataclass
+class _Asked:
+    """A request in flight: where its lines go, which tasks each node was asked for, and the
+    nodes that answered already."""
+
+    inbox: asyncio.Queue[LogLine | None]
+    tasks: dict[str, frozenset[str]]
+    answered: set[str]
+
+
+def _parse(raw: bytes, node_id: str, tasks: frozenset[str]) -> LogLine:
+    """One uploaded line, {"task": id, "line": text}; the node is the caller's. Raises
+    InvalidArgument for anything else, or a task this node was not asked for."""
+    try:
+        item = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"a log line is not JSON: {exc}") from exc
+    if not isinstance(item, dict):
+        raise InvalidArgument("a log line must be an object")
+    task, text = item.get("task"), item.get("line")
+    if not isinstance(task, str) or not isinstance(text, str):
+        raise InvalidArgument('a log line needs "task" and "line" strings')
+    if task not in tasks:
+        raise InvalidArgument(f"task {task} is not one this node was asked for")
+    return LogLine(task, node_id, text.encode())
+
+
 class LogRelay:
     """The manager side: requests out, lines in."""
 
@@ -43,20 +74,25 @@ class LogRelay:
         self._store = store
         self._view = view
         self._addr = manager_addr
-        self._inboxes: dict[str, asyncio.Queue[LogLine | None]] = {}
+        self._asked: dict[str, _Asked] = {}
 
-    async def deliver(self, req_id: str, lines: AsyncIterator[bytes]) -> None:
-        """An agent's upload: each line is {"task": id, "node": id, "line": text} (None ends)."""
-        inbox = self._inboxes.get(req_id)
+    async def deliver(self, req_id: str, node_id: str, lines: AsyncIterator[bytes]) -> None:
+        """Node ``node_id``'s answer (the caller's, as its certificate says): each line is
+        {"task": id, "line": text}. Raises NotFound when no request in flight asked that node,
+        Conflict when it answered already, InvalidArgument for a malformed line or a task it
+        was not asked for (its answer ends there)."""
+        asked = self._asked.get(req_id)
+        if asked is None or node_id not in asked.tasks:
+            raise NotFound(f"no log request {req_id} for this node")
+        if node_id in asked.answered:
+            raise Conflict(f"this node already answered log request {req_id}")
+        asked.answered.add(node_id)
         try:
             async for raw in lines:
-                if inbox is None or not raw.strip():
-                    continue
-                item = json.loads(raw)
-                await inbox.put(LogLine(item["task"], item["node"], item["line"].encode()))
+                if raw.strip():
+                    await asked.inbox.put(_parse(raw, node_id, asked.tasks[node_id]))
         finally:
-            if inbox is not None:
-                inbox.put_nowait(None)
+            asked.inbox.put_nowait(None)
 
     async def collect(self, svc: Service, tail: int, follow: bool) -> AsyncGenerator[LogLine, None]:
         tasks = [t for t in self._view.tasks(svc.svc_id) if t.node_id and t.container_id]
@@ -68,7 +104,8 @@ class LogRelay:
             return
         req_id = new_hex_id()
         inbox: asyncio.Queue[LogLine | None] = asyncio.Queue()
-        self._inboxes[req_id] = inbox
+        asked = {node: frozenset(by_node[node]) for node in up_nodes}
+        self._asked[req_id] = _Asked(inbox, asked, set())
         lease = await self._store.grant_lease(LEASE_TTL_S)
         puts: list[Put | Delete] = [
             Put(
@@ -94,7 +131,7 @@ class LogRelay:
                 yield line
         finally:
             keeper.cancel()
-            self._inboxes.pop(req_id, None)
+            self._asked.pop(req_id, None)
             with contextlib.suppress(FerryError):
                 await self._store.revoke_lease(lease)  # ends every node's following
 
