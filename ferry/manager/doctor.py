@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ferry.doctor.findings import Finding
 from ferry.errors import FerryError
@@ -72,8 +73,9 @@ class DoctorRelay:
                     node_id, found = await asyncio.wait_for(inbox.get(), deadline - loop.time())
                 except TimeoutError:
                     break
-                if pending.pop(node_id, None) is not None:
-                    findings += found
+                host = pending.pop(node_id, None)
+                if host is not None:  # each asked node once, and about itself only
+                    findings += [replace(f, node=host) for f in found]
             findings += [
                 Finding(host, "node", host, "answer", "findings", "no answer: not examined")
                 for host in pending.values()

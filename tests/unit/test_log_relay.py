@@ -1,5 +1,6 @@
-"""A service's logs come from the nodes that ran its tasks, each answering for itself only
-(``manager/logs.py``): a node cannot forge another's lines or end the request for all."""
+"""A service's logs and ``doctor --all`` findings come from the nodes asked, each answering for
+itself only (``manager/logs.py``, ``manager/doctor.py``): a node cannot forge another's lines
+or findings, or end a request for all."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any, cast
 
 import pytest
 
+from ferry.doctor.findings import Finding
 from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.manager.doctor import DoctorRelay
 from ferry.manager.logs import LogLine, LogRelay
 from ferry.manager.store.memory import MemoryStore
 from ferry.manager.store.view import ClusterView
@@ -78,3 +81,31 @@ async def test_an_unknown_request_is_not_found() -> None:
     relay = LogRelay(MemoryStore(), cast(ClusterView, View()), "10.0.0.1:2377")
     with pytest.raises(NotFound):
         await relay.deliver("nope", "n1", _lines())
+
+
+class Nodes:
+    """Nodes n1 (h1) and n2 (h2), both up."""
+
+    def nodes(self) -> list[Any]:
+        return [
+            SimpleNamespace(node_id="n1", hostname="h1", left=False),
+            SimpleNamespace(node_id="n2", hostname="h2", left=False),
+        ]
+
+    def is_down(self, _node_id: str) -> bool:
+        return False
+
+
+async def test_doctor_findings_are_the_answering_nodes_own_and_counted_once() -> None:
+    relay = DoctorRelay(MemoryStore(), cast(ClusterView, Nodes()), "10.0.0.1:2377")
+    examining = asyncio.ensure_future(relay.examine_all())
+    for _ in range(100):
+        if relay._answers:
+            break
+        await asyncio.sleep(0.01)
+    [req_id] = relay._answers
+    forged = Finding("h2", "task", "web.1", "state", "running", "")
+    relay.deliver(req_id, "n1", [forged])  # n1 speaks of h2: it is about n1 all the same
+    relay.deliver(req_id, "n1", [forged])  # a second answer counts for nothing
+    relay.deliver(req_id, "n2", [])
+    assert await examining == [Finding("h1", "task", "web.1", "state", "running", "")]
