@@ -16,6 +16,10 @@ one pure function applied to every streamed value, in the snapshot and in each e
   more; VIP addresses and aliases live on the endpoints). The template and the previous spec
   stay on the managers, also for a service with a task on the node: the task has its own copy.
 - **Requests to a node** (logs, doctor) go to that node only.
+- **Other nodes reach a worker as peers**: id, hostname, role, address, WireGuard key and
+  whether it left (VTEPs, tunnels, the guard's trusted addresses, the managers to call,
+  network inspect's peers). Their labels, resources, images and ports are for the managers'
+  scheduler only; a worker gets its own record whole.
 
 Each value's projection depends only on its key, its value and the node, never on other keys:
 the snapshot and the events need no shared bookkeeping, and no order between a service and its
@@ -28,6 +32,7 @@ from dataclasses import replace
 from enum import Enum
 
 from ferry.manager.store import keys
+from ferry.model.node import Node
 from ferry.model.service import ContainerTemplate, Service, ServiceSpec, Task
 
 # what a worker never needs of another service's or task's container
@@ -52,20 +57,35 @@ def key_visible(key: str, node_id: str) -> bool:
     return True
 
 
+# the kinds of value a worker gets cut down, by key prefix
+_PROJECTED: tuple[tuple[str, type[Service | Task | Node]], ...] = (
+    (keys.SERVICES, Service),
+    (keys.TASKS, Task),
+    (keys.NODES, Node),
+)
+
+
 def share(key: str, obj: object, node_id: str) -> Share:
     """How much of the value ``obj`` under ``key`` the worker ``node_id`` gets. A value of a
     kind that needs projecting but could not be decoded is withheld (fail closed)."""
     if not key_visible(key, node_id):
         return Share.NONE
-    if key.startswith(keys.SERVICES):
-        return Share.NETWORKING if isinstance(obj, Service) else Share.NONE
-    if key.startswith(keys.TASKS):
-        if not isinstance(obj, Task):
-            return Share.NONE
-        if obj.node_id != node_id or not node_id:
-            return Share.NETWORKING
-        return Share.OWN_DONE if obj.state.terminal else Share.WHOLE
-    return Share.WHOLE
+    kind = next((t for prefix, t in _PROJECTED if key.startswith(prefix)), None)
+    if kind is None:
+        return Share.WHOLE
+    if not isinstance(obj, kind):
+        return Share.NONE
+    return _share_of(obj, node_id)
+
+
+def _share_of(obj: Service | Task | Node, node_id: str) -> Share:
+    if isinstance(obj, Service):
+        return Share.NETWORKING
+    if isinstance(obj, Node):
+        return Share.WHOLE if obj.node_id == node_id else Share.NETWORKING
+    if obj.node_id != node_id or not node_id:
+        return Share.NETWORKING
+    return Share.OWN_DONE if obj.state.terminal else Share.WHOLE
 
 
 def networking_service(svc: Service) -> Service:
@@ -80,6 +100,18 @@ def networking_service(svc: Service) -> Service:
             endpoint_mode=spec.endpoint_mode,
             ports=spec.ports,
         ),
+    )
+
+
+def networking_node(node: Node) -> Node:
+    """Another node as a worker's data plane needs it: see the module notes."""
+    return Node(
+        node_id=node.node_id,
+        hostname=node.hostname,
+        role=node.role,
+        addr=node.addr,
+        wg_key=node.wg_key,
+        left=node.left,
     )
 
 
@@ -118,4 +150,6 @@ def project(obj: object, how: Share) -> object:
         return networking_service(obj)
     if how == Share.NETWORKING and isinstance(obj, Task):
         return networking_task(obj)
+    if how == Share.NETWORKING and isinstance(obj, Node):
+        return networking_node(obj)
     raise ValueError(f"nothing to send of a {type(obj).__name__} shared as {how.value}")

@@ -15,7 +15,7 @@ from ferry.manager.projection import Share
 from ferry.manager.store import Delete, Put, keys
 from ferry.model.codec import encode
 from ferry.model.logs import DoctorRequest, LogRequest
-from ferry.model.node import Role
+from ferry.model.node import Node, Role
 from ferry.model.runopts import Healthcheck, MountSpec, MountType
 from ferry.model.service import (
     ContainerTemplate,
@@ -104,6 +104,21 @@ def test_a_finished_task_keeps_on_its_node_only_what_stopping_it_reads() -> None
     assert isinstance(cut, Task)
     assert cut.template == ContainerTemplate(image="tools:latest", cmd=(), stop_grace_s=7.0)
     assert not [s for s in SECRETS if s in encode(cut).decode()]
+
+
+def test_another_node_reaches_a_worker_as_a_peer_and_its_own_record_whole() -> None:
+    other = Node(
+        node_id="n1", hostname="h1", role=Role.MANAGER, addr="10.0.0.1",
+        labels={"rack": "hunter2"}, engine_version="28.0", ncpu=2, memory_bytes=1 << 34,
+        images=("registry.internal/secret-app:1",), ports=("tcp/8080",), wg_key="k1=",
+    )  # fmt: skip
+    assert projection.share(keys.node("n1"), other, "n1") == Share.WHOLE
+    assert projection.share(keys.node("n1"), other, "n2") == Share.NETWORKING
+    assert projection.share(keys.node("n1"), {"raw": 1}, "n2") == Share.NONE
+    cut = projection.project(other, Share.NETWORKING)
+    assert cut == Node("n1", "h1", Role.MANAGER, "10.0.0.1", wg_key="k1=")
+    text = encode(cut).decode()
+    assert not [s for s in ("hunter2", "secret-app", "tcp/8080") if s in text]
 
 
 def test_other_nodes_requests_and_undecodable_values_are_withheld() -> None:
