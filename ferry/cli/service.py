@@ -619,6 +619,24 @@ def update(
         wait_converged(api, svc_id)
 
 
+@service_app.command("rollback")
+@handles_errors
+def rollback(
+    service: Annotated[str, typer.Argument(help="Service")],
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress progress output")] = False,
+) -> None:
+    """Revert changes to a service's configuration (its spec before the last update)."""
+    api = client()
+    # as the docker CLI: the current spec is sent, the manager takes the previous one whole
+    svc_id = _update(api, service, lambda _spec: None, query={"rollback": "previous"})
+    print(service)
+    if not detach:
+        wait_converged(api, svc_id, quiet=quiet)
+
+
 @service_app.command("rm")
 @handles_errors
 def rm(services: Annotated[list[str], typer.Argument(help="Services")]) -> None:

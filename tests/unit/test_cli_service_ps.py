@@ -95,3 +95,27 @@ def test_service_create_sends_the_restart_delay(api: FakeApi) -> None:
     assert result.exit_code == 0, result.output
     policy = api.created[0]["TaskTemplate"]["RestartPolicy"]
     assert policy == {"Condition": "any", "Delay": 30 * 10**9}
+
+
+class RollbackApi:
+    """A service at version 7: rollback posts its spec back with rollback=previous."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def get(self, path: str, **_query: Any) -> Any:
+        assert path == "/services/web"
+        return {"ID": "s1", "Version": {"Index": 7}, "Spec": {"Name": "web"}}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.calls.append((method, path, kwargs["query"]))
+        return {"Warnings": []}
+
+
+def test_service_rollback_asks_for_the_previous_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = RollbackApi()
+    monkeypatch.setattr(service_cli, "client", lambda *a, **k: fake)
+    result = CliRunner().invoke(app, ["service", "rollback", "-d", "web"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "web\n"
+    assert fake.calls == [("POST", "/services/s1/update", {"rollback": "previous", "version": 7})]
