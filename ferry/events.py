@@ -5,9 +5,9 @@ An event has Docker's shape (moby ``api/types/events.Message``): ``Type``, ``Act
 ``Actor{ID, Attributes}``, ``scope``, ``time`` (s) and ``timeNano`` (ns), and for containers
 and images the old ``status``/``id``/``from`` fields the API still sends.
 
-Be aware: service and node events are published by the manager whose API made the change
-(``ServiceRoutes``, ``SwarmRoutes``), not from the store, so another manager's changes are not
-seen here. The history is in memory and bounded (``HISTORY_EVENTS``, the newest kept), so
+Service and node events (scope ``swarm``) are published by every manager from its mirror of
+the store (``manager/swarm_events.py``), whoever made the change; workers have none, as in
+Docker. Be aware: the history is in memory and bounded (``HISTORY_EVENTS``, the newest kept), so
 ``since`` reaches back only that far and not past a restart of ferryd, as Docker's own
 in-memory log (moby ``daemon/events``, 256 events) does. A subscriber that falls
 ``QUEUE_EVENTS`` behind is dropped: its stream ends rather than the daemon buffering without

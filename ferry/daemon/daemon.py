@@ -135,6 +135,7 @@ class Daemon:
         self.swarm.ports = self._ports_report
         self.node_key = NodeKey(config.state_dir)
         self.swarm.wg_key = self.node_key.public
+        self.swarm.events = self.containers.events
         self.encryption: EncryptionAgent | None = None
         self.swarm.images = self._image_names
         self.swarm.resolve_digest = self.containers.images.resolve_digest
@@ -142,7 +143,7 @@ class Daemon:
         self.execs = ExecService(self.containers.runner)
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
-        SwarmRoutes(self.swarm, self.containers.events).register(self.app)
+        SwarmRoutes(self.swarm).register(self.app)
         NetworkRoutes(self.swarm, self.containers, self.local_networks).register(self.app)
         ContainerRoutes(self.containers, self.execs).register(self.app)
         images = ImageRoutes(self.containers)
@@ -151,7 +152,7 @@ class Daemon:
         images.transfer.register_own(self.app)
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
-        ServiceRoutes(self.swarm, self.containers.events).register(self.app)
+        ServiceRoutes(self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         EventRoutes(self.containers.events).register(self.app)
         DiskUsageRoutes(self.containers).register(self.app)

@@ -39,6 +39,7 @@ from ferry.errors import (
     NotManager,
     SwarmLocked,
 )
+from ferry.events import EventBus
 from ferry.kernel import host
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
@@ -47,6 +48,7 @@ from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig
 from ferry.manager.manager import Manager
 from ferry.manager.pinning import DigestResolver, no_registry
+from ferry.manager.swarm_events import SwarmEvents
 from ferry.manager.tokens import parse_token
 from ferry.manager.vault import Vault
 from ferry.manager.wire import JoinRequest, JoinResponse
@@ -87,6 +89,7 @@ class SwarmController:
         self.resolve_digest: DigestResolver = no_registry
         self.ports: Callable[[], list[str]] = list  # host ports in use here (heartbeats say)
         self.wg_key: Callable[[], str] = str  # this node's WireGuard public key (heartbeats say)
+        self.events: EventBus | None = None  # the daemon's: a manager publishes swarm events
         # Ferry's own bridges (local networks): never the address a node advertises
         self.own_devices: Callable[[], set[str]] = set
 
@@ -137,6 +140,10 @@ class SwarmController:
 
     async def _manager_started(self, manager: Manager) -> None:
         self.manager = manager
+        if self.events is not None:  # docker events: every change of the swarm, whoever made it
+            publisher = SwarmEvents(manager.view, self.events.publish)
+            manager.mirror.subscribe(publisher.changed)
+            publisher.changed(frozenset())  # the baseline: what is there already is not news
 
     async def _start_agent(self, membership: Membership) -> None:
         managers = membership.managers or [with_port(membership.addr, PORT)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from ferry.kernel import proc
 from ferry.lab import lab as labmod
@@ -23,9 +24,16 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         assert nodes["h1"]["ManagerStatus"]["Leader"]
         members = lab.exec("h2", "ferry", "info").stdout
         assert "Managers: 3" in members
+        since = int(time.time()) - 1
         lab.ferry(
             "h2", "service", "create", "--name", "keep", "--replicas", "3", TOOLS, "sleep", "600"
         )
+        # every manager shows the swarm's events, whichever manager made the change
+        until = str(int(time.time()) + 1)
+        seen = lab.exec("h3", "docker", "events", "--since", str(since), "--until", until,
+                        "--filter", "type=service", "--format", "{{.Action}} "
+                        "{{.Actor.Attributes.name}} {{.Scope}}").stdout  # fmt: skip
+        assert "create keep swarm" in seen.splitlines(), seen
 
         etcd = json.loads((h1.state_dir / "etcd" / "etcd.pid").read_text())
         labmod.stop_ferryd(lab.topo, "h1", kill=True)

@@ -16,7 +16,6 @@ from ferry.api.server import add_route
 from ferry.api.service_spec import port_json, request_of, spec_json
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
-from ferry.events import EventBus
 from ferry.manager.manager import Manager
 from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
@@ -42,10 +41,8 @@ def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRe
 
 
 class ServiceRoutes:
-    def __init__(self, swarm: SwarmController, events: EventBus | None = None) -> None:
+    def __init__(self, swarm: SwarmController) -> None:
         self.swarm = swarm
-        # Be aware: the changes made through this manager's API, not through another's
-        self.events = events or EventBus()
 
     def register(self, app: web.Application) -> None:
         add_route(app, "GET", "/services", self.list)
@@ -166,7 +163,6 @@ class ServiceRoutes:
         manager = self.swarm.require_manager()
         wanted, warnings = await manager.services.pin(wanted)
         svc = await manager.services.create(wanted)
-        self.events.publish("service", "create", svc.svc_id, {"name": svc.spec.name}, "swarm")
         return web.json_response({"ID": svc.svc_id, "Warnings": warnings}, status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -193,14 +189,12 @@ class ServiceRoutes:
             wanted = replace(wanted, registry_auth=source.template.registry_auth)
         wanted, warnings = await manager.services.pin(wanted)
         await manager.services.update(svc.svc_id, version, wanted, model.TaskTemplate.ForceUpdate)
-        self.events.publish("service", "update", svc.svc_id, {"name": svc.spec.name}, "swarm")
         return web.json_response({"Warnings": warnings})
 
     async def remove(self, request: web.Request) -> web.Response:
         manager = self.swarm.require_manager()
         gone = manager.services.find(request.match_info["id"])
         await manager.services.remove(gone.svc_id)
-        self.events.publish("service", "remove", gone.svc_id, {"name": gone.spec.name}, "swarm")
         return web.Response(status=200)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:

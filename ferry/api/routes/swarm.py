@@ -26,7 +26,6 @@ from ferry.api.models.swarm import (
 from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
-from ferry.events import EventBus
 from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.cluster_settings import set_task_history
@@ -76,9 +75,8 @@ def node_object(state: NodeState) -> NodeObject:
 
 
 class SwarmRoutes:
-    def __init__(self, swarm: SwarmController, events: EventBus | None = None) -> None:
+    def __init__(self, swarm: SwarmController) -> None:
         self.swarm = swarm
-        self.events = events or EventBus()  # node events of changes made through this API
 
     def register(self, app: web.Application) -> None:
         add_route(app, "POST", "/swarm/init", self.init)
@@ -225,7 +223,6 @@ class SwarmRoutes:
             role=spec.Role,
             labels=spec.Labels,
         )
-        self.events.publish("node", "update", node.node_id, {"name": node.hostname}, "swarm")
         return web.Response(status=200)
 
     async def remove_node(self, request: web.Request) -> web.Response:
@@ -233,7 +230,6 @@ class SwarmRoutes:
         manager = self.swarm.require_manager()
         gone = manager.nodes.find(request.match_info["node"])
         await manager.nodes.remove(gone.node_id, force)
-        self.events.publish("node", "remove", gone.node_id, {"name": gone.hostname}, "swarm")
         return web.Response(status=200)
 
 
