@@ -270,7 +270,7 @@ def _apply(out: dict[str, Any], key: str, rest: str) -> None:
     elif key == "LABEL":
         out["Labels"] = {**(out.get("Labels") or {}), **_pairs(rest, key)}
     elif key == "EXPOSE":
-        ports = {p: {} for p in exposed_ports(rest)}
+        ports: dict[str, Any] = {p: {} for p in exposed_ports(rest)}
         out["ExposedPorts"] = {**(out.get("ExposedPorts") or {}), **ports}
     elif key == "VOLUME":
         out["Volumes"] = {**(out.get("Volumes") or {}), **{p: {} for p in volumes(rest)}}
