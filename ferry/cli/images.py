@@ -72,6 +72,12 @@ def import_(
     change: Annotated[
         Strs, typer.Option("--change", "-c", help="Dockerfile instruction (CMD, ENV, …)")
     ] = None,
+    message: Annotated[
+        str, typer.Option("--message", "-m", help="Commit message (the history comment)")
+    ] = "",
+    platform: Annotated[
+        str, typer.Option("--platform", help="This host's platform (linux/ARCH) only")
+    ] = "",
 ) -> None:
     """Import a root filesystem tarball as an image (``docker import``)."""
     if not tarball.is_file():
@@ -79,6 +85,7 @@ def import_(
     repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
     query = [("fromSrc", "-"), ("repo", repo), *([("tag", tag)] if tag else [])]
     query += [("changes", c) for c in change or []]
+    query += [(k, v) for k, v in (("message", message), ("platform", platform)) if v]
     with open(tarball, "rb") as body:
         result = client(None).upload("/images/create?" + urlencode(query), body)
     print(result["status"])

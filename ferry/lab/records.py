@@ -49,12 +49,15 @@ def exec_path() -> str:
 def exec_argv(
     topo: LabTopology, node_name: str, command: list[str]
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run ``command`` inside a lab node (for os.execvpe)."""
+    """The argv and environment that run ``command`` inside a lab node (for os.execvpe). The
+    docker CLI there reads and writes the node's own client config (``DOCKER_CONFIG``; the
+    CLI makes the directory when it first saves), not the machine's ``~/.docker``."""
     node = topo.node(node_name)
     env = dict(os.environ)
     env["PATH"] = exec_path()
     env["FERRY_LAB"] = topo.name
     env["FERRY_LAB_NODE"] = node.name
+    env["DOCKER_CONFIG"] = str(node.docker_config)
     if node.runs_ferryd:
         env["FERRY_HOST"] = f"unix://{node.socket}"
         env["DOCKER_HOST"] = f"unix://{node.socket}"

@@ -46,6 +46,13 @@ class LabNode:
         return self.run_dir / "ferryd.sock"
 
     @property
+    def docker_config(self) -> Path:
+        """The docker CLI's client config of this node (``DOCKER_CONFIG``: ``docker login``'s
+        credentials, contexts): its own, as each machine has, under the lab's directory so
+        ``ferry lab down`` removes it; never the real host's ``~/.docker``."""
+        return self.run_dir / "docker"
+
+    @property
     def netns_prefix(self) -> str:
         """Prefix for the namespaces this host's ferryd creates (containers, sandboxes)."""
         return f"{self.netns}-"

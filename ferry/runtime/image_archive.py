@@ -1,8 +1,10 @@
 """Images in and out of tarballs: ``docker import``, ``docker load`` and ``docker save``.
 
 - ``import_tar``: a root filesystem tarball (plain, ``docker export``; compressed or not) is
-  one layer with the config ``docker import`` makes (``-c`` changes applied); a ``docker
-  save`` archive of one image is loaded and tagged with the name given.
+  one layer with the config ``docker import`` makes (``-c`` changes applied, ``-m``'s message
+  the history comment in place of "Imported from -", as Docker's ``postImagesCreate``); a
+  ``docker save`` archive of one image is loaded and tagged with the name given (its own
+  history kept: a message is refused for it).
 - ``load``: a docker-archive (``manifest.json``: ``Config``, ``RepoTags``, ``Layers`` per
   image; Docker's ``image/tarexport``) or an OCI image layout (``oci-layout``, ``index.json``,
   ``blobs/``; the tags from ``org.opencontainers.image.ref.name``). Every layer is checked
@@ -76,19 +78,27 @@ def _plain_blob(store: ImageStore, stream: Any) -> str:
 
 
 def import_tar(
-    store: ImageStore, path: Path, name: str, source: str, changes: Sequence[str]
+    store: ImageStore,
+    path: Path,
+    name: str,
+    source: str,
+    changes: Sequence[str],
+    *,
+    message: str = "",
 ) -> str:
-    """See the module notes; returns the image id. A failed import leaves no blob behind."""
+    """See the module notes; returns the image id. ``message``: the history comment (Docker's
+    ``docker import -m``; "Imported from -" when empty). A failed import leaves no blob
+    behind. Raises ``InvalidArgument`` for a message given with a ``docker save`` archive."""
     try:
         with store.writing():
-            return _import_tar(store, path, name, source, changes)
+            return _import_tar(store, path, name, source, changes, message=message)
     except BaseException:
         store.collect()
         raise
 
 
 def _import_tar(
-    store: ImageStore, path: Path, name: str, source: str, changes: Sequence[str]
+    store: ImageStore, path: Path, name: str, source: str, changes: Sequence[str], *, message: str
 ) -> str:
     from ferry.runtime.images import LayerRef
 
@@ -96,11 +106,17 @@ def _import_tar(
         raise NotFound(f"no such file: {path}")
     with _open_tar(path) as outer:
         if outer is not None and _has(outer, "manifest.json"):
+            if message:
+                raise InvalidArgument(
+                    f"{source} is a docker save archive, which keeps its own history: a commit "
+                    "message (-m) applies to a root filesystem tarball only"
+                )
             return _load_docker(store, outer, source, changes, tags=[name])[0][0]
+    changed = apply_changes(changes)  # a bad change is refused before the upload is stored
     with open(path, "rb") as stream:
         diff_id = _plain_blob(store, stream)
     created = now_iso()
-    config = import_config(diff_id, created, apply_changes(changes), "Imported from -")
+    config = import_config(diff_id, created, changed, message or "Imported from -")
     return store.add(config, [LayerRef(diff_id, OCI_LAYER, diff_id)], tags=[name], source=source)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ferry.api.routes.images import host_platform
 from tests.integration.lablib import TOOLS_TAR, LabRig, new_lab, wait_until
 from tests.unit.hostile_archives import Entry, directory, file, layer_tar, saved_image, symlink
 
@@ -112,13 +113,26 @@ def test_docker_images_repo_lists_only_the_matching_tags_of_an_image(lab: LabRig
 
 
 def test_docker_rmi_f_untags_a_running_containers_image_which_keeps_running_on_it(
-    lab: LabRig,
+    lab: LabRig, tmp_path: Path
 ) -> None:
-    """The image comes through docker import -c with HEALTHCHECK and ONBUILD, which the
-    container runs with; rmi -f leaves it dangling under the container, as Docker does."""
+    """The image comes through docker import -c with HEALTHCHECK and ONBUILD, -m and this
+    host's --platform, which the container runs with; rmi -f leaves it dangling under the
+    container, as Docker does. A change or platform Ferry does not take is refused."""
     changes = ("HEALTHCHECK --interval=1s --retries=2 CMD true", "ONBUILD RUN make",
                'CMD ["sleep", "300"]')  # fmt: skip
-    lab.exec("h1", "docker", "import", *(f"--change={c}" for c in changes), str(TOOLS_TAR), "pin:1")
+    lab.exec("h1", "docker", "import", *(f"--change={c}" for c in changes), "-m", "pinned base",
+             f"--platform={host_platform()}", str(TOOLS_TAR), "pin:1")  # fmt: skip
+    history = lab.exec("h1", "docker", "history", "--format", "{{.Comment}}", "pin:1").stdout
+    assert history == "pinned base\n"
+    tiny = tmp_path / "tiny.tar"
+    tiny.write_bytes(layer_tar((directory("etc"),), S="", R=""))
+    for flag, said in (
+        ("--change=EXPOSE 99999", "invalid containerPort: 99999"),
+        ("--change=STOPSIGNAL SIGFOO", "invalid signal: SIGFOO"),
+        ("--platform=linux/s390x", "platform 'linux/s390x' is not supported"),
+    ):
+        bad = lab.exec("h1", "docker", "import", flag, str(tiny), "bad:1", check=False)
+        assert bad.returncode != 0 and f"Error response from daemon: {said}" in bad.stderr, flag
     image_id = lab.exec("h1", "docker", "inspect", "-f", "{{.Id}}", "pin:1").stdout.strip()
     config = lab.exec("h1", "docker", "inspect", "-f", "{{json .Config}}", "pin:1").stdout
     # (the docker CLI's Go struct leaves out the zero durations)

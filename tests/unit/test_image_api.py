@@ -9,10 +9,13 @@ import json
 import tarfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from ferry.api.routes.images import check_import_platform, host_platform
+from ferry.cli import images as cli_images
+from ferry.errors import InvalidArgument
 from tests.unit.api_rig import Client, api_client
 
 pytestmark = pytest.mark.usefixtures("as_root")
@@ -191,3 +194,125 @@ async def test_auth_takes_strings_only(tmp_path: Path) -> None:
         body = {"username": "u", "password": {"": []}}
         refused = await _json(client, "POST", "/auth", status=400, json=body)
         assert refused["message"] == "password in /auth must be a string"
+
+
+async def _create(client: Client, query: list[tuple[str, str]], status: int, **kw: Any) -> Any:
+    return await _json(client, "POST", f"/images/create?{urlencode(query)}", status, **kw)
+
+
+async def test_an_import_message_is_the_history_comment_in_place_of_imported_from(
+    tmp_path: Path,
+) -> None:
+    async with api_client(tmp_path) as client:
+        query = [("fromSrc", "-"), ("repo", "web"), ("tag", ""), ("message", "base of v2")]
+        image_id = (await _create(client, query, 200, data=_rootfs()))["status"]
+        (history,) = await _json(client, "GET", "/images/web/history")
+        assert (history["Id"], history["Comment"]) == (image_id, "base of v2")
+        assert (await _json(client, "GET", "/images/web/json"))["Comment"] == "base of v2"
+        # the docker CLI sends message= when -m is not given: Docker's default comment
+        query = [("fromSrc", "-"), ("repo", "plain"), ("message", "")]
+        await _create(client, query, 200, data=_rootfs())
+        (history,) = await _json(client, "GET", "/images/plain/history")
+        assert history["Comment"] == "Imported from -"
+
+
+async def test_an_import_for_this_host_s_platform_is_taken_and_any_other_refused(
+    tmp_path: Path,
+) -> None:
+    here = host_platform()
+    async with api_client(tmp_path) as client:
+        for value in (here, here.upper(), "linux", here.split("/")[1]):
+            query = [("fromSrc", "-"), ("repo", "web"), ("platform", value)]
+            await _create(client, query, 200, data=_rootfs())
+        doc = await _json(client, "GET", "/images/web/json")
+        assert f"{doc['Os']}/{doc['Architecture']}" == here
+        for value in ("linux/s390x", "windows", "windows/amd64", f"{here}/v9", "a/b/c/d"):
+            query = [("fromSrc", "-"), ("repo", "web"), ("platform", value)]
+            refused = await _create(client, query, 400, data=_rootfs())
+            assert refused["message"] == (
+                f"platform {value!r} is not supported: Ferry imports images for this host's "
+                f"platform, {here}"
+            )
+
+
+IMPORT = [("fromSrc", "-"), ("repo", "web")]
+PULL = [("fromImage", "nginx"), ("tag", "1")]
+
+
+@pytest.mark.parametrize(
+    ("base", "extra", "verb"),
+    [
+        (IMPORT, ("squash", "1"), "an import (fromSrc)"),
+        (PULL, ("message", "x"), "a pull (fromImage)"),
+        (PULL, ("changes", "CMD x"), "a pull (fromImage)"),
+        (PULL, ("repo", "web"), "a pull (fromImage)"),
+        (PULL, ("fromSrc", "-"), "a pull (fromImage)"),
+        (PULL, ("squash", "1"), "a pull (fromImage)"),
+    ],
+)
+async def test_a_create_parameter_the_verb_does_not_take_is_refused_by_name(
+    tmp_path: Path, base: list[tuple[str, str]], extra: tuple[str, str], verb: str
+) -> None:
+    async with api_client(tmp_path) as client:
+        refused = await _create(client, [*base, extra], 400, data=_rootfs())
+        assert refused["message"].startswith(f"{extra[0]} is not a parameter of {verb}: ")
+
+
+async def test_an_import_change_docker_refuses_is_a_400_in_docker_s_words(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        for change, message in (
+            ("EXPOSE 99999", "invalid containerPort: 99999"),
+            ("EXPOSE 80/foo", "invalid proto: foo"),
+            ("STOPSIGNAL SIGFOO", "invalid signal: SIGFOO"),
+        ):
+            query = [("fromSrc", "-"), ("repo", "web"), ("changes", change)]
+            assert (await _create(client, query, 400, data=_rootfs()))["message"] == message
+        assert [i["RepoTags"] for i in await _json(client, "GET", "/images/json")] == [
+            ["tools:latest"]
+        ]
+
+
+async def test_a_message_for_an_imported_save_archive_is_refused(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        await _import(client, "web")
+        archive = await (await client.get(V + "/images/get?names=web")).read()
+        query = [("fromSrc", "-"), ("repo", "copy"), ("message", "m")]
+        refused = await _create(client, query, 400, data=archive)
+        assert "keeps its own history: a commit message (-m) applies" in refused["message"]
+
+
+@pytest.mark.parametrize(
+    ("machine", "taken", "refused"),
+    [
+        ("x86_64", ["linux/amd64", "LINUX/X86_64", "amd64", "linux", "x86_64"], "linux/arm64"),
+        ("aarch64", ["linux/arm64", "arm64", "linux/aarch64"], "linux/amd64"),
+    ],
+)
+def test_an_import_platform_is_this_host_s_in_any_of_containerd_s_spellings(
+    machine: str, taken: list[str], refused: str
+) -> None:
+    for value in taken:
+        check_import_platform(value, machine)
+    with pytest.raises(InvalidArgument, match=f"^platform '{refused}' is not supported"):
+        check_import_platform(refused, machine)
+
+
+def test_the_cli_import_sends_its_message_and_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+
+    class Api:
+        def upload(self, path: str, body: Any) -> Any:
+            sent.append(path)
+            return {"status": "sha256:1"}
+
+    monkeypatch.setattr(cli_images, "client", lambda _: Api())
+    (tmp_path / "root.tar").write_bytes(_rootfs())
+    cli_images.import_(tmp_path / "root.tar", "web:1", ["CMD x"], "first", "linux/amd64")
+    path, _, query = sent[0].partition("?")
+    assert (path, parse_qsl(query)) == (
+        "/images/create",
+        [("fromSrc", "-"), ("repo", "web"), ("tag", "1"), ("changes", "CMD x"),
+         ("message", "first"), ("platform", "linux/amd64")],
+    )  # fmt: skip

@@ -114,3 +114,106 @@ def test_onbuild_keeps_each_trigger_as_written_in_order() -> None:
 def test_onbuild_refuses_docker_s_forbidden_triggers(line: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         apply_changes([line])
+
+
+def test_expose_takes_ports_ranges_and_protocols_as_docker_s_port_keys() -> None:
+    config = apply_changes(["EXPOSE 80 53/UDP 9000-9002/tcp", "EXPOSE 132/sctp 65535"])
+    assert config["ExposedPorts"] == {
+        k: {}
+        for k in ("80/tcp", "53/udp", "9000/tcp", "9001/tcp", "9002/tcp", "132/sctp", "65535/tcp")
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("EXPOSE 99999", "^invalid containerPort: 99999$"),
+        ("EXPOSE 0", "^invalid containerPort: 0$"),
+        ("EXPOSE 65536/udp", "^invalid containerPort: 65536$"),
+        ("EXPOSE 90-80", "^invalid containerPort: 90-80$"),
+        ("EXPOSE 80-", "^invalid containerPort: 80-$"),
+        ("EXPOSE http", "^invalid containerPort: http$"),
+        ("EXPOSE 80/foo", "^invalid proto: foo$"),
+        ("EXPOSE 80 443/icmp", "^invalid proto: icmp$"),
+        ("EXPOSE 8080:80", "EXPOSE 8080:80: an image exposes container ports only"),
+    ],
+)
+def test_expose_refuses_a_port_docker_refuses_in_docker_s_words(line: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        apply_changes([line])
+
+
+@pytest.mark.parametrize("value", ["SIGQUIT", "quit", "sigwinch", "9", "15", "SIGRTMIN"])
+def test_stopsignal_keeps_a_signal_ferry_can_send_as_written(value: str) -> None:
+    assert apply_changes([f"STOPSIGNAL {value}"]) == {"StopSignal": value}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("SIGFOO", "^invalid signal: SIGFOO$"),
+        ("FOO", "^invalid signal: FOO$"),
+        ("0", "^invalid signal: 0$"),
+        ("65", "^invalid signal: 65$"),
+        ("-9", "^invalid signal: -9$"),
+        ("SIG TERM", "^invalid signal: SIG TERM$"),
+        ("RTMIN+3", "STOPSIGNAL RTMIN\\+3 is not supported"),
+    ],
+)
+def test_stopsignal_refuses_an_unknown_signal(value: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        apply_changes([f"STOPSIGNAL {value}"])
+
+
+def test_a_relative_workdir_is_joined_onto_the_working_directory_so_far_as_docker_does() -> None:
+    assert apply_changes(["WORKDIR relative/path"]) == {"WorkingDir": "/relative/path"}
+    config = apply_changes(["WORKDIR /app", "WORKDIR src/../lib", "WORKDIR x"])
+    assert config == {"WorkingDir": "/app/lib/x"}
+    assert apply_changes(["WORKDIR /srv"], {"WorkingDir": "/old"}) == {"WorkingDir": "/srv"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('VOLUME [""]', "^VOLUME specified can not be an empty string$"),
+        ("VOLUME data", "VOLUME data: invalid mount config: mount path must be absolute"),
+        ('VOLUME ["/a", "b"]', "VOLUME b: invalid mount config"),
+        ("USER a b", "invalid USER 'a b'"),
+        ("USER :x", "invalid USER ':x'"),
+        ("ENV A", "^ENV must have two arguments$"),
+        ("LABEL a", "^LABEL must have two arguments$"),
+        ("ENV A=1 B", "can't find = in 'B'"),
+        ("LABEL =x", "^LABEL names can not be blank$"),
+        ('LABEL a="b', "No closing quotation"),
+    ],
+)
+def test_a_volume_user_env_or_label_docker_would_refuse_is_refused(line: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        apply_changes([line])
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["ENV PATH=/x:$PATH", "WORKDIR $HOME", "EXPOSE ${PORT}", "LABEL a=$B", "USER $U",
+     "STOPSIGNAL $S", "VOLUME $V"],
+)  # fmt: skip
+def test_a_variable_docker_would_expand_is_refused_not_stored_verbatim(line: str) -> None:
+    with pytest.raises(InvalidArgument, match="Ferry does not expand variables"):
+        apply_changes([line])
+
+
+def test_a_shell_form_command_keeps_its_variables_for_the_shell() -> None:
+    assert apply_changes(["CMD echo $HOME"]) == {"Cmd": ["/bin/sh", "-c", "echo $HOME"]}
+
+
+def test_every_config_import_writes_is_one_a_container_can_be_made_of() -> None:
+    config = apply_changes(
+        ["EXPOSE 80-81/udp", "STOPSIGNAL SIGQUIT", "WORKDIR app", "USER 1000:1000", "VOLUME /d"]
+    )
+    image = parse_image_config(config)
+    assert (image.exposed_ports, image.stop_signal, image.working_dir, image.user) == (
+        ("80/udp", "81/udp"),
+        "SIGQUIT",
+        "/app",
+        "1000:1000",
+    )

@@ -91,7 +91,7 @@ def test_changes_take_both_forms_of_each_instruction() -> None:
                             "CMD [\"a\"]", "CMD b c"])  # fmt: skip
     assert config == {"Env": ["PATH=/usr/bin"], "Volumes": {"/data": {}, "/logs": {}, "/x": {}},
                       "Cmd": ["/bin/sh", "-c", "b c"]}  # fmt: skip
-    with pytest.raises(InvalidArgument, match="invalid port 'http'"):
+    with pytest.raises(InvalidArgument, match=r"^invalid containerPort: http$"):
         apply_changes(["EXPOSE http"])
 
 

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from ferry.errors import InvalidArgument
-from ferry.lab.topology import plan_topology
+from ferry.lab.records import exec_argv
+from ferry.lab.topology import LAB_ROOT, plan_topology
 
 
 def test_hosts_and_clients_get_their_documented_addresses() -> None:
@@ -48,3 +51,17 @@ def test_asking_for_an_unknown_host_lists_the_known_ones() -> None:
     topo = plan_topology("acc", 2, 0, "10.99.0.0/24")
     with pytest.raises(InvalidArgument, match="h1, h2, registry"):
         topo.node("h9")
+
+
+def test_each_lab_node_runs_the_docker_cli_with_its_own_config_inside_the_lab_dir(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", "/root/.docker")  # the machine's, never a node's
+    topo = plan_topology("acc", 2, 1, "10.98.0.0/24")
+    configs = {}
+    for node in topo.nodes:
+        _, env = exec_argv(topo, node.name, ["docker", "login"])
+        configs[node.name] = Path(env["DOCKER_CONFIG"])
+    assert configs["h1"] == LAB_ROOT / "acc" / "h1" / "docker"
+    assert len(set(configs.values())) == len(topo.nodes)
+    assert all(path.is_relative_to(topo.lab_dir) for path in configs.values())  # lab down

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ from ferry.runtime.images import Image, ImageUser
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since")
 PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# POST /images/create's query (Docker API v1.47): a pull takes the first three, an import the rest
+PULL_QUERY = ("fromImage", "tag", "platform")
+IMPORT_QUERY = ("fromSrc", "repo", "tag", "message", "changes", "platform")
+# Go's GOARCH names (what a platform spells) for what platform.machine() says, and containerd's
+# aliases (platforms.Normalize)
+GOARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
 def summary(image: Image, refs: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
@@ -108,6 +115,50 @@ def reference_refs(
     tags = [t for t in image.repo_tags if any(familiar_match(p, t) for p in patterns)]
     digests = [d for d in image.repo_digests if any(familiar_match(p, d) for p in patterns)]
     return (tags, digests) if tags or digests else None
+
+
+def host_platform(machine: str = "") -> str:
+    """This host's platform as Docker spells it (``linux/amd64``): ``machine`` or this one's."""
+    arch = machine or platform.machine()
+    return f"linux/{GOARCH.get(arch, arch)}"
+
+
+def check_import_platform(raw: str, machine: str = "") -> None:
+    """``platform`` of an import (``docker import --platform``): Docker records the one given
+    in the image; Ferry imports for this host only, so ``linux``, ``ARCH`` or ``linux/ARCH``
+    (containerd's ``platforms.Parse`` forms, any case, ``x86_64`` for ``amd64``) naming this
+    host's platform is taken and any other is refused in one line naming it
+    (``InvalidArgument``)."""
+    if not raw:
+        return
+    here = host_platform(machine)
+    parts = raw.lower().split("/")
+    if len(parts) == 1 and parts[0] != "linux":
+        parts = ["linux", *parts]  # containerd: a lone architecture is on this host's OS
+    parts[1:2] = [GOARCH.get(p, p) for p in parts[1:2]]
+    if "/".join(parts) not in ("linux", here):
+        raise InvalidArgument(
+            f"platform {raw!r} is not supported: Ferry imports images for this host's "
+            f"platform, {here}"
+        )
+
+
+def check_create_query(query: Mapping[str, str]) -> None:
+    """Every key of ``POST /images/create``'s query is one Ferry honours for the verb asked:
+    a pull's ``repo``, ``message``, ``changes`` or ``fromSrc`` (which Docker drops), or a key
+    of no verb, is refused by name (``InvalidArgument``)."""
+    pulling = "fromImage" in query
+    taken = PULL_QUERY if pulling else IMPORT_QUERY
+    for key, value in query.items():
+        if key in taken:
+            continue
+        if key in IMPORT_QUERY and pulling and not value:
+            continue  # an empty import parameter on a pull asks nothing
+        verb = "a pull (fromImage)" if pulling else "an import (fromSrc)"
+        raise InvalidArgument(
+            f"{key} is not a parameter of {verb}: POST /images/create takes "
+            f"{', '.join(taken)} for it"
+        )
 
 
 def _dangling(values: list[str]) -> bool:
@@ -249,24 +300,34 @@ class ImageRoutes:
             yield Path(upload.name)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        """``docker import`` (``fromSrc=-``, the tarball as body, ``changes`` repeated) or a
-        pull (``fromImage``, see ``image_transfer``)."""
+        """``docker import`` (``fromSrc=-``, the tarball as body, ``changes`` repeated,
+        ``message`` the history comment, ``platform`` this host's) or a pull (``fromImage``,
+        see ``image_transfer``). A parameter the verb does not take is refused by name."""
+        check_create_query(request.query)
         if "fromImage" in request.query:
             return await self.transfer.pull(request)
         if request.query.get("fromSrc") != "-":
             raise InvalidArgument("give fromImage=NAME (pull) or fromSrc=- (import a tarball)")
+        check_import_platform(request.query.get("platform", ""))
         repo = request.query.get("repo", "")
         if not repo:
             raise InvalidArgument("import needs a name: ferry image import FILE.tar NAME")
         tag = request.query.get("tag", "")
         name = normalise(f"{repo}:{tag}" if tag else repo)
         changes = request.query.getall("changes", [])
+        message = request.query.get("message", "")
         async with self._spooled(request) as path:
-            image = await asyncio.to_thread(
-                self.images.import_tar, path, name, f"the archive for {name}", changes
+            image_id = await asyncio.to_thread(
+                image_archive.import_tar,
+                self.images,
+                path,
+                name,
+                f"the archive for {name}",
+                changes,
+                message=message,
             )
-        self.events.publish("image", "import", image.image_id, {"name": name})
-        return web.json_response({"status": image.image_id})
+        self.events.publish("image", "import", image_id, {"name": name})
+        return web.json_response({"status": image_id})
 
     async def load(self, request: web.Request) -> web.StreamResponse:
         quiet = params.boolean(request.query, "quiet")

@@ -42,6 +42,9 @@ from ferry.model.times import epoch
 from ferry.network import ipam
 
 LOCAL_DRIVERS = (Driver.BRIDGE.value, Driver.MACVLAN.value)
+# ``scope`` of GET /networks/{id}: Docker's scopes (a global one is a multi-host network of a
+# pre-swarm key-value store, which Ferry has none of: such a lookup finds nothing)
+SCOPES = ("swarm", "global", "local")
 
 
 class NetworkRoutes:
@@ -79,11 +82,14 @@ class NetworkRoutes:
             return self.swarm.manager.view
         return self.swarm.agent.view if self.swarm.agent is not None else None
 
-    def _find(self, ref: str) -> Network:
-        local = self.local.find(ref)
+    def _find(self, ref: str, scope: str = "") -> Network:
+        """The network ``ref`` names (this host's first), of ``scope`` when one is given: as
+        Docker's ``getNetwork``, a network of another scope is not looked at, so one not of
+        that scope is ``NotFound("network X not found")``."""
+        local = self.local.find(ref) if scope in ("", Scope.LOCAL) else None
         if local is not None:
             return local
-        view = self._view()
+        view = self._view() if scope in ("", Scope.SWARM) else None
         swarm = lookup(view.networks(), ref, network_names, "network") if view else None
         if swarm is None:
             raise NotFound(f"network {ref} not found")
@@ -122,14 +128,19 @@ class NetworkRoutes:
         )
 
     async def inspect(self, request: web.Request) -> web.Response:
-        bridge = self._gwbridge(request.match_info["id"])
-        if bridge is not None:
-            return web.json_response(bridge)
-        mode = _mode(request.match_info["id"])
-        if mode:
-            return web.json_response(render.mode_network(mode, self.containers.all()))
+        """``verbose`` and ``scope`` (swarm, global or local: only a network of that scope is
+        found; another value is refused) as Docker's ``GET /networks/{id}``."""
+        ref = request.match_info["id"]
         verbose = params.boolean(request.query, "verbose")
-        return web.json_response(self._render(self._find(request.match_info["id"]), verbose))
+        scope = params.choice(request.query, "scope", SCOPES, "")
+        if scope in ("", Scope.LOCAL):  # the egress bridge, host and none are this host's
+            bridge = self._gwbridge(ref)
+            if bridge is not None:
+                return web.json_response(bridge)
+            mode = _mode(ref)
+            if mode:
+                return web.json_response(render.mode_network(mode, self.containers.all()))
+        return web.json_response(self._render(self._find(ref, scope), verbose))
 
     async def create(self, request: web.Request) -> web.Response:
         body = await read_model(request, NetworkCreate)
