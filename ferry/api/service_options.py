@@ -42,7 +42,6 @@ _PLACEMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
 # Docker's GOARCH names for what platform.machine() says
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 _ATTACHMENT_DEFAULTS: dict[str, tuple[object, ...]] = {
-    "Aliases": (None, []),
     "DriverOpts": (None, {}),
 }
 

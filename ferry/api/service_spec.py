@@ -61,6 +61,7 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         mode=mode,
         replicas=replicas,
         networks=tuple(n.Target for n in networks),
+        aliases={n.Target: tuple(n.Aliases) for n in networks if n.Aliases},
         endpoint_mode=model.EndpointSpec.Mode if model.EndpointSpec else "vip",
         constraints=tuple(template.Placement.Constraints or []) if template.Placement else (),
         restart=template.RestartPolicy.Condition if template.RestartPolicy else "any",
@@ -71,6 +72,14 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         labels=model.Labels,
         options=task_options(template),
     )
+
+
+def _attachment(net_id: str, spec: ServiceSpec, net_names: dict[str, str]) -> dict[str, Any]:
+    """One of TaskTemplate.Networks: the network, and the service's aliases there if any."""
+    out: dict[str, Any] = {"Target": net_names.get(net_id, net_id)}
+    if spec.aliases.get(net_id):
+        out["Aliases"] = list(spec.aliases[net_id])
+    return out
 
 
 def _restart_delay(policy: RestartPolicyModel | None) -> float:
@@ -104,7 +113,7 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
                 "MaxAttempts": 0,
             },
             "Placement": {"Constraints": list(spec.constraints)},
-            "Networks": [{"Target": net_names.get(n, n)} for n in spec.networks],
+            "Networks": [_attachment(n, spec, net_names) for n in spec.networks],
             "ForceUpdate": force,
         },
         "Mode": mode,

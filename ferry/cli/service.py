@@ -41,6 +41,25 @@ STUCK_S = 4.0  # a task pending for want of a node, or rejected, this long: give
 NS = 1_000_000_000
 
 
+def network_attachment(text: str) -> dict[str, Any]:
+    """``--network NET`` or Docker's long form ``name=NET,alias=A[,alias=B]`` (``driver-opt``
+    is refused: Ferry's overlays take none). Exits 2 on anything else."""
+    if "=" not in text:
+        return {"Target": text}
+    target, aliases = "", []
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key in ("name", "target") and value:
+            target = value
+        elif key == "alias" and value:
+            aliases.append(value)
+        else:
+            fail(f"invalid --network {text!r}: use NET or name=NET[,alias=NAME]…", 2)
+    if not target:
+        fail(f"invalid --network {text!r}: name=NET is missing", 2)
+    return {"Target": target, "Aliases": aliases} if aliases else {"Target": target}
+
+
 def parse_duration(text: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     for suffix in ("ms", "s", "m", "h"):
@@ -147,7 +166,10 @@ def create(
     name: Annotated[str, typer.Option(help="Service name")] = "",
     replicas: Annotated[int | None, typer.Option(help="Number of tasks")] = None,
     mode: Annotated[str, typer.Option(help="replicated or global")] = "replicated",
-    network: Annotated[list[str] | None, typer.Option(help="Network to attach to")] = None,
+    network: Annotated[
+        list[str] | None,
+        typer.Option(help="Network to attach to: NET, or name=NET,alias=NAME[,alias=…]"),
+    ] = None,
     endpoint_mode: Annotated[str, typer.Option(help="vip or dnsrr")] = "vip",
     env: Annotated[
         list[str] | None, typer.Option("--env", "-e", help="Environment variables")
@@ -243,7 +265,7 @@ def create(
                 **({"Delay": int(parse_duration(restart_delay) * NS)} if restart_delay else {}),
             },
             "Placement": {"Constraints": list(constraint or [])},
-            "Networks": [{"Target": n} for n in network or []],
+            "Networks": [network_attachment(n) for n in network or []],
         },
         "Mode": mode_json,
         "EndpointSpec": {"Mode": endpoint_mode, "Ports": [parse_publish(p) for p in publish or []]},

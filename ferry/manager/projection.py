@@ -11,10 +11,11 @@ one pure function applied to every streamed value, in the snapshot and in each e
   final), its template shrinks to what stopping a leftover container reads (image and grace).
   Any other node's task, or one not yet assigned, keeps only what the data plane reads: ids,
   names, slot, node and states (VIP backends and DNS follow ``serving``).
-- **Services reach workers as networking facts only**: name, id, networks, endpoint mode and
-  published ports (the agent's task start, ingress, host ports, DNS and name checks read no
-  more; VIP addresses and aliases live on the endpoints). The template and the previous spec
-  stay on the managers, also for a service with a task on the node: the task has its own copy.
+- **Services reach workers as networking facts only**: name, id, networks and its aliases
+  there, endpoint mode and published ports (the agent's task start, ingress, host ports, DNS
+  and name checks read no more; VIP addresses live on the endpoints). The template and the
+  previous spec stay on the managers, also for a service with a task on the node: the task has
+  its own copy.
 - **Requests to a node** (logs, doctor) go to that node only.
 - **Other nodes reach a worker as peers**: id, hostname, role, address, WireGuard key and
   whether it left (VTEPs, tunnels, the guard's trusted addresses, the managers to call,
@@ -97,6 +98,7 @@ def networking_service(svc: Service) -> Service:
             name=spec.name,
             template=BLANK_TEMPLATE,
             networks=spec.networks,
+            aliases=spec.aliases,
             endpoint_mode=spec.endpoint_mode,
             ports=spec.ports,
         ),

@@ -52,6 +52,7 @@ from ferry.model.ids import new_object_id
 from ferry.model.network import Endpoint, EndpointKind
 from ferry.model.service import (
     TASK_HISTORY,
+    EndpointMode,
     Mode,
     PortSpec,
     PublishMode,
@@ -348,9 +349,12 @@ class ServiceReconciler(Reconciler):
             network = self._view.network(net_id)
             if network is None:
                 continue
+            # in dnsrr mode the tasks answer to the service's aliases, else its VIP does
+            dnsrr = svc.spec.endpoint_mode == EndpointMode.DNSRR
             req = AttachRequest(
                 net=net_id, node_id=node_id, owner_id=task.task_id, name=task.name,
                 kind=EndpointKind.TASK, service=svc.spec.name,
+                aliases=svc.spec.aliases.get(net_id, ()) if dnsrr else (),
             )  # fmt: skip
             taken = self._taken.get(net_id)
             if taken is None:

@@ -29,7 +29,7 @@ from ferry.model.codec import encode
 from ferry.model.ids import lookup, new_object_id
 from ferry.model.network import EndpointKind
 from ferry.model.ports import check_publishable
-from ferry.model.rules import check_labels, parse_env
+from ferry.model.rules import check_aliases, check_labels, parse_env
 from ferry.model.service import (
     MAX_REPLICAS,
     ContainerTemplate,
@@ -61,6 +61,7 @@ class ServiceRequest:
     mode: str = "replicated"
     replicas: int | None = None
     networks: tuple[str, ...] = ()
+    aliases: dict[str, tuple[str, ...]] | None = None  # by the network as ``networks`` names it
     endpoint_mode: str = "vip"
     constraints: tuple[str, ...] = ()
     restart: str = "any"
@@ -188,6 +189,7 @@ class ServiceOps:
             raise InvalidArgument("replicas can only be used with replicated mode")
         replicas = check_replicas(1 if req.replicas is None else req.replicas)
         nets = []
+        aliases: dict[str, tuple[str, ...]] = {}
         for ref in req.networks:
             network = self._networks.find(ref)
             if network.ingress:
@@ -197,6 +199,15 @@ class ServiceOps:
             if network.net_id in nets:
                 raise InvalidArgument(f"network {network.name} is given twice")
             nets.append(network.net_id)
+            named = tuple((req.aliases or {}).get(ref, ()))
+            if named:
+                check_aliases(named)
+                aliases[network.net_id] = named
+        unknown = set(req.aliases or {}) - set(req.networks)
+        if unknown:
+            raise InvalidArgument(
+                f"aliases given for network {min(unknown)}, which is not one of the service's"
+            )
         image = normalise_ref(req.image)
         env = parse_env(req.env)
         req.options.check()
@@ -210,6 +221,7 @@ class ServiceOps:
             mode=mode,
             replicas=0 if mode == Mode.GLOBAL else replicas,
             networks=tuple(nets),
+            aliases=aliases,
             endpoint_mode=endpoint_mode,
             constraints=req.constraints,
             restart=restart,
@@ -256,25 +268,30 @@ class ServiceOps:
                         f"{node.hostname}"
                     )
 
-    def _check_name_free(self, name: str, svc_id: str = "") -> None:
+    def _check_name_free(self, spec: ServiceSpec, svc_id: str = "") -> None:
+        name = spec.name
         for svc in self._view.services():
             if svc.spec.name == name and svc.svc_id != svc_id:
                 raise Conflict(f"service {name} already exists")
-        # the names a container holds in DNS (admission.py keeps containers off services')
+        # the names a container holds in DNS (admission.py keeps containers off services'):
+        # the service's everywhere, its aliases on their networks
         wanted = {name.lower(), f"tasks.{name.lower()}"}
         for endpoint in self._view.endpoints():
-            if endpoint.kind == EndpointKind.CONTAINER and wanted & {
-                label.lower() for label in endpoint_labels(endpoint)
-            }:
+            if endpoint.kind != EndpointKind.CONTAINER:
+                continue
+            held = {label.lower() for label in endpoint_labels(endpoint)}
+            here = {a.lower() for a in spec.aliases.get(endpoint.net_id, ())}
+            taken = (wanted | here) & held
+            if taken:
                 raise Conflict(
-                    f"name {name} is taken by a container ({endpoint.name}) on network "
+                    f"name {min(taken)} is taken by a container ({endpoint.name}) on network "
                     f"{endpoint.net_id[:12]}: service and container names share the DNS namespace"
                 )
 
     # changes ---------------------------------------------------------------------------------
     async def create(self, req: ServiceRequest) -> Service:
         spec = self._spec(req)
-        self._check_name_free(spec.name)
+        self._check_name_free(spec)
         self._check_ports_free(spec.ports)
         svc = Service(new_object_id(), spec, created_at=now_iso(), updated_at=now_iso())
         # The VIPs' addresses may race the leader reserving tasks' on the same networks: on a
@@ -304,6 +321,7 @@ class ServiceOps:
         vip_req = AttachRequest(
             net=net_id, node_id="", owner_id=svc.svc_id, name=svc.spec.name,
             kind=EndpointKind.VIP, service=svc.spec.name,
+            aliases=svc.spec.aliases.get(net_id, ()),
         )  # fmt: skip
         _ep, ops, expect = self._networks.plan_endpoint(network, vip_req, taken)
         return ops, expect
@@ -328,9 +346,11 @@ class ServiceOps:
             wanted = replace(wanted, replicas=None)  # Docker sends none; tolerate a stray one
         spec = self._spec(replace(wanted, name=old.name))
         if not wanted.networks:
-            spec = replace(spec, networks=old.networks)
-        elif spec.networks != old.networks:
-            raise InvalidArgument("changing a service's networks is not supported: recreate it")
+            spec = replace(spec, networks=old.networks, aliases=old.aliases)
+        elif (spec.networks, spec.aliases) != (old.networks, old.aliases):
+            raise InvalidArgument(
+                "changing a service's networks or their aliases is not supported: recreate it"
+            )
         if spec.endpoint_mode != old.endpoint_mode:
             raise InvalidArgument("a service's endpoint mode cannot change")
         if spec.ports != old.ports:

@@ -125,11 +125,17 @@ def dns_keys(labels: Iterable[str], net_name: str) -> set[str]:
     return keys
 
 
+def _all_aliases(svc: Service) -> tuple[str, ...]:
+    """A service's aliases on any network: held wherever it is, as its name is."""
+    return tuple(alias for named in svc.spec.aliases.values() for alias in named)
+
+
 def check_no_service_name(
     labels: Iterable[str], net_name: str, services: Iterable[Service]
 ) -> None:
     """A container's name, aliases and hostname are DNS names on each network it is on
-    (``net_name``), local ones included: none may be a service's name or ``tasks.<service>``,
+    (``net_name``), local ones included: none may be a service's name, one of its aliases or
+    ``tasks.<service>``,
     whatever networks the service is on, as a container on both would answer next to the
     service's VIP and take part of its traffic (service and container names share one DNS
     namespace; ``service create`` enforces the other way round). Raises Forbidden, the
@@ -137,7 +143,8 @@ def check_no_service_name(
     this; Ferry decides to, see the README's Security model."""
     wanted = dns_keys(labels, net_name)
     for svc in services:
-        taken = dns_keys((svc.spec.name, f"tasks.{svc.spec.name}"), net_name) & wanted
+        held = (svc.spec.name, f"tasks.{svc.spec.name}", *_all_aliases(svc))
+        taken = dns_keys(held, net_name) & wanted
         if taken:
             raise Forbidden(
                 f"name {min(taken)} belongs to service {svc.spec.name}: service and container "

@@ -110,6 +110,10 @@ class ServiceSpec:
     networks: tuple[str, ...] = ()  # network ids
     endpoint_mode: EndpointMode = EndpointMode.VIP
     constraints: tuple[str, ...] = ()
+    # TaskTemplate.Networks[].Aliases: network id -> more DNS names of the service there (its
+    # VIP answers to them, or its tasks in dnsrr mode); docker stack deploy gives each service
+    # its short name
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     restart: RestartCondition = RestartCondition.ANY
     ports: tuple[PortSpec, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)

@@ -363,3 +363,21 @@ def test_docker_events_and_ps_filters_through_the_docker_cli(lab: LabRig) -> Non
         ["container", "destroy"],
     ], out  # fmt: skip
     assert lines[2][2] == "3", out
+
+
+def test_a_services_network_alias_names_its_vip_there(lab: LabRig) -> None:
+    """What docker stack deploy asks for each service: its short name as an alias."""
+    lab.exec("h1", "docker", "service", "create", "-d", "--name", "stk_api", "--network",
+             "name=svcnet,alias=api", TOOLS, "sleep", "600")  # fmt: skip
+    try:
+        shown = lab.exec("h1", "docker", "service", "inspect", "--format",
+                         "{{json .Spec.TaskTemplate.Networks}}", "stk_api").stdout  # fmt: skip
+        assert '"Aliases":["api"]' in shown, shown
+        vip = lab.api("h1", "/services/stk_api")["Endpoint"]["VirtualIPs"][0]["Addr"]
+        answer = lab.ferry("h1", "exec", "client", "getent", "hosts", "api").stdout
+        assert answer.split()[0] == vip.split("/")[0], answer
+        taken = lab.ferry("h1", "run", "-d", "--network", "svcnet", "--network-alias", "api",
+                          TOOLS, "true", check=False)  # fmt: skip
+        assert "belongs to service stk_api" in taken.stderr, taken.stderr
+    finally:
+        lab.ferry("h1", "service", "rm", "stk_api", check=False)

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ferry.api import params
@@ -119,3 +120,22 @@ def test_service_rollback_asks_for_the_previous_spec(monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert result.output == "web\n"
     assert fake.calls == [("POST", "/services/s1/update", {"rollback": "previous", "version": 7})]
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("front", {"Target": "front"}),
+        ("name=front", {"Target": "front"}),
+        ("name=front,alias=api,alias=web", {"Target": "front", "Aliases": ["api", "web"]}),
+    ],
+)
+def test_network_takes_dockers_long_form_with_aliases(given: str, sent: dict[str, Any]) -> None:
+    assert service_cli.network_attachment(given) == sent
+
+
+@pytest.mark.parametrize("given", ["name=front,driver-opt=x=1", "alias=api", "name=,alias=a"])
+def test_a_network_option_ferry_does_not_take_is_refused(given: str) -> None:
+    with pytest.raises(typer.Exit) as exited:
+        service_cli.network_attachment(given)
+    assert exited.value.exit_code == 2

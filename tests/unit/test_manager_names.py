@@ -61,3 +61,34 @@ async def test_specs_whose_tasks_could_never_start_are_refused_up_front(rig: Man
     assert svc.spec.template.env == ("A=1", "B=")
     with pytest.raises(InvalidArgument, match="invalid environment variable"):
         await services.update("web", None, replace(WEB, env=("=x",)), None)
+
+
+async def test_a_services_aliases_are_its_vips_names_on_their_network(rig: ManagerRig) -> None:
+    """docker stack deploy gives each service its short name as an alias on its networks."""
+    networks, services = await ops(rig)
+    stacked = replace(WEB, name="app_web", aliases={"front": ("web",)})
+    svc = await services.create(stacked)
+    front = networks.find("front").net_id
+    assert svc.spec.aliases == {front: ("web",)}
+    [vip] = [e for e in rig.view.endpoints(front) if e.owner_id == svc.svc_id]
+    assert vip.aliases == ("web",)
+    # a container may not take the alias, on any network
+    with pytest.raises(Forbidden, match="belongs to service app_web"):
+        await networks.attach("back", Ask("n1", "c1", "app", aliases=("web",)))
+    # the aliases cannot change in place; the same spec again is no change
+    await services.update("app_web", None, stacked, None)
+    with pytest.raises(InvalidArgument, match="or their aliases is not supported"):
+        await services.update("app_web", None, replace(stacked, aliases={"front": ("w",)}), None)
+
+
+async def test_service_aliases_are_checked_names_on_networks_of_the_service(
+    rig: ManagerRig,
+) -> None:
+    networks, services = await ops(rig)
+    with pytest.raises(InvalidArgument, match="invalid network alias"):
+        await services.create(replace(WEB, aliases={"front": ("bad name",)}))
+    with pytest.raises(InvalidArgument, match="not one of the service's"):
+        await services.create(replace(WEB, aliases={"back": ("web2",)}))
+    await networks.attach("front", Ask("n1", "c1", "app", aliases=("api",)))
+    with pytest.raises(Conflict, match="name api is taken by a container"):
+        await services.create(replace(WEB, name="svc2", aliases={"front": ("api",)}))

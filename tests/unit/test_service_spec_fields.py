@@ -30,7 +30,8 @@ BASE: dict[str, Any] = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image
 # Leaves Ferry honours: a value there must change what is asked of the manager.
 HONOURED = {
     "Name", "Labels", "Mode.Replicated.Replicas", "Networks[].Target",
-    "TaskTemplate.Networks[].Target", "TaskTemplate.RestartPolicy.Condition",
+    "TaskTemplate.Networks[].Target", "TaskTemplate.Networks[].Aliases", "Networks[].Aliases",
+    "TaskTemplate.RestartPolicy.Condition",
     "TaskTemplate.RestartPolicy.Delay",
     "TaskTemplate.Placement.Constraints", "EndpointSpec.Mode", "EndpointSpec.Ports[].Protocol",
     "EndpointSpec.Ports[].TargetPort", "EndpointSpec.Ports[].PublishedPort",
