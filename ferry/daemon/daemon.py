@@ -32,6 +32,7 @@ from ferry.api.routes.doctor import DoctorRoutes
 from ferry.api.routes.events import EventRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
+from ferry.api.routes.secrets import SwarmObjectRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
@@ -54,6 +55,7 @@ from ferry.manager.store import keys
 from ferry.model.container import Container, Status
 from ferry.model.network import GWBRIDGE, Endpoint, EndpointKind, Network
 from ferry.model.service import EndpointMode
+from ferry.model.swarm_objects import Kind
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
@@ -152,6 +154,8 @@ class Daemon:
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm, self.containers.events).register(self.app)
+        for kind in (Kind.SECRET, Kind.CONFIG):
+            SwarmObjectRoutes(kind, self.swarm, self.containers.events).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         EventRoutes(self.containers.events).register(self.app)
         DiskUsageRoutes(self.containers).register(self.app)
