@@ -17,6 +17,7 @@ from ferry.api.models.services import ServiceSpecModel
 from ferry.api.routes.secrets import SwarmObjectRoutes
 from ferry.api.server import make_app
 from ferry.api.service_spec import request_of
+from ferry.cli.secrets import pretty
 from ferry.errors import Conflict, InvalidArgument, NotFound, SwarmLocked
 from ferry.manager import sealing
 from ferry.manager.secrets import ObjectOps
@@ -240,3 +241,24 @@ async def test_the_api_speaks_docker_s_shapes_and_never_shows_a_secret(rig: Mana
         assert (await client.delete("/secrets/db")).status == 404
     finally:
         await client.close()
+
+
+def test_inspect_pretty_is_docker_s_layout() -> None:
+    obj = {
+        "ID": "abc",
+        "CreatedAt": "2026-11-30T16:00:00.123456Z",
+        "UpdatedAt": "2026-11-30T16:00:00.123456Z",
+        "Spec": {"Name": "app", "Labels": {"env": "prod", "flag": ""}},
+    }
+    assert pretty("secret", obj).splitlines() == [
+        "ID:              abc",
+        "Name:              app",
+        "Labels:",
+        " - env=prod",
+        " - flag",
+        "Driver:            ",
+        "Created at:        2026-11-30 16:00:00.123456 +0000 UTC",
+        "Updated at:        2026-11-30 16:00:00.123456 +0000 UTC",
+    ]
+    obj["Spec"] = {"Name": "app", "Labels": {}, "Data": base64.b64encode(b"a=1\n").decode()}
+    assert pretty("config", obj).endswith("UTC\nData:\na=1\n")
