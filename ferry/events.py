@@ -35,11 +35,13 @@ from ferry.model import filters as f
 HISTORY_EVENTS = 1024
 QUEUE_EVENTS = 4096
 EVENT_FILTERS = (
-    "container", "daemon", "event", "image", "label", "network", "node", "scope", "service",
-    "type", "volume",
+    "config", "container", "daemon", "event", "image", "label", "network", "node", "scope",
+    "secret", "service", "type", "volume",
 )  # fmt: skip
-EVENT_TYPES = ("container", "daemon", "image", "network", "node", "service", "volume")
-NAMED_TYPES = ("container", "daemon", "network", "node", "service", "volume")
+EVENT_TYPES = (
+    "config", "container", "daemon", "image", "network", "node", "secret", "service", "volume",
+)  # fmt: skip
+NAMED_TYPES = ("config", "container", "daemon", "network", "node", "secret", "service", "volume")
 FUZZY_ACTIONS = ("health_status", "exec_create", "exec_start")  # moby #25798
 
 

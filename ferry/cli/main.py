@@ -72,6 +72,8 @@ GROUPS = {
     "node": ("ferry.cli.swarm", "node_app"),
     "network": ("ferry.cli.network", "network_app"),
     "service": ("ferry.cli.service", "service_app"),
+    "secret": ("ferry.cli.secrets", "secret_app"),
+    "config": ("ferry.cli.secrets", "config_app"),
     "image": ("ferry.cli.images", "image_app"),
     "volume": ("ferry.cli.volumes", "volume_app"),
     "container": ("ferry.cli.container_verbs", "container_app"),

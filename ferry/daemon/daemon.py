@@ -32,6 +32,7 @@ from ferry.api.routes.doctor import DoctorRoutes
 from ferry.api.routes.events import EventRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
+from ferry.api.routes.secrets import SwarmObjectRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
@@ -54,6 +55,7 @@ from ferry.manager.store import keys
 from ferry.model.container import Container, Status
 from ferry.model.network import GWBRIDGE, Endpoint, EndpointKind, Network
 from ferry.model.service import EndpointMode
+from ferry.model.swarm_objects import Kind
 from ferry.network.dns.server import DnsServer
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.drivers.overlay import OverlayDriver, Underlay
@@ -132,14 +134,9 @@ class Daemon:
         self.host_ports = HostPorts(
             self.kernel, self.containers.all, self._mesh_ports, config.state_dir / "mesh.json"
         )
-        self.swarm.ports = self._ports_report
         self.node_key = NodeKey(config.state_dir)
-        self.swarm.wg_key = self.node_key.public
-        self.swarm.events = self.containers.events
         self.encryption: EncryptionAgent | None = None
-        self.swarm.images = self._image_names
-        self.swarm.resolve_digest = self.containers.images.resolve_digest
-        self.swarm.own_devices = self.local_networks.bridge_devices
+        self._tell_swarm()
         self.execs = ExecService(self.containers.runner)
         self.app = make_app()
         SystemRoutes(config, self.swarm, self._counts).register(self.app)
@@ -153,6 +150,8 @@ class Daemon:
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
+        for kind in (Kind.SECRET, Kind.CONFIG):
+            SwarmObjectRoutes(kind, self.swarm, self.containers.events).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         EventRoutes(self.containers.events).register(self.app)
         DiskUsageRoutes(self.containers).register(self.app)
@@ -427,6 +426,16 @@ class Daemon:
             await self.network_agent.remove_all()
         if self.encryption is not None:
             await self.kernel.run(self.encryption.teardown)
+
+    def _tell_swarm(self) -> None:
+        """What the swarm side reads of this node: what its heartbeats report, how a manager
+        pins images, which devices are Ferry's own, where events go."""
+        self.swarm.ports = self._ports_report
+        self.swarm.wg_key = self.node_key.public
+        self.swarm.events = self.containers.events
+        self.swarm.images = self._image_names
+        self.swarm.resolve_digest = self.containers.images.resolve_digest
+        self.swarm.own_devices = self.local_networks.bridge_devices
 
     # run -------------------------------------------------------------------------------------
     def _claim_socket(self) -> None:

@@ -36,6 +36,7 @@ from ferry.manager.nodes import NodeOps
 from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.quorum import QuorumWatch
 from ferry.manager.reconciler import ServiceReconciler
+from ferry.manager.secrets import ObjectOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
 from ferry.manager.store import keys
@@ -46,6 +47,7 @@ from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
 from ferry.manager.vault import KeyOps, Vault
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.mirror import Mirror
+from ferry.model.swarm_objects import Kind
 
 log = logging.getLogger("ferry.manager")
 
@@ -85,6 +87,17 @@ class Manager:
         self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
         self.mirror.subscribe(self._secrets_changed)
         self.networks = NetworkOps(self.store, self.view, self.feed)
+        self.swarm_secrets, self.configs = (
+            ObjectOps(
+                kind,
+                store=self.store,
+                view=self.view,
+                feed=self.feed,
+                vault=vault,
+                cluster_secrets=self.nodes.secrets,
+            )
+            for kind in (Kind.SECRET, Kind.CONFIG)
+        )
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks, resolve)
         self.reconciler = ServiceReconciler(
             self.store, self.view, self.feed, self.networks, term=lambda: self.leader.term

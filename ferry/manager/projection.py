@@ -17,6 +17,9 @@ one pure function applied to every streamed value, in the snapshot and in each e
   previous spec stay on the managers, also for a service with a task on the node: the task has
   its own copy.
 - **Requests to a node** (logs, doctor) go to that node only.
+- **Only the streamed kinds** (``keys.STREAMED``) reach a worker at all: the cluster's own
+  secrets, swarm secrets and configs, name keys and anything of a kind added later are
+  withheld (Share.NONE) unless it is named there, never streamed whole by default.
 - **Other nodes reach a worker as peers**: id, hostname, role, address, WireGuard key and
   whether it left (VTEPs, tunnels, the guard's trusted addresses, the managers to call,
   network inspect's peers). Their labels, resources, images and ports are for the managers'
@@ -69,8 +72,8 @@ _PROJECTED: tuple[tuple[str, type[Service | Task | Node]], ...] = (
 def share(key: str, obj: object, node_id: str) -> Share:
     """How much of the value ``obj`` under ``key`` the worker ``node_id`` gets. A value of a
     kind that needs projecting but could not be decoded is withheld (fail closed)."""
-    if not key_visible(key, node_id):
-        return Share.NONE
+    if not keys.is_streamed(key) or not key_visible(key, node_id):
+        return Share.NONE  # fail closed: only the streamed kinds reach a worker at all
     kind = next((t for prefix, t in _PROJECTED if key.startswith(prefix)), None)
     if kind is None:
         return Share.WHOLE

@@ -30,6 +30,12 @@ SEALED_PREFIX = "aesgcm1:"
 CLUSTER_CA_KEY = "cluster-ca-key"
 STORE_CA_KEY = "store-ca-key"
 NEXT_KEK = "next-kek"
+DATA_KEY = "secrets-data-key"
+
+
+def secret_purpose(secret_id: str) -> str:
+    """The associated data of one swarm secret's sealed data: it opens as that secret only."""
+    return f"secret:{secret_id}"
 
 
 class WrongUnlockKey(Forbidden):
@@ -40,6 +46,7 @@ class WrongUnlockKey(Forbidden):
 
 
 def new_kek() -> bytes:
+    """A fresh 256-bit key: a KEK, or the data key of swarm secrets."""
     return os.urandom(KEY_BYTES)
 
 

@@ -84,6 +84,13 @@ class Vault:
         key = sealing.unseal(self.kek(), secrets.store_ca_key_sealed, sealing.STORE_CA_KEY)
         return ca.KeyPair(secrets.store_ca_cert_pem.encode(), key)
 
+    def data_key(self, secrets: ClusterSecrets) -> bytes | None:
+        """The key sealing swarm secrets' data, None before the first secret; SwarmLocked
+        while locked."""
+        if not secrets.data_key_sealed:
+            return None
+        return sealing.unseal(self.kek(), secrets.data_key_sealed, sealing.DATA_KEY)
+
     # keeping up with the store ---------------------------------------------------------------
     def unlock(self, key_text: str, secrets: ClusterSecrets) -> None:
         """Take the key a user gives (``swarm unlock``): the current KEK, or the previous one
@@ -146,9 +153,11 @@ def sealed_secrets(
     store_ca: ca.KeyPair,
     autolock: bool,
     previous: bytes | None = None,
+    data_key: bytes | None = None,
 ) -> ClusterSecrets:
-    """``secrets`` with both CA keys sealed with ``kek`` (and, after a rotation, ``kek`` sealed
-    with the ``previous`` one); the clear key of an older swarm is dropped."""
+    """``secrets`` with both CA keys (and the ``data_key`` of swarm secrets, if the swarm has
+    one) sealed with ``kek`` (and, after a rotation, ``kek`` sealed with the ``previous`` one);
+    the clear key of an older swarm is dropped."""
     rekey_from, rekey_sealed = "", ""
     if previous is not None and previous != kek:
         rekey_from = sealing.key_id(previous)
@@ -163,6 +172,7 @@ def sealed_secrets(
         autolock=autolock,
         rekey_from=rekey_from,
         rekey_sealed=rekey_sealed,
+        data_key_sealed=sealing.seal(kek, data_key, sealing.DATA_KEY) if data_key else "",
     )
 
 
@@ -207,6 +217,7 @@ class KeyOps:
             store_ca=self._vault.store_ca_pair(secrets),
             autolock=autolock,
             previous=old,
+            data_key=self._vault.data_key(secrets),
         )
         if not rotate:  # same key: whoever could follow a rotation still can
             updated = replace(

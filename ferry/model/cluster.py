@@ -33,7 +33,9 @@ class ClusterSecrets:
     ``kek_id`` names the KEK that seals them; after a rotation, ``rekey_sealed`` holds that KEK
     sealed with the previous one (``rekey_from``), so a manager that holds the previous key
     follows without being told the new one. ``ca_key_pem`` is the clear CA key of a swarm
-    formed before keys were sealed: empty once a manager has migrated it.
+    formed before keys were sealed: empty once a manager has migrated it. ``data_key_sealed``
+    is the key that seals the data of swarm secrets (``manager/secrets.py``), itself sealed with
+    the KEK: a KEK rotation reseals it, never each secret; empty until the first secret.
     """
 
     worker_secret: str
@@ -46,6 +48,7 @@ class ClusterSecrets:
     rekey_from: str = ""
     rekey_sealed: str = ""
     ca_key_pem: str = ""
+    data_key_sealed: str = ""
 
     @property
     def sealed(self) -> bool:

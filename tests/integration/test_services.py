@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
 from ferry.lab.apps import WHOAMI
+from ferry.manager.store import keys
 from tests.integration.lablib import (
     DOWN_WITHIN_S,
     TOOLS,
@@ -288,6 +290,37 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     assert '"FailureAction":"pause"' in update and '"Order":"stop-first"' in update, update
     lab.exec("h1", "docker", "service", "rm", "dweb")
     assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout
+    _docker_secrets_and_configs(lab)
+
+
+def _docker_secrets_and_configs(lab: LabRig) -> None:
+    """Secrets and configs through the docker CLI; a secret's data is nowhere in the store."""
+    plain, conf = "pw-5f1d2c9a-plain", "listen 8080 # conf-77ab"
+    secret_id = lab.exec("h1", "sh", "-c", f"printf %s {plain} | docker secret create -l a=b dsec -"
+                         ).stdout.strip()  # fmt: skip
+    listed = lab.exec("h1", "docker", "secret", "ls").stdout
+    assert listed.split()[:5] == ["ID", "NAME", "DRIVER", "CREATED", "UPDATED"], listed
+    assert [line.split()[:2] for line in listed.splitlines()[1:]] == [[secret_id, "dsec"]], listed
+    shown = lab.exec("h1", "docker", "secret", "inspect", "dsec").stdout
+    assert plain not in shown and '"a": "b"' in shown and '"Data"' not in shown, shown
+    refused = lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds6",
+                       "--secret", "dsec", TOOLS, "sleep", "100", check=False)  # fmt: skip
+    assert "TaskTemplate.ContainerSpec.Secrets (--secret) yet" in refused.stderr, refused.stderr
+    lab.exec("h1", "sh", "-c", f"printf %s '{conf}' | docker config create dconf -")
+    assert conf in lab.exec("h1", "docker", "config", "inspect", "--pretty", "dconf").stdout
+    files = lab.topo.node("h1").state_dir / "certs"
+    store = lab.exec(
+        "h1", "etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={files / 'store-ca.pem'}",
+        f"--cert={files / 'store.pem'}", f"--key={files / 'store.key'}",
+        "get", "--prefix", keys.ROOT,
+    ).stdout  # fmt: skip
+    assert keys.swarm_secret(secret_id) in store  # the store was read, and holds the secret
+    assert base64.b64encode(conf.encode()).decode() in store  # a config is kept as it is
+    assert plain not in store and base64.b64encode(plain.encode()).decode() not in store
+    lab.exec("h1", "docker", "secret", "rm", "dsec")
+    lab.exec("h1", "docker", "config", "rm", "dconf")
+    assert "dsec" not in lab.exec("h1", "docker", "secret", "ls").stdout
+    assert "dconf" not in lab.exec("h1", "docker", "config", "ls").stdout
 
 
 def _service_env(lab: LabRig, name: str) -> str:

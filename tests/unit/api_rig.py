@@ -21,6 +21,7 @@ from ferry.api.routes.containers import ContainerRoutes
 from ferry.api.routes.events import EventRoutes
 from ferry.api.routes.images import ImageRoutes
 from ferry.api.routes.networks import NetworkRoutes
+from ferry.api.routes.secrets import SwarmObjectRoutes
 from ferry.api.routes.services import ServiceRoutes
 from ferry.api.routes.swarm import SwarmRoutes
 from ferry.api.routes.system import SystemRoutes
@@ -30,6 +31,7 @@ from ferry.api.server import make_app
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
 from ferry.kernel.thread import KernelThread
+from ferry.model.swarm_objects import Kind
 from ferry.runtime.execs import ExecService
 from ferry.runtime.images import Image, ImageStore
 from ferry.runtime.runner import make_runner
@@ -90,6 +92,8 @@ async def api_client(
     images.register(app)
     images.transfer.register(app)
     ServiceRoutes(swarm).register(app)
+    for kind in (Kind.SECRET, Kind.CONFIG):
+        SwarmObjectRoutes(kind, swarm).register(app)
     VolumeRoutes(containers).register(app)
     EventRoutes(containers.events).register(app)
     DiskUsageRoutes(containers).register(app)

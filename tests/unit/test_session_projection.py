@@ -12,6 +12,7 @@ import pytest
 
 from ferry.manager import projection
 from ferry.manager.projection import Share
+from ferry.manager.secrets import ObjectOps
 from ferry.manager.store import Delete, Put, keys
 from ferry.model.codec import encode
 from ferry.model.logs import DoctorRequest, LogRequest
@@ -27,6 +28,7 @@ from ferry.model.service import (
     TaskOptions,
     TaskState,
 )
+from ferry.model.swarm_objects import Kind, SwarmObject
 from tests.unit.conftest import ManagerRig
 
 SECRET_TEMPLATE = ContainerTemplate(
@@ -243,3 +245,51 @@ async def test_a_manager_gets_the_store_whole_and_a_worker_certificate_does_not_
         stream = swarm.hub.stream(node_id, role)
         assert values(await anext(stream))[keys.service("s1")]["spec"]["template"]["env"] == []
         await stream.aclose()
+
+
+def test_secrets_configs_and_anything_unstreamed_are_withheld_from_workers() -> None:
+    obj = SwarmObject("x1", "db", "aesgcm1:c2VhbGVk")
+    for key in (
+        keys.swarm_secret("x1"),
+        keys.config("x1"),
+        keys.SECRET_NAMES + "db",
+        keys.CONFIG_NAMES + "db",
+        keys.SECRETS,
+        keys.STORE_TLS + "m1",
+        keys.ROOT + "kind-added-later/x",
+    ):
+        assert projection.share(key, obj, "n2") == Share.NONE, key
+        assert projection.share(key, obj, "") == Share.NONE, key
+
+
+async def test_a_worker_never_receives_a_secret_or_a_config(swarm: ManagerRig) -> None:
+    secrets_ops, configs_ops = (
+        ObjectOps(
+            kind,
+            store=swarm.store,
+            view=swarm.view,
+            feed=swarm.feed,
+            vault=swarm.vault,
+            cluster_secrets=swarm.nodes.secrets,
+        )
+        for kind in (Kind.SECRET, Kind.CONFIG)
+    )
+    stream = swarm.hub.stream("n2", "worker")
+    await anext(stream)
+    secret = await secrets_ops.create("db-pass", b"hunter3-plain", {"a": "b"})
+    config = await configs_ops.create("app.conf", b"listen 8080-plain", {})
+    await put(swarm, Put(keys.service("s1"), encode(replace(service(), spec_version=2))))
+    event = await anext(stream)  # the secret's and config's changes made no event of their own
+    assert list(values(event)) == [keys.service("s1")]
+    await secrets_ops.remove(secret.obj_id)
+    await configs_ops.remove(config.obj_id)
+    await put(swarm, Delete(keys.service("s1")))
+    assert await next_values(stream) == {keys.service("s1"): None}  # nor their removal
+    await stream.aclose()
+    await configs_ops.create("app2.conf", b"listen 8080-plain", {})
+    await secrets_ops.create("db-pass2", b"hunter3-plain", {})
+    fresh = swarm.hub.stream("n2", "worker")
+    line = await anext(fresh)
+    assert b"-plain" not in line and b"db-pass2" not in line and b"app2.conf" not in line
+    assert not [k for k in values(line) if k.startswith((keys.SWARM_SECRETS, keys.CONFIGS))]
+    await fresh.aclose()

@@ -15,6 +15,10 @@ Layout under ``/ferry/v1/``:
 - ``logreqs/<node_id>/<id>``  lease-bound: a manager asks a node for its tasks' logs
 - ``doctorreqs/<node_id>/<id>``  lease-bound: a manager asks a node to examine itself (doctor)
 - ``storetls/<node_id>``      a manager's etcd TLS phase (manager/etcd_member.py): 3 = store CA
+- ``swarmsecrets/<id>``       swarm secrets (``docker secret``), data sealed: never streamed
+- ``configs/<id>``            swarm configs (``docker config``): never streamed
+- ``secretnames/<name>``, ``confignames/<name>``  the id holding a name: names are unique
+  because creating one is a create-if-absent of its name key
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ NETWORK_LOCK = ROOT + "locks/networks"
 LOG_REQUESTS = ROOT + "logreqs/"
 DOCTOR_REQUESTS = ROOT + "doctorreqs/"
 STORE_TLS = ROOT + "storetls/"
+# not "secrets/": that would share a prefix with SECRETS, the cluster's own
+SWARM_SECRETS = ROOT + "swarmsecrets/"
+CONFIGS = ROOT + "configs/"
+SECRET_NAMES = ROOT + "secretnames/"
+CONFIG_NAMES = ROOT + "confignames/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
 STREAMED = (
@@ -89,6 +98,14 @@ def service(svc_id: str) -> str:
 
 def task(task_id: str) -> str:
     return TASKS + task_id
+
+
+def swarm_secret(secret_id: str) -> str:
+    return SWARM_SECRETS + secret_id
+
+
+def config(config_id: str) -> str:
+    return CONFIGS + config_id
 
 
 def last_part(key: str) -> str:

@@ -11,6 +11,7 @@ from ferry.model.logs import DoctorRequest, LogRequest
 from ferry.model.network import Endpoint, Network
 from ferry.model.node import Node, NodeSession
 from ferry.model.service import Service, Task
+from ferry.model.swarm_objects import SwarmObject
 
 
 @dataclass(frozen=True)
@@ -33,4 +34,12 @@ TYPES: dict[str, type[Any]] = {
 }
 
 # The manager mirrors everything, including what is never streamed to agents.
-MANAGER_TYPES: dict[str, type[Any]] = {**TYPES, keys.SECRETS: ClusterSecrets, keys.STORE_TLS: int}
+MANAGER_TYPES: dict[str, type[Any]] = {
+    **TYPES,
+    keys.SECRETS: ClusterSecrets,
+    keys.STORE_TLS: int,
+    keys.SWARM_SECRETS: SwarmObject,
+    keys.CONFIGS: SwarmObject,
+    keys.SECRET_NAMES: str,
+    keys.CONFIG_NAMES: str,
+}
