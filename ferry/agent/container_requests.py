@@ -129,3 +129,22 @@ def check_options(req: CreateRequest, available_caps: tuple[str, ...]) -> None:
         host, sep, ip = entry.partition(":")
         if not sep or not host or not ip:
             raise InvalidArgument(f"invalid argument {entry!r} for --add-host: use NAME:IP")
+
+
+EXIT_CMD_NOT_FOUND = 127
+EXIT_CMD_NOT_INVOKABLE = 126
+EXIT_UNKNOWN = 128
+_NOT_FOUND_WORDS = ("executable file not found", "no such file or directory", "not a directory")
+_NOT_INVOKABLE_WORDS = ("permission denied", "is a directory")
+
+
+def start_failure_exit_code(message: str, previous: int) -> int:
+    """The exit code Docker records for a container whose start failed with ``message``
+    (moby daemon/start.go ``setExitCodeFromError``): 127 when the command is not found,
+    126 when it cannot be invoked; otherwise the code it had, or 128 if it had none."""
+    text = message.lower()
+    if any(words in text for words in _NOT_FOUND_WORDS):
+        return EXIT_CMD_NOT_FOUND
+    if any(words in text for words in _NOT_INVOKABLE_WORDS):
+        return EXIT_CMD_NOT_INVOKABLE
+    return previous or EXIT_UNKNOWN

@@ -122,12 +122,11 @@ class ContainerVerbs:
                 raise InvalidArgument("Conflicting options: --restart and --rm")
             config = replace(config, restart=restart)
         if resources is not None:
+            resources = resources.plain()
             resources.check(len(os.sched_getaffinity(0)))
             config = replace(config, resources=resources)
             if container.running:
-                await self.runner.runc.update(
-                    config.container_id, oci.plan_resources(resources) or {"memory": {}}
-                )
+                await self.runner.runc.update(config.container_id, oci.plan_update(resources))
         self._save(replace(container, config=config))
 
     async def rename(self, ref: str, new_name: str) -> None:

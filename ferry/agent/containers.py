@@ -28,7 +28,13 @@ from typing import Protocol
 from ferry.agent.attachments import Attachments
 from ferry.agent.container_config import effective_request
 from ferry.agent.container_networks import ContainerNetworks
-from ferry.agent.container_requests import PASSED_FIELDS, CreateRequest, check_options, parse_signal
+from ferry.agent.container_requests import (
+    PASSED_FIELDS,
+    CreateRequest,
+    check_options,
+    parse_signal,
+    start_failure_exit_code,
+)
 from ferry.agent.health import HealthChecks
 from ferry.agent.local_networks import LocalNetworks
 from ferry.agent.networks import NetworkAgent
@@ -137,7 +143,9 @@ class ContainerService:
         self.events = EventBus()  # the daemon's one bus: ferryd hands it to the other parts
         self._containers: dict[str, Container] = {}
         self._watchers: dict[str, proc.ExitWatcher] = {}
+        # next exit (also ended by a removal, as Docker's stop waiters), and removal only
         self._exit_waiters: dict[str, list[asyncio.Future[int]]] = {}
+        self._removal_waiters: dict[str, list[asyncio.Future[int]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # attach requests waiting for a start: connected between create and start, so they
@@ -310,17 +318,34 @@ class ContainerService:
 
     # start -----------------------------------------------------------------------------------
     async def start(self, ref: str) -> bool:
-        """Start a container; False when it was running already."""
+        """Start a container; False when it was running already. A start that fails leaves
+        the container created, with the error and Docker's exit code (127: command not
+        found, 126: not executable); one run with ``--rm`` is removed before the error is
+        raised, as Docker does (moby daemon/start.go), which also ends the ``wait`` of a
+        ``docker run --rm`` (condition ``removed``). Raises what the start met."""
         container = self.find(ref)
         cid = container.config.container_id
+        try:
+            return await self._start_locked(cid)
+        except Exception:
+            if container.config.auto_remove and cid in self._containers:
+                try:
+                    await self.remove(cid, force=True)
+                except FerryError as exc:
+                    log.warning("removal after failed start", extra=kv(id=cid[:12], error=exc))
+            raise
+
+    async def _start_locked(self, cid: str) -> bool:
         async with self.lock(cid):
             container = self._containers[cid]
             if container.running:
                 return False
-            image = self.image_of(container.config)
-            self._check_ports(container.config.ports, but=cid)
             undo: list[Callable[[], Awaitable[None]]] = []
             try:
+                # inside the try: a missing image or a taken port fails the start as any other
+                # failure does, and ends the attach requests that wait for it
+                image = self.image_of(container.config)
+                self._check_ports(container.config.ports, but=cid)
                 await self._start(container, image, undo)
             except BaseException as exc:
                 for step in reversed(undo):
@@ -333,7 +358,7 @@ class ContainerService:
                 failed = replace(
                     ContainerState(status=Status.CREATED, error=str(exc)),
                     restart_count=container.state.restart_count,
-                    exit_code=container.state.exit_code,
+                    exit_code=start_failure_exit_code(str(exc), container.state.exit_code),
                     finished_at=container.state.finished_at,
                 )
                 self._save(Container(container.config, failed))
@@ -640,9 +665,12 @@ class ContainerService:
         async with self.lock(cid):
             if cid not in self._containers:
                 return container  # removed meanwhile (--rm)
-            self._containers.pop(cid, None)
-            await self.runner.cleanup(container.config)
-            self.store.remove(cid)
+            container = self._containers.pop(cid)
+            try:
+                await self.runner.cleanup(container.config)
+                self.store.remove(cid)
+            finally:
+                self._end_waiters(cid, container.state.exit_code)
         self._locks.pop(cid, None)
         self._backoff.forget(cid)
         if volumes or container.config.auto_remove:
@@ -679,15 +707,30 @@ class ContainerService:
         if container.running and container.config.tty:
             monitor.resize(self.runner.paths(container.config), height, width)
 
-    def exit_future(self, ref: str, next_exit: bool = False) -> asyncio.Future[int]:
-        """The exit code: now if it is not running (unless ``next_exit``), else when it ends.
-        Registered at once, so an exit right after this call is not missed."""
+    def exit_future(self, ref: str, condition: str = "not-running") -> asyncio.Future[int]:
+        """The exit code once Docker's wait ``condition`` holds: ``not-running`` now if it
+        is not running, else when it ends; ``next-exit`` when its command next ends or it is
+        removed (a container that never ran, e.g. its start failed, waits for either);
+        ``removed`` when it is removed. Registered at once, so nothing right after this call
+        is missed. Raises NotFound."""
         container = self.find(ref)
-        if container.running or next_exit:
-            return self._next_exit(container.config.container_id)
+        cid = container.config.container_id
+        if condition == "removed":
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._removal_waiters.setdefault(cid, []).append(future)
+            return future
+        if container.running or condition == "next-exit":
+            return self._next_exit(cid)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         done.set_result(container.state.exit_code)
         return done
+
+    def _end_waiters(self, cid: str, exit_code: int) -> None:
+        """A removal: every waiter of the container ends, with its last exit code (Docker's
+        ``SetRemoved`` wakes both its removal and its stop waiters)."""
+        for waiter in self._exit_waiters.pop(cid, []) + self._removal_waiters.pop(cid, []):
+            if not waiter.done():
+                waiter.set_result(exit_code)
 
     # network connect / disconnect ------------------------------------------------------------
     async def connect(self, ref: str, choice: NetworkChoice) -> None:

@@ -59,6 +59,14 @@ def check_container_filters(filters: f.Filters) -> bool:
     return any(key in filters for key in ("status", "before", "since"))
 
 
+def reference_times(filters: f.Filters, created_at: Callable[[str], str]) -> dict[str, str]:
+    """The creation time of each container ``before``/``since`` name, looked up once and
+    before any container is matched, so an unknown one is refused (``created_at`` raises
+    NotFound, as Docker's ``No such container``) even when nothing would be listed."""
+    refs = [*filters.get("before", []), *filters.get("since", [])]
+    return {ref: created_at(ref) for ref in refs}
+
+
 def container_rules(
     container: Container,
     summary: Mapping[str, Any],

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import typer
 
 from ferry.cli.common import client, fail, for_each, handles_errors, print_table
-from ferry.errors import NotFound
+from ferry.errors import InvalidArgument, NotFound
 from ferry.model.runopts import parse_bytes, parse_cpus, parse_restart
 
 container_app = typer.Typer(rich_markup_mode=None, help="Manage containers.", no_args_is_help=True)
@@ -233,19 +233,15 @@ def update(
     containers: Annotated[list[str], typer.Argument(help="Containers")],
     memory: Annotated[str, typer.Option("--memory", "-m", help="Memory limit")] = "",
     memory_reservation: Annotated[str, typer.Option(help="Memory soft limit")] = "",
-    cpus: Annotated[str, typer.Option("--cpus", help="Number of CPUs")] = "",
+    cpus: Annotated[str, typer.Option("--cpus", help="Number of CPUs (0: no limit)")] = "",
     cpu_shares: Annotated[int, typer.Option("--cpu-shares", "-c", help="CPU shares")] = 0,
-    pids_limit: Annotated[int, typer.Option("--pids-limit", help="Most processes")] = 0,
+    pids_limit: Annotated[
+        int | None, typer.Option("--pids-limit", help="Most processes (0 or -1: unlimited)")
+    ] = None,
     restart: Annotated[str, typer.Option("--restart", help="Restart policy")] = "",
 ) -> None:
     """Update the resources of one or more containers."""
-    body: dict[str, Any] = {
-        "Memory": parse_bytes(memory, "--memory") if memory else 0,
-        "MemoryReservation": parse_bytes(memory_reservation) if memory_reservation else 0,
-        "NanoCpus": parse_cpus(cpus) if cpus else 0,
-        "CpuShares": cpu_shares,
-        "PidsLimit": pids_limit or None,
-    }
+    body = update_body(memory, memory_reservation, cpus, cpu_shares, pids_limit)
     if restart:
         policy = parse_restart(restart)
         body["RestartPolicy"] = {"Name": policy.name.value, "MaximumRetryCount": policy.max_retries}
@@ -256,6 +252,31 @@ def update(
         print(ref)
 
     for_each(containers, one)
+
+
+def update_body(
+    memory: str, memory_reservation: str, cpus: str, cpu_shares: int, pids_limit: int | None
+) -> dict[str, Any]:
+    """Docker's update body for ``ferry update``'s options ("" or None: not given). The API
+    reads 0 as "not given" (Docker's rule), so a limit is lifted in the words Docker's API
+    has for it: ``--cpus 0`` is ``CpuQuota`` -1 (no CPU quota), ``--pids-limit 0`` is
+    ``PidsLimit`` -1. A memory limit has none (Docker refuses ``Memory`` -1): refused."""
+    if memory and parse_bytes(memory, "--memory") == 0:
+        raise InvalidArgument(
+            "--memory 0 cannot lift a memory limit (Docker's update has no way to either): "
+            "recreate the container without --memory"
+        )
+    nano_cpus = parse_cpus(cpus) if cpus else 0
+    body: dict[str, Any] = {
+        "Memory": parse_bytes(memory, "--memory") if memory else 0,
+        "MemoryReservation": parse_bytes(memory_reservation) if memory_reservation else 0,
+        "NanoCpus": nano_cpus,
+        "CpuShares": cpu_shares,
+        "PidsLimit": None if pids_limit is None else (pids_limit if pids_limit > 0 else -1),
+    }
+    if cpus and nano_cpus == 0:
+        body["CpuQuota"] = -1
+    return body
 
 
 @handles_errors

@@ -138,7 +138,7 @@ def run(
     api = client()
     cid = create_container(api, create_body(flags), name, image, pull)
     if detach:
-        _start_or_remove(api, cid)
+        _start(api, cid)
         print(cid)
         return
     stdin = "&stdin=1" if interactive else ""
@@ -147,7 +147,7 @@ def run(
         "POST", f"/containers/{cid}/wait", query={"condition": "next-exit"}
     )
     try:
-        _start_or_remove(api, cid)
+        _start(api, cid)
         if tty:
             _send_size(api, f"/containers/{cid}/resize")
         _stream(sock, interactive=interactive, tty=tty)
@@ -179,13 +179,12 @@ def _stream(sock: socket.socket, *, interactive: bool, tty: bool) -> None:
                 write_frame(stream, data)
 
 
-def _start_or_remove(api: ApiClient, cid: str) -> None:
-    """Start what ``run`` created; if it cannot start, leave nothing behind."""
+def _start(api: ApiClient, cid: str) -> None:
+    """Start what ``run`` created. One that cannot start stays, created, as in Docker (``ps
+    -a`` shows it, with its error in ``inspect``); with ``--rm`` ferryd removes it itself."""
     try:
         api.post(f"/containers/{cid}/start")
     except FerryError as exc:
-        with contextlib.suppress(FerryError):
-            api.delete(f"/containers/{cid}", force=True)
         fail(str(exc), start_exit_code(str(exc), exc.exit_code))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from ferry.errors import InvalidArgument
@@ -103,6 +103,17 @@ class Resources:
         self._check_cpus(cpus_available)
         if self.cpu_shares < 0:
             raise InvalidArgument(f"invalid CPU shares {self.cpu_shares}: it cannot be negative")
+
+    def plain(self) -> Resources:
+        """These limits with Docker's "no limit" values made plain (0), as an update asks
+        for them: ``PidsLimit`` 0 or -1 (Docker's API: unlimited), and ``CpuQuota`` -1 (the
+        cgroup's own "no quota", which Docker's update accepts) lifts the CPU limit however
+        it was set, ``--cpus`` included. Docker's update reads 0 as "not given" in every
+        other field (moby daemon/update.go, docker/for-linux#558): 0 resets nothing else."""
+        out = replace(self, pids_limit=max(self.pids_limit, 0))
+        if self.cpu_quota_us < 0:
+            out = replace(out, nano_cpus=0, cpu_quota_us=0, cpu_period_us=0)
+        return out
 
     def _check_cpus(self, cpus_available: int | None) -> None:
         if self.nano_cpus and self.cpu_period_us:

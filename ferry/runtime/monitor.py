@@ -142,7 +142,8 @@ def _runc_error(message: str) -> str:
 async def launch(argv: list[str], paths: MonitorPaths) -> Launched:
     """Start conmon (which runs ``runc create``) and wait until the container exists, stopped
     before its command. Raises InvalidArgument with runc's reason when it cannot be created
-    (a missing command, a bad mount), as Docker's ``OCI runtime create failed``."""
+    (a missing command, a bad mount), in Docker's words (containerd's ``failed to create
+    task for container: failed to create shim task: OCI runtime create failed: …``)."""
     paths.exit_dir.mkdir(exist_ok=True)
     paths.socket_dir.mkdir(parents=True, exist_ok=True)
     for stale in (paths.pid_file, paths.monitor_pid_file, paths.oom_file):
@@ -172,7 +173,10 @@ async def launch(argv: list[str], paths: MonitorPaths) -> Launched:
     pid = int(report.get("data", -1))
     if pid <= 0:
         reason = _runc_error(str(report.get("message", "")))
-        raise InvalidArgument(f"OCI runtime create failed: {reason}: unknown")
+        raise InvalidArgument(
+            "failed to create task for container: failed to create shim task: "
+            f"OCI runtime create failed: {reason}: unknown"
+        )
     try:
         monitor_pid = int(paths.monitor_pid_file.read_text().strip())
     except (FileNotFoundError, ValueError) as exc:

@@ -219,6 +219,20 @@ def plan_resources(resources: Resources) -> dict[str, Any]:
     return out
 
 
+def plan_update(resources: Resources) -> dict[str, Any]:
+    """What ``runc update`` takes to bring a running container's cgroup to ``resources``:
+    ``plan_resources``, and the cgroup's "no limit" (-1) for a CPU quota and a PIDs limit
+    that are not set, since runc leaves alone what it is not given (so a limit lifted by
+    ``update`` would otherwise stay in the kernel)."""
+    out = plan_resources(resources)
+    cpu = out.setdefault("cpu", {})
+    if not resources.nano_cpus and not resources.cpu_quota_us:
+        cpu["quota"] = -1
+    if resources.pids_limit <= 0:
+        out["pids"] = {"limit": -1}
+    return out
+
+
 def _devices(privileged: bool) -> list[dict[str, Any]]:
     if privileged:
         return [{"allow": True, "access": "rwm"}]

@@ -44,6 +44,20 @@ def test_stats_come_from_the_cgroups(lab: LabRig) -> None:
     limit = lab.ferry("h1", "exec", "box", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
     assert int(limit.stdout) == 96 << 20
     assert lab.api("h1", "/containers/box/json")["HostConfig"]["PidsLimit"] == 40
+    # limits lifted as Docker's API words it: --cpus 0 (CpuQuota -1), --pids-limit 0 or -1
+    lab.ferry("h1", "update", "--cpus", "0.5", "box")
+    assert cgroup(lab, "cpu/cpu.cfs_quota_us", "pids/pids.max") == ["50000", "40"]
+    lab.ferry("h1", "update", "--cpus", "0", "--pids-limit", "0", "box")
+    assert cgroup(lab, "cpu/cpu.cfs_quota_us", "pids/pids.max") == ["-1", "max"]
+    lab.exec("h1", "docker", "update", "--cpus", "1", "--pids-limit", "40", "box")
+    assert cgroup(lab, "cpu/cpu.cfs_quota_us", "pids/pids.max") == ["100000", "40"]
+    lab.exec("h1", "docker", "update", "--cpu-quota", "-1", "--pids-limit", "-1", "box")
+    assert cgroup(lab, "cpu/cpu.cfs_quota_us", "pids/pids.max") == ["-1", "max"]
+
+
+def cgroup(lab: LabRig, *files: str) -> list[str]:
+    paths = [f"/sys/fs/cgroup/{name}" for name in files]
+    return lab.ferry("h1", "exec", "box", "cat", *paths).stdout.split()
 
 
 def test_pause_freezes_the_container_and_unpause_thaws_it(lab: LabRig) -> None:
@@ -106,6 +120,29 @@ def test_port_rename_and_wait(lab: LabRig) -> None:
     assert lab.ferry("h1", "wait", "brief").stdout.strip() == "4"
     taken = lab.ferry("h1", "rename", "brief", "box", check=False)
     assert taken.returncode != 0 and "already in use" in taken.stderr
+    # a command that cannot start: Docker's error and status, every waiter ended (bounded:
+    # the docker CLI used to wait forever for the removal of a --rm container that never ran)
+    bounded = ("timeout", "-s", "KILL", "60", "docker", "run")
+    before = {c["Names"][0] for c in lab.api("h1", "/containers/json", all=1)}
+    missing = lab.exec("h1", *bounded, "--rm", TOOLS, "/nonexistent", check=False)
+    assert missing.returncode == 127, missing.stderr
+    assert (
+        "Error response from daemon: failed to create task for container: failed to create "
+        "shim task: OCI runtime create failed: runc create failed: unable to start container "
+        'process: exec: "/nonexistent": stat /nonexistent: no such file or directory: unknown'
+    ) in missing.stderr
+    not_executable = lab.exec("h1", *bounded, "--name", "never", TOOLS, "/etc", check=False)
+    assert not_executable.returncode == 126 and "permission denied" in not_executable.stderr
+    assert (
+        lab.ferry("h1", "run", "--name", "never2", TOOLS, "/nonexistent", check=False).returncode
+        == 127
+    )
+    # without --rm it stays, created, as in Docker; with --rm it is gone
+    listed = {c["Names"][0]: c["State"] for c in lab.api("h1", "/containers/json", all=1)}
+    assert set(listed) - before == {"/never", "/never2"}  # the --rm one is gone
+    assert listed["/never"] == listed["/never2"] == "created"
+    assert lab.ferry("h1", "wait", "never").stdout.strip() == "126"
+    lab.ferry("h1", "rm", "never", "never2")
 
 
 def test_container_prune_removes_only_stopped_ones(lab: LabRig) -> None:
@@ -114,6 +151,9 @@ def test_container_prune_removes_only_stopped_ones(lab: LabRig) -> None:
     assert "Deleted Containers:" in pruned
     names = {c["Names"][0] for c in lab.api("h1", "/containers/json", all=1)}
     assert "/box" in names and "/done1" not in names
+    for listing in (("ps", "-a"), ("ps",)):  # a wrong filter is refused with or without -a
+        bogus = lab.exec("h1", "docker", *listing, "--filter", "status=bogus", check=False)
+        assert bogus.returncode == 1 and "invalid filter 'status=bogus'" in bogus.stderr
     docker = lab.exec("h1", "docker", "container", "prune", "-f")
     assert "Total reclaimed space" in docker.stdout
     assert json.loads(lab.ferry("h1", "inspect", "box").stdout)[0]["State"]["Running"]

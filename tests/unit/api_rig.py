@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ferry.agent.container_verbs import ContainerVerbs
@@ -39,6 +40,8 @@ from ferry.runtime.store import ContainerStore
 from tests.unit.conftest import put_image
 
 Client = TestClient[object, object]
+# the rig's container service, for tests that reach behind the API (e.g. to make a start fail)
+CONTAINERS = web.AppKey("containers", ContainerService)
 
 
 async def _never(*_args: object) -> NoReturn:
@@ -84,6 +87,7 @@ async def api_client(
         local=local,
     )
     app = make_app()
+    app[CONTAINERS] = containers
     SystemRoutes(config, swarm, dict).register(app)
     SwarmRoutes(swarm).register(app)
     NetworkRoutes(swarm, containers, local).register(app)

@@ -180,3 +180,28 @@ async def test_container_prune_removes_only_what_the_filters_choose(tmp_path: Pa
         assert bad.startswith("invalid filter 'name'")
         until = await _refusal(client, "POST", f"/v1.47/containers/prune?{_q({'until': ['x']})}")
         assert until.startswith("invalid filter 'until=x'")
+
+
+@pytest.mark.parametrize("all_", [0, 1])
+@pytest.mark.parametrize(
+    ("filters", "status", "message"),
+    [
+        ({"status": ["bogus"]}, 400, "invalid filter 'status=bogus'"),
+        ({"health": ["ok"]}, 400, "Unrecognised filter value for health: ok"),
+        ({"exited": ["x"]}, 400, "invalid filter 'exited=x'"),
+        ({"publish": ["99999"]}, 400, "invalid filter 'publish=99999'"),
+        ({"is-task": ["maybe"]}, 400, "invalid value for filter 'is-task'"),
+        ({"before": ["nosuch"]}, 404, "No such container: nosuch"),
+        ({"since": ["nosuch"]}, 404, "No such container: nosuch"),
+    ],
+)
+async def test_a_wrong_container_filter_is_refused_whatever_all_says(
+    tmp_path: Path, all_: int, filters: dict[str, list[str]], status: int, message: str
+) -> None:
+    async with api_client(tmp_path) as client:
+        query = f"all={all_}&filters={quote(json.dumps(filters))}"
+        answer = await client.get(f"/v1.47/containers/json?{query}")
+        assert answer.status == status, await answer.text()
+        assert (await answer.json())["message"].startswith(message)
+        limited = await client.get(f"/v1.47/containers/json?limit=1&{query}")
+        assert limited.status == status

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from ferry.cli.container_verbs import update_body
 from ferry.errors import InvalidArgument
 from ferry.model.runopts import (
     CAPABILITIES,
@@ -32,6 +33,7 @@ from ferry.model.runopts import (
     parse_ulimit,
     parse_volume,
 )
+from ferry.runtime import oci
 
 HELD = CAPABILITIES[:24] + CAPABILITIES[25:41]  # this VM's root lacks CAP_SYS_RESOURCE
 
@@ -211,3 +213,28 @@ def test_a_mount_runc_can_make_passes(target: str) -> None:
 def test_ulimits_from_an_api_body_are_checked_as_flags_are(limit: Ulimit, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         check_ulimit(limit)
+
+
+def test_an_update_lifts_a_cpu_limit_with_quota_minus_one_and_pids_with_zero_or_minus_one() -> None:
+    limited = Resources(nano_cpus=500_000_000, pids_limit=40, memory_bytes=96 << 20)
+    lifted = Resources(nano_cpus=500_000_000, cpu_quota_us=-1, pids_limit=-1, memory_bytes=96 << 20)
+    assert lifted.plain() == Resources(memory_bytes=96 << 20)
+    assert Resources(cpu_period_us=100_000, cpu_quota_us=-1).plain() == Resources()
+    assert limited.plain() == limited
+    # runc leaves alone what it is not given: a lifted limit is written as the cgroup's -1
+    plan = oci.plan_update(lifted.plain())
+    assert plan["cpu"]["quota"] == -1 and plan["pids"] == {"limit": -1}
+    assert plan["memory"] == {"limit": 96 << 20}
+    kept = oci.plan_update(limited)
+    assert kept["cpu"] == {"period": 100_000, "quota": 50_000} and kept["pids"] == {"limit": 40}
+
+
+def test_ferry_update_lifts_limits_in_dockers_words_and_refuses_memory_0() -> None:
+    body = update_body("", "", "0", 0, 0)
+    assert (body["NanoCpus"], body["CpuQuota"], body["PidsLimit"]) == (0, -1, -1)
+    body = update_body("96m", "", "1.5", 0, None)
+    assert (body["Memory"], body["NanoCpus"], body["PidsLimit"]) == (96 << 20, 1_500_000_000, None)
+    assert "CpuQuota" not in body
+    assert update_body("", "", "", 0, 40)["PidsLimit"] == 40
+    with pytest.raises(InvalidArgument, match="--memory 0 cannot lift a memory limit"):
+        update_body("0", "", "", 0, None)

@@ -156,14 +156,19 @@ class ContainerRoutes:
             raise InvalidArgument("Ferry does not measure container sizes: leave out --size")
         limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
         filters = params.filters(request.query, lf.CONTAINER_FILTERS)
-        show_all = show_all or limit > 0 or lf.check_container_filters(filters)
+        # every value is checked, and every before/since resolved (NotFound), whatever
+        # ``all`` and ``limit`` say and whatever containers there are: Docker refuses a wrong
+        # filter in any case (moby daemon/list.go checks them before it looks at containers)
+        implies_all = lf.check_container_filters(filters)
+        created = lf.reference_times(filters, self._created_at)
+        show_all = show_all or limit > 0 or implies_all
         out = []
         for container in self.containers.all():
             if not show_all and container.state.status != Status.RUNNING:
                 continue
             image = self.containers.listed_image(container.config)
             summary = render.container_summary(container, self.containers.network_ref, image)
-            rules = lf.container_rules(container, summary, self._image_id, self._created_at)
+            rules = lf.container_rules(container, summary, self._image_id, created.__getitem__)
             if filters_match(filters, rules):
                 out.append(summary)
         return web.json_response(out[:limit] if limit > 0 else out)
@@ -219,9 +224,7 @@ class ContainerRoutes:
         # CLI waits for those headers before it starts the container (``run``).
         condition = params.wait_condition(request.query)
         container = self.containers.find(request.match_info["id"])
-        waiting = self.containers.exit_future(
-            container.config.container_id, next_exit=condition in ("next-exit", "removed")
-        )
+        waiting = self.containers.exit_future(container.config.container_id, condition)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         code = await waiting
