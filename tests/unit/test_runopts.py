@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -238,3 +239,13 @@ def test_ferry_update_lifts_limits_in_dockers_words_and_refuses_memory_0() -> No
     assert update_body("", "", "", 0, 40)["PidsLimit"] == 40
     with pytest.raises(InvalidArgument, match="--memory 0 cannot lift a memory limit"):
         update_body("0", "", "", 0, None)
+
+
+def test_an_api_update_reads_pids_limit_zero_as_unlimited_and_null_as_unchanged() -> None:
+    from ferry.api.routes.container_verbs import ContainerUpdate, _resources
+
+    now = Resources(pids_limit=40, nano_cpus=500_000_000)
+    assert _resources(ContainerUpdate(PidsLimit=0), now) == replace(now, pids_limit=-1)
+    assert _resources(ContainerUpdate(PidsLimit=-1), now) == replace(now, pids_limit=-1)
+    assert _resources(ContainerUpdate(PidsLimit=64), now) == replace(now, pids_limit=64)
+    assert _resources(ContainerUpdate(NanoCpus=0), now) is None  # the docker CLI's "not given"

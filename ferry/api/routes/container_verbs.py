@@ -50,9 +50,10 @@ def _resources(body: ContainerUpdate, now: Resources) -> Resources | None:
         "cpu_shares": body.CpuShares,
         "cpu_period_us": body.CpuPeriod,
         "cpu_quota_us": body.CpuQuota,
-        "pids_limit": body.PidsLimit,
     }
-    given = {k: v for k, v in asked.items() if v}  # the docker CLI sends 0 for "not given"
+    given: dict[str, int] = {k: v for k, v in asked.items() if v}  # 0 is "not given" there
+    if body.PidsLimit is not None:  # Docker: "0 or -1 for unlimited, or null to not change"
+        given["pids_limit"] = body.PidsLimit or -1
     if not given:
         return None
     return replace(now, **given)
