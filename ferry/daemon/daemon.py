@@ -151,7 +151,7 @@ class Daemon:
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
         ServiceRoutes(self.swarm).register(self.app)
         for kind in (Kind.SECRET, Kind.CONFIG):
-            SwarmObjectRoutes(kind, self.swarm, self.containers.events).register(self.app)
+            SwarmObjectRoutes(kind, self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)
         EventRoutes(self.containers.events).register(self.app)
         DiskUsageRoutes(self.containers).register(self.app)

@@ -7,7 +7,8 @@ Ferry does the same from the manager's mirror of the store: each batch of change
 compared with the objects last seen, and ``plan_service``/``plan_node`` (pure) say which event
 that is, with Docker's attributes: ``name`` always; for an update of a service ``image.old`` and
 ``image.new``, ``replicas.old`` and ``replicas.new`` when they changed; of a node
-``availability``, ``role`` and ``state`` (ready, unknown or down: ``node_status``) old and new.
+``availability``, ``role`` and ``state`` (ready, unknown or down: ``node_status``) old and new;
+secrets and configs are created, updated (their labels) and removed, with their ``name``.
 
 The first snapshot is the baseline (objects that were there before the manager started are not
 announced, as Docker does not); a snapshot after a break of the store's watch announces what
@@ -23,9 +24,14 @@ from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.node import Node
 from ferry.model.service import Mode, Service
+from ferry.model.swarm_objects import SwarmObject
 
 # a node's state is its session's, and during a new leader's grace Unknown rather than Down
-_WATCHED = (keys.SERVICES, keys.NODES, keys.SESSIONS, keys.LEADER)
+_WATCHED = (
+    keys.SERVICES, keys.NODES, keys.SESSIONS, keys.LEADER, keys.SWARM_SECRETS, keys.CONFIGS,
+)  # fmt: skip
+# secrets and configs: their key prefix, and the event type
+_OBJECTS = ((keys.SWARM_SECRETS, "secret"), (keys.CONFIGS, "config"))
 Publish = Callable[[str, str, str, Mapping[str, str], str], object]
 
 
@@ -63,6 +69,18 @@ def plan_service(svc_id: str, old: Service | None, new: Service | None) -> Swarm
     return SwarmEvent("service", "update", svc_id, attrs)
 
 
+def plan_object(
+    type_: str, obj_id: str, old: SwarmObject | None, new: SwarmObject | None
+) -> SwarmEvent | None:
+    """The event of a secret or config (``type_``) going from ``old`` to ``new``."""
+    if old == new:
+        return None
+    if new is None:
+        assert old is not None
+        return SwarmEvent(type_, "remove", obj_id, {"name": old.name})
+    return SwarmEvent(type_, "create" if old is None else "update", obj_id, {"name": new.name})
+
+
 @dataclass(frozen=True)
 class NodeSeen:
     """What a node's events compare: its record and its state (``NodeStatus``'s value)."""
@@ -95,6 +113,7 @@ class SwarmEvents:
         self._publish = publish
         self._services: dict[str, Service] = {}
         self._nodes: dict[str, NodeSeen] = {}
+        self._objects: dict[str, SwarmObject] = {}  # by key
         self._baseline = False
 
     def _node_seen(self, node_id: str) -> NodeSeen | None:
@@ -111,11 +130,28 @@ class SwarmEvents:
         for node in self._view.nodes():
             if (seen := self._node_seen(node.node_id)) is not None:
                 nodes[node.node_id] = seen
+        objects = {
+            entry.key: entry.obj
+            for prefix, _type in _OBJECTS
+            for entry in self._view.mirror.entries(prefix)
+            if isinstance(entry.obj, SwarmObject)
+        }
         if self._baseline:
-            for event in self._plan(changed, services, nodes):
+            events = self._plan(changed, services, nodes) + self._plan_objects(changed, objects)
+            for event in events:
                 self._publish(event.type, event.action, event.actor_id, event.attributes, "swarm")
         self._baseline = self._view.mirror.synced
-        self._services, self._nodes = services, nodes
+        self._services, self._nodes, self._objects = services, nodes, objects
+
+    def _plan_objects(
+        self, changed: frozenset[str], objects: dict[str, SwarmObject]
+    ) -> list[SwarmEvent]:
+        planned = []
+        for key in sorted(changed & (self._objects.keys() | objects.keys())):
+            type_ = next(t for prefix, t in _OBJECTS if key.startswith(prefix))
+            obj_id = key.rsplit("/", 1)[-1]
+            planned.append(plan_object(type_, obj_id, self._objects.get(key), objects.get(key)))
+        return [event for event in planned if event is not None]
 
     def _plan(
         self, changed: frozenset[str], services: dict[str, Service], nodes: dict[str, NodeSeen]

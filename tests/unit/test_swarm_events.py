@@ -21,6 +21,7 @@ from ferry.model.codec import encode
 from ferry.model.mirror import Mirror
 from ferry.model.node import Availability, Node, NodeSession, Role
 from ferry.model.service import ContainerTemplate, Service, ServiceSpec
+from ferry.model.swarm_objects import SwarmObject
 
 WEB = Service("s1", ServiceSpec(name="web", template=ContainerTemplate("nginx:1", ()), replicas=2))
 H2 = Node("n2", "h2", Role.WORKER, "10.0.0.2")
@@ -79,3 +80,24 @@ def test_the_publisher_follows_the_mirror_from_its_baseline() -> None:
         ("service", "remove", ""),
     ]  # fmt: skip
     assert {e[4] for e in published} == {"swarm"}
+
+
+def test_secrets_and_configs_are_created_updated_and_removed_by_name() -> None:
+    mirror = Mirror(MANAGER_TYPES)
+    mirror.reset([], 1)
+    published: list[tuple[Any, ...]] = []
+    publisher = SwarmEvents(ClusterView(mirror), lambda *event: published.append(event))
+    mirror.subscribe(publisher.changed)
+    publisher.changed(frozenset())
+    secret = SwarmObject("x1", "db_password", "sealed")
+    mirror.apply([(keys.swarm_secret("x1"), encode(secret), 2)])
+    relabelled = replace(secret, labels={"k": "v"})
+    mirror.apply([(keys.swarm_secret("x1"), encode(relabelled), 3)])
+    mirror.apply([(keys.config("c1"), encode(SwarmObject("c1", "nginx.conf", "e30=")), 4)])
+    mirror.apply([(keys.swarm_secret("x1"), None, 5)])
+    assert [e[:4] for e in published] == [
+        ("secret", "create", "x1", {"name": "db_password"}),
+        ("secret", "update", "x1", {"name": "db_password"}),
+        ("config", "create", "c1", {"name": "nginx.conf"}),
+        ("secret", "remove", "x1", {"name": "db_password"}),
+    ]

@@ -16,7 +16,6 @@ from ferry.api.run_options import refused
 from ferry.api.server import add_route
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
-from ferry.events import EventBus
 from ferry.manager.secrets import ObjectOps
 from ferry.model.filters import matches
 from ferry.model.swarm_objects import (
@@ -60,11 +59,10 @@ def _check(model: ObjectSpecModel) -> None:
 class SwarmObjectRoutes:
     """The routes of one kind: ``/secrets`` or ``/configs``."""
 
-    def __init__(self, kind: Kind, swarm: SwarmController, events: EventBus | None = None) -> None:
+    def __init__(self, kind: Kind, swarm: SwarmController) -> None:
         self.kind = kind
         self.swarm = swarm
         # Be aware: the changes made through this manager's API, not through another's
-        self.events = events or EventBus()
         self._path = f"/{kind.value}s"
 
     def register(self, app: web.Application) -> None:
@@ -101,7 +99,6 @@ class SwarmObjectRoutes:
         _check(model)
         data = _data(model) or b""
         obj = await self._ops().create(model.Name, data, model.Labels or {})
-        self.events.publish(self.kind.value, "create", obj.obj_id, {"name": obj.name}, "swarm")
         return web.json_response({"ID": obj.obj_id}, status=201)
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -113,13 +110,11 @@ class SwarmObjectRoutes:
         model = await read_model(request, ObjectSpecModel)
         _check(model)
         ops = self._ops()
-        obj = await ops.update(
+        await ops.update(
             request.match_info["id"], version, model.Name, _data(model), model.Labels or {}
         )
-        self.events.publish(self.kind.value, "update", obj.obj_id, {"name": obj.name}, "swarm")
         return web.Response(status=200)
 
     async def remove(self, request: web.Request) -> web.Response:
-        gone = await self._ops().remove(request.match_info["id"])
-        self.events.publish(self.kind.value, "remove", gone.obj_id, {"name": gone.name}, "swarm")
+        await self._ops().remove(request.match_info["id"])
         return web.Response(status=204)
