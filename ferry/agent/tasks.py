@@ -164,6 +164,7 @@ class TaskAgent(Reconciler):
                     env=template.env,
                     networks=tuple(choices),
                     labels={
+                        **template.options.labels,
                         "com.docker.swarm.service.name": task.service_name,
                         "com.docker.swarm.task.id": task.task_id,
                         "com.docker.swarm.task.name": task.name,

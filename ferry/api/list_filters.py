@@ -182,15 +182,23 @@ def node_rules(
     }
 
 
-def task_rules(task: Task, services: set[str], nodes: set[str], current: bool) -> dict[str, f.Rule]:
+def task_rules(
+    task: Task,
+    services: set[str],
+    nodes: set[str],
+    current: bool,
+    service_labels: Mapping[str, str],
+) -> dict[str, f.Rule]:
     """``services``/``nodes``: the ids the ``service``/``node`` references resolved to;
-    ``current``: the task is of its service's current spec (``_up-to-date``)."""
+    ``current``: the task is of its service's current spec (``_up-to-date``);
+    ``service_labels``: its service's labels, which ``label`` matches (swarmkit's task filter
+    reads the task's ServiceAnnotations: how ``docker stack ps`` finds a stack's tasks)."""
     return {
         "service": lambda _: task.svc_id in services,
         "node": lambda _: task.node_id in nodes,
         "desired-state": lambda v: f.exact(v, task.desired.value),
         "id": lambda v: f.prefix(v, task.task_id),
         "name": lambda v: f.prefix(v, task.name),
-        "label": lambda v: f.labels(v, {}),  # Ferry's tasks carry no labels of their own
+        "label": lambda v: f.labels(v, service_labels),
         "_up-to-date": lambda _: current,
     }

@@ -157,6 +157,7 @@ def task_options(template: TaskTemplateModel) -> TaskOptions:
         limit_pids=limits.Pids,
         reserve_nano_cpus=reserve.NanoCPUs,
         reserve_memory_bytes=reserve.MemoryBytes,
+        labels=dict(container.Labels or {}),
     )
 
 
@@ -171,6 +172,8 @@ def container_spec_json(options: TaskOptions) -> dict[str, Any]:
         out["Mounts"] = [_mount_json(m) for m in options.mounts]
     if options.read_only:
         out["ReadOnly"] = True
+    if options.labels:
+        out["Labels"] = dict(options.labels)
     if options.cap_add:
         out["CapabilityAdd"] = list(options.cap_add)
     if options.cap_drop:

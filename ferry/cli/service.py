@@ -189,6 +189,9 @@ def create(
         str, typer.Option(help="Time to wait before killing a task")
     ] = "10s",
     label: Annotated[list[str] | None, typer.Option(help="Service label KEY=VALUE")] = None,
+    container_label: Annotated[
+        list[str] | None, typer.Option("--container-label", help="Container label KEY=VALUE")
+    ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Do not wait for convergence")
     ] = False,
@@ -259,6 +262,7 @@ def create(
                 "Env": list(env or []),
                 "Init": init,
                 "StopGracePeriod": int(parse_duration(stop_grace_period) * NS),
+                "Labels": parse_kv(container_label or [], "container label"),
             },
             "RestartPolicy": {
                 "Condition": restart_condition,

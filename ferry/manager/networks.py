@@ -9,6 +9,7 @@ hand out one address twice.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ from ferry.model.network import (
     network_names,
 )
 from ferry.model.rules import check_aliases
+from ferry.model.service import TaskState
 from ferry.model.times import now_iso
 from ferry.network import ipam
 
+# a network's removal waits this long for the endpoints of tasks being shut down: their stop
+# grace period (Docker's default 10 s) and a margin
+LEAVING_WAIT_S = 30.0
 MAX_ATTEMPTS = 20
 
 
@@ -177,9 +182,38 @@ class NetworkOps:
         services = {s.spec.name for s in self._view.services() if network.net_id in s.spec.networks}
         return sorted(endpoints), sorted(services)
 
+    def _only_leaving_tasks(self, network: Network) -> bool:
+        """Whether every endpoint still on the network is a task's that is being shut down
+        (its service removed or scaled down): what ``docker stack rm`` leaves behind when it
+        removes a stack's networks right after its services."""
+        held = [
+            e
+            for e in self._view.endpoints(network.net_id)
+            if e.kind not in (EndpointKind.VIP, EndpointKind.SANDBOX)
+        ]
+        for endpoint in held:
+            if endpoint.kind != EndpointKind.TASK:
+                return False
+            task = self._view.task(endpoint.owner_id)
+            if task is not None and task.desired == TaskState.RUNNING:
+                return False
+        return bool(held)
+
+    async def _wait_released(self, network: Network) -> None:
+        """Until the leaving tasks' endpoints are released (their containers stopped, within
+        their stop grace period), or LEAVING_WAIT_S. swarmkit marks such a network for
+        deletion and deletes it once they are gone; Ferry's call waits for it instead."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEAVING_WAIT_S
+        while loop.time() < deadline and self._only_leaving_tasks(network):
+            await asyncio.sleep(0.2)
+
     async def remove(self, query: str) -> Network:
         network = self.find(query)
         endpoints, services = self._users(network)
+        if not services and endpoints and self._only_leaving_tasks(network):
+            await self._wait_released(network)
+            endpoints, services = self._users(network)
         if services:
             raise Conflict(
                 f"network {network.name} is in use by service(s) {', '.join(services)}: "

@@ -52,7 +52,8 @@ class PortSpec:
 class TaskOptions:
     """A service's run options for its tasks' containers (Docker's ContainerSpec and
     Resources): ``--user``, ``--workdir``, ``--mount``, ``--cap-add/--cap-drop``,
-    ``--read-only``, ``--health-*``, ``--limit-*`` and ``--reserve-*``."""
+    ``--read-only``, ``--health-*``, ``--limit-*``, ``--reserve-*`` and
+    ``--container-label``."""
 
     user: str = ""
     workdir: str = ""
@@ -66,8 +67,13 @@ class TaskOptions:
     limit_pids: int = 0
     reserve_nano_cpus: int = 0  # the scheduler places against each node's capacity
     reserve_memory_bytes: int = 0
+    # ContainerSpec.Labels (--container-label): on each task's container, beside the
+    # com.docker.swarm.* labels the node sets (those win, as in Docker)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> None:
+        if any(not key.strip() for key in self.labels):
+            raise InvalidArgument("invalid container label: a key cannot be empty (KEY=VALUE)")
         check_user(self.user)
         check_mounts(self.mounts)
         if self.workdir and not self.workdir.startswith("/"):

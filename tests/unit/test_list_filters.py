@@ -205,3 +205,15 @@ async def test_a_wrong_container_filter_is_refused_whatever_all_says(
         assert (await answer.json())["message"].startswith(message)
         limited = await client.get(f"/v1.47/containers/json?limit=1&{query}")
         assert limited.status == status
+
+
+def test_a_tasks_label_filter_reads_its_services_labels() -> None:
+    """swarmkit matches a task's ServiceAnnotations: docker stack ps lists a stack's tasks."""
+    from ferry.api import list_filters as lf
+    from ferry.model.service import ContainerTemplate, Task
+
+    task = Task("t1", "s1", "app_web", 1, ContainerTemplate("tools", ()), 1)
+    stacked = {"com.docker.stack.namespace": "app"}
+    rules = lf.task_rules(task, set(), set(), True, stacked)
+    assert f.matches({"label": ["com.docker.stack.namespace=app"]}, rules)
+    assert not f.matches({"label": ["com.docker.stack.namespace=other"]}, rules)

@@ -223,3 +223,18 @@ def test_placement_platforms_without_the_nodes_platform_are_refused() -> None:
         service_options.check_platforms(
             [{"Architecture": "arm64", "OS": "linux"}], machine="x86_64"
         )
+
+
+def test_container_labels_reach_the_tasks_options_and_inspect() -> None:
+    """docker stack deploy labels each task's container (com.docker.stack.namespace)."""
+    from ferry.api.service_options import container_spec_json
+
+    body = {"Name": "app_web", "TaskTemplate": {"ContainerSpec": {
+        "Image": "tools", "Labels": {"com.docker.stack.namespace": "app"},
+    }}}  # fmt: skip
+    options = _request(body).options
+    assert options.labels == {"com.docker.stack.namespace": "app"}
+    assert container_spec_json(options)["Labels"] == {"com.docker.stack.namespace": "app"}
+    blank = dict(body, TaskTemplate={"ContainerSpec": {"Image": "tools", "Labels": {" ": "x"}}})
+    with pytest.raises(InvalidArgument, match="container label"):
+        _request(blank).options.check()

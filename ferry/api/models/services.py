@@ -28,6 +28,7 @@ class ContainerSpecModel(DockerModel):
     CapabilityDrop: list[str] | None = None
     HealthCheck: HealthConfigBody | None = None
     Isolation: str = ""
+    Labels: dict[str, str] | None = None
 
 
 class ResourceModel(DockerModel):

@@ -247,7 +247,8 @@ class ServiceRoutes:
         for task in manager.view.tasks():
             svc = manager.view.service(task.svc_id)
             current = svc is not None and task.spec_version == svc.spec_version
-            rules = lf.task_rules(task, services, nodes, current)
+            labels = svc.spec.labels if svc is not None else {}
+            rules = lf.task_rules(task, services, nodes, current, labels)
             if not filters_match(filters, rules):
                 continue
             out.append(self._task(manager, task, endpoints))
