@@ -6,6 +6,7 @@ import base64
 import collections
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -414,3 +415,49 @@ def test_a_services_network_alias_names_its_vip_there(lab: LabRig) -> None:
         assert "belongs to service stk_api" in taken.stderr, taken.stderr
     finally:
         lab.ferry("h1", "service", "rm", "stk_api", check=False)
+
+
+STACK = """\
+version: "3.8"
+services:
+  web:
+    image: tools
+    command: ["python3", "-m", "http.server", "80"]
+    networks: [front]
+    deploy:
+      replicas: 2
+  probe:
+    image: tools
+    command: ["sleep", "600"]
+    networks: [front]
+networks:
+  front:
+    driver: overlay
+"""
+
+
+def test_docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it(
+    lab: LabRig, tmp_path: Path
+) -> None:
+    compose = tmp_path / "compose.yml"
+    compose.write_text(STACK)
+    lab.exec("h1", "docker", "stack", "deploy", "-c", str(compose), "stk")
+    try:
+        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "2"]
+        wait_until(lambda: len(running(lab, "stk_web")) == 2, 60, "stk_web 2/2", every_s=0.5)
+        wait_until(lambda: len(running(lab, "stk_probe")) == 1, 60, "stk_probe 1/1", every_s=0.5)
+        listed = lab.exec("h1", "docker", "stack", "ps", "stk", "--format", "{{.Name}}").stdout
+        assert sorted(n.rsplit(".", 1)[0] for n in listed.split()) == [
+            "stk_probe", "stk_web", "stk_web",
+        ]  # fmt: skip
+        probe = next(t for t in running(lab, "stk_probe"))
+        node = next(h for h, n in lab.nodes().items() if n["ID"] == probe["NodeID"])
+        cid = probe["Status"]["ContainerStatus"]["ContainerID"]
+        # inside the stack, a service's short name is its VIP
+        answer = lab.ferry(node, "exec", cid, "curl", "-s", "-o", "/dev/null", "-w",
+                           "%{http_code}", "http://web/").stdout  # fmt: skip
+        assert answer == "200"
+    finally:
+        lab.exec("h1", "docker", "stack", "rm", "stk", check=False)
+    networks = lab.exec("h1", "docker", "network", "ls", "--format", "{{.Name}}").stdout
+    assert "stk_front" not in networks.split()
