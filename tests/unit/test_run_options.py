@@ -167,6 +167,7 @@ SPEC_SAMPLES: dict[str, Any] = {
     "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}],
     "CapabilityAdd": ["NET_ADMIN"], "CapabilityDrop": ["CHOWN"],
     "HealthCheck": {"Test": ["CMD-SHELL", "true"]},
+    "Labels": {"com.docker.stack.namespace": "app"},
 }  # fmt: skip
 
 
