@@ -64,7 +64,7 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         mode = "global"
     elif model.Mode is not None and model.Mode.Replicated is not None:
         replicas = model.Mode.Replicated.Replicas
-    networks = template.Networks or model.Networks or []
+    networks = template.Networks or model.Networks or []  # the latter deprecated
     return ServiceRequest(
         name=model.Name,
         image=container.Image,
@@ -87,9 +87,11 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
     )
 
 
-def _attachment(net_id: str, spec: ServiceSpec, net_names: dict[str, str]) -> dict[str, Any]:
-    """One of TaskTemplate.Networks: the network, and the service's aliases there if any."""
-    out: dict[str, Any] = {"Target": net_names.get(net_id, net_id)}
+def _attachment(net_id: str, spec: ServiceSpec) -> dict[str, Any]:
+    """One of TaskTemplate.Networks: the network by id (Docker's daemon stores the id whatever
+    the request named; the docker CLI's ``--network-add|rm`` compare ids), and the service's
+    aliases there if any."""
+    out: dict[str, Any] = {"Target": net_id}
     if spec.aliases.get(net_id):
         out["Aliases"] = list(spec.aliases[net_id])
     return out
@@ -102,7 +104,7 @@ def _restart_delay(policy: RestartPolicyModel | None) -> float:
     return policy.Delay / NS
 
 
-def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[str, Any]:
+def spec_json(spec: ServiceSpec, force: int) -> dict[str, Any]:
     mode: dict[str, Any] = (
         {"Global": {}} if spec.mode == Mode.GLOBAL else {"Replicated": {"Replicas": spec.replicas}}
     )
@@ -126,7 +128,7 @@ def spec_json(spec: ServiceSpec, net_names: dict[str, str], force: int) -> dict[
                 "MaxAttempts": 0,
             },
             "Placement": {"Constraints": list(spec.constraints)},
-            "Networks": [_attachment(n, spec, net_names) for n in spec.networks],
+            "Networks": [_attachment(n, spec) for n in spec.networks],
             "ForceUpdate": force,
         },
         "Mode": mode,

@@ -345,9 +345,9 @@ class ServiceOps:
         if wanted.mode == Mode.GLOBAL.value:
             wanted = replace(wanted, replicas=None)  # Docker sends none; tolerate a stray one
         spec = self._spec(replace(wanted, name=old.name))
-        if not wanted.networks:
-            spec = replace(spec, networks=old.networks, aliases=old.aliases)
-        elif (spec.networks, spec.aliases) != (old.networks, old.aliases):
+        # the spec is whole, as Docker's: no networks named is none (the docker CLI's
+        # --network-rm of the last one omits the field)
+        if (spec.networks, spec.aliases) != (old.networks, old.aliases):
             raise InvalidArgument(
                 "changing a service's networks or their aliases is not supported: recreate it"
             )

@@ -407,6 +407,11 @@ def test_a_services_network_alias_names_its_vip_there(lab: LabRig) -> None:
         shown = lab.exec("h1", "docker", "service", "inspect", "--format",
                          "{{json .Spec.TaskTemplate.Networks}}", "stk_api").stdout  # fmt: skip
         assert '"Aliases":["api"]' in shown, shown
+        # the spec names the network by id, as Docker's: the CLI's --network-rm finds it, and
+        # the change is refused rather than ignored
+        cut = lab.exec("h1", "docker", "service", "update", "-d", "--network-rm", "svcnet",
+                       "stk_api", check=False)  # fmt: skip
+        assert cut.returncode != 0 and "networks or their aliases" in cut.stderr, cut.stderr
         vip = lab.api("h1", "/services/stk_api")["Endpoint"]["VirtualIPs"][0]["Addr"]
         answer = lab.ferry("h1", "exec", "client", "getent", "hosts", "api").stdout
         assert answer.split()[0] == vip.split("/")[0], answer

@@ -121,7 +121,7 @@ async def test_with_registry_auth_resolves_with_the_credentials_and_keeps_them_f
     svc = await services.create((await services.pin(asked))[0])
     assert registry.asked == [("nginx:latest", RegistryAuth("ferry", "s3cret", "10.30.0.250:5000"))]
     assert svc.spec.template.registry_auth == auth
-    assert "s3cret" not in json.dumps(spec_json(svc.spec, {}, 0))  # inspect never shows it
+    assert "s3cret" not in json.dumps(spec_json(svc.spec, 0))  # inspect never shows it
     with pytest.raises(InvalidArgument, match="X-Registry-Auth"):
         await services.create(replace(asked, registry_auth="not base64!"))
 

@@ -193,7 +193,7 @@ def test_a_non_default_docker_flag_is_refused_by_name(
 def test_what_inspect_shows_is_accepted_back() -> None:
     # docker service update sends back the spec inspect showed, changed where asked
     template = ContainerTemplate("tools", ("sleep", "9"), (), False, 10.0, TaskOptions(), None)
-    shown = spec_json(ServiceSpec("web", template), {}, 0)
+    shown = spec_json(ServiceSpec("web", template), 0)
     assert shown["UpdateConfig"]["FailureAction"] == "pause"
     assert shown["RollbackConfig"]["Order"] == "stop-first"
     assert _request(shown).restart == "any"
@@ -204,7 +204,7 @@ def test_the_restart_delay_is_honoured_and_shown() -> None:
     assert request.restart_delay_s == 30.0
     assert _request(BASE).restart_delay_s == 5.0  # Docker's default when not given
     template = ContainerTemplate("tools", ("sleep", "9"), (), False, 10.0, TaskOptions(), None)
-    shown = spec_json(ServiceSpec("web", template, restart_delay_s=0.5), {}, 0)
+    shown = spec_json(ServiceSpec("web", template, restart_delay_s=0.5), 0)
     assert shown["TaskTemplate"]["RestartPolicy"]["Delay"] == NS // 2
 
 

@@ -57,7 +57,6 @@ class ServiceRoutes:
     # rendering -------------------------------------------------------------------------------
     def _service(self, manager: Manager, svc: Service, status: bool) -> dict[str, Any]:
         view = manager.view
-        net_names = {n.net_id: n.name for n in view.networks()}
         vips = []
         for ep in view.endpoints():
             network = view.network(ep.net_id)
@@ -68,7 +67,7 @@ class ServiceRoutes:
             "Version": {"Index": manager.services.version(svc)},
             "CreatedAt": svc.created_at,
             "UpdatedAt": svc.updated_at,
-            "Spec": spec_json(svc.spec, net_names, svc.force_update),
+            "Spec": spec_json(svc.spec, svc.force_update),
             "Endpoint": {
                 "Spec": {
                     "Mode": svc.spec.endpoint_mode.value,
@@ -79,7 +78,7 @@ class ServiceRoutes:
             },
         }
         if svc.previous is not None:
-            out["PreviousSpec"] = spec_json(svc.previous, net_names, svc.force_update)
+            out["PreviousSpec"] = spec_json(svc.previous, svc.force_update)
         progress = manager.services.progress(svc)
         if svc.rolled_at and svc.rolled_at == svc.updated_at:
             # As in Docker, only while the last change was one that rolls the tasks over (a
