@@ -117,6 +117,13 @@ async def test_events_since_until_replay_the_history_and_end(tmp_path: Path) -> 
         assert [e["Actor"]["ID"] for e in _lines(await answer.text())] == ["data"]
 
 
+async def test_an_until_before_since_is_refused_in_dockers_words(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        answer = await client.get("/v1.47/events?since=200&until=100")
+        assert answer.status == 400
+        assert "`since` time (200) cannot be after `until` time (100)" in await answer.text()
+
+
 async def test_events_stream_what_follows_until_the_client_goes_away(tmp_path: Path) -> None:
     async with api_client(tmp_path) as client:
         kind = quote(json.dumps({"event": ["create"]}))

@@ -56,6 +56,11 @@ class EventRoutes:
         f.one_of(wanted, "type", EVENT_TYPES)
         since = timestamp_ns(request.query, "since")
         until = timestamp_ns(request.query, "until")
+        if since is not None and until is not None and until < since:
+            raise InvalidArgument(  # moby's words (api/server/router/system)
+                f"`since` time ({request.query['since']}) cannot be after `until` time "
+                f"({request.query['until']})"
+            )
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         with self.bus.subscribe() as queue:
