@@ -143,6 +143,20 @@ class Progress:
     updating: bool  # some task that counts still runs an older spec version
 
 
+def update_state(service: Service, updating: bool) -> tuple[str, str] | None:
+    """Docker's UpdateStatus (State, Message) of the last change that rolled the tasks over, or
+    of a rollback, with swarmkit's states and messages (a manual rollback starts as "manually
+    requested rollback"); None when the last change did not roll them over (a later scale or
+    label change clears it, as in Docker). ``updating``: ``Progress.updating``."""
+    if not service.rolled_at or service.rolled_at != service.updated_at:
+        return None
+    if service.rolled_back:
+        if updating:
+            return "rollback_started", "manually requested rollback"
+        return "rollback_completed", "rollback completed"
+    return ("updating", "update in progress") if updating else ("completed", "update completed")
+
+
 def progress(service: Service, tasks: list[Task], nodes: Iterable[Candidate]) -> Progress:
     by_node = {c.node.node_id: c for c in nodes}
     _stops, counted = _split_lost(tasks, by_node)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ferry.manager.orchestrator import progress, update_state
+from ferry.manager.scheduler import candidates
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.node import Node
@@ -28,7 +30,8 @@ from ferry.model.swarm_objects import SwarmObject
 
 # a node's state is its session's, and during a new leader's grace Unknown rather than Down
 _WATCHED = (
-    keys.SERVICES, keys.NODES, keys.SESSIONS, keys.LEADER, keys.SWARM_SECRETS, keys.CONFIGS,
+    keys.SERVICES, keys.TASKS, keys.NODES, keys.SESSIONS, keys.LEADER, keys.SWARM_SECRETS,
+    keys.CONFIGS,
 )  # fmt: skip
 # secrets and configs: their key prefix, and the event type
 _OBJECTS = ((keys.SWARM_SECRETS, "secret"), (keys.CONFIGS, "config"))
@@ -53,9 +56,17 @@ def _replicas(svc: Service) -> str:
     return str(svc.spec.replicas) if svc.spec.mode == Mode.REPLICATED else ""
 
 
-def plan_service(svc_id: str, old: Service | None, new: Service | None) -> SwarmEvent | None:
-    """The event of a service record going from ``old`` to ``new`` (None: absent)."""
-    if old == new:  # both absent too
+def plan_service(
+    svc_id: str,
+    old: Service | None,
+    new: Service | None,
+    old_state: str = "",
+    new_state: str = "",
+) -> SwarmEvent | None:
+    """The event of a service going from ``old`` to ``new`` (None: absent), its update state
+    (``orchestrator.update_state``, "" for none) from ``old_state`` to ``new_state``: a change
+    of either is an update (swarmkit changes the service object for both)."""
+    if old == new and old_state == new_state:  # both absent too
         return None
     if new is None:
         assert old is not None
@@ -66,6 +77,10 @@ def plan_service(svc_id: str, old: Service | None, new: Service | None) -> Swarm
     _changed(attrs, "image", old.spec.template.image, new.spec.template.image)
     if _replicas(old) and _replicas(new):
         _changed(attrs, "replicas", _replicas(old), _replicas(new))
+    if new_state and not old_state:
+        attrs["updatestate.new"] = new_state
+    elif new_state:
+        _changed(attrs, "updatestate", old_state, new_state)
     return SwarmEvent("service", "update", svc_id, attrs)
 
 
@@ -112,6 +127,7 @@ class SwarmEvents:
         self._view = view
         self._publish = publish
         self._services: dict[str, Service] = {}
+        self._states: dict[str, str] = {}  # a service's update state, "" for none
         self._nodes: dict[str, NodeSeen] = {}
         self._objects: dict[str, SwarmObject] = {}  # by key
         self._baseline = False
@@ -126,6 +142,7 @@ class SwarmEvents:
         if self._baseline and not any(k.startswith(_WATCHED) for k in changed):
             return  # a task, an endpoint: nothing this publishes
         services = {s.svc_id: s for s in self._view.services()}
+        states = {svc_id: self._update_state(svc) for svc_id, svc in services.items()}
         nodes = {}
         for node in self._view.nodes():
             if (seen := self._node_seen(node.node_id)) is not None:
@@ -137,11 +154,18 @@ class SwarmEvents:
             if isinstance(entry.obj, SwarmObject)
         }
         if self._baseline:
-            events = self._plan(changed, services, nodes) + self._plan_objects(changed, objects)
+            events = self._plan(changed, services, states, nodes)
+            events += self._plan_objects(changed, objects)
             for event in events:
                 self._publish(event.type, event.action, event.actor_id, event.attributes, "swarm")
         self._baseline = self._view.mirror.synced
-        self._services, self._nodes, self._objects = services, nodes, objects
+        self._services, self._states = services, states
+        self._nodes, self._objects = nodes, objects
+
+    def _update_state(self, svc: Service) -> str:
+        nodes = candidates(self._view.nodes(), self._view.status)
+        state = update_state(svc, progress(svc, self._view.tasks(svc.svc_id), nodes).updating)
+        return state[0] if state is not None else ""
 
     def _plan_objects(
         self, changed: frozenset[str], objects: dict[str, SwarmObject]
@@ -154,12 +178,16 @@ class SwarmEvents:
         return [event for event in planned if event is not None]
 
     def _plan(
-        self, changed: frozenset[str], services: dict[str, Service], nodes: dict[str, NodeSeen]
+        self,
+        changed: frozenset[str],
+        services: dict[str, Service],
+        states: dict[str, str],
+        nodes: dict[str, NodeSeen],
     ) -> list[SwarmEvent]:
+        was, were = self._services, self._states
         planned = [
-            plan_service(i, self._services.get(i), services.get(i))
-            for i in sorted(self._services.keys() | services.keys())
-            if keys.service(i) in changed
+            plan_service(i, was.get(i), services.get(i), were.get(i, ""), states.get(i, ""))
+            for i in sorted(was.keys() | services.keys())
         ]
         leader = keys.LEADER in changed
         planned += [

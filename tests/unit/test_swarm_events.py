@@ -20,7 +20,7 @@ from ferry.manager.swarm_events import (
 from ferry.model.codec import encode
 from ferry.model.mirror import Mirror
 from ferry.model.node import Availability, Node, NodeSession, Role
-from ferry.model.service import ContainerTemplate, Service, ServiceSpec
+from ferry.model.service import ContainerTemplate, Service, ServiceSpec, Task, TaskState
 from ferry.model.swarm_objects import SwarmObject
 
 WEB = Service("s1", ServiceSpec(name="web", template=ContainerTemplate("nginx:1", ()), replicas=2))
@@ -101,3 +101,39 @@ def test_secrets_and_configs_are_created_updated_and_removed_by_name() -> None:
         ("config", "create", "c1", {"name": "nginx.conf"}),
         ("secret", "remove", "x1", {"name": "db_password"}),
     ]
+
+
+def test_an_update_says_its_state_when_it_starts_and_when_its_tasks_are_done() -> None:
+    """Docker's updatestate.new (updating, completed, rollback_*): what scripts wait for."""
+    assert plan_service("s1", WEB, WEB, "", "updating") == SwarmEvent(
+        "service", "update", "s1", {"name": "web", "updatestate.new": "updating"}
+    )
+    assert plan_service("s1", WEB, WEB, "updating", "completed") == SwarmEvent(
+        "service", "update", "s1",
+        {"name": "web", "updatestate.old": "updating", "updatestate.new": "completed"},
+    )  # fmt: skip
+    assert plan_service("s1", WEB, WEB, "completed", "completed") is None
+
+
+def test_the_publisher_follows_an_update_through_the_tasks() -> None:
+    mirror = Mirror(MANAGER_TYPES)
+    rolled = replace(WEB, spec_version=2, rolled_at="2026-01-01T00:00:01Z",
+                     updated_at="2026-01-01T00:00:01Z")  # fmt: skip
+    old_task = Task("t1", "s1", "web", 1, WEB.spec.template, 1, state=TaskState.RUNNING,
+                    node_id="n2")  # fmt: skip
+    session = NodeSession("n2", 7, "n1", "2026-01-01T00:00:00Z")
+    mirror.reset(
+        [
+            (keys.service("s1"), encode(WEB), 2), (keys.task("t1"), encode(old_task), 2),
+            (keys.node("n2"), encode(H2), 2), (keys.session("n2"), encode(session), 2),
+        ],
+        2,
+    )  # fmt: skip
+    published: list[tuple[Any, ...]] = []
+    publisher = SwarmEvents(ClusterView(mirror), lambda *event: published.append(event))
+    mirror.subscribe(publisher.changed)
+    publisher.changed(frozenset())
+    mirror.apply([(keys.service("s1"), encode(rolled), 3)])  # the update: t1 is of version 1
+    new_task = replace(old_task, task_id="t2", spec_version=2)
+    mirror.apply([(keys.task("t1"), None, 4), (keys.task("t2"), encode(new_task), 4)])
+    assert [e[3].get("updatestate.new") for e in published] == ["updating", "completed"]

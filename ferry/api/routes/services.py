@@ -17,6 +17,7 @@ from ferry.api.service_spec import port_json, request_of, spec_json
 from ferry.daemon.swarm import SwarmController
 from ferry.errors import InvalidArgument
 from ferry.manager.manager import Manager
+from ferry.manager.orchestrator import update_state
 from ferry.manager.services import ServiceRequest, check_request
 from ferry.manager.store import keys
 from ferry.model.filters import matches as filters_match
@@ -80,12 +81,13 @@ class ServiceRoutes:
         if svc.previous is not None:
             out["PreviousSpec"] = spec_json(svc.previous, svc.force_update)
         progress = manager.services.progress(svc)
-        if svc.rolled_at and svc.rolled_at == svc.updated_at:
-            # As in Docker, only while the last change was one that rolls the tasks over (a
-            # later scale or label change clears it). The state is derived from the tasks, so
-            # it cannot disagree with them: an update is under way while a task that counts
-            # still runs an older version of the spec.
-            out["UpdateStatus"] = _update_status(svc, progress.updating)
+        # derived from the tasks, so it cannot disagree with them: an update is under way while
+        # a task that counts still runs an older version of the spec
+        state = update_state(svc, progress.updating)
+        if state is not None:
+            out["UpdateStatus"] = {
+                "State": state[0], "StartedAt": svc.rolled_at, "Message": state[1],
+            }  # fmt: skip
         if status:
             out["ServiceStatus"] = {
                 "RunningTasks": progress.running,
@@ -269,23 +271,6 @@ def _refuse_update_options(query: params.Query) -> None:
         raise InvalidArgument("invalid registryAuthFrom: use spec or previous-spec")
     if query.get("rollback", "") not in ("", "previous"):
         raise InvalidArgument('invalid rollback: use "previous"')
-
-
-def _update_status(svc: Service, updating: bool) -> dict[str, str]:
-    """Docker's UpdateStatus of the last change that rolled the tasks over, or of a rollback
-    (swarmkit's states and messages: a manual rollback starts as "manually requested
-    rollback", which the docker CLI prints as ``rollback: manually requested rollback``)."""
-    if svc.rolled_back:
-        state, message = (
-            ("rollback_started", "manually requested rollback")
-            if updating
-            else ("rollback_completed", "rollback completed")
-        )
-    else:
-        state, message = (
-            ("updating", "update in progress") if updating else ("completed", "update completed")
-        )
-    return {"State": state, "StartedAt": svc.rolled_at, "Message": message}
 
 
 def _task_endpoints(manager: Manager) -> dict[str, list[Endpoint]]:
