@@ -45,9 +45,13 @@ class Internal(FerryError):
 
 
 class NotInSwarm(Unavailable):
+    """A swarm call on a node in no swarm, in Docker's words (moby ``Cluster.errNoManager``):
+    whichever CLI asked, ``swarm init`` and ``swarm join`` are the same verbs in both."""
+
     def __init__(self) -> None:
         super().__init__(
-            "This node is not part of a swarm: run 'ferry swarm init' or 'ferry swarm join' first"
+            'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+            "to connect this node to swarm and try again."
         )
 
 
