@@ -149,7 +149,7 @@ class Daemon:
         images.transfer.register_own(self.app)
         VolumeRoutes(self.containers).register(self.app)
         ContainerVerbRoutes(ContainerVerbs(self.containers)).register(self.app)
-        ServiceRoutes(self.swarm).register(self.app)
+        ServiceRoutes(self.swarm, self.local_networks.find).register(self.app)
         for kind in (Kind.SECRET, Kind.CONFIG):
             SwarmObjectRoutes(kind, self.swarm).register(self.app)
         DoctorRoutes(self.swarm, self.examine).register(self.app)

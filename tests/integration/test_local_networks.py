@@ -91,7 +91,7 @@ def test_errors_are_clear_and_a_used_network_cannot_be_removed(lab: LabRig) -> N
         (("network", "create", "front"), "already exists"),
         (("network", "create", "-d", "weave", "x"), "unknown network driver"),
         (("network", "create", "-d", "macvlan", "--subnet", "10.1.0.0/24", "x"), "parent=IFACE"),
-        (("network", "create", "-d", "overlay", "x"), "Use \"docker swarm init\""),
+        (("network", "create", "-d", "overlay", "x"), 'Use "docker swarm init"'),
         (("network", "rm", "front"), "has active endpoints"),
         # the lab's underlay is a route of every host: a bridge on it would capture it
         (("network", "create", "--subnet", lab.topo.subnet, "x"), "networks have overlapping"),

@@ -51,7 +51,7 @@ async def test_errors_leave_in_dockers_shape(tmp_path: Path) -> None:
     resp = await client.get("/v1.47/nodes")
     assert resp.status == 503
     assert resp.headers["Content-Type"] == "application/json"
-    assert "Use \"docker swarm init\"" in (await resp.json())["message"]
+    assert 'Use "docker swarm init"' in (await resp.json())["message"]
     missing = await client.get("/no/such/path")
     assert missing.status == 404
     assert (await missing.json())["message"] == "page not found"

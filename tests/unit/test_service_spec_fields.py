@@ -238,3 +238,25 @@ def test_container_labels_reach_the_tasks_options_and_inspect() -> None:
     blank = dict(body, TaskTemplate={"ContainerSpec": {"Image": "tools", "Labels": {" ": "x"}}})
     with pytest.raises(InvalidArgument, match="container label"):
         _request(blank).options.check()
+
+
+def test_a_service_on_a_local_network_is_refused_in_dockers_words() -> None:
+    """The docker CLI asks for the network with scope=swarm first (404 for a local one); an
+    API client that does not is answered as Docker's daemon answers."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from ferry.api.routes.services import ServiceRoutes
+    from ferry.errors import NotFound
+    from ferry.manager.manager import Manager
+
+    def find(ref: str) -> None:
+        raise NotFound(f"network {ref} not found")
+
+    manager = cast(Manager, SimpleNamespace(networks=SimpleNamespace(find=find)))
+    routes = ServiceRoutes(cast(Any, None), lambda ref: object() if ref == "bridge" else None)
+    wanted = _request({**BASE, "TaskTemplate": {"ContainerSpec": {"Image": "tools"},
+                                                "Networks": [{"Target": "bridge"}]}})  # fmt: skip
+    with pytest.raises(InvalidArgument, match="The network bridge cannot be used with services"):
+        routes._check_swarm_scoped(manager, wanted)
+    routes._check_swarm_scoped(manager, _request(BASE))  # no network: nothing to say

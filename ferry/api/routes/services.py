@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from ferry.api.models.services import ServiceSpecModel
 from ferry.api.server import add_route
 from ferry.api.service_spec import port_json, request_of, spec_json
 from ferry.daemon.swarm import SwarmController
-from ferry.errors import InvalidArgument
+from ferry.errors import InvalidArgument, NotFound
 from ferry.manager.manager import Manager
 from ferry.manager.orchestrator import update_state
 from ferry.manager.services import ServiceRequest, check_request
@@ -41,9 +42,30 @@ def _registry_options(request: web.Request, wanted: ServiceRequest) -> ServiceRe
     )
 
 
+def _none(_ref: str) -> None:
+    return None
+
+
 class ServiceRoutes:
-    def __init__(self, swarm: SwarmController) -> None:
+    def __init__(
+        self, swarm: SwarmController, local_network: Callable[[str], object | None] = _none
+    ) -> None:
+        """``local_network``: this node's local network (bridge, macvlan, host…) by name or
+        id, if any: a service naming one is refused in Docker's words."""
         self.swarm = swarm
+        self.local_network = local_network
+
+    def _check_swarm_scoped(self, manager: Manager, wanted: ServiceRequest) -> None:
+        for ref in wanted.networks:
+            if self.local_network(ref) is None:
+                continue
+            try:
+                manager.networks.find(ref)
+            except NotFound:
+                raise InvalidArgument(  # moby daemon/cluster/services.go
+                    f"The network {ref} cannot be used with services. Only networks scoped to "
+                    "the swarm can be used, such as those created with the overlay driver."
+                ) from None
 
     def register(self, app: web.Application) -> None:
         add_route(app, "GET", "/services", self.list)
@@ -162,6 +184,7 @@ class ServiceRoutes:
         wanted = _registry_options(request, request_of(await read_model(request, ServiceSpecModel)))
         check_request(wanted)
         manager = self.swarm.require_manager()
+        self._check_swarm_scoped(manager, wanted)
         wanted, warnings = await manager.services.pin(wanted)
         svc = await manager.services.create(wanted)
         return web.json_response({"ID": svc.svc_id, "Warnings": warnings}, status=201)
