@@ -316,3 +316,10 @@ def test_the_cli_import_sends_its_message_and_platform(
         [("fromSrc", "-"), ("repo", "web"), ("tag", "1"), ("changes", "CMD x"),
          ("message", "first"), ("platform", "linux/amd64")],
     )  # fmt: skip
+
+
+async def test_an_import_from_a_url_is_refused_as_such(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as client:
+        query = [("fromSrc", "http://10.0.0.9/rootfs.tar"), ("repo", "web")]
+        answer = await _create(client, query, 400)
+        assert "importing from a URL is not supported" in answer["message"]

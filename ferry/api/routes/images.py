@@ -306,7 +306,13 @@ class ImageRoutes:
         check_create_query(request.query)
         if "fromImage" in request.query:
             return await self.transfer.pull(request)
-        if request.query.get("fromSrc") != "-":
+        source = request.query.get("fromSrc")
+        if source is not None and source != "-":  # docker import URL
+            raise InvalidArgument(
+                f"importing from a URL is not supported ({source[:100]}): download the "
+                "tarball, then import the file (docker import FILE, or - for standard input)"
+            )
+        if source != "-":
             raise InvalidArgument("give fromImage=NAME (pull) or fromSrc=- (import a tarball)")
         check_import_platform(request.query.get("platform", ""))
         repo = request.query.get("repo", "")
