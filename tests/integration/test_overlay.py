@@ -294,6 +294,15 @@ def test_bad_container_input_is_refused_and_nothing_is_left(lab: LabRig) -> None
     )
     assert "already in use" in dup_ip.stderr
     lab.ferry("h2", "rm", "-f", "t1")
+    # as Docker: a container whose start failed (a command not found, no free address) stays
+    # Created, holding no namespace and no address, until removed; the rest were never made
+    left = sorted(set(lab.ferry("h2", "ps", "-a", "-q").stdout.split()) - set(before.split()))
+    shown = {c: lab.api("h2", f"/containers/{c}/json") for c in left}
+    assert {i["State"]["Status"] for i in shown.values()} <= {"created"}, shown
+    # the named ones are those refused for an address when they started
+    assert {i["Name"] for i in shown.values() if i["Name"] in ("/t2", "/t3")} >= {"/t2"}
+    assert labmod.nsfs.list_netns(f"{lab.name}-h2-c-") == netns_before
+    lab.ferry("h2", "rm", *left)
     assert lab.ferry("h2", "ps", "-a", "-q").stdout == before
     assert labmod.nsfs.list_netns(f"{lab.name}-h2-c-") == netns_before
     missing = lab.ferry("h2", "exec", "nobody", "true", check=False)
