@@ -70,6 +70,17 @@ def for_each(refs: Sequence[str], action: Callable[[str], None]) -> None:
         raise typer.Exit(failed)
 
 
+def remove_each(api: ApiClient, collection: str, refs: Sequence[str], **query: Any) -> None:
+    """Docker's ``rm`` verbs: ``DELETE <collection>/<ref>`` for each of ``refs``, the ref printed
+    once removed; errors as ``for_each`` reports them."""
+
+    def one(ref: str) -> None:
+        api.delete(f"{collection}/{ref}", **query)
+        print(ref)
+
+    for_each(refs, one)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Docker's plain tables: upper-case headers, columns three spaces apart, no borders."""
     cells = [[str(c) for c in row] for row in rows]

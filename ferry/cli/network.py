@@ -11,12 +11,12 @@ from ferry.cli.common import (
     FormatOption,
     ListFormatOption,
     client,
-    for_each,
     handles_errors,
     parse_filters,
     parse_kv,
     print_inspected,
     print_rows,
+    remove_each,
 )
 
 network_app = typer.Typer(rich_markup_mode=None, help="Manage networks.", no_args_is_help=True)
@@ -121,13 +121,7 @@ def inspect(
 @handles_errors
 def rm(networks: Annotated[list[str], typer.Argument(help="Network names or IDs")]) -> None:
     """Remove one or more networks."""
-    api = client()
-
-    def one(net: str) -> None:
-        api.delete(f"/networks/{net}")
-        print(net)
-
-    for_each(networks, one)
+    remove_each(client(), "/networks", networks)
 
 
 @network_app.command("prune")

@@ -19,12 +19,12 @@ from ferry.cli.common import (
     ListFormatOption,
     client,
     fail,
-    for_each,
     handles_errors,
     parse_filters,
     parse_kv,
     print_inspected,
     print_rows,
+    remove_each,
 )
 from ferry.model.times import epoch, human_duration
 
@@ -151,13 +151,7 @@ def _register(app: typer.Typer, kind: str) -> None:
     @handles_errors
     def rm(names: Annotated[list[str], typer.Argument(help="Names or IDs")]) -> None:
         """Remove one or more {kind}s."""
-        api = client()
-
-        def one(name: str) -> None:
-            api.delete(f"{path}/{name}")
-            print(name)
-
-        for_each(names, one)
+        remove_each(client(), path, names)
 
     for command in (create, ls, inspect, rm):
         command.__doc__ = (command.__doc__ or "").format(kind=kind)

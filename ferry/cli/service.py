@@ -15,12 +15,12 @@ from ferry.cli.common import (
     ListFormatOption,
     client,
     fail,
-    for_each,
     handles_errors,
     parse_filters,
     parse_kv,
     print_inspected,
     print_rows,
+    remove_each,
 )
 from ferry.cli.containers import CMD_SETTINGS
 from ferry.cli.ports import parse_publish
@@ -667,13 +667,7 @@ def rollback(
 @handles_errors
 def rm(services: Annotated[list[str], typer.Argument(help="Services")]) -> None:
     """Remove one or more services."""
-    api = client()
-
-    def one(svc: str) -> None:
-        api.delete(f"/services/{svc}")
-        print(svc)
-
-    for_each(services, one)
+    remove_each(client(), "/services", services)
 
 
 @service_app.command("logs")

@@ -14,11 +14,11 @@ from ferry.cli.common import (
     ListFormatOption,
     client,
     fail,
-    for_each,
     handles_errors,
     parse_kv,
     print_inspected,
     print_rows,
+    remove_each,
 )
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 
@@ -323,13 +323,7 @@ def node_rm(
     ] = False,
 ) -> None:
     """Remove one or more nodes from the swarm."""
-    api = client()
-
-    def one(node: str) -> None:
-        api.delete(f"/nodes/{node}", force=force)
-        print(node)
-
-    for_each(nodes, one)
+    remove_each(client(), "/nodes", nodes, force=force)
 
 
 @node_app.command("update")

@@ -10,10 +10,10 @@ from ferry.cli.common import (
     Column,
     ListFormatOption,
     client,
-    for_each,
     handles_errors,
     print_inspected,
     print_rows,
+    remove_each,
 )
 
 volume_app = typer.Typer(rich_markup_mode=None, help="Manage volumes.", no_args_is_help=True)
@@ -65,13 +65,7 @@ def rm(
     force: Annotated[bool, typer.Option("--force", "-f", help="No error if missing")] = False,
 ) -> None:
     """Remove one or more volumes (refused while a container uses one)."""
-    api = client()
-
-    def one(name: str) -> None:
-        api.delete(f"/volumes/{name}", force=force)
-        print(name)
-
-    for_each(names, one)
+    remove_each(client(), "/volumes", names, force=force)
 
 
 @volume_app.command("prune")

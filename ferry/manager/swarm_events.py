@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ferry.manager.orchestrator import progress, update_state
-from ferry.manager.scheduler import candidates
+from ferry.manager.scheduler import Candidate, candidates
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.node import Node
-from ferry.model.service import Mode, Service
+from ferry.model.service import Mode, Service, Task
 from ferry.model.swarm_objects import SwarmObject
 
 # a node's state is its session's, and during a new leader's grace Unknown rather than Down
@@ -120,6 +120,11 @@ def plan_node(node_id: str, old: NodeSeen | None, new: NodeSeen | None) -> Swarm
     return SwarmEvent("node", "update", node_id, attrs)
 
 
+def _update_state(svc: Service, tasks: list[Task], nodes: list[Candidate]) -> str:
+    state = update_state(svc, progress(svc, tasks, nodes).updating)
+    return state[0] if state is not None else ""
+
+
 class SwarmEvents:
     """Publishes a manager's swarm events; ``changed`` is the mirror's listener."""
 
@@ -142,7 +147,11 @@ class SwarmEvents:
         if self._baseline and not any(k.startswith(_WATCHED) for k in changed):
             return  # a task, an endpoint: nothing this publishes
         services = {s.svc_id: s for s in self._view.services()}
-        states = {svc_id: self._update_state(svc) for svc_id, svc in services.items()}
+        nodes_now = candidates(self._view.nodes(), self._view.status)
+        tasks: dict[str, list[Task]] = {}
+        for task in self._view.tasks():  # once, not once per service
+            tasks.setdefault(task.svc_id, []).append(task)
+        states = {i: _update_state(svc, tasks.get(i, []), nodes_now) for i, svc in services.items()}
         nodes = {}
         for node in self._view.nodes():
             if (seen := self._node_seen(node.node_id)) is not None:
@@ -161,11 +170,6 @@ class SwarmEvents:
         self._baseline = self._view.mirror.synced
         self._services, self._states = services, states
         self._nodes, self._objects = nodes, objects
-
-    def _update_state(self, svc: Service) -> str:
-        nodes = candidates(self._view.nodes(), self._view.status)
-        state = update_state(svc, progress(svc, self._view.tasks(svc.svc_id), nodes).updating)
-        return state[0] if state is not None else ""
 
     def _plan_objects(
         self, changed: frozenset[str], objects: dict[str, SwarmObject]
