@@ -145,7 +145,7 @@ class SwarmEvents:
 
     def changed(self, changed: frozenset[str]) -> None:
         if self._baseline and not any(k.startswith(_WATCHED) for k in changed):
-            return  # a task, an endpoint: nothing this publishes
+            return  # an endpoint, a log request: nothing this publishes
         services = {s.svc_id: s for s in self._view.services()}
         nodes_now = candidates(self._view.nodes(), self._view.status)
         tasks: dict[str, list[Task]] = {}
