@@ -40,8 +40,8 @@ REFUSED_KEYS = {
     "data-path-port": "Ferry's VXLAN traffic uses UDP 4789 on every host (RFC 7348's port); "
     "another port is not supported (nor is swarm init --data-path-port): remove the key",
 }
-# dockerd's levels (logrus), which Python's logging also knows by these names
-LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+# dockerd's levels (logrus's names, "warning" among them), which Python's logging also knows
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data-root",
         "--state-dir",
         dest="state_dir",
+        metavar="PATH",
         type=Path,
         default=None,
         help=f"where ferryd keeps its state (default: {defaults.state_dir}; daemon.json: "
@@ -52,13 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=None,
-        choices=[*LOG_LEVELS, "warning"],
+        choices=LOG_LEVELS,
         help=f"default: {defaults.log_level}; daemon.json: log-level",
     )
     parser.add_argument(
         "--config-file",
         "--config",
         dest="config",
+        metavar="PATH",
         type=Path,
         default=None,
         help=f"a daemon.json file (default: {DEFAULT_CONFIG_FILE} when it exists, as dockerd "

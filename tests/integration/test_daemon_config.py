@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,25 @@ def test_a_refused_key_stops_ferryd_from_starting_and_is_named(
         labmod.daemon_json_path(lab.topo.node("h1")).write_text(json.dumps(before))
     labmod.start_ferryd(lab.topo, "h1")
     assert lab.api("h1", "/info")["Name"] == "h1"
+
+
+def test_what_the_unit_s_kill_mode_rests_on(lab: LabRig) -> None:
+    """ferryd.service's KillMode=process: a container's conmon stays in ferryd's cgroup
+    (KillMode=mixed or control-group would kill it with ferryd), the container's processes
+    are in cgroups runc makes under /ferry; stopping ferryd alone leaves both running."""
+    host = lab.topo.node("h1")
+    cid = lab.ferry("h1", "run", "-d", "--name", "kept", TOOLS, "sleep", "600").stdout.strip()
+    conmon = int((host.state_dir / "containers" / cid / "bundle" / "conmon.pid").read_text())
+    init = int(lab.api("h1", f"/containers/{cid}/json")["State"]["Pid"])
+    ferryd = labmod.ferryd_pid(host)
+    assert ferryd is not None
+
+    def cgroup(pid: int) -> str:
+        return Path(f"/proc/{pid}/cgroup").read_text()
+
+    assert cgroup(conmon) == cgroup(ferryd)
+    assert f"/ferry/{host.netns}/{cid}" in cgroup(init)
+    labmod.stop_ferryd(lab.topo, "h1")
+    assert Path(f"/proc/{conmon}").exists() and Path(f"/proc/{init}").exists()
+    labmod.start_ferryd(lab.topo, "h1")
+    assert lab.api("h1", f"/containers/{cid}/json")["State"]["Pid"] == init

@@ -4,12 +4,14 @@ bad value, a setting given both as a flag and in the file), and where the file i
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ferry.api.client import DEFAULT_HOST
+from ferry.daemon import logs
 from ferry.daemon.config import DEFAULT_CONFIG_FILE, FILE_KEYS, DaemonConfig, read_config_file
 from ferry.daemon.main import parse
 from ferry.errors import InvalidArgument
@@ -35,9 +37,19 @@ def test_data_root_is_the_state_directory(tmp_path: Path) -> None:
     assert config.containers_dir == Path("/srv/ferry/containers")
 
 
-@pytest.mark.parametrize("level", ["debug", "info", "warn", "error", "fatal"])
+@pytest.mark.parametrize("level", ["debug", "info", "warn", "warning", "error", "fatal"])
 def test_log_level_takes_dockerd_s_levels(tmp_path: Path, level: str) -> None:
     assert read(tmp_path, {"log-level": level}) == {"log_level": level}
+    root = logging.getLogger()
+    handlers, before = root.handlers[:], root.level
+    try:
+        logs.setup(level)  # what ferryd does with it
+        assert logging.getLevelName(root.level) == {"warn": "WARNING", "fatal": "CRITICAL"}.get(
+            level, level.upper()
+        )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(before)
 
 
 def test_mtu_is_the_default_bridge_s(tmp_path: Path) -> None:
@@ -98,7 +110,7 @@ POOL = "default-address-pools"
 BAD_VALUES = [
     ({"data-root": "var/lib/ferry"}, "invalid data-root .*not an absolute path"),
     ({"data-root": 3}, "invalid data-root"),
-    ({"log-level": "verbose"}, "invalid log-level .*use debug, info, warn, error, fatal"),
+    ({"log-level": "verbose"}, "invalid log-level .*use debug, info, warn, warning, error, fatal"),
     ({"mtu": "1400"}, "invalid mtu .*use a number from 68 to 65535"),
     ({"mtu": 67}, "invalid mtu"),
     ({"mtu": 65536}, "invalid mtu"),
