@@ -253,6 +253,8 @@ def start_ferryd(topo: LabTopology, host_name: str, *, code: Path | None = None)
         raise Conflict(f"{host_name} is a lab client: it runs no ferryd")
     if ferryd_pid(host) is not None:
         raise Conflict(f"ferryd on {host_name} is already running")
+    if not daemon_json_path(host).exists():  # a lab made before hosts had a daemon.json
+        write_daemon_json(topo, host)
     _wait_ferryd(host, _start_ferryd(host, code))
 
 
