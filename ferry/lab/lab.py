@@ -135,7 +135,7 @@ def write_daemon_json(topo: LabTopology, host: LabNode) -> None:
     daemon_json_path(host).write_text(doc)
 
 
-def _ferryd_argv(host: LabNode, code: Path | None) -> list[str]:
+def ferryd_argv(host: LabNode, code: Path | None) -> list[str]:
     argv = [sys.executable, "-m", "ferry.daemon", "--hostname", host.name]
     argv += ["--run-dir", str(host.run_dir), "--netns-prefix", host.netns_prefix]
     if _takes_config_file(code):
@@ -158,7 +158,7 @@ def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
     if code is not None:  # `python -m` puts the working directory first on the path
         env["PYTHONPATH"] = str(code)
     return proc.spawn(
-        _ferryd_argv(host, code),
+        ferryd_argv(host, code),
         env=env,
         log_path=host.run_dir / "ferryd.log",
         cwd=code,

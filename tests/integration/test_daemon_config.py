@@ -8,6 +8,7 @@ Ferry refuses stops ferryd from starting, naming the key."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 
 from ferry.errors import Unavailable
+from ferry.kernel import nsfs, proc
 from ferry.lab import lab as labmod
+from ferry.lab.records import exec_path
 from tests.integration.lablib import TOOLS, LabRig, new_lab, restart_ferryd
 
 
@@ -108,3 +111,23 @@ def test_what_the_unit_s_kill_mode_rests_on(lab: LabRig) -> None:
     assert Path(f"/proc/{conmon}").exists() and Path(f"/proc/{init}").exists()
     labmod.start_ferryd(lab.topo, "h1")
     assert lab.api("h1", f"/containers/{cid}/json")["State"]["Pid"] == init
+
+
+def test_ferryd_tells_systemd_it_is_ready_once_its_api_answers(lab: LabRig, tmp_path: Path) -> None:
+    """ferryd.service's Type=notify: READY=1 comes once the API answers, STOPPING=1 at a stop
+    (the socket stands in for systemd's; ferryd is started as the lab starts it)."""
+    host = lab.topo.node("h1")
+    labmod.stop_ferryd(lab.topo, "h1")
+    env = {"PATH": exec_path(), "LANG": "C.UTF-8", "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(env["NOTIFY_SOCKET"])
+        systemd.settimeout(30)
+        proc.spawn(
+            labmod.ferryd_argv(host, None), env=env, log_path=host.run_dir / "ferryd.log",
+            netns=nsfs.netns_path(host.netns),
+        )  # fmt: skip
+        assert systemd.recv(64) == b"READY=1"
+        assert lab.api("h1", "/info")["Name"] == "h1"  # already answering when READY came
+        labmod.stop_ferryd(lab.topo, "h1")
+        assert systemd.recv(64) == b"STOPPING=1"
+    labmod.start_ferryd(lab.topo, "h1")
