@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -111,6 +112,13 @@ def test_containers_run_detached_and_attached_and_every_verb(client: docker.Dock
         assert [c.id for c in exited] == [box.id]
         box.restart(timeout=1)
         wait_until(lambda: _status(box) == "running", 30, "pybox2 running again")
+        box.pause()
+        assert _status(box) == "paused"
+        box.unpause()
+        assert _status(box) == "running"
+        assert {"Path": "/tmp/hello.txt", "Kind": 1} in box.diff()
+        with tarfile.open(fileobj=io.BytesIO(b"".join(box.export())), mode="r|") as tar:
+            assert "tmp/hello.txt" in {m.name.lstrip("./") for m in tar}
         box.stop(timeout=1)
         assert _status(box) == "exited"
     finally:
@@ -118,6 +126,15 @@ def test_containers_run_detached_and_attached_and_every_verb(client: docker.Dock
     with pytest.raises(NotFound):
         client.containers.get("pybox2")
     assert client.containers.list(all=True, filters={"label": "suite=dockerpy"}) == []
+    # prune takes the stopped containers its filters name, and only those
+    kept = client.containers.create(TOOLS, ["true"], name="pykept")
+    gone = client.containers.create(TOOLS, ["true"], name="pygone", labels={"prune": "me"})
+    try:
+        pruned = client.containers.prune(filters={"label": "prune=me"})
+        assert pruned["ContainersDeleted"] == [gone.id]
+        assert client.containers.get("pykept").id == kept.id
+    finally:
+        kept.remove()
 
 
 def test_containers_logs_and_wait_of_a_detached_run(client: docker.DockerClient) -> None:
@@ -214,9 +231,24 @@ def test_images_list_get_tag_history_remove_and_pull(
         b"from alpine\n"
     )
     client.images.remove(f"{lab.topo.registry_address}/library/alpine:latest")
+    # push to the lab registry, drop it here, pull it back: the same image
+    pushed = f"{lab.topo.registry_address}/dockerpy/alpine"
+    assert pulled.tag(pushed, "v1") is True
+    progress = list(client.images.push(pushed, tag="v1", stream=True, decode=True))
+    assert not [p for p in progress if "error" in p], progress
+    assert progress[-1]["aux"]["Tag"] == "v1", progress
+    client.images.remove(f"{pushed}:v1")
+    assert client.images.pull(pushed, tag="v1").id == pulled.id
+    client.images.remove(f"{pushed}:v1")
+    # save and load: the archive docker-py reads back names the image
+    archive = b"".join(pulled.save(named=True))
     client.images.remove("alpine:latest")
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get("alpine:latest")
+    loaded = client.images.load(archive)
+    assert [i.id for i in loaded] == [pulled.id]
+    assert "alpine:latest" in loaded[0].tags
+    client.images.remove("alpine:latest")
 
 
 def test_networks_create_connect_disconnect_list_prune(client: docker.DockerClient) -> None:
@@ -483,6 +515,23 @@ def test_a_services_secret_and_config_are_files_inside_its_task(
         )  # fmt: skip
         secret.remove()
         config.remove()
+
+
+def test_events_stream_live_until_closed(client: docker.DockerClient) -> None:
+    # docker-py's documented loop: iterate client.events(), close the stream when done
+    stream = client.events(decode=True, filters={"type": "container", "event": "die"})
+    seen: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: seen.append(next(stream)))
+    reader.start()
+    try:
+        client.containers.run(TOOLS, ["sh", "-c", "exit 7"], name="pylive", detach=True).wait()
+        reader.join(30)
+    finally:
+        stream.close()
+        client.containers.get("pylive").remove()
+    assert len(seen) == 1, seen
+    assert seen[0]["Actor"]["Attributes"]["name"] == "pylive"
+    assert seen[0]["Actor"]["Attributes"]["exitCode"] == "7"
 
 
 def test_events_see_containers_and_a_services_tasks_starting(client: docker.DockerClient) -> None:
