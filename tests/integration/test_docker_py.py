@@ -17,7 +17,7 @@ import pytest
 from docker.errors import APIError, ContainerError, NotFound
 from docker.types import SecretReference, ServiceMode
 
-from tests.integration.lablib import TOOLS, LabRig, new_lab, wait_until
+from tests.integration.lablib import DOWN_WITHIN_S, TOOLS, LabRig, new_lab, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -586,3 +586,39 @@ def test_what_ferry_does_not_serve_answers_dockers_not_implemented_naming_it(
         assert "Ferry does not implement docker commit (POST /commit)" in str(commit.value)
     finally:
         box.remove()
+
+
+def test_a_worker_leaves_and_joins_the_swarm_again_through_docker_py(
+    lab: LabRig, client: docker.DockerClient
+) -> None:
+    # last in the module: h3 is a new node afterwards
+    h3 = docker.DockerClient(base_url=lab.socket("h3"), version="1.47")
+    try:
+        old_id = h3.info()["Swarm"]["NodeID"]
+        assert h3.swarm.leave() is True
+        assert h3.info()["Swarm"]["LocalNodeState"] == "inactive"
+        wait_until(
+            lambda: client.nodes.get(old_id).attrs["Status"]["State"] == "down",
+            DOWN_WITHIN_S,
+            "the node h3 left Down",
+        )
+        client.nodes.get(old_id).remove()
+        with pytest.raises(NotFound):
+            client.nodes.get(old_id)
+        token = client.swarm.attrs["JoinTokens"]["Worker"]
+        joined = h3.swarm.join(
+            remote_addrs=[f"{lab.topo.node('h1').addr}:2377"],
+            join_token=token,
+            advertise_addr=lab.topo.node("h3").addr,
+        )
+        assert joined is True
+        new_id = h3.info()["Swarm"]["NodeID"]
+        assert new_id and new_id != old_id
+        wait_until(
+            lambda: client.nodes.get(new_id).attrs["Status"]["State"] == "ready",
+            30,
+            "h3 Ready again",
+        )
+        assert client.info()["Swarm"]["Nodes"] == 3
+    finally:
+        h3.close()
