@@ -304,11 +304,9 @@ def _docker_secrets_and_configs(lab: LabRig) -> None:
     assert [line.split()[:2] for line in listed.splitlines()[1:]] == [[secret_id, "dsec"]], listed
     shown = lab.exec("h1", "docker", "secret", "inspect", "dsec").stdout
     assert plain not in shown and '"a": "b"' in shown and '"Data"' not in shown, shown
-    refused = lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds6",
-                       "--secret", "dsec", TOOLS, "sleep", "100", check=False)  # fmt: skip
-    assert "TaskTemplate.ContainerSpec.Secrets (--secret) yet" in refused.stderr, refused.stderr
     lab.exec("h1", "sh", "-c", f"printf %s '{conf}' | docker config create dconf -")
     assert conf in lab.exec("h1", "docker", "config", "inspect", "--pretty", "dconf").stdout
+    _secrets_in_tasks(lab, plain, conf)
     files = lab.topo.node("h1").state_dir / "certs"
     store = lab.exec(
         "h1", "etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={files / 'store-ca.pem'}",
@@ -318,10 +316,61 @@ def _docker_secrets_and_configs(lab: LabRig) -> None:
     assert keys.swarm_secret(secret_id) in store  # the store was read, and holds the secret
     assert base64.b64encode(conf.encode()).decode() in store  # a config is kept as it is
     assert plain not in store and base64.b64encode(plain.encode()).decode() not in store
+    refused = lab.exec("h1", "docker", "secret", "rm", "dsec", check=False)
+    assert "secret 'dsec' is in use by the following service: ds6" in refused.stderr, refused
+    # the docker CLI's --secret-rm rolls the tasks over: the new ones have no such file
+    lab.exec("h1", "docker", "service", "update", "--secret-rm", "dsec", "ds6")
+    for node, cid in _task_containers(lab, "ds6"):
+        gone = lab.ferry(node, "exec", cid, "ls", "/run/secrets/pw", check=False)
+        assert gone.returncode != 0, gone
     lab.exec("h1", "docker", "secret", "rm", "dsec")
+    lab.exec("h1", "docker", "service", "rm", "ds6")
     lab.exec("h1", "docker", "config", "rm", "dconf")
+    wait_until(lambda: not _files_mounts(lab), 60, "no task's files tmpfs left mounted")
     assert "dsec" not in lab.exec("h1", "docker", "secret", "ls").stdout
     assert "dconf" not in lab.exec("h1", "docker", "config", "ls").stdout
+
+
+def _task_containers(lab: LabRig, service: str) -> list[tuple[str, str]]:
+    """(lab host, container id) of each running task of ``service``."""
+    hosts = {n["ID"]: h for h, n in lab.nodes().items()}
+    return [(hosts[t["NodeID"]], t["Status"]["ContainerStatus"]["ContainerID"])
+            for t in running(lab, service)]  # fmt: skip
+
+
+def _files_mounts(lab: LabRig) -> dict[str, int]:
+    """Per lab host, how many tasks' files tmpfs are mounted under its state directory."""
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    out: dict[str, int] = {}
+    for host in lab.nodes():
+        root = f"{lab.topo.node(host).state_dir}/containers/"
+        count = sum(1 for p in points if p.startswith(root) and p.endswith("/files"))
+        if count:
+            out[host] = count
+    return out
+
+
+def _secrets_in_tasks(lab: LabRig, plain: str, conf: str) -> None:
+    """A service's secret and config are files in its tasks (Docker's paths, owner and mode),
+    on a tmpfs of the task's node only, and nowhere in inspect or the environment."""
+    lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds6", "--replicas", "2",
+             "--secret", "source=dsec,target=pw,uid=33,mode=0400",
+             "--config", "source=dconf,target=/etc/app.conf", TOOLS, "sleep", "600")  # fmt: skip
+    wait_until(lambda: len(running(lab, "ds6")) == 2, 60, "2 tasks of ds6 running")
+    tasks = _task_containers(lab, "ds6")
+    for node, cid in tasks:
+        script = "cat /run/secrets/pw; echo; stat -c '%a %u' /run/secrets/pw; cat /etc/app.conf"
+        seen = lab.ferry(node, "exec", cid, "sh", "-c", script).stdout.splitlines()
+        assert seen == [plain, "400 33", conf], seen
+        assert plain not in lab.ferry(node, "exec", cid, "env").stdout
+        assert plain not in lab.exec(node, "docker", "inspect", cid).stdout
+        # read-only in the task, even for root
+        wrote = lab.ferry(node, "exec", cid, "sh", "-c", "echo x > /run/secrets/pw", check=False)
+        assert wrote.returncode != 0
+    shown = lab.exec("h1", "docker", "service", "inspect", "ds6").stdout
+    assert '"SecretName": "dsec"' in shown and plain not in shown, shown
+    # only the nodes running a task hold the files, each on a tmpfs of its own
+    assert _files_mounts(lab) == collections.Counter(node for node, _ in tasks)
 
 
 def _service_env(lab: LabRig, name: str) -> str:
@@ -428,41 +477,84 @@ services:
   web:
     image: tools
     command: ["python3", "-m", "http.server", "80"]
+    environment:
+      - TIER=${TIER}
     networks: [front]
+    ports: ["8088:80"]
     deploy:
       replicas: 2
   probe:
     image: tools
     command: ["sleep", "600"]
-    networks: [front]
+    networks: [front, back]
+  db:
+    image: tools
+    command: ["sleep", "600"]
+    networks: [back]
+    secrets:
+      - source: db_password
+        target: db.pw
+        mode: 0400
 networks:
   front:
     driver: overlay
+  back:
+    driver: overlay
+secrets:
+  db_password:
+    file: ./db_password.txt
 """
+DB_PASSWORD = "stack-db-pw-93c1e7"
+
+
+def _web_tier(lab: LabRig) -> list[list[str]]:
+    return [t["Spec"]["ContainerSpec"]["Env"] for t in running(lab, "stk_web")]
 
 
 def test_docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it(
     lab: LabRig, tmp_path: Path
 ) -> None:
+    """Issue 12's stack: web (a published port, 2 replicas), an app and a db with a secret,
+    deployed with the docker CLI, reached by name and through the mesh, updated, rolled back
+    and removed."""
     compose = tmp_path / "compose.yml"
     compose.write_text(STACK)
-    lab.exec("h1", "docker", "stack", "deploy", "-c", str(compose), "stk")
+    (tmp_path / "db_password.txt").write_text(DB_PASSWORD)
+    deploy = ["env", "TIER=a", "docker", "stack", "deploy", "-c", str(compose), "stk"]
+    lab.exec("h1", *deploy)
     try:
-        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "2"]
+        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "3"]
         wait_until(lambda: len(running(lab, "stk_web")) == 2, 60, "stk_web 2/2", every_s=0.5)
         wait_until(lambda: len(running(lab, "stk_probe")) == 1, 60, "stk_probe 1/1", every_s=0.5)
+        wait_until(lambda: len(running(lab, "stk_db")) == 1, 60, "stk_db 1/1", every_s=0.5)
         listed = lab.exec("h1", "docker", "stack", "ps", "stk", "--format", "{{.Name}}").stdout
         assert sorted(n.rsplit(".", 1)[0] for n in listed.split()) == [
-            "stk_probe", "stk_web", "stk_web",
+            "stk_db", "stk_probe", "stk_web", "stk_web",
         ]  # fmt: skip
-        probe = next(t for t in running(lab, "stk_probe"))
-        node = next(h for h, n in lab.nodes().items() if n["ID"] == probe["NodeID"])
-        cid = probe["Status"]["ContainerStatus"]["ContainerID"]
+        [(node, cid)] = _task_containers(lab, "stk_probe")
         # inside the stack, a service's short name is its VIP
         answer = lab.ferry(node, "exec", cid, "curl", "-s", "-o", "/dev/null", "-w",
                            "%{http_code}", "http://web/").stdout  # fmt: skip
         assert answer == "200"
+        # through the routing mesh, from another host, on any node's address
+        for host in ("h1", "h2", "h3"):
+            addr = lab.topo.node(host).addr
+            code = lab.exec("h2", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w",
+                            "%{http_code}", f"http://{addr}:8088/").stdout  # fmt: skip
+            assert code == "200", (host, code)
+        # the db's secret: the stack's file, as a file in the db's task only
+        [(db_node, db_cid)] = _task_containers(lab, "stk_db")
+        read = lab.ferry(db_node, "exec", db_cid, "cat", "/run/secrets/db.pw").stdout
+        assert read == DB_PASSWORD
+        assert lab.ferry(node, "exec", cid, "ls", "/run/secrets", check=False).returncode != 0
+        # updated in place by deploying again, then rolled back
+        lab.exec("h1", *[a.replace("TIER=a", "TIER=b") for a in deploy])
+        wait_until(lambda: _web_tier(lab) == [["TIER=b"]] * 2, 90, "web at TIER=b")
+        lab.exec("h1", "docker", "service", "rollback", "stk_web")
+        wait_until(lambda: _web_tier(lab) == [["TIER=a"]] * 2, 90, "web back at TIER=a")
     finally:
         lab.exec("h1", "docker", "stack", "rm", "stk", check=False)
+    wait_until(lambda: "stk_db_password" not in lab.exec("h1", "docker", "secret", "ls").stdout,
+               30, "the stack's secret removed")  # fmt: skip
     networks = lab.exec("h1", "docker", "network", "ls", "--format", "{{.Name}}").stdout
     assert "stk_front" not in networks.split()
