@@ -97,8 +97,9 @@ def test_service_create_sends_the_update_and_rollback_flags(api: FakeApi) -> Non
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     sent = api.created[0]
-    assert sent["UpdateConfig"] == {"Parallelism": 2, "Delay": 30 * 10**9,
-                                    "Order": "start-first", "FailureAction": "rollback"}  # fmt: skip
+    wanted = {"Parallelism": 2, "Delay": 30 * 10**9, "Order": "start-first",
+              "FailureAction": "rollback"}  # fmt: skip
+    assert sent["UpdateConfig"] == wanted
     assert sent["RollbackConfig"] == {"Monitor": 10 * 10**9}
 
 
