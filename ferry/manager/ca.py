@@ -104,8 +104,16 @@ def make_csr(key_pem: bytes) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def sign_node(ca: KeyPair, csr_pem: bytes, identity: Identity, ips: list[str]) -> bytes:
-    """A node certificate of the cluster CA for ``identity``, valid for ``ips``."""
+def sign_node(
+    ca: KeyPair,
+    csr_pem: bytes,
+    identity: Identity,
+    ips: list[str],
+    *,
+    validity: dt.timedelta = NODE_VALIDITY,
+) -> bytes:
+    """A node certificate of the cluster CA for ``identity``, valid for ``ips`` during
+    ``validity`` (the swarm's CAConfig.NodeCertExpiry)."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, identity.node_id),
@@ -113,7 +121,7 @@ def sign_node(ca: KeyPair, csr_pem: bytes, identity: Identity, ips: list[str]) -
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.cluster_id),
         ]
     )
-    return _sign(ca, csr_pem, subject, identity.node_id, ips)
+    return _sign(ca, csr_pem, subject, identity.node_id, ips, validity=validity)
 
 
 def sign_store_member(
@@ -130,7 +138,15 @@ def sign_store_member(
     return _sign(store_ca, csr_pem, subject, node_id, ips)
 
 
-def _sign(ca: KeyPair, csr_pem: bytes, subject: x509.Name, node_id: str, ips: list[str]) -> bytes:
+def _sign(
+    ca: KeyPair,
+    csr_pem: bytes,
+    subject: x509.Name,
+    node_id: str,
+    ips: list[str],
+    *,
+    validity: dt.timedelta = NODE_VALIDITY,
+) -> bytes:
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as exc:
@@ -148,7 +164,7 @@ def _sign(ca: KeyPair, csr_pem: bytes, subject: x509.Name, node_id: str, ips: li
         .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + NODE_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

@@ -11,6 +11,7 @@ before the store grows, while the quorum is certainly there.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 
@@ -85,7 +86,13 @@ class JoinService:
                 cluster_id=cluster.cluster_id,
                 role=role.value,
                 addr=addr,
-                cert_pem=ca.sign_node(ca_pair, req.csr_pem.encode(), identity, ips).decode(),
+                cert_pem=ca.sign_node(
+                    ca_pair,
+                    req.csr_pem.encode(),
+                    identity,
+                    ips,
+                    validity=dt.timedelta(seconds=cluster.node_cert_expiry_s),
+                ).decode(),
                 ca_pem=cluster.ca_cert_pem,
                 managers=sorted(
                     {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}

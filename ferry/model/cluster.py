@@ -11,6 +11,10 @@ DEFAULT_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
 
 
+NODE_CERT_EXPIRY_S = 365 * 24 * 3600  # Ferry's default (Docker's is 90 days)
+MIN_NODE_CERT_EXPIRY_S = 3600  # swarmkit's ca.MinNodeCertExpiration
+
+
 @dataclass(frozen=True)
 class ClusterInfo:
     cluster_id: str
@@ -22,6 +26,9 @@ class ClusterInfo:
     # Docker's Orchestration.TaskHistoryRetentionLimit (``swarm update --task-history-limit``):
     # finished tasks kept per slot; negative keeps them all (swarmkit's task reaper)
     task_history: int = TASK_HISTORY
+    # Docker's CAConfig.NodeCertExpiry (``swarm update --cert-expiry``): how long the node
+    # certificates signed from now on are valid, in seconds
+    node_cert_expiry_s: int = NODE_CERT_EXPIRY_S
 
 
 @dataclass(frozen=True)

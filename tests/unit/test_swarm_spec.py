@@ -1,5 +1,5 @@
-"""Docker's SwarmSpec on /swarm/update and /swarm/init: autolock and the task history limit
-are what Ferry changes; any
+"""Docker's SwarmSpec on /swarm/update and /swarm/init: autolock, the task history limit and
+the node certificates' expiry are what Ferry changes; any
 other setting it does not run is refused by name, while the spec it reports (what the docker
 CLI sends back) and Go's empty values pass."""
 
@@ -12,11 +12,22 @@ from ferry.errors import InvalidArgument
 
 
 def test_the_spec_ferry_reports_goes_back_unchanged() -> None:
-    reported = SwarmSpec.running(autolock=True, task_history=7).model_dump()
+    reported = SwarmSpec.running(autolock=True, task_history=7, cert_expiry_s=7200).model_dump()
     assert reported["EncryptionConfig"] == {"AutoLockManagers": True}
     assert reported["Orchestration"] == {"TaskHistoryRetentionLimit": 7}
     assert SwarmSpec.model_validate(reported).unsupported() == []
     assert SwarmSpec.model_validate(reported).task_history() == 7
+    assert reported["CAConfig"] == {"NodeCertExpiry": 7200 * 10**9}
+    assert SwarmSpec.model_validate(reported).cert_expiry_s() == 7200
+
+
+def test_the_cert_expiry_is_taken_in_nanoseconds_and_zero_is_unchanged() -> None:
+    ninety_days = {"CAConfig": {"NodeCertExpiry": 7776000000000000}}  # docker-py's default
+    assert SwarmSpec.model_validate(ninety_days).cert_expiry_s() == 90 * 24 * 3600
+    assert SwarmSpec.model_validate(ninety_days).unsupported() == []
+    assert SwarmSpec.model_validate({"CAConfig": {"NodeCertExpiry": 0}}).cert_expiry_s() is None
+    with pytest.raises(InvalidArgument, match=r"invalid CAConfig.NodeCertExpiry"):
+        SwarmSpec.model_validate({"CAConfig": {"NodeCertExpiry": "1h"}}).cert_expiry_s()
 
 
 def test_what_the_docker_cli_sends_for_autolock_alone_passes() -> None:
@@ -39,7 +50,7 @@ def test_what_the_docker_cli_sends_for_autolock_alone_passes() -> None:
     ("sent", "named"),
     [
         ({"Orchestration": {"TaskHistoryRetention": 3}}, "Orchestration.TaskHistoryRetention=3"),
-        ({"CAConfig": {"NodeCertExpiry": 3600}}, "CAConfig.NodeCertExpiry=3600"),
+        ({"CAConfig": {"ExternalCAs": [{"URL": "x"}]}}, "CAConfig.ExternalCAs"),
         ({"Dispatcher": {"HeartbeatPeriod": 1}}, "Dispatcher.HeartbeatPeriod=1"),
         ({"Labels": {"team": "a"}}, "Labels.team"),
         ({"Name": "prod"}, "Name=prod"),

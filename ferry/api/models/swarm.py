@@ -28,6 +28,8 @@ _EncryptionConfig = EncryptionConfig
 
 
 HONOURED = ("Orchestration", "TaskHistoryRetentionLimit")  # swarm update changes it
+CERT_EXPIRY = ("CAConfig", "NodeCertExpiry")  # and this one (nanoseconds)
+NS = 1_000_000_000
 
 
 class SwarmSpec(DockerModel):
@@ -52,7 +54,7 @@ class SwarmSpec(DockerModel):
         asked += [f"Labels.{k}" for k in sorted(self.Labels or {})]
         for section, running in RUNNING_SPEC.items():
             for key, value in sorted((getattr(self, section) or {}).items()):
-                if (section, key) == HONOURED:
+                if (section, key) in (HONOURED, CERT_EXPIRY):
                     continue
                 if value not in (None, 0, "", [], {}, False) and value != running.get(key):
                     asked.append(f"{section}.{key}={value}")
@@ -68,13 +70,24 @@ class SwarmSpec(DockerModel):
             raise InvalidArgument(f"invalid Orchestration.TaskHistoryRetentionLimit: {value!r}")
         return value
 
+    def cert_expiry_s(self) -> int | None:
+        """CAConfig.NodeCertExpiry asked for, in whole seconds (None: not given or 0, which
+        Docker reads as unchanged); InvalidArgument unless a number of nanoseconds."""
+        value = (self.CAConfig or {}).get(CERT_EXPIRY[1])
+        if value in (None, 0):
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(f"invalid CAConfig.NodeCertExpiry: {value!r}")
+        return value // NS
+
     @classmethod
-    def running(cls, autolock: bool, task_history: int) -> SwarmSpec:
+    def running(cls, autolock: bool, task_history: int, cert_expiry_s: int) -> SwarmSpec:
         orchestration = {**RUNNING_SPEC["Orchestration"], HONOURED[1]: task_history}
         return cls.model_validate(
             {
                 **RUNNING_SPEC,
                 "Orchestration": orchestration,
+                "CAConfig": {CERT_EXPIRY[1]: cert_expiry_s * NS},
                 "Labels": {},
                 "EncryptionConfig": {"AutoLockManagers": autolock},
             }

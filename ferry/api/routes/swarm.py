@@ -28,9 +28,9 @@ from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
 from ferry.manager import sealing
 from ferry.manager.cluster_api import PORT
-from ferry.manager.cluster_settings import set_task_history
+from ferry.manager.cluster_settings import set_settings
 from ferry.manager.nodes import NodeState
-from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
+from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE, NODE_CERT_EXPIRY_S
 from ferry.model.filters import matches as filters_match
 from ferry.model.filters import one_of
 from ferry.model.node import NodeStatus as Liveness
@@ -103,6 +103,12 @@ class SwarmRoutes:
                 "(Orchestration.TaskHistoryRetentionLimit): form the swarm, then "
                 f"'swarm update --task-history-limit {limit}'"
             )
+        expiry = body.Spec.cert_expiry_s()
+        if expiry is not None and expiry != NODE_CERT_EXPIRY_S:
+            raise InvalidArgument(
+                "swarm init does not take --cert-expiry (CAConfig.NodeCertExpiry): form the "
+                "swarm, then 'swarm update --cert-expiry DURATION'"
+            )
         pool = body.DefaultAddrPool[0] if body.DefaultAddrPool else DEFAULT_POOL
         ipam.check_pool(pool, body.SubnetSize or DEFAULT_SUBNET_SIZE)
         options = InitOptions(
@@ -138,7 +144,9 @@ class SwarmRoutes:
             Version=ObjectVersion(Index=secrets_version),
             CreatedAt=cluster.created_at,
             UpdatedAt=cluster.created_at,
-            Spec=SwarmSpec.running(secrets.autolock, cluster.task_history),
+            Spec=SwarmSpec.running(
+                secrets.autolock, cluster.task_history, cluster.node_cert_expiry_s
+            ),
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
@@ -159,6 +167,7 @@ class SwarmRoutes:
         spec = await read_model(request, SwarmSpec)
         _refuse_unsupported(spec)
         task_history = spec.task_history()
+        cert_expiry_s = spec.cert_expiry_s()
         manager = self.swarm.require_manager()
         current = (await manager.nodes.secrets())[1]
         if version != current:
@@ -169,8 +178,8 @@ class SwarmRoutes:
         for role in rotate:
             await manager.nodes.rotate(role)
         await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
-        if task_history is not None:
-            await set_task_history(manager.store, manager.view, manager.feed, task_history)
+        await set_settings(manager.store, manager.view, manager.feed, task_history=task_history,
+                           node_cert_expiry_s=cert_expiry_s)  # fmt: skip
         if rotate_key:
             await manager.keys.rotate()
         return web.Response(status=200)

@@ -89,7 +89,9 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
                 UpdatedAt=cluster.created_at,
                 DefaultAddrPool=[cluster.default_pool],
                 SubnetSize=cluster.subnet_size,
-                Spec=SwarmSpec.running(manager.autolock(), cluster.task_history).model_dump(),
+                Spec=SwarmSpec.running(
+                    manager.autolock(), cluster.task_history, cluster.node_cert_expiry_s
+                ).model_dump(),
             )
     return info
 
