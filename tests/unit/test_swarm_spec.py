@@ -79,3 +79,20 @@ def test_a_task_history_limit_that_is_not_an_integer_is_refused() -> None:
     spec = SwarmSpec.model_validate({"Orchestration": {"TaskHistoryRetentionLimit": "3"}})
     with pytest.raises(InvalidArgument, match="TaskHistoryRetentionLimit"):
         spec.task_history()
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"ForceNewCluster": True}, "--force-new-cluster"),
+        ({"DataPathPort": 4790}, "--data-path-port 4790"),
+        ({"DataPathAddr": "10.0.0.9"}, "--data-path-addr 10.0.0.9"),
+    ],
+)
+def test_what_init_cannot_do_is_refused_by_its_flag(body: dict[str, object], named: str) -> None:
+    from ferry.api.models.swarm import refuse
+
+    with pytest.raises(InvalidArgument, match=f"^Ferry does not support {named}"):
+        refuse(SwarmInitRequest.model_validate(body).refused())
+    assert SwarmInitRequest.model_validate({"DataPathPort": 4789}).refused() == []
+    assert SwarmInitRequest.model_validate({"DataPathPort": 0}).refused() == []

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ferry.api.models.base import DockerModel, ObjectVersion
 from ferry.errors import InvalidArgument
+from ferry.model.ports import VXLAN_PORT
 
 # The swarm settings Ferry runs with, as Docker's SwarmSpec names them (`docker info`, `swarm
 # inspect`): a client that sends them back unchanged asks for nothing new.
@@ -101,7 +102,20 @@ class SwarmInitRequest(DockerModel):
     SubnetSize: int = 0
     Availability: str = "active"
     ForceNewCluster: bool = False
+    DataPathAddr: str = ""
+    DataPathPort: int = 0
     Spec: SwarmSpec = Field(default_factory=SwarmSpec)
+
+    def refused(self) -> list[str]:
+        """What Ferry does not do of an init, by its docker CLI flag: recovering a swarm that
+        lost its majority, another VXLAN port, a separate data-path address."""
+        out = data_path_refused(self.DataPathAddr)
+        if self.ForceNewCluster:
+            out.append("--force-new-cluster (ForceNewCluster)")
+        if self.DataPathPort not in (0, VXLAN_PORT):
+            out.append(f"--data-path-port {self.DataPathPort} (DataPathPort: Ferry's VXLAN "
+                       f"port is {VXLAN_PORT})")  # fmt: skip
+        return out
 
 
 class SwarmJoinRequest(DockerModel):
@@ -110,6 +124,19 @@ class SwarmJoinRequest(DockerModel):
     RemoteAddrs: list[str]
     JoinToken: str
     Availability: str = "active"
+    DataPathAddr: str = ""
+
+
+def data_path_refused(addr: str) -> list[str]:
+    if not addr:
+        return []
+    return [f"--data-path-addr {addr} (DataPathAddr: data traffic uses the advertise address)"]
+
+
+def refuse(names: list[str]) -> None:
+    """InvalidArgument naming each, or nothing."""
+    if names:
+        raise InvalidArgument(f"Ferry does not support {', '.join(names)}")
 
 
 class JoinTokens(DockerModel):

@@ -22,6 +22,8 @@ from ferry.api.models.swarm import (
     SwarmJoinRequest,
     SwarmSpec,
     UnlockKey,
+    data_path_refused,
+    refuse,
 )
 from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
@@ -93,6 +95,7 @@ class SwarmRoutes:
 
     async def init(self, request: web.Request) -> web.Response:
         body = await read_model(request, SwarmInitRequest, SMALL_BODY_BYTES)
+        refuse(body.refused())
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
         _refuse_unsupported(body.Spec)
@@ -123,6 +126,7 @@ class SwarmRoutes:
 
     async def join(self, request: web.Request) -> web.Response:
         body = await read_model(request, SwarmJoinRequest, SMALL_BODY_BYTES)
+        refuse(data_path_refused(body.DataPathAddr))
         await self.swarm.join(
             body.RemoteAddrs, body.JoinToken, body.AdvertiseAddr, body.ListenAddr, body.Availability
         )
