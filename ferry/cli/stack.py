@@ -1,0 +1,423 @@
+"""ferry stack …: Docker's ``stack deploy|ls|ps|services|rm`` with the docker CLI's flags and
+output. The compose files are read by the docker CLI's own loader (``docker stack config``:
+the v3 schema, ``${VAR}`` interpolation, merging, short syntax normalised); ``ferry.model.stack``
+turns the result into API objects, named and labelled as ``docker stack deploy`` names them,
+so either CLI sees and removes the other's stacks."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from ferry.api.client import ApiClient
+from ferry.cli.common import (
+    Column,
+    ListFormatOption,
+    client,
+    fail,
+    handles_errors,
+    one_line,
+    parse_filters,
+    print_rows,
+)
+from ferry.cli.registry_auth import registry_auth_header
+from ferry.cli.service import wait_converged
+from ferry.errors import FerryError, NotFound
+from ferry.model.stack import (
+    LABEL_IMAGE,
+    LABEL_NAMESPACE,
+    FileObject,
+    StackPlan,
+    check_stack_name,
+    plan_stack,
+    with_object_ids,
+)
+
+stack_app = typer.Typer(rich_markup_mode=None, help="Manage Swarm stacks.", no_args_is_help=True)
+
+_FINAL = {"complete", "shutdown", "failed", "rejected", "orphaned"}
+_TRUE, _FALSE = {"1", "t", "T", "true", "TRUE", "True"}, {"0", "f", "F", "false", "FALSE", "False"}
+RM_WAIT_S = 120.0
+
+
+def _detach(what: str) -> Any:
+    """Docker's ``--detach``, true by default: ``--detach=false`` waits. Its short form ``-d``
+    is a flag of its own (``DetachShort``): an optional value would take the stack name."""
+    return typer.Option(
+        "--detach", is_flag=False, flag_value="true", metavar="[=BOOL]",
+        help=f"{what} (default true; --detach=false waits)",
+    )  # fmt: skip
+
+
+DetachShort = Annotated[bool, typer.Option("-d", help="Do not wait (the default)")]
+
+
+def go_bool(text: str, flag: str) -> bool:
+    """A boolean flag's value as Go's ``strconv.ParseBool`` reads ``--detach=false``."""
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    fail(f'invalid argument "{text}" for "{flag}" flag: use true or false', 2)
+    return False
+
+
+def load_compose(files: list[str], skip_interpolation: bool = False) -> dict[str, Any]:
+    """The compose model of ``files`` merged, as the docker CLI's loader normalises it
+    (``docker stack config``, offline). Exits 1 in one line when the docker CLI is missing
+    or refuses the files."""
+    docker = shutil.which("docker")
+    if docker is None:
+        fail(
+            "ferry stack reads compose files with the docker CLI's loader (docker stack config), "
+            "and no docker is on PATH: install the docker CLI (Debian: docker.io or docker-ce-cli)"
+        )
+        raise AssertionError  # fail exits
+    argv = [docker, "stack", "config"]
+    for name in files:
+        argv += ["--compose-file", name]
+    if skip_interpolation:
+        argv.append("--skip-interpolation")
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        fail(done.stderr or done.stdout or f"docker stack config exited {done.returncode}")
+    model = yaml.safe_load(done.stdout) or {}
+    if not isinstance(model, dict):
+        fail("docker stack config printed no compose model")
+    return model
+
+
+def _stack_filter(namespace: str) -> dict[str, list[str]]:
+    return {"label": [f"{LABEL_NAMESPACE}={namespace}"]}
+
+
+def _by_name(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(o.get("Spec", o).get("Name") or o.get("Name")): o for o in found}
+
+
+# deploy ------------------------------------------------------------------------------------
+def _prune(api: ApiClient, plan: StackPlan) -> None:
+    """Docker's ``pruneServices``: the stack's services the files no longer name."""
+    wanted = set(plan.services)
+    for svc in sorted(api.get("/services", filters=_stack_filter(plan.namespace)),
+                      key=lambda s: str(s["Spec"]["Name"])):  # fmt: skip
+        if svc["Spec"]["Name"] not in wanted:
+            print(f"Removing service {svc['Spec']['Name']}")
+            api.delete(f"/services/{svc['ID']}")
+
+
+def _ensure_networks(api: ApiClient, plan: StackPlan) -> None:
+    for name in plan.external_networks:
+        try:
+            net = api.get(f"/networks/{name}")
+        except NotFound:
+            fail(
+                f'network "{name}" is declared as external, but could not be found. You need '
+                "to create a swarm-scoped network before the stack is deployed"
+            )
+        if net.get("Scope") != "swarm":
+            fail(
+                f'network "{name}" is declared as external, but it is not in the right scope: '
+                f'"{net.get("Scope")}" instead of "swarm"'
+            )
+    existing = _by_name(api.get("/networks", filters=_stack_filter(plan.namespace)))
+    for name, body in plan.networks.items():
+        if name not in existing:
+            print(f"Creating network {name}")
+            api.post("/networks/create", body)
+
+
+def _ensure_objects(api: ApiClient, kind: str, objects: tuple[FileObject, ...]) -> None:
+    """Docker's ``createSecrets``/``createConfigs``: update one that exists by name (only its
+    labels may change), create the others from their files."""
+    for obj in objects:
+        try:
+            data = Path(obj.file).read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {obj.file} for {kind} {obj.name}: {exc.strerror}")
+        body = {"Name": obj.name, "Labels": obj.labels, "Data": base64.b64encode(data).decode()}
+        try:
+            current = api.get(f"/{kind}s/{obj.name}")
+        except NotFound:
+            print(f"Creating {kind} {obj.name}")
+            api.post(f"/{kind}s/create", body)
+            continue
+        version = current["Version"]["Index"]
+        api.call("POST", f"/{kind}s/{current['ID']}/update", query={"version": version},
+                 body=body)  # fmt: skip
+
+
+def _object_ids(api: ApiClient, kind: str, plan: StackPlan) -> dict[str, str]:
+    """Name → id of every secret (or config) a service of ``plan`` names."""
+    names = {
+        ref[f"{kind.capitalize()}Name"]
+        for spec in plan.services.values()
+        for ref in spec["TaskTemplate"]["ContainerSpec"].get(f"{kind.capitalize()}s") or []
+    }
+    if not names:
+        return {}
+    found = api.get(f"/{kind}s", filters={"name": sorted(names)})
+    return {o["Spec"]["Name"]: o["ID"] for o in found if o["Spec"]["Name"] in names}
+
+
+def _deploy_services(
+    api: ApiClient, plan: StackPlan, resolve_image: str, with_registry_auth: bool
+) -> list[str]:
+    """Docker's ``deployServices``: update the stack's services in place (at their current
+    version, keeping a pinned image that did not change), create the missing ones."""
+    existing = _by_name(api.get("/services", filters=_stack_filter(plan.namespace)))
+    ids = (_object_ids(api, "secret", plan), _object_ids(api, "config", plan))
+    svc_ids = []
+    for name, planned in plan.services.items():
+        spec = with_object_ids(planned, *ids)
+        image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+        auth = {"X-Registry-Auth": registry_auth_header(image)} if with_registry_auth else None
+        svc = existing.get(name)
+        if svc is None:
+            print(f"Creating service {name}")
+            query = {"queryRegistry": resolve_image != "never"}
+            answer = api.call("POST", "/services/create", query=query, body=spec, headers=auth)
+            svc_id = answer["ID"]
+        else:
+            print(f"Updating service {name} (id: {svc['ID']})")
+            unchanged = image == (svc["Spec"].get("Labels") or {}).get(LABEL_IMAGE)
+            query = {"queryRegistry": resolve_image == "always" or not unchanged}
+            if resolve_image == "never":
+                query["queryRegistry"] = False
+            if unchanged and resolve_image != "always":  # keep the digest pinned last time
+                spec["TaskTemplate"]["ContainerSpec"]["Image"] = svc["Spec"]["TaskTemplate"][
+                    "ContainerSpec"
+                ]["Image"]
+            spec["TaskTemplate"]["ForceUpdate"] = svc["Spec"]["TaskTemplate"].get("ForceUpdate", 0)
+            query["version"] = svc["Version"]["Index"]
+            path = f"/services/{svc['ID']}/update"
+            answer = api.call("POST", path, query=query, body=spec, headers=auth)
+            svc_id = svc["ID"]
+        for warning in (answer or {}).get("Warnings") or []:
+            print(warning.rstrip("\n"), file=sys.stderr)
+        svc_ids.append(svc_id)
+    return svc_ids
+
+
+@stack_app.command("deploy")
+@handles_errors
+def deploy(
+    stack: Annotated[str, typer.Argument(help="Stack name")],
+    compose_file: Annotated[
+        list[str] | None,
+        typer.Option("--compose-file", "-c", help='Path to a Compose file, or "-" for stdin'),
+    ] = None,
+    detach: Annotated[
+        str, _detach("Exit immediately instead of waiting for the services to converge")
+    ] = "true",
+    detach_short: DetachShort = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Prune services that are no longer referenced")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress progress output")] = False,
+    resolve_image: Annotated[
+        str,
+        typer.Option(
+            "--resolve-image",
+            help='Query the registry to resolve image digests ("always", "changed", "never")',
+        ),
+    ] = "always",
+    with_registry_auth: Annotated[
+        bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
+    ] = False,
+) -> None:
+    """Deploy a new stack or update an existing stack."""
+    wait = not (detach_short or go_bool(detach, "--detach"))
+    if resolve_image not in ("always", "changed", "never"):
+        fail(f"Invalid option {resolve_image} for flag --resolve-image", 2)
+    if not compose_file:
+        fail("Please specify a Compose file (with --compose-file).", 2)
+    check_stack_name(stack)
+    model = load_compose(list(compose_file or []))
+    plan = plan_stack(stack, model)
+    for line in plan.warnings:
+        print(line, file=sys.stderr)
+    api = client()
+    if prune:
+        _prune(api, plan)
+    _ensure_networks(api, plan)
+    _ensure_objects(api, "secret", plan.secrets)
+    _ensure_objects(api, "config", plan.configs)
+    svc_ids = _deploy_services(api, plan, resolve_image, with_registry_auth)
+    if wait:
+        for svc_id in svc_ids:
+            wait_converged(api, svc_id, quiet=quiet)
+
+
+@stack_app.command("config")
+@handles_errors
+def config(
+    compose_file: Annotated[
+        list[str] | None,
+        typer.Option("--compose-file", "-c", help='Path to a Compose file, or "-" for stdin'),
+    ] = None,
+    skip_interpolation: Annotated[
+        bool, typer.Option("--skip-interpolation", help="Output only the merged config")
+    ] = False,
+) -> None:
+    """Outputs the final config file, after doing merges and interpolations."""
+    if not compose_file:
+        fail("Please specify a Compose file (with --compose-file).", 2)
+    model = load_compose(list(compose_file or []), skip_interpolation)
+    print(yaml.safe_dump(model, sort_keys=False), end="")
+
+
+# listings ----------------------------------------------------------------------------------
+@stack_app.command("ls")
+@handles_errors
+def ls(template: ListFormatOption = "") -> None:
+    """List stacks."""
+    services = client().get("/services", filters={"label": [LABEL_NAMESPACE]})
+    counts: dict[str, int] = {}
+    for svc in services:
+        name = (svc["Spec"].get("Labels") or {}).get(LABEL_NAMESPACE, "")
+        counts[name] = counts.get(name, 0) + 1
+    rows = [{"Name": n, "Services": str(c)} for n, c in sorted(counts.items())]
+    print_rows([("NAME", "Name"), ("SERVICES", "Services")], rows, template)
+
+
+def _stack_services(api: ApiClient, stack: str, filters: dict[str, list[str]]) -> list[Any]:
+    label = [*filters.get("label", []), f"{LABEL_NAMESPACE}={stack}"]
+    found: list[dict[str, Any]] = api.get(
+        "/services", filters={**filters, "label": label}, status=True
+    )
+    return sorted(found, key=lambda s: str(s["Spec"]["Name"]))
+
+
+def _ports(spec: dict[str, Any]) -> str:
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    return ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}" for p in ports)
+
+
+@stack_app.command("services")
+@handles_errors
+def services(
+    stack: Annotated[str, typer.Argument(help="Stack name")],
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", "-f", help="id=…, label=…, mode=…, name=…")
+    ] = None,
+    template: ListFormatOption = "",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+) -> None:
+    """List the services in the stack."""
+    found = _stack_services(client(), stack, parse_filters(filter_ or []))
+    if not found:
+        print(f"Nothing found in stack: {stack}", file=sys.stderr)
+        return
+    if quiet:
+        for svc in found:
+            print(svc["ID"])
+        return
+    rows = []
+    for svc in found:
+        spec, status = svc["Spec"], svc.get("ServiceStatus") or {}
+        rows.append({
+            "ID": svc["ID"][:12], "Name": spec["Name"],
+            "Mode": "global" if "Global" in spec["Mode"] else "replicated",
+            "Replicas": f"{status.get('RunningTasks', 0)}/{status.get('DesiredTasks', 0)}",
+            "Image": spec["TaskTemplate"]["ContainerSpec"]["Image"], "Ports": _ports(spec),
+        })  # fmt: skip
+    columns: list[Column] = [
+        ("ID", "ID"), ("NAME", "Name"), ("MODE", "Mode"),
+        ("REPLICAS", "Replicas"), ("IMAGE", "Image"), ("PORTS", "Ports"),
+    ]  # fmt: skip
+    print_rows(columns, rows, template)
+
+
+@stack_app.command("ps")
+@handles_errors
+def ps(
+    stack: Annotated[str, typer.Argument(help="Stack name")],
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="id=…, name=…, node=…, desired-state=…, label=…"),
+    ] = None,
+    template: ListFormatOption = "",
+    no_resolve: Annotated[
+        bool, typer.Option("--no-resolve", help="Do not map IDs to Names (not supported)")
+    ] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display task IDs")] = False,
+) -> None:
+    """List the tasks in the stack (as ``service ps`` lists them, every service of it)."""
+    from ferry.cli.service import ps as service_ps
+
+    if no_resolve:
+        fail("ferry stack ps does not support --no-resolve yet: leave it out", 2)
+    found = _stack_services(client(), stack, {})
+    if not found:
+        fail(f"nothing found in stack: {stack}")
+    names = [str(s["Spec"]["Name"]) for s in found]
+    service_ps(names, quiet=quiet, no_trunc=no_trunc, filter_=filter_, template=template)
+
+
+# rm ----------------------------------------------------------------------------------------
+def _remove(api: ApiClient, kind: str, objects: list[dict[str, Any]]) -> bool:
+    """Docker's ``removeServices``/``removeSecrets``/…: each by id, its name said; False if
+    one could not be removed."""
+    ok = True
+    for obj in sorted(objects, key=lambda o: str(o.get("Spec", o).get("Name") or o.get("Name"))):
+        name = obj.get("Spec", obj).get("Name") or obj.get("Name")
+        print(f"Removing {kind} {name}")
+        try:
+            api.delete(f"/{kind}s/{obj.get('ID') or obj.get('Id')}")
+        except FerryError as exc:
+            print(f"Failed to remove {kind} {obj.get('ID') or obj.get('Id')}: {one_line(exc)}",
+                  file=sys.stderr)  # fmt: skip
+            ok = False
+    return ok
+
+
+def _wait_tasks_gone(api: ApiClient, stack: str) -> None:
+    """Docker's ``waitOnTasks``: until every task of the stack reached a final state."""
+    deadline = time.monotonic() + RM_WAIT_S
+    while time.monotonic() < deadline:
+        tasks = api.get("/tasks", filters=_stack_filter(stack))
+        if all(t["Status"]["State"] in _FINAL for t in tasks):
+            return
+        time.sleep(0.2)
+    fail(f"stack {stack}: tasks still running after {RM_WAIT_S:.0f}s")
+
+
+@stack_app.command("rm")
+@handles_errors
+def rm(
+    stacks: Annotated[list[str], typer.Argument(help="Stack names")],
+    detach: Annotated[str, _detach("Do not wait for stack removal")] = "true",
+    detach_short: DetachShort = False,
+) -> None:
+    """Remove one or more stacks: services, then secrets and configs, then networks."""
+    wait = not (detach_short or go_bool(detach, "--detach"))
+    api = client()
+    errors = []
+    for stack in stacks:
+        where = _stack_filter(stack)
+        services = api.get("/services", filters=where)
+        networks = api.get("/networks", filters=where)
+        secrets = api.get("/secrets", filters=where)
+        configs = api.get("/configs", filters=where)
+        if not services + networks + secrets + configs:
+            print(f"Nothing found in stack: {stack}", file=sys.stderr)
+            continue
+        ok = _remove(api, "service", services)
+        ok = _remove(api, "secret", secrets) and ok
+        ok = _remove(api, "config", configs) and ok
+        ok = _remove(api, "network", networks) and ok
+        if not ok:
+            errors.append(f"failed to remove some resources from stack: {stack}")
+            continue
+        if wait:
+            _wait_tasks_gone(api, stack)
+    if errors:
+        fail("; ".join(errors))
