@@ -49,12 +49,12 @@ RM_WAIT_S = 120.0
 
 
 def _detach(what: str) -> Any:
-    """Docker's ``--detach``, true by default: ``--detach=false`` waits. Its short form ``-d``
-    is a flag of its own (``DetachShort``): an optional value would take the stack name."""
+    """Docker's ``--detach``, true by default, so given as ``--detach=false`` to wait. It takes
+    its value here (typer has no optional values), and ``-d`` is a flag of its own
+    (``DetachShort``): it asks for what is the default."""
     return typer.Option(
-        "--detach", is_flag=False, flag_value="true", metavar="[=BOOL]",
-        help=f"{what} (default true; --detach=false waits)",
-    )  # fmt: skip
+        "--detach", metavar="BOOL", help=f"{what} (default true; --detach=false waits)"
+    )
 
 
 DetachShort = Annotated[bool, typer.Option("-d", help="Do not wait (the default)")]
