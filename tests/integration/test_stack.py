@@ -1,0 +1,121 @@
+"""Issue 12: ``ferry stack deploy|ls|services|ps|rm`` — a compose file read by the docker CLI's
+loader, deployed as ``docker stack deploy`` deploys it, seen by the docker CLI, removed whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ferry.lab.apps import WHOAMI
+from ferry.model.stack import LABEL_NAMESPACE
+from tests.integration.lablib import TOOLS, LabRig, new_lab, running, wait_until
+
+SECRET = "correct horse battery staple\n"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabRig]:
+    with new_lab(hosts=2) as rig:
+        rig.form_swarm()
+        yield rig
+
+
+def compose_file(tmp_path: Path) -> Path:
+    """web (2 replicas, port 8080 published), app (on both networks), db (a secret, read from
+    /run/secrets and served on 5432); ``${GREETING}`` is interpolated by the loader."""
+    model: dict[str, Any] = {
+        "version": "3.8",
+        "services": {
+            "web": {
+                "image": TOOLS, "command": ["python3", "-c", WHOAMI], "ports": ["8080:80"],
+                "networks": ["front"], "deploy": {"replicas": 2},
+            },
+            "app": {
+                "image": TOOLS, "command": ["sleep", "3600"], "networks": ["front", "back"],
+                "environment": {"GREETING": "${GREETING}"},
+            },
+            "db": {
+                "image": TOOLS, "networks": ["back"], "secrets": ["db_password"],
+                "command": ["sh", "-c", "cp /run/secrets/db_password /srv/pw && "
+                            "exec python3 -m http.server -d /srv 5432"],
+            },
+        },
+        "networks": {"front": {}, "back": {}},
+        "secrets": {"db_password": {"file": "./db_password.txt"}},
+    }  # fmt: skip
+    (tmp_path / "db_password.txt").write_text(SECRET)
+    path = tmp_path / "compose.yml"
+    path.write_text(yaml.safe_dump(model))
+    return path
+
+
+def app_node(lab: LabRig) -> str:
+    [task] = running(lab, "stk_app")
+    return next(h for h, n in lab.nodes().items() if n["ID"] == task["NodeID"])
+
+
+def in_app(lab: LabRig, *cmd: str) -> str:
+    """A command's output inside the stack's app container (on whichever node runs it)."""
+    [task] = running(lab, "stk_app")
+    cid = task["Status"]["ContainerStatus"]["ContainerID"]
+    return lab.ferry(app_node(lab), "exec", cid, *cmd).stdout
+
+
+def stack_objects(lab: LabRig, kind: str) -> list[str]:
+    found = lab.api("h1", f"/{kind}", filters={"label": [f"{LABEL_NAMESPACE}=stk"]})
+    return sorted(str(o.get("Spec", o).get("Name") or o.get("Name")) for o in found)
+
+
+def test_ferry_stack_deploy_runs_three_services_updates_in_place_and_rm_removes_all(
+    lab: LabRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compose = compose_file(tmp_path)
+    monkeypatch.setenv("GREETING", "hello")
+    try:
+        deployed = lab.ferry("h1", "stack", "deploy", "--detach=false", "-c", str(compose), "stk")
+        for line in ("Creating network stk_front", "Creating network stk_back",
+                     "Creating secret stk_db_password", "Creating service stk_web"):  # fmt: skip
+            assert line in deployed.stdout
+        for name, count in (("stk_web", 2), ("stk_app", 1), ("stk_db", 1)):
+            wait_until(lambda n=name, c=count: len(running(lab, n)) == c, 60, f"{name} {count}")
+        # by name inside the stack, and through the routing mesh on the other node
+        assert in_app(lab, "curl", "-s", "-m", "5", "http://db:5432/pw") == SECRET
+        assert in_app(lab, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                      "http://web/") == "200"  # fmt: skip
+        other = lab.topo.node("h2" if app_node(lab) == "h1" else "h1").addr
+        hosts = {in_app(lab, "curl", "-s", "-m", "5", f"http://{other}:8080/") for _ in range(6)}
+        assert len(hosts) == 2, f"both replicas answer on the published port: {hosts}"
+        assert "GREETING=hello" in in_app(lab, "env")
+        # the docker CLI sees Ferry's stack
+        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "3"]
+        listed = lab.exec("h1", "docker", "stack", "services", "stk", "--format", "{{.Name}}")
+        assert listed.stdout.split() == ["stk_app", "stk_db", "stk_web"]
+        assert lab.ferry("h1", "stack", "ls").stdout.split() == ["NAME", "SERVICES", "stk", "3"]
+        ps = lab.ferry("h1", "stack", "ps", "stk", "--format", "{{.Name}}").stdout.split()
+        assert sorted(n.rsplit(".", 1)[0] for n in ps) == [
+            "stk_app", "stk_db", "stk_web", "stk_web",
+        ]  # fmt: skip
+
+        # a redeploy with a change updates the services in place
+        before = {s["Spec"]["Name"]: s["ID"] for s in lab.api("h1", "/services")}
+        monkeypatch.setenv("GREETING", "bonjour")
+        again = lab.ferry("h1", "stack", "deploy", "-c", str(compose), "stk").stdout
+        assert f"Updating service stk_app (id: {before['stk_app']})" in again
+        assert "Creating" not in again
+        after = {s["Spec"]["Name"]: s["ID"] for s in lab.api("h1", "/services")}
+        assert after == before
+        wait_until(lambda: "GREETING=bonjour" in in_app(lab, "env"), 60, "app updated")
+    finally:
+        removed = lab.ferry("h1", "stack", "rm", "stk", check=False)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines() == [
+        "Removing service stk_app", "Removing service stk_db", "Removing service stk_web",
+        "Removing secret stk_db_password",
+        "Removing network stk_back", "Removing network stk_front",
+    ]  # fmt: skip
+    for kind in ("services", "networks", "secrets"):
+        assert stack_objects(lab, kind) == [], kind
