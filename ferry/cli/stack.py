@@ -421,3 +421,10 @@ def rm(
             _wait_tasks_gone(api, stack)
     if errors:
         fail("; ".join(errors))
+
+
+# Docker's aliases: stack up, stack list, stack remove, stack down
+stack_app.command("up", hidden=True)(deploy)
+stack_app.command("list", hidden=True)(ls)
+stack_app.command("remove", hidden=True)(rm)
+stack_app.command("down", hidden=True)(rm)
