@@ -65,8 +65,8 @@ def in_app(lab: LabRig, *cmd: str) -> str:
     return lab.ferry(app_node(lab), "exec", cid, *cmd).stdout
 
 
-def stack_objects(lab: LabRig, kind: str) -> list[str]:
-    found = lab.api("h1", f"/{kind}", filters={"label": [f"{LABEL_NAMESPACE}=stk"]})
+def stack_objects(lab: LabRig, kind: str, stack: str = "stk") -> list[str]:
+    found = lab.api("h1", f"/{kind}", filters={"label": [f"{LABEL_NAMESPACE}={stack}"]})
     return sorted(str(o.get("Spec", o).get("Name") or o.get("Name")) for o in found)
 
 
@@ -119,3 +119,32 @@ def test_ferry_stack_deploy_runs_three_services_updates_in_place_and_rm_removes_
     ]  # fmt: skip
     for kind in ("services", "networks", "secrets"):
         assert stack_objects(lab, kind) == [], kind
+
+
+def test_either_cli_sees_updates_and_removes_the_others_stack(lab: LabRig, tmp_path: Path) -> None:
+    def write(replicas: int) -> str:
+        probe = {"image": TOOLS, "command": ["sleep", "600"], "deploy": {"replicas": replicas}}
+        model = {"version": "3.8", "services": {"probe": probe}}
+        (tmp_path / "probe.yml").write_text(yaml.safe_dump(model))
+        return str(tmp_path / "probe.yml")
+
+    lab.exec("h1", "docker", "stack", "deploy", "-c", write(1), "dk")
+    try:
+        listed = lab.ferry("h1", "stack", "services", "dk", "--format", "{{.Name}}").stdout
+        assert listed.split() == ["dk_probe"]
+        [svc_id] = lab.ferry("h1", "stack", "services", "-q", "dk").stdout.split()
+        updated = lab.ferry("h1", "stack", "deploy", "-c", write(2), "dk").stdout
+        assert updated.splitlines() == [f"Updating service dk_probe (id: {svc_id})"]
+        wait_until(lambda: len(running(lab, "dk_probe")) == 2, 60, "dk_probe 2/2")
+    finally:
+        removed = lab.ferry("h1", "stack", "rm", "dk", check=False)
+    assert removed.stdout.splitlines() == [
+        "Removing service dk_probe",
+        "Removing network dk_default",
+    ]
+    assert lab.ferry("h1", "stack", "ls").stdout.split() == ["NAME", "SERVICES"]
+
+    lab.ferry("h1", "stack", "deploy", "-c", write(1), "fy")
+    lab.exec("h1", "docker", "stack", "rm", "fy")
+    for kind in ("services", "networks"):
+        assert stack_objects(lab, kind, "fy") == [], kind
