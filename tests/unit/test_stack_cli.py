@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ferry.cli.stack as stack_cli
+from ferry.cli import stack_deploy
 from ferry.cli.main import build_app
 from ferry.errors import NotFound
 from ferry.model.stack import LABEL_IMAGE, LABEL_NAMESPACE
@@ -208,7 +209,7 @@ def test_ls_counts_the_services_of_each_stack(api: FakeApi) -> None:
 def test_without_the_docker_cli_deploy_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(stack_cli.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(stack_deploy.shutil, "which", lambda _name: None)
     result = run("deploy", "-c", "compose.yml", "app")
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 1
