@@ -29,6 +29,7 @@ from ferry.model.runopts import (
     check_ulimit,
     check_user,
 )
+from ferry.model.task_files import FileRef
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class CreateRequest:
     resources: Resources = field(default_factory=Resources)
     security: Security = field(default_factory=Security)
     mounts: tuple[MountSpec, ...] = ()
+    files: tuple[FileRef, ...] = ()  # a task's secrets and configs
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     ulimits: tuple[Ulimit, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)

@@ -107,6 +107,9 @@ async def _both(
     return launched, endpoints
 
 
+FileSource = Callable[[ContainerConfig], Awaitable[dict[str, bytes]]]
+
+
 class ContainerService:
     def __init__(
         self,
@@ -131,6 +134,9 @@ class ContainerService:
         self.ports_in_use = ports_in_use
         # called with a starting container (endpoints attached) before its command runs
         self.prepare: list[Callable[[Container, Path], Awaitable[None]]] = []
+        # the data of a starting container's secrets and configs (ContainerConfig.files), by
+        # task_files.data_key: the task agent fetches it from a manager
+        self.file_source: FileSource | None = None
         self._prefix = netns_prefix
         self.on_exit = on_exit
         self._kernel = kernel
@@ -470,7 +476,12 @@ class ContainerService:
         """Bundle and monitor: the container exists in runc, its command not yet started."""
         config = container.config
         undo.append(functools.partial(self.runner.cleanup, config))
-        self.runner.prepare(container, image, netns, ())
+        files = None
+        if config.files:
+            if self.file_source is None:
+                raise InvalidArgument(f"container {config.name} has secrets but no swarm to ask")
+            files = await self.file_source(config)
+        self.runner.prepare(container, image, netns, (), files)
         paths = self.runner.paths(config)
         paths.exit_file(config.container_id).unlink(missing_ok=True)
         argv = monitor.conmon_argv(

@@ -12,6 +12,7 @@ ferryd recognises its tasks among the containers it finds again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import Coroutine
@@ -22,10 +23,10 @@ from ferry.agent.containers import ContainerService
 from ferry.agent.link import ManagerLink
 from ferry.aio import cancel_and_wait
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError, NotFound
+from ferry.errors import FerryError, Forbidden, NotFound, Unavailable
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
-from ferry.model.container import NETWORK_BRIDGE, Container, NetworkChoice
+from ferry.model.container import NETWORK_BRIDGE, Container, ContainerConfig, NetworkChoice
 from ferry.model.network import EndpointKind
 from ferry.model.runopts import Resources, Security
 from ferry.model.service import PublishMode, Task, TaskOptions, TaskState
@@ -35,6 +36,7 @@ from ferry.runtime.credentials import RegistryAuth
 log = logging.getLogger("ferry.agent.tasks")
 
 RETRY_S = 1.0
+FILES_ATTEMPTS = 3
 # a task in these states without a container is (still) to be started here; PREPARING too, so
 # a ferryd restarted during a pull pulls again
 STARTABLE = (TaskState.ASSIGNED, TaskState.PREPARING, TaskState.STARTING)
@@ -54,6 +56,7 @@ class TaskAgent(Reconciler):
         self._view = view
         self._containers = containers
         self._busy: dict[str, asyncio.Task[None]] = {}
+        containers.file_source = self._task_files
 
     async def close(self) -> None:
         await cancel_and_wait(list(self._busy.values()))
@@ -105,6 +108,23 @@ class TaskAgent(Reconciler):
         self._busy[task_id] = asyncio.get_running_loop().create_task(guarded())
 
     # the work --------------------------------------------------------------------------------
+    async def _task_files(self, config: ContainerConfig) -> dict[str, bytes]:
+        """The data of a task container's secrets and configs, from a manager (which hands
+        them only to the node running the task). A manager whose mirror has not yet seen the
+        task assigned here refuses; the next try, a moment later, is answered."""
+        for attempt in range(FILES_ATTEMPTS):
+            try:
+                answer = await self._link.call("GET", f"/v1/tasks/{config.task_id}/files")
+                break
+            except (Forbidden, NotFound):
+                if attempt == FILES_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(RETRY_S / 2)
+        found = answer.get("Files") if isinstance(answer, dict) else None
+        if not isinstance(found, dict):
+            raise Unavailable(f"a manager answered task {config.task_id}'s files malformed")
+        return {str(key): base64.b64decode(str(value)) for key, value in found.items()}
+
     async def _report(self, task: Task, state: TaskState, message: str, **extra: Any) -> None:
         body = {"state": state.value, "message": message, **extra}
         with contextlib.suppress(NotFound):  # forgotten meanwhile
@@ -235,6 +255,7 @@ def run_options(options: TaskOptions) -> dict[str, Any]:
         "user": options.user,
         "working_dir": options.workdir,
         "mounts": options.mounts,
+        "files": options.secrets + options.configs,
         "healthcheck": options.healthcheck,
         "security": Security(
             cap_add=options.cap_add, cap_drop=options.cap_drop, read_only=options.read_only

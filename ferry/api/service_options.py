@@ -12,11 +12,20 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ferry.api.models.services import ResourceModel, ServiceSpecModel, TaskTemplateModel
+from ferry.api.models.services import (
+    ConfigRefModel,
+    ContainerSpecModel,
+    FileTargetModel,
+    ResourceModel,
+    SecretRefModel,
+    ServiceSpecModel,
+    TaskTemplateModel,
+)
 from ferry.api.run_options import NS, healthcheck, mount_spec, refused
 from ferry.errors import InvalidArgument
 from ferry.model.runopts import MountType
 from ferry.model.service import TaskOptions
+from ferry.model.task_files import FileKind, FileRef
 
 NS_5S = 5 * NS
 # Declared fields Ferry does not honour, each with the values that mean "as Ferry does".
@@ -134,8 +143,34 @@ def check_supported(template: TaskTemplateModel) -> None:
         names.append("TaskTemplate.Resources.Reservations.Pids")
     if container.Isolation not in ("", "default"):
         names.append(f"TaskTemplate.ContainerSpec.Isolation={container.Isolation}")
+    names += _refused_refs(container)
     if names:
         raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
+
+
+def _refused_refs(container: ContainerSpecModel) -> list[str]:
+    """Fields of secret and config references Ferry does not apply: a config's ``Runtime``
+    target (Windows credential specs) and any field Docker's references do not have."""
+    names = []
+    for field, refs in (("Secrets", container.Secrets), ("Configs", container.Configs)):
+        where = f"TaskTemplate.ContainerSpec.{field}."
+        for ref in refs or ():
+            names += refused(ref, where)
+            names += refused(ref.File, f"{where}File.") if ref.File else []
+            if isinstance(ref, ConfigRefModel) and ref.Runtime is not None:
+                names.append(f"{where}Runtime")
+    return names
+
+
+def _file_ref(ref: SecretRefModel | ConfigRefModel) -> FileRef:
+    """A reference as Ferry keeps it; with no ``File`` its name stays empty, which
+    ``TaskOptions.check`` refuses in swarmkit's words."""
+    target = ref.File or FileTargetModel()
+    if isinstance(ref, SecretRefModel):
+        kind, obj_id, obj_name = FileKind.SECRET, ref.SecretID, ref.SecretName
+    else:
+        kind, obj_id, obj_name = FileKind.CONFIG, ref.ConfigID, ref.ConfigName
+    return FileRef(kind, obj_id, obj_name, target.Name, target.UID, target.GID, target.Mode)
 
 
 def task_options(template: TaskTemplateModel) -> TaskOptions:
@@ -158,6 +193,8 @@ def task_options(template: TaskTemplateModel) -> TaskOptions:
         reserve_nano_cpus=reserve.NanoCPUs,
         reserve_memory_bytes=reserve.MemoryBytes,
         labels=dict(container.Labels or {}),
+        secrets=tuple(_file_ref(r) for r in container.Secrets or ()),
+        configs=tuple(_file_ref(r) for r in container.Configs or ()),
     )
 
 
@@ -174,6 +211,10 @@ def container_spec_json(options: TaskOptions) -> dict[str, Any]:
         out["ReadOnly"] = True
     if options.labels:
         out["Labels"] = dict(options.labels)
+    if options.secrets:
+        out["Secrets"] = [_ref_json(r, "Secret") for r in options.secrets]
+    if options.configs:
+        out["Configs"] = [_ref_json(r, "Config") for r in options.configs]
     if options.cap_add:
         out["CapabilityAdd"] = list(options.cap_add)
     if options.cap_drop:
@@ -197,6 +238,15 @@ def resources_json(options: TaskOptions) -> dict[str, Any]:
     return {
         "Limits": {k: v for k, v in limits.items() if v},
         "Reservations": {k: v for k, v in reserve.items() if v},
+    }
+
+
+def _ref_json(ref: FileRef, kind: str) -> dict[str, Any]:
+    """A SecretReference or ConfigReference as Docker shows it (the ids, never the data)."""
+    return {
+        "File": {"Name": ref.name, "UID": ref.uid, "GID": ref.gid, "Mode": ref.mode},
+        f"{kind}ID": ref.obj_id,
+        f"{kind}Name": ref.obj_name,
     }
 
 

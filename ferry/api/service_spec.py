@@ -35,20 +35,7 @@ def ports_of(model: ServiceSpecModel) -> tuple[PortSpec, ...]:
     return tuple(out)
 
 
-def refuse_secret_refs(model: ServiceSpecModel) -> None:
-    """A spec naming secrets or configs (``--secret``, ``--config``) is refused by name:
-    Ferry keeps them (``docker secret``) but does not deliver them into tasks yet."""
-    given = model.TaskTemplate.ContainerSpec.model_extra or {}
-    for field, flag in (("Secrets", "--secret"), ("Configs", "--config")):
-        if given.get(field):
-            raise InvalidArgument(
-                f"Ferry does not support TaskTemplate.ContainerSpec.{field} ({flag}) yet: it "
-                f"keeps {field.lower()} but does not deliver them into tasks yet; leave {flag} out"
-            )
-
-
 def request_of(model: ServiceSpecModel) -> ServiceRequest:
-    refuse_secret_refs(model)
     check_spec(model)
     template = model.TaskTemplate
     container = template.ContainerSpec

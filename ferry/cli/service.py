@@ -23,6 +23,8 @@ from ferry.cli.common import (
     remove_each,
 )
 from ferry.cli.containers import CMD_SETTINGS
+from ferry.cli.fileflags import FileFlags
+from ferry.cli.fileflags import apply as apply_file_flags
 from ferry.cli.ports import parse_publish
 from ferry.cli.registry_auth import registry_auth_header
 from ferry.cli.runflags import HealthFlags
@@ -233,6 +235,14 @@ def create(
     with_registry_auth: Annotated[
         bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
     ] = False,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="Secret: NAME or source=NAME,target=…,uid,gid,mode"),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", help="Config: NAME or source=NAME,target=…,uid,gid,mode"),
+    ] = None,
 ) -> None:
     """Create a new service."""
     flags = TaskFlags(
@@ -276,6 +286,8 @@ def create(
     }
     apply_task_flags(flags, spec["TaskTemplate"])
     api = client()
+    files = FileFlags(secrets=list(secret or []), configs=list(config or []))
+    apply_file_flags(api, files, spec["TaskTemplate"]["ContainerSpec"])
     auth = {"X-Registry-Auth": registry_auth_header(image)} if with_registry_auth else None
     query = {"queryRegistry": not no_resolve_image}
     answer = api.call("POST", "/services/create", query=query, body=spec, headers=auth)
@@ -571,6 +583,18 @@ def update(
     with_registry_auth: Annotated[
         bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
     ] = False,
+    secret_add: Annotated[
+        list[str] | None, typer.Option("--secret-add", help="Add or update a secret")
+    ] = None,
+    secret_rm: Annotated[
+        list[str] | None, typer.Option("--secret-rm", help="Remove a secret")
+    ] = None,
+    config_add: Annotated[
+        list[str] | None, typer.Option("--config-add", help="Add or update a config")
+    ] = None,
+    config_rm: Annotated[
+        list[str] | None, typer.Option("--config-rm", help="Remove a config")
+    ] = None,
 ) -> None:
     """Update a service. A change to what its tasks run, or where, replaces them one at a
     time; labels, replicas and the restart condition change without touching them."""
@@ -630,7 +654,10 @@ def update(
         if force:
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
         apply_task_flags(flags, spec["TaskTemplate"])
+        apply_file_flags(api, files, container)
 
+    files = FileFlags(list(secret_add or []), list(secret_rm or []), list(config_add or []),
+                      list(config_rm or []))  # fmt: skip
     api = client()
     # as the docker CLI: a new --image is pinned to its digest (unless --no-resolve-image)
     query = {"queryRegistry": image is not None and not no_resolve_image}

@@ -1,5 +1,6 @@
 """Mounts in ferryd's own mount namespace: a container's root filesystem (an overlay of its
-image) is mounted here before runc takes it, and unmounted when the container has ended.
+image) and the tmpfs holding its secrets and configs are mounted here before runc takes it,
+and unmounted when the container has ended.
 
 Be aware: these mounts live in the host's mount namespace, so a crash leaves them behind;
 ``unmount_under`` removes every mount below a directory (``lab down``, a restarted ferryd).
@@ -42,6 +43,20 @@ def mount_overlay(lowers: Sequence[Path], upper: Path, work: Path, target: Path)
     if _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options) != 0:
         errno = ctypes.get_errno()
         raise KernelError("mount overlay", str(target), errno, os.strerror(errno))
+
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+
+
+def mount_tmpfs(target: Path, size_bytes: int, mode: int = 0o700) -> None:
+    """A memory-only filesystem of at most ``size_bytes`` at ``target`` (nosuid, nodev,
+    noexec): what a task's secrets are written to, so they never reach a disk (as Docker's
+    daemon mounts one per container for them)."""
+    options = f"size={size_bytes},mode={mode:o}".encode()
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options) != 0:
+        errno = ctypes.get_errno()
+        raise KernelError("mount tmpfs", str(target), errno, os.strerror(errno))
 
 
 def is_mounted(target: Path) -> bool:

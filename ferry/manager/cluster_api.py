@@ -26,6 +26,7 @@ from ferry.manager.nodes import NodeOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
 from ferry.manager.store.view import ClusterView
+from ferry.manager.task_files import TaskFiles
 from ferry.manager.vault import Vault, hand_over
 from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
 from ferry.model.codec import encode
@@ -216,10 +217,15 @@ def key_routes(vault: Vault, view: ClusterView) -> RouteAdder:
     return add
 
 
-def task_routes(services: ServiceOps) -> RouteAdder:
-    """Agents report how their tasks are doing."""
+def task_routes(services: ServiceOps, files: TaskFiles) -> RouteAdder:
+    """Agents report how their tasks are doing, and fetch their tasks' secrets and configs."""
 
     def add(routes: web.RouteTableDef) -> None:
+        @routes.get("/v1/tasks/{task_id}/files")
+        async def task_files(request: web.Request) -> web.Response:
+            found = files.for_node(caller(request).node_id, request.match_info["task_id"])
+            return web.json_response({"Files": found})
+
         @routes.post("/v1/tasks/{task_id}/status")
         async def status(request: web.Request) -> web.Response:
             body = TaskStatusBody.model_validate_json(await request.read())

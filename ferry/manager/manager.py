@@ -44,6 +44,7 @@ from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
 from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
+from ferry.manager.task_files import TaskFiles
 from ferry.manager.vault import KeyOps, Vault
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.mirror import Mirror
@@ -121,7 +122,7 @@ class Manager:
         self.extra_routes: list[RouteAdder] = [
             key_routes(vault, self.view),
             attachment_routes(self.networks),
-            task_routes(self.services),
+            task_routes(self.services, TaskFiles(self.view, self.swarm_secrets, self.configs)),
             log_routes(self.logs),
             doctor_routes(self.doctor),
         ]

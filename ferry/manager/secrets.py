@@ -10,9 +10,9 @@ rotation reseals the one data key, never each secret. Configs are kept as given 
 does not treat them as secret.
 
 Neither prefix is streamed to workers (``keys.STREAMED``; ``projection.share`` withholds them
-too): a worker never holds a secret or a config. Be aware: delivering one to the node of a task
-that uses it is not there yet, nor are services that reference them (service specs naming
-``Secrets`` or ``Configs`` are refused), so removal has no services to be refused for yet.
+too): a worker holds a secret or a config only while it runs a task that names it, fetched
+for that task from a manager (``task_files`` below, ``agent/task_files.py``) and kept in memory
+and on a tmpfs, never on disk. An object a service names cannot be removed (object_refs.py).
 
 A name is unique per kind because creating an object is also a create-if-absent of its name
 key (``secretnames/<name>``): two managers creating one name at once cannot both win.
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ferry.errors import Conflict, NotFound
-from ferry.manager import sealing
+from ferry.manager import object_refs, sealing
 from ferry.manager.feed import StoreFeed
 from ferry.manager.store import Delete, Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
@@ -130,14 +130,26 @@ class ObjectOps:
         return updated
 
     async def remove(self, ref: str) -> SwarmObject:
-        """Remove the object and free its name. NotFound if there is none."""
-        obj = self.find(ref)
-        revision = await self._store.commit(
-            [Delete(self._prefix + obj.obj_id), Delete(self._names + obj.name)]
-        )
-        if revision is not None:
-            await self._feed.wait_for(revision)
-        return obj
+        """Remove the object and free its name. NotFound if there is none; InvalidArgument in
+        swarmkit's words while a service's spec names it (see object_refs.py for how a
+        service created meanwhile cannot slip past)."""
+        for _ in range(MAX_ATTEMPTS):
+            obj = self.find(ref)
+            names = object_refs.users(self._view.services(), obj.obj_id)
+            if names:
+                raise object_refs.in_use(self.kind, obj.name, names)
+            uses = keys.OBJECT_USES + obj.obj_id
+            revision = await self._store.commit(
+                [Delete(self._prefix + obj.obj_id), Delete(self._names + obj.name),
+                 Delete(uses)],
+                [Expect(uses, self._view.entity_version(uses))],
+            )  # fmt: skip
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return obj
+            _, now = await self._store.list_prefix(uses)  # the store's revision: catch up
+            await self._feed.wait_for(now)
+        raise Conflict(f"{self.kind.value} {ref} keeps being taken by services; retry")
 
     def secret_data(self, obj: SwarmObject) -> bytes:
         """A secret's data, opened (what delivering it to a task's node will send);

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from ferry.manager import object_refs
 from ferry.manager.admission import endpoint_labels
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import MAX_ATTEMPTS, AttachRequest, NetworkOps, release_ops
@@ -215,7 +216,7 @@ class ServiceOps:
             image, req.cmd, env, req.init, req.stop_grace_s, req.options, req.entrypoint,
             req.registry_auth,
         )  # fmt: skip
-        return ServiceSpec(
+        spec = ServiceSpec(
             name=req.name,
             template=template,
             mode=mode,
@@ -229,6 +230,8 @@ class ServiceOps:
             ports=req.ports,
             labels=dict(req.labels or {}),
         )
+        object_refs.check_exist(self._view, spec)
+        return spec
 
     async def pin(self, req: ServiceRequest) -> tuple[ServiceRequest, list[str]]:
         """The request with its image pinned to the registry's digest when it asks for it
@@ -297,8 +300,9 @@ class ServiceOps:
         # The VIPs' addresses may race the leader reserving tasks' on the same networks: on a
         # lost race, plan again from the store itself (the mirror may lag behind the winner).
         for attempt in range(MAX_ATTEMPTS):
-            ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc))]
-            expect = [Expect(keys.service(svc.svc_id), 0)]
+            uses, use_expect = object_refs.claims(self._view, spec, svc.svc_id)
+            ops: list[Put | Delete] = [Put(keys.service(svc.svc_id), encode(svc)), *uses]
+            expect = [Expect(keys.service(svc.svc_id), 0), *use_expect]
             if spec.endpoint_mode == EndpointMode.VIP:
                 for net_id in spec.networks:
                     vip_ops, vip_expect = await self._plan_vip(svc, net_id, fresh=attempt > 0)
@@ -371,6 +375,7 @@ class ServiceOps:
             raise Conflict(f"service {svc.spec.name} does not have a previous spec")
         if svc.previous.ports != svc.spec.ports:
             self._check_ports_free(svc.previous.ports, svc.svc_id)
+        object_refs.check_exist(self._view, svc.previous)
         return await self._replace_spec(
             svc, current, svc.previous, svc.force_update, forced=False, rollback=True
         )
@@ -410,9 +415,10 @@ class ServiceOps:
             rolled_at=now if rolled or rollback else svc.rolled_at,
             rolled_back=rollback,
         )
+        uses, use_expect = object_refs.claims(self._view, spec, svc.svc_id)
         revision = await self._store.commit(
-            [Put(keys.service(svc.svc_id), encode(updated))],
-            [Expect(keys.service(svc.svc_id), current)],
+            [Put(keys.service(svc.svc_id), encode(updated)), *uses],
+            [Expect(keys.service(svc.svc_id), current), *use_expect],
         )
         if revision is None:
             raise Conflict(f"service {svc.spec.name} changed meanwhile; retry")

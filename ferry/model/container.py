@@ -13,6 +13,7 @@ from ferry.model.runopts import (
     Security,
     Ulimit,
 )
+from ferry.model.task_files import FileRef
 
 # Docker's three predefined networks: "bridge" is a real local network (the default of a
 # container without --network); "host" and "none" are modes, not networks.
@@ -81,6 +82,9 @@ class ContainerConfig:
     resources: Resources = field(default_factory=Resources)
     security: Security = field(default_factory=Security)
     mounts: tuple[MountSpec, ...] = ()
+    # a task's secrets and configs (ContainerSpec.Secrets/Configs): which files, never their
+    # data, which the node fetches from a manager each time the container starts
+    files: tuple[FileRef, ...] = ()
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     ulimits: tuple[Ulimit, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from ferry.model.runopts import (
     check_user,
     normalise_cap,
 )
+from ferry.model.task_files import FileKind, FileRef, check_refs
 
 MAX_REPLICAS = 1000
 TASK_HISTORY = 5  # finished tasks kept per slot, for `service ps`
@@ -70,8 +71,19 @@ class TaskOptions:
     # ContainerSpec.Labels (--container-label): on each task's container, beside the
     # com.docker.swarm.* labels the node sets (those win, as in Docker)
     labels: dict[str, str] = field(default_factory=dict)
+    # ContainerSpec.Secrets and .Configs (--secret, --config): files in each task's container,
+    # their data fetched by the task's node when it starts the task (agent/task_files.py)
+    secrets: tuple[FileRef, ...] = ()
+    configs: tuple[FileRef, ...] = ()
 
     def check(self) -> None:
+        check_refs(self.secrets, FileKind.SECRET)
+        check_refs(self.configs, FileKind.CONFIG)
+        both = {r.path for r in self.secrets} & {r.path for r in self.configs}
+        if both:  # two bind mounts on one file: the container would see only one
+            raise InvalidArgument(
+                f"a secret and a config have a conflicting target: '{sorted(both)[0]}'"
+            )
         if any(not key.strip() for key in self.labels):
             raise InvalidArgument("invalid container label: a key cannot be empty (KEY=VALUE)")
         check_user(self.user)

@@ -27,7 +27,7 @@ from ferry.kernel import cgroups, mounts
 from ferry.model.container import NETWORK_HOST, AttachedEndpoint, Container, ContainerConfig
 from ferry.model.network import GWBRIDGE
 from ferry.model.runopts import CAPABILITIES, MountSpec, MountType
-from ferry.runtime import monitor, oci
+from ferry.runtime import monitor, oci, task_files
 from ferry.runtime.images import Image
 from ferry.runtime.runc import RUNC, Runc
 from ferry.runtime.seccomp import docker_default_profile
@@ -37,6 +37,7 @@ from ferry.runtime.volumes import VolumeStore, check_bind_source
 
 DNS_ADDR = "127.0.0.11"
 TMPFS_DEFAULTS = ("noexec", "nosuid", "nodev")  # Docker's --tmpfs defaults
+FILES_DIR = "files"  # in a container's directory: the tmpfs of its secrets and configs
 
 _HOSTS_HEAD = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -205,10 +206,17 @@ class ContainerRunner:
         image: Image,
         netns: Path | None,
         endpoints: tuple[AttachedEndpoint, ...],
+        files: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
-        """Files, root filesystem and ``config.json``; returns the config written."""
+        """Files, root filesystem and ``config.json``; returns the config written. ``files``:
+        the data of the container's secrets and configs (``config.files``), by
+        ``task_files.data_key``; NotFound when one is missing."""
         config = container.config
         directory = self.store.dir(config.container_id)
+        bound: tuple[oci.ResolvedMount, ...] = ()
+        if config.files:
+            task_files.write(directory / FILES_DIR, config.files, files or {})
+            bound = task_files.bind_mounts(directory / FILES_DIR, config.files)
         self.write_files(config, endpoints)
         rootfs = self.rootfs(config)
         if not mounts.is_mounted(rootfs):
@@ -228,7 +236,7 @@ class ContainerRunner:
             files_dir=str(directory),
             cgroups_path=self.cgroups_path(config),
             user=user,
-            mounts=self._resolved_mounts(config),
+            mounts=self._resolved_mounts(config) + bound,
         )
         document = oci.plan_config(spec, self.host, docker_default_profile())
         bundle = self.paths(config).bundle
@@ -241,6 +249,7 @@ class ContainerRunner:
         root filesystem's mount (idempotent)."""
         await self.runc.delete(config.container_id)
         mounts.unmount(self.rootfs(config))
+        task_files.remove(self.store.dir(config.container_id) / FILES_DIR)
         cgroups.remove_tree(self.cgroups_path(config))
 
 

@@ -304,11 +304,9 @@ def _docker_secrets_and_configs(lab: LabRig) -> None:
     assert [line.split()[:2] for line in listed.splitlines()[1:]] == [[secret_id, "dsec"]], listed
     shown = lab.exec("h1", "docker", "secret", "inspect", "dsec").stdout
     assert plain not in shown and '"a": "b"' in shown and '"Data"' not in shown, shown
-    refused = lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds6",
-                       "--secret", "dsec", TOOLS, "sleep", "100", check=False)  # fmt: skip
-    assert "TaskTemplate.ContainerSpec.Secrets (--secret) yet" in refused.stderr, refused.stderr
     lab.exec("h1", "sh", "-c", f"printf %s '{conf}' | docker config create dconf -")
     assert conf in lab.exec("h1", "docker", "config", "inspect", "--pretty", "dconf").stdout
+    _secrets_in_tasks(lab, plain, conf)
     files = lab.topo.node("h1").state_dir / "certs"
     store = lab.exec(
         "h1", "etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={files / 'store-ca.pem'}",
@@ -318,10 +316,61 @@ def _docker_secrets_and_configs(lab: LabRig) -> None:
     assert keys.swarm_secret(secret_id) in store  # the store was read, and holds the secret
     assert base64.b64encode(conf.encode()).decode() in store  # a config is kept as it is
     assert plain not in store and base64.b64encode(plain.encode()).decode() not in store
+    refused = lab.exec("h1", "docker", "secret", "rm", "dsec", check=False)
+    assert "secret 'dsec' is in use by the following service: ds6" in refused.stderr, refused
+    # the docker CLI's --secret-rm rolls the tasks over: the new ones have no such file
+    lab.exec("h1", "docker", "service", "update", "--secret-rm", "dsec", "ds6")
+    for node, cid in _task_containers(lab, "ds6"):
+        gone = lab.ferry(node, "exec", cid, "ls", "/run/secrets/pw", check=False)
+        assert gone.returncode != 0, gone
     lab.exec("h1", "docker", "secret", "rm", "dsec")
+    lab.exec("h1", "docker", "service", "rm", "ds6")
     lab.exec("h1", "docker", "config", "rm", "dconf")
+    wait_until(lambda: not _files_mounts(lab), 60, "no task's files tmpfs left mounted")
     assert "dsec" not in lab.exec("h1", "docker", "secret", "ls").stdout
     assert "dconf" not in lab.exec("h1", "docker", "config", "ls").stdout
+
+
+def _task_containers(lab: LabRig, service: str) -> list[tuple[str, str]]:
+    """(lab host, container id) of each running task of ``service``."""
+    hosts = {n["ID"]: h for h, n in lab.nodes().items()}
+    return [(hosts[t["NodeID"]], t["Status"]["ContainerStatus"]["ContainerID"])
+            for t in running(lab, service)]  # fmt: skip
+
+
+def _files_mounts(lab: LabRig) -> dict[str, int]:
+    """Per lab host, how many tasks' files tmpfs are mounted under its state directory."""
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    out: dict[str, int] = {}
+    for host in lab.nodes():
+        root = f"{lab.topo.node(host).state_dir}/containers/"
+        count = sum(1 for p in points if p.startswith(root) and p.endswith("/files"))
+        if count:
+            out[host] = count
+    return out
+
+
+def _secrets_in_tasks(lab: LabRig, plain: str, conf: str) -> None:
+    """A service's secret and config are files in its tasks (Docker's paths, owner and mode),
+    on a tmpfs of the task's node only, and nowhere in inspect or the environment."""
+    lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds6", "--replicas", "2",
+             "--secret", "source=dsec,target=pw,uid=33,mode=0400",
+             "--config", "source=dconf,target=/etc/app.conf", TOOLS, "sleep", "600")  # fmt: skip
+    wait_until(lambda: len(running(lab, "ds6")) == 2, 60, "2 tasks of ds6 running")
+    tasks = _task_containers(lab, "ds6")
+    for node, cid in tasks:
+        script = "cat /run/secrets/pw; echo; stat -c '%a %u' /run/secrets/pw; cat /etc/app.conf"
+        seen = lab.ferry(node, "exec", cid, "sh", "-c", script).stdout.splitlines()
+        assert seen == [plain, "400 33", conf], seen
+        assert plain not in lab.ferry(node, "exec", cid, "env").stdout
+        assert plain not in lab.exec(node, "docker", "inspect", cid).stdout
+        # read-only in the task, even for root
+        wrote = lab.ferry(node, "exec", cid, "sh", "-c", "echo x > /run/secrets/pw", check=False)
+        assert wrote.returncode != 0
+    shown = lab.exec("h1", "docker", "service", "inspect", "ds6").stdout
+    assert '"SecretName": "dsec"' in shown and plain not in shown, shown
+    # only the nodes running a task hold the files, each on a tmpfs of its own
+    assert _files_mounts(lab) == collections.Counter(node for node, _ in tasks)
 
 
 def _service_env(lab: LabRig, name: str) -> str:

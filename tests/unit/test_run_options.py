@@ -168,6 +168,8 @@ SPEC_SAMPLES: dict[str, Any] = {
     "CapabilityAdd": ["NET_ADMIN"], "CapabilityDrop": ["CHOWN"],
     "HealthCheck": {"Test": ["CMD-SHELL", "true"]},
     "Labels": {"com.docker.stack.namespace": "app"},
+    "Secrets": [{"File": {"Name": "pw"}, "SecretID": "s1", "SecretName": "pw"}],
+    "Configs": [{"File": {"Name": "/etc/app.conf"}, "ConfigID": "c1", "ConfigName": "conf"}],
 }  # fmt: skip
 
 

@@ -13,10 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ferry.api import params
-from ferry.api.models.services import ServiceSpecModel
 from ferry.api.routes.secrets import SwarmObjectRoutes
 from ferry.api.server import make_app
-from ferry.api.service_spec import request_of
 from ferry.cli.secrets import pretty
 from ferry.errors import Conflict, InvalidArgument, NotFound, SwarmLocked
 from ferry.manager import sealing
@@ -108,21 +106,6 @@ def test_list_filters_match_as_swarmkit_matches_them() -> None:
     assert listed(names=["other", "db-pass"])  # alternatives of one key
     with pytest.raises(InvalidArgument, match="invalid filter 'driver'"):
         params.filters({"filters": '{"driver": ["x"]}'}, LIST_FILTERS)
-
-
-def test_a_service_naming_secrets_or_configs_is_refused_by_name() -> None:
-    for field, flag, ref in (
-        ("Secrets", "--secret", {"SecretName": "db", "SecretID": "x"}),
-        ("Configs", "--config", {"ConfigName": "app", "ConfigID": "y"}),
-    ):
-        spec = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "a", field: [ref]}}}
-        with pytest.raises(
-            InvalidArgument,
-            match=rf"^Ferry does not support TaskTemplate.ContainerSpec.{field} \({flag}\) yet",
-        ):
-            request_of(ServiceSpecModel.model_validate(spec))
-    empty = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "a", "Secrets": []}}}
-    assert request_of(ServiceSpecModel.model_validate(empty)).name == "web"
 
 
 async def test_a_secret_is_sealed_in_the_store_and_bound_to_its_id(rig: ManagerRig) -> None:

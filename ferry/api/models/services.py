@@ -12,6 +12,31 @@ from ferry.api.models.base import DockerModel
 from ferry.api.models.containers import HealthConfigBody, MountBody
 
 
+class FileTargetModel(DockerModel):
+    """A secret's or config's file in the task (Docker's SecretReferenceFileTarget)."""
+
+    model_config = ConfigDict(extra="allow")
+    Name: str = ""
+    UID: str = "0"
+    GID: str = "0"
+    Mode: int = 0o444
+
+
+class SecretRefModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
+    File: FileTargetModel | None = None
+    SecretID: str = ""
+    SecretName: str = ""
+
+
+class ConfigRefModel(DockerModel):
+    model_config = ConfigDict(extra="allow")
+    File: FileTargetModel | None = None
+    Runtime: dict[str, object] | None = None  # Windows credential specs: refused
+    ConfigID: str = ""
+    ConfigName: str = ""
+
+
 class ContainerSpecModel(DockerModel):
     model_config = ConfigDict(extra="allow")
     Image: str = ""
@@ -29,6 +54,8 @@ class ContainerSpecModel(DockerModel):
     HealthCheck: HealthConfigBody | None = None
     Isolation: str = ""
     Labels: dict[str, str] | None = None
+    Secrets: list[SecretRefModel] | None = None
+    Configs: list[ConfigRefModel] | None = None
 
 
 class ResourceModel(DockerModel):

@@ -44,6 +44,9 @@ SWARM_SECRETS = ROOT + "swarmsecrets/"
 CONFIGS = ROOT + "configs/"
 SECRET_NAMES = ROOT + "secretnames/"
 CONFIG_NAMES = ROOT + "confignames/"
+# bumped by every service spec that names the secret or config <id>: its removal expects it
+# unchanged since it found no service using the object (object_refs.py)
+OBJECT_USES = ROOT + "objectuses/"
 
 # What the dispatcher streams to agents: everything they reconcile from, no secrets.
 STREAMED = (

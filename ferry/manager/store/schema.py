@@ -42,4 +42,5 @@ MANAGER_TYPES: dict[str, type[Any]] = {
     keys.CONFIGS: SwarmObject,
     keys.SECRET_NAMES: str,
     keys.CONFIG_NAMES: str,
+    keys.OBJECT_USES: str,
 }
