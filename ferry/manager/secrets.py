@@ -34,7 +34,14 @@ from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import lookup, new_object_id
 from ferry.model.rules import check_labels
-from ferry.model.swarm_objects import Kind, SwarmObject, check_data, check_name, check_update
+from ferry.model.swarm_objects import (
+    Kind,
+    SwarmObject,
+    check_data,
+    check_name,
+    check_update,
+    config_bytes,
+)
 from ferry.model.times import now_iso
 
 MAX_ATTEMPTS = 5
@@ -111,7 +118,11 @@ class ObjectOps:
         """New labels for the object at store ``version``; InvalidArgument for any other change
         (Docker's "only updates to Labels are allowed"), Conflict when it changed meanwhile."""
         obj = self.find(ref)
-        check_update(self.kind, obj, name, data)
+        if data is None:
+            held = b""
+        else:
+            held = self.secret_data(obj) if self.kind == Kind.SECRET else config_bytes(obj)
+        check_update(obj, name, data, held)
         check_labels(labels)
         current = self.version(obj)
         if version != current:

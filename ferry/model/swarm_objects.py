@@ -81,12 +81,12 @@ def check_unhonoured(spec: Mapping[str, object]) -> None:
             )
 
 
-def check_update(kind: Kind, current: SwarmObject, name: str, data: bytes | None) -> None:
-    """Only the labels may change (swarmkit): a different name, or any data for a secret (its
-    data is never shown, so none can be compared) or different data for a config, is refused
-    in Docker's words."""
-    changed_data = data is not None and (kind == Kind.SECRET or data != config_bytes(current))
-    if name != current.name or changed_data:
+def check_update(current: SwarmObject, name: str, data: bytes | None, held: bytes) -> None:
+    """Only the labels may change (swarmkit ``UpdateSecret``/``UpdateConfig``): a different
+    name, or data given that differs from what the object ``held`` (a secret's opened), is
+    refused in Docker's words. The same data passes: ``docker stack deploy`` sends it back on
+    every deploy."""
+    if name != current.name or (data is not None and data != held):
         raise rpc_invalid("only updates to Labels are allowed")
 
 

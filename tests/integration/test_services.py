@@ -477,41 +477,84 @@ services:
   web:
     image: tools
     command: ["python3", "-m", "http.server", "80"]
+    environment:
+      - TIER=${TIER}
     networks: [front]
+    ports: ["8088:80"]
     deploy:
       replicas: 2
   probe:
     image: tools
     command: ["sleep", "600"]
-    networks: [front]
+    networks: [front, back]
+  db:
+    image: tools
+    command: ["sleep", "600"]
+    networks: [back]
+    secrets:
+      - source: db_password
+        target: db.pw
+        mode: 0400
 networks:
   front:
     driver: overlay
+  back:
+    driver: overlay
+secrets:
+  db_password:
+    file: ./db_password.txt
 """
+DB_PASSWORD = "stack-db-pw-93c1e7"
+
+
+def _web_tier(lab: LabRig) -> list[list[str]]:
+    return [t["Spec"]["ContainerSpec"]["Env"] for t in running(lab, "stk_web")]
 
 
 def test_docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it(
     lab: LabRig, tmp_path: Path
 ) -> None:
+    """Issue 12's stack: web (a published port, 2 replicas), an app and a db with a secret,
+    deployed with the docker CLI, reached by name and through the mesh, updated, rolled back
+    and removed."""
     compose = tmp_path / "compose.yml"
     compose.write_text(STACK)
-    lab.exec("h1", "docker", "stack", "deploy", "-c", str(compose), "stk")
+    (tmp_path / "db_password.txt").write_text(DB_PASSWORD)
+    deploy = ["env", "TIER=a", "docker", "stack", "deploy", "-c", str(compose), "stk"]
+    lab.exec("h1", *deploy)
     try:
-        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "2"]
+        assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "3"]
         wait_until(lambda: len(running(lab, "stk_web")) == 2, 60, "stk_web 2/2", every_s=0.5)
         wait_until(lambda: len(running(lab, "stk_probe")) == 1, 60, "stk_probe 1/1", every_s=0.5)
+        wait_until(lambda: len(running(lab, "stk_db")) == 1, 60, "stk_db 1/1", every_s=0.5)
         listed = lab.exec("h1", "docker", "stack", "ps", "stk", "--format", "{{.Name}}").stdout
         assert sorted(n.rsplit(".", 1)[0] for n in listed.split()) == [
-            "stk_probe", "stk_web", "stk_web",
+            "stk_db", "stk_probe", "stk_web", "stk_web",
         ]  # fmt: skip
-        probe = next(t for t in running(lab, "stk_probe"))
-        node = next(h for h, n in lab.nodes().items() if n["ID"] == probe["NodeID"])
-        cid = probe["Status"]["ContainerStatus"]["ContainerID"]
+        [(node, cid)] = _task_containers(lab, "stk_probe")
         # inside the stack, a service's short name is its VIP
         answer = lab.ferry(node, "exec", cid, "curl", "-s", "-o", "/dev/null", "-w",
                            "%{http_code}", "http://web/").stdout  # fmt: skip
         assert answer == "200"
+        # through the routing mesh, from another host, on any node's address
+        for host in ("h1", "h2", "h3"):
+            addr = lab.topo.node(host).addr
+            code = lab.exec("h2", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w",
+                            "%{http_code}", f"http://{addr}:8088/").stdout  # fmt: skip
+            assert code == "200", (host, code)
+        # the db's secret: the stack's file, as a file in the db's task only
+        [(db_node, db_cid)] = _task_containers(lab, "stk_db")
+        read = lab.ferry(db_node, "exec", db_cid, "cat", "/run/secrets/db.pw").stdout
+        assert read == DB_PASSWORD
+        assert lab.ferry(node, "exec", cid, "ls", "/run/secrets", check=False).returncode != 0
+        # updated in place by deploying again, then rolled back
+        lab.exec("h1", *[a.replace("TIER=a", "TIER=b") for a in deploy])
+        wait_until(lambda: _web_tier(lab) == [["TIER=b"]] * 2, 90, "web at TIER=b")
+        lab.exec("h1", "docker", "service", "rollback", "stk_web")
+        wait_until(lambda: _web_tier(lab) == [["TIER=a"]] * 2, 90, "web back at TIER=a")
     finally:
         lab.exec("h1", "docker", "stack", "rm", "stk", check=False)
+    wait_until(lambda: "stk_db_password" not in lab.exec("h1", "docker", "secret", "ls").stdout,
+               30, "the stack's secret removed")  # fmt: skip
     networks = lab.exec("h1", "docker", "network", "ls", "--format", "{{.Name}}").stdout
     assert "stk_front" not in networks.split()

@@ -79,18 +79,20 @@ def test_a_driver_or_templating_is_refused_by_name_and_empty_ones_pass() -> None
 
 def test_only_labels_may_change() -> None:
     config = SwarmObject("c1", "app", base64.b64encode(b"v1").decode())
-    check_update(Kind.CONFIG, config, "app", None)
-    check_update(Kind.CONFIG, config, "app", b"v1")  # the same data, sent back as inspected
-    secret = SwarmObject("s1", "db", "aesgcm1:x")
-    check_update(Kind.SECRET, secret, "db", None)
-    for kind, obj, name, data in (
-        (Kind.CONFIG, config, "app", b"v2"),
-        (Kind.CONFIG, config, "app2", None),
-        (Kind.SECRET, secret, "db", b"anything"),  # its data is never shown: none compares
-        (Kind.SECRET, secret, "db2", None),
-    ):
+    check_update(config, "app", None, b"v1")
+    check_update(config, "app", b"v1", b"v1")  # the same data, sent back (stack deploy)
+    for name, data in (("app", b"v2"), ("app2", None), ("app", b"")):
         with pytest.raises(InvalidArgument, match="only updates to Labels are allowed"):
-            check_update(kind, obj, name, data)
+            check_update(config, name, data, b"v1")
+
+
+async def test_a_secret_s_update_compares_its_opened_data(rig: ManagerRig) -> None:
+    secrets = ops(rig, Kind.SECRET)
+    made = await secrets.create("db", PLAIN, {})
+    relabelled = await secrets.update("db", secrets.version(made), "db", PLAIN, {"a": "b"})
+    assert relabelled.labels == {"a": "b"}
+    with pytest.raises(InvalidArgument, match="only updates to Labels are allowed"):
+        await secrets.update("db", secrets.version(relabelled), "db", b"other", {})
 
 
 def test_list_filters_match_as_swarmkit_matches_them() -> None:
@@ -209,9 +211,10 @@ async def test_the_api_speaks_docker_s_shapes_and_never_shows_a_secret(rig: Mana
         driver = {"Name": "db2", "Data": data, "Driver": {"Name": "vault"}}
         refused = await client.post("/secrets/create", json=driver)
         assert refused.status == 400 and "Driver" in (await refused.json())["message"]
+        other = base64.b64encode(b"another value").decode()
         changed = await client.post(
             f"/secrets/db/update?version={shown['Version']['Index']}",
-            json={"Name": "db", "Data": data},
+            json={"Name": "db", "Data": other},
         )
         assert changed.status == 400
         assert "only updates to Labels are allowed" in (await changed.json())["message"]
