@@ -12,7 +12,14 @@ import yaml
 
 from ferry.lab.apps import WHOAMI
 from ferry.model.stack import LABEL_NAMESPACE
-from tests.integration.lablib import TOOLS, LabRig, new_lab, running, wait_until
+from tests.integration.lablib import (
+    TOOLS,
+    LabRig,
+    new_lab,
+    running,
+    wait_for_value,
+    wait_until,
+)
 
 SECRET = "correct horse battery staple\n"
 
@@ -53,16 +60,26 @@ def compose_file(tmp_path: Path) -> Path:
     return path
 
 
-def app_node(lab: LabRig) -> str:
-    [task] = running(lab, "stk_app")
+def node_of(lab: LabRig, task: dict[str, Any]) -> str:
     return next(h for h, n in lab.nodes().items() if n["ID"] == task["NodeID"])
 
 
-def in_app(lab: LabRig, *cmd: str) -> str:
-    """A command's output inside the stack's app container (on whichever node runs it)."""
-    [task] = running(lab, "stk_app")
-    cid = task["Status"]["ContainerStatus"]["ContainerID"]
-    return lab.ferry(app_node(lab), "exec", cid, *cmd).stdout
+def in_app(lab: LabRig, *cmd: str) -> str | None:
+    """A command's output inside the stack's app container (on whichever node runs it); None
+    while app has not one running task (an update replaces it) or when the command fails (a
+    server that has not begun to listen yet)."""
+    live = running(lab, "stk_app")
+    if len(live) != 1:
+        return None
+    cid = live[0]["Status"]["ContainerStatus"]["ContainerID"]
+    done = lab.ferry(node_of(lab, live[0]), "exec", cid, *cmd, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def answers(lab: LabRig, url: str, tries: int) -> set[str]:
+    """The distinct bodies of ``tries`` requests from app (failed ones left out)."""
+    got = {in_app(lab, "curl", "-s", "-m", "5", url) for _ in range(tries)}
+    return {a for a in got if a}
 
 
 def stack_objects(lab: LabRig, kind: str, stack: str = "stk") -> list[str]:
@@ -82,14 +99,22 @@ def test_ferry_stack_deploy_runs_three_services_updates_in_place_and_rm_removes_
             assert line in deployed.stdout
         for name, count in (("stk_web", 2), ("stk_app", 1), ("stk_db", 1)):
             wait_until(lambda n=name, c=count: len(running(lab, n)) == c, 60, f"{name} {count}")
-        # by name inside the stack, and through the routing mesh on the other node
-        assert in_app(lab, "curl", "-s", "-m", "5", "http://db:5432/pw") == SECRET
-        assert in_app(lab, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
-                      "http://web/") == "200"  # fmt: skip
-        other = lab.topo.node("h2" if app_node(lab) == "h1" else "h1").addr
-        hosts = {in_app(lab, "curl", "-s", "-m", "5", f"http://{other}:8080/") for _ in range(6)}
-        assert len(hosts) == 2, f"both replicas answer on the published port: {hosts}"
-        assert "GREETING=hello" in in_app(lab, "env")
+        # by name inside the stack (db serves the secret it read), and through the routing
+        # mesh of the node app is not on: each replica answers with its hostname
+        db = "http://db:5432/pw"
+        wait_for_value(lambda: answers(lab, db, 1), {SECRET}, 60, "the secret from db by name")
+        [app] = running(lab, "stk_app")
+        other = lab.topo.node("h2" if node_of(lab, app) == "h1" else "h1").addr
+        mesh = f"http://{other}:8080/"
+
+        def both_replicas() -> set[str] | None:
+            got = answers(lab, mesh, 4)
+            return got if len(got) == 2 else None
+
+        both = wait_until(both_replicas, 60, "both replicas of web on the published port")
+        by_name = wait_until(lambda: answers(lab, "http://web/", 4), 60, "web by name")
+        assert by_name <= both
+        assert "GREETING=hello" in (in_app(lab, "env") or "")
         # the docker CLI sees Ferry's stack
         assert lab.exec("h1", "docker", "stack", "ls").stdout.split()[-2:] == ["stk", "3"]
         listed = lab.exec("h1", "docker", "stack", "services", "stk", "--format", "{{.Name}}")
@@ -108,7 +133,7 @@ def test_ferry_stack_deploy_runs_three_services_updates_in_place_and_rm_removes_
         assert "Creating" not in again
         after = {s["Spec"]["Name"]: s["ID"] for s in lab.api("h1", "/services")}
         assert after == before
-        wait_until(lambda: "GREETING=bonjour" in in_app(lab, "env"), 60, "app updated")
+        wait_until(lambda: "GREETING=bonjour" in (in_app(lab, "env") or ""), 60, "app updated")
     finally:
         removed = lab.ferry("h1", "stack", "rm", "stk", check=False)
     assert removed.returncode == 0, removed.stderr
