@@ -33,7 +33,8 @@ from ferry.cli.stack_deploy import (
     prune_services,
     stack_filter,
 )
-from ferry.errors import FerryError
+from ferry.errors import FerryError, InvalidArgument
+from ferry.model.reference import parse_reference
 from ferry.model.stack import LABEL_NAMESPACE, check_stack_name, plan_stack
 
 stack_app = typer.Typer(rich_markup_mode=None, help="Manage Swarm stacks.", no_args_is_help=True)
@@ -153,6 +154,17 @@ def _stack_services(api: ApiClient, stack: str, filters: dict[str, list[str]]) -
     return sorted(found, key=lambda s: str(s["Spec"]["Name"]))
 
 
+def display_image(image: str) -> str:
+    """A service's image as the docker CLI lists it (docker/cli ``formatter/service.go``): a
+    tagged reference in its familiar form without the digest it was pinned to; any other
+    as given."""
+    try:
+        ref = parse_reference(image, default_tag=False)
+    except InvalidArgument:
+        return image
+    return ref.with_tag(ref.tag).familiar if ref.tag else image
+
+
 def _ports(spec: dict[str, Any]) -> str:
     ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
     return ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}" for p in ports)
@@ -175,7 +187,7 @@ def services(
         return
     if quiet:
         for svc in found:
-            print(svc["ID"])
+            print(svc["ID"][:12])  # Docker truncates, as service ls -q
         return
     rows = []
     for svc in found:
@@ -184,7 +196,8 @@ def services(
             "ID": svc["ID"][:12], "Name": spec["Name"],
             "Mode": "global" if "Global" in spec["Mode"] else "replicated",
             "Replicas": f"{status.get('RunningTasks', 0)}/{status.get('DesiredTasks', 0)}",
-            "Image": spec["TaskTemplate"]["ContainerSpec"]["Image"], "Ports": _ports(spec),
+            "Image": display_image(spec["TaskTemplate"]["ContainerSpec"]["Image"]),
+            "Ports": _ports(spec),
         })  # fmt: skip
     columns: list[Column] = [
         ("ID", "ID"), ("NAME", "Name"), ("MODE", "Mode"),

@@ -92,8 +92,9 @@ def check_service_keys(name: str, svc: Mapping[str, Any]) -> list[str]:
     """``services.NAME.KEY`` for each key of ``svc`` Ferry neither converts nor ignores as
     Docker does."""
     where = f"services.{name}"
-    out = [f"{where}.{k}" for k in svc if k not in SERVICE_KEYS | IGNORED_SERVICE_KEYS]
-    out = [k for k in out if k.rpartition(".")[2] not in DEPRECATED_SERVICE_KEYS]
+    known = SERVICE_KEYS | IGNORED_SERVICE_KEYS | set(DEPRECATED_SERVICE_KEYS)
+    # x-…: the compose format's extension fields, the user's own, which no tool acts on
+    out = [f"{where}.{k}" for k in svc if k not in known and not str(k).startswith("x-")]
     deploy = svc.get("deploy") or {}
     out += [f"{where}.deploy.{k}" for k in deploy if k not in _DEPLOY_KEYS]
     for path, allowed in _NESTED_KEYS.items():

@@ -157,10 +157,19 @@ def test_either_cli_sees_updates_and_removes_the_others_stack(lab: LabRig, tmp_p
     try:
         listed = lab.ferry("h1", "stack", "services", "dk", "--format", "{{.Name}}").stdout
         assert listed.split() == ["dk_probe"]
-        [svc_id] = lab.ferry("h1", "stack", "services", "-q", "dk").stdout.split()
+        [short_id] = lab.ferry("h1", "stack", "services", "-q", "dk").stdout.split()
+        assert len(short_id) == 12  # as docker stack services -q prints it
+        svc_id = lab.api("h1", "/services/dk_probe")["ID"]
         updated = lab.ferry("h1", "stack", "deploy", "-c", write(2), "dk").stdout
         assert updated.splitlines() == [f"Updating service dk_probe (id: {svc_id})"]
         wait_until(lambda: len(running(lab, "dk_probe")) == 2, 60, "dk_probe 2/2")
+        tasks = "{{.ID}} {{.Name}} {{.Image}} {{.Node}} {{.DesiredState}} {{.Error}}"
+        for verb in (("ls",), ("services", "dk"), ("services", "-q", "dk"), ("ps", "-q", "dk"),
+                     ("ps", "dk", "--format", tasks)):  # fmt: skip
+            ours = lab.ferry("h1", "stack", *verb).stdout
+            # word for word: Docker pads a column to at least 10 (its tabwriter's minwidth),
+            # Ferry's tables (cli/common.print_table) to the widest cell
+            assert ours.split() == lab.exec("h1", "docker", "stack", *verb).stdout.split(), verb
     finally:
         removed = lab.ferry("h1", "stack", "rm", "dk", check=False)
     assert removed.stdout.splitlines() == [

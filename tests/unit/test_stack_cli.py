@@ -220,3 +220,11 @@ def test_detach_takes_dockers_boolean_spelling() -> None:
     assert run("rm", "--detach=maybe", "app").exit_code == 2
     assert stack_cli.go_bool("false", "--detach") is False
     assert stack_cli.go_bool("1", "--detach") is True
+
+
+def test_services_list_images_as_the_docker_cli_does() -> None:
+    digest = "sha256:" + "a" * 64
+    assert stack_cli.display_image(f"tools:latest@{digest}") == "tools:latest"
+    assert stack_cli.display_image(f"docker.io/library/tools:1@{digest}") == "tools:1"
+    assert stack_cli.display_image(f"tools@{digest}") == f"tools@{digest}"
+    assert stack_cli.display_image("tools") == "tools"

@@ -280,6 +280,14 @@ def test_keys_docker_honours_and_ferry_does_not_convert_are_refused_in_one_line(
         assert key in message
 
 
+def test_extension_fields_are_the_users_own_and_neither_warned_of_nor_refused() -> None:
+    config = compose(web={"image": "t", "x-owner": "team a"})
+    config["x-common"] = {"image": "t"}
+    plan = plan_stack("app", config)
+    assert plan.warnings == ()
+    assert "x-owner" not in str(plan.services)
+
+
 def test_a_stack_name_must_be_given_without_spaces() -> None:
     with pytest.raises(InvalidArgument, match="invalid stack name"):
         plan_stack("", compose(w={"image": "t"}))
