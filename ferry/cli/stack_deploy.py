@@ -8,6 +8,8 @@ import base64
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,14 @@ import yaml
 from ferry.api.client import ApiClient
 from ferry.cli.common import fail
 from ferry.cli.registry_auth import registry_auth_header
-from ferry.errors import NotFound
+from ferry.errors import (
+    Conflict,
+    FerryError,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from ferry.model.stack import (
     LABEL_IMAGE,
     LABEL_NAMESPACE,
@@ -24,6 +33,19 @@ from ferry.model.stack import (
     StackPlan,
     with_object_ids,
 )
+
+_KINDS: tuple[type[FerryError], ...] = (InvalidArgument, NotFound, Conflict, Forbidden, Unavailable)
+
+
+@contextmanager
+def failed(action: str, name: str) -> Iterator[None]:
+    """An API error of one step as the docker CLI words it (``failed to create service
+    app_web: …``), of the same kind."""
+    try:
+        yield
+    except FerryError as exc:
+        kind = next((k for k in _KINDS if isinstance(exc, k)), FerryError)
+        raise kind(f"failed to {action} {name}: {exc}") from exc
 
 
 def load_compose(files: list[str], skip_interpolation: bool = False) -> dict[str, Any]:
@@ -88,7 +110,8 @@ def ensure_networks(api: ApiClient, plan: StackPlan) -> None:
     for name, body in plan.networks.items():
         if name not in existing:
             print(f"Creating network {name}")
-            api.post("/networks/create", body)
+            with failed("create network", name):
+                api.post("/networks/create", body)
 
 
 def ensure_objects(api: ApiClient, kind: str, objects: tuple[FileObject, ...]) -> None:
@@ -104,10 +127,12 @@ def ensure_objects(api: ApiClient, kind: str, objects: tuple[FileObject, ...]) -
             current = api.get(f"/{kind}s/{obj.name}")
         except NotFound:
             print(f"Creating {kind} {obj.name}")
-            api.post(f"/{kind}s/create", body)
+            with failed(f"create {kind}", obj.name):
+                api.post(f"/{kind}s/create", body)
             continue
         version = current["Version"]["Index"]
-        api.call("POST", f"/{kind}s/{current['ID']}/update", query={"version": version},
+        with failed(f"update {kind}", obj.name):
+            api.call("POST", f"/{kind}s/{current['ID']}/update", query={"version": version},
                  body=body)  # fmt: skip
 
 
@@ -140,7 +165,8 @@ def deploy_services(
         if svc is None:
             print(f"Creating service {name}")
             query = {"queryRegistry": resolve_image != "never"}
-            answer = api.call("POST", "/services/create", query=query, body=spec, headers=auth)
+            with failed("create service", name):
+                answer = api.call("POST", "/services/create", query=query, body=spec, headers=auth)
             svc_id = answer["ID"]
         else:
             print(f"Updating service {name} (id: {svc['ID']})")
@@ -155,7 +181,8 @@ def deploy_services(
             spec["TaskTemplate"]["ForceUpdate"] = svc["Spec"]["TaskTemplate"].get("ForceUpdate", 0)
             query["version"] = svc["Version"]["Index"]
             path = f"/services/{svc['ID']}/update"
-            answer = api.call("POST", path, query=query, body=spec, headers=auth)
+            with failed("update service", name):
+                answer = api.call("POST", path, query=query, body=spec, headers=auth)
             svc_id = svc["ID"]
         for warning in (answer or {}).get("Warnings") or []:
             print(warning.rstrip("\n"), file=sys.stderr)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import ferry.cli.stack as stack_cli
 from ferry.cli import stack_deploy
 from ferry.cli.main import build_app
-from ferry.errors import NotFound
+from ferry.errors import InvalidArgument, NotFound
 from ferry.model.stack import LABEL_IMAGE, LABEL_NAMESPACE
 
 APP = build_app("stack")
@@ -178,6 +178,23 @@ def test_a_missing_external_network_is_refused_in_dockers_words(
         "create a swarm-scoped network before the stack is deployed\n"
     )
     assert api.calls == []
+
+
+def test_a_refused_service_is_named_in_dockers_words_with_the_daemons_reason(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_model(monkeypatch, {"services": {"web": {"image": "t", "hostname": "h"}}})
+    refusal = "Ferry does not support TaskTemplate.ContainerSpec.Hostname"
+
+    def refuse(method: str, path: str, **kw: Any) -> Any:
+        if path == "/services/create":
+            raise InvalidArgument(refusal)
+        return FakeApi.call(api, method, path, **kw)
+
+    monkeypatch.setattr(api, "call", refuse)
+    result = run("deploy", "-c", "compose.yml", "app")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: failed to create service app_web: {refusal}\n"
 
 
 def test_rm_removes_services_secrets_configs_then_networks(api: FakeApi) -> None:
