@@ -11,7 +11,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from ferry.api.client import ApiClient
 from ferry.cli.common import (
@@ -26,6 +25,7 @@ from ferry.cli.common import (
 )
 from ferry.cli.service import wait_converged
 from ferry.cli.stack_deploy import (
+    compose_text,
     deploy_services,
     ensure_networks,
     ensure_objects,
@@ -128,8 +128,7 @@ def config(
     """Outputs the final config file, after doing merges and interpolations."""
     if not compose_file:
         fail("Please specify a Compose file (with --compose-file).", 2)
-    model = load_compose(list(compose_file or []), skip_interpolation)
-    print(yaml.safe_dump(model, sort_keys=False), end="")
+    print(compose_text(list(compose_file or []), skip_interpolation), end="")
 
 
 # listings ----------------------------------------------------------------------------------

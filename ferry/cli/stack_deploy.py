@@ -48,10 +48,10 @@ def failed(action: str, name: str) -> Iterator[None]:
         raise kind(f"failed to {action} {name}: {exc}") from exc
 
 
-def load_compose(files: list[str], skip_interpolation: bool = False) -> dict[str, Any]:
-    """The compose model of ``files`` merged, as the docker CLI's loader normalises it
-    (``docker stack config``, offline). Exits 1 in one line when the docker CLI is missing
-    or refuses the files."""
+def compose_text(files: list[str], skip_interpolation: bool = False) -> str:
+    """``files`` merged, as the docker CLI's loader normalises them: what ``docker stack
+    config`` prints (offline). Exits 1 in one line when the docker CLI is missing or refuses
+    the files."""
     docker = shutil.which("docker")
     if docker is None:
         fail(
@@ -67,7 +67,12 @@ def load_compose(files: list[str], skip_interpolation: bool = False) -> dict[str
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         fail(done.stderr or done.stdout or f"docker stack config exited {done.returncode}")
-    model = yaml.safe_load(done.stdout) or {}
+    return done.stdout
+
+
+def load_compose(files: list[str]) -> dict[str, Any]:
+    """The compose model of ``files`` (``compose_text``, read as YAML)."""
+    model = yaml.safe_load(compose_text(files)) or {}
     if not isinstance(model, dict):
         fail("docker stack config printed no compose model")
     return model

@@ -4,6 +4,7 @@ and words; what prune, rm and ls do with the stack label."""
 from __future__ import annotations
 
 import base64
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
 
 
 def with_model(monkeypatch: pytest.MonkeyPatch, model: dict[str, Any]) -> None:
-    monkeypatch.setattr(stack_cli, "load_compose", lambda files, skip=False: model)
+    monkeypatch.setattr(stack_cli, "load_compose", lambda files: model)
 
 
 def run(*args: str) -> Any:
@@ -245,3 +246,13 @@ def test_services_list_images_as_the_docker_cli_does() -> None:
     assert stack_cli.display_image(f"docker.io/library/tools:1@{digest}") == "tools:1"
     assert stack_cli.display_image(f"tools@{digest}") == f"tools@{digest}"
     assert stack_cli.display_image("tools") == "tools"
+
+
+@pytest.mark.skipif(stack_deploy.shutil.which("docker") is None, reason="no docker CLI")
+def test_config_prints_what_docker_stack_config_prints(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yml"
+    path.write_text('version: "3.8"\nservices:\n  web:\n    image: tools\n    ports: ["80:80"]\n')
+    ours = run("config", "-c", str(path))
+    theirs = subprocess.run(["docker", "stack", "config", "-c", str(path)],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert ours.exit_code == 0 and ours.stdout == theirs
