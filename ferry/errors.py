@@ -44,6 +44,14 @@ class Internal(FerryError):
     http_status = 500
 
 
+class NotServed(FerryError):
+    """A part of Docker's API Ferry deliberately does not serve (image builds, plugins, …):
+    Docker's "not implemented" kind (moby ``errdefs.NotImplemented`` → 501), naming it."""
+
+    http_status = 501
+    exit_code = 2
+
+
 class NotInSwarm(Unavailable):
     """A swarm call on a node in no swarm, in Docker's words (moby ``Cluster.errNoManager``):
     whichever CLI asked, ``swarm init`` and ``swarm join`` are the same verbs in both."""
@@ -99,7 +107,7 @@ class KernelError(FerryError):
 
 def from_status(status: int, message: str) -> FerryError:
     """Rebuild an error kind from an HTTP status (client side of the API boundary)."""
-    for cls in (InvalidArgument, NotFound, Conflict, Forbidden, Unavailable):
+    for cls in (InvalidArgument, NotFound, Conflict, Forbidden, Unavailable, NotServed):
         if cls.http_status == status:
             return cls(message)
     return Internal(message)

@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
     wireguard-go wireguard-tools
     iperf3 dnsutils dnsperf tcpdump iputils-ping curl busybox-static wrk
     runc conmon tini mmdebstrap
+    systemd  # systemd-analyze: the test of packaging/systemd/ferryd.service
     skopeo docker-registry
 )
 

@@ -13,6 +13,7 @@ egress hook on the parent is what keeps them off Ferry's ports.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -30,13 +31,14 @@ from ferry.model.container import (
     NetworkChoice,
 )
 from ferry.model.ids import lookup, new_hex_id
-from ferry.model.network import Driver, Network, NetworkRequest, network_names
+from ferry.model.network import MTU_OPTIONS, Driver, Network, NetworkRequest, network_names
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
 from ferry.network.local import (
     BRIDGE_NAME_OPTION,
+    LOCAL_POOLS,
     HostFacts,
     bridge_device,
     parent,
@@ -47,16 +49,26 @@ log = logging.getLogger("ferry.local_networks")
 
 
 DEFAULT_BRIDGE_DEVICE = "ferry0"  # Docker's docker0
+DEFAULT_MTU_BYTES = 1500  # dockerd's --mtu default
+MTU_OPTION = MTU_OPTIONS[1]  # com.docker.network.driver.mtu, the key Docker's inspect shows
 
 
-def default_bridge_request() -> NetworkRequest:
-    """Docker's default ``bridge`` network: the first free /16 of the local pools (172.17.0.0/16
-    where free), masquerade out, the network of every container run without --network."""
+def default_bridge_request(mtu_bytes: int = DEFAULT_MTU_BYTES) -> NetworkRequest:
+    """Docker's default ``bridge`` network: the first free subnet of the local pools
+    (172.17.0.0/16 where free), masquerade out, the network of every container run without
+    --network; its MTU is daemon.json's ``mtu`` (1500 by default), shown as Docker shows it,
+    ``com.docker.network.driver.mtu`` among its options."""
     return NetworkRequest(
         name=NETWORK_BRIDGE,
         driver=Driver.BRIDGE,
-        options={BRIDGE_NAME_OPTION: DEFAULT_BRIDGE_DEVICE},
+        options={BRIDGE_NAME_OPTION: DEFAULT_BRIDGE_DEVICE, MTU_OPTION: str(mtu_bytes)},
     )
+
+
+def with_mtu(net: Network, mtu_bytes: int) -> Network:
+    """``net`` (the default bridge) at ``mtu_bytes``: dockerd makes its default bridge anew
+    at each start from its settings, so a changed ``mtu`` takes effect at the next start."""
+    return dataclasses.replace(net, options={**net.options, MTU_OPTION: str(mtu_bytes)})
 
 
 def host_facts() -> HostFacts:
@@ -73,8 +85,13 @@ class LocalNetworks:
         directory: Path,
         swarm_networks: Callable[[], list[Network]],
         users: Callable[[str], list[str]],
+        *,
+        pools: tuple[tuple[str, int], ...] = LOCAL_POOLS,
+        bridge_mtu_bytes: int = DEFAULT_MTU_BYTES,
     ) -> None:
         self._kernel = kernel
+        self._pools = pools  # daemon.json default-address-pools
+        self._bridge_mtu_bytes = bridge_mtu_bytes  # daemon.json mtu
         # awaited when the set of macvlan parents changed (the host guard covers them)
         self.on_macvlan: Callable[[], Awaitable[None]] | None = None
         self._dir = directory
@@ -119,6 +136,9 @@ class LocalNetworks:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for path in sorted(self._dir.glob("*.json")):
             net = decode(Network, path.read_bytes())
+            if net.name == NETWORK_BRIDGE and net.mtu != self._bridge_mtu_bytes:
+                net = with_mtu(net, self._bridge_mtu_bytes)
+                write_atomic(path, encode(net))
             self._networks[net.net_id] = net
         for net_id, ip in held:
             self._in_use.setdefault(net_id, set()).add(ip)
@@ -126,7 +146,7 @@ class LocalNetworks:
         if self._networks:
             log.info("local networks restored", extra=kv(count=len(self._networks)))
         if self.find(NETWORK_BRIDGE) is None:
-            await self.create(default_bridge_request(), predefined=True)
+            await self.create(default_bridge_request(self._bridge_mtu_bytes), predefined=True)
 
     # create / remove -------------------------------------------------------------------------
     async def create(self, req: NetworkRequest, predefined: bool = False) -> Network:
@@ -137,7 +157,7 @@ class LocalNetworks:
             facts = await self._kernel.run(host_facts)
             known = [*self._networks.values(), *self._swarm_networks()]
             created = now_iso()
-            net = plan_local_network(req, new_hex_id(), created, known, facts)
+            net = plan_local_network(req, new_hex_id(), created, known, facts, pools=self._pools)
             write_atomic(self._path(net.net_id), encode(net))
             self._networks[net.net_id] = net
             try:

@@ -59,6 +59,18 @@ def check_container_filters(filters: f.Filters) -> bool:
     return any(key in filters for key in ("status", "before", "since"))
 
 
+def with_since_before(filters: f.Filters, query: Mapping[str, str]) -> dict[str, list[str]]:
+    """The ``since`` and ``before`` query parameters (docker-py's ``containers.list(since=…,
+    before=…)``; not in Docker's API description, but read by moby's ``getContainersJSON``
+    into ``ListOptions.Since``/``Before``) become the filters of the same names."""
+    out = {key: list(values) for key, values in filters.items()}
+    for key in ("since", "before"):
+        value = query.get(key, "")
+        if value and value not in out.get(key, []):
+            out.setdefault(key, []).append(value)
+    return out
+
+
 def reference_times(filters: f.Filters, created_at: Callable[[str], str]) -> dict[str, str]:
     """The creation time of each container ``before``/``since`` name, looked up once and
     before any container is matched, so an unknown one is refused (``created_at`` raises

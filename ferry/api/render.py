@@ -485,9 +485,11 @@ def health_config(config: ContainerConfig) -> dict[str, Any] | None:
 
 
 def _health(container: Container) -> dict[str, Any]:
-    """Docker's State.Health, for a container with a health check."""
+    """Docker's State.Health, for a container with a health check that has been started:
+    Docker makes it when the container starts (moby ``initHealthMonitor``), so a container
+    never started has none (docker-py's ``Container.health`` says "unknown")."""
     check = container.config.healthcheck
-    if check is None or not check.enabled:
+    if check is None or not check.enabled or not container.state.started_at:
         return {}
     state = container.state
     log = [

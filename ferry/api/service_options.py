@@ -20,26 +20,19 @@ from ferry.api.models.services import (
     SecretRefModel,
     ServiceSpecModel,
     TaskTemplateModel,
+    UpdateConfigModel,
 )
 from ferry.api.run_options import NS, healthcheck, mount_spec, refused
 from ferry.errors import InvalidArgument
 from ferry.model.runopts import MountType
 from ferry.model.service import TaskOptions
 from ferry.model.task_files import FileKind, FileRef
+from ferry.model.update_policy import UpdatePolicy, failure_action, update_order
 
 NS_5S = 5 * NS
 # Declared fields Ferry does not honour, each with the values that mean "as Ferry does".
-# Ferry rolls tasks over one at a time, stop-first, with no delay or failure monitor, and never
-# rolls back; it restarts a task after its RestartPolicy.Delay (honoured), without an attempt
-# limit or a window.
-_UPDATE_DEFAULTS: dict[str, tuple[object, ...]] = {
-    "Parallelism": (None, 1),
-    "Delay": (None, 0),
-    "FailureAction": (None, "", "pause"),
-    "Monitor": (None, 0, NS_5S),
-    "MaxFailureRatio": (None, 0),
-    "Order": (None, "", "stop-first"),
-}
+# Ferry restarts a task after its RestartPolicy.Delay (honoured), without an attempt limit or
+# a window. UpdateConfig and RollbackConfig are honoured whole (update_policy).
 _RESTART_DEFAULTS: dict[str, tuple[object, ...]] = {
     "MaxAttempts": (None, 0),
     "Window": (None, 0),
@@ -83,8 +76,8 @@ def check_spec(spec: ServiceSpecModel) -> None:
     (InvalidArgument): the task template's, UpdateConfig's, RollbackConfig's, the mode's, the
     endpoint's and any field Docker's ServiceSpec does not have."""
     names = refused(spec, "")
-    names += _not_default(spec.UpdateConfig, "UpdateConfig.", _UPDATE_DEFAULTS)
-    names += _not_default(spec.RollbackConfig, "RollbackConfig.", _UPDATE_DEFAULTS)
+    names += refused(spec.UpdateConfig, "UpdateConfig.") if spec.UpdateConfig else []
+    names += refused(spec.RollbackConfig, "RollbackConfig.") if spec.RollbackConfig else []
     if spec.Mode is not None:
         names += refused(spec.Mode, "Mode.")
         names += refused(spec.Mode.Replicated, "Mode.Replicated.") if spec.Mode.Replicated else []
@@ -106,6 +99,36 @@ def check_spec(spec: ServiceSpecModel) -> None:
     if names:
         raise InvalidArgument(f"Ferry does not support {', '.join(sorted(set(names)))}")
     check_supported(template)
+
+
+def update_policy(model: UpdateConfigModel | None, rollback: bool = False) -> UpdatePolicy:
+    """UpdateConfig or RollbackConfig as Ferry keeps it; swarmkit's defaults for what is not
+    given (parallelism 1, pause, monitor 5 s, stop-first). A Parallelism of 0 is "all at
+    once", as Docker's. Checked by ``UpdatePolicy.check``."""
+    if model is None:
+        return UpdatePolicy()
+    return UpdatePolicy(
+        parallelism=1 if model.Parallelism is None else model.Parallelism,
+        delay_s=(model.Delay or 0) / NS,
+        failure_action=failure_action(model.FailureAction or "", rollback),
+        monitor_s=NS_5S / NS if model.Monitor is None else model.Monitor / NS,
+        max_failure_ratio=model.MaxFailureRatio or 0.0,
+        order=update_order(model.Order or "", rollback),
+    )
+
+
+def policy_json(policy: UpdatePolicy) -> dict[str, Any]:
+    """As Docker's inspect shows UpdateConfig (durations in nanoseconds, Delay when set)."""
+    out: dict[str, Any] = {"Parallelism": policy.parallelism}
+    if policy.delay_s:
+        out["Delay"] = round(policy.delay_s * NS)
+    out |= {
+        "FailureAction": policy.failure_action.value,
+        "Monitor": round(policy.monitor_s * NS),
+        "MaxFailureRatio": policy.max_failure_ratio,
+        "Order": policy.order.value,
+    }
+    return out
 
 
 def check_platforms(platforms: list[object], machine: str = "") -> None:

@@ -10,8 +10,10 @@ from ferry.api.models.services import RestartPolicyModel, ServiceSpecModel
 from ferry.api.service_options import (
     check_spec,
     container_spec_json,
+    policy_json,
     resources_json,
     task_options,
+    update_policy,
 )
 from ferry.errors import InvalidArgument
 from ferry.manager.orchestrator import RESTART_DELAY_S
@@ -71,6 +73,8 @@ def request_of(model: ServiceSpecModel) -> ServiceRequest:
         ports=ports_of(model),
         labels=model.Labels,
         options=task_options(template),
+        update=update_policy(model.UpdateConfig),
+        rollback=update_policy(model.RollbackConfig, rollback=True),
     )
 
 
@@ -119,24 +123,13 @@ def spec_json(spec: ServiceSpec, force: int) -> dict[str, Any]:
             "ForceUpdate": force,
         },
         "Mode": mode,
-        "UpdateConfig": dict(_ROLL_OVER),
-        "RollbackConfig": dict(_ROLL_OVER),
+        "UpdateConfig": policy_json(spec.update),
+        "RollbackConfig": policy_json(spec.rollback),
         "EndpointSpec": {
             "Mode": spec.endpoint_mode.value,
             "Ports": [port_json(p) for p in spec.ports],
         },
     }
-
-
-# How Ferry rolls tasks over, in Docker's words (the defaults swarmkit fills in): one at a
-# time, stop-first, pausing on a failure; shown by inspect and accepted back by update.
-_ROLL_OVER = {
-    "Parallelism": 1,
-    "FailureAction": "pause",
-    "Monitor": 5 * NS,
-    "MaxFailureRatio": 0,
-    "Order": "stop-first",
-}
 
 
 def port_json(port: PortSpec) -> dict[str, Any]:

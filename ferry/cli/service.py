@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ferry.api.client import ApiClient
+from ferry.cli import updateflags as roll
 from ferry.cli.common import (
     Column,
     FormatOption,
@@ -72,6 +73,36 @@ def parse_duration(text: str) -> float:
                 break
     fail(f"invalid duration {text!r}: use e.g. 10s, 500ms or 1m", 2)
     return 0.0
+
+
+def _roll_flags(given: dict[str, Any]) -> dict[str, roll.RollFlags]:
+    """The ``--update-*`` and ``--rollback-*`` flags of a command, by the spec key they set."""
+    return {
+        f"{section.capitalize()}Config": roll.RollFlags(
+            *(given[f"{section}_{name}"] for name in
+              ("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"))
+        )
+        for section in ("update", "rollback")
+    }  # fmt: skip
+
+
+def _changed_env(env: list[str], removed: list[str], added: list[str]) -> list[str]:
+    """--env-rm KEY then --env-add KEY=VALUE, each replacing the same key's entry."""
+    by_key = {e.partition("=")[0]: e for e in env}
+    for key in removed:
+        by_key.pop(key, None)
+    for pair in added:
+        key, sep, _ = pair.partition("=")
+        if not sep:
+            fail(f"invalid --env-add {pair!r}: use KEY=VALUE", 2)
+        by_key[key] = pair
+    return list(by_key.values())
+
+
+def _apply_rolls(rolls: dict[str, roll.RollFlags], spec: dict[str, Any]) -> None:
+    for key, given in rolls.items():
+        if given.given():
+            spec[key] = roll.apply(given, spec.get(key) or {}, parse_duration)
 
 
 def _ago(iso: str) -> str:
@@ -243,6 +274,18 @@ def create(
         list[str] | None,
         typer.Option("--config", help="Config: NAME or source=NAME,target=…,uid,gid,mode"),
     ] = None,
+    update_parallelism: roll.Parallelism = None,
+    update_delay: roll.Delay = None,
+    update_failure_action: roll.Action = None,
+    update_monitor: roll.Monitor = None,
+    update_max_failure_ratio: roll.Ratio = None,
+    update_order: roll.Order = None,
+    rollback_parallelism: roll.Parallelism = None,
+    rollback_delay: roll.Delay = None,
+    rollback_failure_action: roll.Action = None,
+    rollback_monitor: roll.Monitor = None,
+    rollback_max_failure_ratio: roll.Ratio = None,
+    rollback_order: roll.Order = None,
 ) -> None:
     """Create a new service."""
     flags = TaskFlags(
@@ -285,6 +328,7 @@ def create(
         "EndpointSpec": {"Mode": endpoint_mode, "Ports": [parse_publish(p) for p in publish or []]},
     }
     apply_task_flags(flags, spec["TaskTemplate"])
+    _apply_rolls(_roll_flags(locals()), spec)
     api = client()
     files = FileFlags(secrets=list(secret or []), configs=list(config or []))
     apply_file_flags(api, files, spec["TaskTemplate"]["ContainerSpec"])
@@ -595,6 +639,18 @@ def update(
     config_rm: Annotated[
         list[str] | None, typer.Option("--config-rm", help="Remove a config")
     ] = None,
+    update_parallelism: roll.Parallelism = None,
+    update_delay: roll.Delay = None,
+    update_failure_action: roll.Action = None,
+    update_monitor: roll.Monitor = None,
+    update_max_failure_ratio: roll.Ratio = None,
+    update_order: roll.Order = None,
+    rollback_parallelism: roll.Parallelism = None,
+    rollback_delay: roll.Delay = None,
+    rollback_failure_action: roll.Action = None,
+    rollback_monitor: roll.Monitor = None,
+    rollback_max_failure_ratio: roll.Ratio = None,
+    rollback_order: roll.Order = None,
 ) -> None:
     """Update a service. A change to what its tasks run, or where, replaces them one at a
     time; labels, replicas and the restart condition change without touching them."""
@@ -613,15 +669,7 @@ def update(
             spec["Mode"]["Replicated"]["Replicas"] = replicas
         if image is not None:
             container["Image"] = image
-        env = {e.partition("=")[0]: e for e in container.get("Env") or []}
-        for key in env_rm or []:
-            env.pop(key, None)
-        for pair in env_add or []:
-            key, sep, _ = pair.partition("=")
-            if not sep:
-                fail(f"invalid --env-add {pair!r}: use KEY=VALUE", 2)
-            env[key] = pair
-        container["Env"] = list(env.values())
+        container["Env"] = _changed_env(container.get("Env") or [], env_rm or [], env_add or [])
         ports = spec["EndpointSpec"].get("Ports") or []
         for text in publish_rm or []:
             published, _, proto = text.partition("/")
@@ -655,9 +703,11 @@ def update(
             spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
         apply_task_flags(flags, spec["TaskTemplate"])
         apply_file_flags(api, files, container)
+        _apply_rolls(rolls, spec)
 
     files = FileFlags(list(secret_add or []), list(secret_rm or []), list(config_add or []),
                       list(config_rm or []))  # fmt: skip
+    rolls = _roll_flags(locals())
     api = client()
     # as the docker CLI: a new --image is pinned to its digest (unless --no-resolve-image)
     query = {"queryRegistry": image is not None and not no_resolve_image}

@@ -1,18 +1,47 @@
 """ferryd's settings: where its files live, how it names what it creates, and the settings
-of its config file (``ferryd --config PATH``, Docker's daemon.json keys Ferry honours)."""
+of its config file: Docker's daemon.json keys Ferry honours, read from ``ferryd --config PATH``
+or, by default, ``/etc/ferry/daemon.json`` when it exists (dockerd reads
+``/etc/docker/daemon.json`` so).
+
+Be aware: the file is read once, at start; a change takes effect at ferryd's next start
+(dockerd reloads a few keys on SIGHUP; ferryd reloads none)."""
 
 from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import InvalidArgument
+from ferry.errors import FerryError, InvalidArgument
+from ferry.network.ipam import check_pool
+from ferry.network.local import LOCAL_POOLS
+from ferry.runtime.skopeo import check_insecure, check_mirror
 
-# daemon.json keys Ferry honours; any other key is refused by name (nothing silently ignored)
-FILE_KEYS = ("registry-mirrors", "insecure-registries")
+DEFAULT_CONFIG_FILE = Path("/etc/ferry/daemon.json")
+DEFAULT_MTU_BYTES = 1500  # dockerd's --mtu default (its default bridge's MTU)
+MTU_RANGE = (68, 65535)  # IPv4's smallest (RFC 791) to the largest a link takes
+
+# daemon.json keys Ferry honours, and the DaemonConfig field each sets; any other key is
+# refused by name (nothing silently ignored), as dockerd refuses keys it does not know
+FILE_KEYS = {
+    "data-root": "state_dir",
+    "log-level": "log_level",
+    "mtu": "mtu_bytes",
+    "default-address-pools": "address_pools",
+    "registry-mirrors": "registry_mirrors",
+    "insecure-registries": "insecure_registries",
+    "hosts": "hosts",
+}
+# Docker's keys Ferry refuses with a reason of their own (a plain "unknown" would mislead)
+REFUSED_KEYS = {
+    "data-path-port": "Ferry's VXLAN traffic uses UDP 4789 on every host (RFC 7348's port); "
+    "another port is not supported (nor is swarm init --data-path-port): remove the key",
+}
+# dockerd's levels (logrus's names, "warning" among them), which Python's logging also knows
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
 
 
 @dataclass(frozen=True)
@@ -22,9 +51,13 @@ class DaemonConfig:
     hostname: str = ""
     netns_prefix: str = "ferry-"
     etcd_binary: str = "etcd"
-    log_level: str = "info"
+    log_level: str = "info"  # daemon.json "log-level"
     registry_mirrors: tuple[str, ...] = ()  # daemon.json "registry-mirrors"
     insecure_registries: tuple[str, ...] = ()  # daemon.json "insecure-registries"
+    mtu_bytes: int = DEFAULT_MTU_BYTES  # daemon.json "mtu": the default bridge network's MTU
+    # daemon.json "default-address-pools": (base, size) the bridge networks' subnets come from
+    address_pools: tuple[tuple[str, int], ...] = LOCAL_POOLS
+    hosts: tuple[str, ...] = ()  # daemon.json "hosts": unix://PATH sockets; () = socket_path
 
     @property
     def node_hostname(self) -> str:
@@ -32,7 +65,16 @@ class DaemonConfig:
 
     @property
     def socket_path(self) -> Path:
-        return self.run_dir / "ferryd.sock"
+        """The first socket the local API listens on (``<run dir>/ferryd.sock`` unless
+        ``hosts`` names others)."""
+        return self.socket_paths[0]
+
+    @property
+    def socket_paths(self) -> tuple[Path, ...]:
+        """Every socket the local API listens on, from ``hosts`` (``unix://PATH``)."""
+        if not self.hosts:
+            return (self.run_dir / "ferryd.sock",)
+        return tuple(Path(host.removeprefix("unix://")) for host in self.hosts)
 
     @property
     def pid_path(self) -> Path:
@@ -93,11 +135,11 @@ class DaemonConfig:
         return self.state_dir / "networks"
 
 
-def read_config_file(path: Path) -> dict[str, tuple[str, ...]]:
-    """The settings of a daemon.json-style file as ``DaemonConfig`` fields. Raises
-    ``InvalidArgument`` naming an unknown key or a wrong value (Docker refuses those too)."""
-    from ferry.runtime.skopeo import check_insecure, check_mirror
-
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings of a daemon.json-style file as ``DaemonConfig`` fields (only the keys the
+    file has). Raises ``InvalidArgument`` naming the file and an unknown key, or the key of a
+    wrong value (dockerd refuses both: "the following directives don't match any
+    configuration option")."""
     try:
         doc: Any = json.loads(path.read_text())
     except OSError as exc:
@@ -106,21 +148,96 @@ def read_config_file(path: Path) -> dict[str, tuple[str, ...]]:
         raise InvalidArgument(f"the config file {path} is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidArgument(f"the config file {path} is not a JSON object")
-    for key in doc:
-        if key not in FILE_KEYS:
-            raise InvalidArgument(
-                f"the config file {path} has the key {key!r}, which Ferry does not honour: "
-                f"use {', '.join(FILE_KEYS)}"
-            )
-    out: dict[str, tuple[str, ...]] = {}
-    for key, field, check in (
-        ("registry-mirrors", "registry_mirrors", check_mirror),
-        ("insecure-registries", "insecure_registries", check_insecure),
-    ):
-        values = doc.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise InvalidArgument(f"{key} in {path} must be a list of strings")
-        for value in values:
-            check(value)
-        out[field] = tuple(values)
+    for key, reason in REFUSED_KEYS.items():
+        if key in doc:
+            raise InvalidArgument(f"{key} in the config file {path} is refused: {reason}")
+    unknown = sorted(key for key in doc if key not in FILE_KEYS)
+    if unknown:
+        raise InvalidArgument(
+            f"unable to configure ferryd with the file {path}: the following directives "
+            f"don't match any configuration option: {', '.join(unknown)} "
+            f"(Ferry takes {', '.join(FILE_KEYS)})"
+        )
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        try:
+            out[FILE_KEYS[key]] = _CHECKS[key](value)
+        except FerryError as exc:
+            raise InvalidArgument(f"invalid {key} in the config file {path}: {exc}") from exc
     return out
+
+
+def _data_root(value: Any) -> Path:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise InvalidArgument(f"{value!r} is not an absolute path")
+    return Path(value)
+
+
+def _log_level(value: Any) -> str:
+    if value not in LOG_LEVELS:
+        raise InvalidArgument(f"{value!r} is not a log level: use {', '.join(LOG_LEVELS)}")
+    return str(value)
+
+
+def _mtu(value: Any) -> int:
+    low, high = MTU_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"{value!r} is not an MTU: use a number from {low} to {high}")
+    return value
+
+
+def _pools(value: Any) -> tuple[tuple[str, int], ...]:
+    """Docker's shape: ``[{"base": "10.10.0.0/16", "size": 24}, …]``; ``[]``: the defaults."""
+    if not isinstance(value, list):
+        raise InvalidArgument('use a list of {"base": CIDR, "size": N}')
+    pools: list[tuple[str, int]] = []
+    for pool in value:
+        if not isinstance(pool, dict) or set(pool) != {"base", "size"}:
+            raise InvalidArgument(f'{pool!r} is not {{"base": CIDR, "size": N}}')
+        base, size = pool["base"], pool["size"]
+        if not isinstance(base, str) or isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidArgument(f"{pool!r}: base is a CIDR string, size a number")
+        check_pool(base, size)
+        pools.append((base, size))
+    return tuple(pools) or LOCAL_POOLS
+
+
+def _strings(check: Callable[[str], object]) -> Callable[[Any], tuple[str, ...]]:
+    def strings(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidArgument("use a list of strings")
+        for entry in value:
+            check(entry)
+        return tuple(value)
+
+    return strings
+
+
+def _host(host: str) -> str:
+    """A socket of ``hosts``: ``unix://`` and an absolute path only."""
+    if host.startswith("tcp://"):
+        raise InvalidArgument(
+            f"{host} is refused: ferryd's API has no TLS client authentication, so a TCP "
+            "socket would give root on this host to whoever reaches it; use unix://PATH"
+        )
+    if not host.startswith("unix:///"):
+        raise InvalidArgument(f"{host!r} is not unix:///PATH (ferryd listens on unix sockets)")
+    return host
+
+
+def _hosts(value: Any) -> tuple[str, ...]:
+    hosts = _strings(_host)(value)
+    if len(set(hosts)) != len(hosts):
+        raise InvalidArgument("a socket is listed twice")
+    return hosts
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "data-root": _data_root,
+    "log-level": _log_level,
+    "mtu": _mtu,
+    "default-address-pools": _pools,
+    "registry-mirrors": _strings(check_mirror),
+    "insecure-registries": _strings(check_insecure),
+    "hosts": _hosts,
+}

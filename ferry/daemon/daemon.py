@@ -47,6 +47,7 @@ from ferry.doctor.answer import DoctorAnswerer
 from ferry.doctor.findings import Finding
 from ferry.doctor.host import HostDoctor, HostParts
 from ferry.errors import FerryError, KernelError, Unavailable
+from ferry.kernel import sdnotify
 from ferry.kernel.listeners import taken_ports
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
@@ -105,8 +106,9 @@ class Daemon:
         self.ingress: IngressAgent | None = None
         self.gateway = GatewayBridge(self.kernel)
         self.local_networks = LocalNetworks(
-            self.kernel, config.networks_dir, self._swarm_networks, self._local_users
-        )
+            self.kernel, config.networks_dir, self._swarm_networks, self._local_users,
+            pools=config.address_pools, bridge_mtu_bytes=config.mtu_bytes,
+        )  # fmt: skip
         self.guard = HostGuard(
             self.kernel,
             advertise_addr=self._advertise_addr,
@@ -438,25 +440,26 @@ class Daemon:
         self.swarm.own_devices = self.local_networks.bridge_devices
 
     # run -------------------------------------------------------------------------------------
-    def _claim_socket(self) -> None:
-        path = self.config.socket_path
-        if not path.exists():
-            return
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            path.unlink(missing_ok=True)  # left behind by a ferryd that died
-            return
-        finally:
-            probe.close()
-        raise Unavailable(f"another ferryd already serves {path}")
+    def _claim_sockets(self) -> None:
+        for path in self.config.socket_paths:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                continue
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # left behind by a ferryd that died
+                continue
+            finally:
+                probe.close()
+            raise Unavailable(f"another daemon already serves {path}")
 
     async def run(self) -> None:
         cfg = self.config
         for directory in (cfg.state_dir, cfg.run_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._claim_socket()
+        self._claim_sockets()
         cfg.pid_path.write_text(str(os.getpid()))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -494,15 +497,18 @@ class Daemon:
             max_field_size=HTTP_LINE_BYTES,
         )
         await self._runner.setup()
-        old_umask = os.umask(0o177)  # the socket is root-only from the moment it exists
+        old_umask = os.umask(0o177)  # each socket is root-only from the moment it exists
         try:
-            site = web.UnixSite(self._runner, str(cfg.socket_path))
-            await site.start()
+            for path in cfg.socket_paths:
+                await web.UnixSite(self._runner, str(path)).start()
         finally:
             os.umask(old_umask)
-        log.info("ferryd ready", extra=kv(socket=cfg.socket_path, hostname=cfg.node_hostname))
+        sockets = ",".join(map(str, cfg.socket_paths))
+        log.info("ferryd ready", extra=kv(socket=sockets, hostname=cfg.node_hostname))
+        _tell_systemd(sdnotify.READY)
         await self._stop.wait()
         log.info("ferryd stopping")
+        _tell_systemd(sdnotify.STOPPING)
         await self._runner.cleanup()
         await self.containers.close()
         await self.host_ports.stop()
@@ -510,6 +516,16 @@ class Daemon:
         await dns.close()
         await self.swarm.shutdown()
         self.kernel.shutdown()
-        cfg.socket_path.unlink(missing_ok=True)
+        for path in cfg.socket_paths:
+            path.unlink(missing_ok=True)
         cfg.pid_path.unlink(missing_ok=True)
         log.info("ferryd stopped")
+
+
+def _tell_systemd(state: str) -> None:
+    """sd_notify ``state`` when systemd runs ferryd as a notify unit; a refused message is
+    logged (systemd then times the start out and says so), never fatal to a serving ferryd."""
+    try:
+        sdnotify.notify(state)
+    except KernelError as exc:
+        log.error("could not tell systemd", extra=kv(state=state, error=exc))

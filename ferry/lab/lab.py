@@ -5,8 +5,9 @@ an underlay namespace ``<lab>-ul`` holding bridge ``ul0``; per host, client and 
 namespace ``<lab>-<node>`` whose ``eth0`` is a veth to ``ul0``; a blackhole route for the
 underlay subnet in the root namespace, so a stray packet to a lab address dies here instead of
 leaving through the machine's uplink; the lab's registry (:mod:`ferry.lab.registry`, its
-storage an overlay mount under the lab's directory); and one ``ferryd`` per host, configured
-with the registry as Docker Hub's mirror. Nothing is routed or NATed out: the lab has
+storage an overlay mount under the lab's directory); and one ``ferryd`` per host, started
+as on a real host, by its daemon.json (its state directory, its socket, the registry as Docker
+Hub's mirror). Nothing is routed or NATed out: the lab has
 no default route and no link to the real network.
 """
 
@@ -79,7 +80,8 @@ def up(
     record_path(name).write_text(json.dumps(record))
     try:
         _build_underlay(topo)
-        registry.write_daemon_configs(topo)
+        for host in topo.hosts:
+            write_daemon_json(topo, host)
         registry.start_registry(topo, lab_images.current_store())
         if images is not None:
             for host in topo.hosts:
@@ -111,20 +113,43 @@ def _build_underlay(topo: LabTopology) -> None:
         root.add_blackhole(topo.subnet)
 
 
-def _ferryd_argv(host: LabNode) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ferry.daemon",
-        "--hostname",
-        host.name,
-        "--state-dir",
-        str(host.state_dir),
-        "--run-dir",
-        str(host.run_dir),
-        "--netns-prefix",
-        host.netns_prefix,
-    ]
+def daemon_json_path(host: LabNode) -> Path:
+    return host.run_dir / "daemon.json"
+
+
+def daemon_json(topo: LabTopology, host: LabNode) -> dict[str, object]:
+    """A host's daemon.json: its state directory and socket, the lab's registry as Docker
+    Hub's mirror. The settings a real host's ``/etc/ferry/daemon.json`` holds, so the lab
+    runs ferryd the way a real host does (``--config-file``)."""
+    return {
+        "data-root": str(host.state_dir),
+        "hosts": [f"unix://{host.socket}"],
+        **registry.daemon_config(topo.registry_address),
+    }
+
+
+def write_daemon_json(topo: LabTopology, host: LabNode) -> None:
+    """Write a host's daemon.json (before its ferryd starts)."""
+    host.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    doc = json.dumps(daemon_json(topo, host), indent=2) + "\n"
+    daemon_json_path(host).write_text(doc)
+
+
+def ferryd_argv(host: LabNode, code: Path | None) -> list[str]:
+    argv = [sys.executable, "-m", "ferry.daemon", "--hostname", host.name]
+    argv += ["--run-dir", str(host.run_dir), "--netns-prefix", host.netns_prefix]
+    if _takes_config_file(code):
+        return [*argv, "--config-file", str(daemon_json_path(host))]
+    return [*argv, "--state-dir", str(host.state_dir)]  # and no registry: it knows none
+
+
+def _takes_config_file(code: Path | None) -> bool:
+    """Whether the ferryd of ``code`` (None: this source tree's) takes ``--config-file``: an
+    older tree's, started for a test of upgrades (``lab start --code``), may not."""
+    if code is None:
+        return True
+    main = code / "ferry" / "daemon" / "main.py"
+    return main.exists() and '"--config-file"' in main.read_text()
 
 
 def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
@@ -133,7 +158,7 @@ def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
     if code is not None:  # `python -m` puts the working directory first on the path
         env["PYTHONPATH"] = str(code)
     return proc.spawn(
-        _ferryd_argv(host),
+        ferryd_argv(host, code),
         env=env,
         log_path=host.run_dir / "ferryd.log",
         cwd=code,
@@ -228,6 +253,8 @@ def start_ferryd(topo: LabTopology, host_name: str, *, code: Path | None = None)
         raise Conflict(f"{host_name} is a lab client: it runs no ferryd")
     if ferryd_pid(host) is not None:
         raise Conflict(f"ferryd on {host_name} is already running")
+    if not daemon_json_path(host).exists():  # a lab made before hosts had a daemon.json
+        write_daemon_json(topo, host)
     _wait_ferryd(host, _start_ferryd(host, code))
 
 

@@ -12,10 +12,10 @@ rewrites some files in place (tag links), which would change the cache under oth
 The lower store is an immutable snapshot directory (a new build makes a new one), because a
 lower layer must not change while an overlay is mounted on it (overlayfs.rst).
 
-Each host's ferryd gets ``--config <run dir>/daemon.json`` with Docker's keys:
+Each host's daemon.json (written by :mod:`ferry.lab.lab`) holds Docker's keys
 ``registry-mirrors`` (the registry as Docker Hub's mirror) and ``insecure-registries`` (it
-speaks plain HTTP). ``lab down`` needs nothing special: it kills every process in the lab's
-namespaces and unmounts everything under the lab's directory.
+speaks plain HTTP), from ``daemon_config``. ``lab down`` needs nothing special: it kills every
+process in the lab's namespaces and unmounts everything under the lab's directory.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 from ferry.errors import Unavailable
 from ferry.kernel import listeners, mounts, nsfs, proc
-from ferry.lab.topology import REGISTRY_PORT, LabNode, LabTopology
+from ferry.lab.topology import REGISTRY_PORT, LabTopology
 
 REGISTRY_BINARY = "docker-registry"
 REGISTRY_START_TIMEOUT_S = 10.0
@@ -58,21 +58,6 @@ def daemon_config(registry: str) -> dict[str, list[str]]:
     """A host's ``daemon.json`` (Docker's keys, dockerd(8)): ``registry`` (``host:port``) as
     the mirror of Docker Hub, and as an insecure (plain HTTP) registry."""
     return {"registry-mirrors": [f"http://{registry}"], "insecure-registries": [registry]}
-
-
-def daemon_config_path(host: LabNode) -> Path:
-    """Where ferryd reads its daemon.json by default (``<state-dir>/daemon.json``): no flag
-    on its command line, so a ferryd of an older source tree (``lab start --code``), which
-    knows no daemon.json, still starts."""
-    return host.state_dir / "daemon.json"
-
-
-def write_daemon_configs(topo: LabTopology) -> None:
-    """Write every host's ``daemon.json`` (before its ferryd starts)."""
-    for host in topo.hosts:
-        host.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        doc = daemon_config(topo.registry_address)
-        daemon_config_path(host).write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def start_registry(topo: LabTopology, lower: Path) -> proc.ProcRef:

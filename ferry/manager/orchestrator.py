@@ -12,8 +12,8 @@ same actions, so the leader can recompute from scratch after any change or failu
 - Global: one live task per eligible node; tasks on nodes that no longer qualify stop. A task
   that ended by itself is replaced by the restart condition after the restart delay, as a
   replicated slot's is.
-- Rolling update: tasks of an older spec version are replaced one at a time; the next one
-  only when every task of the new version has reached running (parallelism 1, stop-first).
+- Rolling update: tasks of an older spec version are replaced by the service's UpdateConfig
+  (RollbackConfig while it rolls back): see rollout.py.
 - History: a few finished tasks per slot stay for ``service ps``; older ones are forgotten.
 """
 
@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ferry.manager import rollout
+from ferry.manager.rollout import HaltUpdate
 from ferry.manager.scheduler import Candidate, eligible, parse_constraint
 from ferry.model.node import Availability
 from ferry.model.service import (
@@ -64,7 +66,17 @@ class RetireTask:
     task_id: str
 
 
-Action = StartTask | StopTask | ForgetTask | RetireTask
+@dataclass(frozen=True)
+class AdoptTask:
+    """During a rollback, a task of an older spec version that already runs what the current
+    spec asks, on a node the spec allows (it was never updated): it counts as current instead
+    of being replaced, as swarmkit replaces only tasks whose spec differs."""
+
+    task_id: str
+    spec_version: int
+
+
+Action = StartTask | StopTask | ForgetTask | RetireTask | HaltUpdate | AdoptTask
 
 
 def _age_s(iso: str, now: float) -> float:
@@ -129,7 +141,12 @@ def plan_service(
         actions += _plan_global(service, tasks, counted, by_node, now)
     else:
         actions += _plan_replicated(service, tasks, counted, now)
-    actions += _rolling_update(service, counted, actions)
+    adopted = _adoptable(service, counted, by_node)
+    actions += [AdoptTask(t.task_id, service.spec_version) for t in adopted]
+    ids = {t.task_id for t in adopted}
+    current = [replace(t, spec_version=service.spec_version) if t.task_id in ids else t
+               for t in counted]  # fmt: skip
+    actions += _rolling_update(service, tasks, current, actions, now)
     actions += _forget_history(tasks, history)
     return actions
 
@@ -146,13 +163,17 @@ class Progress:
 def update_state(service: Service, updating: bool) -> tuple[str, str] | None:
     """Docker's UpdateStatus (State, Message) of the last change that rolled the tasks over, or
     of a rollback, with swarmkit's states and messages (a manual rollback starts as "manually
-    requested rollback"); None when the last change did not roll them over (a later scale or
-    label change clears it, as in Docker). ``updating``: ``Progress.updating``."""
+    requested rollback"; a paused one says why); None when the last change did not roll them
+    over (a later scale or label change clears it, as in Docker). ``updating``:
+    ``Progress.updating``."""
     if not service.rolled_at or service.rolled_at != service.updated_at:
         return None
+    if service.update_paused:
+        state = "rollback_paused" if service.rolled_back else "paused"
+        return state, service.update_halted
     if service.rolled_back:
         if updating:
-            return "rollback_started", "manually requested rollback"
+            return "rollback_started", service.update_halted or "manually requested rollback"
         return "rollback_completed", "rollback completed"
     return ("updating", "update in progress") if updating else ("completed", "update completed")
 
@@ -181,8 +202,8 @@ def _plan_replicated(
         history[task.slot].append(task)
     for slot in range(1, service.spec.replicas + 1):
         current = sorted(live_by_slot.get(slot, []), key=lambda t: t.created_at)
-        for extra in current[:-1]:  # never two live tasks in one slot
-            actions.append(StopTask(extra.task_id, "duplicate task in slot"))
+        extras, why = rollout.superseded(service, current)  # never two for long in one slot
+        actions += [StopTask(extra.task_id, why) for extra in extras]
         if current:
             continue
         past = sorted(history.get(slot, []), key=lambda t: t.created_at)
@@ -216,19 +237,20 @@ def _plan_global(
 ) -> list[Action]:
     actions: list[Action] = []
     belongs = _global_nodes(service, live, nodes)
-    covered: set[str] = set()
-    for task in live:
+    covered: dict[str, list[Task]] = defaultdict(list)
+    for task in sorted(live, key=lambda t: t.created_at):
         if task.node_id in belongs:
-            if task.node_id in covered:
-                actions.append(StopTask(task.task_id, "duplicate task on node"))
-            covered.add(task.node_id)
+            covered[task.node_id].append(task)
         else:
             actions.append(StopTask(task.task_id, "node no longer eligible"))
+    for group in covered.values():
+        extras, why = rollout.superseded(service, group)
+        actions += [StopTask(extra.task_id, why) for extra in extras]
     last_on: dict[str, Task] = {}
     for task in sorted(tasks, key=lambda t: t.created_at):
         if task.slot == 0 and task.node_id:
             last_on[task.node_id] = task
-    for node_id in sorted(belongs - covered):
+    for node_id in sorted(belongs - set(covered)):
         last = last_on.get(node_id)
         if last is None or last.live or last.desired != TaskState.RUNNING:
             actions.append(StartTask(service.svc_id, 0, node_id))
@@ -241,22 +263,42 @@ def _plan_global(
     return actions
 
 
-def _rolling_update(service: Service, live: list[Task], planned: list[Action]) -> list[Action]:
-    stopping = {a.task_id for a in planned if isinstance(a, StopTask)}
-    current = [t for t in live if t.spec_version == service.spec_version]
-    if any(t.state != TaskState.RUNNING for t in current):
-        return []  # the previous step of the update has not converged yet
+def _adoptable(service: Service, live: list[Task], by_node: dict[str, Candidate]) -> list[Task]:
+    """While rolling back: older tasks running the current template on a node the current
+    constraints allow (never otherwise: ``update --force`` replaces tasks whose template did
+    not change, on purpose)."""
+    if not service.rolled_back:
+        return []
+    older = [t for t in live if t.spec_version < service.spec_version
+             and t.template == service.spec.template]  # fmt: skip
+    if not older:
+        return []
+    constraints = [parse_constraint(c, strict=False) for c in service.spec.constraints]
+    allowed, _reason = eligible(by_node.values(), constraints)
+    ids = {n.node_id for n in allowed}
+    return [t for t in older if t.node_id in ids]
+
+
+def _rolling_update(
+    service: Service, tasks: list[Task], live: list[Task], planned: list[Action], now: float
+) -> list[Action]:
+    """The roll-over's next step (rollout.py): a halt when new tasks failed beyond the
+    policy, else the next batch once the missing tasks are filled."""
+    if service.spec.mode == Mode.GLOBAL:
+        total = len({t.node_id for t in tasks if t.live}) or 1
+    else:
+        total = service.spec.replicas or 1
+    halted = rollout.halt(service, tasks, total, now)
+    if halted is not None:
+        return [halted]
     if any(isinstance(a, StartTask) for a in planned):
         return []  # fill missing tasks first
-    old = sorted(
-        (t for t in live if t.spec_version < service.spec_version and t.task_id not in stopping),
-        key=lambda t: (t.slot, t.node_id),
-    )
-    if not old:
-        return []
-    task = old[0]
-    actions: list[Action] = [StopTask(task.task_id, "task updated to a new spec")]
-    actions.append(StartTask(service.svc_id, task.slot, task.node_id if task.slot == 0 else ""))
+    stopping = {a.task_id for a in planned if isinstance(a, StopTask)}
+    actions: list[Action] = []
+    for task, stop_first in rollout.next_batch(service, live, stopping, now):
+        if stop_first:
+            actions.append(StopTask(task.task_id, rollout.UPDATED))
+        actions.append(StartTask(service.svc_id, task.slot, task.node_id if task.slot == 0 else ""))
     return actions
 
 

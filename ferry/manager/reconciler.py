@@ -29,12 +29,15 @@ from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import AttachRequest, NetworkOps, release_ops
 from ferry.manager.orchestrator import (
     Action,
+    AdoptTask,
     ForgetTask,
     RetireTask,
+    StartTask,
     StopTask,
     plan_orphans,
     plan_service,
 )
+from ferry.manager.rollout import HaltUpdate
 from ferry.manager.scheduler import (
     Candidate,
     Load,
@@ -217,30 +220,53 @@ class ServiceReconciler(Reconciler):
     def _apply(
         self, svc: Service | None, action: Action, candidates: list[Candidate], load: Load
     ) -> Group:
+        if isinstance(action, StartTask):
+            assert svc is not None
+            return self._start(svc, action, candidates, load)
+        if isinstance(action, HaltUpdate):
+            return self._halt(action)
+        if isinstance(action, AdoptTask):
+            return self._adopt(action)
         if isinstance(action, ForgetTask):
             return [Delete(keys.task(action.task_id)), *self._release(action.task_id)], []
         if isinstance(action, RetireTask):
-            done = self._view.task(action.task_id)
-            if done is None:
-                return [], []
-            retired = replace(done, desired=TaskState.SHUTDOWN)
-            return [Put(keys.task(done.task_id), encode(retired))], []
-        if isinstance(action, StopTask):
-            task = self._view.task(action.task_id)
-            if task is None:
-                return [], []
-            stopped = replace(
-                task, desired=TaskState.SHUTDOWN, message=action.message, updated_at=now_iso()
-            )
-            ops: list[Put | Delete] = []
-            final = action.state
-            if final is None and task.state in (TaskState.NEW, TaskState.PENDING):
-                final = TaskState.SHUTDOWN  # it never reached a node: nobody else would say so
-            if final is not None:
-                stopped = replace(stopped, state=final)
-                ops += self._release(task.task_id)
-            return [Put(keys.task(task.task_id), encode(stopped)), *ops], []
-        assert svc is not None
+            return self._retire(action)
+        return self._stop(action)
+
+    def _adopt(self, action: AdoptTask) -> Group:
+        task = self._view.task(action.task_id)
+        if task is None:
+            return [], []
+        key = keys.task(task.task_id)
+        adopted = replace(task, spec_version=action.spec_version)
+        return [Put(key, encode(adopted))], [Expect(key, self._view.entity_version(key))]
+
+    def _retire(self, action: RetireTask) -> Group:
+        done = self._view.task(action.task_id)
+        if done is None:
+            return [], []
+        retired = replace(done, desired=TaskState.SHUTDOWN)
+        return [Put(keys.task(done.task_id), encode(retired))], []
+
+    def _stop(self, action: StopTask) -> Group:
+        task = self._view.task(action.task_id)
+        if task is None:
+            return [], []
+        stopped = replace(
+            task, desired=TaskState.SHUTDOWN, message=action.message, updated_at=now_iso()
+        )
+        ops: list[Put | Delete] = []
+        final = action.state
+        if final is None and task.state in (TaskState.NEW, TaskState.PENDING):
+            final = TaskState.SHUTDOWN  # it never reached a node: nobody else would say so
+        if final is not None:
+            stopped = replace(stopped, state=final)
+            ops += self._release(task.task_id)
+        return [Put(keys.task(task.task_id), encode(stopped)), *ops], []
+
+    def _start(
+        self, svc: Service, action: StartTask, candidates: list[Candidate], load: Load
+    ) -> Group:
         task = Task(
             task_id=new_object_id(),
             svc_id=svc.svc_id,
@@ -254,6 +280,25 @@ class ServiceReconciler(Reconciler):
             created_at=now_iso(),
         )
         return self._place(svc, task, action.node_id, candidates, load)
+
+    def _halt(self, action: HaltUpdate) -> Group:
+        """The service's roll-over paused, or turned into a rollback to its previous spec (its
+        spec version moves on, so the rollback's tasks replace the failed update's)."""
+        svc = self._view.service(action.svc_id)
+        if svc is None:
+            return [], []
+        log.warning("service update halted", extra=kv(service=svc.spec.name, why=action.message))
+        if action.rollback and svc.previous is not None:
+            now = now_iso()
+            halted = replace(
+                svc, spec=svc.previous, previous=svc.spec, spec_version=svc.spec_version + 1,
+                updated_at=now, rolled_at=now, rolled_back=True, update_halted=action.message,
+                update_paused=False,
+            )  # fmt: skip
+        else:
+            halted = replace(svc, update_paused=True, update_halted=action.message)
+        key = keys.service(svc.svc_id)
+        return [Put(key, encode(halted))], [Expect(key, self._view.entity_version(key))]
 
     def _task_networks(self, svc: Service) -> list[str]:
         """The service's networks, and the ingress network if it publishes in ingress mode."""

@@ -45,6 +45,7 @@ from ferry.model.service import (
     TaskState,
 )
 from ferry.model.times import now_iso
+from ferry.model.update_policy import UpdatePolicy
 
 MAX_RESTART_DELAY_S = 24 * 3600.0  # a bound, so a typo cannot park a slot for years
 # swarmkit's isValidDNSName: letters and digits, with runs of '-' or '_' between them; at most
@@ -75,6 +76,8 @@ class ServiceRequest:
     entrypoint: tuple[str, ...] | None = None  # ContainerSpec.Command; cmd is its Args
     query_registry: bool = False  # pin the image to its registry's digest (not --no-resolve-image)
     registry_auth: str = ""  # X-Registry-Auth (--with-registry-auth): the nodes pull with it
+    update: UpdatePolicy = field(default_factory=UpdatePolicy)  # UpdateConfig
+    rollback: UpdatePolicy = field(default_factory=UpdatePolicy)  # RollbackConfig
 
 
 def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -212,6 +215,8 @@ class ServiceOps:
         image = normalise_ref(req.image)
         env = parse_env(req.env)
         req.options.check()
+        req.update.check()
+        req.rollback.check(rollback=True)
         template = ContainerTemplate(
             image, req.cmd, env, req.init, req.stop_grace_s, req.options, req.entrypoint,
             req.registry_auth,
@@ -227,6 +232,8 @@ class ServiceOps:
             constraints=req.constraints,
             restart=restart,
             restart_delay_s=req.restart_delay_s,
+            update=req.update,
+            rollback=req.rollback,
             ports=req.ports,
             labels=dict(req.labels or {}),
         )
@@ -414,6 +421,8 @@ class ServiceOps:
             previous=old,
             rolled_at=now if rolled or rollback else svc.rolled_at,
             rolled_back=rollback,
+            update_paused=False,  # a new change resumes a paused roll-over, as in swarmkit
+            update_halted="",
         )
         uses, use_expect = object_refs.claims(self._view, spec, svc.svc_id)
         revision = await self._store.commit(
@@ -470,6 +479,8 @@ class ServiceOps:
                 exit_code=exit_code if exit_code is not None else task.exit_code,
                 updated_at=now_iso(),
             )
+            if state == TaskState.RUNNING and not task.started_at:
+                updated = replace(updated, started_at=updated.updated_at)
             ops: list[Put | Delete] = [Put(key, encode(updated))]
             if state.terminal:  # its addresses go back to the networks
                 ops += [

@@ -15,6 +15,7 @@ from ferry.model.runopts import (
     normalise_cap,
 )
 from ferry.model.task_files import FileKind, FileRef, check_refs
+from ferry.model.update_policy import UpdatePolicy
 
 MAX_REPLICAS = 1000
 TASK_HISTORY = 5  # finished tasks kept per slot, for `service ps`
@@ -138,6 +139,8 @@ class ServiceSpec:
     # Docker's RestartPolicy.Delay: how long an ended task's slot waits to be refilled (its
     # default, 5 s, also for records written before the field existed)
     restart_delay_s: float = 5.0
+    update: UpdatePolicy = field(default_factory=UpdatePolicy)  # UpdateConfig
+    rollback: UpdatePolicy = field(default_factory=UpdatePolicy)  # RollbackConfig
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,10 @@ class Service:
     previous: ServiceSpec | None = None  # Docker's PreviousSpec: the spec before the last change
     rolled_at: str = ""  # when the tasks were last told to roll over; Docker's UpdateStatus
     rolled_back: bool = False  # that change was a rollback (UpdateStatus rollback_*)
+    # set by the leader when the roll-over met failures beyond its policy: "paused" (the roll
+    # stops until the next update) or the reason of an automatic rollback; UpdateStatus.Message
+    update_halted: str = ""
+    update_paused: bool = False
 
 
 class TaskState(StrEnum):
@@ -199,6 +206,7 @@ class Task:
     exit_code: int | None = None
     created_at: str = ""
     updated_at: str = ""
+    started_at: str = ""  # when it first ran: an update's monitor period counts from it
 
     @property
     def name(self) -> str:

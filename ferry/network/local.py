@@ -40,8 +40,13 @@ MACVLAN_OPTIONS = (PARENT_OPTION, MODE_OPTION)
 BOOLEAN_OPTIONS = (ICC_OPTION, MASQUERADE_OPTION)
 IFNAME_MAX = 15
 
-# Docker's default local address pools, in order; 172.18.0.0/16 is the egress bridge's
-LOCAL_POOLS = (("172.16.0.0/12", 16), ("192.168.0.0/16", 20))
+# Docker's default local address pools, in order (libnetwork ipamutils: 172.17-31.0.0/16 each
+# a /16, then 192.168.0.0/16 in /20s): (base, size), what daemon.json's
+# "default-address-pools" replaces. 172.18.0.0/16 is the egress bridge's whatever the pools.
+LOCAL_POOLS: tuple[tuple[str, int], ...] = (
+    *((f"172.{octet}.0.0/16", 16) for octet in range(17, 32)),
+    ("192.168.0.0/16", 20),
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,11 @@ def plan_local_network(
     created_at: str,
     known: Iterable[Network],
     host: HostFacts,
+    *,
+    pools: tuple[tuple[str, int], ...] = LOCAL_POOLS,
 ) -> Network:
-    """The record of a new local network; ``known`` holds every network Ferry knows here."""
+    """The record of a new local network; ``known`` holds every network Ferry knows here,
+    ``pools`` the (base, size) pools a bridge without --subnet takes its subnet from."""
     check_network_name(req.name)
     networks = list(known)
     if req.driver not in (Driver.BRIDGE, Driver.MACVLAN):
@@ -101,7 +109,7 @@ def plan_local_network(
             "parent interface is on, e.g. --subnet 192.168.1.0/24 --gateway 192.168.1.1"
         )
     else:
-        subnet = choose_bridge_subnet([c for _, c in taken] + list(host.routes))
+        subnet = choose_bridge_subnet([c for _, c in taken] + list(host.routes), pools)
     gateway, ip_range = ipam.gateway_and_range(subnet, req.gateway, req.ip_range)
     return Network(
         net_id=net_id,
@@ -119,16 +127,21 @@ def plan_local_network(
     )
 
 
-def choose_bridge_subnet(taken: Iterable[str]) -> ipaddress.IPv4Network:
-    used = [*taken, GWBRIDGE_SUBNET, "172.16.0.0/16"]  # 172.16/16 is not in Docker's pool
-    for pool, size in LOCAL_POOLS:
+def choose_bridge_subnet(
+    taken: Iterable[str], pools: tuple[tuple[str, int], ...] = LOCAL_POOLS
+) -> ipaddress.IPv4Network:
+    """The first free ``/size`` of the first pool that has one (Docker's order), overlapping
+    nothing in ``taken`` nor the egress bridge. PoolExhausted when every pool is full."""
+    used = [*taken, GWBRIDGE_SUBNET]
+    for pool, size in pools:
         try:
             return ipaddress.IPv4Network(ipam.choose_subnet(pool, size, used))
         except PoolExhausted:
             continue
+    listed = ", ".join(f"{pool} in /{size}s" for pool, size in pools)
     raise PoolExhausted(
-        "no free subnet left in the local pools (172.17-31.0.0/16, 192.168.0.0/16 in /20s): "
-        "give --subnet explicitly or remove unused networks"
+        f"no free subnet left in the local address pools ({listed}): give --subnet "
+        "explicitly, remove unused networks, or add pools (daemon.json default-address-pools)"
     )
 
 

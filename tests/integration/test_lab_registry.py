@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ferry.kernel import mounts, proc
 from ferry.lab import images, registry
+from ferry.lab import lab as labmod
 from ferry.lab.recipes import RECIPES
 from tests.integration.lablib import LabRig, new_lab
 
@@ -31,11 +33,16 @@ def _skopeo(lab: LabRig, host: str, *args: str) -> str:
 def test_every_ferryd_takes_the_lab_registry_as_docker_hubs_mirror(lab: LabRig) -> None:
     address = lab.topo.registry_address
     for host in lab.topo.hosts:
-        path = registry.daemon_config_path(host)
+        path = labmod.daemon_json_path(host)
         assert json.loads(path.read_text()) == {
+            "data-root": str(host.state_dir),
+            "hosts": [f"unix://{host.socket}"],
             "registry-mirrors": [f"http://{address}"],
             "insecure-registries": [address],
         }
+        pid = labmod.ferryd_pid(host)  # the file is what that ferryd was started with
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--config-file") + 1] == str(path).encode()
         registries = lab.api(host.name, "/info")["RegistryConfig"]  # what the ferryd took
         assert registries["Mirrors"] == [f"http://{address}"]
         assert registries["IndexConfigs"][address]["Secure"] is False

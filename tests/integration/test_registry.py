@@ -5,7 +5,7 @@ Docker's "No such image" for a name no registry has.
 
 One lab of two hosts for the module; the registry runs in h1's namespace with its storage in
 a temporary directory, and both ferryds take it as an insecure registry from their
-``<state-dir>/daemon.json`` (Docker's daemon.json keys), and as the mirror of Docker Hub.
+daemon.json (the lab's ``--config-file``, Docker's keys), and as the mirror of Docker Hub.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ferry.lab import lab as labmod
 from tests.integration.lablib import (
     FERRY,
     TOOLS,
@@ -62,12 +63,11 @@ def registry(lab: LabRig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             timeout_s=30, what="the registry answers",
         )  # fmt: skip
         for host in ("h1", "h2"):
-            state = rig.topo.node(host).state_dir
-            daemon_json = {
-                "insecure-registries": [registry],
-                "registry-mirrors": [f"http://{registry}"],
-            }
-            (state / "daemon.json").write_text(json.dumps(daemon_json))
+            path = labmod.daemon_json_path(rig.topo.node(host))
+            daemon_json = json.loads(path.read_text())
+            daemon_json["insecure-registries"] = [registry]
+            daemon_json["registry-mirrors"] = [f"http://{registry}"]
+            path.write_text(json.dumps(daemon_json))
             restart_ferryd(rig, host)
         yield registry
     finally:

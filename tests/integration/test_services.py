@@ -413,6 +413,53 @@ def test_docker_py_drives_ferryd_and_the_docker_cli_rolls_a_service_back(lab: La
         lab.exec("h1", "docker", "service", "rm", "pyweb", check=False)
 
 
+def _update_status(lab: LabRig, name: str) -> tuple[str, str]:
+    shown = lab.exec("h1", "docker", "service", "inspect", name, "--format",
+                     "{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}"
+                     "{{end}}").stdout.strip()  # fmt: skip
+    state, _, message = shown.partition("|")
+    return state, message
+
+
+def test_update_config_is_honoured_and_a_failed_update_rolls_back(lab: LabRig) -> None:
+    """The docker CLI's --update-* flags: shown back by inspect, a start-first roll-over in
+    batches of 2 that converges, then an update whose tasks fail rolls itself back
+    (--update-failure-action rollback) to the spec that ran."""
+    lab.exec("h1", "docker", "service", "create", "--name", "roll", "--replicas", "3",
+             "--update-parallelism", "2", "--update-order", "start-first",
+             "--update-delay", "1s", TOOLS, "sleep", "600")  # fmt: skip
+    try:
+        config = lab.exec("h1", "docker", "service", "inspect", "roll", "--format",
+                          "{{json .Spec.UpdateConfig}}").stdout  # fmt: skip
+        assert '"Parallelism":2' in config and '"Order":"start-first"' in config, config
+        assert '"Delay":1000000000' in config, config
+        lab.exec("h1", "docker", "service", "update", "--env-add", "V=2", "roll")
+        assert [t["Spec"]["ContainerSpec"]["Env"] for t in running(lab, "roll")] == [["V=2"]] * 3
+        assert _update_status(lab, "roll") == ("completed", "update completed")
+        # tasks that cannot start: the update rolls back to the spec that ran; start-first
+        # kept the old tasks running, and the rollback keeps them (their spec is the same)
+        before = sorted(t["ID"] for t in running(lab, "roll"))
+        lab.exec("h1", "docker", "service", "update", "-d", "--update-failure-action",
+                 "rollback", "--args", "/nonexistent", "roll")  # fmt: skip
+        wait_until(lambda: _update_status(lab, "roll")[0] == "rollback_completed"
+                   and len(running(lab, "roll")) == 3, 90, "rolled back")  # fmt: skip
+        back = running(lab, "roll")
+        assert sorted(t["ID"] for t in back) == before
+        assert all(t["Spec"]["ContainerSpec"]["Args"] == ["sleep", "600"] for t in back), back
+        events = lab.exec(
+            "h1",
+            "docker",
+            "service",
+            "inspect",
+            "roll",
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Args}}",
+        ).stdout.strip()
+        assert events == '["sleep","600"]'
+    finally:
+        lab.exec("h1", "docker", "service", "rm", "roll", check=False)
+
+
 def test_docker_events_and_ps_filters_through_the_docker_cli(lab: LabRig) -> None:
     since = int(time.time()) - 1
     lab.exec("h1", "docker", "run", "-d", "--name", "evt", "--label", "probe=events", TOOLS,

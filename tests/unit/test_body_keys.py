@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from ferry.api.body import validate
@@ -79,3 +80,25 @@ async def test_container_create_through_the_api_takes_lowercase_keys(tmp_path: P
             "/v1.47/containers/create?name=typo", json={**body, "hostconfig": {"nettworkmode": 1}}
         )
         assert refused.status == 400 and "nettworkmode" in await refused.text()
+
+
+def test_a_null_leaves_a_field_at_its_default_as_go_does_with_docker_pys_bodies() -> None:
+    # the bodies docker-py's own types build: unset arguments are sent as null
+    health = docker.types.Healthcheck(test=["CMD", "true"], interval=1_000_000_000)
+    mount = docker.types.Mount("/m", None, type="tmpfs")
+    body = {"Image": "tools", "Healthcheck": dict(health), "HostConfig": {"Mounts": [mount]}}
+    model = validate(ContainerCreate, body)
+    assert model.Healthcheck is not None
+    assert (model.Healthcheck.Interval, model.Healthcheck.Timeout) == (1_000_000_000, 0)
+    assert model.HostConfig is not None and model.HostConfig.Mounts[0].Source == ""
+    pool = docker.types.IPAMPool(subnet="10.9.0.0/24", gateway="10.9.0.1")
+    ipam = docker.types.IPAMConfig(pool_configs=[pool])
+    network = validate(NetworkCreate, {"Name": "n", "IPAM": dict(ipam)})
+    assert network.IPAM is not None and network.IPAM.Subnets[0].IPRange == ""
+
+
+def test_a_null_for_a_field_that_may_be_none_is_none_and_a_required_null_is_missing() -> None:
+    model = validate(NetworkCreate, {"Name": "n", "Labels": None, "EnableIPv6": None})
+    assert (model.Labels, model.EnableIPv6) == (None, None)
+    with pytest.raises(InvalidArgument, match="Image"):
+        validate(ContainerCreate, {"Image": None})

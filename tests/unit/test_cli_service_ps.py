@@ -81,13 +81,26 @@ def test_no_trunc_is_one_flag(api: FakeApi) -> None:
     assert "t" * 25 in result.output
 
 
-@pytest.mark.parametrize("flag", ["--update-parallelism", "--placement-pref=spread=x"])
+@pytest.mark.parametrize("flag", ["--restart-max-attempts", "--placement-pref=spread=x"])
 def test_service_create_refuses_a_flag_it_does_not_have_by_name(api: FakeApi, flag: str) -> None:
     # the arguments after the image are the command's; an option before it is not
     result = CliRunner().invoke(app, ["service", "create", "--name", "x", flag, "2", "tools"])
     assert result.exit_code == 2
     # click refuses it before the command runs, as for `ferry run` (CMD_SETTINGS)
     assert f"No such option: {flag.partition('=')[0]}" in result.output
+
+
+def test_service_create_sends_the_update_and_rollback_flags(api: FakeApi) -> None:
+    args = ["service", "create", "-d", "--name", "x", "--update-parallelism", "2",
+            "--update-delay", "30s", "--update-order", "start-first", "--update-failure-action",
+            "rollback", "--rollback-monitor", "10s", "tools", "true"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sent = api.created[0]
+    wanted = {"Parallelism": 2, "Delay": 30 * 10**9, "Order": "start-first",
+              "FailureAction": "rollback"}  # fmt: skip
+    assert sent["UpdateConfig"] == wanted
+    assert sent["RollbackConfig"] == {"Monitor": 10 * 10**9}
 
 
 def test_service_create_sends_the_restart_delay(api: FakeApi) -> None:

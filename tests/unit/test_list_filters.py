@@ -120,6 +120,24 @@ async def test_container_list_honours_each_docker_filter(tmp_path: Path) -> None
         assert await _names(client, {"status": ["created"]}, all_=False) == ["/db", "/web-1"]
 
 
+async def test_the_since_and_before_query_parameters_filter_as_the_filters_do(
+    tmp_path: Path,
+) -> None:
+    # docker-py's containers.list(since=..., before=...) sends them as query parameters,
+    # which moby's getContainersJSON reads into ListOptions.Since/Before
+    async with api_client(tmp_path) as client:
+        await _create(client, "web-1")
+        await _create(client, "db")
+        await _create(client, "cache")
+        listed = await client.get("/v1.47/containers/json?all=1&since=web-1&before=cache")
+        assert [c["Names"] for c in await listed.json()] == [["/db"]]
+        since = await client.get("/v1.47/containers/json?since=db")  # implies all, as Docker
+        assert [c["Names"] for c in await since.json()] == [["/cache"]]
+        missing = await client.get("/v1.47/containers/json?before=nosuch")
+        assert missing.status == 404
+        assert (await missing.json())["message"] == "No such container: nosuch"
+
+
 async def test_container_list_refuses_unknown_filters_and_wrong_values(tmp_path: Path) -> None:
     async with api_client(tmp_path) as client:
         base = "/v1.47/containers/json?"

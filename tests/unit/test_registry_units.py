@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ferry.daemon.config import read_config_file
 from ferry.errors import Forbidden, InvalidArgument, NotFound, Unavailable
 from ferry.model.import_changes import apply_changes
 from ferry.model.reference import parse_reference
@@ -195,19 +194,3 @@ def test_x_registry_auth_null_fields_count_as_absent_as_go_decodes_them() -> Non
 )  # fmt: skip
 def test_login_addresses_name_a_registry(address: str, domain: str) -> None:
     assert server_domain(address) == domain
-
-
-def test_the_daemon_config_file_takes_dockers_keys_and_refuses_others(tmp_path: Path) -> None:
-    path = tmp_path / "daemon.json"
-    path.write_text(json.dumps({"registry-mirrors": ["http://10.30.0.250:5000"],
-                                "insecure-registries": ["10.30.0.250:5000"]}))  # fmt: skip
-    assert read_config_file(path) == {
-        "registry_mirrors": ("http://10.30.0.250:5000",),
-        "insecure_registries": ("10.30.0.250:5000",),
-    }
-    path.write_text(json.dumps({"registry-mirrors": [], "debug": True}))
-    with pytest.raises(InvalidArgument, match="'debug', which Ferry does not honour"):
-        read_config_file(path)
-    path.write_text(json.dumps({"insecure-registries": "10.30.0.250:5000"}))
-    with pytest.raises(InvalidArgument, match="must be a list of strings"):
-        read_config_file(path)

@@ -15,6 +15,7 @@ from ferry.model.container import (
 )
 from ferry.model.network import Driver, Endpoint, EndpointKind, Network, Scope
 from ferry.model.node import Node, Role
+from ferry.model.runopts import Healthcheck
 
 CONFIG = ContainerConfig(
     "c" * 64,
@@ -157,3 +158,12 @@ def test_verbose_services_list_every_nodes_tasks_with_their_host() -> None:
     tasks = {t["Name"]: t["Info"]["Host IP"] for t in services["web"]["Tasks"]}
     assert tasks == {"web.1.task1": "192.0.2.1", "web.2.task2": "192.0.2.2"}
     assert [t["Name"] for t in services[""]["Tasks"]] == ["app"]
+
+
+def test_health_appears_once_a_container_with_a_health_check_has_started() -> None:
+    config = replace(CONFIG, healthcheck=Healthcheck(("CMD", "true")))
+    created = Container(config, ContainerState(status=Status.CREATED))
+    assert "Health" not in container_inspect(created, "")["State"]
+    started = ContainerState(status=Status.RUNNING, started_at="2026-11-30T18:00:00Z")
+    health = container_inspect(Container(config, started), "")["State"]["Health"]
+    assert health == {"Status": "starting", "FailingStreak": 0, "Log": []}

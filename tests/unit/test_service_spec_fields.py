@@ -39,7 +39,12 @@ HONOURED = {
     "TaskTemplate.Resources.Limits.MemoryBytes", "TaskTemplate.Resources.Limits.Pids",
     "TaskTemplate.Resources.Reservations.NanoCPUs",
     "TaskTemplate.Resources.Reservations.MemoryBytes",
+    *(f"{config}.{field}" for config in ("UpdateConfig", "RollbackConfig")
+      for field in ("Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio",
+                    "Order")),
 }  # fmt: skip
+# a value other than the default that the field takes (its enum's last is the default)
+SAMPLES = {"RollbackConfig.FailureAction": "continue"}
 SKIP = {"TaskTemplate.ContainerSpec", "TaskTemplate.ForceUpdate"}  # walked elsewhere / the route's
 JOB_MODES = ("Mode.ReplicatedJob", "Mode.GlobalJob")  # refused as Docker: "job modes …"
 
@@ -111,7 +116,7 @@ LEAVES = sorted(_leaves(_definitions(), _definitions()["ServiceSpec"], ""))
 
 @pytest.mark.parametrize(("path", "value"), LEAVES, ids=[p for p, _ in LEAVES])
 def test_each_service_spec_field_is_honoured_or_refused_by_name(path: str, value: Any) -> None:
-    body = _body(path, value)
+    body = _body(path, SAMPLES.get(path, value))
     if path in HONOURED:
         assert _request(body) != _request(BASE), f"{path} changes nothing"
         return
@@ -164,17 +169,9 @@ def _with(section: str, **fields: Any) -> dict[str, Any]:
 
 # The flags of the report, each as the docker CLI sends it, and the name the refusal gives.
 CLI_FLAGS = [
-    ("--update-parallelism 2", _with("UpdateConfig", Parallelism=2), "UpdateConfig.Parallelism=2"),
-    ("--rollback-parallelism 2", _with("RollbackConfig", Parallelism=2),
-     "RollbackConfig.Parallelism=2"),
     ("--placement-pref spread=node.labels.x",
      _with("TaskTemplate.Placement", Preferences=[{"Spread": {"SpreadDescriptor": "x"}}]),
      "TaskTemplate.Placement.Preferences"),
-    ("--update-delay 30s", _with("UpdateConfig", Delay=30 * NS), "UpdateConfig.Delay=30s"),
-    ("--update-failure-action rollback", _with("UpdateConfig", FailureAction="rollback"),
-     "UpdateConfig.FailureAction=rollback"),
-    ("--update-order start-first", _with("UpdateConfig", Order="start-first"),
-     "UpdateConfig.Order=start-first"),
     ("--restart-max-attempts 2", _with("TaskTemplate.RestartPolicy", MaxAttempts=2),
      "TaskTemplate.RestartPolicy.MaxAttempts=2"),
     ("--restart-window 10s", _with("TaskTemplate.RestartPolicy", Window=10 * NS),
@@ -188,6 +185,56 @@ def test_a_non_default_docker_flag_is_refused_by_name(
 ) -> None:
     with pytest.raises(InvalidArgument, match=f"^Ferry does not support {re.escape(name)}$"):
         _request(body)
+
+
+def test_the_update_and_rollback_flags_are_honoured_and_shown() -> None:
+    """--update-parallelism 2 --update-delay 30s --update-failure-action rollback
+    --update-order start-first --update-monitor 10s --update-max-failure-ratio 0.25, and the
+    --rollback-* flags, as the docker CLI sends them; inspect shows them back."""
+    body = _with("UpdateConfig", Parallelism=2, Delay=30 * NS, FailureAction="rollback",
+                 Order="start-first", Monitor=10 * NS, MaxFailureRatio=0.25)  # fmt: skip
+    body["RollbackConfig"] = {**body["RollbackConfig"], "Parallelism": 0, "FailureAction":
+                              "continue"}  # fmt: skip
+    request = _request(body)
+    assert (request.update.parallelism, request.update.delay_s, request.update.monitor_s) == (
+        2, 30.0, 10.0)  # fmt: skip
+    assert (request.update.failure_action, request.update.order) == ("rollback", "start-first")
+    assert request.update.max_failure_ratio == 0.25
+    assert (request.rollback.parallelism, request.rollback.failure_action) == (0, "continue")
+    template = ContainerTemplate("tools", ("sleep", "9"))
+    shown = spec_json(ServiceSpec("web", template, update=request.update,
+                                  rollback=request.rollback), 0)  # fmt: skip
+    assert shown["UpdateConfig"] == body["UpdateConfig"]
+    assert _request(shown).update == request.update
+
+
+@pytest.mark.parametrize(
+    ("section", "fields", "message"),
+    [
+        ("UpdateConfig", {"FailureAction": "boom"}, "unrecognized update failure action boom"),
+        ("RollbackConfig", {"FailureAction": "rollback"},
+         "unrecognized rollback failure action rollback"),
+        ("UpdateConfig", {"Order": "sideways"}, "unrecognized update order sideways"),
+        ("UpdateConfig", {"Delay": -1}, "TaskSpec: update-delay cannot be negative"),
+        ("RollbackConfig", {"Monitor": -1}, "TaskSpec: rollback-monitor cannot be negative"),
+        ("UpdateConfig", {"MaxFailureRatio": 1.5},
+         "update-maxfailureratio cannot be less than 0 or bigger than 1"),
+    ],
+)  # fmt: skip
+def test_bad_update_and_rollback_configs_are_refused_in_docker_s_words(
+    section: str, fields: dict[str, Any], message: str
+) -> None:
+    """Names and orders are read with the spec; the numbers are checked by the manager
+    (``ServiceOps._spec``), whoever sent the spec."""
+    try:
+        request = _request(_with(section, **fields))
+    except InvalidArgument as exc:
+        assert message in str(exc)
+        return
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        (request.rollback if section == "RollbackConfig" else request.update).check(
+            rollback=section == "RollbackConfig"
+        )
 
 
 def test_what_inspect_shows_is_accepted_back() -> None:

@@ -155,7 +155,9 @@ class ContainerRoutes:
         if params.boolean(request.query, "size"):
             raise InvalidArgument("Ferry does not measure container sizes: leave out --size")
         limit = params.integer(request.query, "limit", 0)  # 0 or less: all (Docker)
-        filters = params.filters(request.query, lf.CONTAINER_FILTERS)
+        filters = lf.with_since_before(
+            params.filters(request.query, lf.CONTAINER_FILTERS), request.query
+        )
         # every value is checked, and every before/since resolved (NotFound), whatever
         # ``all`` and ``limit`` say and whatever containers there are: Docker refuses a wrong
         # filter in any case (moby daemon/list.go checks them before it looks at containers)

@@ -18,6 +18,7 @@ from ferry.api.models.system import (
     SystemInfo,
     VersionInfo,
 )
+from ferry.api.routes.not_served import register_not_served
 from ferry.api.server import add_route, json_model
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
@@ -108,6 +109,7 @@ class SystemRoutes:
         add_route(app, "GET", "/_ping", self.ping, allow_head=True)
         add_route(app, "GET", "/version", self.version)
         add_route(app, "GET", "/info", self.info)
+        register_not_served(app)
 
     async def ping(self, _request: web.Request) -> web.Response:
         state = "inactive"
