@@ -74,6 +74,7 @@ GROUPS = {
     "service": ("ferry.cli.service", "service_app"),
     "secret": ("ferry.cli.secrets", "secret_app"),
     "config": ("ferry.cli.secrets", "config_app"),
+    "stack": ("ferry.cli.stack", "stack_app"),
     "image": ("ferry.cli.images", "image_app"),
     "volume": ("ferry.cli.volumes", "volume_app"),
     "container": ("ferry.cli.container_verbs", "container_app"),
