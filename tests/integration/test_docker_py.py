@@ -197,8 +197,16 @@ def test_exec_run_in_a_running_container(client: docker.DockerClient) -> None:
         assert split.output == (b"o\n", b"e\n")
         nobody = box.exec_run(["id", "-un"], user="nobody")
         assert nobody.output == b"nobody\n"
-        streamed = box.exec_run(["sh", "-c", "echo a; echo b"], stream=True)
-        assert b"".join(streamed.output) == b"a\nb\n"
+        # streamed through the socket, which is closed here: docker-py's stream=True generator
+        # never closes its response, so its socket would be left to the garbage collector
+        sock = box.exec_run(["sh", "-c", "echo a; echo b"], socket=True).output
+        raw = getattr(sock, "_sock", sock)  # a SocketIO's socket: closing the SocketIO leaves it
+        try:
+            frames = docker.utils.socket.frames_iter(sock, tty=False)
+            assert b"".join(data for _stream, data in frames) == b"a\nb\n"
+        finally:
+            sock.close()
+            raw.close()
     finally:
         box.remove(force=True)
 
