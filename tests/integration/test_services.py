@@ -276,8 +276,10 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
     # what Ferry does not honour is refused by name, through create and update alike; the
     # defaults the docker CLI sends with any update flag pass, and update sends them back
     refused = lab.exec("h1", "docker", "service", "create", "-d", "--name", "ds5",
-                       "--update-parallelism", "2", TOOLS, "sleep", "100", check=False)  # fmt: skip
-    assert "Ferry does not support UpdateConfig.Parallelism=2" in refused.stderr, refused.stderr
+                       "--restart-window", "10s", TOOLS, "sleep", "100", check=False)  # fmt: skip
+    assert "Ferry does not support TaskTemplate.RestartPolicy.Window=10s" in refused.stderr, (
+        refused.stderr
+    )
     refused = lab.exec("h1", "docker", "service", "update", "-d", "--restart-max-attempts", "2",
                        "--placement-pref-add", "spread=node.labels.x", "dweb",
                        check=False)  # fmt: skip
@@ -285,10 +287,11 @@ def test_the_docker_cli_drives_services(lab: LabRig) -> None:
         "Ferry does not support TaskTemplate.Placement.Preferences, "
         "TaskTemplate.RestartPolicy.MaxAttempts=2"
     ) in refused.stderr, refused.stderr
-    lab.exec("h1", "docker", "service", "update", "-d", "--update-parallelism", "1", "dweb")
+    lab.exec("h1", "docker", "service", "update", "-d", "--update-parallelism", "2", "dweb")
     update = lab.exec("h1", "docker", "service", "inspect", "dweb", "--format",
                       "{{json .Spec.UpdateConfig}}").stdout  # fmt: skip
     assert '"FailureAction":"pause"' in update and '"Order":"stop-first"' in update, update
+    assert '"Parallelism":2' in update, update
     lab.exec("h1", "docker", "service", "rm", "dweb")
     assert "dweb" not in lab.exec("h1", "docker", "service", "ls").stdout
     _docker_secrets_and_configs(lab)
