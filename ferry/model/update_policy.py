@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from ferry.errors import InvalidArgument
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class FailureAction(StrEnum):
@@ -58,17 +61,19 @@ class UpdatePolicy:
 
 
 def failure_action(text: str, rollback: bool = False) -> FailureAction:
-    """Docker's spelling (empty: pause); InvalidArgument in the daemon's words otherwise."""
-    try:
-        return FailureAction(text or FailureAction.PAUSE.value)
-    except ValueError as exc:
-        kind = "rollback" if rollback else "update"
-        raise InvalidArgument(f"unrecognized {kind} failure action {text}") from exc
+    """Docker's spelling (empty: pause); InvalidArgument in the daemon's words otherwise
+    ("unrecognized update failure action X")."""
+    return _parse(FailureAction, text or FailureAction.PAUSE.value, rollback, "failure action")
 
 
 def update_order(text: str, rollback: bool = False) -> UpdateOrder:
+    """Docker's spelling (empty: stop-first); "unrecognized update order X" otherwise."""
+    return _parse(UpdateOrder, text or UpdateOrder.STOP_FIRST.value, rollback, "order")
+
+
+def _parse(enum: type[E], text: str, rollback: bool, what: str) -> E:
     try:
-        return UpdateOrder(text or UpdateOrder.STOP_FIRST.value)
+        return enum(text)
     except ValueError as exc:
         kind = "rollback" if rollback else "update"
-        raise InvalidArgument(f"unrecognized {kind} order {text}") from exc
+        raise InvalidArgument(f"unrecognized {kind} {what} {text}") from exc
