@@ -28,12 +28,18 @@ from ferry.model.container import NetworkChoice
 from ferry.model.network import INGRESS_SANDBOX_IP, EndpointKind, Network
 from ferry.model.service import PublishMode
 from ferry.network.drivers.gwbridge import GatewayBridge
-from ferry.network.ports import INGRESS_IF, INGRESS_TABLE, IngressPort, render_ingress
+from ferry.network.ports import (
+    GATEWAY_IF,
+    INGRESS_IF,
+    INGRESS_TABLE,
+    IngressPort,
+    render_ingress,
+)
 from ferry.reconcile import Reconciler
 
 log = logging.getLogger("ferry.agent.ingress")
 
-GW_IF = "eth1"
+GW_IF = GATEWAY_IF
 
 
 def _links(netns: str) -> set[str]:
@@ -125,7 +131,7 @@ class IngressAgent(Reconciler):
             )  # fmt: skip
             log.info("ingress sandbox attached to the routing mesh", extra=kv(netns=self.netns))
         if GW_IF not in links:
-            await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP)
+            await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP, isolated=False)
         self._sandbox_built = True
 
     def plan(self, ingress: Network) -> list[IngressPort]:

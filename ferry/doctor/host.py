@@ -287,7 +287,7 @@ class HostDoctor:
             return [self._finding("ingress", ingress.netns, "namespace", "present", MISSING)]
         want = nftrules.ingress_rules(ingress.plan(network))
         rules = await asyncio.to_thread(inspect.nft_rules, path, "ip", INGRESS_TABLE)
-        have = nftrules.kernel_rules(rules or [], skip=("postrouting",))
+        have = nftrules.kernel_rules(rules or [], skip=("postrouting", "forward"))
         return diff_sets(self.p.hostname, "ingress", INGRESS_TABLE, want, have)
 
 

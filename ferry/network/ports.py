@@ -32,6 +32,18 @@ from ferry.model.ports import reserved
 HOST_TABLE = "ferry_ports"
 INGRESS_TABLE = "ferry_ingress"
 INGRESS_IF = "eth0"  # the ingress sandbox's interface on the ingress overlay
+GATEWAY_IF = "eth1"  # and its interface on the egress bridge
+# The sandbox's port on the egress bridge is not isolated (a container calling a published
+# port on its own node is bridged to it): it forwards from that side only what it translated
+# for a published port, never a container's packet routed through it to another container or
+# to the ingress overlay.
+_SANDBOX_FORWARD = f"""  chain forward {{
+    type filter hook forward priority filter; policy accept;
+    iifname "{GATEWAY_IF}" ct status dnat accept
+    iifname "{GATEWAY_IF}" ct direction reply accept
+    iifname "{GATEWAY_IF}" drop
+  }}
+"""
 
 
 @dataclass(frozen=True, order=True)
@@ -92,9 +104,10 @@ def render_ingress(ports: Iterable[IngressPort]) -> str:
                 f"{port.protocol} dport {port.published} "
                 f"dnat ip to numgen inc mod {len(port.backends)} map {{ {targets} }}"
             )
+    body = _SANDBOX_FORWARD
     if not rules:
-        return ""
-    body = "  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n"
+        return body
+    body += "  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n"
     body += "".join(f"    {rule}\n" for rule in rules) + "  }\n"
     body += "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"
     body += f'    oifname "{INGRESS_IF}" ct status dnat masquerade\n  }}\n'

@@ -22,6 +22,15 @@ UDP_ECHO = (
 )
 
 
+UDP_LOG = (
+    "import socket\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('', 9999))\n"
+    "while True:\n"
+    "    print(s.recvfrom(2048)[0].decode())\n"
+)
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabRig]:
     with new_lab(hosts=3, clients=1) as rig:
@@ -230,3 +239,60 @@ def test_a_restarted_ferryd_keeps_the_mesh_and_removal_leaves_no_rule(lab: LabRi
         return True
 
     wait_until(no_port_rule, 10, "every rule for port 8080 to go")
+
+
+def test_a_container_reaches_the_published_port_on_its_own_node(lab: LabRig) -> None:
+    """Docker's routing mesh answers a container that calls its own node's address (hairpin
+    through the egress bridge), on a node with a replica (h1) and one without (h3)."""
+    for host in ("h1", "h3"):
+        name = f"hair{host}"
+        lab.ferry(host, "run", "-d", "--network", "front", "--name", name, TOOLS, "sleep", "600")
+        try:
+            for target in ("h1", "h2", "h3"):
+                answer = lab.ferry(host, "exec", name, "curl", "-s", "-m", "3", "-o", "/dev/null",
+                                   "-w", "%{http_code}", f"http://{host_addr(lab, target)}:8080/",
+                                   check=False).stdout  # fmt: skip
+                assert answer == "200", (host, target, answer)
+        finally:
+            lab.ferry(host, "rm", "-f", name, check=False)
+
+
+def test_the_ingress_sandbox_routes_no_container_elsewhere(lab: LabRig) -> None:
+    """The sandbox's port on the egress bridge is reachable by containers (for the hairpin
+    above), so it must forward nothing it did not translate: a container that routes the
+    ingress overlay or another container through it reaches neither."""
+    ingress = [a["Addresses"][0].split("/")[0] for t in running(lab, "web")
+               for a in t["NetworksAttachments"]
+               if a["Network"]["Spec"]["Name"] == "ingress"]  # fmt: skip
+    assert ingress, running(lab, "web")
+    lab.ferry("h1", "run", "-d", "--network", "front", "--name", "router", "--cap-add",
+              "NET_ADMIN", TOOLS, "sleep", "600")  # fmt: skip
+    # another container, on the egress bridge too (its second interface), logging what
+    # reaches it: one-way datagrams show a forward even when no reply could come back
+    lab.ferry("h1", "run", "-d", "--network", "front", "--name", "victim", TOOLS, "python3",
+              "-u", "-c", UDP_LOG)  # fmt: skip
+    try:
+        shown = lab.ferry("h1", "exec", "victim", "ip", "-4", "-o", "addr", "show", "eth1").stdout
+        victim = shown.split()[3].split("/")[0]
+        assert victim.startswith("172.18."), shown
+        send = (
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            f"[s.sendto(b'through-the-sandbox', ('{victim}', 9999)) for _ in range(5)]"
+        )
+        script = (
+            f"ip route add {ingress[0]}/32 via 172.18.0.2 && "
+            f'ip route add {victim}/32 via 172.18.0.2 && python3 -c "{send}" && '
+            f"curl -s -m 3 -o /dev/null -w %{{http_code}} http://{ingress[0]}:80/"
+        )
+        tried = lab.ferry("h1", "exec", "router", "sh", "-c", script, check=False)
+        assert tried.stdout == "000", tried
+        direct = (
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.sendto(b'marker', ('127.0.0.1', 9999))"
+        )  # the log works: it shows this
+        lab.ferry("h1", "exec", "victim", "python3", "-c", direct)
+        wait_until(lambda: "marker" in lab.ferry("h1", "logs", "victim").stdout, 10, "marker")
+        assert "through-the-sandbox" not in lab.ferry("h1", "logs", "victim").stdout
+    finally:
+        for name in ("router", "victim"):
+            lab.ferry("h1", "rm", "-f", name, check=False)

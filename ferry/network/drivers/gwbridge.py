@@ -81,10 +81,19 @@ class GatewayBridge:
             nft.run(replace_table("ip", EGRESS_TABLE, EGRESS_RULES))
 
     async def attach(
-        self, netns: Path, ifname: str, ip: str = "", *, default_route: bool = True
+        self,
+        netns: Path,
+        ifname: str,
+        ip: str = "",
+        *,
+        default_route: bool = True,
+        isolated: bool = True,
     ) -> AttachedEndpoint:
         """Give the namespace an interface on the bridge (and, unless told not to, its default
-        route)."""
+        route). ``isolated``: its port reaches no other isolated port (every container's);
+        only the ingress sandbox's is not, so a container calling a published port on its own
+        node is bridged to the sandbox after the host's DNAT, and the reply comes back
+        through the same translation (Docker's mesh answers that call too)."""
         await self.ensure()
         async with self._lock:
             taken = self._in_use | {INGRESS_SANDBOX_IP}
@@ -100,14 +109,16 @@ class GatewayBridge:
                 mac=ipam.mac_for(address),
                 ifname=ifname,
             )
-            await self._kernel.run(self._attach, netns, attached, default_route)
+            await self._kernel.run(self._attach, netns, attached, default_route, isolated)
             self._in_use.add(address)
         return attached
 
-    def _attach(self, netns: Path, ep: AttachedEndpoint, default_route: bool) -> None:
+    def _attach(
+        self, netns: Path, ep: AttachedEndpoint, default_route: bool, isolated: bool
+    ) -> None:
         leg = Leg(
             veth_name(ep.ep_id), ep.ifname, ep.mac, f"{ep.ip}/{ep.prefixlen}", GWBRIDGE,
-            isolated=True, gateway=GWBRIDGE_GATEWAY if default_route else "",
+            isolated=isolated, gateway=GWBRIDGE_GATEWAY if default_route else "",
         )  # fmt: skip
         with Netlink() as host:
             plug(host, netns, leg)
