@@ -149,16 +149,34 @@ def _lines(svc: dict[str, Any], tasks: list[dict[str, Any]]) -> list[str]:
     running, desired = status.get("RunningTasks", 0), status.get("DesiredTasks", 0)
     lines = [f"overall progress: {running} out of {desired} tasks"]
     for task in live:
-        label = f"{task['Slot']}/{len(live)}" if task["Slot"] else task["NodeID"][:12]
+        label = f"{task['Slot']}/{desired}" if task["Slot"] else task["NodeID"][:12]
         state = task["Status"]["State"]
         detail = task["Status"]["Err"] or (task["Status"]["Message"] if state == "pending" else "")
         lines.append(f"{label}: {state:<9} {detail}".rstrip())
     return lines
 
 
-def wait_converged(api: ApiClient, svc_id: str, *, quiet: bool = False) -> None:
+def _halted(svc: dict[str, Any], rollback: bool) -> str:
+    """Why waiting is over though the service has not converged, in the docker CLI's words
+    (``cli/command/service/progress``): a paused update or rollback, or an update that rolled
+    itself back; "" otherwise."""
+    status = svc.get("UpdateStatus") or {}
+    state, message = status.get("State", ""), status.get("Message", "")
+    if state == "paused":
+        return f"service update paused: {message}"
+    if state == "rollback_paused":
+        return f"service rollback paused: {message}"
+    if state in ("rollback_started", "rollback_completed") and not rollback:
+        return f"service rolled back: {message}"
+    return ""
+
+
+def wait_converged(
+    api: ApiClient, svc_id: str, *, quiet: bool = False, rollback: bool = False
+) -> None:
     """Until the service converges, showing each slot's progress (none with ``quiet``, as
-    Docker's ``-q`` still waits, silently); exits 1 when it cannot converge."""
+    Docker's ``-q`` still waits, silently); exits 1 when it cannot converge, or at once when
+    the update (``rollback``: the rollback) pauses or rolls back."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_S
     started = time.monotonic()
     tty = sys.stdout.isatty() and not quiet
@@ -180,6 +198,12 @@ def wait_converged(api: ApiClient, svc_id: str, *, quiet: bool = False) -> None:
                     print("\n".join(lines))
                 print("verify: Service converged")
             return
+        halted = _halted(svc, rollback)
+        if halted:
+            if not tty and not quiet:
+                print("\n".join(lines))
+            print(f"Error: {halted}", file=sys.stderr)
+            raise typer.Exit(1)
         reason = _stuck(tasks, started)
         if reason or time.monotonic() > deadline:
             if not tty and not quiet:
@@ -737,7 +761,7 @@ def rollback(
     svc_id = _update(api, service, lambda _spec: None, query={"rollback": "previous"})
     print(service)
     if not detach:
-        wait_converged(api, svc_id, quiet=quiet)
+        wait_converged(api, svc_id, quiet=quiet, rollback=True)
 
 
 @service_app.command("rm")

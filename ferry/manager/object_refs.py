@@ -46,7 +46,10 @@ def check_exist(view: ClusterView, spec: ServiceSpec) -> None:
 
 def claims(view: ClusterView, spec: ServiceSpec, svc_id: str) -> tuple[list[Put], list[Expect]]:
     """What a commit of ``spec`` (service ``svc_id``) adds: a write to each named object's
-    use key, and the expectation that the object is as ``check_exist`` saw it."""
+    use key, and the expectation that the object is as the mirror holds it now. Checks again
+    that each exists (InvalidArgument as ``check_exist``): a commit retried after a lost race
+    must not expect a removed object's key to be absent, which would pass."""
+    check_exist(view, spec)
     ops: list[Put] = []
     expect: list[Expect] = []
     for obj_id, kind in sorted({(r.obj_id, r.kind) for r in refs_of(spec)}):

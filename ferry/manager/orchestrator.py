@@ -187,6 +187,13 @@ def progress(service: Service, tasks: list[Task], nodes: Iterable[Candidate]) ->
     else:
         desired = service.spec.replicas
     updating = any(t.spec_version < service.spec_version for t in counted)
+    if not updating and service.rolled_at and service.rolled_at == service.updated_at:
+        # swarmkit reports an update complete only once every slot runs the new spec: the
+        # docker CLI stops waiting at "completed"
+        version = service.spec_version
+        current = sum(1 for t in counted
+                      if t.spec_version == version and t.state == TaskState.RUNNING)  # fmt: skip
+        updating = current < desired
     return Progress(running, desired, updating)
 
 

@@ -319,6 +319,9 @@ class ServiceOps:
             if revision is not None:
                 await self._feed.wait_for(revision)
                 return svc
+            if use_expect:  # a secret or config may be gone: look again once the mirror knows
+                _, now = await self._store.list_prefix(keys.OBJECT_USES)
+                await self._feed.wait_for(now)
         raise Conflict("the cluster keeps changing while the service is created; retry")
 
     async def _plan_vip(

@@ -152,3 +152,22 @@ def test_a_network_option_ferry_does_not_take_is_refused(given: str) -> None:
     with pytest.raises(typer.Exit) as exited:
         service_cli.network_attachment(given)
     assert exited.value.exit_code == 2
+
+
+def test_waiting_ends_at_once_on_a_paused_or_rolled_back_update_in_docker_s_words() -> None:
+    from ferry.cli.service import _halted, _lines
+
+    def svc(state: str, message: str = "why") -> dict[str, Any]:
+        return {"UpdateStatus": {"State": state, "Message": message}}
+
+    assert _halted(svc("paused"), rollback=False) == "service update paused: why"
+    assert _halted(svc("rollback_paused"), rollback=True) == "service rollback paused: why"
+    assert _halted(svc("rollback_started"), rollback=False) == "service rolled back: why"
+    assert _halted(svc("rollback_started"), rollback=True) == ""  # what a rollback waits for
+    assert _halted(svc("updating"), rollback=False) == ""
+    assert _halted({}, rollback=False) == ""
+    # each slot is shown out of the replicas asked for, as the docker CLI's "2/3"
+    shown = {"ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 3}}
+    task = {"Slot": 2, "NodeID": "n1", "DesiredState": "running",
+            "Status": {"State": "running", "Err": "", "Message": ""}}  # fmt: skip
+    assert _lines(shown, [task]) == ["overall progress: 1 out of 3 tasks", "2/3: running"]

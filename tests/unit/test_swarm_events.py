@@ -117,14 +117,15 @@ def test_an_update_says_its_state_when_it_starts_and_when_its_tasks_are_done() -
 
 def test_the_publisher_follows_an_update_through_the_tasks() -> None:
     mirror = Mirror(MANAGER_TYPES)
-    rolled = replace(WEB, spec_version=2, rolled_at="2026-01-01T00:00:01Z",
+    one = replace(WEB, spec=replace(WEB.spec, replicas=1))  # the one task below
+    rolled = replace(one, spec_version=2, rolled_at="2026-01-01T00:00:01Z",
                      updated_at="2026-01-01T00:00:01Z")  # fmt: skip
     old_task = Task("t1", "s1", "web", 1, WEB.spec.template, 1, state=TaskState.RUNNING,
                     node_id="n2")  # fmt: skip
     session = NodeSession("n2", 7, "n1", "2026-01-01T00:00:00Z")
     mirror.reset(
         [
-            (keys.service("s1"), encode(WEB), 2), (keys.task("t1"), encode(old_task), 2),
+            (keys.service("s1"), encode(one), 2), (keys.task("t1"), encode(old_task), 2),
             (keys.node("n2"), encode(H2), 2), (keys.session("n2"), encode(session), 2),
         ],
         2,
@@ -135,5 +136,9 @@ def test_the_publisher_follows_an_update_through_the_tasks() -> None:
     publisher.changed(frozenset())
     mirror.apply([(keys.service("s1"), encode(rolled), 3)])  # the update: t1 is of version 1
     new_task = replace(old_task, task_id="t2", spec_version=2)
-    mirror.apply([(keys.task("t1"), None, 4), (keys.task("t2"), encode(new_task), 4)])
+    starting = replace(new_task, state=TaskState.STARTING)
+    mirror.apply([(keys.task("t1"), None, 4), (keys.task("t2"), encode(starting), 4)])
+    assert [e[3].get("updatestate.new") for e in published] == ["updating"]
+    # completed only once the new task runs (swarmkit: every slot on the new spec)
+    mirror.apply([(keys.task("t2"), encode(new_task), 5)])
     assert [e[3].get("updatestate.new") for e in published] == ["updating", "completed"]

@@ -16,7 +16,7 @@ from ferry.errors import Forbidden, InvalidArgument, NotFound
 from ferry.manager.networks import NetworkOps
 from ferry.manager.secrets import ObjectOps
 from ferry.manager.services import ServiceOps, ServiceRequest
-from ferry.manager.store import Put, keys
+from ferry.manager.store import Delete, Put, keys
 from ferry.manager.task_files import TaskFiles
 from ferry.model.codec import encode
 from ferry.model.service import ContainerTemplate, Task, TaskOptions, TaskState
@@ -220,12 +220,18 @@ async def test_a_service_named_after_the_removal_looked_cannot_slip_past(rig: Ma
     stale = rig.view.entity_version(keys.OBJECT_USES + db.obj_id)
     await services.create(_web(secret("db", obj_id=db.obj_id)))
     assert rig.view.entity_version(keys.OBJECT_USES + db.obj_id) != stale
-    # and the service side: an object removed meanwhile fails the service's commit
+    # and the service side: an object removed meanwhile fails the service's commit, and the
+    # retry (the mirror now without it) is refused instead of expecting the key absent
     from ferry.manager import object_refs
 
-    ops, expect = object_refs.claims(rig.view, services.find("web").spec, "x")
-    await rig.store.commit([Put(keys.SWARM_SECRETS + db.obj_id, b"{}")])  # changed meanwhile
+    spec = services.find("web").spec
+    ops, expect = object_refs.claims(rig.view, spec, "x")
+    revision = await rig.store.commit([Delete(keys.SWARM_SECRETS + db.obj_id)])  # removed
+    assert revision is not None
     assert await rig.store.commit(ops, expect) is None
+    await rig.feed.wait_for(revision)
+    with pytest.raises(InvalidArgument, match=r"^secret not found: db$"):
+        object_refs.claims(rig.view, spec, "x")
 
 
 async def test_only_the_node_running_the_task_gets_its_files(rig: ManagerRig) -> None:
