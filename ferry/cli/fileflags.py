@@ -46,9 +46,11 @@ def parse_ref(text: str, kind: str) -> dict[str, Any]:
     else:
         for part in text.split(","):
             key, sep, value = part.partition("=")
-            wanted = _KEYS.get(key.strip().lower())
-            if not sep or wanted is None:
+            if not sep:
                 raise InvalidArgument(f"invalid field '{part}' must be a key=value pair")
+            wanted = _KEYS.get(key.strip().lower())
+            if wanted is None:  # the docker CLI's words (opts.SecretOpt / ConfigOpt)
+                raise InvalidArgument(f"invalid field in {kind} request: {key.strip()}")
             fields[wanted] = value.strip()
     source = fields.get("source", "")
     if not source:

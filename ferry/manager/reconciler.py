@@ -231,7 +231,7 @@ class ServiceReconciler(Reconciler):
             return [Delete(keys.task(action.task_id)), *self._release(action.task_id)], []
         if isinstance(action, RetireTask):
             return self._retire(action)
-        return self._stop(action)
+        return self._stop(action, load if svc is not None else None)
 
     def _adopt(self, action: AdoptTask) -> Group:
         task = self._view.task(action.task_id)
@@ -248,10 +248,12 @@ class ServiceReconciler(Reconciler):
         retired = replace(done, desired=TaskState.SHUTDOWN)
         return [Put(keys.task(done.task_id), encode(retired))], []
 
-    def _stop(self, action: StopTask) -> Group:
+    def _stop(self, action: StopTask, load: Load | None) -> Group:
         task = self._view.task(action.task_id)
         if task is None:
             return [], []
+        if load is not None and task.live and task.node_id:
+            load.drop(task.node_id, True, reserves(task.template))
         stopped = replace(
             task, desired=TaskState.SHUTDOWN, message=action.message, updated_at=now_iso()
         )

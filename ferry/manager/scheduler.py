@@ -119,6 +119,15 @@ class Load:
         self.cpu[node_id] = self.cpu.get(node_id, 0) + reserves[0]
         self.memory[node_id] = self.memory.get(node_id, 0) + reserves[1]
 
+    def drop(self, node_id: str, same_service: bool, reserves: Reserve = (0, 0)) -> None:
+        """A live task stopped in the same pass: its node counts it no more (a rolling
+        update's replacement then goes where the old one was, keeping the spread)."""
+        self.total[node_id] = max(self.total.get(node_id, 0) - 1, 0)
+        if same_service:
+            self.of_service[node_id] = max(self.of_service.get(node_id, 0) - 1, 0)
+        self.cpu[node_id] = max(self.cpu.get(node_id, 0) - reserves[0], 0)
+        self.memory[node_id] = max(self.memory.get(node_id, 0) - reserves[1], 0)
+
     def fits(self, node: Node, reserves: Reserve) -> bool:
         """Whether ``reserves`` fits in what ``node`` has left (Docker: NanoCPUs and
         MemoryBytes of the node's description)."""

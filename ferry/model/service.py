@@ -14,7 +14,7 @@ from ferry.model.runopts import (
     check_user,
     normalise_cap,
 )
-from ferry.model.task_files import FileKind, FileRef, check_refs
+from ferry.model.task_files import FileKind, FileRef, check_nesting, check_refs
 from ferry.model.update_policy import UpdatePolicy
 
 MAX_REPLICAS = 1000
@@ -80,6 +80,7 @@ class TaskOptions:
     def check(self) -> None:
         check_refs(self.secrets, FileKind.SECRET)
         check_refs(self.configs, FileKind.CONFIG)
+        check_nesting([r.path for r in (*self.secrets, *self.configs)])
         both = {r.path for r in self.secrets} & {r.path for r in self.configs}
         if both:  # two bind mounts on one file: the container would see only one
             raise InvalidArgument(

@@ -18,6 +18,11 @@ from enum import StrEnum
 from ferry.errors import InvalidArgument
 
 SECRETS_DIR = "/run/secrets"
+MAX_ID = 4294967294  # the largest uid or gid the kernel takes ((uid_t)-1 means "none")
+# where a file cannot be bound: the root, the secrets' own directory, and the filesystems the
+# runtime mounts itself (runc refuses binds inside /proc; /dev and /sys are its own)
+_NO_FILE_HERE = ("/", SECRETS_DIR)
+_RUNTIME_DIRS = ("/proc", "/sys", "/dev")
 DEFAULT_MODE = 0o444  # the docker CLI's default for --secret and --config
 
 
@@ -60,11 +65,19 @@ def check_refs(refs: tuple[FileRef, ...], kind: FileKind) -> None:
                 f"malformed file {kind.value} reference, invalid target file name provided"
             )
         for field, value in (("uid", ref.uid), ("gid", ref.gid)):
-            if not value.isdigit():
+            if not value.isdigit() or int(value) > MAX_ID:
                 raise InvalidArgument(
                     f"invalid {kind.value} reference {ref.obj_name}: {field} {value!r} is "
-                    "not a number (numeric ids only, as Docker's daemon reads them)"
+                    f"not a number from 0 to {MAX_ID} (numeric ids only, as Docker's daemon "
+                    "reads them)"
                 )
+        path = ref.path
+        if path in _NO_FILE_HERE or any(path == d or path.startswith(d + "/")
+                                        for d in _RUNTIME_DIRS):  # fmt: skip
+            raise InvalidArgument(
+                f"invalid {kind.value} reference {ref.obj_name}: target {path} cannot be a "
+                f"file (it is / or {SECRETS_DIR}, or inside /proc, /sys or /dev)"
+            )
         if not 0 <= ref.mode <= 0o777:
             raise InvalidArgument(
                 f"invalid {kind.value} reference {ref.obj_name}: mode {ref.mode:o} is not a "
@@ -76,3 +89,15 @@ def check_refs(refs: tuple[FileRef, ...], kind: FileKind) -> None:
                 f"conflicting target: '{ref.name}'"
             )
         seen[ref.path] = ref.obj_name
+    check_nesting([r.path for r in refs])
+
+
+def check_nesting(paths: list[str]) -> None:
+    """No file inside another's path: ``/run/secrets/a`` and ``/run/secrets/a/b`` cannot both
+    be files (InvalidArgument)."""
+    for path in paths:
+        for other in paths:
+            if other.startswith(path + "/"):
+                raise InvalidArgument(
+                    f"conflicting targets: '{other}' would be inside the file '{path}'"
+                )

@@ -154,3 +154,34 @@ async def test_a_new_leader_plans_nothing_until_its_mirror_shows_its_term(rig: M
     await rig.feed.wait_for(revision)
     await leader.reconcile()
     assert [t.state for t in tasks_of(rig, "web")] == [TaskState.ASSIGNED]
+
+
+async def test_a_rolling_update_keeps_the_spread(rig: ManagerRig) -> None:
+    """Issue 12: each replacement goes where the task it replaces was (the stopped task no
+    longer counts on its node in the same pass), so 3 replicas on 3 nodes stay 1 per node."""
+    from ferry.model.update_policy import UpdatePolicy
+
+    services, leader = await rig_up(rig, "h1", "h2", "h3")
+    web = ServiceRequest("web", "tools", ("sleep", "1"), replicas=3,
+                         update=UpdatePolicy(parallelism=1))  # fmt: skip
+    await services.create(web)
+    # another service's task makes h1 the busiest node overall
+    await services.create(ServiceRequest("other", "tools", ("sleep", "1"),
+                                         constraints=("node.hostname==h1",)))  # fmt: skip
+    await leader.reconcile()
+
+    async def run_all() -> None:
+        for task in tasks_of(rig, "web"):
+            if task.live and task.state != TaskState.RUNNING:
+                await services.task_status(task.node_id, task.task_id, TaskState.RUNNING)
+
+    await run_all()
+    assert sorted(t.node_id for t in tasks_of(rig, "web") if t.live) == ["n1", "n2", "n3"]
+    for env in (("V=1",), ("V=2",)):
+        await services.update("web", None, replace(web, env=env), None)
+        for _batch in range(3):
+            await leader.reconcile()
+            await run_all()
+        live = [t for t in tasks_of(rig, "web") if t.live]
+        assert all(t.template.env == env for t in live), live
+        assert sorted(t.node_id for t in live) == ["n1", "n2", "n3"], live

@@ -83,6 +83,22 @@ def test_files_land_where_docker_puts_them(ref: FileRef, path: str) -> None:
         ),
         (TaskOptions(secrets=(secret("db", uid="root"),)), "uid 'root' is not a number"),
         (TaskOptions(secrets=(secret("db", mode=0o1777),)), "mode 1777 is not a file mode"),
+        (
+            TaskOptions(secrets=(secret("db", uid="99999999999999999999"),)),
+            "not a number from 0 to 4294967294",
+        ),
+        (TaskOptions(secrets=(secret("db", "/proc/x"),)), "target /proc/x cannot be a file"),
+        (TaskOptions(configs=(config("c", "/sys/kernel/x"),)), "cannot be a file"),
+        (TaskOptions(configs=(config("c", "/dev/null"),)), "cannot be a file"),
+        (TaskOptions(secrets=(secret("db", "/run/secrets"),)), "cannot be a file"),
+        (
+            TaskOptions(secrets=(secret("a", "a"), secret("b", "a/b", obj_id="s2"))),
+            "'/run/secrets/a/b' would be inside the file '/run/secrets/a'",
+        ),
+        (
+            TaskOptions(secrets=(secret("a", "/etc/app"),), configs=(config("c", "/etc/app/x"),)),
+            "would be inside the file",
+        ),
     ],
 )
 def test_references_are_checked_in_swarmkit_s_words(
@@ -149,8 +165,10 @@ def test_flags_read_as_the_docker_cli_reads_them() -> None:
     assert full == {"File": {"Name": "pw", "UID": "33", "GID": "34", "Mode": 0o400}, "Name": "db"}
     with pytest.raises(InvalidArgument, match="source is required"):
         parse_ref("target=pw", "secret")
-    with pytest.raises(InvalidArgument, match="invalid field 'bogus=1'"):
+    with pytest.raises(InvalidArgument, match=r"^invalid field in config request: bogus$"):
         parse_ref("source=db,bogus=1", "config")
+    with pytest.raises(InvalidArgument, match="must be a key=value pair"):
+        parse_ref("source=db,bogus", "secret")
 
 
 # the manager: existence, removal while in use, hand-over --------------------------------------

@@ -77,8 +77,10 @@ class SwarmSpec(DockerModel):
         value = (self.CAConfig or {}).get(CERT_EXPIRY[1])
         if value in (None, 0):
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidArgument(f"invalid CAConfig.NodeCertExpiry: {value!r}")
+        if value < 0:  # swarmkit's words for anything under its minimum
+            raise InvalidArgument("minimum certificate expiry time is: 1h0m0s")
         return value // NS
 
     @classmethod

@@ -251,6 +251,6 @@ def _refuse_unsupported(spec: SwarmSpec) -> None:
     if asked:
         raise InvalidArgument(
             f"swarm setting(s) {', '.join(asked)} not supported: Ferry runs the settings "
-            "'ferry swarm inspect' shows; of the spec it changes autolock and the task history "
-            "limit only"
+            "'ferry swarm inspect' shows; of the spec it changes autolock, the task history "
+            "limit and the node certificates' expiry only"
         )
