@@ -2,7 +2,8 @@
 
 On each network, an endpoint answers to its owner's name, its aliases and its hostname, also
 qualified with the network's name (``app2.my_overlay``). A service answers with its VIP, or with
-its running tasks' addresses in dnsrr mode; ``tasks.<service>`` always lists the running tasks;
+its running tasks' addresses in dnsrr mode; ``tasks.<service>`` (and ``tasks.<alias>`` for
+each of its aliases there) always lists the running tasks;
 a task that is not running is not in DNS at all. A container sees only the networks it is
 attached to: that is what isolates name resolution between overlays. A name a service holds
 (its VIP, its tasks) is answered by the service alone: a container that holds the same name on
@@ -56,14 +57,20 @@ class NameTable:
         served: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         others: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         reverse: dict[str, dict[str, str]] = defaultdict(dict)
-        for ep in sorted(self._endpoints(), key=lambda e: (e.net_id, e.ip)):
+        endpoints = sorted(self._endpoints(), key=lambda e: (e.net_id, e.ip))
+        # a service's aliases on a network (its VIP's): ``tasks.<alias>`` lists its tasks too,
+        # as libnetwork adds "tasks."+alias (a stack's ``tasks.web``)
+        aliases = {(ep.net_id, ep.service): ep.aliases for ep in endpoints
+                   if ep.kind == EndpointKind.VIP}  # fmt: skip
+        for ep in endpoints:
             if ep.kind == EndpointKind.SANDBOX:
                 continue
             labels: tuple[str, ...] = (ep.name, *ep.aliases, ep.hostname)
             if ep.kind == EndpointKind.TASK:
                 if ep.owner_id not in running:
                     continue
-                labels += (f"tasks.{ep.service}",)
+                known = (*aliases.get((ep.net_id, ep.service), ()), *ep.aliases)
+                labels += tuple(f"tasks.{name}" for name in (ep.service, *known))
                 if ep.service in dnsrr:
                     labels += (ep.service,)
             net_name = names.get(ep.net_id, "")

@@ -68,7 +68,18 @@ def test_invalidate_picks_up_changes() -> None:
 
 def test_services_resolve_to_the_vip_or_in_dnsrr_mode_to_running_tasks() -> None:
     endpoints = [
-        Endpoint("v", "blue", "", "10.0.0.20", "m", EndpointKind.VIP, "svc", "api", service="api"),
+        Endpoint(
+            "v",
+            "blue",
+            "",
+            "10.0.0.20",
+            "m",
+            EndpointKind.VIP,
+            "svc",
+            "api",
+            aliases=("backend",),
+            service="api",
+        ),  # fmt: skip
         Endpoint(
             "t1",
             "blue",
@@ -107,6 +118,10 @@ def test_services_resolve_to_the_vip_or_in_dnsrr_mode_to_running_tasks() -> None
                       lambda: {"task1", "task3"}, lambda: {"rr"})  # fmt: skip
     assert names.lookup("c-blue", "api") == ("10.0.0.20",)
     assert names.lookup("c-blue", "tasks.api") == ("10.0.0.21",)  # task2 is not running
+    # a service alias (a stack's short name): the VIP, and tasks.<alias> its running tasks
+    assert names.lookup("c-blue", "backend") == ("10.0.0.20",)
+    assert names.lookup("c-blue", "tasks.backend") == ("10.0.0.21",)
+    assert names.lookup("c-blue", "tasks.backend.blue") == ("10.0.0.21",)
     assert names.lookup("c-blue", "api.2.task2") is None
     assert names.lookup("c-blue", "rr") == ("10.0.0.23",)
     assert names.lookup("c-blue", "tasks.rr") == ("10.0.0.23",)
