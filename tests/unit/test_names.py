@@ -79,7 +79,7 @@ def test_services_resolve_to_the_vip_or_in_dnsrr_mode_to_running_tasks() -> None
             "api",
             aliases=("backend",),
             service="api",
-        ),  # fmt: skip
+        ),
         Endpoint(
             "t1",
             "blue",
