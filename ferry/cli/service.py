@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from typing import Annotated, Any
@@ -651,6 +652,10 @@ def update(
     with_registry_auth: Annotated[
         bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
     ] = False,
+    args: Annotated[str | None, typer.Option("--args", help="Service command args")] = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Rollback to previous specification")
+    ] = False,
     secret_add: Annotated[
         list[str] | None, typer.Option("--secret-add", help="Add or update a secret")
     ] = None,
@@ -693,6 +698,8 @@ def update(
             spec["Mode"]["Replicated"]["Replicas"] = replicas
         if image is not None:
             container["Image"] = image
+        if args is not None:  # the docker CLI splits it as a shell would
+            container["Args"] = shlex.split(args)
         container["Env"] = _changed_env(container.get("Env") or [], env_rm or [], env_add or [])
         ports = spec["EndpointSpec"].get("Ports") or []
         for text in publish_rm or []:
@@ -732,6 +739,9 @@ def update(
     files = FileFlags(list(secret_add or []), list(secret_rm or []), list(config_add or []),
                       list(config_rm or []))  # fmt: skip
     rolls = _roll_flags(locals())
+    if rollback:  # the docker CLI's update --rollback: the previous spec, nothing else
+        _roll_back(service, detach=detach, quiet=False)
+        return
     api = client()
     # as the docker CLI: a new --image is pinned to its digest (unless --no-resolve-image)
     query = {"queryRegistry": image is not None and not no_resolve_image}
@@ -756,6 +766,10 @@ def rollback(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress progress output")] = False,
 ) -> None:
     """Revert changes to a service's configuration (its spec before the last update)."""
+    _roll_back(service, detach=detach, quiet=quiet)
+
+
+def _roll_back(service: str, *, detach: bool, quiet: bool) -> None:
     api = client()
     # as the docker CLI: the current spec is sent, the manager takes the previous one whole
     svc_id = _update(api, service, lambda _spec: None, query={"rollback": "previous"})

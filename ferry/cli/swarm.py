@@ -21,6 +21,7 @@ from ferry.cli.common import (
     remove_each,
 )
 from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
+from ferry.model.runopts import parse_duration
 
 swarm_app = typer.Typer(rich_markup_mode=None, help="Manage the swarm.", no_args_is_help=True)
 node_app = typer.Typer(rich_markup_mode=None, help="Manage swarm nodes.", no_args_is_help=True)
@@ -103,17 +104,30 @@ def update(
             help="Change manager autolocking setting: --autolock=true|false",
         ),
     ] = None,
+    task_history_limit: Annotated[
+        int | None, typer.Option("--task-history-limit", help="Task history retention limit")
+    ] = None,
+    cert_expiry: Annotated[
+        str | None, typer.Option("--cert-expiry", help="Validity period for node certificates")
+    ] = None,
 ) -> None:
     """Update the swarm."""
-    if autolock is None:
-        fail("nothing to update: give --autolock=true|false", 2)
-    if autolock not in ("true", "false"):
+    if autolock is None and task_history_limit is None and cert_expiry is None:
+        fail("nothing to update: give --autolock, --task-history-limit or --cert-expiry", 2)
+    if autolock not in (None, "true", "false"):
         fail(f"invalid argument {autolock!r} for --autolock: use true or false", 2)
     api = client()
     swarm: dict[str, Any] = api.get("/swarm")
     spec = dict(swarm["Spec"])
     before = bool((spec.get("EncryptionConfig") or {}).get("AutoLockManagers"))
-    spec["EncryptionConfig"] = {"AutoLockManagers": autolock == "true"}
+    if autolock is not None:
+        spec["EncryptionConfig"] = {"AutoLockManagers": autolock == "true"}
+    if task_history_limit is not None:
+        spec["Orchestration"] = {**(spec.get("Orchestration") or {}),
+                                 "TaskHistoryRetentionLimit": task_history_limit}  # fmt: skip
+    if cert_expiry is not None:
+        expiry = round(parse_duration(cert_expiry, "--cert-expiry") * 1_000_000_000)
+        spec["CAConfig"] = {**(spec.get("CAConfig") or {}), "NodeCertExpiry": expiry}
     api.post("/swarm/update", spec, version=swarm["Version"]["Index"])
     print("Swarm updated.")
     if autolock == "true" and not before:

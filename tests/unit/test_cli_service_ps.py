@@ -171,3 +171,57 @@ def test_waiting_ends_at_once_on_a_paused_or_rolled_back_update_in_docker_s_word
     task = {"Slot": 2, "NodeID": "n1", "DesiredState": "running",
             "Status": {"State": "running", "Err": "", "Message": ""}}  # fmt: skip
     assert _lines(shown, [task]) == ["overall progress: 1 out of 3 tasks", "2/3: running"]
+
+
+def test_service_update_rollback_and_args_as_the_docker_cli(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = RollbackApi()
+    monkeypatch.setattr(service_cli, "client", lambda *a, **k: fake)
+    result = CliRunner().invoke(app, ["service", "update", "-d", "--rollback", "web"])
+    assert result.exit_code == 0, result.output
+    assert fake.calls == [("POST", "/services/s1/update", {"rollback": "previous", "version": 7})]
+
+    class ArgsApi(RollbackApi):
+        def get(self, path: str, **_query: Any) -> Any:
+            spec = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Args": ["x"]}},
+                    "EndpointSpec": {}, "Mode": {"Replicated": {"Replicas": 1}}}  # fmt: skip
+            return {"ID": "s1", "Version": {"Index": 7}, "Spec": spec}
+
+        def call(self, method: str, path: str, **kwargs: Any) -> Any:
+            self.calls.append((method, path, kwargs["body"]))
+            return {"Warnings": []}
+
+    args_api = ArgsApi()
+    monkeypatch.setattr(service_cli, "client", lambda *a, **k: args_api)
+    result = CliRunner().invoke(app, ["service", "update", "-d", "--args", "sh -c 'exit 3'", "web"])
+    assert result.exit_code == 0, result.output
+    sent = args_api.calls[0][2]["TaskTemplate"]["ContainerSpec"]["Args"]
+    assert sent == ["sh", "-c", "exit 3"]
+
+
+def test_swarm_update_sends_the_history_limit_and_cert_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ferry.cli import swarm as swarm_cli
+
+    posted: list[Any] = []
+
+    class SwarmApi:
+        def get(self, path: str, **_query: Any) -> Any:
+            return {"Version": {"Index": 3}, "Spec": {"Orchestration": {}, "CAConfig": {},
+                                                      "EncryptionConfig": {}}}  # fmt: skip
+
+        def post(self, path: str, body: Any, **query: Any) -> Any:
+            posted.append((path, body, query))
+            return None
+
+    monkeypatch.setattr(swarm_cli, "client", lambda *a, **k: SwarmApi())
+    result = CliRunner().invoke(
+        app, ["swarm", "update", "--task-history-limit", "2", "--cert-expiry", "48h"]
+    )
+    assert result.exit_code == 0, result.output
+    [(path, body, query)] = posted
+    assert (path, query) == ("/swarm/update", {"version": 3})
+    assert body["Orchestration"] == {"TaskHistoryRetentionLimit": 2}
+    assert body["CAConfig"] == {"NodeCertExpiry": 48 * 3600 * 10**9}
