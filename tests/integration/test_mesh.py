@@ -215,32 +215,6 @@ def test_network_ls_shows_ingress_the_egress_bridge_and_overlays(lab: LabRig) ->
         assert driver in line and scope in line
 
 
-def test_a_restarted_ferryd_keeps_the_mesh_and_removal_leaves_no_rule(lab: LabRig) -> None:
-    from ferry.lab import lab as labmod
-
-    target = host_addr(lab, "h3")
-    labmod.stop_ferryd(lab.topo, "h3")
-    try:
-        assert from_client(lab, f"curl -s -m 3 http://{target}:8080/; echo")  # no ferryd on h3
-    finally:
-        labmod.start_ferryd(lab.topo, "h3")
-    assert from_client(lab, f"curl -s -m 3 http://{target}:8080/; echo")
-    lab.ferry("h1", "service", "rm", "web")
-
-    def no_port_rule() -> bool:
-        for host in ("h1", "h2", "h3"):
-            netns = nsfs.netns_path(f"{lab.name}-{host}")
-            ruleset = subprocess.run(
-                ["nsenter", f"--net={netns}", "nft", "list", "ruleset"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            if "8080" in ruleset:
-                return False
-        return True
-
-    wait_until(no_port_rule, 10, "every rule for port 8080 to go")
-
-
 def test_a_container_reaches_the_published_port_on_its_own_node(lab: LabRig) -> None:
     """Docker's routing mesh answers a container that calls its own node's address (hairpin
     through the egress bridge), on a node with a replica (h1) and one without (h3)."""
@@ -296,3 +270,29 @@ def test_the_ingress_sandbox_routes_no_container_elsewhere(lab: LabRig) -> None:
     finally:
         for name in ("router", "victim"):
             lab.ferry("h1", "rm", "-f", name, check=False)
+
+
+def test_a_restarted_ferryd_keeps_the_mesh_and_removal_leaves_no_rule(lab: LabRig) -> None:
+    from ferry.lab import lab as labmod
+
+    target = host_addr(lab, "h3")
+    labmod.stop_ferryd(lab.topo, "h3")
+    try:
+        assert from_client(lab, f"curl -s -m 3 http://{target}:8080/; echo")  # no ferryd on h3
+    finally:
+        labmod.start_ferryd(lab.topo, "h3")
+    assert from_client(lab, f"curl -s -m 3 http://{target}:8080/; echo")
+    lab.ferry("h1", "service", "rm", "web")
+
+    def no_port_rule() -> bool:
+        for host in ("h1", "h2", "h3"):
+            netns = nsfs.netns_path(f"{lab.name}-{host}")
+            ruleset = subprocess.run(
+                ["nsenter", f"--net={netns}", "nft", "list", "ruleset"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            if "8080" in ruleset:
+                return False
+        return True
+
+    wait_until(no_port_rule, 10, "every rule for port 8080 to go")
