@@ -87,6 +87,17 @@ def _roll_flags(given: dict[str, Any]) -> dict[str, roll.RollFlags]:
     }  # fmt: skip
 
 
+def _change_networks(
+    api: ApiClient, template: dict[str, Any], added: list[str], removed: list[str]
+) -> None:
+    """--network-rm (by name or id: the spec names networks by id), then --network-add."""
+    if not added and not removed:
+        return
+    gone = {api.get(f"/networks/{ref}")["Id"] for ref in removed}
+    kept = [n for n in template.get("Networks") or [] if n["Target"] not in gone]
+    template["Networks"] = kept + [network_attachment(text) for text in added]
+
+
 def _changed_env(env: list[str], removed: list[str], added: list[str]) -> list[str]:
     """--env-rm KEY then --env-add KEY=VALUE, each replacing the same key's entry."""
     by_key = {e.partition("=")[0]: e for e in env}
@@ -653,6 +664,12 @@ def update(
         bool, typer.Option("--with-registry-auth", help="Send registry credentials to the nodes")
     ] = False,
     args: Annotated[str | None, typer.Option("--args", help="Service command args")] = None,
+    network_add: Annotated[
+        list[str] | None, typer.Option("--network-add", help="Add a network (NET or name=…)")
+    ] = None,
+    network_rm: Annotated[
+        list[str] | None, typer.Option("--network-rm", help="Remove a network")
+    ] = None,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Rollback to previous specification")
     ] = False,
@@ -735,6 +752,7 @@ def update(
         apply_task_flags(flags, spec["TaskTemplate"])
         apply_file_flags(api, files, container)
         _apply_rolls(rolls, spec)
+        _change_networks(api, spec["TaskTemplate"], network_add or [], network_rm or [])
 
     files = FileFlags(list(secret_add or []), list(secret_rm or []), list(config_add or []),
                       list(config_rm or []))  # fmt: skip

@@ -360,11 +360,10 @@ class ServiceOps:
             wanted = replace(wanted, replicas=None)  # Docker sends none; tolerate a stray one
         spec = self._spec(replace(wanted, name=old.name))
         # the spec is whole, as Docker's: no networks named is none (the docker CLI's
-        # --network-rm of the last one omits the field)
+        # --network-rm of the last one omits the field); a change of networks or aliases
+        # rolls the tasks over and moves the VIPs (_replace_spec)
         if (spec.networks, spec.aliases) != (old.networks, old.aliases):
-            raise InvalidArgument(
-                "changing a service's networks or their aliases is not supported: recreate it"
-            )
+            self._check_name_free(spec, svc.svc_id)
         if spec.endpoint_mode != old.endpoint_mode:
             raise InvalidArgument("a service's endpoint mode cannot change")
         if spec.ports != old.ports:
@@ -413,7 +412,9 @@ class ServiceOps:
         kept as the previous one; tasks roll over when what they run changes. A rollback
         always reports its UpdateStatus, as swarmkit does, even when no task changes."""
         old = svc.spec
-        rolled = spec.template != old.template or spec.constraints != old.constraints or forced
+        moved = (spec.networks, spec.aliases) != (old.networks, old.aliases)
+        rolled = (spec.template != old.template or spec.constraints != old.constraints
+                  or forced or moved)  # fmt: skip
         now = now_iso()
         updated = replace(
             svc,
@@ -427,15 +428,49 @@ class ServiceOps:
             update_paused=False,  # a new change resumes a paused roll-over, as in swarmkit
             update_halted="",
         )
-        uses, use_expect = object_refs.claims(self._view, spec, svc.svc_id)
-        revision = await self._store.commit(
-            [Put(keys.service(svc.svc_id), encode(updated)), *uses],
-            [Expect(keys.service(svc.svc_id), current), *use_expect],
-        )
-        if revision is None:
-            raise Conflict(f"service {svc.spec.name} changed meanwhile; retry")
-        await self._feed.wait_for(revision)
-        return updated
+        # new VIPs may race the leader reserving tasks' addresses: on a lost race, plan again
+        # from the store itself, as create does
+        for attempt in range(MAX_ATTEMPTS):
+            uses, use_expect = object_refs.claims(self._view, spec, svc.svc_id)
+            vip_ops, vip_expect = await self._moved_vips(updated, old, fresh=attempt > 0)
+            revision = await self._store.commit(
+                [Put(keys.service(svc.svc_id), encode(updated)), *uses, *vip_ops],
+                [Expect(keys.service(svc.svc_id), current), *use_expect, *vip_expect],
+            )
+            if revision is not None:
+                await self._feed.wait_for(revision)
+                return updated
+            if self.version(svc) != current:
+                break  # the service itself changed: the caller must look again
+        raise Conflict(f"service {svc.spec.name} changed meanwhile; retry")
+
+    async def _moved_vips(
+        self, svc: Service, old: ServiceSpec, *, fresh: bool
+    ) -> tuple[list[Put | Delete], list[Expect]]:
+        """The VIP changes of a change of networks (``service update --network-add|rm``, a
+        rollback across one): a VIP on each network added, released on each removed, and on a
+        kept network the same address with the new aliases."""
+        spec = svc.spec
+        if spec.endpoint_mode != EndpointMode.VIP or (spec.networks, spec.aliases) == (
+            old.networks, old.aliases
+        ):  # fmt: skip
+            return [], []
+        vips = {e.net_id: e for e in self._view.endpoints()
+                if e.kind == EndpointKind.VIP and e.owner_id == svc.svc_id}  # fmt: skip
+        ops: list[Put | Delete] = []
+        expect: list[Expect] = []
+        for net_id, endpoint in vips.items():
+            if net_id not in spec.networks:
+                ops += release_ops(endpoint)
+            elif spec.aliases.get(net_id, ()) != endpoint.aliases:
+                renamed = replace(endpoint, aliases=spec.aliases.get(net_id, ()))
+                ops.append(Put(keys.endpoint(net_id, endpoint.ep_id), encode(renamed)))
+        for net_id in spec.networks:
+            if net_id not in vips:
+                more_ops, more_expect = await self._plan_vip(svc, net_id, fresh=fresh)
+                ops += more_ops
+                expect += more_expect
+        return ops, expect
 
     async def remove(self, ref: str) -> Service:
         svc = self.find(ref)

@@ -225,3 +225,28 @@ def test_swarm_update_sends_the_history_limit_and_cert_expiry(
     assert (path, query) == ("/swarm/update", {"version": 3})
     assert body["Orchestration"] == {"TaskHistoryRetentionLimit": 2}
     assert body["CAConfig"] == {"NodeCertExpiry": 48 * 3600 * 10**9}
+
+
+def test_service_update_network_add_and_rm(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Any] = []
+
+    class NetApi:
+        def get(self, path: str, **_query: Any) -> Any:
+            if path.startswith("/networks/"):
+                return {"Id": {"/networks/front": "f1"}.get(path, "x")}
+            spec = {"Name": "web", "TaskTemplate": {"ContainerSpec": {}, "Networks": [
+                {"Target": "f1", "Aliases": ["w"]}, {"Target": "b1"}]},
+                "EndpointSpec": {}, "Mode": {"Replicated": {"Replicas": 1}}}  # fmt: skip
+            return {"ID": "s1", "Version": {"Index": 7}, "Spec": spec}
+
+        def call(self, method: str, path: str, **kwargs: Any) -> Any:
+            sent.append(kwargs["body"])
+            return {"Warnings": []}
+
+    monkeypatch.setattr(service_cli, "client", lambda *a, **k: NetApi())
+    args = ["service", "update", "-d", "--network-rm", "front", "--network-add",
+            "name=back2,alias=api", "web"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sent[0]["TaskTemplate"]["Networks"] == [
+        {"Target": "b1"}, {"Target": "back2", "Aliases": ["api"]}]  # fmt: skip

@@ -75,10 +75,15 @@ async def test_a_services_aliases_are_its_vips_names_on_their_network(rig: Manag
     # a container may not take the alias, on any network
     with pytest.raises(Forbidden, match="belongs to service app_web"):
         await networks.attach("back", Ask("n1", "c1", "app", aliases=("web",)))
-    # the aliases cannot change in place; the same spec again is no change
-    await services.update("app_web", None, stacked, None)
-    with pytest.raises(InvalidArgument, match="or their aliases is not supported"):
-        await services.update("app_web", None, replace(stacked, aliases={"front": ("w",)}), None)
+    # the same spec again is no change; new aliases keep the VIP's address, and roll the tasks
+    same = await services.update("app_web", None, stacked, None)
+    assert same.spec_version == svc.spec_version
+    renamed = await services.update(
+        "app_web", None, replace(stacked, aliases={"front": ("w",)}), None
+    )
+    [moved] = [e for e in rig.view.endpoints(front) if e.owner_id == svc.svc_id]
+    assert (moved.ip, moved.aliases) == (vip.ip, ("w",))
+    assert renamed.spec_version == svc.spec_version + 1
 
 
 async def test_service_aliases_are_checked_names_on_networks_of_the_service(

@@ -9,7 +9,7 @@ from ferry.manager import services
 from ferry.manager.admission import Ask
 from ferry.manager.networks import NetworkOps
 from ferry.manager.services import ServiceOps, ServiceRequest
-from ferry.model.network import NetworkRequest
+from ferry.model.network import EndpointKind, NetworkRequest
 from tests.unit.conftest import ManagerRig
 
 WEB = ServiceRequest("web", "tools", ("sleep", "600"), replicas=2)
@@ -59,12 +59,37 @@ async def test_what_cannot_change_in_place_is_refused(rig: ManagerRig) -> None:
         await services.update("web", None, replace(WEB, mode="global", replicas=None), None)
     with pytest.raises(InvalidArgument, match="endpoint mode"):
         await services.update("web", None, replace(WEB, endpoint_mode="dnsrr"), None)
-    with pytest.raises(InvalidArgument, match="networks"):
-        await services.update("web", None, replace(WEB, networks=("front",)), None)
     with pytest.raises(InvalidArgument, match="constraint"):
         await services.update("web", None, replace(WEB, constraints=("node.colour==red",)), None)
     with pytest.raises(Conflict, match="out of sequence"):
         await services.update("web", 1, WEB, None)
+
+
+async def test_networks_added_and_removed_move_the_vips_and_roll_the_tasks(
+    rig: ManagerRig,
+) -> None:
+    """docker service update --network-add/--network-rm (and a rollback across them): a VIP
+    on each network added, released from each removed; the tasks roll over."""
+    services = await ops(rig)
+    network = NetworkOps(rig.store, rig.view, rig.feed)
+    front = (await network.create(NetworkRequest("front"))).net_id
+    back = (await network.create(NetworkRequest("back"))).net_id
+    svc = await services.create(replace(WEB, networks=("front",)))
+
+    def vips() -> set[str]:
+        return {e.net_id for e in rig.view.endpoints()
+                if e.kind == EndpointKind.VIP and e.owner_id == svc.svc_id}  # fmt: skip
+
+    assert vips() == {front}
+    both = await services.update("web", None, replace(WEB, networks=("front", "back")), None)
+    assert vips() == {front, back} and both.spec_version == svc.spec_version + 1
+    moved = await services.update("web", None, replace(WEB, networks=("back",)), None)
+    assert vips() == {back} and moved.spec.networks == (back,)
+    await services.rollback("web", None)  # back to front and back
+    assert vips() == {front, back}
+    await services.update("web", None, replace(WEB, networks=()), None)
+    assert vips() == set()
+    assert not [e for e in rig.view.endpoints() if e.owner_id == svc.svc_id]
 
 
 async def test_a_network_a_service_names_is_neither_removed_nor_pruned(rig: ManagerRig) -> None:
