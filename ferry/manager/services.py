@@ -221,7 +221,8 @@ class ServiceOps:
             image, req.cmd, env, req.init, req.stop_grace_s, req.options, req.entrypoint,
             req.registry_auth,
         )  # fmt: skip
-        spec = ServiceSpec(
+        # its secrets and configs are checked where it is committed (object_refs.claims)
+        return ServiceSpec(
             name=req.name,
             template=template,
             mode=mode,
@@ -237,8 +238,6 @@ class ServiceOps:
             ports=req.ports,
             labels=dict(req.labels or {}),
         )
-        object_refs.check_exist(self._view, spec)
-        return spec
 
     async def pin(self, req: ServiceRequest) -> tuple[ServiceRequest, list[str]]:
         """The request with its image pinned to the registry's digest when it asks for it
@@ -384,7 +383,6 @@ class ServiceOps:
             raise Conflict(f"service {svc.spec.name} does not have a previous spec")
         if svc.previous.ports != svc.spec.ports:
             self._check_ports_free(svc.previous.ports, svc.svc_id)
-        object_refs.check_exist(self._view, svc.previous)
         return await self._replace_spec(
             svc, current, svc.previous, svc.force_update, forced=False, rollback=True
         )
