@@ -260,6 +260,8 @@ class Runner:
         if path.endswith("/wait"):
             self._keep_wait_short(case, query, aim)
             aim = False
+        if path in ("/containers/{}/stop", "/containers/{}/restart"):
+            _keep_stop_short(query)
         if path == "/swarm/join" and self.api.ok("GET", "/info")["Swarm"]["LocalNodeState"] != (
             "active"
         ):
@@ -332,6 +334,20 @@ def _focused(path: str, generated: dict[str, Any], pick: int) -> dict[str, Any]:
         if key not in ("Name", "Image"):
             body[key] = generated[key]
     return body
+
+
+def _keep_stop_short(query: dict[str, Any]) -> None:
+    """``stop`` and ``restart`` wait ``t`` seconds for the container to end, and without limit
+    for a negative ``t`` (Docker's rule): the target's ``sleep`` ignores SIGTERM as PID 1, so such
+    a case would block by design. A well-formed ``t`` outside 0..2 becomes 1; a malformed one is
+    kept, as it is refused before any wait."""
+    raw = query.get("t")
+    try:
+        seconds = int(str(raw))
+    except ValueError:
+        return
+    if not 0 <= seconds <= 2:
+        query["t"] = "1"
 
 
 def _clamp_replicas(body: dict[str, Any]) -> None:
