@@ -21,20 +21,34 @@ class Agent:
         managers: list[str],
         on_managers: Callable[[list[str]], None],
         *,
+        on_role: Callable[[str], None] = lambda _role: None,
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
     ) -> None:
         self.node_id = node_id
+        self.certs = certs
         self.link = ManagerLink(client_context(certs.ca, certs.cert, certs.key), managers)
         self.mirror = Mirror(TYPES)
         self.view = ClusterView(self.mirror)
         self.session = AgentSession(
-            self.link, self.mirror, on_managers, images=images, ports=ports, wg_key=wg_key
+            self.link,
+            self.mirror,
+            on_managers,
+            on_role=on_role,
+            images=images,
+            ports=ports,
+            wg_key=wg_key,
         )
 
     async def start(self) -> None:
         self.session.start()
+
+    async def reload_certificate(self) -> None:
+        """Talk to the managers with this node's certificate as it is on disk now (a new one
+        for a new role)."""
+        certs = self.certs
+        await self.link.use(client_context(certs.ca, certs.cert, certs.key))
 
     async def stop(self) -> None:
         await self.session.stop()

@@ -91,7 +91,22 @@ class ManagerLink:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 last = exc
                 self._rotate()
+            except Unavailable as exc:
+                # a manager that cannot answer now (its store without a majority, a demoted
+                # one giving up its store): another may
+                last = exc
+                self._rotate()
+        if isinstance(last, Unavailable):
+            raise last  # every manager answered so: their own words
         raise Unavailable(f"no manager reachable ({', '.join(self.managers)}): {last}") from last
+
+    async def use(self, ssl_context: ssl.SSLContext) -> None:
+        """Call with another certificate from now on (this node's role changed): open
+        connections, made with the old one, are closed."""
+        self._ssl = ssl_context
+        old, self._session = self._session, None
+        if old is not None and not old.closed:
+            await old.close()
 
     async def stream(self, path: str) -> AsyncIterator[dict[str, Any]]:
         """Yield the JSON lines of a long-lived stream from the current manager.
@@ -102,7 +117,11 @@ class ManagerLink:
         timeout = aiohttp.ClientTimeout(total=None, connect=CALL_TIMEOUT_S, sock_read=15.0)
         try:
             async with self._client().get(url, timeout=timeout) as resp:
-                await raise_for(resp)
+                try:
+                    await raise_for(resp)
+                except Unavailable:
+                    self._rotate()
+                    raise
                 pending = bytearray()
                 async for chunk in resp.content.iter_any():
                     pending += chunk

@@ -28,6 +28,7 @@ class AgentSession:
         mirror: Mirror,
         on_managers: Callable[[list[str]], None],
         *,
+        on_role: Callable[[str], None] = lambda _role: None,
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
@@ -38,6 +39,7 @@ class AgentSession:
         self._link = link
         self._mirror = mirror
         self._on_managers = on_managers
+        self._on_role = on_role
         self._tasks: list[asyncio.Task[None]] = []
         self.last_error = ""
 
@@ -58,6 +60,8 @@ class AgentSession:
                 )
                 self._link.set_managers(reply.managers)
                 self._on_managers(reply.managers)
+                if reply.role:
+                    self._on_role(reply.role)
                 self.last_error = ""
             except Forbidden as exc:
                 self.last_error = str(exc)

@@ -349,6 +349,7 @@ def node_update(
         list[str] | None, typer.Option(help="Add or update a label (KEY=VALUE)")
     ] = None,
     label_rm: Annotated[list[str] | None, typer.Option(help="Remove a label")] = None,
+    role: Annotated[str | None, typer.Option(help='Role of the node ("worker"|"manager")')] = None,
 ) -> None:
     """Update a node."""
     api = client()
@@ -356,6 +357,8 @@ def node_update(
     spec = dict(current["Spec"])
     if availability is not None:
         spec["Availability"] = availability
+    if role is not None:
+        spec["Role"] = role
     labels = dict(spec.get("Labels") or {})
     labels.update(parse_kv(label_add or [], "label"))
     for key in label_rm or []:
@@ -363,3 +366,38 @@ def node_update(
     spec["Labels"] = labels
     api.post(f"/nodes/{current['ID']}/update", spec, version=current["Version"]["Index"])
     print(node)
+
+
+def _set_roles(nodes: list[str], role: str) -> None:
+    """``node promote`` and ``node demote``: each node in turn, in Docker's words; the first
+    refusal ends the command, as Docker's does."""
+    api = client()
+    for name in nodes:
+        current: dict[str, Any] = api.get(f"/nodes/{name}")
+        if current["Spec"]["Role"] == role:
+            print(f"Node {name} is already a {role}.")
+            continue
+        spec = {**current["Spec"], "Role": role}
+        api.post(f"/nodes/{current['ID']}/update", spec, version=current["Version"]["Index"])
+        if role == "manager":
+            print(f"Node {name} promoted to a manager in the swarm.")
+        else:
+            print(f"Manager {name} demoted in the swarm.")
+
+
+@node_app.command("promote")
+@handles_errors
+def node_promote(
+    nodes: Annotated[list[str], typer.Argument(help="Node IDs or hostnames")],
+) -> None:
+    """Promote one or more nodes to manager in the swarm."""
+    _set_roles(nodes, "manager")
+
+
+@node_app.command("demote")
+@handles_errors
+def node_demote(
+    nodes: Annotated[list[str], typer.Argument(help="Node IDs or hostnames")],
+) -> None:
+    """Demote one or more nodes from manager in the swarm."""
+    _set_roles(nodes, "worker")

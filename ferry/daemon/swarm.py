@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -18,6 +19,7 @@ from ferry import __version__
 from ferry.agent.agent import Agent
 from ferry.agent.joining import fetch_ca, request_join
 from ferry.agent.link import ManagerLink, client_context
+from ferry.aio import cancel_and_wait
 from ferry.daemon.addrs import choose_advertise_addr, with_port
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.founding import found
@@ -30,6 +32,7 @@ from ferry.daemon.manager_node import (
     restore_manager,
 )
 from ferry.daemon.membership import Membership, MembershipFile
+from ferry.daemon.role_change import become_manager, become_worker
 from ferry.errors import (
     Conflict,
     FerryError,
@@ -58,6 +61,8 @@ from ferry.model.network import GWBRIDGE, NetworkRequest
 from ferry.model.node import Availability, Role
 
 log = logging.getLogger("ferry.swarm")
+
+ROLE_RETRY_S = 10.0
 
 AgentHook = Callable[[Agent], Awaitable[None]]
 
@@ -92,6 +97,8 @@ class SwarmController:
         self.events: EventBus | None = None  # the daemon's: a manager publishes swarm events
         # Ferry's own bridges (local networks): never the address a node advertises
         self.own_devices: Callable[[], set[str]] = set
+        self._role_task: asyncio.Task[None] | None = None
+        self._role_retry_at = 0.0
 
     # access ----------------------------------------------------------------------------------
     def require_member(self) -> tuple[Membership, Agent]:
@@ -133,6 +140,7 @@ class SwarmController:
         )
 
     async def shutdown(self) -> None:
+        await cancel_and_wait([self._role_task])
         await self._stop_agent()
         if self.manager is not None:
             await self.manager.stop()
@@ -152,6 +160,7 @@ class SwarmController:
             self.file.certs,
             managers,
             self._managers_changed,
+            on_role=self._role_wanted,
             images=self.images,
             ports=self.ports,
             wg_key=self.wg_key,
@@ -168,6 +177,33 @@ class SwarmController:
         for hook in self.agent_stopping:
             await hook(agent)
         await agent.stop()
+
+    def _role_wanted(self, role: str) -> None:
+        """The heartbeat says which role this node is to have: take it if it is another
+        (role_change.py), one change at a time, a failed one again after ROLE_RETRY_S."""
+        membership = self.membership
+        if membership is None or role == membership.role.value:
+            return
+        if role not in (Role.MANAGER.value, Role.WORKER.value):
+            return
+        if self._role_task is not None and not self._role_task.done():
+            return
+        if time.monotonic() < self._role_retry_at:
+            return
+        self._role_task = asyncio.get_running_loop().create_task(self._take_role(Role(role)))
+
+    async def _take_role(self, role: Role) -> None:
+        try:
+            async with self._lock:
+                if self.membership is None or self.membership.role == role:
+                    return
+                if role == Role.MANAGER:
+                    await become_manager(self)
+                else:
+                    await become_worker(self)
+        except Exception as exc:  # a promotion that failed is undone; the next beat retries
+            self._role_retry_at = time.monotonic() + ROLE_RETRY_S
+            log.warning("could not change this node's role", extra=kv(role=role, error=exc))
 
     def _managers_changed(self, managers: list[str]) -> None:
         addrs = sorted(with_port(m, PORT) for m in managers)
@@ -298,18 +334,26 @@ class SwarmController:
                 sorted(with_port(m, PORT) for m in response.managers) or [target],
             )  # fmt: skip
             if role == Role.MANAGER:
-                await self._start_joined_manager(response, membership, store_key_pem, target)
+                await self.start_joined_manager(
+                    response, membership, store_key_pem, target, self._wipe
+                )
             else:
                 self.file.save(membership)
             self.membership = membership
             await self._start_agent(membership)
             log.info("joined swarm", extra=kv(node=response.node_id, role=role, manager=target))
 
-    async def _start_joined_manager(
-        self, response: JoinResponse, membership: Membership, store_key_pem: bytes, target: str
+    async def start_joined_manager(
+        self,
+        response: JoinResponse,
+        membership: Membership,
+        store_key_pem: bytes,
+        target: str,
+        undo: Callable[[], None],
     ) -> None:
-        """A manager join's second half: the store certificate and the KEK it was given, its
-        etcd member grown into the cluster, its manager services; undone if any step fails."""
+        """A manager join's second half (a promotion's too): the store certificate and the KEK
+        it was given, its etcd member grown into the cluster, its manager services. If any step
+        fails, the manager stops and ``undo`` puts this node's files back as they were."""
         assert response.etcd_initial_cluster is not None
         certs = self.file.certs
         certs.write_store(
@@ -335,7 +379,7 @@ class SwarmController:
             await manager.start_services(membership.listen_addr)
         except BaseException:
             await manager.stop()
-            self._wipe()
+            undo()
             raise
         await self._manager_started(manager)
 

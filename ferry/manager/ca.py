@@ -265,6 +265,11 @@ class CertPaths:
         write_atomic(self.store_key, key_pem, 0o600)
         write_atomic(self.store_trust, store_ca_pem + self.ca.read_bytes(), 0o644)
 
+    def remove_store(self) -> None:
+        """Forget what only a manager holds (a demoted node): its etcd credentials and the KEK."""
+        for path in (self.store_ca, self.store_cert, self.store_key, self.store_trust, self.kek):
+            path.unlink(missing_ok=True)
+
     def have_store(self) -> bool:
         """A manager of a swarm formed before the store CA has none (see daemon/upgrade.py)."""
         return self.store_ca.exists() and self.store_cert.exists() and self.store_key.exists()

@@ -28,8 +28,9 @@ from ferry.manager.sessions import SessionHub
 from ferry.manager.store.view import ClusterView
 from ferry.manager.task_files import TaskFiles
 from ferry.manager.vault import Vault, hand_over
-from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, TaskStatusBody
+from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, RoleRequest, TaskStatusBody
 from ferry.model.codec import encode
+from ferry.model.node import Role
 from ferry.model.ports import CLUSTER_PORT
 from ferry.model.service import TaskState
 from ferry.weberrors import Handler, errors_middleware
@@ -137,11 +138,20 @@ class ClusterApi:
         @routes.post("/v1/promote")
         async def promote(request: web.Request) -> web.Response:
             identity = caller(request)
-            if identity.role != "manager":
-                raise Forbidden("only a manager's store member can be promoted")
             node = self._nodes.find(identity.node_id)
+            # the certificate and the store both: a demoted manager's old certificate is not
+            # enough, nor a record that was never promoted
+            if identity.role != "manager" or node.left or node.wanted_role != Role.MANAGER:
+                raise Forbidden("only a manager's store member can be promoted")
             await self._joins.promote(node.addr)
+            await self._nodes.complete_promotion(node.node_id)
             return web.json_response({})
+
+        @routes.post("/v1/role")
+        async def take_role(request: web.Request) -> web.Response:
+            body = RoleRequest.model_validate_json(await request.read())
+            response = await self._joins.take_role(caller(request).node_id, body)
+            return web.json_response(text=response.model_dump_json())
 
         @routes.post("/v1/leave")
         async def leave(request: web.Request) -> web.Response:

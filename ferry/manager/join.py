@@ -25,7 +25,7 @@ from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import JoinToken, parse_token
 from ferry.manager.vault import Vault
-from ferry.manager.wire import JoinRequest, JoinResponse
+from ferry.manager.wire import JoinRequest, JoinResponse, RoleRequest
 from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
@@ -73,7 +73,7 @@ class JoinService:
             raise InvalidArgument(f"invalid availability {req.availability!r}") from exc
         ca_pair = self._vault.ca_pair(cluster, secrets)  # a locked manager admits nobody
         if role == Role.MANAGER:
-            self._check_manager_join(req)
+            self._check_manager_join(req.store_csr_pem)
         async with self._lock:  # one admission at a time: etcd grows one member at a time
             for other in self._view.nodes():
                 if other.addr == addr and self._view.is_up(other.node_id):
@@ -99,7 +99,9 @@ class JoinService:
                 ),
             )
             if role == Role.MANAGER:
-                response = self._with_store_access(response, req, secrets, cluster.cluster_id)
+                response = self._with_store_access(
+                    response, req.store_csr_pem, secrets, cluster.cluster_id
+                )
             node = _node_of(req, node_id, role, addr, availability)
             ops = [Put(keys.node(node_id), encode(node))]
             if role == Role.MANAGER:
@@ -119,8 +121,59 @@ class JoinService:
         log.info("node joined", extra=kv(node=node_id, hostname=req.hostname, role=role, addr=addr))
         return response
 
-    def _check_manager_join(self, req: JoinRequest) -> None:
-        if not req.store_csr_pem:
+    async def take_role(self, node_id: str, req: RoleRequest) -> JoinResponse:
+        """Certificates for node ``node_id`` taking the role its record asks for: a promoted
+        worker gets a manager's (node certificate, store certificate, the KEK) and its store
+        member is added as a learner; a demoted manager gets a worker's node certificate.
+        Raises Forbidden when the record asks for another role (a stale or forged request)."""
+        cluster = self._view.cluster()
+        node = self._view.node(node_id)
+        if cluster is None or node is None or node.left:
+            raise Forbidden(f"node {node_id} is not a member of this swarm")
+        role = Role(req.role) if req.role in ("manager", "worker") else None
+        if role is None or node.wanted_role != role:
+            raise Forbidden(f"node {node.hostname} is not to be a {req.role}")
+        secrets, _ = await self._nodes.secrets()
+        ca_pair = self._vault.ca_pair(cluster, secrets)
+        response = JoinResponse(
+            node_id=node_id,
+            cluster_id=cluster.cluster_id,
+            role=role.value,
+            addr=node.addr,
+            cert_pem=ca.sign_node(
+                ca_pair,
+                req.csr_pem.encode(),
+                ca.Identity(node_id, role.value, cluster.cluster_id),
+                [node.addr, "127.0.0.1"],
+                validity=dt.timedelta(seconds=cluster.node_cert_expiry_s),
+            ).decode(),
+            ca_pem=cluster.ca_cert_pem,
+            managers=sorted(
+                {*self._view.manager_addrs(), *([node.addr] if role == Role.MANAGER else [])}
+            ),
+        )
+        if role == Role.WORKER:
+            return response
+        self._check_manager_join(req.store_csr_pem)
+        response = self._with_store_access(response, req.store_csr_pem, secrets, cluster.cluster_id)
+        async with self._lock:
+            await self._drop_stale_learner(node.addr)
+            initial_cluster = await self._add_member(node_id, node.addr)
+        log.info("promotion started", extra=kv(node=node_id, hostname=node.hostname))
+        return response.model_copy(update={"etcd_initial_cluster": initial_cluster})
+
+    async def _drop_stale_learner(self, addr: str) -> None:
+        """A learner left at ``addr`` by a promotion that failed half-way: its node starts a
+        fresh member, which etcd would refuse under the same peer URL."""
+        if self._members is None:
+            return
+        peer_url = f"https://{addr}:{PEER_PORT}"
+        for member_id, urls in await self._members.learners():
+            if peer_url in urls:
+                await self._members.remove(member_id)
+
+    def _check_manager_join(self, store_csr_pem: str) -> None:
+        if not store_csr_pem:
             raise InvalidArgument(
                 "a manager joins with a request for its store certificate: upgrade the joining "
                 "ferryd to this version"
@@ -137,13 +190,13 @@ class JoinService:
             )
 
     def _with_store_access(
-        self, response: JoinResponse, req: JoinRequest, secrets: ClusterSecrets, cluster_id: str
+        self, response: JoinResponse, store_csr_pem: str, secrets: ClusterSecrets, cluster_id: str
     ) -> JoinResponse:
         """What a joining manager needs for the store: a store certificate and the KEK (over
         this TLS connection, pinned by the joiner to our CA)."""
         store_cert = ca.sign_store_member(
             self._vault.store_ca_pair(secrets),
-            req.store_csr_pem.encode(),
+            store_csr_pem.encode(),
             response.node_id,
             cluster_id,
             [response.addr, "127.0.0.1"],
@@ -205,11 +258,8 @@ class JoinService:
         if self._members is None:
             return
         peer_url = f"https://{addr}:{PEER_PORT}"
-        for member_id, _name, urls in await self._members.all():
-            if peer_url in urls:
-                await self._members.remove(member_id)
-                return
-        raise NotFound(f"no store member at {peer_url}")
+        if not await self._members.remove_peer(peer_url):
+            raise NotFound(f"no store member at {peer_url}")
 
 
 def _node_of(

@@ -83,7 +83,7 @@ class Manager:
         self.mirror = Mirror(MANAGER_TYPES)
         self.view = ClusterView(self.mirror)
         self.feed = StoreFeed(self.store, self.mirror)
-        self.nodes = NodeOps(self.store, self.view, self.feed)
+        self.nodes = NodeOps(self.store, self.view, self.feed, self.members)
         self.joins = JoinService(self.store, self.members, self.view, self.nodes, vault)
         self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
         self.mirror.subscribe(self._secrets_changed)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
-from ferry.errors import Conflict, InvalidArgument, NotFound
+from ferry.daemon.logs import kv
+from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
 from ferry.manager.ca import ca_der
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import release_ops
 from ferry.manager.store import Delete, Expect, Put, Store, keys
+from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import JoinToken, make_token, new_secret
 from ferry.model.cluster import ClusterSecrets
@@ -16,7 +19,11 @@ from ferry.model.codec import decode, encode
 from ferry.model.ids import lookup
 from ferry.model.network import EndpointKind
 from ferry.model.node import Availability, Node, NodeStatus, Role
+from ferry.model.node_roles import check_demotion, parse_role, with_role
+from ferry.model.ports import ETCD_PEER_PORT
 from ferry.model.times import now_iso
+
+log = logging.getLogger("ferry.manager.nodes")
 
 _NODE_OWNED = (EndpointKind.CONTAINER, EndpointKind.SANDBOX)
 
@@ -34,10 +41,17 @@ class NodeState:
 
 
 class NodeOps:
-    def __init__(self, store: Store, view: ClusterView, feed: StoreFeed) -> None:
+    def __init__(
+        self,
+        store: Store,
+        view: ClusterView,
+        feed: StoreFeed,
+        members: EtcdMembers | None = None,
+    ) -> None:
         self._store = store
         self._view = view
         self._feed = feed
+        self._members = members
 
     async def wait_for(self, revision: int) -> None:
         await self._feed.wait_for(revision)
@@ -86,14 +100,17 @@ class NodeOps:
                 raise InvalidArgument(
                     f"invalid availability {availability!r}: use active, pause or drain"
                 ) from exc
-        if role is not None and role != node.role:
-            raise InvalidArgument(
-                "changing a node's role is not supported: make a manager by joining with the "
-                "manager token ('ferry swarm join-token manager')"
-            )
         if labels is not None:
             changes["labels"] = dict(labels)
         updated = replace(node, **changes)  # type: ignore[arg-type]
+        demoted = False
+        if role is not None:
+            taken = with_role(updated, parse_role(role), now_iso())
+            if taken is not None:
+                demoted = node.role == Role.MANAGER and taken.role == Role.WORKER
+                if demoted:
+                    check_demotion(self._view.managers(), node, self._view.is_up)
+                updated = taken
         revision = await self._store.commit(
             [Put(keys.node(node.node_id), encode(updated))],
             [Expect(keys.node(node.node_id), current)],
@@ -101,13 +118,53 @@ class NodeOps:
         if revision is None:
             raise Conflict(f"node {node.hostname} changed meanwhile; retry")
         await self._feed.wait_for(revision)
+        if demoted:
+            await self._remove_member(node, updated)
+
+    async def _remove_member(self, node: Node, demoted: Node) -> None:
+        """The demoted manager's store member goes, after its record says worker: removing our
+        own member first would take this manager's store away before that write (``node
+        demote`` of the node one runs it on). If it fails, the record says manager again."""
+        if self._members is None:
+            return
+        try:
+            await self._members.remove_peer(f"https://{node.addr}:{ETCD_PEER_PORT}")
+        except FerryError as exc:
+            log.warning("demotion undone: store member not removed", extra=kv(error=exc))
+            version = self._view.entity_version(keys.node(node.node_id))
+            restored = replace(demoted, role=Role.MANAGER, updated_at=now_iso())
+            await self._store.commit(
+                [Put(keys.node(node.node_id), encode(restored))],
+                [Expect(keys.node(node.node_id), version)],
+            )
+            raise Unavailable(
+                f"could not demote {node.hostname}: its store member was not removed ({exc})"
+            ) from exc
+        log.info("manager demoted", extra=kv(node=node.node_id, hostname=node.hostname))
+
+    async def complete_promotion(self, node_id: str) -> None:
+        """A promoted node's store member votes now: the record says manager (``node ls``
+        shows its manager status from here on)."""
+        node = self._view.node(node_id)
+        if node is None or node.desired_role != Role.MANAGER:
+            return
+        version = self._view.entity_version(keys.node(node_id))
+        promoted = replace(node, role=Role.MANAGER, desired_role=None, updated_at=now_iso())
+        revision = await self._store.commit(
+            [Put(keys.node(node_id), encode(promoted))], [Expect(keys.node(node_id), version)]
+        )
+        if revision is None:
+            raise Conflict(f"node {node.hostname} changed meanwhile; retry")
+        await self._feed.wait_for(revision)
+        log.info("manager promoted", extra=kv(node=node_id, hostname=node.hostname))
 
     async def remove(self, query: str, force: bool) -> None:
         node = self.find(query)
         if node.role == Role.MANAGER and not node.left:
-            raise Conflict(
-                f"node {node.hostname} is a cluster manager and a member of the store's quorum: "
-                "run 'ferry swarm leave' on it instead"
+            raise InvalidArgument(  # swarmkit's words (a FailedPrecondition: 400)
+                f"rpc error: code = FailedPrecondition desc = node {node.node_id} is a cluster "
+                "manager and is a member of the raft cluster. It must be demoted to worker "
+                "before removal"
             )
         if not self._view.is_down(node.node_id) and not force:
             raise Conflict(

@@ -102,7 +102,11 @@ class SessionHub:
                 lease_id = await self._store.grant_lease(SESSION_TTL_S)
                 record = NodeSession(node_id, lease_id, self._manager_id, now_iso())
                 await self._store.commit([Put(keys.session(node_id), encode(record), lease_id)])
-        return HeartbeatReply(ttl_s=SESSION_TTL_S, managers=self._view.manager_addrs())
+        return HeartbeatReply(
+            ttl_s=SESSION_TTL_S,
+            managers=self._view.manager_addrs(),
+            role=node.wanted_role.value if node is not None else "",
+        )
 
     def _forget_deleted(self, changed: frozenset[str]) -> None:
         for key in changed:

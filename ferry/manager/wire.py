@@ -34,6 +34,15 @@ class JoinResponse(BaseModel):
     autolock: bool = False
 
 
+class RoleRequest(BaseModel):
+    """A node taking the role its record asks for (``node promote`` / ``node demote``): the
+    requests for its new certificates, as a join sends them."""
+
+    role: str
+    csr_pem: str
+    store_csr_pem: str = ""  # a manager's only: its etcd certificate
+
+
 class Heartbeat(BaseModel):
     images: list[str] = Field(default_factory=list)
     ports: list[str] = Field(default_factory=list)
@@ -43,6 +52,7 @@ class Heartbeat(BaseModel):
 class HeartbeatReply(BaseModel):
     ttl_s: int
     managers: list[str] = Field(default_factory=list)
+    role: str = ""  # the role the node is to have (its record's Spec.Role); "": unknown
 
 
 class TaskStatusBody(BaseModel):

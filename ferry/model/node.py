@@ -48,6 +48,14 @@ class Node:
     ports: tuple[str, ...] = ()  # "tcp/8080": host ports in use there (listeners, run -p)
     wg_key: str = ""  # its WireGuard public key, for encrypted overlays (it reports it)
     left: bool = False
+    # a role asked for (``node promote``) and not yet taken: the node takes it itself, as a
+    # Swarm node renews its certificate for its Spec.DesiredRole; None: none pending
+    desired_role: Role | None = None
+
+    @property
+    def wanted_role(self) -> Role:
+        """The role this node is to have (Docker's ``Spec.Role``)."""
+        return self.desired_role or self.role
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ from ferry.errors import NoLeader
 from ferry.kernel import proc
 from ferry.lab import lab as labmod
 from ferry.model.node import LEADER_GRACE_S
-from tests.integration.lablib import TOOLS, etcd_pid, new_lab, wait_until
+from tests.integration.lablib import (
+    TOOLS,
+    LabRig,
+    etcd_pid,
+    new_lab,
+    task_ids,
+    wait_for_value,
+    wait_until,
+)
 
 
 def test_three_managers_survive_the_loss_of_the_leader() -> None:
@@ -79,3 +87,80 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         message = wait_until(refused, 15, "h3 to refuse node ls", every_s=0.5)
         assert "The swarm does not have a leader" in message
         assert "Swarm: active" in lab.ferry("h3", "info").stdout  # the node itself still answers
+
+
+def _manager_status(lab: LabRig, host: str = "h1") -> dict[str, str]:
+    """hostname → Docker's MANAGER STATUS of ``docker node ls`` ("" for a worker)."""
+    out = lab.exec(host, "docker", "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}")
+    rows = (line.partition(" ") for line in out.stdout.splitlines())
+    return {host: status for host, _, status in rows}
+
+
+def test_nodes_are_promoted_and_demoted_and_keep_their_tasks() -> None:
+    """Issue 13: a 5-host lab with 3 managers, made and unmade by ``node promote|demote``."""
+    with new_lab(hosts=5) as lab:
+        lab.form_swarm()
+        lab.ferry("h1", "service", "create", "--name", "keep", "--mode", "global", TOOLS,
+                  "sleep", "600")  # fmt: skip
+        wait_until(lambda: len(task_ids(lab, "keep")) == 5, 60, "a task on every node")
+        before = task_ids(lab, "keep")
+
+        out = lab.exec("h1", "docker", "node", "promote", "h2", "h3").stdout
+        assert out.splitlines() == [
+            "Node h2 promoted to a manager in the swarm.",
+            "Node h3 promoted to a manager in the swarm.",
+        ]
+        want = {"h1": "Leader", "h2": "Reachable", "h3": "Reachable", "h4": "", "h5": ""}
+        wait_for_value(lambda: _manager_status(lab), want, 90, "h2 and h3 managers")
+        # the new managers serve the swarm: a write there, and their own view
+        lab.exec("h3", "docker", "network", "create", "-d", "overlay", "made-on-h3")
+        assert "Managers: 3" in lab.exec("h2", "ferry", "info").stdout
+        assert lab.exec("h2", "docker", "node", "promote", "h3").stdout.strip() == (
+            "Node h3 is already a manager."
+        )
+
+        # the leader demotes itself: another takes office, h1 works on as a worker
+        out = lab.exec("h1", "docker", "node", "demote", "h1").stdout
+        assert out.strip() == "Manager h1 demoted in the swarm."
+
+        def h1_is_a_worker() -> bool:
+            try:
+                status = _manager_status(lab, "h2")
+            except AssertionError:  # no leader yet: the election after h1 stepped down
+                return False
+            return status["h1"] == "" and "Leader" in (status["h2"], status["h3"])
+
+        wait_until(h1_is_a_worker, 60, "h1 a worker and a new leader", every_s=0.5)
+        wait_until(
+            lambda: lab.exec("h1", "docker", "node", "ls", check=False).returncode != 0,
+            30, "h1 to answer as a worker",
+        )  # fmt: skip
+        refused = lab.exec("h1", "docker", "node", "ls", check=False).stderr
+        assert "This node is not a swarm manager" in refused
+        assert not (lab.topo.node("h1").state_dir / "certs" / "kek").exists()
+        assert lab.api("h1", "/info")["Swarm"]["ControlAvailable"] is False
+        assert task_ids(lab, "keep") == before  # nobody's task was replaced
+
+        # back again, from another manager
+        lab.exec("h2", "ferry", "node", "update", "--role", "manager", "h1")
+
+        def h1_manages_again() -> bool:
+            status = _manager_status(lab, "h2")
+            return status["h1"] == "Reachable" and status["h4"] == status["h5"] == ""
+
+        wait_until(h1_manages_again, 90, "h1 a manager again", every_s=0.5)
+        assert lab.api("h1", "/info")["Swarm"]["Managers"] == 3
+
+        # refusals, in Docker's words
+        refused = lab.exec("h2", "docker", "node", "rm", "--force", "h3", check=False).stderr
+        assert "It must be demoted to worker before removal" in refused
+        pid = etcd_pid(lab, "h3")
+        labmod.stop_ferryd(lab.topo, "h3", kill=True)
+        proc.kill_pids([pid])
+        wait_until(lambda: lab.node_state("h3") == "down", 60, "h3 down", every_s=0.5)
+        refused = lab.exec("h2", "docker", "node", "demote", "h1", check=False).stderr
+        assert "this would result in a loss of quorum" in refused
+        assert _manager_status(lab, "h2")["h1"] == "Reachable"
+        h3_id = lab.nodes("h2")["h3"]["ID"]
+        kept = {task for task, node in before.items() if node != h3_id}
+        assert kept <= task_ids(lab, "keep").keys()  # the healthy nodes' tasks stay

@@ -96,8 +96,8 @@ async def test_bad_availability_and_role_changes_are_refused(rig: ManagerRig) ->
     await rig.add_node("n1", "h1")
     with pytest.raises(InvalidArgument):
         await rig.nodes.update("h1", None, availability="sleepy")
-    with pytest.raises(InvalidArgument, match="role"):
-        await rig.nodes.update("h1", None, role="manager")
+    with pytest.raises(InvalidArgument, match='invalid Role: "boss"'):
+        await rig.nodes.update("h1", None, role="boss")
 
 
 async def test_a_ready_node_is_removed_only_with_force(rig: ManagerRig) -> None:
@@ -136,7 +136,7 @@ async def test_a_removed_node_frees_its_containers_addresses_but_not_its_tasks(
 
 async def test_a_manager_cannot_be_removed_with_node_rm(rig: ManagerRig) -> None:
     await rig.add_node("m1", "h1", Role.MANAGER)
-    with pytest.raises(Conflict, match="swarm leave"):
+    with pytest.raises(InvalidArgument, match="must be demoted to worker before removal"):
         await rig.nodes.remove("h1", force=True)
 
 

@@ -169,7 +169,7 @@ class SwarmInspect(DockerModel):
 class NodeSpec(DockerModel):
     Name: str = ""
     Labels: dict[str, str] = Field(default_factory=dict)
-    Role: str = "worker"
+    Role: str = ""  # required in an update, as Docker's is: "" is refused (invalid Role)
     Availability: str = "active"
 
 

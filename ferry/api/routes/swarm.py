@@ -64,7 +64,9 @@ def node_object(state: NodeState) -> NodeObject:
         CreatedAt=node.created_at,
         UpdatedAt=node.updated_at,
         Spec=NodeSpec(
-            Labels=node.labels, Role=node.role.value, Availability=node.availability.value
+            Labels=node.labels,
+            Role=node.wanted_role.value,
+            Availability=node.availability.value,
         ),
         Description=NodeDescription(
             Hostname=node.hostname,

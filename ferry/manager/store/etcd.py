@@ -228,3 +228,12 @@ class EtcdMembers:
             await self._store.cluster.MemberRemove(
                 rpc.MemberRemoveRequest(ID=member_id), timeout=_TIMEOUT_S
             )
+
+    async def remove_peer(self, peer_url: str) -> bool:
+        """Remove the member that serves ``peer_url``; False when there is none (removed
+        already: a retried demotion or leave)."""
+        for member_id, _name, urls in await self.all():
+            if peer_url in urls:
+                await self.remove(member_id)
+                return True
+        return False

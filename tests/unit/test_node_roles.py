@@ -1,0 +1,234 @@
+"""node promote / demote / update --role: the rules (model/node_roles.py) and what a manager
+does with them (NodeOps.update, JoinService.take_role, the heartbeat's reply)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from ferry.errors import Conflict, FerryError, Forbidden, InvalidArgument, Unavailable
+from ferry.manager import ca, sealing
+from ferry.manager.join import JoinService
+from ferry.manager.nodes import NodeOps
+from ferry.manager.store import Put, keys
+from ferry.manager.wire import RoleRequest
+from ferry.model.codec import encode
+from ferry.model.node import Node, Role
+from ferry.model.node_roles import (
+    DEMOTE_LAST,
+    DEMOTE_QUORUM,
+    check_demotion,
+    parse_role,
+    with_role,
+)
+from tests.unit.conftest import ManagerRig
+
+
+def node(node_id: str, role: Role = Role.MANAGER, **kw: object) -> Node:
+    return Node(node_id, f"host-{node_id}", role, f"10.0.0.{len(node_id)}", **kw)  # type: ignore[arg-type]
+
+
+class FakeMembers:
+    """etcd's member list, as role changes use it."""
+
+    def __init__(self, peers: list[str] | None = None, *, refuse: bool = False) -> None:
+        self.peers = list(peers or [])
+        self.learner_peers: list[str] = []
+        self.removed: list[str] = []
+        self.refuse = refuse
+
+    async def add(self, peer_url: str, *, learner: bool = True) -> int:
+        self.learner_peers.append(peer_url)
+        return 7
+
+    async def all(self) -> list[tuple[int, str, list[str]]]:
+        urls = [*self.peers, *self.learner_peers]
+        return [(i + 1, "", [url]) for i, url in enumerate(urls)]
+
+    async def learners(self) -> list[tuple[int, list[str]]]:
+        return [(100 + i, [url]) for i, url in enumerate(self.learner_peers)]
+
+    async def remove(self, member_id: int) -> None:
+        self.learner_peers = [u for i, u in enumerate(self.learner_peers) if 100 + i != member_id]
+
+    async def remove_peer(self, peer_url: str) -> bool:
+        if self.refuse:
+            raise Unavailable("etcd refused the removal")
+        self.removed.append(peer_url)
+        return True
+
+
+# the rules ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("raw", "role"), [("manager", Role.MANAGER), ("Worker", Role.WORKER)])
+def test_a_role_is_worker_or_manager(raw: str, role: Role) -> None:
+    assert parse_role(raw) is role
+
+
+@pytest.mark.parametrize("raw", ["", "leader", "managers"])
+def test_any_other_role_is_refused_as_docker_does(raw: str) -> None:
+    with pytest.raises(InvalidArgument, match=f'invalid Role: "{raw}"'):
+        parse_role(raw)
+
+
+def test_a_promotion_records_the_wish_and_a_demotion_is_at_once() -> None:
+    worker = node("w", Role.WORKER)
+    promoted = with_role(worker, Role.MANAGER, "t1")
+    assert promoted is not None
+    assert (promoted.role, promoted.desired_role, promoted.wanted_role) == (
+        Role.WORKER, Role.MANAGER, Role.MANAGER,
+    )  # fmt: skip
+    assert with_role(promoted, Role.MANAGER, "t2") is None  # asked again: nothing new
+    withdrawn = with_role(promoted, Role.WORKER, "t3")
+    assert withdrawn is not None and (withdrawn.role, withdrawn.desired_role) == (Role.WORKER, None)
+    demoted = with_role(node("m"), Role.WORKER, "t4")
+    assert demoted is not None and (demoted.role, demoted.desired_role) == (Role.WORKER, None)
+    assert with_role(node("m"), Role.MANAGER, "t5") is None
+
+
+def test_a_node_that_left_keeps_its_role() -> None:
+    with pytest.raises(Conflict, match="has left"):
+        with_role(node("w", Role.WORKER, left=True), Role.MANAGER, "t")
+
+
+def test_the_last_manager_is_not_demoted() -> None:
+    managers = [node("a"), node("gone", left=True), node("w", Role.WORKER)]
+    with pytest.raises(InvalidArgument) as refused:
+        check_demotion(managers, managers[0], lambda _id: True)
+    assert str(refused.value) == DEMOTE_LAST
+
+
+@pytest.mark.parametrize(
+    ("managers", "up", "demote", "allowed"),
+    [
+        (["a", "b", "c"], {"a", "b", "c"}, "a", True),
+        (["a", "b", "c"], {"a", "b"}, "a", False),  # b alone of b, c: no majority
+        (["a", "b", "c"], {"a", "b"}, "c", True),  # demoting the one that is down
+        (["a", "b"], {"a", "b"}, "a", True),
+        (["a", "b"], {"a"}, "a", False),
+        (["a", "b", "c", "d", "e"], {"a", "b", "c"}, "a", False),  # b, c of four: no majority
+        (["a", "b", "c", "d", "e"], {"a", "b", "c"}, "e", True),  # a, b, c of four
+    ],
+)
+def test_a_demotion_keeps_a_majority_of_the_remaining_managers_up(
+    managers: list[str], up: set[str], demote: str, allowed: bool
+) -> None:
+    nodes = [node(m) for m in managers]
+    target = next(n for n in nodes if n.node_id == demote)
+    if allowed:
+        check_demotion(nodes, target, up.__contains__)
+    else:
+        with pytest.raises(InvalidArgument) as refused:
+            check_demotion(nodes, target, up.__contains__)
+        assert str(refused.value) == DEMOTE_QUORUM
+
+
+# what a manager does ------------------------------------------------------------------------
+async def up(rig: ManagerRig, *node_ids: str) -> None:
+    for node_id in node_ids:
+        await rig.hub.heartbeat(node_id)
+    await rig.feed.wait_for(rig.store.revision)
+
+
+async def test_node_update_promotes_by_recording_the_wanted_role(rig: ManagerRig) -> None:
+    await rig.add_node("w1", "h2")
+    await rig.nodes.update("h2", None, role="manager")
+    recorded = rig.view.node("w1")
+    assert recorded is not None
+    assert (recorded.role, recorded.wanted_role) == (Role.WORKER, Role.MANAGER)
+    reply = await rig.hub.heartbeat("w1")  # the node learns it from its next heartbeat
+    assert reply.role == "manager"
+    assert rig.view.manager_addrs() == []  # not a manager until its store member votes
+    await rig.nodes.complete_promotion("w1")
+    recorded = rig.view.node("w1")
+    assert recorded is not None and (recorded.role, recorded.desired_role) == (Role.MANAGER, None)
+
+
+async def test_node_update_demotes_and_removes_the_store_member(rig: ManagerRig) -> None:
+    members = FakeMembers()
+    nodes = NodeOps(rig.store, rig.view, rig.feed, members)  # type: ignore[arg-type]
+    for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
+        await rig.add_node(node_id, host, Role.MANAGER)
+    await up(rig, "m1", "m2", "m3")
+    await nodes.update("h2", None, role="worker")
+    demoted = rig.view.node("m2")
+    assert demoted is not None and demoted.role == Role.WORKER
+    assert members.removed == [f"https://{demoted.addr}:2380"]
+    assert (await rig.hub.heartbeat("m2")).role == "worker"
+
+
+async def test_a_demotion_that_would_lose_the_quorum_changes_nothing(rig: ManagerRig) -> None:
+    members = FakeMembers()
+    nodes = NodeOps(rig.store, rig.view, rig.feed, members)  # type: ignore[arg-type]
+    for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
+        await rig.add_node(node_id, host, Role.MANAGER)
+    await up(rig, "m1", "m2")  # m3 is down
+    with pytest.raises(InvalidArgument, match="loss of quorum"):
+        await nodes.update("h1", None, role="worker")
+    assert {n.role for n in rig.view.managers()} == {Role.MANAGER}
+    assert len(rig.view.managers()) == 3 and members.removed == []
+
+
+async def test_a_demotion_whose_member_stays_is_undone(rig: ManagerRig) -> None:
+    nodes = NodeOps(rig.store, rig.view, rig.feed, FakeMembers(refuse=True))  # type: ignore[arg-type]
+    for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
+        await rig.add_node(node_id, host, Role.MANAGER)
+    await up(rig, "m1", "m2", "m3")
+    with pytest.raises(Unavailable, match="store member was not removed"):
+        await nodes.update("h3", None, role="worker")
+    await rig.feed.wait_for(rig.store.revision)
+    kept = rig.view.node("m3")
+    assert kept is not None and kept.role == Role.MANAGER
+
+
+def identity(cert_pem: str) -> ca.Identity:
+    return ca.identity_of(x509.load_pem_x509_certificate(cert_pem.encode()))
+
+
+def role_request(role: str) -> RoleRequest:
+    return RoleRequest(
+        role=role,
+        csr_pem=ca.make_csr(ca.new_key_pem()).decode(),
+        store_csr_pem=ca.make_csr(ca.new_key_pem()).decode() if role == "manager" else "",
+    )
+
+
+async def test_a_promoted_node_gets_a_managers_certificates_and_a_learner(
+    rig: ManagerRig,
+) -> None:
+    members = FakeMembers()
+    joins = JoinService(rig.store, members, rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    worker = await rig.add_node("w1", "h2")
+    with pytest.raises(Forbidden, match="not to be a manager"):  # nobody promoted it
+        await joins.take_role("w1", role_request("manager"))
+    await rig.nodes.update("h2", None, role="manager")
+    response = await joins.take_role("w1", role_request("manager"))
+    assert identity(response.cert_pem) == ca.Identity("w1", "manager", "cluster0")
+    ca.verify_signed_by(response.store_cert_pem.encode(), rig.store_ca.cert_pem)
+    assert sealing.parse_key(response.unlock_key) == rig.kek
+    peer = f"https://{worker.addr}:2380"
+    assert members.learner_peers == [peer]
+    assert response.etcd_initial_cluster is not None and peer in response.etcd_initial_cluster
+    # a retried promotion starts a fresh member: the stale learner goes first
+    await joins.take_role("w1", role_request("manager"))
+    assert members.learner_peers == [peer]
+
+
+async def test_a_demoted_node_gets_a_workers_certificate_only(rig: ManagerRig) -> None:
+    members = FakeMembers()
+    joins = JoinService(rig.store, members, rig.view, rig.nodes, rig.vault)  # type: ignore[arg-type]
+    await rig.add_node("m1", "h1", Role.MANAGER)
+    with pytest.raises(Forbidden, match="not to be a worker"):
+        await joins.take_role("m1", role_request("worker"))
+    demoted = Node("m2", "h2", Role.WORKER, "10.0.0.9")
+    await rig.store.commit([Put(keys.node("m2"), encode(demoted))])
+    await rig.feed.wait_for(rig.store.revision)
+    response = await joins.take_role("m2", role_request("worker"))
+    assert identity(response.cert_pem).role == "worker"
+    assert (response.store_cert_pem, response.unlock_key) == ("", "")
+    assert members.learner_peers == []
+
+
+async def test_a_role_request_names_a_role(rig: ManagerRig) -> None:
+    await rig.add_node("w1", "h2")
+    with pytest.raises(FerryError):
+        await rig.joins.take_role("w1", role_request("leader"))
