@@ -375,7 +375,7 @@ def _set_roles(nodes: list[str], role: str) -> None:
     for name in nodes:
         current: dict[str, Any] = api.get(f"/nodes/{name}")
         if current["Spec"]["Role"] == role:
-            print(f"Node {name} is already a {role}.")
+            print(f"Node {current['ID']} is already a {role}.")  # the docker CLI's: the ID
             continue
         spec = {**current["Spec"], "Role": role}
         api.post(f"/nodes/{current['ID']}/update", spec, version=current["Version"]["Index"])

@@ -84,12 +84,14 @@ async def become_worker(ctl: SwarmController) -> None:
     reply = JoinResponse.model_validate(
         await agent.link.call("POST", "/v1/role", request.model_dump())
     )
+    # the KEK and the store's credentials leave the disk first (the running manager holds
+    # what it needs in memory), then the manager and its member stop
+    certs.remove_store()
+    certs.write_node(reply.ca_pem.encode(), reply.cert_pem.encode(), key_pem)
     manager, ctl.manager = ctl.manager, None
     if manager is not None:
         await manager.stop()
     shutil.rmtree(ctl.config.etcd_dir, ignore_errors=True)
-    certs.remove_store()
-    certs.write_node(reply.ca_pem.encode(), reply.cert_pem.encode(), key_pem)
     demoted = replace(
         membership,
         role=Role.WORKER,

@@ -43,6 +43,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.store_members import MemberReconciler
 from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
 from ferry.manager.task_files import TaskFiles
 from ferry.manager.vault import KeyOps, Vault
@@ -83,7 +84,7 @@ class Manager:
         self.mirror = Mirror(MANAGER_TYPES)
         self.view = ClusterView(self.mirror)
         self.feed = StoreFeed(self.store, self.mirror)
-        self.nodes = NodeOps(self.store, self.view, self.feed, self.members)
+        self.nodes = NodeOps(self.store, self.view, self.feed)
         self.joins = JoinService(self.store, self.members, self.view, self.nodes, vault)
         self.keys = KeyOps(self.store, self.view, self.feed, vault, self.nodes)
         self.mirror.subscribe(self._secrets_changed)
@@ -109,6 +110,7 @@ class Manager:
         self.quorum = QuorumWatch(self.store)
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
+        self.store_members = MemberReconciler(self.members, self.view.node)
         self.upgrade = StoreUpgrade(
             node_id=node_id,
             cluster_id=cluster_id,
@@ -150,8 +152,10 @@ class Manager:
     async def _leadership_changed(self, leader: bool) -> None:
         if leader:
             self.reconciler.start()
+            self.store_members.start()
         else:
             await self.reconciler.stop()
+            await self.store_members.stop()
         for hook in self.leadership_hooks:
             await hook(leader)
 

@@ -6,12 +6,11 @@ import logging
 from dataclasses import dataclass, replace
 
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
+from ferry.errors import Conflict, InvalidArgument, NotFound
 from ferry.manager.ca import ca_der
 from ferry.manager.feed import StoreFeed
 from ferry.manager.networks import release_ops
 from ferry.manager.store import Delete, Expect, Put, Store, keys
-from ferry.manager.store.etcd import EtcdMembers
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import JoinToken, make_token, new_secret
 from ferry.model.cluster import ClusterSecrets
@@ -20,7 +19,6 @@ from ferry.model.ids import lookup
 from ferry.model.network import EndpointKind
 from ferry.model.node import Availability, Node, NodeStatus, Role
 from ferry.model.node_roles import check_demotion, parse_role, with_role
-from ferry.model.ports import ETCD_PEER_PORT
 from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.manager.nodes")
@@ -41,17 +39,10 @@ class NodeState:
 
 
 class NodeOps:
-    def __init__(
-        self,
-        store: Store,
-        view: ClusterView,
-        feed: StoreFeed,
-        members: EtcdMembers | None = None,
-    ) -> None:
+    def __init__(self, store: Store, view: ClusterView, feed: StoreFeed) -> None:
         self._store = store
         self._view = view
         self._feed = feed
-        self._members = members
 
     async def wait_for(self, revision: int) -> None:
         await self._feed.wait_for(revision)
@@ -118,29 +109,8 @@ class NodeOps:
         if revision is None:
             raise Conflict(f"node {node.hostname} changed meanwhile; retry")
         await self._feed.wait_for(revision)
-        if demoted:
-            await self._remove_member(node, updated)
-
-    async def _remove_member(self, node: Node, demoted: Node) -> None:
-        """The demoted manager's store member goes, after its record says worker: removing our
-        own member first would take this manager's store away before that write (``node
-        demote`` of the node one runs it on). If it fails, the record says manager again."""
-        if self._members is None:
-            return
-        try:
-            await self._members.remove_peer(f"https://{node.addr}:{ETCD_PEER_PORT}")
-        except FerryError as exc:
-            log.warning("demotion undone: store member not removed", extra=kv(error=exc))
-            version = self._view.entity_version(keys.node(node.node_id))
-            restored = replace(demoted, role=Role.MANAGER, updated_at=now_iso())
-            await self._store.commit(
-                [Put(keys.node(node.node_id), encode(restored))],
-                [Expect(keys.node(node.node_id), version)],
-            )
-            raise Unavailable(
-                f"could not demote {node.hostname}: its store member was not removed ({exc})"
-            ) from exc
-        log.info("manager demoted", extra=kv(node=node.node_id, hostname=node.hostname))
+        if demoted:  # its store member goes next (store_members.py), as swarmkit's does
+            log.info("manager demoted", extra=kv(node=node.node_id, hostname=node.hostname))
 
     async def complete_promotion(self, node_id: str) -> None:
         """A promoted node's store member votes now: the record says manager (``node ls``

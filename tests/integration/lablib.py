@@ -8,6 +8,7 @@ import ipaddress
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,7 +221,22 @@ def new_lab(hosts: int = 3, clients: int = 0, tools: bool = True) -> Iterator[La
     try:
         yield LabRig(topo)
     finally:
+        _save_logs(topo)
         labmod.down(name)
+
+
+def _save_logs(topo: LabTopology) -> None:
+    """With FERRY_SAVE_LAB_LOGS=DIR, each host's ferryd log is kept (DIR/<lab>/<host>.log)
+    before the lab goes: what to read after a failure."""
+    target = os.environ.get("FERRY_SAVE_LAB_LOGS")
+    if not target:
+        return
+    keep = Path(target) / topo.name
+    keep.mkdir(parents=True, exist_ok=True)
+    for host in topo.hosts:
+        log = host.run_dir / "ferryd.log"
+        if log.exists():
+            shutil.copyfile(log, keep / f"{host.name}.log")
 
 
 def read_json(path: Path) -> Any:
@@ -247,14 +263,15 @@ def sandbox_entries(lab: LabRig, host: str, net_id: str) -> tuple[str, str]:
     return fdb, neigh
 
 
-def tasks(lab: LabRig, service: str) -> list[dict[str, Any]]:
-    return list(lab.api("h1", "/tasks", filters={"service": [service]}))
+def tasks(lab: LabRig, service: str, host: str = "h1") -> list[dict[str, Any]]:
+    """The tasks of ``service``, as manager ``host`` lists them."""
+    return list(lab.api(host, "/tasks", filters={"service": [service]}))
 
 
-def running(lab: LabRig, service: str) -> list[dict[str, Any]]:
+def running(lab: LabRig, service: str, host: str = "h1") -> list[dict[str, Any]]:
     return [
         t
-        for t in tasks(lab, service)
+        for t in tasks(lab, service, host)
         if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
     ]
 
@@ -304,9 +321,9 @@ def etcd_pid(lab: LabRig, host: str) -> int:
     return int(record["pid"])
 
 
-def task_ids(lab: LabRig, service: str) -> dict[str, str]:
-    """Running tasks of ``service``: task id → node id."""
-    return {t["ID"]: t["NodeID"] for t in running(lab, service)}
+def task_ids(lab: LabRig, service: str, host: str = "h1") -> dict[str, str]:
+    """Running tasks of ``service`` (as manager ``host`` lists them): task id → node id."""
+    return {t["ID"]: t["NodeID"] for t in running(lab, service, host)}
 
 
 # Ferry as it was before the store CA and the sealed CA key (issue 9): swarms it formed are

@@ -9,8 +9,9 @@ from cryptography import x509
 from ferry.errors import Conflict, FerryError, Forbidden, InvalidArgument, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.join import JoinService
-from ferry.manager.nodes import NodeOps
 from ferry.manager.store import Put, keys
+from ferry.manager.store.etcd import StoreMember
+from ferry.manager.store_members import MemberReconciler, surplus
 from ferry.manager.wire import RoleRequest
 from ferry.model.codec import encode
 from ferry.model.node import Node, Role
@@ -31,11 +32,9 @@ def node(node_id: str, role: Role = Role.MANAGER, **kw: object) -> Node:
 class FakeMembers:
     """etcd's member list, as role changes use it."""
 
-    def __init__(self, peers: list[str] | None = None, *, refuse: bool = False) -> None:
-        self.peers = list(peers or [])
+    def __init__(self) -> None:
+        self.peers: list[str] = []
         self.learner_peers: list[str] = []
-        self.removed: list[str] = []
-        self.refuse = refuse
 
     async def add(self, peer_url: str, *, learner: bool = True) -> int:
         self.learner_peers.append(peer_url)
@@ -50,12 +49,6 @@ class FakeMembers:
 
     async def remove(self, member_id: int) -> None:
         self.learner_peers = [u for i, u in enumerate(self.learner_peers) if 100 + i != member_id]
-
-    async def remove_peer(self, peer_url: str) -> bool:
-        if self.refuse:
-            raise Unavailable("etcd refused the removal")
-        self.removed.append(peer_url)
-        return True
 
 
 # the rules ----------------------------------------------------------------------------------
@@ -143,41 +136,86 @@ async def test_node_update_promotes_by_recording_the_wanted_role(rig: ManagerRig
     assert recorded is not None and (recorded.role, recorded.desired_role) == (Role.MANAGER, None)
 
 
-async def test_node_update_demotes_and_removes_the_store_member(rig: ManagerRig) -> None:
-    members = FakeMembers()
-    nodes = NodeOps(rig.store, rig.view, rig.feed, members)  # type: ignore[arg-type]
+async def three_managers(rig: ManagerRig, *up_ids: str) -> None:
     for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
         await rig.add_node(node_id, host, Role.MANAGER)
-    await up(rig, "m1", "m2", "m3")
-    await nodes.update("h2", None, role="worker")
+    await up(rig, *up_ids)
+
+
+async def test_node_update_demotes_at_once(rig: ManagerRig) -> None:
+    await three_managers(rig, "m1", "m2", "m3")
+    await rig.nodes.update("h2", None, role="worker")
     demoted = rig.view.node("m2")
-    assert demoted is not None and demoted.role == Role.WORKER
-    assert members.removed == [f"https://{demoted.addr}:2380"]
-    assert (await rig.hub.heartbeat("m2")).role == "worker"
+    assert demoted is not None and (demoted.role, demoted.desired_role) == (Role.WORKER, None)
+    assert len(rig.view.managers()) == 2
+    assert (await rig.hub.heartbeat("m2")).role == "worker"  # it learns it from its beat
 
 
 async def test_a_demotion_that_would_lose_the_quorum_changes_nothing(rig: ManagerRig) -> None:
-    members = FakeMembers()
-    nodes = NodeOps(rig.store, rig.view, rig.feed, members)  # type: ignore[arg-type]
-    for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
-        await rig.add_node(node_id, host, Role.MANAGER)
-    await up(rig, "m1", "m2")  # m3 is down
+    await three_managers(rig, "m1", "m2")  # m3 is down
     with pytest.raises(InvalidArgument, match="loss of quorum"):
-        await nodes.update("h1", None, role="worker")
-    assert {n.role for n in rig.view.managers()} == {Role.MANAGER}
-    assert len(rig.view.managers()) == 3 and members.removed == []
+        await rig.nodes.update("h1", None, role="worker")
+    assert [n.role for n in rig.view.managers()] == [Role.MANAGER] * 3
 
 
-async def test_a_demotion_whose_member_stays_is_undone(rig: ManagerRig) -> None:
-    nodes = NodeOps(rig.store, rig.view, rig.feed, FakeMembers(refuse=True))  # type: ignore[arg-type]
-    for node_id, host in (("m1", "h1"), ("m2", "h2"), ("m3", "h3")):
-        await rig.add_node(node_id, host, Role.MANAGER)
-    await up(rig, "m1", "m2", "m3")
-    with pytest.raises(Unavailable, match="store member was not removed"):
-        await nodes.update("h3", None, role="worker")
-    await rig.feed.wait_for(rig.store.revision)
-    kept = rig.view.node("m3")
-    assert kept is not None and kept.role == Role.MANAGER
+def member(member_id: int, name: str, *, learner: bool = False) -> StoreMember:
+    return StoreMember(member_id, name, (f"https://{name}:2380",), learner)
+
+
+def test_the_members_of_nodes_that_are_no_managers_go() -> None:
+    nodes = {
+        "m1": node("m1"),
+        "w1": node("w1", Role.WORKER),  # demoted
+        "gone": node("gone", left=True),
+        "p1": node("p1", Role.WORKER, desired_role=Role.MANAGER),  # being promoted
+        "x1": node("x1", Role.WORKER),  # a promotion withdrawn: its learner
+    }
+    members = [
+        member(1, "m1"),
+        member(2, "w1"),
+        member(3, "gone"),
+        member(4, "p1", learner=True),
+        member(5, "x1", learner=True),
+        member(6, ""),  # added, not started yet
+        member(7, "unknown"),  # no record: nothing says it is unwanted
+    ]
+    assert [m.member_id for m in surplus(members, nodes.get)] == [2, 3, 5]
+
+
+def test_the_last_voter_is_never_removed() -> None:
+    nodes = {"w1": node("w1", Role.WORKER), "w2": node("w2", Role.WORKER)}
+    members = [member(1, "w1"), member(2, "w2", learner=True)]
+    assert [m.member_id for m in surplus(members, nodes.get)] == [2]
+
+
+class ListingMembers:
+    def __init__(self, members: list[StoreMember], unhealthy: int = 0) -> None:
+        self.members = members
+        self.unhealthy = unhealthy  # removals etcd refuses first (a member joined just now)
+
+    async def listing(self) -> list[StoreMember]:
+        return list(self.members)
+
+    async def remove(self, member_id: int) -> None:
+        if self.unhealthy:
+            self.unhealthy -= 1
+            raise Unavailable("etcdserver: unhealthy cluster")
+        self.members = [m for m in self.members if m.member_id != member_id]
+
+
+async def test_the_leader_removes_a_demoted_managers_member_until_it_is_gone(
+    rig: ManagerRig,
+) -> None:
+    await three_managers(rig, "m1", "m2", "m3")
+    await rig.nodes.update("h3", None, role="worker")
+    members = ListingMembers([member(1, "m1"), member(2, "m2"), member(3, "m3")], unhealthy=1)
+    reconciler = MemberReconciler(members, rig.view.node)  # type: ignore[arg-type]
+    with pytest.raises(Unavailable):
+        await reconciler.step()  # refused by etcd: the loop tries again
+    await reconciler.step()
+    assert [m.name for m in members.members] == ["m1", "m2"]
+    await reconciler.step()  # nothing more to do
+    assert [m.name for m in members.members] == ["m1", "m2"]
 
 
 def identity(cert_pem: str) -> ca.Identity:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -189,6 +190,16 @@ def _op(op: Put | Delete) -> rpc.RequestOp:
     return rpc.RequestOp(request_delete_range=delete)
 
 
+@dataclass(frozen=True)
+class StoreMember:
+    """One etcd member: its name is its manager's node id (unset until it first starts)."""
+
+    member_id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    learner: bool
+
+
 class EtcdMembers:
     """etcd cluster membership (which managers hold a copy of the store)."""
 
@@ -199,6 +210,13 @@ class EtcdMembers:
         with _rpc("list members"):
             resp = await self._store.cluster.MemberList(rpc.MemberListRequest(), timeout=_TIMEOUT_S)
         return list(resp.members)
+
+    async def listing(self) -> list[StoreMember]:
+        """Every member, learners included (``StoreMember.learner``)."""
+        return [
+            StoreMember(int(m.ID), str(m.name), tuple(m.peerURLs), bool(m.isLearner))
+            for m in await self._members()
+        ]
 
     async def all(self) -> list[tuple[int, str, list[str]]]:
         """(member id, name, peer URLs) of every member; a just-added member has no name yet."""
