@@ -60,9 +60,14 @@ def init(
     autolock: Annotated[
         bool, typer.Option("--autolock", help="Enable manager autolocking")
     ] = False,
+    force_new_cluster: Annotated[
+        bool,
+        typer.Option("--force-new-cluster", help="Force create a new cluster from current state"),
+    ] = False,
 ) -> None:
     """Initialize a swarm: this node becomes its first manager."""
     body = {
+        "ForceNewCluster": force_new_cluster,
         "AdvertiseAddr": advertise_addr,
         "ListenAddr": listen_addr,
         "DefaultAddrPool": [default_addr_pool],

@@ -6,6 +6,7 @@ The pieces of ``swarm.py`` that only a manager runs; the controller calls them u
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from ferry import __version__
 from ferry.agent.link import ManagerLink, client_context
@@ -75,6 +76,42 @@ async def restore_manager(
     )
     await manager.start_store()
     await manager.start_services(membership.listen_addr)
+    return manager
+
+
+async def force_new_cluster(
+    config: DaemonConfig,
+    certs: CertPaths,
+    membership: Membership,
+    resolve: DigestResolver = no_registry,
+) -> Manager:
+    """``swarm init --force-new-cluster`` on a manager whose swarm lost its majority: its etcd
+    member runs once with etcd's ``--force-new-cluster`` (the only member now, with all the
+    data), then again as usual, so that no later restart forces anything. The other managers'
+    records then say worker: they are no members any more, and one that comes back gives up
+    its manager role (role_change.py). Services, networks, secrets and nodes are all kept.
+    Raises FerryError when the store does not come up."""
+    recorded = load_config(config.etcd_dir, certs, config.etcd_binary)
+    if recorded is None:
+        raise FerryError(f"manager state is incomplete: no etcd member record in {config.etcd_dir}")
+    alone = replace(recorded, initial_cluster=f"{recorded.name}={recorded.peer_url}")
+    vault = Vault(certs.kek)
+    vault.load()
+    manager = Manager(
+        membership.node_id, membership.cluster_id, certs, replace(alone, force_new_cluster=True),
+        vault, resolve=resolve,
+    )  # fmt: skip
+    try:
+        manager.etcd.save_config()
+        await manager.start_store()
+        await manager.etcd.restart(alone)
+        await manager.start_store()
+        await manager.start_services(membership.listen_addr)
+        await manager.nodes.forget_managers(keep=membership.node_id)
+    except BaseException:
+        await manager.stop()
+        raise
+    log.warning("swarm recovered as a one-manager cluster", extra=kv(node=membership.node_id))
     return manager
 
 

@@ -28,6 +28,7 @@ from ferry.daemon.manager_node import (
     LOCKED_LEAVE_MESSAGE,
     bootstrap_store,
     first_manager,
+    force_new_cluster,
     leave_as_manager,
     restore_manager,
 )
@@ -75,6 +76,7 @@ class InitOptions:
     subnet_size: int = DEFAULT_SUBNET_SIZE
     availability: str = "active"
     autolock: bool = False
+    force_new_cluster: bool = False
 
 
 class SwarmController:
@@ -229,6 +231,13 @@ class SwarmController:
     async def init(self, options: InitOptions) -> str:
         async with self._lock:
             if self.membership is not None:
+                if options.force_new_cluster and self.membership.role == Role.MANAGER:
+                    if options.advertise_addr.split(":")[0] not in ("", self.membership.addr):
+                        raise InvalidArgument(
+                            "--force-new-cluster keeps this manager's address "
+                            f"{self.membership.addr}: leave out --advertise-addr"
+                        )
+                    return await self._force_new_cluster(self.membership)
                 raise Conflict(
                     'This node is already part of a swarm. Use "ferry swarm leave" to leave '
                     "this swarm and join another one."
@@ -277,6 +286,21 @@ class SwarmController:
             await self._start_agent(membership)
             log.info("swarm initialised", extra=kv(node=node_id, cluster=cluster_id, addr=addr))
             return node_id
+
+    async def _force_new_cluster(self, membership: Membership) -> str:
+        """Docker's recovery of a swarm that lost its majority, on one of its managers: this
+        node's manager starts again as the only one, with everything the store holds."""
+        manager, self.manager = self.manager, None
+        if manager is not None:
+            await manager.stop()
+        manager = await force_new_cluster(
+            self.config, self.file.certs, membership, self.resolve_digest
+        )
+        self.file.save(replace(membership, managers=[with_port(membership.addr, PORT)]))
+        await self._manager_started(manager)
+        if self.agent is None:  # a restore that failed left none
+            await self._start_agent(membership)
+        return membership.node_id
 
     def _etcd_config(self, node_id: str, addr: str, initial: str, state: str) -> EtcdConfig:
         return EtcdConfig(

@@ -64,6 +64,9 @@ class EtcdConfig:
     initial_state: str  # "new" or "existing"
     tls_phase: int = FINAL_TLS_PHASE
     binary: str = "etcd"
+    # ``swarm init --force-new-cluster``: this run makes the member the only one (etcd's own
+    # flag); never recorded in member.json, so no later run forces again
+    force_new_cluster: bool = False
 
     @property
     def peer_url(self) -> str:
@@ -110,6 +113,7 @@ class EtcdConfig:
             "--auto-compaction-retention", "10000",
             "--logger", "zap",
             "--log-level", "warn",
+            *(["--force-new-cluster"] if self.force_new_cluster else []),
         ]  # fmt: skip
 
 

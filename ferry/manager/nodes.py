@@ -112,6 +112,20 @@ class NodeOps:
         if demoted:  # its store member goes next (store_members.py), as swarmkit's does
             log.info("manager demoted", extra=kv(node=node.node_id, hostname=node.hostname))
 
+    async def forget_managers(self, keep: str) -> None:
+        """Every manager but ``keep`` is recorded as a worker (``swarm init
+        --force-new-cluster``: their store members are gone)."""
+        ops = [
+            Put(keys.node(n.node_id), encode(replace(n, role=Role.WORKER, desired_role=None,
+                                                    updated_at=now_iso())))
+            for n in self._view.managers()
+            if n.node_id != keep and not n.left
+        ]  # fmt: skip
+        if ops:
+            revision = await self._store.commit(ops)
+            if revision is not None:
+                await self._feed.wait_for(revision)
+
     async def complete_promotion(self, node_id: str) -> None:
         """A promoted node's store member votes now: the record says manager (``node ls``
         shows its manager status from here on)."""

@@ -88,6 +88,21 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         assert "The swarm does not have a leader" in message
         assert "Swarm: active" in lab.ferry("h3", "info").stdout  # the node itself still answers
 
+        # Docker's way back: the last manager forms a one-manager swarm of everything it holds
+        h3_id = lab.api("h3", "/info")["Swarm"]["NodeID"]
+        out = lab.exec("h3", "docker", "swarm", "init", "--force-new-cluster").stdout
+        assert f"Swarm initialized: current node ({h3_id}) is now a manager." in out
+        want = {"h1": "", "h2": "", "h3": "Leader"}
+        wait_for_value(lambda: _manager_status(lab, "h3"), want, 30, "h3 the only manager")
+        assert "Managers: 1" in lab.exec("h3", "ferry", "info").stdout
+        assert "keep" in lab.exec("h3", "docker", "service", "ls").stdout
+        wait_until(
+            lambda: set(task_ids(lab, "keep", "h3").values()) == {h3_id}
+            and len(task_ids(lab, "keep", "h3")) == 3,
+            60, "the service's tasks back, on the node that is up",
+        )  # fmt: skip
+        lab.exec("h3", "docker", "network", "create", "-d", "overlay", "after-recovery")
+
 
 def _manager_status(lab: LabRig, host: str = "h1") -> dict[str, str]:
     """hostname → Docker's MANAGER STATUS of ``docker node ls`` ("" for a worker)."""

@@ -84,7 +84,6 @@ def test_a_task_history_limit_that_is_not_an_integer_is_refused() -> None:
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ({"ForceNewCluster": True}, "--force-new-cluster"),
         ({"DataPathPort": 4790}, "--data-path-port 4790"),
         ({"DataPathAddr": "10.0.0.9"}, "--data-path-addr 10.0.0.9"),
     ],

@@ -109,11 +109,9 @@ class SwarmInitRequest(DockerModel):
     Spec: SwarmSpec = Field(default_factory=SwarmSpec)
 
     def refused(self) -> list[str]:
-        """What Ferry does not do of an init, by its docker CLI flag: recovering a swarm that
-        lost its majority, another VXLAN port, a separate data-path address."""
+        """What Ferry does not do of an init, by its docker CLI flag: another VXLAN port, a
+        separate data-path address."""
         out = data_path_refused(self.DataPathAddr)
-        if self.ForceNewCluster:
-            out.append("--force-new-cluster (ForceNewCluster)")
         if self.DataPathPort not in (0, VXLAN_PORT):
             out.append(f"--data-path-port {self.DataPathPort} (DataPathPort: Ferry's VXLAN "
                        f"port is {VXLAN_PORT})")  # fmt: skip

@@ -123,6 +123,7 @@ class SwarmRoutes:
             subnet_size=body.SubnetSize or DEFAULT_SUBNET_SIZE,
             availability=body.Availability or "active",
             autolock=body.Spec.EncryptionConfig.AutoLockManagers,
+            force_new_cluster=body.ForceNewCluster,
         )
         return web.json_response(await self.swarm.init(options))
 
