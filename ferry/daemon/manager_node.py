@@ -74,8 +74,12 @@ async def restore_manager(
         fetch_key=fetch_key,
         resolve=resolve,
     )
-    await manager.start_store()
-    await manager.start_services(membership.listen_addr)
+    try:
+        await manager.start_store()
+        await manager.start_services(membership.listen_addr)
+    except BaseException:
+        await manager.stop()
+        raise
     return manager
 
 

@@ -132,10 +132,16 @@ class SwarmController:
             return
         self.membership = membership
         if membership.role == Role.MANAGER:
-            manager = await restore_manager(
-                self.config, self.file.certs, membership, self.resolve_digest
-            )
-            await self._manager_started(manager)
+            try:
+                manager = await restore_manager(
+                    self.config, self.file.certs, membership, self.resolve_digest
+                )
+            except FerryError as exc:
+                # e.g. a manager lost while the others formed a new cluster without it: its
+                # agent still reports in and learns its role (a worker, after a recovery)
+                log.error("could not run this node's manager", extra=kv(error=exc))
+            else:
+                await self._manager_started(manager)
         await self._start_agent(membership)
         log.info(
             "swarm membership restored", extra=kv(node=membership.node_id, role=membership.role)

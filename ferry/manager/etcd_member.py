@@ -45,6 +45,7 @@ PEER_PORT = ETCD_PEER_PORT
 
 
 FINAL_TLS_PHASE = 3
+REMOVED_WORDS = b"the member has been permanently removed from the cluster"
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class EtcdMember:
         self._stopping = False
         self._restart_task: asyncio.Task[None] | None = None
         self._backoff_s = 0.2
+        self.removed = False  # etcd stopped by itself, its cluster having removed this member
 
     @property
     def _pid_path(self) -> Path:
@@ -166,6 +168,7 @@ class EtcdMember:
         return ref if ref.alive() else None
 
     def _spawn(self) -> None:
+        self.removed = False
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ETCD_UNSUPPORTED_ARCH": ""}
         self._ref = proc.spawn(
             self.config.argv(), env=env, log_path=self.config.data_dir / "etcd.log"
@@ -181,8 +184,25 @@ class EtcdMember:
     def _exited(self, code: int | None) -> None:
         if self._stopping:
             return
+        if code == 0 and self._says_removed():
+            # it will say so at every start: this node is no member of the store any more
+            self.removed = True
+            log.warning("etcd stopped: this member was removed from the store")
+            return
         log.warning("etcd exited; restarting", extra=kv(code=code, backoff_s=self._backoff_s))
         self._restart_task = asyncio.get_running_loop().create_task(self._restart())
+
+    def _says_removed(self) -> bool:
+        """etcd's own last words when its cluster removed it (demoted, or recovered without
+        it by ``--force-new-cluster``): "the member has been permanently removed"."""
+        try:
+            with (self.config.data_dir / "etcd.log").open("rb") as log_file:
+                log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(0, log_file.tell() - 4096))
+                tail = log_file.read()
+        except OSError:
+            return False
+        return REMOVED_WORDS in tail
 
     async def _restart(self) -> None:
         await asyncio.sleep(self._backoff_s)

@@ -173,6 +173,11 @@ class Manager:
                 self.etcd.healthy()
                 return
             except Unavailable as exc:
+                if self.etcd.removed:
+                    raise Unavailable(
+                        "this manager's store member was removed from the swarm's store "
+                        "(it was demoted, or the swarm was recovered without it)"
+                    ) from exc
                 if loop.time() > deadline:
                     raise Unavailable(f"the cluster store did not come up: {exc}") from exc
                 await asyncio.sleep(0.1)

@@ -234,9 +234,12 @@ def _save_logs(topo: LabTopology) -> None:
     keep = Path(target) / topo.name
     keep.mkdir(parents=True, exist_ok=True)
     for host in topo.hosts:
-        log = host.run_dir / "ferryd.log"
-        if log.exists():
-            shutil.copyfile(log, keep / f"{host.name}.log")
+        for log, name in (
+            (host.run_dir / "ferryd.log", f"{host.name}.log"),
+            (host.state_dir / "etcd" / "etcd.log", f"{host.name}-etcd.log"),
+        ):
+            if log.exists():
+                shutil.copyfile(log, keep / name)
 
 
 def read_json(path: Path) -> Any:

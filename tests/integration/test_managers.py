@@ -103,6 +103,20 @@ def test_three_managers_survive_the_loss_of_the_leader() -> None:
         )  # fmt: skip
         lab.exec("h3", "docker", "network", "create", "-d", "overlay", "after-recovery")
 
+        # a lost manager that comes back is no member: it works on as a worker
+        labmod.start_ferryd(lab.topo, "h1")
+        want = {"h1": "", "h2": "", "h3": "Leader"}
+
+        def h1_back_as_worker() -> bool:
+            nodes = lab.nodes("h3")
+            return nodes["h1"]["Status"]["State"] == "ready" and (
+                lab.api("h1", "/info")["Swarm"]["ControlAvailable"] is False
+            )
+
+        wait_until(h1_back_as_worker, 90, "h1 back, as a worker", every_s=1)
+        assert _manager_status(lab, "h3") == want
+        assert not (lab.topo.node("h1").state_dir / "etcd").exists()
+
 
 def _manager_status(lab: LabRig, host: str = "h1") -> dict[str, str]:
     """hostname → Docker's MANAGER STATUS of ``docker node ls`` ("" for a worker)."""
