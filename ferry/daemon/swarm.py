@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ferry import __version__
 from ferry.agent.agent import Agent
@@ -21,6 +22,7 @@ from ferry.agent.joining import fetch_ca, request_join
 from ferry.agent.link import ManagerLink, client_context
 from ferry.aio import cancel_and_wait
 from ferry.daemon.addrs import choose_advertise_addr, with_port
+from ferry.daemon.cert_renewal import CertRenewal
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.founding import found
 from ferry.daemon.logs import kv
@@ -100,6 +102,7 @@ class SwarmController:
         # Ferry's own bridges (local networks): never the address a node advertises
         self.own_devices: Callable[[], set[str]] = set
         self._role_task: asyncio.Task[None] | None = None
+        self._renewal: CertRenewal | None = None
         self._role_retry_at = 0.0
 
     # access ----------------------------------------------------------------------------------
@@ -175,10 +178,26 @@ class SwarmController:
         )
         await agent.start()
         self.agent = agent
+
+        async def renew(body: dict[str, Any]) -> dict[str, Any]:
+            reply: dict[str, Any] = await agent.link.call("POST", "/v1/renew", body)
+            return reply
+
+        self._renewal = CertRenewal(self.file.certs, renew, self._certificate_renewed, self._lock)
+        self._renewal.start()
         for hook in self.agent_started:
             await hook(agent)
 
+    async def _certificate_renewed(self) -> None:
+        if self.agent is not None:
+            await self.agent.reload_certificate()
+        if self.manager is not None:
+            self.manager.reload_certificate()
+
     async def _stop_agent(self) -> None:
+        if self._renewal is not None:
+            await self._renewal.stop()
+            self._renewal = None
         agent, self.agent = self.agent, None
         if agent is None:
             return

@@ -28,7 +28,14 @@ from ferry.manager.sessions import SessionHub
 from ferry.manager.store.view import ClusterView
 from ferry.manager.task_files import TaskFiles
 from ferry.manager.vault import Vault, hand_over
-from ferry.manager.wire import AttachBody, Heartbeat, JoinRequest, RoleRequest, TaskStatusBody
+from ferry.manager.wire import (
+    AttachBody,
+    Heartbeat,
+    JoinRequest,
+    RenewRequest,
+    RoleRequest,
+    TaskStatusBody,
+)
 from ferry.model.codec import encode
 from ferry.model.node import Role
 from ferry.model.ports import CLUSTER_PORT
@@ -146,6 +153,12 @@ class ClusterApi:
             await self._joins.promote(node.addr)
             await self._nodes.complete_promotion(node.node_id)
             return web.json_response({})
+
+        @routes.post("/v1/renew")
+        async def renew(request: web.Request) -> web.Response:
+            body = RenewRequest.model_validate_json(await request.read())
+            cert_pem = await self._joins.renew_certificate(caller(request), body.csr_pem)
+            return web.json_response({"cert_pem": cert_pem})
 
         @routes.post("/v1/role")
         async def take_role(request: web.Request) -> web.Response:

@@ -162,6 +162,29 @@ class JoinService:
         log.info("promotion started", extra=kv(node=node_id, hostname=node.hostname))
         return response.model_copy(update={"etcd_initial_cluster": initial_cluster})
 
+    async def renew_certificate(self, identity: ca.Identity, csr_pem: str) -> str:
+        """A new certificate for the node and role of ``identity`` (its current certificate),
+        valid for the swarm's node certificate expiry from now. Forbidden for a node that
+        left or whose record has another role (its role change brings its certificate)."""
+        cluster = self._view.cluster()
+        node = self._view.node(identity.node_id)
+        if cluster is None or node is None or node.left:
+            raise Forbidden(f"node {identity.node_id} is not a member of this swarm")
+        if node.role.value != identity.role:
+            raise Forbidden(
+                f"node {node.hostname} is a {node.role.value} now: its role change gives it "
+                "its certificate"
+            )
+        secrets, _ = await self._nodes.secrets()
+        ca_pair = self._vault.ca_pair(cluster, secrets)
+        return ca.sign_node(
+            ca_pair,
+            csr_pem.encode(),
+            identity,
+            [node.addr, "127.0.0.1"],
+            validity=dt.timedelta(seconds=cluster.node_cert_expiry_s),
+        ).decode()
+
     async def _drop_stale_learner(self, addr: str) -> None:
         """A learner left at ``addr`` by a promotion that failed half-way: its node starts a
         fresh member, which etcd would refuse under the same peer URL."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from ferry.daemon.logs import kv
@@ -129,6 +130,7 @@ class Manager:
             doctor_routes(self.doctor),
         ]
         self._api: ClusterApi | None = None
+        self._server_ssl: ssl.SSLContext | None = None
 
     @property
     def locked(self) -> bool:
@@ -191,10 +193,16 @@ class Manager:
             await self.feed.wait_for(term)
         self.leader.start()
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
-        ctx = server_context(self.certs.ca, self.certs.cert, self.certs.key)
-        await self._api.start(self.certs.ca.read_text(), listen_addr, ctx)
+        self._server_ssl = server_context(self.certs.ca, self.certs.cert, self.certs.key)
+        await self._api.start(self.certs.ca.read_text(), listen_addr, self._server_ssl)
         self.upgrade.start()
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
+
+    def reload_certificate(self) -> None:
+        """Serve the cluster API with this node's certificate as it is on disk now (renewed):
+        new connections get it, open ones keep theirs."""
+        if self._server_ssl is not None:
+            self._server_ssl.load_cert_chain(str(self.certs.cert), str(self.certs.key))
 
     async def stop(self, *, stop_etcd: bool = True) -> None:
         await self.upgrade.stop()

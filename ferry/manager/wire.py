@@ -43,6 +43,12 @@ class RoleRequest(BaseModel):
     store_csr_pem: str = ""  # a manager's only: its etcd certificate
 
 
+class RenewRequest(BaseModel):
+    """A node's request for a new certificate before its current one lapses."""
+
+    csr_pem: str
+
+
 class Heartbeat(BaseModel):
     images: list[str] = Field(default_factory=list)
     ports: list[str] = Field(default_factory=list)
