@@ -406,3 +406,19 @@ def node_demote(
 ) -> None:
     """Demote one or more nodes from manager in the swarm."""
     _set_roles(nodes, "worker")
+
+
+@swarm_app.command("ca")
+@handles_errors
+def swarm_ca(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Rotate the swarm CA (Ferry does not)")
+    ] = False,
+) -> None:
+    """Display the swarm's root CA certificate."""
+    if rotate:
+        fail("Ferry does not rotate the swarm's root CA (swarm ca --rotate): it keeps its own", 2)
+    root = client().get("/swarm").get("TLSInfo", {}).get("TrustRoot", "")
+    if not root:
+        fail("No CA information available", 1)
+    print(root.strip())

@@ -190,6 +190,16 @@ def identity_of(cert: x509.Certificate) -> Identity:
     return Identity(one(NameOID.COMMON_NAME), roles[ou], one(NameOID.ORGANIZATION_NAME))
 
 
+def issuer_der(ca_pem: bytes) -> tuple[bytes, bytes]:
+    """A CA certificate's subject and public key (SubjectPublicKeyInfo), DER: what Docker's
+    TLSInfo names the root by."""
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    public_key = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return cert.subject.public_bytes(), public_key
+
+
 def identity_of_der(der: bytes) -> Identity:
     return identity_of(x509.load_der_x509_certificate(der))
 

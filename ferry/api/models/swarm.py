@@ -31,6 +31,8 @@ _EncryptionConfig = EncryptionConfig
 HONOURED = ("Orchestration", "TaskHistoryRetentionLimit")  # swarm update changes it
 CERT_EXPIRY = ("CAConfig", "NodeCertExpiry")  # and this one (nanoseconds)
 NS = 1_000_000_000
+# what the docker CLI flag behind a setting is, where it helps to say it
+_WHAT = {("CAConfig", "ForceRotate"): " (docker swarm ca --rotate: Ferry keeps its root CA)"}
 
 
 class SwarmSpec(DockerModel):
@@ -58,7 +60,7 @@ class SwarmSpec(DockerModel):
                 if (section, key) in (HONOURED, CERT_EXPIRY):
                     continue
                 if value not in (None, 0, "", [], {}, False) and value != running.get(key):
-                    asked.append(f"{section}.{key}={value}")
+                    asked.append(f"{section}.{key}={value}{_WHAT.get((section, key), '')}")
         return asked
 
     def task_history(self) -> int | None:
@@ -151,6 +153,18 @@ class UnlockKey(DockerModel):
     UnlockKey: str = ""
 
 
+class TLSInfo(DockerModel):
+    """The root CA nodes trust (``docker swarm ca`` prints TrustRoot): its certificate, and its
+    subject and public key in base64 DER, as Docker gives them."""
+
+    TrustRoot: str = ""
+    CertIssuerSubject: str = ""
+    CertIssuerPublicKey: str = ""
+
+
+_TLSInfo = TLSInfo
+
+
 class SwarmInspect(DockerModel):
     ID: str
     Version: ObjectVersion
@@ -162,6 +176,7 @@ class SwarmInspect(DockerModel):
     DataPathPort: int = 4789
     JoinTokens: _JoinTokens
     RootRotationInProgress: bool = False
+    TLSInfo: _TLSInfo = Field(default_factory=_TLSInfo)
 
 
 class NodeSpec(DockerModel):

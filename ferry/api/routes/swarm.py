@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from aiohttp import web
 
 from ferry.api import list_filters as lf
@@ -21,6 +23,7 @@ from ferry.api.models.swarm import (
     SwarmInspect,
     SwarmJoinRequest,
     SwarmSpec,
+    TLSInfo,
     UnlockKey,
     data_path_refused,
     refuse,
@@ -28,7 +31,7 @@ from ferry.api.models.swarm import (
 from ferry.api.server import add_route, json_model
 from ferry.daemon.swarm import InitOptions, SwarmController
 from ferry.errors import Conflict, InvalidArgument, Unavailable
-from ferry.manager import sealing
+from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.cluster_settings import set_settings
 from ferry.manager.nodes import NodeState
@@ -157,6 +160,7 @@ class SwarmRoutes:
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
+            TLSInfo=_tls_info(cluster.ca_cert_pem),
         )
         return json_model(body)
 
@@ -257,3 +261,12 @@ def _refuse_unsupported(spec: SwarmSpec) -> None:
             "'ferry swarm inspect' shows; of the spec it changes autolock, the task history "
             "limit and the node certificates' expiry only"
         )
+
+
+def _tls_info(ca_cert_pem: str) -> TLSInfo:
+    subject, public_key = ca.issuer_der(ca_cert_pem.encode())
+    return TLSInfo(
+        TrustRoot=ca_cert_pem,
+        CertIssuerSubject=base64.b64encode(subject).decode(),
+        CertIssuerPublicKey=base64.b64encode(public_key).decode(),
+    )
