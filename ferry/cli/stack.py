@@ -227,7 +227,7 @@ def ps(
         fail("ferry stack ps does not support --no-resolve yet: leave it out", 2)
     found = _stack_services(client(), stack, {})
     if not found:
-        fail(f"nothing found in stack: {stack}")
+        fail(f"nothing found in stack: {stack}", 3)  # not found: Ferry's exit code of the kind
     names = [str(s["Spec"]["Name"]) for s in found]
     service_ps(names, quiet=quiet, no_trunc=no_trunc, filter_=filter_, template=template)
 
