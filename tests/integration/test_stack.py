@@ -124,6 +124,11 @@ def test_ferry_stack_deploy_runs_three_services_updates_in_place_and_rm_removes_
         assert sorted(n.rsplit(".", 1)[0] for n in ps) == [
             "stk_app", "stk_db", "stk_web", "stk_web",
         ]  # fmt: skip
+        missing = lab.ferry("h1", "stack", "ps", "nostack", check=False)
+        assert (missing.returncode, missing.stderr) == (
+            3,
+            "Error: nothing found in stack: nostack\n",
+        )
 
         # a redeploy with a change updates the services in place
         before = {s["Spec"]["Name"]: s["ID"] for s in lab.api("h1", "/services")}
