@@ -22,9 +22,18 @@ from aetcd import rpc
 
 from ferry.errors import NotFound, Unavailable
 from ferry.manager.store import keys
-from ferry.manager.store.base import Delete, Event, Expect, KeyValue, Put
+from ferry.manager.store.base import Delete, Event, Expect, KeyValue, MemberStatus, Put
 
 _TIMEOUT_S = 5.0
+_STATUS_TIMEOUT_S = 1.0  # a local call of the member: slower means it is not answering
+# A write that a follower forwarded to a leader that then died is lost, and etcd lets the caller
+# wait for it until its request timeout (our _TIMEOUT_S first): the API stood still for 5 s
+# after a leader's death. A commit that has waited _SUSPECT_S (writes take milliseconds) checks
+# whether the member has since seen another leader; once that leader has committed in its term
+# (a linearizable read succeeds), the fate of every write of the old term is sealed and applied
+# here, so its answer is due at once: after _SETTLE_S more it is given up as lost.
+_SUSPECT_S = 0.25
+_SETTLE_S = 0.3
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -69,7 +78,11 @@ def _rpc(what: str) -> Iterator[None]:
 class EtcdStore:
     def __init__(self, endpoint: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         self._endpoint = endpoint
+        self._term = 0  # the highest raft term any answer of the member carried
         self._connect(ca_pem, cert_pem, key_pem)
+
+    def _seen(self, header: Any) -> None:
+        self._term = max(self._term, int(header.raft_term))
 
     def _connect(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         credentials = grpc.ssl_channel_credentials(
@@ -93,6 +106,7 @@ class EtcdStore:
     async def get(self, key: str) -> KeyValue | None:
         with _rpc(f"get {key}"):
             resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=_TIMEOUT_S)
+        self._seen(resp.header)
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -102,13 +116,21 @@ class EtcdStore:
         # etcd serves a Range linearizably unless asked otherwise: it needs the leader's word
         request = rpc.RangeRequest(key=keys.CLUSTER.encode(), count_only=True)
         with _rpc("quorum read"):
-            await self._kv.Range(request, timeout=timeout_s)
+            resp = await self._kv.Range(request, timeout=timeout_s)
+        self._seen(resp.header)
+
+    async def member_status(self) -> MemberStatus:
+        with _rpc("member status"):
+            resp = await self.maintenance.Status(rpc.StatusRequest(), timeout=_STATUS_TIMEOUT_S)
+        self._term = max(self._term, int(resp.raftTerm))
+        return MemberStatus(int(resp.header.member_id), int(resp.leader), int(resp.raftTerm))
 
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         raw = prefix.encode()
         request = rpc.RangeRequest(key=raw, range_end=prefix_end(raw))
         with _rpc(f"list {prefix}"):
             resp = await self._kv.Range(request, timeout=_TIMEOUT_S)
+        self._seen(resp.header)
         items = [KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.lease) for kv in resp.kvs]
         return items, resp.header.revision
 
@@ -125,9 +147,43 @@ class EtcdStore:
             for e in expect
         ]
         request = rpc.TxnRequest(compare=compares, success=[_op(op) for op in ops])
+        term = self._term
         with _rpc("commit"):
-            resp = await self._kv.Txn(request, timeout=_TIMEOUT_S)
+            call = self._kv.Txn(request, timeout=_TIMEOUT_S)
+            resp = await self._unless_lost(call, term)
+        self._seen(resp.header)
         return resp.header.revision if resp.succeeded else None
+
+    async def _unless_lost(self, call: Any, term: int) -> Any:
+        """The answer of a write sent while the member was in raft term ``term``; Unavailable
+        once it is known lost with a leader that died (see _SUSPECT_S)."""
+        answer = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait({answer}, timeout=_SUSPECT_S)
+                if done:
+                    return answer.result()
+                if term and await self._new_leader_since(term):
+                    await self.check_quorum(_TIMEOUT_S)
+                    done, _ = await asyncio.wait({answer}, timeout=_SETTLE_S)
+                    if done:
+                        return answer.result()
+                    raise Unavailable(
+                        "cluster store unavailable (commit): its leader changed while this "
+                        "write was on its way and no answer came: most likely it was not "
+                        "applied; try again"
+                    )
+        finally:
+            if not answer.done():
+                call.cancel()
+                answer.cancel()
+
+    async def _new_leader_since(self, term: int) -> bool:
+        try:
+            status = await self.member_status()
+        except Unavailable:
+            return False
+        return status.has_leader and status.raft_term > term
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         raw = prefix.encode()
@@ -138,6 +194,7 @@ class EtcdStore:
         try:
             with _rpc(f"watch {prefix}"):
                 async for resp in call:
+                    self._seen(resp.header)
                     if resp.compact_revision:
                         raise Unavailable(f"watch compacted at revision {resp.compact_revision}")
                     if resp.canceled:
@@ -163,7 +220,9 @@ class EtcdStore:
         return int(resp.ID)
 
     async def refresh_lease(self, lease_id: int) -> bool:
-        call = self._lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]))
+        call = self._lease.LeaseKeepAlive(
+            iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]), timeout=_TIMEOUT_S
+        )
         try:
             with _rpc("refresh lease"):
                 async for reply in call:
