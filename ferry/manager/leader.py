@@ -93,8 +93,10 @@ class LeaderElection:
         self._clock = clock
         self.is_leader = False
         self._lease_id = 0
-        self._checked_at = 0.0  # when the leader last confirmed its record and lease
-        self._checked_term = 0  # the raft term it last confirmed them in
+        # when this manager last read the key (a leader: confirmed its record and lease), and
+        # in which raft term
+        self._checked_at = 0.0
+        self._checked_term = 0
         self._task: asyncio.Task[None] | None = None
         # the record this node wrote when it took office, and the store revision of that write:
         # the leader acts only once its mirror shows this record, and its orchestrator's writes
@@ -167,6 +169,13 @@ class LeaderElection:
             self._checked_at, self._checked_term = now, status.raft_term
 
     async def _try_acquire(self, status: MemberStatus) -> None:
+        # the key is read (a linearizable read: a Raft round) when this member leads etcd or
+        # its term changed, else every REFRESH_S, for a key whose holder's ferryd died
+        now = self._clock()
+        looked = status.raft_term == self._checked_term and now - self._checked_at < REFRESH_S
+        if not status.has_leader or (looked and not status.leads):
+            return
+        self._checked_at, self._checked_term = now, status.raft_term
         current = await self._store.get(keys.LEADER)
         record = decode(LeaderRecord, current.value) if current is not None else None
         if current is not None and record is not None and record.node_id == self._node_id:

@@ -8,9 +8,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, cast
 
+import grpc
 import pytest
+from aetcd import rpc
 
-from ferry.errors import Unavailable
+from ferry.errors import NoLeader, Unavailable
 from ferry.manager.leader import LEASE_TTL_S, LeaderElection, take_office
 from ferry.manager.quorum import QuorumWatch
 from ferry.manager.store import Expect, MemberStatus, Put, Store, keys
@@ -169,13 +171,32 @@ async def test_a_manager_refuses_at_once_while_its_member_knows_no_leader() -> N
     assert watch.has_quorum
 
 
-class Unanswering(EtcdStore):
-    """An etcd client whose member answers Status and reads as told, and a write as told."""
+class Call(asyncio.Future[Any]):
+    """A gRPC call's stand-in: awaitable, cancellable."""
 
-    def __init__(self, status: MemberStatus) -> None:
+
+class KV:
+    """etcd's KV service as the client sees it: each request gets the next of ``calls``."""
+
+    def __init__(self, *calls: Call) -> None:
+        self.calls = list(calls)
+
+    def Txn(self, _request: Any, timeout: float) -> Call:  # gRPC's names
+        return self.calls.pop(0)
+
+    def Range(self, _request: Any, timeout: float) -> Call:
+        return self.calls.pop(0)
+
+
+class Member3(EtcdStore):
+    """An etcd client whose member says ``status`` and which last saw raft term 3."""
+
+    def __init__(self, status: MemberStatus, *calls: Call) -> None:
         super().__init__("unix:/nonexistent", *CREDENTIALS)
         self.status = status
         self.reads = 0
+        self._term = 3
+        self._kv = KV(*calls)
 
     async def member_status(self) -> MemberStatus:
         return self.status
@@ -184,38 +205,90 @@ class Unanswering(EtcdStore):
         self.reads += 1
 
 
-class Call(asyncio.Future[str]):
-    """A gRPC call's stand-in: awaitable, cancellable."""
+def answer(revision: int) -> Any:
+    header = rpc.ResponseHeader(revision=revision, raft_term=4)
+    return rpc.TxnResponse(header=header, succeeded=True)
+
+
+def later(call: Call, after_s: float, value: Any) -> Call:
+    asyncio.get_running_loop().call_later(after_s, call.set_result, value)
+    return call
 
 
 async def test_a_write_lost_with_a_dead_etcd_leader_fails_once_another_leader_commits() -> None:
-    store = Unanswering(MemberStatus(1, 3, 4))  # sent in term 3; member 3 leads term 4 now
-    call = Call()
+    lost = Call()
+    store = Member3(MemberStatus(1, 3, 4), lost)  # member 3 leads term 4 now
     try:
         with pytest.raises(Unavailable, match="its leader changed while this write was on"):
-            await asyncio.wait_for(store._unless_lost(call, 3), 3)
+            await asyncio.wait_for(store.commit([Put(keys.task("t1"), b"{}")]), 3)
         assert store.reads == 1  # after the new leader's read: old terms' writes are settled
-        assert call.cancelled()
+        assert lost.cancelled()
+    finally:
+        await store.close()
+
+
+async def test_a_read_lost_with_a_dead_etcd_leader_is_asked_again_of_the_new_one() -> None:
+    lost, again = Call(), Call()
+    again.set_result(rpc.RangeResponse(header=rpc.ResponseHeader(revision=9, raft_term=4)))
+    store = Member3(MemberStatus(1, 3, 4), lost, again)
+    try:
+        assert await asyncio.wait_for(store.get(keys.LEADER), 3) is None
+        assert lost.cancelled()
     finally:
         await store.close()
 
 
 async def test_a_slow_write_under_the_same_leader_is_waited_for() -> None:
-    store = Unanswering(MemberStatus(1, 2, 3))  # the leader of the write's term still leads
-    call = Call()
-    asyncio.get_running_loop().call_later(0.6, call.set_result, "applied")
+    store = Member3(MemberStatus(1, 2, 3), later(Call(), 0.6, answer(7)))  # term 3 goes on
     try:
-        assert await asyncio.wait_for(store._unless_lost(call, 3), 3) == "applied"
+        assert await asyncio.wait_for(store.commit([Put(keys.task("t1"), b"{}")]), 3) == 7
         assert store.reads == 0
     finally:
         await store.close()
 
 
 async def test_a_write_answered_while_the_new_leader_settles_is_not_given_up() -> None:
-    store = Unanswering(MemberStatus(1, 3, 4))
-    call = Call()
-    asyncio.get_running_loop().call_later(0.35, call.set_result, "applied")
+    store = Member3(MemberStatus(1, 3, 4), later(Call(), 0.35, answer(7)))
     try:
-        assert await asyncio.wait_for(store._unless_lost(call, 3), 3) == "applied"
+        assert await asyncio.wait_for(store.commit([Put(keys.task("t1"), b"{}")]), 3) == 7
+    finally:
+        await store.close()
+
+
+async def test_a_write_in_flight_when_the_member_loses_its_leader_fails_with_dockers_words() -> (
+    None
+):
+    """Quorum loss: the write fails at once with "The swarm does not have a leader", not after
+    the store's timeout with the store's own words; a read likewise."""
+    for request in ("commit", "get"):
+        waiting = Call()
+        store = Member3(MemberStatus(1, 0, 3), waiting)  # cut off: its member knows no leader
+        try:
+            call = (
+                store.commit([Put(keys.task("t1"), b"{}")])
+                if request == "commit"
+                else store.get(keys.LEADER)
+            )
+            with pytest.raises(NoLeader, match="The swarm does not have a leader"):
+                await asyncio.wait_for(call, 3)
+            assert waiting.cancelled()
+        finally:
+            await store.close()
+
+
+async def test_a_write_refused_while_the_member_knows_no_leader_fails_with_dockers_words() -> None:
+    refused = Call()
+    refused.set_exception(
+        grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            "etcdserver: no leader",
+        )
+    )
+    store = Member3(MemberStatus(1, 0, 3), refused)
+    try:
+        with pytest.raises(NoLeader):
+            await store.commit([Put(keys.task("t1"), b"{}")])
     finally:
         await store.close()
