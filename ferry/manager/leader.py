@@ -187,7 +187,7 @@ class LeaderElection:
         if not await self._commit(current, lease_id, status):
             await self._store.revoke_lease(lease_id)
             return
-        if current is not None and current.lease_id:  # the predecessor's: it steps down at once
+        if current is not None and current.lease_id:  # the predecessor learns at its next check
             with contextlib.suppress(FerryError):
                 await self._store.revoke_lease(current.lease_id)
         await self._set(True)
