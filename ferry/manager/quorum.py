@@ -36,6 +36,9 @@ log = logging.getLogger("ferry.manager.quorum")
 CHECK_S = 1.0
 RECHECK_S = 0.2  # while refusing: answer again within a moment of the majority's return
 STATUS_S = 0.2  # the member's word on its leader: local, cheap, and within etcd's heartbeats
+# while it knows no leader: answer again within a moment of the election's end (writes are
+# refused meanwhile, and clients retry)
+LEADERLESS_S = 0.05
 PROBE_S = 2.0
 STALE_S = 3.0
 
@@ -107,4 +110,4 @@ class QuorumWatch:
             if not self._leaderless and (self._clock() >= next_read or not self.has_quorum):
                 await self.probe()
                 next_read = self._clock() + (CHECK_S if self.has_quorum else RECHECK_S)
-            await asyncio.sleep(STATUS_S)
+            await asyncio.sleep(LEADERLESS_S if self._leaderless else STATUS_S)
