@@ -31,6 +31,7 @@ bench: images
 	.venv/bin/python -m benchmarks.services
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
+	.venv/bin/python -m benchmarks.managers
 	.venv/bin/python -m benchmarks.runtime
 	.venv/bin/python -m benchmarks.images
 	.venv/bin/python -m benchmarks.faults

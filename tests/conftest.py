@@ -26,6 +26,7 @@ LONGEST_FIRST = (
     "tests/integration/test_daemon_config.py",
     "tests/integration/test_docker_py.py",
     "tests/integration/test_local_networks.py",
+    "tests/integration/test_failover.py",
     "tests/integration/test_managers.py",
     "tests/integration/test_runtime_streams.py",
     "tests/integration/test_images.py",

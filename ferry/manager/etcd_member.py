@@ -47,6 +47,19 @@ PEER_PORT = ETCD_PEER_PORT
 FINAL_TLS_PHASE = 3
 REMOVED_WORDS = b"the member has been permanently removed from the cluster"
 
+# RAFT_TIMING. etcd's defaults, kept on purpose: a follower calls an election after
+# ELECTION_TIMEOUT_MS without the leader's heartbeat (sent every HEARTBEAT_MS), so a dead
+# leader is replaced in 1.1-1.5 s here, and Ferry's leader follows within a poll (leader.py):
+# the API is back well inside the 3 s it is allowed (benchmarks/managers.py). Shorter would buy
+# little and cost much: etcd's tuning guide asks for an election timeout of at least ten
+# heartbeats, and a loaded 2-core host stalls a member's loop (fsync, CPU) for hundreds of
+# milliseconds, which a shorter timeout turns into needless elections, each a change of leader.
+# Pre-vote: a member back from a partition (its term raised by elections it could not win)
+# asks first whether it could win before calling an election, instead of deposing the
+# majority's healthy leader with its higher term (etcd 3.4's default is off).
+HEARTBEAT_MS = 100
+ELECTION_TIMEOUT_MS = 1000
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -110,6 +123,10 @@ class EtcdConfig:
             "--client-cert-auth", "--trusted-ca-file", str(client.ca),
             "--peer-cert-file", str(peer.cert), "--peer-key-file", str(peer.key),
             "--peer-client-cert-auth", "--peer-trusted-ca-file", str(peer.ca),
+            # Raft's timing, written out rather than left to defaults (see RAFT_TIMING)
+            "--heartbeat-interval", str(HEARTBEAT_MS),
+            "--election-timeout", str(ELECTION_TIMEOUT_MS),
+            "--pre-vote=true",
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "10000",
             "--logger", "zap",

@@ -103,7 +103,12 @@ class Manager:
         )
         self.services = ServiceOps(self.store, self.view, self.feed, self.networks, resolve)
         self.reconciler = ServiceReconciler(
-            self.store, self.view, self.feed, self.networks, term=lambda: self.leader.term
+            self.store,
+            self.view,
+            self.feed,
+            self.networks,
+            term=lambda: self.leader.term,
+            fence=lambda: self.leader.term_revision,
         )
         self.logs = LogRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")
         self.doctor = DoctorRelay(self.store, self.view, f"{etcd_config.advertise_addr}:{PORT}")

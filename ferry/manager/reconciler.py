@@ -87,14 +87,18 @@ class ServiceReconciler(Reconciler):
         networks: NetworkOps,
         *,
         term: Callable[[], LeaderRecord | None] = lambda: None,
+        fence: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``term``: the leader record this manager wrote when it took office; nothing is
         planned until the mirror shows it (so the new term's grace period is in force).
+        ``fence``: the store revision of that record; every commit expects it, so a leader
+        that was replaced (and has not noticed yet) writes nothing (0: no fence).
         ``clock``: seconds since the epoch, which restart delays are measured against."""
         super().__init__(view.mirror)
         self._clock = clock
         self._term = term
+        self._fence = fence
         self._store = store
         self._view = view
         self._feed = feed
@@ -198,11 +202,13 @@ class ServiceReconciler(Reconciler):
         """Commit in transactions of at most MAX_OPS operations, never splitting a group (a
         task and its address reservations land together or not at all)."""
         committed = None
+        fence = self._fence()
+        office = [Expect(keys.LEADER, fence)] if fence else []
         batch: list[Put | Delete] = []
         batch_expect: list[Expect] = []
         for ops, expect in [*groups, ([], [])]:
             if batch and (not ops or len(batch) + len(ops) > MAX_OPS):
-                revision = await self._store.commit(batch, batch_expect)
+                revision = await self._store.commit(batch, batch_expect + office)
                 if revision is None:
                     log.info("a reservation raced another writer; replanning")
                     self.mark()

@@ -63,7 +63,7 @@ async def test_a_restarted_leader_takes_office_again_through_its_own_lease() -> 
     await store.commit([Put(keys.LEADER, encode(old), lease)])
     changes = Changes()
     election = LeaderElection(store, "mgr1", changes)
-    await election._try_acquire()
+    await election.step()
     assert changes.seen == [True]
     current = await store.get(keys.LEADER)
     assert current is not None
@@ -77,9 +77,10 @@ async def test_another_managers_leader_key_is_never_adopted() -> None:
     clock = Clock()
     store = MemoryStore(clock)
     lease = await store.grant_lease(LEASE_TTL_S)
-    await store.commit([Put(keys.LEADER, encode(LeaderRecord("mgr2", "x")), lease)])
+    # taken in the store's current raft term (the memory store's member leads term 1)
+    await store.commit([Put(keys.LEADER, encode(LeaderRecord("mgr2", "x", 1)), lease)])
     changes = Changes()
-    await LeaderElection(store, "mgr1", changes)._try_acquire()
+    await LeaderElection(store, "mgr1", changes).step()
     assert changes.seen == []
 
 
@@ -91,7 +92,7 @@ async def test_a_lapsed_lease_of_this_node_is_not_adopted_and_the_key_is_won_afr
     clock.now += LEASE_TTL_S + 1
     changes = Changes()
     election = LeaderElection(store, "mgr1", changes)
-    await election._try_acquire()
+    await election.step()
     assert changes.seen == [True]
     current = await store.get(keys.LEADER)
     assert current is not None

@@ -50,8 +50,33 @@ class Expect:
     mod_revision: int
 
 
+@dataclass(frozen=True)
+class MemberStatus:
+    """What this manager's own store member says of the store's leader (etcd's Status RPC,
+    answered locally, without the majority): member ids are etcd's, ``leader_id`` 0 while the
+    member knows no leader (an election is on, or it is cut off from the majority);
+    ``raft_term`` grows with every election."""
+
+    member_id: int
+    leader_id: int
+    raft_term: int
+
+    @property
+    def leads(self) -> bool:
+        return self.leader_id != 0 and self.leader_id == self.member_id
+
+    @property
+    def has_leader(self) -> bool:
+        return self.leader_id != 0
+
+
 class Store(Protocol):
     async def get(self, key: str) -> KeyValue | None: ...
+
+    async def member_status(self) -> MemberStatus:
+        """This manager's member's view of the store's leader; raises Unavailable when the
+        member does not answer."""
+        ...
 
     async def check_quorum(self, timeout_s: float) -> None:
         """A read the store's majority must confirm (linearizable); raises Unavailable when it

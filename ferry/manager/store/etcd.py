@@ -21,11 +21,26 @@ from typing import Any
 import grpc
 from aetcd import rpc
 
-from ferry.errors import NotFound, Unavailable
+from ferry.errors import NoLeader, NotFound, Unavailable
 from ferry.manager.store import keys
-from ferry.manager.store.base import Delete, Event, Expect, KeyValue, Put
+from ferry.manager.store.base import Delete, Event, Expect, KeyValue, MemberStatus, Put
 
 _TIMEOUT_S = 5.0
+_STATUS_TIMEOUT_S = 1.0  # a local call of the member: slower means it is not answering
+# A request (a write, or a linearizable read) that a follower forwarded to a leader that then
+# died is lost, and etcd lets the caller wait for it until its request timeout (our _TIMEOUT_S
+# first): the API stood still for 5 s after a leader's death. A request that has waited
+# _SUSPECT_S (they take milliseconds) asks the member whether it has since seen another leader;
+# once that leader has committed in its term (a linearizable read succeeds), the fate of every
+# request of the old term is sealed and applied here, so its answer is due at once: after
+# _SETTLE_S more it is given up as lost (a read is asked again, a write fails).
+_SUSPECT_S = 0.25
+_SETTLE_S = 0.3
+_READ_TRIES = 2
+
+
+class _Lost(Exception):
+    """A request that went to a leader that died: no answer will ever come."""
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -70,7 +85,11 @@ def _rpc(what: str) -> Iterator[None]:
 class EtcdStore:
     def __init__(self, endpoint: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         self._endpoint = endpoint
+        self._term = 0  # the highest raft term any answer of the member carried
         self._connect(ca_pem, cert_pem, key_pem)
+
+    def _seen(self, header: Any) -> None:
+        self._term = max(self._term, int(header.raft_term))
 
     def _connect(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
         credentials = grpc.ssl_channel_credentials(
@@ -92,8 +111,7 @@ class EtcdStore:
         await old.close()
 
     async def get(self, key: str) -> KeyValue | None:
-        with _rpc(f"get {key}"):
-            resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=_TIMEOUT_S)
+        resp = await self._read(f"get {key}", rpc.RangeRequest(key=key.encode()))
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -103,13 +121,20 @@ class EtcdStore:
         # etcd serves a Range linearizably unless asked otherwise: it needs the leader's word
         request = rpc.RangeRequest(key=keys.CLUSTER.encode(), count_only=True)
         with _rpc("quorum read"):
-            await self._kv.Range(request, timeout=timeout_s)
+            resp = await self._kv.Range(request, timeout=timeout_s)
+        self._seen(resp.header)
+
+    async def member_status(self) -> MemberStatus:
+        with _rpc("member status"):
+            resp = await self.maintenance.Status(rpc.StatusRequest(), timeout=_STATUS_TIMEOUT_S)
+        self._term = max(self._term, int(resp.raftTerm))
+        return MemberStatus(int(resp.header.member_id), int(resp.leader), int(resp.raftTerm))
 
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         raw = prefix.encode()
-        request = rpc.RangeRequest(key=raw, range_end=prefix_end(raw))
-        with _rpc(f"list {prefix}"):
-            resp = await self._kv.Range(request, timeout=_TIMEOUT_S)
+        resp = await self._read(
+            f"list {prefix}", rpc.RangeRequest(key=raw, range_end=prefix_end(raw))
+        )
         items = [KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.lease) for kv in resp.kvs]
         return items, resp.header.revision
 
@@ -127,8 +152,73 @@ class EtcdStore:
         ]
         request = rpc.TxnRequest(compare=compares, success=[_op(op) for op in ops])
         with _rpc("commit"):
-            resp = await self._kv.Txn(request, timeout=_TIMEOUT_S)
+            try:
+                resp = await self._unless_lost(self._kv.Txn(request, timeout=_TIMEOUT_S))
+            except _Lost:
+                raise Unavailable(
+                    "cluster store unavailable (commit): its leader changed while this write "
+                    "was on its way and no answer came: most likely it was not applied; try again"
+                ) from None
+        self._seen(resp.header)
         return resp.header.revision if resp.succeeded else None
+
+    async def _read(self, what: str, request: Any) -> Any:
+        """A linearizable Range; one lost with a leader that died is asked again (a read may
+        be repeated, unlike a write)."""
+        with _rpc(what):
+            for _ in range(_READ_TRIES):
+                try:
+                    resp = await self._unless_lost(self._kv.Range(request, timeout=_TIMEOUT_S))
+                except _Lost:
+                    continue
+                self._seen(resp.header)
+                return resp
+        raise Unavailable(f"cluster store unavailable ({what}): its leader kept changing")
+
+    async def _unless_lost(self, call: Any) -> Any:
+        """The answer of a request just sent. NoLeader (Docker's words) when it fails or is
+        still waiting while the member knows no leader: the member lost its majority or an
+        election is on, and nothing commits until a leader is back (as with Docker, a write
+        that had reached a majority may still be applied by the next leader). _Lost once it is
+        known lost with a leader that died (see _SUSPECT_S)."""
+        term = self._term  # the member's term when the request left (0: none seen yet)
+        answer = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait({answer}, timeout=_SUSPECT_S)
+                if done:
+                    return await self._answer(answer)
+                status = await self._status_or_none()
+                if status is None:
+                    continue
+                if not status.has_leader:
+                    raise NoLeader()
+                if term and status.raft_term > term:
+                    await self.check_quorum(_TIMEOUT_S)
+                    done, _ = await asyncio.wait({answer}, timeout=_SETTLE_S)
+                    if done:
+                        return await self._answer(answer)
+                    raise _Lost()
+        finally:
+            if not answer.done():
+                call.cancel()
+                answer.cancel()
+
+    async def _answer(self, answer: asyncio.Future[Any]) -> Any:
+        """A finished write's answer; its failure while the member knows no leader is NoLeader."""
+        try:
+            return answer.result()
+        except grpc.aio.AioRpcError as exc:
+            status = await self._status_or_none()
+            if status is not None and not status.has_leader:
+                raise NoLeader() from exc
+            raise
+
+    async def _status_or_none(self) -> MemberStatus | None:
+        try:
+            return await self.member_status()
+        except Unavailable:  # a busy or dead member: no word either way
+            return None
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         raw = prefix.encode()
@@ -139,6 +229,7 @@ class EtcdStore:
         try:
             with _rpc(f"watch {prefix}"):
                 async for resp in call:
+                    self._seen(resp.header)
                     if resp.compact_revision:
                         raise Unavailable(f"watch compacted at revision {resp.compact_revision}")
                     if resp.canceled:
@@ -164,7 +255,9 @@ class EtcdStore:
         return int(resp.ID)
 
     async def refresh_lease(self, lease_id: int) -> bool:
-        call = self._lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]))
+        call = self._lease.LeaseKeepAlive(
+            iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]), timeout=_TIMEOUT_S
+        )
         try:
             with _rpc("refresh lease"):
                 async for reply in call:

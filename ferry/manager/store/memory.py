@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ferry.manager.store.base import Delete, Event, Expect, KeyValue, Put
+from ferry.manager.store.base import Delete, Event, Expect, KeyValue, MemberStatus, Put
 
 
 @dataclass
@@ -42,6 +42,10 @@ class MemoryStore:
 
     async def check_quorum(self, timeout_s: float) -> None:
         """One member in memory: always its own majority."""
+
+    async def member_status(self) -> MemberStatus:
+        """One member in memory: always its own leader, in its first term."""
+        return MemberStatus(member_id=1, leader_id=1, raft_term=1)
 
     async def list_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         self.expire_leases()

@@ -16,8 +16,12 @@ from ferry.model.swarm_objects import SwarmObject
 
 @dataclass(frozen=True)
 class LeaderRecord:
+    """Who leads, since when (the grace period's start), and etcd's raft term in which the
+    leader took office (0: taken while another member led etcd, or by an older ferryd)."""
+
     node_id: str
     since: str
+    raft_term: int = 0
 
 
 TYPES: dict[str, type[Any]] = {
