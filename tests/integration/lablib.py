@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ferry.errors import Unavailable
 from ferry.lab import lab as labmod
 from ferry.lab import records, seeded
 from ferry.lab.topology import LabTopology
@@ -130,19 +131,26 @@ class LabRig:
 
         return ApiClient(self.socket(host), timeout_s=30).get(path, **query)
 
-    def form_swarm(self) -> None:
+    def form_swarm(self, managers: tuple[str, ...] = ()) -> None:
+        """h1 inits; every other host joins, as a manager if named in ``managers``."""
         h1 = self.topo.node("h1")
         self.ferry("h1", "swarm", "init", "--advertise-addr", h1.addr)
-        token = self.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
+        tokens = {
+            role: self.ferry("h1", "swarm", "join-token", "-q", role).stdout.strip()
+            for role in ("worker", "manager")
+        }
         for host in self.topo.hosts[1:]:
+            token = tokens["manager" if host.name in managers else "worker"]
             self.exec(host.name, "ferry", "swarm", "join", "--token", token, f"{h1.addr}:2377")
         # a joined node is Ready from its first heartbeat, which a loaded machine may delay:
         # tests start from a swarm whose every node is Ready
-        wait_until(
-            lambda: {n["Status"]["State"] for n in self.nodes().values()} == {"ready"},
-            30,
-            "every node of the new swarm Ready",
-        )
+        wait_until(self._all_ready, 30, "every node of the new swarm Ready")
+
+    def _all_ready(self) -> bool:
+        try:
+            return {n["Status"]["State"] for n in self.nodes().values()} == {"ready"}
+        except Unavailable:  # "no leader" a moment while a manager's etcd member joins
+            return False
 
     def nodes(self, host: str = "h1") -> dict[str, dict[str, Any]]:
         return {n["Description"]["Hostname"]: n for n in self.api(host, "/nodes")}

@@ -29,13 +29,7 @@ NO_LEADER = "The swarm does not have a leader"
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabRig]:
     with new_lab(hosts=4) as rig:
-        h1 = rig.topo.node("h1").addr
-        rig.ferry("h1", "swarm", "init", "--advertise-addr", h1)
-        manager = rig.ferry("h1", "swarm", "join-token", "-q", "manager").stdout.strip()
-        worker = rig.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
-        for host, token in (("h2", manager), ("h3", manager), ("h4", worker)):
-            rig.exec(host, "ferry", "swarm", "join", "--token", token, f"{h1}:2377")
-        wait_until(lambda: all_ready(rig, "h1"), 30, "every node of the swarm ready")
+        rig.form_swarm(managers=("h2", "h3"))
         yield rig
 
 

@@ -104,12 +104,7 @@ def every_node_ready(lab: LabRig) -> bool:
 def trust_lab() -> Iterator[LabRig]:
     """h1 manager (init), h2 worker, h3 manager."""
     with new_lab(hosts=3) as lab:
-        h1 = lab.topo.node("h1").addr
-        lab.ferry("h1", "swarm", "init", "--advertise-addr", h1)
-        worker = lab.ferry("h1", "swarm", "join-token", "-q", "worker").stdout.strip()
-        manager = lab.ferry("h1", "swarm", "join-token", "-q", "manager").stdout.strip()
-        lab.exec("h2", "ferry", "swarm", "join", "--token", worker, f"{h1}:2377")
-        lab.exec("h3", "ferry", "swarm", "join", "--token", manager, f"{h1}:2377")
+        lab.form_swarm(managers=("h3",))
         yield lab
 
 
