@@ -14,7 +14,7 @@ demo: images
 	.venv/bin/ferry lab demo
 
 test: images
-	.venv/bin/python -m pytest -q -n 5 --dist loadfile --durations=30
+	.venv/bin/python -m pytest -q -n 4 --dist loadfile --durations=30
 
 faults: images
 	FERRY_FAULT_REPEAT=5 .venv/bin/python -m pytest -q -n 3 --dist loadfile tests/integration/test_faults.py \

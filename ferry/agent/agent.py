@@ -48,7 +48,11 @@ class Agent:
         """Talk to the managers with this node's certificate as it is on disk now (a new one
         for a new role)."""
         certs = self.certs
+        # the session's stream runs on a connection of the old certificate: it stops with it
+        # and opens again (a fresh snapshot), as after any broken stream
+        await self.session.stop()
         await self.link.use(client_context(certs.ca, certs.cert, certs.key))
+        self.session.start()
 
     async def stop(self) -> None:
         await self.session.stop()

@@ -5,6 +5,8 @@ The pieces of ``swarm.py`` that only a manager runs; the controller calls them u
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -24,22 +26,16 @@ from ferry.manager.store import Expect, keys
 from ferry.manager.vault import Vault
 from ferry.model.cluster import ClusterInfo
 from ferry.model.node import Availability, Node, Role
+from ferry.model.ports import ETCD_PEER_PORT
 from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.swarm")
 
+MEMBER_REMOVAL_WAIT_S = 30.0
+
 LAST_MANAGER_MESSAGE = (
     "You are attempting to leave the swarm on a node that is participating as a manager. "
     "Removing the last manager erases all current state of the swarm. Use `--force` to "
-    "ignore this message."
-)
-# Docker's, for a locked manager (daemon/cluster/swarm.go)
-LOCKED_LEAVE_MESSAGE = (
-    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
-)
-QUORUM_MESSAGE = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. "
-    "Leaving it now would leave the remaining managers without a quorum. Use `--force` to "
     "ignore this message."
 )
 # Docker's, for a locked manager (daemon/cluster/swarm.go)
@@ -174,23 +170,54 @@ async def bootstrap_store(
 
 
 async def leave_as_manager(manager: Manager, membership: Membership, force: bool) -> None:
-    """What a manager's leave does to the swarm: refuses (unless forced) to break its quorum or
-    to end it, marks the node as left and removes its store member."""
+    """What a manager's leave does to the swarm. Without ``force`` it is refused, in Docker's
+    words, as Docker refuses every manager's leave (moby ``Cluster.Leave``). Forced, and not
+    the last manager: the node is marked as left, and this returns once the leader has removed
+    its store member (``store_members.py``; stopping ours first could cost the others their
+    quorum) or MEMBER_REMOVAL_WAIT_S have passed."""
     managers = [n for n in manager.view.managers() if not n.left]
-    others_up = [
-        n for n in managers if n.node_id != membership.node_id and manager.view.is_up(n.node_id)
-    ]
-    if len(managers) <= 1:
-        if not force:
-            raise Conflict(LAST_MANAGER_MESSAGE)
+    reachable = sum(1 for n in managers if manager.view.is_up(n.node_id))
+    last = len(managers) <= 1
+    if not force:
+        raise Conflict(leave_refusal(last, reachable, len(managers)))
+    if last:
         return
-    remaining = len(managers) - 1
-    if len(others_up) < remaining // 2 + 1 and not force:
-        raise Conflict(QUORUM_MESSAGE)
     try:
         await manager.nodes.mark_left(membership.node_id)
-        await manager.joins.remove_member(membership.addr)
+        await wait_member_removed(manager, membership.addr)
     except FerryError as exc:
-        if not force:
-            raise
-        log.warning("leaving without updating the store", extra=kv(error=exc))
+        log.warning("leaving before the store let this member go", extra=kv(error=exc))
+
+
+def leave_refusal(last: bool, reachable: int, total: int) -> str:
+    """Docker's refusal of a manager's leave without --force (moby daemon/cluster/swarm.go)."""
+    if last:
+        return LAST_MANAGER_MESSAGE
+    message = (
+        "You are attempting to leave the swarm on a node that is participating as a manager. "
+        f"Removing this node leaves {reachable - 1} managers out of {total}. "
+    )
+    if reachable - 1 <= total - reachable:  # moby's isLosingQuorum
+        message += "Without a Raft quorum your swarm will be inaccessible. "
+    return message + (
+        "The only way to restore a swarm that has lost consensus is to reinitialize it with "
+        "`--force-new-cluster`. Use `--force` to suppress this message."
+    )
+
+
+async def wait_member_removed(manager: Manager, addr: str) -> None:
+    """Until this manager's etcd member is gone from the store: the leader removes it once the
+    record says worker or left. Raises Unavailable after MEMBER_REMOVAL_WAIT_S."""
+    peer_url = f"https://{addr}:{ETCD_PEER_PORT}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MEMBER_REMOVAL_WAIT_S
+    while not manager.etcd.removed:
+        with contextlib.suppress(FerryError):  # our member may be going: ask again
+            if all(peer_url not in m.peer_urls for m in await manager.members.listing()):
+                return
+        if loop.time() > deadline:
+            raise Unavailable(
+                "this node's store member is not removed yet: the leader removes it once etcd "
+                "lets it (a majority of the other managers up)"
+            )
+        await asyncio.sleep(0.5)

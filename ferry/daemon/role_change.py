@@ -9,9 +9,10 @@ certificates with its current one (``POST /v1/role``):
   store member is added as a learner, started, and promoted once caught up (as a manager join
   does); only then does its record say manager. A failure undoes everything on this node and
   the next heartbeat tries again.
-- a demoted manager (its store member already removed by the manager that demoted it) stops
-  its manager, forgets its store and the KEK, and keeps working as a worker with a worker's
-  certificate.
+- a demoted manager waits until the leader has removed its store member (until then its
+  member votes, so that the others keep their quorum), then stops its manager, forgets its
+  store and the KEK, and keeps working as a worker with a worker's certificate. A manager
+  whose member was removed while it was down does the same when it starts again (``forget``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from ferry.daemon.addrs import with_port
 from ferry.daemon.logs import kv
+from ferry.daemon.manager_node import wait_member_removed
+from ferry.daemon.membership import Membership
 from ferry.manager import ca
 from ferry.manager.cluster_api import PORT
 from ferry.manager.wire import JoinResponse, RoleRequest
@@ -80,10 +83,13 @@ async def become_worker(ctl: SwarmController) -> None:
     certs = ctl.file.certs
     key_pem = ca.new_key_pem()
     request = RoleRequest(role=Role.WORKER.value, csr_pem=ca.make_csr(key_pem).decode())
-    # our own manager has no store any more: the link moves on to one that answers
     reply = JoinResponse.model_validate(
         await agent.link.call("POST", "/v1/role", request.model_dump())
     )
+    if ctl.manager is not None:
+        # our etcd member keeps voting until the leader has removed it: stopped before, it
+        # would count against the others' quorum, and the removal itself needs a majority
+        await wait_member_removed(ctl.manager, membership.addr)
     # the KEK and the store's credentials leave the disk first (the running manager holds
     # what it needs in memory), then the manager and its member stop
     certs.remove_store()
@@ -102,3 +108,16 @@ async def become_worker(ctl: SwarmController) -> None:
     agent.link.set_managers(demoted.managers)
     await agent.reload_certificate()
     log.info("this node is a worker now", extra=kv(node=membership.node_id))
+
+
+def forget_manager_role(ctl: SwarmController, membership: Membership) -> Membership:
+    """This node's manager cannot run because its store member was removed (demoted, or the
+    swarm recovered without it, while it was down): it is a worker from here on, with no store
+    data and no KEK. If its record asks for a manager again, the next heartbeat promotes it.
+    Its certificate (a manager's) serves until that, or its renewal."""
+    shutil.rmtree(ctl.config.etcd_dir, ignore_errors=True)
+    ctl.file.certs.remove_store()
+    worker = replace(membership, role=Role.WORKER)
+    ctl.file.save(worker)
+    log.warning("this node's store member was removed: it runs as a worker")
+    return worker

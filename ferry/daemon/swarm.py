@@ -35,7 +35,7 @@ from ferry.daemon.manager_node import (
     restore_manager,
 )
 from ferry.daemon.membership import Membership, MembershipFile
-from ferry.daemon.role_change import become_manager, become_worker
+from ferry.daemon.role_change import become_manager, become_worker, forget_manager_role
 from ferry.errors import (
     Conflict,
     FerryError,
@@ -52,7 +52,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.manager import ca, sealing
 from ferry.manager.cluster_api import PORT
 from ferry.manager.etcd_member import EtcdConfig
-from ferry.manager.manager import Manager
+from ferry.manager.manager import Manager, StoreMemberRemoved
 from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.swarm_events import SwarmEvents
 from ferry.manager.tokens import parse_token
@@ -139,6 +139,8 @@ class SwarmController:
                 manager = await restore_manager(
                     self.config, self.file.certs, membership, self.resolve_digest
                 )
+            except StoreMemberRemoved:
+                membership = self.membership = forget_manager_role(self, membership)
             except FerryError as exc:
                 # e.g. a manager lost while the others formed a new cluster without it: its
                 # agent still reports in and learns its role (a worker, after a recovery)
@@ -257,11 +259,7 @@ class SwarmController:
         async with self._lock:
             if self.membership is not None:
                 if options.force_new_cluster and self.membership.role == Role.MANAGER:
-                    if options.advertise_addr.split(":")[0] not in ("", self.membership.addr):
-                        raise InvalidArgument(
-                            "--force-new-cluster keeps this manager's address "
-                            f"{self.membership.addr}: leave out --advertise-addr"
-                        )
+                    await self._check_recovery(options, self.membership)
                     return await self._force_new_cluster(self.membership)
                 raise Conflict(
                     'This node is already part of a swarm. Use "ferry swarm leave" to leave '
@@ -311,6 +309,23 @@ class SwarmController:
             await self._start_agent(membership)
             log.info("swarm initialised", extra=kv(node=node_id, cluster=cluster_id, addr=addr))
             return node_id
+
+    async def _check_recovery(self, options: InitOptions, membership: Membership) -> None:
+        """What ``--force-new-cluster`` cannot change, refused by name: the manager's address
+        (an interface name or the same address pass), and autolock (``swarm update``)."""
+        if options.advertise_addr:
+            addresses, default_dev = await self._local_addresses()
+            addr = choose_advertise_addr(options.advertise_addr, addresses, default_dev)
+            if addr != membership.addr:
+                raise InvalidArgument(
+                    f"--force-new-cluster keeps this manager's address {membership.addr}: "
+                    "leave out --advertise-addr"
+                )
+        if options.autolock:
+            raise InvalidArgument(
+                "--force-new-cluster keeps the swarm's autolock setting: leave out --autolock "
+                "and change it afterwards with 'swarm update --autolock=true'"
+            )
 
     async def _force_new_cluster(self, membership: Membership) -> str:
         """Docker's recovery of a swarm that lost its majority, on one of its managers: this

@@ -57,6 +57,10 @@ log = logging.getLogger("ferry.manager")
 STORE_READY_TIMEOUT_S = 30.0
 
 
+class StoreMemberRemoved(Unavailable):
+    """This manager's etcd member is no member of the store any more (etcd said so)."""
+
+
 class Manager:
     def __init__(
         self,
@@ -181,7 +185,7 @@ class Manager:
                 return
             except Unavailable as exc:
                 if self.etcd.removed:
-                    raise Unavailable(
+                    raise StoreMemberRemoved(
                         "this manager's store member was removed from the swarm's store "
                         "(it was demoted, or the swarm was recovered without it)"
                     ) from exc

@@ -85,11 +85,11 @@ class NodeOps:
             )
         changes: dict[str, object] = {"updated_at": now_iso()}
         if availability is not None:
-            try:
-                changes["availability"] = Availability(availability)
+            try:  # Docker takes any case, and refuses an empty one (the spec is whole)
+                changes["availability"] = Availability(availability.lower())
             except ValueError as exc:
                 raise InvalidArgument(
-                    f"invalid availability {availability!r}: use active, pause or drain"
+                    f'invalid Availability: "{availability}" (use active, pause or drain)'
                 ) from exc
         if labels is not None:
             changes["labels"] = dict(labels)

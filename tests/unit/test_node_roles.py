@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
+from ferry.daemon.manager_node import leave_refusal
 from ferry.errors import Conflict, FerryError, Forbidden, InvalidArgument, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.join import JoinService
@@ -270,3 +271,37 @@ async def test_a_role_request_names_a_role(rig: ManagerRig) -> None:
     await rig.add_node("w1", "h2")
     with pytest.raises(FerryError):
         await rig.joins.take_role("w1", role_request("leader"))
+
+
+@pytest.mark.parametrize(
+    ("last", "reachable", "total", "says"),
+    [
+        (True, 1, 1, "Removing the last manager erases all current state of the swarm."),
+        (False, 3, 3, "Removing this node leaves 2 managers out of 3. The only way to restore"),
+        (False, 2, 3, "leaves 1 managers out of 3. Without a Raft quorum your swarm will be"),
+        (False, 2, 2, "Removing this node leaves 1 managers out of 2. The only way to restore"),
+    ],
+)
+def test_a_managers_leave_without_force_is_refused_in_dockers_words(
+    last: bool, reachable: int, total: int, says: str
+) -> None:
+    message = leave_refusal(last, reachable, total)
+    assert message.startswith("You are attempting to leave the swarm on a node that is ")
+    assert says in message
+    endings = ("Use `--force` to ignore this message.", "Use `--force` to suppress this message.")
+    assert message.endswith(endings)
+
+
+@pytest.mark.parametrize("raw", ["ACTIVE", "Drain", "pause"])
+async def test_availability_takes_any_case(rig: ManagerRig, raw: str) -> None:
+    await rig.add_node("w1", "h2")
+    await rig.nodes.update("h2", None, availability=raw)
+    found = rig.view.node("w1")
+    assert found is not None and found.availability.value == raw.lower()
+
+
+@pytest.mark.parametrize("raw", ["", "sleepy"])
+async def test_a_missing_or_unknown_availability_is_refused(rig: ManagerRig, raw: str) -> None:
+    await rig.add_node("w1", "h2")
+    with pytest.raises(InvalidArgument, match=f'invalid Availability: "{raw}"'):
+        await rig.nodes.update("h2", None, availability=raw)

@@ -183,7 +183,7 @@ class NodeSpec(DockerModel):
     Name: str = ""
     Labels: dict[str, str] = Field(default_factory=dict)
     Role: str = ""  # required in an update, as Docker's is: "" is refused (invalid Role)
-    Availability: str = "active"
+    Availability: str = ""  # required too: "" is refused (invalid Availability)
 
 
 class EngineDescription(DockerModel):

@@ -73,6 +73,8 @@ def _rpc(what: str) -> Iterator[None]:
         yield
     except grpc.aio.AioRpcError as exc:
         raise _translate(exc, what) from exc
+    except grpc.aio.UsageError as exc:  # a call begun after the store was closed (a stop)
+        raise Unavailable(f"cluster store unavailable ({what}): it was closed") from exc
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None or task.cancelling():
@@ -225,7 +227,8 @@ class EtcdStore:
         create = rpc.WatchCreateRequest(
             key=raw, range_end=prefix_end(raw), start_revision=start_revision
         )
-        call = self._watch.Watch(iter([rpc.WatchRequest(create_request=create)]))
+        with _rpc(f"watch {prefix}"):  # creating the call fails on a closed store
+            call = self._watch.Watch(iter([rpc.WatchRequest(create_request=create)]))
         try:
             with _rpc(f"watch {prefix}"):
                 async for resp in call:
@@ -255,9 +258,10 @@ class EtcdStore:
         return int(resp.ID)
 
     async def refresh_lease(self, lease_id: int) -> bool:
-        call = self._lease.LeaseKeepAlive(
-            iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]), timeout=_TIMEOUT_S
-        )
+        with _rpc("refresh lease"):  # creating the call fails on a closed store
+            call = self._lease.LeaseKeepAlive(
+                iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]), timeout=_TIMEOUT_S
+            )
         try:
             with _rpc("refresh lease"):
                 async for reply in call:
