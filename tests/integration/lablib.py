@@ -8,10 +8,12 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +57,10 @@ def _free_subnet() -> str:
         if not any(candidate.overlaps(u) for u in used):
             return str(candidate)
     raise RuntimeError("no free lab subnet")
+
+
+QUIET_S = 0.3
+QUIET_MAX_S = 5.0
 
 
 def wait_until(
@@ -367,3 +373,46 @@ def probe(lab: LabRig, host: str, script: str, *args: str) -> list[Any]:
     """Run one of ``probes/`` inside a lab host; its JSON lines."""
     out = lab.exec(host, sys.executable, str(PROBES / script), *args).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def underlay_capture(lab: LabRig, expression: str, max_packets: int = 300) -> Iterator[list[str]]:
+    """tcpdump on the lab's underlay bridge while the block runs; the list it yields holds one
+    line per packet seen (its timestamp first). It starts only once tcpdump says it listens,
+    and ends once the block has ended and tcpdump has printed nothing new for QUIET_S: a fixed
+    window (8 s) lost the traffic of a slow ``ferry exec`` on a loaded machine. Bounded:
+    max_packets, and 60 s."""
+    lines: list[str] = []
+    capture = subprocess.Popen(
+        ["timeout", "60", "nsenter", f"--net=/run/netns/{lab.name}-ul", "tcpdump", "-i", "ul0",
+         "-nn", "-l", "-c", str(max_packets), expression],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert capture.stdout is not None and capture.stderr is not None
+    stdout = capture.stdout
+
+    def read() -> None:
+        for line in stdout:
+            if re.match(r"^\d\d:\d\d:", line):
+                lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        for line in capture.stderr:
+            if "listening on" in line:
+                break
+        yield lines
+        # what crossed last is printed once tcpdump (-l: line by line) falls quiet; traffic
+        # that never stops ends the wait at QUIET_MAX_S, with what it printed by then
+        deadline = time.monotonic() + QUIET_MAX_S
+        count = -1
+        while count != len(lines) and time.monotonic() < deadline:
+            count = len(lines)
+            threading.Event().wait(QUIET_S)
+    finally:
+        capture.terminate()  # timeout passes it on to tcpdump
+        capture.wait(timeout=15)  # its output is the reader's to take
+        reader.join(timeout=5)
+        capture.stdout.close()
+        capture.stderr.close()

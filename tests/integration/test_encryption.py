@@ -4,7 +4,6 @@ but WireGuard on the underlay, a restart that keeps the tunnels, and nothing lef
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 from ferry.kernel.wireguard import SOCKET_DIR
 from ferry.lab import lab as labmod
 from ferry.network.encryption import tunnel_ifname
-from tests.integration.lablib import TOOLS, LabRig, new_lab, wait_until
+from tests.integration.lablib import TOOLS, LabRig, new_lab, underlay_capture, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +61,9 @@ def test_an_encrypted_network_says_so_and_has_room_for_both_headers(lab: LabRig)
 
 
 def test_only_wireguard_crosses_the_underlay(lab: LabRig) -> None:
-    capture = subprocess.Popen(  # bounded: at most 200 packets or 8 s
-        [
-            "timeout", "8", "nsenter", f"--net=/run/netns/{lab.name}-ul", "tcpdump", "-i", "ul0",
-            "-nn", "-l", "-c", "200", "udp and not port 53",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    threading.Event().wait(1.0)
-    out = lab.ferry("h2", "exec", "s1", "ping", "-c", "10", "-i", "0.2", "s2").stdout
+    with underlay_capture(lab, "udp and not port 53", 200) as lines:
+        out = lab.ferry("h2", "exec", "s1", "ping", "-c", "10", "-i", "0.2", "s2").stdout
     assert " 0% packet loss" in out
-    seen, _ = capture.communicate(timeout=15)
-    lines = [line for line in seen.splitlines() if re.match(r"^\d\d:\d\d:", line)]
     assert len(lines) >= 10, "the capture saw no overlay traffic"
     assert all(".51820 >" in line and ".51820:" in line for line in lines), "\n".join(lines[:20])
 

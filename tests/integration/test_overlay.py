@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from ferry.lab import lab as labmod
-from tests.integration.lablib import TOOLS, LabRig, new_lab, sandbox_entries, wait_until
+from tests.integration.lablib import (
+    TOOLS,
+    LabRig,
+    new_lab,
+    sandbox_entries,
+    underlay_capture,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -196,23 +203,12 @@ def test_a_restarted_agent_resyncs_what_changed_while_it_was_away(lab: LabRig) -
 
 
 def test_only_vxlan_crosses_the_underlay(lab: LabRig) -> None:
-    capture = subprocess.Popen(  # bounded: at most 300 packets or 8 s
-        [
-            "timeout", "8", "nsenter", f"--net=/run/netns/{lab.name}-ul", "tcpdump", "-i", "ul0",
-            "-nn", "-l", "-c", "300",
-            "not arp and not (tcp port 2377 or tcp port 2380) and not ip6",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    threading.Event().wait(1.0)
-    lab.ferry("h2", "exec", "app1", "ping", "-c", "5", "-i", "0.2", "app2")
-    lab.ferry("h2", "exec", "app1", "sh", "-c", "getent hosts app2 >/dev/null")
-    out, _ = capture.communicate(timeout=15)
     # one line per underlay packet starts with its timestamp; tcpdump prints the decoded
     # inner packet of each VXLAN datagram on a continuation line
-    lines = [line for line in out.splitlines() if re.match(r"^\d\d:\d\d:", line)]
+    expression = "not arp and not (tcp port 2377 or tcp port 2380) and not ip6"
+    with underlay_capture(lab, expression) as lines:
+        lab.ferry("h2", "exec", "app1", "ping", "-c", "5", "-i", "0.2", "app2")
+        lab.ferry("h2", "exec", "app1", "sh", "-c", "getent hosts app2 >/dev/null")
     assert len(lines) >= 10, "the capture saw no overlay traffic"
     assert all(".4789:" in line or ".4789 " in line for line in lines), "\n".join(lines[:20])
 
