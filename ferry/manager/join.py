@@ -16,7 +16,7 @@ import ipaddress
 import logging
 
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
+from ferry.errors import Conflict, Forbidden, InvalidArgument, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.etcd_member import FINAL_TLS_PHASE, PEER_PORT
 from ferry.manager.nodes import NodeOps
@@ -276,13 +276,6 @@ class JoinService:
                         f"the store member at {addr} did not catch up: {exc}"
                     ) from exc
                 await asyncio.sleep(0.5)
-
-    async def remove_member(self, addr: str) -> None:
-        if self._members is None:
-            return
-        peer_url = f"https://{addr}:{PEER_PORT}"
-        if not await self._members.remove_peer(peer_url):
-            raise NotFound(f"no store member at {peer_url}")
 
 
 def _node_of(

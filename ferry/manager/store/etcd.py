@@ -317,7 +317,7 @@ class EtcdMembers:
 
     async def all(self) -> list[tuple[int, str, list[str]]]:
         """(member id, name, peer URLs) of every member; a just-added member has no name yet."""
-        return [(m.ID, m.name, list(m.peerURLs)) for m in await self._members()]
+        return [(m.member_id, m.name, list(m.peer_urls)) for m in await self.listing()]
 
     async def add(self, peer_url: str, *, learner: bool = True) -> int:
         """Add a member; as a learner (no vote) by default, so that a member which never comes
@@ -336,19 +336,10 @@ class EtcdMembers:
             )
 
     async def learners(self) -> list[tuple[int, list[str]]]:
-        return [(m.ID, list(m.peerURLs)) for m in await self._members() if m.isLearner]
+        return [(m.member_id, list(m.peer_urls)) for m in await self.listing() if m.learner]
 
     async def remove(self, member_id: int) -> None:
         with _rpc(f"remove member {member_id:x}"):
             await self._store.cluster.MemberRemove(
                 rpc.MemberRemoveRequest(ID=member_id), timeout=_TIMEOUT_S
             )
-
-    async def remove_peer(self, peer_url: str) -> bool:
-        """Remove the member that serves ``peer_url``; False when there is none (removed
-        already: a retried demotion or leave)."""
-        for member_id, _name, urls in await self.all():
-            if peer_url in urls:
-                await self.remove(member_id)
-                return True
-        return False
