@@ -11,6 +11,7 @@ from ferry.manager.ca import CertPaths
 from ferry.manager.store.schema import TYPES
 from ferry.manager.store.view import ClusterView
 from ferry.model.mirror import Mirror
+from ferry.model.root_rotation import NodeTLS
 
 
 class Agent:
@@ -25,6 +26,8 @@ class Agent:
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
+        tls: Callable[[], NodeTLS] = NodeTLS,
+        on_tls: Callable[[str, str], None] = lambda _trust, _issuer: None,
     ) -> None:
         self.node_id = node_id
         self.certs = certs
@@ -39,6 +42,8 @@ class Agent:
             images=images,
             ports=ports,
             wg_key=wg_key,
+            tls=tls,
+            on_tls=on_tls,
         )
 
     async def start(self) -> None:

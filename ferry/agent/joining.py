@@ -15,8 +15,10 @@ import aiohttp
 from ferry.agent.link import manager_url, raise_for
 from ferry.errors import Forbidden, Unavailable
 from ferry.manager import ca
+from ferry.manager.root_ca import vouched
 from ferry.manager.tokens import JoinToken
 from ferry.manager.wire import JoinRequest, JoinResponse
+from ferry.model.root_rotation import bundle
 
 JOIN_TIMEOUT_S = 10.0
 
@@ -36,7 +38,8 @@ async def fetch_ca(addr: str, token: JoinToken) -> tuple[bytes, str]:
             transport = resp.connection.transport if resp.connection else None
             sockname = transport.get_extra_info("sockname") if transport else None
             await raise_for(resp)
-            ca_pem = (await resp.json())["ca_pem"].encode()
+            document = await resp.json()
+            ca_pem = str(document["ca_pem"]).encode()
     except TimeoutError as exc:
         raise Unavailable(
             f"could not reach a manager at {addr} within {JOIN_TIMEOUT_S:.0f}s: timed out"
@@ -49,7 +52,19 @@ async def fetch_ca(addr: str, token: JoinToken) -> tuple[bytes, str]:
         raise Forbidden(
             f"the manager at {addr} does not hold this token's CA: wrong token or wrong address"
         )
-    return ca_pem, sockname[0] if sockname else ""
+    return _with_new_root(ca_pem, document), sockname[0] if sockname else ""
+
+
+def _with_new_root(ca_pem: bytes, document: dict[str, str]) -> bytes:
+    """The roots to trust while joining: the token's, and during a root CA rotation the new
+    one too, if the token's root vouches for it (``root_ca.vouched``); a new root it does not
+    vouch for is refused (Forbidden), as a manager that is not the swarm's would be."""
+    new_pem = str(document.get("new_ca_pem", "")).encode()
+    if not new_pem:
+        return ca_pem
+    if not vouched(ca_pem, str(document.get("cross_signed_pem", "")).encode(), new_pem):
+        raise Forbidden("the manager offers a new root CA that the swarm's root does not vouch for")
+    return bundle(ca_pem.decode(), new_pem.decode()).encode()
 
 
 async def request_join(addr: str, ca_pem: bytes, request: JoinRequest) -> JoinResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from ferry.agent.link import ManagerLink
@@ -17,6 +18,7 @@ from ferry.errors import FerryError, Forbidden
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.mirror import Mirror
 from ferry.model.node import HEARTBEAT_S
+from ferry.model.root_rotation import NodeTLS
 
 log = logging.getLogger("ferry.agent.session")
 
@@ -32,7 +34,11 @@ class AgentSession:
         images: Callable[[], list[str]] = list,
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
+        tls: Callable[[], NodeTLS] = NodeTLS,
+        on_tls: Callable[[str, str], None] = lambda _trust, _issuer: None,
     ) -> None:
+        self._tls = tls
+        self._on_tls = on_tls
         self._images = images
         self._ports = ports
         self._wg_key = wg_key
@@ -54,7 +60,12 @@ class AgentSession:
     async def _beat(self) -> None:
         while True:
             try:
-                beat = {"images": self._images(), "ports": self._ports(), "wg_key": self._wg_key()}
+                beat = {
+                    "images": self._images(),
+                    "ports": self._ports(),
+                    "wg_key": self._wg_key(),
+                    "tls": asdict(self._tls()),
+                }
                 reply = HeartbeatReply.model_validate(
                     await self._link.call("POST", "/v1/heartbeat", beat)
                 )
@@ -62,6 +73,7 @@ class AgentSession:
                 self._on_managers(reply.managers)
                 if reply.role:
                     self._on_role(reply.role)
+                self._on_tls(reply.trust_pem, reply.issuer_key)
                 self.last_error = ""
             except Forbidden as exc:
                 self.last_error = str(exc)

@@ -262,6 +262,14 @@ def _status(node: dict[str, Any]) -> tuple[str, str]:
     return node["Status"]["State"].capitalize(), mstatus
 
 
+def _tls_status(node_tls: dict[str, Any], cluster_tls: dict[str, Any]) -> str:
+    """docker/cli's node TLSStatus: Ready when the node's TLS info is the swarm's, Needs
+    Rotation when not, Unknown when either is missing."""
+    if not any(node_tls.values()) or not any(cluster_tls.values()):
+        return "Unknown"
+    return "Ready" if node_tls == cluster_tls else "Needs Rotation"
+
+
 @node_app.command("ls")
 @handles_errors
 def node_ls(
@@ -271,7 +279,9 @@ def node_ls(
     """List nodes in the swarm."""
     api = client()
     nodes: list[dict[str, Any]] = api.get("/nodes")
-    self_id = api.get("/info")["Swarm"].get("NodeID", "")
+    swarm_info = api.get("/info")["Swarm"]
+    self_id = swarm_info.get("NodeID", "")
+    cluster_tls = (swarm_info.get("Cluster") or {}).get("TLSInfo") or {}
     if quiet:
         for node in nodes:
             print(node["ID"])
@@ -288,6 +298,7 @@ def node_ls(
                 "Availability": node["Spec"]["Availability"].capitalize(),
                 "ManagerStatus": mstatus,
                 "EngineVersion": node["Description"]["Engine"]["EngineVersion"],
+                "TLSStatus": _tls_status(node["Description"].get("TLSInfo") or {}, cluster_tls),
             }
         )
     columns: list[Column] = [
@@ -408,17 +419,5 @@ def node_demote(
     _set_roles(nodes, "worker")
 
 
-@swarm_app.command("ca")
-@handles_errors
-def swarm_ca(
-    rotate: Annotated[
-        bool, typer.Option("--rotate", help="Rotate the swarm CA (Ferry does not)")
-    ] = False,
-) -> None:
-    """Display the swarm's root CA certificate."""
-    if rotate:
-        fail("Ferry does not rotate the swarm's root CA (swarm ca --rotate): it keeps its own", 2)
-    root = client().get("/swarm").get("TLSInfo", {}).get("TrustRoot", "")
-    if not root:
-        fail("No CA information available", 1)
-    print(root.strip())
+# registers ``swarm ca`` on swarm_app (its own module: display, rotation and progress)
+from ferry.cli import swarm_ca as _swarm_ca  # noqa: E402, F401

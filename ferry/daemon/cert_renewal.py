@@ -57,10 +57,11 @@ class CertRenewal:
         cert = x509.load_pem_x509_certificate(self._certs.cert.read_bytes())
         return renew_at(cert.not_valid_before_utc, cert.not_valid_after_utc, self._draw)
 
-    async def step(self) -> bool:
-        """Renew if due; True when a new certificate is in place. Raises what the managers
-        answer (FerryError)."""
-        if self._clock() < self.due_at():
+    async def step(self, *, force: bool = False) -> bool:
+        """Renew if due, or now if ``force`` (a root CA rotation asks for it); True when a new
+        certificate is in place. The caller holds the lock. Raises what the managers answer
+        (FerryError)."""
+        if not force and self._clock() < self.due_at():
             return False
         key_pem = ca.new_key_pem()
         reply = await self._call({"csr_pem": ca.make_csr(key_pem).decode()})

@@ -36,6 +36,7 @@ from ferry.daemon.manager_node import (
 )
 from ferry.daemon.membership import Membership, MembershipFile
 from ferry.daemon.role_change import become_manager, become_worker, forget_manager_role
+from ferry.daemon.trust import TrustFollower
 from ferry.errors import (
     Conflict,
     FerryError,
@@ -103,6 +104,10 @@ class SwarmController:
         self.own_devices: Callable[[], set[str]] = set
         self._role_task: asyncio.Task[None] | None = None
         self._renewal: CertRenewal | None = None
+        # a root CA rotation's asks, followed (daemon/trust.py)
+        self._trust = TrustFollower(
+            self.file.certs, self._renew_now, self._certificate_renewed, self._lock
+        )
         self._role_retry_at = 0.0
 
     # access ----------------------------------------------------------------------------------
@@ -177,6 +182,8 @@ class SwarmController:
             images=self.images,
             ports=self.ports,
             wg_key=self.wg_key,
+            tls=self._trust.report,
+            on_tls=self._trust.wanted,
         )
         await agent.start()
         self.agent = agent
@@ -196,7 +203,13 @@ class SwarmController:
         if self.manager is not None:
             self.manager.reload_certificate()
 
+    async def _renew_now(self) -> bool:
+        if self._renewal is None:
+            return False
+        return await self._renewal.step(force=True)
+
     async def _stop_agent(self) -> None:
+        await self._trust.stop()
         if self._renewal is not None:
             await self._renewal.stop()
             self._renewal = None

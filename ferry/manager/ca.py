@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ferry.daemon.files import write_atomic
@@ -55,17 +56,33 @@ def new_key_pem() -> bytes:
     )
 
 
-def _load_key(key_pem: bytes) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidArgument("expected an EC private key")
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def load_key(key_pem: bytes) -> SigningKey:
+    """An ECDSA or RSA private key (what swarmkit accepts for a root CA); InvalidArgument for
+    anything else, or for an encrypted key."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"invalid private key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise InvalidArgument("expected an ECDSA or RSA private key")
     return key
 
 
 def create_ca(cluster_id: str, common_name: str = CLUSTER_CA_NAME) -> KeyPair:
     key_pem = new_key_pem()
-    key = _load_key(key_pem)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    key = load_key(key_pem)
+    # Each root's name is its own (a random serial number beside the common name) and its key
+    # identified (RFC 5280's subject key identifier): a node trusts two roots at once during a
+    # root rotation, and TLS finds a certificate's issuer by name and key identifier.
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, secrets.token_hex(8)),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -76,6 +93,7 @@ def create_ca(cluster_id: str, common_name: str = CLUSTER_CA_NAME) -> KeyPair:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -99,7 +117,7 @@ def make_csr(key_pem: bytes) -> bytes:
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferry-node")]))
-        .sign(_load_key(key_pem), hashes.SHA256())
+        .sign(load_key(key_pem), hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM)
 
@@ -166,6 +184,10 @@ def _sign(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage(
@@ -173,7 +195,7 @@ def _sign(
             ),
             critical=False,
         )
-        .sign(_load_key(ca.key_pem), hashes.SHA256())
+        .sign(load_key(ca.key_pem), hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -205,13 +227,22 @@ def identity_of_der(der: bytes) -> Identity:
 
 
 def verify_signed_by(cert_pem: bytes, ca_pem: bytes) -> None:
-    """Raise Forbidden unless ``cert_pem`` was issued by the CA in ``ca_pem``."""
+    """Raise Forbidden unless ``cert_pem`` was issued by a CA in ``ca_pem`` (one root, or the
+    two a root rotation trusts at once)."""
+    if issuing_root(cert_pem, ca_pem) is None:
+        raise Forbidden("certificate was not issued by this cluster's CA")
+
+
+def issuing_root(cert_pem: bytes, roots_pem: bytes) -> x509.Certificate | None:
+    """The root in ``roots_pem`` (a PEM bundle) that signed ``cert_pem``, None if none did."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    ca_cert = x509.load_pem_x509_certificate(ca_pem)
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise Forbidden("certificate was not issued by this cluster's CA") from exc
+    for root in x509.load_pem_x509_certificates(roots_pem):
+        try:
+            cert.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return root
+    return None
 
 
 def ca_der(ca_pem: bytes) -> bytes:

@@ -39,6 +39,7 @@ from ferry.manager.wire import (
 from ferry.model.codec import encode
 from ferry.model.node import Role
 from ferry.model.ports import CLUSTER_PORT
+from ferry.model.root_rotation import NodeTLS
 from ferry.model.service import TaskState
 from ferry.weberrors import Handler, errors_middleware
 
@@ -106,7 +107,7 @@ class ClusterApi:
 
         @routes.get("/v1/ca")
         async def get_ca(_request: web.Request) -> web.Response:
-            return web.json_response({"ca_pem": ca_pem})
+            return web.json_response(self._joins.ca_document() or {"ca_pem": ca_pem})
 
         @routes.post("/v1/join")
         async def join(request: web.Request) -> web.Response:
@@ -122,6 +123,7 @@ class ClusterApi:
                 tuple(beat.images),
                 tuple(sorted(beat.ports)),
                 beat.wg_key,
+                NodeTLS(**beat.tls.model_dump()) if beat.tls.trust_root else None,
             )
             return web.json_response(text=reply.model_dump_json())
 

@@ -30,6 +30,7 @@ from ferry.model.cluster import ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.ids import new_object_id
 from ferry.model.node import Availability, Node, Role
+from ferry.model.root_rotation import wanted_trust
 from ferry.model.times import now_iso
 
 log = logging.getLogger("ferry.manager.join")
@@ -53,6 +54,22 @@ class JoinService:
         self._vault = vault
         self._lock = asyncio.Lock()
 
+    def ca_document(self) -> dict[str, str] | None:
+        """What ``GET /v1/ca`` tells a joining node (None before the cluster record is read):
+        the root its token names; during a root rotation also the new root, and the new root
+        certified by the old one (``root_ca.vouched``), so that the node may trust both."""
+        cluster = self._view.cluster()
+        if cluster is None:
+            return None
+        rotation = cluster.root_rotation
+        if rotation is None:
+            return {"ca_pem": cluster.ca_cert_pem}
+        return {
+            "ca_pem": cluster.ca_cert_pem,
+            "new_ca_pem": rotation.ca_cert_pem,
+            "cross_signed_pem": rotation.cross_signed_pem,
+        }
+
     async def join(self, req: JoinRequest, peer_ip: str) -> JoinResponse:
         cluster = self._view.cluster()
         if cluster is None:
@@ -71,7 +88,7 @@ class JoinService:
             availability = Availability(req.availability or "active")
         except ValueError as exc:
             raise InvalidArgument(f"invalid availability {req.availability!r}") from exc
-        ca_pair = self._vault.ca_pair(cluster, secrets)  # a locked manager admits nobody
+        ca_pair = self._vault.signing_pair(cluster, secrets)  # a locked manager admits nobody
         if role == Role.MANAGER:
             self._check_manager_join(req.store_csr_pem)
         async with self._lock:  # one admission at a time: etcd grows one member at a time
@@ -93,7 +110,7 @@ class JoinService:
                     ips,
                     validity=dt.timedelta(seconds=cluster.node_cert_expiry_s),
                 ).decode(),
-                ca_pem=cluster.ca_cert_pem,
+                ca_pem=wanted_trust(cluster.ca_cert_pem, cluster.root_rotation),
                 managers=sorted(
                     {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}
                 ),
@@ -134,7 +151,7 @@ class JoinService:
         if role is None or node.wanted_role != role:
             raise Forbidden(f"node {node.hostname} is not to be a {req.role}")
         secrets, _ = await self._nodes.secrets()
-        ca_pair = self._vault.ca_pair(cluster, secrets)
+        ca_pair = self._vault.signing_pair(cluster, secrets)
         response = JoinResponse(
             node_id=node_id,
             cluster_id=cluster.cluster_id,
@@ -147,7 +164,7 @@ class JoinService:
                 [node.addr, "127.0.0.1"],
                 validity=dt.timedelta(seconds=cluster.node_cert_expiry_s),
             ).decode(),
-            ca_pem=cluster.ca_cert_pem,
+            ca_pem=wanted_trust(cluster.ca_cert_pem, cluster.root_rotation),
             managers=sorted(
                 {*self._view.manager_addrs(), *([node.addr] if role == Role.MANAGER else [])}
             ),
@@ -176,7 +193,7 @@ class JoinService:
                 "its certificate"
             )
         secrets, _ = await self._nodes.secrets()
-        ca_pair = self._vault.ca_pair(cluster, secrets)
+        ca_pair = self._vault.signing_pair(cluster, secrets)
         return ca.sign_node(
             ca_pair,
             csr_pem.encode(),

@@ -37,6 +37,7 @@ from ferry.manager.nodes import NodeOps
 from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.quorum import QuorumWatch
 from ferry.manager.reconciler import ServiceReconciler
+from ferry.manager.root_rotation import RootRotations, RotationReconciler
 from ferry.manager.secrets import ObjectOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
@@ -121,6 +122,8 @@ class Manager:
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
         self.store_members = MemberReconciler(self.members, self.view.node)
+        self.root_rotations = RootRotations(self.store, self.view, self.feed, vault, self.nodes)
+        self.root_rotation_loop = RotationReconciler(self.root_rotations)
         self.upgrade = StoreUpgrade(
             node_id=node_id,
             cluster_id=cluster_id,
@@ -140,6 +143,7 @@ class Manager:
         ]
         self._api: ClusterApi | None = None
         self._server_ssl: ssl.SSLContext | None = None
+        self._server_ssl_now: ssl.SSLContext | None = None
 
     @property
     def locked(self) -> bool:
@@ -164,9 +168,11 @@ class Manager:
         if leader:
             self.reconciler.start()
             self.store_members.start()
+            self.root_rotation_loop.start()
         else:
             await self.reconciler.stop()
             await self.store_members.stop()
+            await self.root_rotation_loop.stop()
         for hook in self.leadership_hooks:
             await hook(leader)
 
@@ -203,15 +209,27 @@ class Manager:
         self.leader.start()
         self._api = ClusterApi(self.cluster_id, self.hub, self.joins, self.nodes, self.extra_routes)
         self._server_ssl = server_context(self.certs.ca, self.certs.cert, self.certs.key)
+        self._server_ssl_now = self._server_ssl
+        # each handshake takes the context of the moment (OpenSSL's server name callback runs
+        # for every ClientHello, with or without SNI): a new certificate or a new set of
+        # trusted roots (a root CA rotation) applies to new connections without a restart
+        self._server_ssl.sni_callback = self._pick_ssl_context
         await self._api.start(self.certs.ca.read_text(), listen_addr, self._server_ssl)
         self.upgrade.start()
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
 
     def reload_certificate(self) -> None:
-        """Serve the cluster API with this node's certificate as it is on disk now (renewed):
-        new connections get it, open ones keep theirs."""
+        """Serve the cluster API with this node's certificate and trusted roots as they are
+        on disk now (renewed, or a root CA rotation's step): new connections get them, open
+        ones keep theirs."""
         if self._server_ssl is not None:
-            self._server_ssl.load_cert_chain(str(self.certs.cert), str(self.certs.key))
+            self._server_ssl_now = server_context(self.certs.ca, self.certs.cert, self.certs.key)
+
+    def _pick_ssl_context(
+        self, ssl_object: ssl.SSLObject, _name: str | None, _context: ssl.SSLContext
+    ) -> None:
+        if self._server_ssl_now is not None:
+            ssl_object.context = self._server_ssl_now
 
     async def stop(self, *, stop_etcd: bool = True) -> None:
         await self.upgrade.stop()

@@ -31,6 +31,7 @@ CLUSTER_CA_KEY = "cluster-ca-key"
 STORE_CA_KEY = "store-ca-key"
 NEXT_KEK = "next-kek"
 DATA_KEY = "secrets-data-key"
+ROTATION_CA_KEY = "rotation-ca-key"  # the new root's key during a root CA rotation
 
 
 def secret_purpose(secret_id: str) -> str:

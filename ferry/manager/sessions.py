@@ -25,12 +25,14 @@ from dataclasses import replace
 from ferry.errors import Forbidden
 from ferry.manager import projection
 from ferry.manager.projection import Share
+from ferry.manager.root_ca import issuer_key
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.codec import encode
 from ferry.model.mirror import Entry, Mirror
 from ferry.model.node import SESSION_TTL_S, NodeSession, Role
+from ferry.model.root_rotation import NodeTLS, wanted_trust
 from ferry.model.times import now_iso
 
 STREAM_PING_S = 5.0
@@ -83,15 +85,17 @@ class SessionHub:
         images: tuple[str, ...] = (),
         ports: tuple[str, ...] = (),
         wg_key: str = "",
+        tls: NodeTLS | None = None,
     ) -> HeartbeatReply:
         self.check_member(node_id)
         node = self._view.node(node_id)
-        # what the scheduler may place here, which host ports are taken there, and the key
-        # encrypted overlays reach it with
-        if node is not None and (node.images, node.ports, node.wg_key) != (images, ports, wg_key):
+        # what the scheduler may place here, which host ports are taken there, the key
+        # encrypted overlays reach it with, and its TLS state (a root rotation waits for it)
+        reported = (images, ports, wg_key, tls or (node.tls if node else NodeTLS()))
+        if node is not None and (node.images, node.ports, node.wg_key, node.tls) != reported:
             # Only over the version read: a concurrent 'node update' must not be undone, nor a
             # 'node rm' undone by writing the node back. A lost race waits for the next beat.
-            updated = replace(node, images=images, ports=ports, wg_key=wg_key)
+            updated = replace(node, images=images, ports=ports, wg_key=wg_key, tls=reported[3])
             version = self._view.entity_version(keys.node(node_id))
             await self._store.commit(
                 [Put(keys.node(node_id), encode(updated))], [Expect(keys.node(node_id), version)]
@@ -106,7 +110,21 @@ class SessionHub:
             ttl_s=SESSION_TTL_S,
             managers=self._view.manager_addrs(),
             role=node.wanted_role.value if node is not None else "",
+            **self._tls_wanted(),
         )
+
+    def _tls_wanted(self) -> dict[str, str]:
+        """What every node is to trust, and whose certificate it is to hold (a root CA
+        rotation moves both; ``model/root_rotation.py``)."""
+        cluster = self._view.cluster()
+        if cluster is None:
+            return {}
+        rotation = cluster.root_rotation
+        issuer = rotation.ca_cert_pem if rotation and rotation.signing else cluster.ca_cert_pem
+        return {
+            "trust_pem": wanted_trust(cluster.ca_cert_pem, rotation),
+            "issuer_key": issuer_key(issuer.encode()),
+        }
 
     def _forget_deleted(self, changed: frozenset[str]) -> None:
         for key in changed:

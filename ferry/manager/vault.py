@@ -74,6 +74,23 @@ class Vault:
         key = sealing.unseal(self.kek(), secrets.ca_key_sealed, sealing.CLUSTER_CA_KEY)
         return ca.KeyPair(cluster.ca_cert_pem.encode(), key)
 
+    def signing_pair(self, cluster: ClusterInfo, secrets: ClusterSecrets) -> ca.KeyPair:
+        """The CA that signs node certificates now: the swarm's root, or the new root once a
+        root rotation has reached its signing step (``model/root_rotation.py``); SwarmLocked
+        while locked."""
+        rotation = cluster.root_rotation
+        key = self.rotation_key(secrets)
+        if rotation is not None and rotation.signing and key is not None:
+            return ca.KeyPair(rotation.ca_cert_pem.encode(), key)
+        return self.ca_pair(cluster, secrets)
+
+    def rotation_key(self, secrets: ClusterSecrets) -> bytes | None:
+        """The new root's key during a root rotation, None otherwise; SwarmLocked while
+        locked."""
+        if not secrets.rotation_ca_key_sealed:
+            return None
+        return sealing.unseal(self.kek(), secrets.rotation_ca_key_sealed, sealing.ROTATION_CA_KEY)
+
     def store_ca_pair(self, secrets: ClusterSecrets) -> ca.KeyPair:
         """The store CA, to sign managers' etcd certificates; SwarmLocked while locked."""
         if not secrets.store_ca_key_sealed:
@@ -154,10 +171,12 @@ def sealed_secrets(
     autolock: bool,
     previous: bytes | None = None,
     data_key: bytes | None = None,
+    rotation_ca_key: bytes | None = None,
 ) -> ClusterSecrets:
     """``secrets`` with both CA keys (and the ``data_key`` of swarm secrets, if the swarm has
-    one) sealed with ``kek`` (and, after a rotation, ``kek`` sealed with the ``previous`` one);
-    the clear key of an older swarm is dropped."""
+    one, and the new root's key during a root CA rotation) sealed with ``kek`` (and, after a
+    KEK rotation, ``kek`` sealed with the ``previous`` one); the clear key of an older swarm
+    is dropped."""
     rekey_from, rekey_sealed = "", ""
     if previous is not None and previous != kek:
         rekey_from = sealing.key_id(previous)
@@ -173,6 +192,9 @@ def sealed_secrets(
         rekey_from=rekey_from,
         rekey_sealed=rekey_sealed,
         data_key_sealed=sealing.seal(kek, data_key, sealing.DATA_KEY) if data_key else "",
+        rotation_ca_key_sealed=(
+            sealing.seal(kek, rotation_ca_key, sealing.ROTATION_CA_KEY) if rotation_ca_key else ""
+        ),
     )
 
 
@@ -218,6 +240,7 @@ class KeyOps:
             autolock=autolock,
             previous=old,
             data_key=self._vault.data_key(secrets),
+            rotation_ca_key=self._vault.rotation_key(secrets),
         )
         if not rotate:  # same key: whoever could follow a rotation still can
             updated = replace(

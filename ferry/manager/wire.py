@@ -49,16 +49,29 @@ class RenewRequest(BaseModel):
     csr_pem: str
 
 
+class NodeTLSBody(BaseModel):
+    """A node's TLS state as it reports it (``model/root_rotation.NodeTLS``)."""
+
+    trust_root: str = ""
+    issuer_subject: str = ""
+    issuer_key: str = ""
+
+
 class Heartbeat(BaseModel):
     images: list[str] = Field(default_factory=list)
     ports: list[str] = Field(default_factory=list)
     wg_key: str = ""
+    tls: NodeTLSBody = Field(default_factory=NodeTLSBody)
 
 
 class HeartbeatReply(BaseModel):
     ttl_s: int
     managers: list[str] = Field(default_factory=list)
     role: str = ""  # the role the node is to have (its record's Spec.Role); "": unknown
+    # the roots the node is to trust (PEM bundle) and the public key (base64 DER) its
+    # certificate's issuer is to have: a root CA rotation's steps (daemon/trust.py)
+    trust_pem: str = ""
+    issuer_key: str = ""
 
 
 class TaskStatusBody(BaseModel):

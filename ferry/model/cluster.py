@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.model.root_rotation import RootRotation
 from ferry.model.service import TASK_HISTORY
 
 # Docker's defaults for `swarm init`: overlay subnets are carved from this pool
@@ -29,6 +30,10 @@ class ClusterInfo:
     # Docker's CAConfig.NodeCertExpiry (``swarm update --cert-expiry``): how long the node
     # certificates signed from now on are valid, in seconds
     node_cert_expiry_s: int = NODE_CERT_EXPIRY_S
+    # Docker's CAConfig.ForceRotate: a counter; ``swarm ca --rotate`` asks for one more
+    ca_force_rotate: int = 0
+    # a root CA rotation under way (``model/root_rotation.py``); its key is in the secrets
+    root_rotation: RootRotation | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class ClusterSecrets:
     rekey_sealed: str = ""
     ca_key_pem: str = ""
     data_key_sealed: str = ""
+    rotation_ca_key_sealed: str = ""  # the new root's key while a root rotation is under way
 
     @property
     def sealed(self) -> bool:

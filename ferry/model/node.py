@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ferry.model.root_rotation import NodeTLS
+
 HEARTBEAT_S = 2.0  # how often an agent heartbeats
 # A session's lease: a node is Down once it lapses, and its tasks are replaced. Swarm declares a
 # node down after 15 s without a heartbeat (swarmkit's dispatcher: period 5 s times its grace
@@ -47,6 +49,7 @@ class Node:
     images: tuple[str, ...] = ()  # images this node can run besides "host" (it reports them)
     ports: tuple[str, ...] = ()  # "tcp/8080": host ports in use there (listeners, run -p)
     wg_key: str = ""  # its WireGuard public key, for encrypted overlays (it reports it)
+    tls: NodeTLS = field(default_factory=NodeTLS)  # its roots and issuer (it reports them)
     left: bool = False
     # a role asked for (``node promote``) and not yet taken: the node takes it itself, as a
     # Swarm node renews its certificate for its Spec.DesiredRole; None: none pending

@@ -30,9 +30,11 @@ _EncryptionConfig = EncryptionConfig
 
 HONOURED = ("Orchestration", "TaskHistoryRetentionLimit")  # swarm update changes it
 CERT_EXPIRY = ("CAConfig", "NodeCertExpiry")  # and this one (nanoseconds)
+# a root CA rotation (docker swarm ca --rotate [--ca-cert --ca-key]): rotation.py reads them
+ROOT_ROTATION = frozenset({"ForceRotate", "SigningCACert", "SigningCAKey"})
 NS = 1_000_000_000
 # what the docker CLI flag behind a setting is, where it helps to say it
-_WHAT = {("CAConfig", "ForceRotate"): " (docker swarm ca --rotate: Ferry keeps its root CA)"}
+_WHAT = {("CAConfig", "ExternalCAs"): " (--external-ca: Ferry's managers sign node certificates)"}
 
 
 class SwarmSpec(DockerModel):
@@ -58,6 +60,8 @@ class SwarmSpec(DockerModel):
         for section, running in RUNNING_SPEC.items():
             for key, value in sorted((getattr(self, section) or {}).items()):
                 if (section, key) in (HONOURED, CERT_EXPIRY):
+                    continue
+                if section == "CAConfig" and key in ROOT_ROTATION:
                     continue
                 if value not in (None, 0, "", [], {}, False) and value != running.get(key):
                     asked.append(f"{section}.{key}={value}{_WHAT.get((section, key), '')}")
@@ -85,14 +89,42 @@ class SwarmSpec(DockerModel):
             raise InvalidArgument("minimum certificate expiry time is: 1h0m0s")
         return value // NS
 
+    def root_rotation(self, current_force_rotate: int) -> tuple[int, bytes, bytes] | None:
+        """The root CA rotation asked for, as (ForceRotate, SigningCACert, SigningCAKey; PEM,
+        empty for a root Ferry makes), or None. A rotation is asked by a ForceRotate above the
+        current one (what ``docker swarm ca --rotate`` sends), or by a signing CA certificate
+        and key; a spec that leaves ForceRotate out (0) asks none, so that a client building
+        its own spec for another change does not rotate the root by accident.
+        InvalidArgument for a certificate without its key (Ferry has no external CA)."""
+        config = self.CAConfig or {}
+        force = config.get("ForceRotate") or 0
+        if not isinstance(force, int) or isinstance(force, bool) or force < 0:
+            raise InvalidArgument(f"invalid CAConfig.ForceRotate: {force!r}")
+        cert, key = config.get("SigningCACert") or "", config.get("SigningCAKey") or ""
+        if not isinstance(cert, str) or not isinstance(key, str):
+            raise InvalidArgument("CAConfig.SigningCACert and SigningCAKey are PEM text")
+        if key and not cert:
+            raise InvalidArgument("a signing CA key needs its certificate (--ca-cert)")
+        if cert and not key:
+            raise InvalidArgument(
+                "a signing CA certificate needs its key (--ca-key): Ferry has no external CA"
+            )
+        if not cert and force <= current_force_rotate:
+            return None
+        return force, cert.encode(), key.encode()
+
     @classmethod
-    def running(cls, autolock: bool, task_history: int, cert_expiry_s: int) -> SwarmSpec:
+    def running(
+        cls, autolock: bool, task_history: int, cert_expiry_s: int, force_rotate: int = 0
+    ) -> SwarmSpec:
         orchestration = {**RUNNING_SPEC["Orchestration"], HONOURED[1]: task_history}
         return cls.model_validate(
             {
                 **RUNNING_SPEC,
                 "Orchestration": orchestration,
-                "CAConfig": {CERT_EXPIRY[1]: cert_expiry_s * NS},
+                # ForceRotate is omitted while 0, as Docker's JSON does (omitempty)
+                "CAConfig": {CERT_EXPIRY[1]: cert_expiry_s * NS}
+                | ({"ForceRotate": force_rotate} if force_rotate else {}),
                 "Labels": {},
                 "EncryptionConfig": {"AutoLockManagers": autolock},
             }
@@ -205,6 +237,7 @@ class NodeDescription(DockerModel):
     Platform: NodePlatform = Field(default_factory=NodePlatform)
     Resources: NodeResources = Field(default_factory=NodeResources)
     Engine: EngineDescription = Field(default_factory=EngineDescription)
+    TLSInfo: _TLSInfo = Field(default_factory=_TLSInfo)
 
 
 class NodeStatus(DockerModel):

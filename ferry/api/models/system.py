@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from ferry.api.models.base import DockerModel
+from ferry.api.models.swarm import TLSInfo as _TLSInfo
 
 
 class ComponentVersion(DockerModel):
@@ -49,6 +50,9 @@ class ClusterSummary(DockerModel):
     SubnetSize: int = 24
     DataPathPort: int = 4789
     Spec: dict[str, Any] = Field(default_factory=dict)
+    # the root nodes are to trust (docker node ls's TLSStatus compares each node's with it)
+    TLSInfo: _TLSInfo = Field(default_factory=_TLSInfo)
+    RootRotationInProgress: bool = False
 
 
 class SwarmInfo(DockerModel):

@@ -75,6 +75,11 @@ def node_object(state: NodeState) -> NodeObject:
             Hostname=node.hostname,
             Engine=EngineDescription(EngineVersion=node.engine_version),
             Resources=NodeResources(NanoCPUs=node.ncpu * 10**9, MemoryBytes=node.memory_bytes),
+            TLSInfo=TLSInfo(
+                TrustRoot=node.tls.trust_root,
+                CertIssuerSubject=node.tls.issuer_subject,
+                CertIssuerPublicKey=node.tls.issuer_key,
+            ),
         ),
         Status=NodeStatus(State=state.status.value, Addr=node.addr),
         ManagerStatus=manager_status,
@@ -155,12 +160,16 @@ class SwarmRoutes:
             CreatedAt=cluster.created_at,
             UpdatedAt=cluster.created_at,
             Spec=SwarmSpec.running(
-                secrets.autolock, cluster.task_history, cluster.node_cert_expiry_s
+                secrets.autolock,
+                cluster.task_history,
+                cluster.node_cert_expiry_s,
+                cluster.ca_force_rotate,
             ),
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
-            TLSInfo=_tls_info(cluster.ca_cert_pem),
+            RootRotationInProgress=cluster.root_rotation is not None,
+            TLSInfo=tls_info(cluster.ca_cert_pem),
         )
         return json_model(body)
 
@@ -186,6 +195,12 @@ class SwarmRoutes:
                 f"update out of sequence: the swarm changed (version {current}, not {version}); "
                 "inspect it again and retry"
             )
+        cluster = manager.view.cluster()
+        rotation = spec.root_rotation(cluster.ca_force_rotate if cluster else 0)
+        if rotation is not None:  # first: it expects the version the client read
+            force_rotate, cert_pem, key_pem = rotation
+            given = ca.KeyPair(cert_pem, key_pem) if cert_pem else None
+            await manager.root_rotations.start(force_rotate, given, swarm_version=version)
         for role in rotate:
             await manager.nodes.rotate(role)
         await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
@@ -263,7 +278,7 @@ def _refuse_unsupported(spec: SwarmSpec) -> None:
         )
 
 
-def _tls_info(ca_cert_pem: str) -> TLSInfo:
+def tls_info(ca_cert_pem: str) -> TLSInfo:
     subject, public_key = ca.issuer_der(ca_cert_pem.encode())
     return TLSInfo(
         TrustRoot=ca_cert_pem,

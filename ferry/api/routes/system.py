@@ -19,6 +19,7 @@ from ferry.api.models.system import (
     VersionInfo,
 )
 from ferry.api.routes.not_served import register_not_served
+from ferry.api.routes.swarm import tls_info
 from ferry.api.server import add_route, json_model
 from ferry.daemon.config import DaemonConfig
 from ferry.daemon.swarm import SwarmController
@@ -90,8 +91,13 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
                 DefaultAddrPool=[cluster.default_pool],
                 SubnetSize=cluster.subnet_size,
                 Spec=SwarmSpec.running(
-                    manager.autolock(), cluster.task_history, cluster.node_cert_expiry_s
+                    manager.autolock(),
+                    cluster.task_history,
+                    cluster.node_cert_expiry_s,
+                    cluster.ca_force_rotate,
                 ).model_dump(),
+                TLSInfo=tls_info(cluster.ca_cert_pem),
+                RootRotationInProgress=cluster.root_rotation is not None,
             )
     return info
 
