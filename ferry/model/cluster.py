@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
 from ferry.model.service import TASK_HISTORY
 
 # Docker's defaults for `swarm init`: overlay subnets are carved from this pool
@@ -29,6 +30,9 @@ class ClusterInfo:
     # Docker's CAConfig.NodeCertExpiry (``swarm update --cert-expiry``): how long the node
     # certificates signed from now on are valid, in seconds
     node_cert_expiry_s: int = NODE_CERT_EXPIRY_S
+    # Docker's DataPathPort (``swarm init --data-path-port``): the UDP port of the swarm's
+    # VXLAN, fixed at init (a record written before swarms chose one decodes to 4789)
+    data_path_port: int = DEFAULT_DATA_PATH_PORT
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from ferry.api.models.base import DockerModel
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
 
 
 class ComponentVersion(DockerModel):
@@ -47,7 +48,7 @@ class ClusterSummary(DockerModel):
     UpdatedAt: str = ""
     DefaultAddrPool: list[str] = Field(default_factory=list)
     SubnetSize: int = 24
-    DataPathPort: int = 4789
+    DataPathPort: int = DEFAULT_DATA_PATH_PORT
     Spec: dict[str, Any] = Field(default_factory=dict)
 
 
