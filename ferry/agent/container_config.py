@@ -35,14 +35,19 @@ def _given_health(check: Healthcheck | HealthConfig | None) -> HealthConfig | No
 
 
 def effective_request(
-    req: CreateRequest, image: Image, taken_ports: set[str], rng: random.Random = _RNG
+    req: CreateRequest,
+    image: Image,
+    taken_ports: set[str],
+    data_path_port: int,
+    rng: random.Random = _RNG,
 ) -> CreateRequest:
     """``req`` with the image's config merged in (entrypoint and command resolved, env,
     working directory, user, stop signal, health check, labels, exposed ports), each of the
     image's ``Volumes`` not mounted otherwise as an anonymous volume (Docker's
     createContainerOSSpecificSettings), a port asked without a host port (published 0) and,
     with ``publish_all``, every exposed port not published yet on a free ephemeral host port
-    (``taken_ports``: ``tcp/8080`` keys in use).
+    (``taken_ports``: ``tcp/8080`` keys in use; nor one of Ferry's own, with the VXLAN pair of
+    ``data_path_port``).
     Raises ``InvalidArgument``: Docker's ``No command specified``, a malformed image config,
     a health check without a test."""
     run = RunConfig(
@@ -65,12 +70,14 @@ def effective_request(
     )
     taken = set(taken_ports) | {f"{p.protocol}/{p.published}" for p in req.ports}
     ports = tuple(
-        replace(p, published=ephemeral_port(p.protocol, taken, rng)) if not p.published else p
+        replace(p, published=ephemeral_port(p.protocol, taken, rng, data_path_port))
+        if not p.published
+        else p
         for p in req.ports
     )
     if req.publish_all:
         bound = {f"{p.target}/{p.protocol}" for p in req.ports}
-        ports += tuple(publish_all(out.exposed_ports, bound, taken, rng))
+        ports += tuple(publish_all(out.exposed_ports, bound, taken, rng, data_path_port))
     return replace(
         req,
         entrypoint=out.entrypoint,

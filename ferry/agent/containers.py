@@ -58,7 +58,7 @@ from ferry.model.container import (
 from ferry.model.ids import new_hex_id
 from ferry.model.names import random_name
 from ferry.model.network import GWBRIDGE
-from ferry.model.ports import check_publishable
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT, check_publishable
 from ferry.model.rules import (
     check_aliases,
     check_container_name,
@@ -126,12 +126,15 @@ class ContainerService:
         gateway: GatewayBridge | None = None,
         local: LocalNetworks | None = None,
         ports_in_use: Callable[[], set[str]] = set,
+        data_path_port: Callable[[], int] = lambda: DEFAULT_DATA_PATH_PORT,
     ) -> None:
         self.gateway = gateway
         self.local = local
         self.nets = ContainerNetworks(networks, local, gateway)
         # host ports taken by others ("tcp/8080"): listeners and the routing mesh's ports
         self.ports_in_use = ports_in_use
+        # the swarm's VXLAN port (this host's default outside a swarm): never published
+        self.data_path_port = data_path_port
         # called with a starting container (endpoints attached) before its command runs
         self.prepare: list[Callable[[Container, Path], Awaitable[None]]] = []
         # the data of a starting container's secrets and configs (ContainerConfig.files), by
@@ -257,8 +260,9 @@ class ContainerService:
         env = self.check_request(req)
         image = self.images.get(req.image)
         req = effective_request(
-            replace(req, env=env), image, self.published() | self.ports_in_use()
-        )
+            replace(req, env=env), image, self.published() | self.ports_in_use(),
+            self.data_path_port(),
+        )  # fmt: skip
         taken = {c.config.name for c in self._containers.values()}
         name = req.name.removeprefix("/") or random_name(taken)
         if name in taken:
@@ -313,7 +317,7 @@ class ContainerService:
             for what, number in (("published", port.published), ("target", port.target)):
                 if not 1 <= number <= 65535:
                     raise InvalidArgument(f"invalid {what} port {number}: use 1 to 65535")
-            check_publishable(port.protocol, port.published)
+            check_publishable(port.protocol, port.published, self.data_path_port())
             key = f"{port.protocol}/{port.published}"
             if key in taken or key in seen:
                 raise Conflict(

@@ -25,7 +25,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.kernel.wireguard import WireGuardDevice
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
-from ferry.model.ports import ENCRYPTED_VXLAN_PORT, WIREGUARD_PORT
+from ferry.model.ports import WIREGUARD_PORT, encrypted_port
 from ferry.network.encryption import (
     GUARD_TABLE,
     ROUTE_TABLE,
@@ -77,6 +77,7 @@ class EncryptionAgent(Reconciler):
         *,
         underlay_mtu: int,
         sandboxes: Callable[[], list[str]],
+        data_path_port: int,
     ) -> None:
         super().__init__(view.mirror)
         self._kernel = kernel
@@ -86,6 +87,7 @@ class EncryptionAgent(Reconciler):
         self.device = device
         self._mtu = underlay_mtu - WIREGUARD_OVERHEAD
         self._sandboxes = sandboxes  # short ids of this host's overlay sandboxes
+        self.port = encrypted_port(data_path_port)  # the UDP port of encrypted VXLAN
         self._guard = KeptTable("ip", GUARD_TABLE)
         self._lock = asyncio.Lock()
         self._active: bool | None = None  # None: not known yet (leftovers of an earlier run?)
@@ -132,11 +134,12 @@ class EncryptionAgent(Reconciler):
     def _ensure_base(self) -> None:
         self._active = True
         ifname = self.device.ifname
-        if self._guard.stale(guard_rules(ifname)):
-            self._guard.apply(guard_rules(ifname))
-        with Netlink() as nl:
-            if not nl.udp_port_rules(ENCRYPTED_VXLAN_PORT, ROUTE_TABLE, RULE_PREF):
-                nl.add_udp_port_rules(ENCRYPTED_VXLAN_PORT, ROUTE_TABLE, RULE_PREF)
+        rules = guard_rules(ifname, self.port)
+        if self._guard.stale(rules):
+            self._guard.apply(rules)
+        with Netlink() as nl:  # rules of another port (a swarm left) are replaced
+            if not nl.udp_port_rules(self.port, ROUTE_TABLE, RULE_PREF):
+                nl.add_udp_port_rules(self.port, ROUTE_TABLE, RULE_PREF)
         if not self.device.exists():
             if not self._key.public():
                 raise Unavailable("this host has no WireGuard key (is wireguard-tools installed?)")

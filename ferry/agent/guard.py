@@ -72,10 +72,12 @@ class HostGuard(Reconciler):
         *,
         advertise_addr: Callable[[], str],
         macvlan_parents: Callable[[], set[str]],
+        data_path_port: Callable[[], int],
     ) -> None:
         super().__init__()
         self._kernel = kernel
         self._advertise = advertise_addr  # "" when not in a swarm
+        self._data_path_port = data_path_port  # the swarm's; this host's default outside one
         self._parents = macvlan_parents
         self._tables = KeptTables(tuple((family, TABLE) for family in FAMILIES))
         self._view: ClusterView | None = None
@@ -125,7 +127,8 @@ class HostGuard(Reconciler):
             underlay, parents = await self._kernel.run(
                 host_facts, self._advertise(), self._parents()
             )
-            bodies = render(GuardSpec(nodes, underlay, parents))
+            spec = GuardSpec(nodes, underlay, parents, data_path_port=self._data_path_port())
+            bodies = render(spec)
             if self._tables.stale(bodies):
                 await self._kernel.run(self._tables.apply, bodies)
                 log.info("host guard applied", extra=kv(nodes=len(nodes), macvlan=len(parents)))

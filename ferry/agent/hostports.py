@@ -87,14 +87,17 @@ class HostPorts(Reconciler):
         containers: Callable[[], list[Container]],
         mesh: Callable[[], MeshPorts | None],
         saved_path: Path,
+        data_path_port: Callable[[], int],
     ) -> None:
         """``mesh`` gives the routing mesh's ports this host forwards, or None while they are
-        not known (after a restart, before the swarm's state arrived)."""
+        not known (after a restart, before the swarm's state arrived); ``data_path_port`` the
+        swarm's VXLAN port (this host's default outside a swarm), never forwarded."""
         super().__init__()
         self._kernel = kernel
         self._containers = containers
         self._mesh = mesh
         self._saved_path = saved_path
+        self._data_path_port = data_path_port
         self._saved = _load(saved_path)
         self._table = KeptTable("ip", HOST_TABLE)
         self._refused: list[HostForward] = []  # said once in the log, until they change
@@ -121,7 +124,7 @@ class HostPorts(Reconciler):
 
     def plan(self) -> list[HostForward]:
         forwards = container_forwards(self._containers()) + ingress_forwards(self.mesh_ports())
-        kept, refused = split_reserved(forwards)
+        kept, refused = split_reserved(forwards, self._data_path_port())
         if refused != self._refused:
             for f in refused:
                 log.warning(

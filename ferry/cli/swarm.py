@@ -64,10 +64,19 @@ def init(
         bool,
         typer.Option("--force-new-cluster", help="Force create a new cluster from current state"),
     ] = False,
+    data_path_port: Annotated[
+        int,
+        typer.Option(
+            help="Port number to use for data path traffic (1024 - 49151). If no value is set "
+            "or is set to 0, the default port (4789) is used; encrypted overlays use the next "
+            "port too"
+        ),
+    ] = 0,
 ) -> None:
     """Initialize a swarm: this node becomes its first manager."""
     body = {
         "ForceNewCluster": force_new_cluster,
+        "DataPathPort": data_path_port,
         "AdvertiseAddr": advertise_addr,
         "ListenAddr": listen_addr,
         "DefaultAddrPool": [default_addr_pool],

@@ -10,6 +10,7 @@ import typer
 from ferry import API_VERSION, __version__
 from ferry.cli.common import FormatOption, client, handles_errors, print_inspected
 from ferry.errors import FerryError
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT, vxlan_ports
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +60,16 @@ def register(app: typer.Typer) -> None:
         print(f" Name: {data['Name']}")
         print(f" Ferry Root Dir: {data['DockerRootDir']}")
         print(" Gossip: none (Ferry spreads endpoint state over the managers' watch streams;")
-        print("   port 7946 is not used, only 2377/tcp, 2380/tcp, 4789/udp and 51820/udp)")
+        print(f"   port 7946 is not used, only {_ports_used(data)})")
+
+
+def _ports_used(data: dict[str, Any]) -> str:
+    """Ferry's ports on the underlay, with the swarm's VXLAN pair where this node knows it
+    (a manager), else the default's."""
+    cluster = (data.get("Swarm") or {}).get("Cluster") or {}
+    port = cluster.get("DataPathPort") or DEFAULT_DATA_PATH_PORT
+    plain, encrypted = vxlan_ports(port)
+    return f"2377/tcp, 2380/tcp, {plain}/udp ({encrypted}/udp inside WireGuard) and 51820/udp"
 
 
 def _print_swarm(swarm: dict[str, Any]) -> None:
@@ -74,7 +84,7 @@ def _print_swarm(swarm: dict[str, Any]) -> None:
             print(f"  Nodes: {swarm.get('Nodes', 0)}")
             print(f"  Default Address Pool: {' '.join(cluster.get('DefaultAddrPool', []))}")
             print(f"  SubnetSize: {cluster.get('SubnetSize', 24)}")
-            print("  Data Path Port: 4789")
+            print(f"  Data Path Port: {cluster.get('DataPathPort', DEFAULT_DATA_PATH_PORT)}")
             autolock = (cluster.get("Spec") or {}).get("EncryptionConfig", {})
             print(f"  Autolock Managers: {str(autolock.get('AutoLockManagers', False)).lower()}")
         print(f"  Node Address: {swarm.get('NodeAddr', '')}")

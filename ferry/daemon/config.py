@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError, InvalidArgument
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT, check_data_path_port
 from ferry.network.ipam import check_pool
 from ferry.network.local import LOCAL_POOLS
 from ferry.runtime.skopeo import check_insecure, check_mirror
@@ -34,12 +35,10 @@ FILE_KEYS = {
     "registry-mirrors": "registry_mirrors",
     "insecure-registries": "insecure_registries",
     "hosts": "hosts",
+    "data-path-port": "data_path_port",
 }
 # Docker's keys Ferry refuses with a reason of their own (a plain "unknown" would mislead)
-REFUSED_KEYS = {
-    "data-path-port": "Ferry's VXLAN traffic uses UDP 4789 on every host (RFC 7348's port); "
-    "another port is not supported (nor is swarm init --data-path-port): remove the key",
-}
+REFUSED_KEYS: dict[str, str] = {}
 # dockerd's levels (logrus's names, "warning" among them), which Python's logging also knows
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
 
@@ -58,10 +57,18 @@ class DaemonConfig:
     # daemon.json "default-address-pools": (base, size) the bridge networks' subnets come from
     address_pools: tuple[tuple[str, int], ...] = LOCAL_POOLS
     hosts: tuple[str, ...] = ()  # daemon.json "hosts": unix://PATH sockets; () = socket_path
+    # daemon.json "data-path-port": this host's VXLAN port for a swarm it inits without
+    # --data-path-port, and the only one it joins (0: not set, 4789 and any swarm's port)
+    data_path_port: int = 0
 
     @property
     def node_hostname(self) -> str:
         return self.hostname or socket.gethostname()
+
+    @property
+    def default_data_path_port(self) -> int:
+        """The data-path port of a swarm this host inits without ``--data-path-port``."""
+        return self.data_path_port or DEFAULT_DATA_PATH_PORT
 
     @property
     def socket_path(self) -> Path:
@@ -225,6 +232,13 @@ def _host(host: str) -> str:
     return host
 
 
+def _data_path_port(value: Any) -> int:
+    """A port ``swarm init --data-path-port`` would take; 0 is Docker's "not set"."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{value!r} is not a port number")
+    return 0 if value == 0 else check_data_path_port(value)
+
+
 def _hosts(value: Any) -> tuple[str, ...]:
     hosts = _strings(_host)(value)
     if len(set(hosts)) != len(hosts):
@@ -240,4 +254,5 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "registry-mirrors": _strings(check_mirror),
     "insecure-registries": _strings(check_insecure),
     "hosts": _hosts,
+    "data-path-port": _data_path_port,
 }

@@ -113,6 +113,7 @@ class Daemon:
             self.kernel,
             advertise_addr=self._advertise_addr,
             macvlan_parents=self.local_networks.macvlan_parents,
+            data_path_port=self.swarm.data_path_port,
         )
         self.local_networks.on_macvlan = self.guard.sync
         self.containers = ContainerService(
@@ -128,14 +129,16 @@ class Daemon:
             gateway=self.gateway,
             local=self.local_networks,
             ports_in_use=self._ports_in_use,
+            data_path_port=self.swarm.data_path_port,
         )
         self.containers.health.on_change = self._container_exited  # a task runs once healthy
         self._restoring_swarm = False  # a member at start, until its agent runs (or fails to)
         self._leaving_swarm = False
         self._dns: DnsServer | None = None
         self.host_ports = HostPorts(
-            self.kernel, self.containers.all, self._mesh_ports, config.state_dir / "mesh.json"
-        )
+            self.kernel, self.containers.all, self._mesh_ports, config.state_dir / "mesh.json",
+            self.swarm.data_path_port,
+        )  # fmt: skip
         self.node_key = NodeKey(config.state_dir)
         self.encryption: EncryptionAgent | None = None
         self._tell_swarm()
@@ -312,7 +315,7 @@ class Daemon:
         membership = self.swarm.membership
         assert membership is not None
         underlay = await self.kernel.run(underlay_of, membership.addr, self.config.netns_prefix)
-        overlay = OverlayDriver(self.kernel, underlay)
+        overlay = OverlayDriver(self.kernel, underlay, membership.data_path_port)
         run_dir = self.config.run_dir
         device = WireGuardDevice(
             tunnel_ifname(self.config.netns_prefix),
@@ -327,6 +330,7 @@ class Daemon:
             device,
             underlay_mtu=underlay.mtu,
             sandboxes=overlay.existing_sandboxes,
+            data_path_port=membership.data_path_port,
         )
         self.encryption = encryption
         encryption.start()

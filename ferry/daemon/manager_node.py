@@ -155,6 +155,7 @@ async def bootstrap_store(
     subnet_size: int,
     *,
     autolock: bool,
+    data_path_port: int,
 ) -> None:
     """Write the new swarm into its empty store (Conflict if it is not empty)."""
     cluster = ClusterInfo(
@@ -163,6 +164,7 @@ async def bootstrap_store(
         ca_cert_pem=founding.cluster_ca.cert_pem.decode(),
         default_pool=default_pool,
         subnet_size=subnet_size,
+        data_path_port=data_path_port,
     )
     ops = bootstrap_ops(founding, cluster, node, autolock=autolock)
     if await manager.store.commit(ops, [Expect(keys.CLUSTER, 0)]) is None:

@@ -1,6 +1,10 @@
 """This node's swarm membership on disk: who it is in which cluster, and where its managers are.
 
-Absent file = not in a swarm. Certificates live beside it (``certs/``).
+Absent file = not in a swarm. Certificates live beside it (``certs/``). It keeps this node's
+copy of the one cluster fact its data plane needs before the swarm's state has arrived after
+a restart: the swarm's data-path port (the cluster record in the store is the source; the
+port never changes, so the copy taken at init or join stays true; a file written before
+swarms chose their port decodes to 4789, the port those swarms used).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from ferry.daemon.files import read_json, write_json
 from ferry.manager.ca import CertPaths
 from ferry.model.codec import decode_plain, to_plain
 from ferry.model.node import Role
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Membership:
     addr: str
     listen_addr: str
     managers: list[str] = field(default_factory=list)
+    data_path_port: int = DEFAULT_DATA_PATH_PORT  # the swarm's VXLAN UDP port
 
 
 class MembershipFile:

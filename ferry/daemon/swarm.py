@@ -63,6 +63,7 @@ from ferry.model.cluster import DEFAULT_POOL, DEFAULT_SUBNET_SIZE
 from ferry.model.ids import new_object_id
 from ferry.model.network import GWBRIDGE, NetworkRequest
 from ferry.model.node import Availability, Role
+from ferry.model.ports import check_data_path_port
 
 log = logging.getLogger("ferry.swarm")
 
@@ -80,6 +81,7 @@ class InitOptions:
     availability: str = "active"
     autolock: bool = False
     force_new_cluster: bool = False
+    data_path_port: int = 0  # --data-path-port (checked); 0: daemon.json's, else 4789
 
 
 class SwarmController:
@@ -128,6 +130,14 @@ class SwarmController:
         if not self.manager.quorum.has_quorum:
             raise NoLeader()
         return self.manager
+
+    def data_path_port(self) -> int:
+        """The VXLAN UDP port of this node's swarm; outside a swarm, the one it would init
+        with (daemon.json ``data-path-port``, else 4789)."""
+        membership = self.membership
+        if membership is not None:
+            return membership.data_path_port
+        return self.config.default_data_path_port
 
     @property
     def locked(self) -> bool:
@@ -281,6 +291,7 @@ class SwarmController:
             addresses, default_dev = await self._local_addresses()
             addr = choose_advertise_addr(options.advertise_addr, addresses, default_dev)
             availability = _availability(options.availability)
+            port = check_data_path_port(options.data_path_port or self.config.data_path_port)
             cluster_id, node_id = new_object_id(), new_object_id()
             self._wipe()
             founding = found(cluster_id, node_id, addr)
@@ -299,7 +310,7 @@ class SwarmController:
             )
             membership = Membership(
                 node_id, cluster_id, Role.MANAGER, addr, with_port(options.listen_addr, PORT),
-                [with_port(addr, PORT)],
+                [with_port(addr, PORT)], data_path_port=port,
             )  # fmt: skip
             try:
                 manager.etcd.save_config()
@@ -307,7 +318,7 @@ class SwarmController:
                 node = first_manager(self.config.node_hostname, node_id, addr, availability)
                 await bootstrap_store(
                     manager, founding, node, options.default_pool, options.subnet_size,
-                    autolock=options.autolock,
+                    autolock=options.autolock, data_path_port=port,
                 )  # fmt: skip
                 self.file.save(membership)
                 await manager.start_services(membership.listen_addr)
@@ -338,6 +349,12 @@ class SwarmController:
             raise InvalidArgument(
                 "--force-new-cluster keeps the swarm's autolock setting: leave out --autolock "
                 "and change it afterwards with 'swarm update --autolock=true'"
+            )
+        asked = options.data_path_port
+        if asked and check_data_path_port(asked) != membership.data_path_port:
+            raise InvalidArgument(
+                f"--force-new-cluster keeps the swarm's data path port "
+                f"{membership.data_path_port}: leave out --data-path-port {asked}"
             )
 
     async def _force_new_cluster(self, membership: Membership) -> str:
@@ -399,6 +416,7 @@ class SwarmController:
                 engine_version=__version__,
                 ncpu=host.cpu_count(),
                 memory_bytes=host.memory_bytes(),
+                data_path_port=self.config.data_path_port,
             )
             response = await request_join(target, ca_pem, request)
             self._wipe()
@@ -409,6 +427,7 @@ class SwarmController:
                 response.node_id, response.cluster_id, role, response.addr,
                 with_port(listen_addr or f"0.0.0.0:{PORT}", PORT),
                 sorted(with_port(m, PORT) for m in response.managers) or [target],
+                data_path_port=response.data_path_port,
             )  # fmt: skip
             if role == Role.MANAGER:
                 await self.start_joined_manager(

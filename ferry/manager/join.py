@@ -77,6 +77,7 @@ class JoinService:
         token = parse_token(req.token)
         if not token.matches_ca(ca.ca_der(cluster.ca_cert_pem.encode())):
             raise Forbidden("invalid join token: it belongs to another swarm")
+        check_data_path_port_of(req, cluster.data_path_port)
         secrets, _ = await self._nodes.secrets()
         role = _role_of(token, secrets)
         addr = req.advertise_addr or peer_ip
@@ -114,6 +115,7 @@ class JoinService:
                 managers=sorted(
                     {*self._view.manager_addrs(), *([addr] if role == Role.MANAGER else [])}
                 ),
+                data_path_port=cluster.data_path_port,
             )
             if role == Role.MANAGER:
                 response = self._with_store_access(
@@ -168,6 +170,7 @@ class JoinService:
             managers=sorted(
                 {*self._view.manager_addrs(), *([node.addr] if role == Role.MANAGER else [])}
             ),
+            data_path_port=cluster.data_path_port,
         )
         if role == Role.WORKER:
             return response
@@ -333,3 +336,15 @@ def recorded_tls_phase(view: ClusterView, node_id: str) -> int | None:
 def store_tls_phase(view: ClusterView, node_id: str) -> int:
     phase = recorded_tls_phase(view, node_id)
     return 0 if phase is None else phase
+
+
+def check_data_path_port_of(req: JoinRequest, swarm_port: int) -> None:
+    """Refuse a joiner whose daemon.json sets a ``data-path-port`` other than the swarm's
+    (``swarm_port``): its VXLAN would not reach the others. Not set (0), or the same: fine.
+    Raises InvalidArgument naming both ports and the fix."""
+    if req.data_path_port and req.data_path_port != swarm_port:
+        raise InvalidArgument(
+            f"this swarm's data path port is {swarm_port}, but data-path-port in the daemon.json "
+            f"of {req.hostname or 'the joining host'} is {req.data_path_port}: set it to "
+            f"{swarm_port} or remove it, restart ferryd and join again"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from ferry.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
 from ferry.manager import object_refs
 from ferry.manager.admission import endpoint_labels
 from ferry.manager.feed import StoreFeed
@@ -80,7 +80,9 @@ class ServiceRequest:
     rollback: UpdatePolicy = field(default_factory=UpdatePolicy)  # RollbackConfig
 
 
-def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+def check_ports(ports: tuple[PortSpec, ...], data_path_port: int | None) -> tuple[PortSpec, ...]:
+    """Published ports as Docker takes them, none of them Ferry's own: with the swarm's VXLAN
+    pair where ``data_path_port`` is known (a manager's check), the fixed ones where not."""
     seen: set[tuple[str, int]] = set()
     for port in ports:
         if port.protocol not in ("tcp", "udp"):
@@ -92,7 +94,7 @@ def check_ports(ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
                 f"invalid published port {port.published}: give a port from 1 to 65535 "
                 "(Ferry does not pick one for you)"
             )
-        check_publishable(port.protocol, port.published)
+        check_publishable(port.protocol, port.published, data_path_port)
         if (port.protocol, port.published) in seen:
             raise InvalidArgument(f"port {port.published}/{port.protocol} is published twice")
         seen.add((port.protocol, port.published))
@@ -134,7 +136,7 @@ def check_request(req: ServiceRequest) -> None:
         parse_constraint(text)
     if req.stop_grace_s < 0:
         raise InvalidArgument("--stop-grace-period cannot be negative")
-    check_ports(req.ports)
+    check_ports(req.ports, None)  # the swarm's VXLAN ports: in ``_spec``
 
 
 def check_replicas(replicas: int) -> int:
@@ -183,6 +185,10 @@ class ServiceOps:
     # validation ------------------------------------------------------------------------------
     def _spec(self, req: ServiceRequest) -> ServiceSpec:
         check_request(req)
+        cluster = self._view.cluster()
+        if cluster is None:
+            raise Unavailable("the cluster record is not loaded yet; retry")
+        check_ports(req.ports, cluster.data_path_port)
         try:
             mode = Mode(req.mode)
             endpoint_mode = EndpointMode(req.endpoint_mode)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
+
 
 class JoinRequest(BaseModel):
     token: str
@@ -15,6 +17,9 @@ class JoinRequest(BaseModel):
     ncpu: int = 0
     memory_bytes: int = 0
     store_csr_pem: str = ""  # signed only for a manager token: its etcd certificate
+    # the joiner's daemon.json ``data-path-port`` (0: not set): one that is not the swarm's
+    # is refused before the node is admitted
+    data_path_port: int = 0
 
 
 class JoinResponse(BaseModel):
@@ -32,6 +37,9 @@ class JoinResponse(BaseModel):
     store_cert_pem: str = ""
     unlock_key: str = ""
     autolock: bool = False
+    data_path_port: int = (
+        DEFAULT_DATA_PATH_PORT  # the swarm's VXLAN UDP port (the cluster record's)
+    )
 
 
 class RoleRequest(BaseModel):

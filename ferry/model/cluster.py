@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
 from ferry.model.root_rotation import RootRotation
 from ferry.model.service import TASK_HISTORY
 
@@ -34,6 +35,9 @@ class ClusterInfo:
     ca_force_rotate: int = 0
     # a root CA rotation under way (``model/root_rotation.py``); its key is in the secrets
     root_rotation: RootRotation | None = None
+    # Docker's DataPathPort (``swarm init --data-path-port``): the UDP port of the swarm's
+    # VXLAN, fixed at init (a record written before swarms chose one decodes to 4789)
+    data_path_port: int = DEFAULT_DATA_PATH_PORT
 
 
 @dataclass(frozen=True)

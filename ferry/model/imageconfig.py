@@ -281,12 +281,17 @@ def merge(run: RunConfig, image: ImageConfig, image_name: str = "") -> Effective
 
 
 def publish_all(
-    exposed: tuple[str, ...], bound: set[str], taken: set[str], rng: random.Random
+    exposed: tuple[str, ...],
+    bound: set[str],
+    taken: set[str],
+    rng: random.Random,
+    data_path_port: int,
 ) -> list[PublishedPort]:
     """``-P``: every exposed port (``80/tcp``) not bound already (``bound``, port keys) on a
     host port of Docker's ephemeral range that is not ``taken`` (``tcp/32768``, updated with
-    the ports chosen). Raises ``InvalidArgument`` for a protocol
-    Ferry cannot publish (sctp). Docker: HostConfig.PublishAllPorts."""
+    the ports chosen) nor Ferry's own (with the VXLAN pair of ``data_path_port``). Raises
+    ``InvalidArgument`` for a protocol Ferry cannot publish (sctp). Docker:
+    HostConfig.PublishAllPorts."""
     out = []
     for key in exposed:
         if key in bound:
@@ -294,20 +299,21 @@ def publish_all(
         number, _, proto = key.partition("/")
         if proto not in ("tcp", "udp"):
             raise InvalidArgument(f"cannot publish {key}: Ferry publishes tcp and udp ports")
-        host_port = ephemeral_port(proto, taken, rng)
+        host_port = ephemeral_port(proto, taken, rng, data_path_port)
         out.append(PublishedPort(host_port, int(number), proto))
     return out
 
 
-def ephemeral_port(proto: str, taken: set[str], rng: random.Random) -> int:
+def ephemeral_port(proto: str, taken: set[str], rng: random.Random, data_path_port: int) -> int:
     """A free host port of Docker's ephemeral range, tried from a random start, never one of
-    Ferry's own (51820/udp lies in the range), and recorded in ``taken`` (``tcp/32768``
+    Ferry's own (51820/udp lies in the range, and so may the swarm's VXLAN pair of
+    ``data_path_port``), and recorded in ``taken`` (``tcp/32768``
     keys). Raises ``InvalidArgument`` when every one is taken."""
     low, high = EPHEMERAL_PORTS
     start = rng.randint(low, high)
     for offset in range(high - low + 1):
         port = low + (start - low + offset) % (high - low + 1)
-        if f"{proto}/{port}" not in taken and reserved(proto, port) is None:
+        if f"{proto}/{port}" not in taken and reserved(proto, port, data_path_port) is None:
             taken.add(f"{proto}/{port}")
             return port
     raise InvalidArgument(f"no free {proto} host port left in {low}-{high} to publish on")

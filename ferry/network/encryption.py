@@ -1,12 +1,15 @@
 """Encrypted overlays: VXLAN carried inside WireGuard between hosts.
 
-Design notes. An encrypted network's VXLAN device sends to UDP port 4790 instead of 4789, and
-a routing rule sends every UDP packet for 4790 through table 4790, which holds one route per
-peer host, into the WireGuard device. The rule after it drops what that table has no route for,
-so an encrypted network's frames never take the ordinary route: to a host without a tunnel
-they are dropped, not sent in clear. Inbound, a firewall rule drops UDP 4790 that did not come
-out of the tunnel, so nobody on the underlay can inject frames into an encrypted network.
-Unencrypted overlays are untouched (port 4789, the main table).
+Design notes. An encrypted network's VXLAN device sends to the swarm's data-path port + 1
+(``model.ports.encrypted_port``: 4790 with the default 4789) instead of the data-path port,
+and a routing rule sends every UDP packet for that port through table 4790, which holds one
+route per peer host, into the WireGuard device. The rule after it drops what that table has
+no route for, so an encrypted network's frames never take the ordinary route: to a host
+without a tunnel they are dropped, not sent in clear. Inbound, a firewall rule drops UDP to
+the encrypted port that did not come out of the tunnel, so nobody on the underlay can inject
+frames into an encrypted network. Unencrypted overlays are untouched (the data-path port,
+the main table). The table and rule numbers are fixed (4790): they name kernel objects, not
+ports.
 
 WireGuard peers are the other nodes of the swarm that reported a key: each is reached at its
 advertised address, port 51820, and only that address is allowed through its tunnel. Keys are
@@ -24,7 +27,6 @@ from dataclasses import dataclass
 
 from ferry.kernel.wireguard import Tunnel
 from ferry.model.node import Node
-from ferry.model.ports import ENCRYPTED_VXLAN_PORT
 
 WIREGUARD_OVERHEAD = 80  # outer IPv4 20 + UDP 8 + WireGuard 32, rounded as wg-quick does
 ROUTE_TABLE = 4790
@@ -74,11 +76,12 @@ def plan_tunnels(desired: frozenset[Tunnel], held: set[Tunnel], routes: set[str]
     )
 
 
-def guard_rules(ifname: str) -> str:
-    """The inbound guard: encrypted VXLAN is accepted only out of the tunnel."""
+def guard_rules(ifname: str, port: int) -> str:
+    """The inbound guard: encrypted VXLAN (UDP ``port``) is accepted only out of the
+    tunnel."""
     return (
         "  chain input {\n"
         "    type filter hook input priority filter; policy accept;\n"
-        f'    udp dport {ENCRYPTED_VXLAN_PORT} iifname != "{ifname}" drop\n'
+        f'    udp dport {port} iifname != "{ifname}" drop\n'
         "  }\n"
     )

@@ -2,12 +2,13 @@
 come from (pure: the plan and its nftables text).
 
 Design notes. VXLAN has no authentication (RFC 7348 §7): whoever can send a UDP datagram to a
-node's port 4789 can put any Ethernet frame into any overlay on it, and the VXLAN device's
-socket listens on every address of the host. Docker leaves this to the operator's firewall
-(moby advisory GHSA-vwm3-crmr-xfxw: "the VXLAN port must never be exposed to untrusted
-traffic"); since CVE-2023-28840 it drops clear VXLAN only for the VNIs of encrypted networks.
-Its containers can still send to the VXLAN port of their own host through docker0. Ferry
-closes that door itself, with two tables per host, replaced together in one transaction:
+node's data-path port (4789 unless the swarm chose another) can put any Ethernet frame into
+any overlay on it, and the VXLAN device's socket listens on every address of the host.
+Docker leaves this to the operator's firewall (moby advisory GHSA-vwm3-crmr-xfxw: "the VXLAN
+port must never be exposed to untrusted traffic"); since CVE-2023-28840 it drops clear VXLAN
+only for the VNIs of encrypted networks. Its containers can still send to the VXLAN port of
+their own host through docker0. Ferry closes that door itself, with two tables per host,
+replaced together in one transaction:
 
 - ``table inet ferry_guard`` (IPv4 and IPv6):
   - ``input`` from a container-facing interface (any of them: the egress bridge, every local
@@ -19,8 +20,9 @@ closes that door itself, with two tables per host, replaced together in one tran
     address, or anything on the underlay's own subnets) on a reserved port: dropped. A
     masqueraded datagram leaves with the node's own source address, so the receiving node
     could not tell it from real VXLAN: it has to be stopped here, on its way out.
-  - ``input`` UDP 4789/4790 is accepted only from the advertise addresses of the cluster's
-    nodes (none before the swarm exists): a LAN host can no longer inject either.
+  - ``input`` UDP to the swarm's VXLAN pair (the data-path port and its encrypted companion,
+    ``model.ports.vxlan_ports``) is accepted only from the advertise addresses of the
+    cluster's nodes (none before the swarm exists): a LAN host can no longer inject either.
   Replies (``ct direction reply``) pass: a container answering a client whose source port
   happens to be 51820 is not sending *to* Ferry.
 - ``table netdev ferry_guard``: a macvlan container is a host on the LAN, and its frames leave
@@ -38,17 +40,17 @@ Be aware: a macvlan container that forges the parent's MAC on a raw socket (it h
 CAP_NET_RAW) gets past the egress hook, and with a forged source address past the VXLAN source
 check too: on a macvlan network, plain overlays are only as safe as the LAN is trusted.
 Encrypted overlays are not affected (WireGuard authenticates every packet, and ``ferry_encrypt``
-drops clear port-4790 datagrams). Node addresses other than the advertise address that lie
-outside the underlay's subnets are not known to the guard.
+drops clear datagrams to the encrypted port). Node addresses other than the advertise address
+that lie outside the underlay's subnets are not known to the guard.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ferry.model.ports import RESERVED_PORTS, VXLAN_PORTS
+from ferry.model.ports import reserved_ports, vxlan_ports
 
 TABLE = "ferry_guard"
 FAMILIES = ("inet", "netdev")  # the two tables, in the order ``render`` returns their bodies
@@ -63,12 +65,14 @@ class GuardSpec:
     ``nodes``: advertise addresses of the cluster's nodes, this one included (empty: no swarm,
     so no VXLAN is accepted). ``underlay``: the subnets (CIDR) of the interface holding this
     node's advertise address. ``macvlan_parents``: (device, its own MAC) of every parent
-    interface a local macvlan network uses.
+    interface a local macvlan network uses. ``data_path_port``: the swarm's VXLAN port (this
+    host's default outside a swarm); it and its encrypted companion are reserved too.
     """
 
     nodes: frozenset[str] = frozenset()
     underlay: frozenset[str] = frozenset()
     macvlan_parents: tuple[tuple[str, str], ...] = ()
+    data_path_port: int = field(kw_only=True)
 
 
 def cluster_ranges(spec: GuardSpec) -> list[str]:
@@ -86,10 +90,10 @@ def render(spec: GuardSpec) -> tuple[str, str]:
 
 
 def render_inet(spec: GuardSpec) -> str:
-    vxlan = _set_text(str(p) for p in VXLAN_PORTS)
+    vxlan = _set_text(str(p) for p in vxlan_ports(spec.data_path_port))
     body = _set("nodes", "ipv4_addr", sorted(spec.nodes, key=ipaddress.IPv4Address))
     body += _set("cluster", "ipv4_addr", cluster_ranges(spec), interval=True)
-    body += _reserved_set()
+    body += _reserved_set(spec.data_path_port)
     body += _chain(
         "input",
         "type filter hook input priority filter - 10; policy accept;",
@@ -122,7 +126,7 @@ def render_netdev(spec: GuardSpec) -> str:
     if not spec.macvlan_parents:
         return ""
     body = _set("cluster", "ipv4_addr", cluster_ranges(spec), interval=True)
-    body += _reserved_set()
+    body += _reserved_set(spec.data_path_port)
     for i, (device, mac) in enumerate(sorted(spec.macvlan_parents)):
         body += _chain(
             f"egress{i}",
@@ -132,8 +136,8 @@ def render_netdev(spec: GuardSpec) -> str:
     return body
 
 
-def _reserved_set() -> str:
-    elements = [f"{r.protocol} . {r.port}" for r in sorted(RESERVED_PORTS)]
+def _reserved_set(data_path_port: int) -> str:
+    elements = [f"{r.protocol} . {r.port}" for r in sorted(reserved_ports(data_path_port))]
     return _set("reserved", "inet_proto . inet_service", elements)
 
 

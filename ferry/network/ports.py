@@ -70,12 +70,15 @@ def ingress_forwards(ports: Iterable[tuple[str, int]]) -> list[HostForward]:
     ]
 
 
-def split_reserved(forwards: Iterable[HostForward]) -> tuple[list[HostForward], list[HostForward]]:
-    """(forwards to render, forwards of one of Ferry's own ports, which never are)."""
+def split_reserved(
+    forwards: Iterable[HostForward], data_path_port: int
+) -> tuple[list[HostForward], list[HostForward]]:
+    """(forwards to render, forwards of one of Ferry's own ports, which never are; the VXLAN
+    pair of ``data_path_port`` among them)."""
     kept: list[HostForward] = []
     refused: list[HostForward] = []
     for f in forwards:
-        (refused if reserved(f.protocol, f.published) else kept).append(f)
+        (refused if reserved(f.protocol, f.published, data_path_port) else kept).append(f)
     return kept, refused
 
 

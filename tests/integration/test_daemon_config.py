@@ -72,7 +72,7 @@ def test_mtu_pools_and_hosts_reach_the_kernel_and_the_api(lab: LabRig) -> None:
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"data_path_port": 4790}, "data-path-port in the config file"),
+        ({"data_path_port": 80}, "invalid data-path-port in the config file"),
         ({"hosts": ["tcp://0.0.0.0:2375"]}, "invalid hosts in the config file"),
         ({"debug": True}, "don't match any configuration option: debug"),
     ],

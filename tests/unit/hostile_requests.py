@@ -341,6 +341,13 @@ NETWORK_SPECS = [
             "overlaps 127.0.0.0/8", body={"DefaultAddrPool": ["127.0.0.0/8"]}),
     Hostile("swarm init subnet size 31", "POST", f"{V}/swarm/init", 400,
             "subnet size /31 does not fit", body={"SubnetSize": 31}),
+    Hostile("swarm init data path port 80", "POST", f"{V}/swarm/init", 400,
+            "VXLAN UDP port number is not in valid range (1024-49151): 80",
+            body={"DataPathPort": 80}),
+    Hostile("swarm init data path port 2380", "POST", f"{V}/swarm/init", 400,
+            "data path port 2380 clashes with port 2380/tcp", body={"DataPathPort": 2380}),
+    Hostile("swarm init data path companion 2376", "POST", f"{V}/swarm/init", 400,
+            "needs 2377/udp for encrypted overlays", body={"DataPathPort": 2376}),
 ]  # fmt: skip
 
 ROUTING = [

@@ -102,8 +102,12 @@ def test_unknown_keys_are_refused_all_at_once_in_dockerd_s_words(tmp_path: Path)
     )
 
 
-def test_data_path_port_is_refused_with_its_reason(tmp_path: Path) -> None:
-    refused(tmp_path, {"data-path-port": 4790}, "data-path-port .* is refused: .*UDP 4789")
+def test_data_path_port_is_this_hosts_default_for_swarm_init(tmp_path: Path) -> None:
+    assert read(tmp_path, {"data-path-port": 7789}) == {"data_path_port": 7789}
+    assert DaemonConfig(data_path_port=7789).default_data_path_port == 7789
+    # 0 is Docker's "not set": the default for init, and no objection to any swarm's port
+    assert read(tmp_path, {"data-path-port": 0}) == {"data_path_port": 0}
+    assert DaemonConfig().default_data_path_port == 4789
 
 
 POOL = "default-address-pools"
@@ -128,6 +132,14 @@ BAD_VALUES = [
     ({"hosts": ["fd://"]}, "invalid hosts .*'fd://' is not unix:///PATH"),
     ({"hosts": ["unix://run/x.sock"]}, "invalid hosts .*not unix:///PATH"),
     ({"hosts": ["unix:///a.sock", "unix:///a.sock"]}, "invalid hosts .*listed twice"),
+    (
+        {"data-path-port": 80},
+        r"^invalid data-path-port in the config file .*: VXLAN UDP port number is not in valid "
+        r"range \(1024-49151\): 80$",
+    ),
+    ({"data-path-port": "7789"}, "invalid data-path-port .*'7789' is not a port number"),
+    ({"data-path-port": True}, "invalid data-path-port .*True is not a port number"),
+    ({"data-path-port": 2380}, "invalid data-path-port .*clashes with port 2380/tcp"),
 ]
 
 

@@ -1,6 +1,5 @@
 from ferry.kernel.wireguard import Tunnel
 from ferry.model.node import Node, Role
-from ferry.model.ports import ENCRYPTED_VXLAN_PORT
 from ferry.network.encryption import (
     desired_tunnels,
     guard_rules,
@@ -42,5 +41,5 @@ def test_device_names_fit_linux_and_differ_per_daemon() -> None:
 
 
 def test_the_guard_drops_encrypted_vxlan_that_did_not_come_out_of_the_tunnel() -> None:
-    rules = guard_rules("fwg0")
-    assert f'udp dport {ENCRYPTED_VXLAN_PORT} iifname != "fwg0" drop' in rules
+    assert 'udp dport 4790 iifname != "fwg0" drop' in guard_rules("fwg0", 4790)
+    assert 'udp dport 7790 iifname != "fwg0" drop' in guard_rules("fwg0", 7790)

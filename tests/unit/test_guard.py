@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from ferry.model.codec import encode
 from ferry.model.mirror import Mirror
 from ferry.model.network import Driver, Network, Scope
 from ferry.model.node import Node, Role
-from ferry.model.ports import RESERVED_PORTS
+from ferry.model.ports import reserved_ports
 from ferry.network.guard import (
     CONTAINER_IFGROUP,
     GuardSpec,
@@ -30,6 +31,7 @@ SPEC = GuardSpec(
     nodes=frozenset({"10.99.0.12", "10.99.0.11", "192.168.5.7"}),
     underlay=frozenset({"10.99.0.0/24"}),
     macvlan_parents=(("eth0", "02:42:0a:63:00:0b"),),
+    data_path_port=4789,
 )
 GROUP = f"iifgroup {CONTAINER_IFGROUP:#x}"
 
@@ -44,9 +46,20 @@ def chain(body: str, name: str) -> list[str]:
 
 def test_every_reserved_port_is_in_the_set_the_rules_match() -> None:
     body = render_inet(SPEC)
-    for port in RESERVED_PORTS:
+    for port in reserved_ports(4789):
         assert f"{port.protocol} . {port.port}" in body
     assert "tcp . 2377, tcp . 2379, tcp . 2380, udp . 4789, udp . 4790, udp . 51820" in body
+
+
+def test_the_swarms_data_path_port_and_its_companion_are_guarded_instead_of_4789() -> None:
+    spec = replace(SPEC, data_path_port=7789)
+    for body in render(spec):
+        assert "tcp . 2377, tcp . 2379, tcp . 2380, udp . 7789, udp . 7790, udp . 51820" in body
+        assert "4789" not in body and "4790" not in body
+    assert chain(render_inet(spec), "input")[2:] == [
+        "meta nfproto ipv4 udp dport { 7789, 7790 } ip saddr != @nodes drop",
+        "meta nfproto ipv6 udp dport { 7789, 7790 } drop",
+    ]
 
 
 def test_containers_reach_no_reserved_port_and_no_loopback_on_any_address_of_the_host() -> None:
@@ -84,12 +97,12 @@ def test_vxlan_is_accepted_only_from_the_nodes_advertise_addresses() -> None:
 
 
 def test_outside_a_swarm_no_vxlan_is_accepted_and_containers_are_still_kept_off() -> None:
-    body = render_inet(GuardSpec())
+    body = render_inet(GuardSpec(data_path_port=4789))
     nodes = body.split("  set cluster")[0]
     assert "elements" not in nodes  # an empty set: "saddr != @nodes" drops every datagram
     assert "ip saddr != @nodes drop" in body
     assert f"{GROUP} jump from_containers" in body
-    assert render_netdev(GuardSpec()) == ""  # no macvlan parent, no netdev table
+    assert render_netdev(GuardSpec(data_path_port=4789)) == ""  # no macvlan parent, no netdev table
 
 
 def test_a_macvlan_parent_drops_reserved_ports_from_every_mac_but_its_own() -> None:
@@ -99,8 +112,9 @@ def test_a_macvlan_parent_drops_reserved_ports_from_every_mac_but_its_own() -> N
         "ether saddr != 02:42:0a:63:00:0b ip daddr @cluster meta l4proto . th dport @reserved drop",
     ]
     two = GuardSpec(
-        SPEC.nodes, SPEC.underlay, (("eth1", "02:00:00:00:00:02"), *SPEC.macvlan_parents)
-    )
+        SPEC.nodes, SPEC.underlay, (("eth1", "02:00:00:00:00:02"), *SPEC.macvlan_parents),
+        data_path_port=4789,
+    )  # fmt: skip
     both = render_netdev(two)
     assert 'device "eth0"' in chain(both, "egress0")[0]
     assert 'device "eth1"' in chain(both, "egress1")[0]
@@ -161,7 +175,10 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(guard_agent, "host_facts", facts)
 
     def make(advertise: str, held: frozenset[str] | None) -> tuple[HostGuard, FakeTables]:
-        guard = HostGuard(KernelThread(), advertise_addr=lambda: advertise, macvlan_parents=set)
+        guard = HostGuard(
+            KernelThread(), advertise_addr=lambda: advertise, macvlan_parents=set,
+            data_path_port=lambda: 4789,
+        )  # fmt: skip
         tables = FakeTables(held)
         guard._tables = tables  # type: ignore[assignment]
         return guard, tables

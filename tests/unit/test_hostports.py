@@ -13,7 +13,7 @@ from ferry.network.ports import HostForward
 
 
 def ports(path: Path, mesh: MeshPorts | None) -> HostPorts:
-    return HostPorts(cast(KernelThread, None), list, lambda: mesh, path)
+    return HostPorts(cast(KernelThread, None), list, lambda: mesh, path, lambda: 4789)
 
 
 def test_the_mesh_ports_last_known_stand_until_the_swarm_state_is_known(tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ def test_an_image_without_healthcheck_leaves_none() -> None:
 
 def test_publish_all_gives_each_unbound_exposed_port_a_free_ephemeral_port() -> None:
     taken = {"tcp/40000"}
-    ports = publish_all(("80/tcp", "53/udp", "443/tcp"), {"443/tcp"}, taken, random.Random(1))
+    ports = publish_all(("80/tcp", "53/udp", "443/tcp"), {"443/tcp"}, taken, random.Random(1), 4789)
     assert [(p.target, p.protocol) for p in ports] == [(80, "tcp"), (53, "udp")]
     low, high = EPHEMERAL_PORTS
     assert all(low <= p.published <= high for p in ports)
@@ -193,20 +193,29 @@ def test_publish_all_gives_each_unbound_exposed_port_a_free_ephemeral_port() -> 
 def test_publish_all_skips_taken_ports_and_says_when_none_is_left() -> None:
     low, high = EPHEMERAL_PORTS
     taken = {f"tcp/{p}" for p in range(low, high + 1) if p != 50000}
-    assert publish_all(("80/tcp",), set(), taken, random.Random(3))[0].published == 50000
+    assert publish_all(("80/tcp",), set(), taken, random.Random(3), 4789)[0].published == 50000
     with pytest.raises(InvalidArgument, match="no free tcp host port"):
-        publish_all(("81/tcp",), set(), taken, random.Random(3))
+        publish_all(("81/tcp",), set(), taken, random.Random(3), 4789)
 
 
 def test_publish_all_refuses_sctp() -> None:
     with pytest.raises(InvalidArgument, match="sctp"):
-        publish_all(("9/sctp",), set(), set(), random.Random(0))
+        publish_all(("9/sctp",), set(), set(), random.Random(0), 4789)
 
 
 def test_an_ephemeral_port_is_never_one_of_ferrys_own() -> None:
     """51820/udp (WireGuard) lies in Docker's ephemeral range: it is never picked."""
     low, high = EPHEMERAL_PORTS
     taken = {f"udp/{p}" for p in range(low, high + 1) if p not in (51820, 51821)}
-    assert publish_all(("53/udp",), set(), taken, random.Random(0))[0].published == 51821
+    assert publish_all(("53/udp",), set(), taken, random.Random(0), 4789)[0].published == 51821
     with pytest.raises(InvalidArgument, match="no free udp host port"):
-        publish_all(("54/udp",), set(), taken, random.Random(0))
+        publish_all(("54/udp",), set(), taken, random.Random(0), 4789)
+
+
+def test_an_ephemeral_port_is_never_the_swarms_vxlan_pair() -> None:
+    """A data-path port may lie in the ephemeral range too (40000: 40000 and 40001)."""
+    low, high = EPHEMERAL_PORTS
+    taken = {f"udp/{p}" for p in range(low, high + 1) if p not in (40000, 40001, 40002)}
+    assert publish_all(("53/udp",), set(), taken, random.Random(0), 40000)[0].published == 40002
+    with pytest.raises(InvalidArgument, match="no free udp host port"):
+        publish_all(("54/udp",), set(), taken, random.Random(0), 40000)

@@ -15,6 +15,8 @@ from ferry.errors import InvalidArgument
 from ferry.kernel.thread import KernelThread
 from ferry.manager.networks import NetworkOps
 from ferry.manager.services import ServiceOps, ServiceRequest
+from ferry.manager.store import Put, keys
+from ferry.model.codec import encode
 from ferry.model.container import (
     AttachedEndpoint,
     Container,
@@ -23,7 +25,7 @@ from ferry.model.container import (
     PublishedPort,
     Status,
 )
-from ferry.model.ports import RESERVED_PORTS, ReservedPort, check_publishable, reserved
+from ferry.model.ports import ReservedPort, check_publishable, reserved, reserved_ports
 from ferry.model.service import PortSpec, PublishMode
 from ferry.network.ports import HostForward, render_host, split_reserved
 from ferry.runtime.images import ImageStore
@@ -32,6 +34,7 @@ from ferry.runtime.store import ContainerStore
 from tests.unit.conftest import ManagerRig, put_image
 
 WEB = ServiceRequest("web", "tools", ("sleep", "600"), replicas=1)
+RESERVED_PORTS = reserved_ports(4789)  # with the default data-path port
 REFUSAL = r"^port 51820/udp is reserved by Ferry \(WireGuard\): publish another$"
 
 
@@ -45,18 +48,35 @@ def test_the_reservation_is_the_designs_table_with_its_protocols() -> None:
         ("udp", 51820),
     }
     with pytest.raises(InvalidArgument, match=REFUSAL):
-        check_publishable("udp", 51820)
+        check_publishable("udp", 51820, 4789)
     with pytest.raises(
         InvalidArgument, match=r"port 2377/tcp is reserved by Ferry \(cluster API\)"
     ):
-        check_publishable("tcp", 2377)
+        check_publishable("tcp", 2377, 4789)
     # only the protocol Ferry uses is taken: the DNAT rules match the protocol
     for protocol, port in (("tcp", 51820), ("udp", 2377), ("tcp", 4789), ("udp", 8080)):
-        check_publishable(protocol, port)
-        assert reserved(protocol, port) is None
+        check_publishable(protocol, port, 4789)
+        assert reserved(protocol, port, 4789) is None
 
 
-def containers(tmp_path: Path) -> ContainerService:
+def test_the_vxlan_pair_reserved_is_the_swarms_data_path_port_and_the_next() -> None:
+    assert {(r.protocol, r.port) for r in reserved_ports(7789)} == {
+        ("tcp", 2377), ("tcp", 2379), ("tcp", 2380), ("udp", 7789), ("udp", 7790),
+        ("udp", 51820),
+    }  # fmt: skip
+    with pytest.raises(InvalidArgument, match=r"^port 7789/udp is reserved by Ferry \(VXLAN\)"):
+        check_publishable("udp", 7789, 7789)
+    with pytest.raises(InvalidArgument, match=r"port 7790/udp is reserved by Ferry \(encrypted"):
+        check_publishable("udp", 7790, 7789)
+    check_publishable("udp", 4789, 7789)  # the default is free where the swarm chose another
+    check_publishable("udp", 4790, 7789)
+    # where the swarm's port is not known yet, only the fixed ports are checked
+    check_publishable("udp", 4789, None)
+    with pytest.raises(InvalidArgument, match=REFUSAL):
+        check_publishable("udp", 51820, None)
+
+
+def containers(tmp_path: Path, data_path_port: int = 4789) -> ContainerService:
     config = DaemonConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run", hostname="hx")
     put_image(config.images_dir)
     return ContainerService(
@@ -68,6 +88,7 @@ def containers(tmp_path: Path) -> ContainerService:
         networks=lambda: None,
         dns=None,
         on_change=lambda: None,
+        data_path_port=lambda: data_path_port,
     )
 
 
@@ -82,6 +103,18 @@ async def test_run_p_refuses_every_reserved_port_whatever_the_address(
         with pytest.raises(InvalidArgument, match=f"port {port.port}/{port.protocol} is reserved"):
             await service.create(req)
     assert service.all() == []
+
+
+async def test_run_p_refuses_the_swarms_data_path_port_and_frees_4789(tmp_path: Path) -> None:
+    service = containers(tmp_path, 7789)
+    for port in (7789, 7790):
+        ask = PublishedPort(port, 80, "udp")
+        req = CreateRequest(image="tools", cmd=("sleep", "1"), ports=(ask,))
+        with pytest.raises(InvalidArgument, match=f"port {port}/udp is reserved by Ferry"):
+            await service.create(req)
+    free = PublishedPort(4789, 80, "udp")
+    created = await service.create(CreateRequest(image="tools", cmd=("sleep", "1"), ports=(free,)))
+    assert created.config.ports == (free,)
 
 
 async def test_run_p_may_forward_to_a_reserved_port_inside_the_container(tmp_path: Path) -> None:
@@ -120,7 +153,10 @@ async def test_a_service_update_may_not_add_a_reserved_port(rig: ManagerRig) -> 
 def test_a_record_from_before_the_check_is_never_forwarded(tmp_path: Path) -> None:
     wireguard = HostForward("udp", 51820, "172.18.0.2", 80)
     web = HostForward("tcp", 8080, "172.18.0.2", 80)
-    assert split_reserved([wireguard, web]) == ([web], [wireguard])
+    assert split_reserved([wireguard, web], 4789) == ([web], [wireguard])
+    vxlan = HostForward("udp", 7789, "172.18.0.2", 80)
+    assert split_reserved([vxlan, web], 7789) == ([web], [vxlan])
+    assert split_reserved([vxlan, web], 4789) == ([vxlan, web], [])
     endpoint = AttachedEndpoint(
         "ferry_gwbridge", "ferry_gwbridge", "bridge", "e" * 64, "172.18.0.5", 16,
         "172.18.0.1", "02:42:ac:12:00:05", "eth1",
@@ -131,7 +167,32 @@ def test_a_record_from_before_the_check_is_never_forwarded(tmp_path: Path) -> No
         host_ports=((2380, 80, "tcp"),),
     )  # fmt: skip
     old = Container(config, ContainerState(Status.RUNNING, endpoints=(endpoint,)))
-    ports = HostPorts(KernelThread(), lambda: [old], lambda: {("udp", 51820)}, tmp_path / "m")
+    ports = HostPorts(
+        KernelThread(), lambda: [old], lambda: {("udp", 51820)}, tmp_path / "m", lambda: 4789
+    )
     body = render_host(ports.plan())
     assert "tcp dport 8081 dnat ip to 172.18.0.5:80" in body
     assert "4789" not in body and "2380" not in body and "51820" not in body
+
+
+async def swarm_port(rig: ManagerRig, port: int) -> None:
+    """The rig's cluster record, as a swarm formed with ``--data-path-port port`` has it."""
+    cluster = rig.view.cluster()
+    assert cluster is not None
+    rev = await rig.store.commit([Put(keys.CLUSTER, encode(replace(cluster, data_path_port=port)))])
+    assert rev is not None
+    await rig.feed.wait_for(rev)
+
+
+async def test_a_service_may_not_publish_the_swarms_data_path_port(rig: ManagerRig) -> None:
+    services = await service_ops(rig)
+    await swarm_port(rig, 7789)
+    for mode in PublishMode:
+        for number in (7789, 7790):
+            port = PortSpec(number, 80, "udp", mode)
+            with pytest.raises(InvalidArgument, match=f"port {number}/udp is reserved by Ferry"):
+                await services.create(replace(WEB, ports=(port,)))
+    assert rig.view.services() == []
+    free = PortSpec(4789, 80, "udp", PublishMode.HOST)  # not this swarm's
+    svc = await services.create(replace(WEB, ports=(free,)))
+    assert svc.spec.ports == (free,)

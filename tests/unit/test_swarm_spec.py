@@ -84,7 +84,6 @@ def test_a_task_history_limit_that_is_not_an_integer_is_refused() -> None:
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ({"DataPathPort": 4790}, "--data-path-port 4790"),
         ({"DataPathAddr": "10.0.0.9"}, "--data-path-addr 10.0.0.9"),
     ],
 )
@@ -93,5 +92,19 @@ def test_what_init_cannot_do_is_refused_by_its_flag(body: dict[str, object], nam
 
     with pytest.raises(InvalidArgument, match=f"^Ferry does not support {named}"):
         refuse(SwarmInitRequest.model_validate(body).refused())
-    assert SwarmInitRequest.model_validate({"DataPathPort": 4789}).refused() == []
-    assert SwarmInitRequest.model_validate({"DataPathPort": 0}).refused() == []
+    for port in (0, 4789, 4790, 7789):  # a data path port is Ferry's to take now
+        assert SwarmInitRequest.model_validate({"DataPathPort": port}).refused() == []
+
+
+@pytest.mark.parametrize(("asked", "taken"), [(0, 0), (4789, 4789), (7789, 7789), (1024, 1024)])
+def test_init_takes_a_data_path_port_and_0_leaves_the_default_to_the_host(
+    asked: int, taken: int
+) -> None:
+    assert SwarmInitRequest.model_validate({"DataPathPort": asked}).data_path_port() == taken
+
+
+@pytest.mark.parametrize("port", [1, 80, 1023, 49152, 51820, 65535])
+def test_an_out_of_range_data_path_port_is_refused_in_moby_s_words(port: int) -> None:
+    expected = rf"^VXLAN UDP port number is not in valid range \(1024-49151\): {port}$"
+    with pytest.raises(InvalidArgument, match=expected):
+        SwarmInitRequest.model_validate({"DataPathPort": port}).data_path_port()

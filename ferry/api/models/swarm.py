@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ferry.api.models.base import DockerModel, ObjectVersion
 from ferry.errors import InvalidArgument
-from ferry.model.ports import VXLAN_PORT
+from ferry.model.ports import check_data_path_port
 
 # The swarm settings Ferry runs with, as Docker's SwarmSpec names them (`docker info`, `swarm
 # inspect`): a client that sends them back unchanged asks for nothing new.
@@ -143,13 +143,15 @@ class SwarmInitRequest(DockerModel):
     Spec: SwarmSpec = Field(default_factory=SwarmSpec)
 
     def refused(self) -> list[str]:
-        """What Ferry does not do of an init, by its docker CLI flag: another VXLAN port, a
-        separate data-path address."""
-        out = data_path_refused(self.DataPathAddr)
-        if self.DataPathPort not in (0, VXLAN_PORT):
-            out.append(f"--data-path-port {self.DataPathPort} (DataPathPort: Ferry's VXLAN "
-                       f"port is {VXLAN_PORT})")  # fmt: skip
-        return out
+        """What Ferry does not do of an init, by its docker CLI flag: a separate data-path
+        address."""
+        return data_path_refused(self.DataPathAddr)
+
+    def data_path_port(self) -> int:
+        """The DataPathPort asked for (0: not given, the host's default applies); raises
+        InvalidArgument for a port Docker or Ferry refuses (``model.ports.check_data_path_port``).
+        """
+        return check_data_path_port(self.DataPathPort) if self.DataPathPort else 0
 
 
 class SwarmJoinRequest(DockerModel):
@@ -205,7 +207,7 @@ class SwarmInspect(DockerModel):
     Spec: SwarmSpec = Field(default_factory=SwarmSpec)
     DefaultAddrPool: list[str]
     SubnetSize: int
-    DataPathPort: int = 4789
+    DataPathPort: int
     JoinTokens: _JoinTokens
     RootRotationInProgress: bool = False
     TLSInfo: _TLSInfo = Field(default_factory=_TLSInfo)

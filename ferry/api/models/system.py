@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ferry.api.models.base import DockerModel
 from ferry.api.models.swarm import TLSInfo as _TLSInfo
+from ferry.model.ports import DEFAULT_DATA_PATH_PORT
 
 
 class ComponentVersion(DockerModel):
@@ -48,7 +49,7 @@ class ClusterSummary(DockerModel):
     UpdatedAt: str = ""
     DefaultAddrPool: list[str] = Field(default_factory=list)
     SubnetSize: int = 24
-    DataPathPort: int = 4789
+    DataPathPort: int = DEFAULT_DATA_PATH_PORT
     Spec: dict[str, Any] = Field(default_factory=dict)
     # the root nodes are to trust (docker node ls's TLSStatus compares each node's with it)
     TLSInfo: _TLSInfo = Field(default_factory=_TLSInfo)

@@ -106,6 +106,7 @@ class SwarmRoutes:
     async def init(self, request: web.Request) -> web.Response:
         body = await read_model(request, SwarmInitRequest, SMALL_BODY_BYTES)
         refuse(body.refused())
+        data_path_port = body.data_path_port()
         if len(body.DefaultAddrPool) > 1:
             raise InvalidArgument("Ferry supports one default address pool")
         _refuse_unsupported(body.Spec)
@@ -132,6 +133,7 @@ class SwarmRoutes:
             availability=body.Availability or "active",
             autolock=body.Spec.EncryptionConfig.AutoLockManagers,
             force_new_cluster=body.ForceNewCluster,
+            data_path_port=data_path_port,
         )
         return web.json_response(await self.swarm.init(options))
 
@@ -167,6 +169,7 @@ class SwarmRoutes:
             ),
             DefaultAddrPool=[cluster.default_pool],
             SubnetSize=cluster.subnet_size,
+            DataPathPort=cluster.data_path_port,
             JoinTokens=JoinTokens(Worker=str(tokens["worker"]), Manager=str(tokens["manager"])),
             RootRotationInProgress=cluster.root_rotation is not None,
             TLSInfo=tls_info(cluster.ca_cert_pem),

@@ -90,6 +90,7 @@ def swarm_info(swarm: SwarmController) -> SwarmInfo:
                 UpdatedAt=cluster.created_at,
                 DefaultAddrPool=[cluster.default_pool],
                 SubnetSize=cluster.subnet_size,
+                DataPathPort=cluster.data_path_port,
                 Spec=SwarmSpec.running(
                     manager.autolock(),
                     cluster.task_history,

@@ -5,7 +5,7 @@ local endpoint needs it, removed with the last):
 
     host netns                       sandbox netns <prefix>ov-<net>            container netns
     ───────────                      ───────────────────────────────            ───────────────
-    UDP 4789 socket  ◀── vxlan0 (VNI, local <advertise addr>, nolearning, proxy)
+    UDP <port> socket ◀── vxlan0 (VNI, local <advertise addr>, nolearning, proxy)
     (the device is made here,        │ port of br0, learning off
      then moved into the sandbox)    br0 (gateway address) ── ve<ep> ═══════════ eth0 (IP, MAC)
 
@@ -13,11 +13,15 @@ local endpoint needs it, removed with the last):
   underlay, and is moved into the sandbox; every network on a host shares that one socket.
 - Remote endpoints are programmed statically (see ``network.peers``): an FDB entry per MAC
   and a permanent neighbour entry per IP, so ARP is answered inside the sandbox (``proxy``) and
-  nothing is flooded or learnt over the underlay: only unicast UDP 4789 crosses between hosts.
+  nothing is flooded or learnt over the underlay: only unicast UDP to the swarm's data-path
+  port crosses between hosts.
+- The port is the swarm's (``swarm init --data-path-port``, 4789 by default), fixed for its
+  life: every node learns it when it joins and keeps it in its membership file.
 - MTU: the underlay's minus 50 (VXLAN + UDP + IP + Ethernet headers) on every hop, unless the
   network asks for one (``--opt mtu=N``); an encrypted network also leaves 80 for WireGuard.
-- An encrypted network's VXLAN uses UDP port 4790, which only ever travels inside WireGuard
-  (see ``network.encryption``); everything else here is the same.
+- An encrypted network's VXLAN uses the data-path port + 1 (4790 by default,
+  ``model.ports.encrypted_port``), which only ever travels inside WireGuard (see
+  ``network.encryption``); everything else here is the same.
 - Bridged frames skip netfilter in the sandbox (``bridge-nf-call-iptables=0``): there are no
   rules there, and conntrack on every bridged packet would cost throughput.
 
@@ -40,7 +44,7 @@ from ferry.kernel.sandboxes import make_sandbox, remove_sandbox
 from ferry.kernel.sysctl import write_sysctls
 from ferry.kernel.thread import KernelThread
 from ferry.model.network import Endpoint, Network
-from ferry.model.ports import ENCRYPTED_VXLAN_PORT, VXLAN_PORT
+from ferry.model.ports import encrypted_port
 from ferry.network.drivers.veth import Leg, plug
 from ferry.network.encryption import WIREGUARD_OVERHEAD
 from ferry.network.peers import Peer, PeerPlan, applied, plan_peers
@@ -66,9 +70,11 @@ def veth_name(ep_id: str) -> str:
 
 
 class OverlayDriver:
-    def __init__(self, kernel: KernelThread, underlay: Underlay) -> None:
+    def __init__(self, kernel: KernelThread, underlay: Underlay, data_path_port: int) -> None:
+        """``data_path_port``: the swarm's VXLAN UDP port (encrypted networks use the next)."""
         self._kernel = kernel
         self.underlay = underlay
+        self.data_path_port = data_path_port
         # Owned by the kernel thread, keyed by the sandbox's short id (what its name carries,
         # and all a restarted ferryd knows of a sandbox whose network is gone): sandbox handles
         # and what each sandbox holds of its peers.
@@ -81,6 +87,12 @@ class OverlayDriver:
 
     def sandbox_path(self, net_id: str) -> Path:
         return nsfs.netns_path(self.sandbox_name(net_id))
+
+    def vxlan_port(self, network: Network) -> int:
+        """The UDP port the network's VXLAN device sends to and listens on."""
+        if network.encrypted:
+            return encrypted_port(self.data_path_port)
+        return self.data_path_port
 
     def mtu(self, network: Network) -> int:
         if network.mtu:
@@ -121,8 +133,7 @@ class OverlayDriver:
         try:
             with Netlink() as host:
                 host.delete_link(tmp)  # left by a crash between create and move
-                port = ENCRYPTED_VXLAN_PORT if network.encrypted else VXLAN_PORT
-                host.add_vxlan(tmp, network.vni, self.underlay.addr, port)
+                host.add_vxlan(tmp, network.vni, self.underlay.addr, self.vxlan_port(network))
                 host.move_to_netns(tmp, path)
             sandbox = self._handle(network.net_id)
             sandbox.set_link(tmp, rename=VXLAN)
