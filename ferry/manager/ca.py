@@ -212,6 +212,28 @@ def identity_of(cert: x509.Certificate) -> Identity:
     return Identity(one(NameOID.COMMON_NAME), roles[ou], one(NameOID.ORGANIZATION_NAME))
 
 
+def store_identity_of(cert: x509.Certificate) -> Identity:
+    """Who a store (etcd) certificate names: its node and cluster (role "manager");
+    Forbidden for a certificate that is no store certificate."""
+
+    def one(oid: x509.ObjectIdentifier) -> str:
+        attrs = cert.subject.get_attributes_for_oid(oid)
+        return str(attrs[0].value) if attrs else ""
+
+    if one(NameOID.ORGANIZATIONAL_UNIT_NAME) != STORE_OU:
+        raise Forbidden("certificate is no store certificate")
+    return Identity(one(NameOID.COMMON_NAME), "manager", one(NameOID.ORGANIZATION_NAME))
+
+
+def ip_sans(cert: x509.Certificate) -> list[str]:
+    """The IP addresses a certificate is valid for (its subject alternative names)."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+
+
 def issuer_der(ca_pem: bytes) -> tuple[bytes, bytes]:
     """A CA certificate's subject and public key (SubjectPublicKeyInfo), DER: what Docker's
     TLSInfo names the root by."""

@@ -45,6 +45,7 @@ from ferry.manager.store import keys
 from ferry.manager.store.etcd import EtcdMembers, EtcdStore
 from ferry.manager.store.schema import MANAGER_TYPES
 from ferry.manager.store.view import ClusterView
+from ferry.manager.store_cert_renewal import StoreCertRenewal
 from ferry.manager.store_members import MemberReconciler
 from ferry.manager.store_upgrade import KeyFetcher, StoreUpgrade
 from ferry.manager.task_files import TaskFiles
@@ -122,6 +123,7 @@ class Manager:
         self.leadership_hooks: list[Callable[[bool], Awaitable[None]]] = []
         self.leader = LeaderElection(self.store, node_id, self._leadership_changed)
         self.store_members = MemberReconciler(self.members, self.view.node)
+        self.store_renewal = StoreCertRenewal(certs, vault, self.view, self._reconnect_store)
         self.root_rotations = RootRotations(self.store, self.view, self.feed, vault, self.nodes)
         self.root_rotation_loop = RotationReconciler(self.root_rotations)
         self.upgrade = StoreUpgrade(
@@ -216,6 +218,7 @@ class Manager:
         self._server_ssl.sni_callback = self._pick_ssl_context
         await self._api.start(self.certs.ca.read_text(), listen_addr, self._server_ssl)
         self.upgrade.start()
+        self.store_renewal.start()
         log.info("manager started", extra=kv(node=self.node_id, listen=listen_addr))
 
     def reload_certificate(self) -> None:
@@ -231,7 +234,12 @@ class Manager:
         if self._server_ssl_now is not None:
             ssl_object.context = self._server_ssl_now
 
+    async def _reconnect_store(self) -> None:
+        tls = self.etcd.config.client_tls  # the member's TLS phase now (store_upgrade.py)
+        await self.store.reconnect(tls.ca.read_bytes(), tls.cert.read_bytes(), tls.key.read_bytes())
+
     async def stop(self, *, stop_etcd: bool = True) -> None:
+        await self.store_renewal.stop()
         await self.upgrade.stop()
         self.hub.close()
         if self._api is not None:
