@@ -70,6 +70,28 @@ def for_each(refs: Sequence[str], action: Callable[[str], None]) -> None:
         raise typer.Exit(failed)
 
 
+class Inspected:
+    """Docker's ``inspect`` of several objects: what was found is printed, then an error line
+    for each one that was not, and the exit code says so (``docker inspect a missing`` prints
+    ``a`` and "Error: No such object: missing", exit 1)."""
+
+    def __init__(self, api: ApiClient, paths: Sequence[str], **query: Any) -> None:
+        self.found: list[Any] = []
+        self._errors: list[FerryError] = []
+        for path in paths:
+            try:
+                self.found.append(api.get(path, **query))
+            except FerryError as exc:
+                self._errors.append(exc)
+
+    def fail_for_missing(self) -> None:
+        """Print each error (after what was found was printed); exit with the last one's code."""
+        for exc in self._errors:
+            print(f"Error: {one_line(exc)}", file=sys.stderr)
+        if self._errors:
+            raise typer.Exit(self._errors[-1].exit_code)
+
+
 def remove_each(api: ApiClient, collection: str, refs: Sequence[str], **query: Any) -> None:
     """Docker's ``rm`` verbs: ``DELETE <collection>/<ref>`` for each of ``refs``, the ref printed
     once removed; errors as ``for_each`` reports them."""

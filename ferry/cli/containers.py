@@ -18,6 +18,7 @@ from ferry.api.client import ApiClient
 from ferry.cli.common import (
     Column,
     FormatOption,
+    Inspected,
     ListFormatOption,
     client,
     fail,
@@ -423,7 +424,9 @@ def inspect(
 ) -> None:
     """Display detailed information on one or more containers."""
     api = client()
-    print_inspected([api.get(f"/containers/{c}/json") for c in containers], template)
+    inspected = Inspected(api, [f"/containers/{c}/json" for c in containers])
+    print_inspected(inspected.found, template)
+    inspected.fail_for_missing()
 
 
 @handles_errors

@@ -14,6 +14,7 @@ import typer
 
 from ferry.cli.common import (
     Column,
+    Inspected,
     ListFormatOption,
     client,
     fail,
@@ -182,7 +183,9 @@ def inspect(
 ) -> None:
     """Display detailed information on one or more images."""
     api = client()
-    print_inspected([api.get(f"/images/{quote(i, safe='/:@')}/json") for i in images], template)
+    inspected = Inspected(api, [f"/images/{quote(i, safe='/:@')}/json" for i in images])
+    print_inspected(inspected.found, template)
+    inspected.fail_for_missing()
 
 
 @image_app.command("history")

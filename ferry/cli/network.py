@@ -9,6 +9,7 @@ import typer
 from ferry.cli.common import (
     Column,
     FormatOption,
+    Inspected,
     ListFormatOption,
     client,
     handles_errors,
@@ -114,7 +115,9 @@ def inspect(
     """Display detailed information on one or more networks."""
     api = client()
     query = {"verbose": "true"} if verbose else {}
-    print_inspected([api.get(f"/networks/{n}", **query) for n in networks], template)
+    inspected = Inspected(api, [f"/networks/{n}" for n in networks], **query)
+    print_inspected(inspected.found, template)
+    inspected.fail_for_missing()
 
 
 @network_app.command("rm")

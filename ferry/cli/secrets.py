@@ -16,6 +16,7 @@ import typer
 from ferry.cli.common import (
     Column,
     FormatOption,
+    Inspected,
     ListFormatOption,
     client,
     fail,
@@ -139,13 +140,15 @@ def _register(app: typer.Typer, kind: str) -> None:
     ) -> None:
         """Display detailed information on one or more {kind}s."""
         api = client()
-        found = [api.get(f"{path}/{n}") for n in names]
+        if pretty_ and template:
+            fail("--format is incompatible with human friendly format", 2)
+        inspected = Inspected(api, [f"{path}/{n}" for n in names])
         if pretty_:
-            if template:
-                fail("--format is incompatible with human friendly format", 2)
-            print("\n\n".join(pretty(kind, obj) for obj in found))
-            return
-        print_inspected(found, template)
+            if inspected.found:
+                print("\n\n".join(pretty(kind, obj) for obj in inspected.found))
+        else:
+            print_inspected(inspected.found, template)
+        inspected.fail_for_missing()
 
     @app.command("rm")
     @handles_errors

@@ -14,6 +14,7 @@ from ferry.cli import updateflags as roll
 from ferry.cli.common import (
     Column,
     FormatOption,
+    Inspected,
     ListFormatOption,
     client,
     fail,
@@ -509,29 +510,32 @@ def inspect(
     if pretty and template:
         fail("--format is incompatible with human friendly format", 2)
     api = client()
-    found = [api.get(f"/services/{s}") for s in services]
-    if not pretty:
-        print_inspected(found, template)
-        return
-    for svc in found:
-        spec = svc["Spec"]
-        print(f"ID:\t\t{svc['ID']}\nName:\t\t{spec['Name']}")
-        if "Replicated" in spec["Mode"]:
-            print(
-                f"Service Mode:\tReplicated\n Replicas:\t{spec['Mode']['Replicated']['Replicas']}"
-            )
-        else:
-            print("Service Mode:\tGlobal")
-        container = spec["TaskTemplate"]["ContainerSpec"]
-        print(
-            f"ContainerSpec:\n Image:\t\t{container['Image']}\n"
-            f" Args:\t\t{' '.join(container['Args'])}"
-        )
-        print(f"Endpoint Mode:\t{spec['EndpointSpec']['Mode']}")
-        for vip in svc["Endpoint"]["VirtualIPs"]:
-            print(f" VIP:\t\t{vip['Addr']} on {vip['NetworkID'][:12]}")
-        if _ports(spec):
-            print(f"Ports:\t\t{_ports(spec)}")
+    inspected = Inspected(api, [f"/services/{s}" for s in services])
+    if pretty:
+        for svc in inspected.found:
+            _print_pretty(svc)
+    else:
+        print_inspected(inspected.found, template)
+    inspected.fail_for_missing()
+
+
+def _print_pretty(svc: dict[str, Any]) -> None:
+    """``service inspect --pretty``: the service's main facts, one per line."""
+    spec = svc["Spec"]
+    print(f"ID:\t\t{svc['ID']}\nName:\t\t{spec['Name']}")
+    if "Replicated" in spec["Mode"]:
+        print(f"Service Mode:\tReplicated\n Replicas:\t{spec['Mode']['Replicated']['Replicas']}")
+    else:
+        print("Service Mode:\tGlobal")
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    print(
+        f"ContainerSpec:\n Image:\t\t{container['Image']}\n Args:\t\t{' '.join(container['Args'])}"
+    )
+    print(f"Endpoint Mode:\t{spec['EndpointSpec']['Mode']}")
+    for vip in svc["Endpoint"]["VirtualIPs"]:
+        print(f" VIP:\t\t{vip['Addr']} on {vip['NetworkID'][:12]}")
+    if _ports(spec):
+        print(f"Ports:\t\t{_ports(spec)}")
 
 
 def _warn(answer: Any) -> None:

@@ -11,6 +11,7 @@ import typer
 from ferry.cli.common import (
     Column,
     FormatOption,
+    Inspected,
     ListFormatOption,
     client,
     fail,
@@ -332,25 +333,29 @@ def node_inspect(
     if pretty and template:
         fail("--format is incompatible with human friendly format", 2)
     api = client()
-    found = [api.get(f"/nodes/{n}") for n in nodes]
-    if not pretty:
-        print_inspected(found, template)
-        return
-    for node in found:
-        status, mstatus = _status(node)
-        print(f"ID:\t\t\t{node['ID']}")
-        print(f"Hostname:\t\t{node['Description']['Hostname']}")
-        print(
-            f"Status:\n State:\t\t\t{status}\n"
-            f" Availability:\t\t{node['Spec']['Availability'].capitalize()}"
-        )
-        print(f" Address:\t\t{node['Status']['Addr']}")
-        if mstatus:
-            print(f"Manager Status:\n Address:\t\t{node['ManagerStatus']['Addr']}")
-            print(
-                f" Raft Status:\t\t{mstatus}\n Leader:\t\t{'Yes' if mstatus == 'Leader' else 'No'}"
-            )
-        print(f"Engine Version:\t\t{node['Description']['Engine']['EngineVersion']}")
+    inspected = Inspected(api, [f"/nodes/{n}" for n in nodes])
+    if pretty:
+        for node in inspected.found:
+            _print_pretty_node(node)
+    else:
+        print_inspected(inspected.found, template)
+    inspected.fail_for_missing()
+
+
+def _print_pretty_node(node: dict[str, Any]) -> None:
+    """``node inspect --pretty``: the node's main facts, one per line."""
+    status, mstatus = _status(node)
+    print(f"ID:\t\t\t{node['ID']}")
+    print(f"Hostname:\t\t{node['Description']['Hostname']}")
+    print(
+        f"Status:\n State:\t\t\t{status}\n"
+        f" Availability:\t\t{node['Spec']['Availability'].capitalize()}"
+    )
+    print(f" Address:\t\t{node['Status']['Addr']}")
+    if mstatus:
+        print(f"Manager Status:\n Address:\t\t{node['ManagerStatus']['Addr']}")
+        print(f" Raft Status:\t\t{mstatus}\n Leader:\t\t{'Yes' if mstatus == 'Leader' else 'No'}")
+    print(f"Engine Version:\t\t{node['Description']['Engine']['EngineVersion']}")
 
 
 @node_app.command("rm")

@@ -8,6 +8,7 @@ import typer
 
 from ferry.cli.common import (
     Column,
+    Inspected,
     ListFormatOption,
     client,
     handles_errors,
@@ -55,7 +56,9 @@ def ls(
 def inspect(names: Annotated[list[str], typer.Argument(help="Volumes")]) -> None:
     """Display detailed information on one or more volumes."""
     api = client()
-    print_inspected([api.get(f"/volumes/{n}") for n in names], "")
+    inspected = Inspected(api, [f"/volumes/{n}" for n in names])
+    print_inspected(inspected.found, "")
+    inspected.fail_for_missing()
 
 
 @volume_app.command("rm")

@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ferry.daemon.files import write_atomic
 from ferry.errors import Forbidden, InvalidArgument
 
-CA_VALIDITY = dt.timedelta(days=3650)
+CA_VALIDITY = dt.timedelta(days=7300)  # 20 years, as swarmkit's RootCAExpiration
 NODE_VALIDITY = dt.timedelta(days=365)
 ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
 STORE_OU = "swarm-store"

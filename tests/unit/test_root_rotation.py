@@ -119,7 +119,7 @@ def test_a_given_root_must_be_a_valid_root_with_its_key(old: ca.KeyPair, new: ca
     with pytest.raises(InvalidArgument, match="not a CA"):
         check_given_root(leaf, leaf_key, NOW)
     with pytest.raises(InvalidArgument, match="not valid now"):
-        check_given_root(new.cert_pem, new.key_pem, NOW + dt.timedelta(days=20 * 365))
+        check_given_root(new.cert_pem, new.key_pem, NOW + dt.timedelta(days=30 * 365))
     with pytest.raises(InvalidArgument, match="invalid CA certificate"):
         check_given_root(b"not a certificate", new.key_pem, NOW)
     with pytest.raises(InvalidArgument, match="private key"):
