@@ -76,11 +76,14 @@ class AgentSession:
                 self._on_tls(reply.trust_pem, reply.issuer_key)
                 self.last_error = ""
             except Forbidden as exc:
+                # said once per cause: a removed node is refused at every beat until it leaves
+                if str(exc) != self.last_error:
+                    log.error("manager refused this node", extra=kv(error=exc))
                 self.last_error = str(exc)
-                log.error("manager refused this node", extra=kv(error=exc))
             except FerryError as exc:
+                if str(exc) != self.last_error:
+                    log.warning("heartbeat failed", extra=kv(error=exc))
                 self.last_error = str(exc)
-                log.warning("heartbeat failed", extra=kv(error=exc))
             except Exception as exc:  # a dead heartbeat would make this node Down for good
                 self.last_error = str(exc)
                 log.exception("heartbeat crashed; beating on")
