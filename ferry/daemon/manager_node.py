@@ -108,6 +108,7 @@ async def force_new_cluster(
         await manager.start_store()
         await manager.start_services(membership.listen_addr)
         await manager.nodes.forget_managers(keep=membership.node_id)
+        await manager.nodes.forget_sessions(keep=membership.node_id)
     except BaseException:
         await manager.stop()
         raise

@@ -126,6 +126,21 @@ class NodeOps:
             if revision is not None:
                 await self._feed.wait_for(revision)
 
+    async def forget_sessions(self, keep: str) -> None:
+        """Every node's session but ``keep``'s ends (``swarm init --force-new-cluster``): the
+        sessions were the old cluster's, and etcd keeps their leases alive across its restart,
+        so dead nodes would show Ready until they lapse. A node that is up opens a new one at
+        its next heartbeat (2 s); the new leader's grace period keeps the others Unknown, not
+        Down, meanwhile (nothing is rescheduled at once)."""
+        for node in self._view.nodes():
+            session = self._view.session(node.node_id)
+            if node.node_id == keep or session is None:
+                continue
+            revision = await self._store.commit([Delete(keys.session(node.node_id))])
+            await self._store.revoke_lease(session.lease_id)
+            if revision is not None:
+                await self._feed.wait_for(revision)
+
     async def complete_promotion(self, node_id: str) -> None:
         """A promoted node's store member votes now: the record says manager (``node ls``
         shows its manager status from here on)."""
