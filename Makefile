@@ -32,6 +32,7 @@ bench: images
 	.venv/bin/python -m benchmarks.mesh
 	.venv/bin/python -m benchmarks.encryption
 	.venv/bin/python -m benchmarks.managers
+	.venv/bin/python -m benchmarks.ca_rotation
 	.venv/bin/python -m benchmarks.runtime
 	.venv/bin/python -m benchmarks.images
 	.venv/bin/python -m benchmarks.faults
