@@ -11,7 +11,7 @@ from ferry.manager.ca import CertPaths
 from ferry.manager.store.schema import TYPES
 from ferry.manager.store.view import ClusterView
 from ferry.model.mirror import Mirror
-from ferry.model.root_rotation import NodeTLS
+from ferry.model.root_rotation import Issuer, NodeTLS
 
 
 class Agent:
@@ -27,7 +27,7 @@ class Agent:
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
         tls: Callable[[], NodeTLS] = NodeTLS,
-        on_tls: Callable[[str, str], None] = lambda _trust, _issuer: None,
+        on_tls: Callable[[str, Issuer], None] = lambda _trust, _issuer: None,
     ) -> None:
         self.node_id = node_id
         self.certs = certs

@@ -18,7 +18,7 @@ from ferry.errors import FerryError, Forbidden
 from ferry.manager.wire import HeartbeatReply
 from ferry.model.mirror import Mirror
 from ferry.model.node import HEARTBEAT_S
-from ferry.model.root_rotation import NodeTLS
+from ferry.model.root_rotation import Issuer, NodeTLS
 
 log = logging.getLogger("ferry.agent.session")
 
@@ -35,7 +35,7 @@ class AgentSession:
         ports: Callable[[], list[str]] = list,
         wg_key: Callable[[], str] = str,
         tls: Callable[[], NodeTLS] = NodeTLS,
-        on_tls: Callable[[str, str], None] = lambda _trust, _issuer: None,
+        on_tls: Callable[[str, Issuer], None] = lambda _trust, _issuer: None,
     ) -> None:
         self._tls = tls
         self._on_tls = on_tls
@@ -73,7 +73,7 @@ class AgentSession:
                 self._on_managers(reply.managers)
                 if reply.role:
                     self._on_role(reply.role)
-                self._on_tls(reply.trust_pem, reply.issuer_key)
+                self._on_tls(reply.trust_pem, Issuer(reply.issuer_subject, reply.issuer_key))
                 self.last_error = ""
             except Forbidden as exc:
                 # said once per cause: a removed node is refused at every beat until it leaves

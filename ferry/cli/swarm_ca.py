@@ -12,7 +12,7 @@ import typer
 
 from ferry.cli.common import client, fail, handles_errors
 from ferry.cli.swarm import swarm_app
-from ferry.model.root_rotation import NodeTLS, progress
+from ferry.model.root_rotation import Issuer, NodeTLS, progress
 from ferry.model.runopts import parse_duration
 
 POLL_S = 0.5
@@ -130,8 +130,10 @@ def _wait(quiet: bool) -> None:
         tls = swarm.get("TLSInfo") or {}
         in_progress = bool(swarm.get("RootRotationInProgress"))
         reports = [_report(n) for n in nodes]
-        counts = progress(str(tls.get("TrustRoot", "")), str(tls.get("CertIssuerPublicKey", "")),
-                          reports)  # fmt: skip
+        issuer = Issuer(
+            str(tls.get("CertIssuerSubject", "")), str(tls.get("CertIssuerPublicKey", ""))
+        )
+        counts = progress(str(tls.get("TrustRoot", "")), issuer, reports)
         trust = counts.trust if counts.certificates == counts.total and not in_progress else 0
         now = (_digest(str(tls.get("TrustRoot", ""))), counts.certificates, trust, counts.total)
         if not quiet and now != shown:

@@ -23,8 +23,8 @@ from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError
 from ferry.manager.ca import CertPaths
-from ferry.manager.root_ca import issuer_key, node_tls, roots
-from ferry.model.root_rotation import NodeTLS, bundle
+from ferry.manager.root_ca import issuer_of, node_tls, roots
+from ferry.model.root_rotation import Issuer, NodeTLS, bundle
 
 log = logging.getLogger("ferry.trust")
 
@@ -47,13 +47,13 @@ class TrustFollower:
         except (OSError, ValueError):
             return NodeTLS()
 
-    def wanted(self, trust_pem: str, wanted_issuer: str) -> None:
+    def wanted(self, trust_pem: str, wanted_issuer: Issuer) -> None:
         """A heartbeat reply's ask; acted on in the background when it differs from what this
         node holds (one change at a time; the next reply asks again if one failed)."""
-        if not trust_pem or not wanted_issuer:
+        if not trust_pem or not wanted_issuer.key:
             return  # a manager of an older version: nothing is asked
         held = self.report()
-        if bundle(held.trust_root) == bundle(trust_pem) and held.issuer_key == wanted_issuer:
+        if bundle(held.trust_root) == bundle(trust_pem) and wanted_issuer.issued(held):
             return
         if self._task is not None and not self._task.done():
             return
@@ -65,7 +65,7 @@ class TrustFollower:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def _follow(self, trust_pem: str, wanted_issuer: str) -> None:
+    async def _follow(self, trust_pem: str, wanted_issuer: Issuer) -> None:
         try:
             async with self._lock:
                 await self.follow(trust_pem, wanted_issuer)
@@ -74,9 +74,9 @@ class TrustFollower:
         except Exception:  # the next heartbeat's reply asks again
             log.exception("following the swarm's root CA crashed")
 
-    async def follow(self, trust_pem: str, wanted_issuer: str) -> None:
-        """Trust ``trust_pem`` and hold a certificate of the root whose key is
-        ``wanted_issuer`` (see the module notes). Raises FerryError (Forbidden for a bundle
+    async def follow(self, trust_pem: str, wanted_issuer: Issuer) -> None:
+        """Trust ``trust_pem`` and hold a certificate of ``wanted_issuer``, a root (see the
+        module notes). Raises FerryError (Forbidden for a bundle
         that shares no root with the current one) or what the renewal raises."""
         held = self.report()
         if bundle(held.trust_root) != bundle(trust_pem):
@@ -87,8 +87,8 @@ class TrustFollower:
             await self._reload()
             log.info("trusted roots changed", extra=kv(roots=len(offered)))
         held = self.report()
-        trusted_keys = {issuer_key(pem) for pem in _split(trust_pem)}
-        if held.issuer_key != wanted_issuer and wanted_issuer in trusted_keys:
+        trusted = {issuer_of(pem) for pem in _split(trust_pem)}
+        if not wanted_issuer.issued(held) and wanted_issuer in trusted:
             await self._renew()
             log.info("certificate renewed for the swarm's new root")
 

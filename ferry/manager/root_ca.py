@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from ferry.errors import Forbidden, InvalidArgument
 from ferry.manager.ca import KeyPair, issuing_root, load_key
-from ferry.model.root_rotation import NodeTLS
+from ferry.model.root_rotation import Issuer, NodeTLS
 
 
 def cross_sign(old: KeyPair, new_root_pem: bytes) -> bytes:
@@ -61,27 +61,41 @@ def same_subject(cert_a_pem: bytes, cert_b_pem: bytes) -> bool:
     return a.subject == x509.load_pem_x509_certificate(cert_b_pem).subject
 
 
-def check_given_root(cert_pem: bytes, key_pem: bytes, now: dt.datetime) -> None:
-    """A root CA a user gives (``swarm ca --rotate --ca-cert … --ca-key …``): a self-signed CA
-    certificate, valid now, whose public key is the key's. InvalidArgument naming what is
-    wrong otherwise (swarmkit refuses the same)."""
+def check_given_root(cert_pem: bytes, key_pem: bytes, now: dt.datetime) -> bytes:
+    """A root CA a user gives (``swarm ca --rotate --ca-cert … --ca-key …``): one self-signed
+    CA certificate, valid now, whose public key is the key's. Returns it as Ferry keeps it
+    (PEM of that one certificate). InvalidArgument naming what is wrong otherwise (swarmkit
+    refuses the same)."""
     try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
+        certs = x509.load_pem_x509_certificates(cert_pem)
     except ValueError as exc:
         raise InvalidArgument(f"invalid CA certificate: {exc}") from exc
+    if len(certs) != 1:
+        raise InvalidArgument(
+            f"invalid CA certificate: the file holds {len(certs)} certificates; give the root alone"
+        )
+    cert = certs[0]
     key = load_key(key_pem)
-    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = x509.BasicConstraints(ca=False, path_length=None)
     if not constraints.ca:
         raise InvalidArgument("invalid CA certificate: it is not a CA (BasicConstraints)")
     if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
         raise InvalidArgument("invalid CA certificate: it is not valid now (expired or not yet)")
-    if cert.subject != cert.issuer:
-        raise InvalidArgument("invalid CA certificate: it is not a root (not self-signed)")
+    try:
+        if cert.subject != cert.issuer:
+            raise InvalidSignature
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise InvalidArgument("invalid CA certificate: it is not a root (not self-signed)") from exc
     mine = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if mine != _spki(cert):
         raise InvalidArgument("the CA key does not match the CA certificate")
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def node_tls(trust_pem: bytes, cert_pem: bytes) -> NodeTLS:
@@ -96,6 +110,13 @@ def node_tls(trust_pem: bytes, cert_pem: bytes) -> NodeTLS:
 def issuer_key(root_pem: bytes) -> str:
     """A root's public key as ``NodeTLS.issuer_key`` reports it."""
     return _b64(_spki(x509.load_pem_x509_certificate(root_pem)))
+
+
+def issuer_of(root_pem: bytes) -> Issuer:
+    """A root as the issuer of the certificates it signs: its subject and public key, as
+    ``NodeTLS`` reports them (Docker's CertIssuerSubject, CertIssuerPublicKey)."""
+    root = x509.load_pem_x509_certificate(root_pem)
+    return Issuer(_b64(root.subject.public_bytes()), _b64(_spki(root)))
 
 
 def roots(bundle_pem: bytes) -> set[bytes]:

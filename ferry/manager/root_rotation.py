@@ -21,7 +21,7 @@ from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavai
 from ferry.manager import ca, sealing
 from ferry.manager.feed import StoreFeed
 from ferry.manager.nodes import NodeOps
-from ferry.manager.root_ca import check_given_root, cross_sign, issuer_key, same_subject
+from ferry.manager.root_ca import check_given_root, cross_sign, issuer_of, same_subject
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import new_secret
@@ -71,10 +71,17 @@ class RootRotations:
         if not secrets.sealed:
             raise Unavailable("this swarm's keys are not sealed yet: restart its managers first")
         if given is not None:
-            check_given_root(given.cert_pem, given.key_pem, dt.datetime.now(dt.UTC))
+            cert_pem = check_given_root(given.cert_pem, given.key_pem, dt.datetime.now(dt.UTC))
+            given = ca.KeyPair(cert_pem, given.key_pem)
         new = given or ca.create_ca(cluster.cluster_id)
         if new.cert_pem.strip() == cluster.ca_cert_pem.encode().strip():
             raise InvalidArgument("the given CA certificate is the swarm's root CA already")
+        if issuer_of(new.cert_pem).key == issuer_of(cluster.ca_cert_pem.encode()).key:
+            # the point of a rotation is a key the old one's holders do not have
+            raise InvalidArgument(
+                "the given CA certificate has the key of the swarm's current root: a rotation "
+                "needs a new key"
+            )
         if same_subject(new.cert_pem, cluster.ca_cert_pem.encode()):
             # nodes trust both roots for a while; TLS finds an issuer by its name first
             raise InvalidArgument(
@@ -99,7 +106,7 @@ class RootRotations:
         if cluster is None or rotation is None:
             return Step.WAIT
         reports = [node.tls for node in self._view.nodes()]
-        step = next_step(rotation, issuer_key(rotation.ca_cert_pem.encode()), reports)
+        step = next_step(rotation, issuer_of(rotation.ca_cert_pem.encode()), reports)
         if step == Step.SIGN:
             await self._commit(replace(cluster, root_rotation=replace(rotation, signing=True)))
             log.info("root CA rotation: every node trusts the new root; signing with it")

@@ -25,7 +25,7 @@ from dataclasses import replace
 from ferry.errors import Forbidden
 from ferry.manager import projection
 from ferry.manager.projection import Share
-from ferry.manager.root_ca import issuer_key
+from ferry.manager.root_ca import issuer_of
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.wire import HeartbeatReply
@@ -120,10 +120,12 @@ class SessionHub:
         if cluster is None:
             return {}
         rotation = cluster.root_rotation
-        issuer = rotation.ca_cert_pem if rotation and rotation.signing else cluster.ca_cert_pem
+        root = rotation.ca_cert_pem if rotation and rotation.signing else cluster.ca_cert_pem
+        issuer = issuer_of(root.encode())
         return {
             "trust_pem": wanted_trust(cluster.ca_cert_pem, rotation),
-            "issuer_key": issuer_key(issuer.encode()),
+            "issuer_subject": issuer.subject,
+            "issuer_key": issuer.key,
         }
 
     def _forget_deleted(self, changed: frozenset[str]) -> None:

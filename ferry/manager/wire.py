@@ -76,9 +76,10 @@ class HeartbeatReply(BaseModel):
     ttl_s: int
     managers: list[str] = Field(default_factory=list)
     role: str = ""  # the role the node is to have (its record's Spec.Role); "": unknown
-    # the roots the node is to trust (PEM bundle) and the public key (base64 DER) its
-    # certificate's issuer is to have: a root CA rotation's steps (daemon/trust.py)
+    # the roots the node is to trust (PEM bundle) and the subject and public key (base64 DER)
+    # its certificate's issuer is to have: a root CA rotation's steps (daemon/trust.py)
     trust_pem: str = ""
+    issuer_subject: str = ""
     issuer_key: str = ""
 
 

@@ -45,6 +45,19 @@ class NodeTLS:
     issuer_key: str = ""
 
 
+@dataclass(frozen=True)
+class Issuer:
+    """Who signs a certificate, as Docker names it: subject and public key (DER, base64).
+    Both count: a new certificate for the same key under another name is another issuer to
+    TLS, and the same name with another key is too."""
+
+    subject: str
+    key: str
+
+    def issued(self, report: NodeTLS) -> bool:
+        return (report.issuer_subject, report.issuer_key) == (self.subject, self.key)
+
+
 class Step(Enum):
     WAIT = "wait"  # some node has not done this step's part yet
     SIGN = "sign"  # every node trusts both roots: sign with the new one from now on
@@ -70,14 +83,14 @@ def trusts(report: NodeTLS, root_pem: str) -> bool:
     return root_pem.strip() in report.trust_root
 
 
-def next_step(rotation: RootRotation, new_issuer_key: str, reports: Iterable[NodeTLS]) -> Step:
-    """What moves the rotation on, given every registered node's report (``new_issuer_key``:
-    the new root's public key as reports name it)."""
+def next_step(rotation: RootRotation, new_issuer: Issuer, reports: Iterable[NodeTLS]) -> Step:
+    """What moves the rotation on, given every registered node's report (``new_issuer``: the
+    new root as reports name it)."""
     reports = list(reports)
     if not rotation.signing:
         done = all(trusts(r, rotation.ca_cert_pem) for r in reports)
         return Step.SIGN if done else Step.WAIT
-    done = all(r.issuer_key == new_issuer_key for r in reports)
+    done = all(new_issuer.issued(r) for r in reports)
     return Step.FINISH if done else Step.WAIT
 
 
@@ -91,10 +104,10 @@ class Progress:
     total: int
 
 
-def progress(desired_root: str, desired_issuer_key: str, reports: Iterable[NodeTLS]) -> Progress:
+def progress(desired_root: str, desired_issuer: Issuer, reports: Iterable[NodeTLS]) -> Progress:
     reports = list(reports)
     return Progress(
-        certificates=sum(r.issuer_key == desired_issuer_key for r in reports),
+        certificates=sum(desired_issuer.issued(r) for r in reports),
         trust=sum(bundle(r.trust_root) == bundle(desired_root) for r in reports),
         total=len(reports),
     )

@@ -7,6 +7,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from ferry.api.models.swarm import SwarmSpec
 from ferry.daemon.trust import TrustFollower
@@ -16,12 +19,14 @@ from ferry.manager.root_ca import (
     check_given_root,
     cross_sign,
     issuer_key,
+    issuer_of,
     node_tls,
     roots,
     same_subject,
     vouched,
 )
 from ferry.model.root_rotation import (
+    Issuer,
     NodeTLS,
     RootRotation,
     Step,
@@ -59,24 +64,31 @@ def test_bundle_keeps_each_root_once_in_order() -> None:
     assert wanted_trust(a, RootRotation("B", "X")) == "A\nB\n"
 
 
+NEW_ISSUER = Issuer("s-new", "k-new")
+
+
 def test_trust_step_waits_for_every_node_then_signs() -> None:
     rotation = RootRotation("NEW", "CROSS")
     both, old_only = NodeTLS("OLD\nNEW\n", "s", "k-old"), NodeTLS("OLD\n", "s", "k-old")
-    assert next_step(rotation, "k-new", [both, old_only]) == Step.WAIT
-    assert next_step(rotation, "k-new", [both, both]) == Step.SIGN
-    assert next_step(rotation, "k-new", [both, NodeTLS()]) == Step.WAIT  # not reported yet
+    assert next_step(rotation, NEW_ISSUER, [both, old_only]) == Step.WAIT
+    assert next_step(rotation, NEW_ISSUER, [both, both]) == Step.SIGN
+    assert next_step(rotation, NEW_ISSUER, [both, NodeTLS()]) == Step.WAIT  # not reported yet
 
 
 def test_signing_step_waits_for_every_certificate_then_finishes() -> None:
     rotation = RootRotation("NEW", "CROSS", signing=True)
-    renewed, not_yet = NodeTLS("OLD\nNEW\n", "s", "k-new"), NodeTLS("OLD\nNEW\n", "s", "k-old")
-    assert next_step(rotation, "k-new", [renewed, not_yet]) == Step.WAIT
-    assert next_step(rotation, "k-new", [renewed, renewed]) == Step.FINISH
+    renewed = NodeTLS("OLD\nNEW\n", "s-new", "k-new")
+    not_yet = NodeTLS("OLD\nNEW\n", "s-old", "k-old")
+    assert next_step(rotation, NEW_ISSUER, [renewed, not_yet]) == Step.WAIT
+    # the same key under another name is another issuer to TLS: not renewed
+    same_key = NodeTLS("OLD\nNEW\n", "s-old", "k-new")
+    assert next_step(rotation, NEW_ISSUER, [renewed, same_key]) == Step.WAIT
+    assert next_step(rotation, NEW_ISSUER, [renewed, renewed]) == Step.FINISH
 
 
 def test_progress_counts_as_docker_swarm_ca_does() -> None:
     reports = [NodeTLS("NEW\n", "s", "k"), NodeTLS("OLD\nNEW\n", "s", "k"), NodeTLS("OLD\n")]
-    counted = progress("NEW", "k", reports)
+    counted = progress("NEW", Issuer("s", "k"), reports)
     assert (counted.certificates, counted.trust, counted.total) == (2, 1, 3)
 
 
@@ -112,7 +124,9 @@ def test_node_tls_reports_no_issuer_for_an_untrusted_certificate(old: ca.KeyPair
 
 
 def test_a_given_root_must_be_a_valid_root_with_its_key(old: ca.KeyPair, new: ca.KeyPair) -> None:
-    check_given_root(new.cert_pem, new.key_pem, NOW)
+    assert check_given_root(new.cert_pem, new.key_pem, NOW) == new.cert_pem
+    with pytest.raises(InvalidArgument, match="holds 2 certificates"):
+        check_given_root(new.cert_pem + old.cert_pem, new.key_pem, NOW)
     with pytest.raises(InvalidArgument, match="does not match"):
         check_given_root(new.cert_pem, old.key_pem, NOW)
     leaf, leaf_key = _leaf(new)
@@ -183,16 +197,16 @@ def test_a_node_trusts_both_then_renews_then_trusts_the_new_root_alone(
     follower = node.follower()
     both = bundle(old.cert_pem.decode(), new.cert_pem.decode())
 
-    asyncio.run(follower.follow(both, issuer_key(old.cert_pem)))  # step 1
+    asyncio.run(follower.follow(both, issuer_of(old.cert_pem)))  # step 1
     assert node.certs.ca.read_text() == both and node.reloads == 1
     assert node.renewed_by is None
 
     node.signer = new
-    asyncio.run(follower.follow(both, issuer_key(new.cert_pem)))  # step 2
+    asyncio.run(follower.follow(both, issuer_of(new.cert_pem)))  # step 2
     assert node.renewed_by is new
     assert follower.report().issuer_key == issuer_key(new.cert_pem)
 
-    asyncio.run(follower.follow(bundle(new.cert_pem.decode()), issuer_key(new.cert_pem)))
+    asyncio.run(follower.follow(bundle(new.cert_pem.decode()), issuer_of(new.cert_pem)))
     assert node.certs.ca.read_bytes().strip() == new.cert_pem.strip()
     assert node.reloads == 2
 
@@ -203,8 +217,26 @@ def test_a_node_refuses_unrelated_roots_and_untrusted_issuers(
     node = _Node(tmp_path, old)
     follower = node.follower()
     with pytest.raises(FerryError, match="unrelated"):
-        asyncio.run(follower.follow(new.cert_pem.decode(), issuer_key(new.cert_pem)))
+        asyncio.run(follower.follow(new.cert_pem.decode(), issuer_of(new.cert_pem)))
     assert node.certs.ca.read_bytes() == old.cert_pem and node.reloads == 0
     # an issuer this node does not trust yet: no renewal (its certificate would not verify)
-    asyncio.run(follower.follow(old.cert_pem.decode(), issuer_key(new.cert_pem)))
+    asyncio.run(follower.follow(old.cert_pem.decode(), issuer_of(new.cert_pem)))
     assert node.renewed_by is None
+
+
+def test_a_given_certificate_without_basic_constraints_is_no_ca(tmp_path: Path) -> None:
+    key_pem = ca.new_key_pem()
+    key = ca.load_key(key_pem)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "no-constraints")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(InvalidArgument, match="not a CA"):
+        check_given_root(cert.public_bytes(serialization.Encoding.PEM), key_pem, NOW)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from ferry.errors import Conflict, InvalidArgument
 from ferry.manager import ca
-from ferry.manager.root_ca import issuer_key, node_tls
+from ferry.manager.root_ca import issuer_of, node_tls
 from ferry.manager.root_rotation import RootRotations
 from ferry.manager.store_cert_renewal import StoreCertRenewal
 from ferry.model.cluster import ClusterInfo
@@ -37,7 +39,12 @@ async def _version(rig: ManagerRig) -> int:
 async def _beat(rig: ManagerRig, node_id: str, trust: bytes, cert: bytes) -> dict[str, str]:
     reply = await rig.hub.heartbeat(node_id, tls=node_tls(trust, cert))
     await rig.feed.wait_for(rig.store.revision)  # the leader's loop reads the mirror
-    return {"trust": reply.trust_pem, "issuer": reply.issuer_key}
+    return {"trust": reply.trust_pem, "issuer": reply.issuer_key, "subject": reply.issuer_subject}
+
+
+def _issuer(root_pem: bytes) -> dict[str, str]:
+    issuer = issuer_of(root_pem)
+    return {"issuer": issuer.key, "subject": issuer.subject}
 
 
 def _cert_of(root: ca.KeyPair, node_id: str) -> bytes:
@@ -62,7 +69,7 @@ async def test_a_rotation_runs_its_two_steps_and_ends_with_new_tokens(rig: Manag
     # step 1: the reply asks every node to trust both; the leader waits for all of them
     both = bundle(old_root.decode(), new_root.decode()).encode()
     asked = await _beat(rig, "n1", old_root, _cert_of(rig.ca, "n1"))
-    assert asked == {"trust": both.decode(), "issuer": issuer_key(old_root)}
+    assert asked == {"trust": both.decode(), **_issuer(old_root)}
     await _beat(rig, "n2", old_root, _cert_of(rig.ca, "n2"))
     assert await rotations.step() == Step.WAIT
     for node in ("n1", "n2"):
@@ -76,7 +83,7 @@ async def test_a_rotation_runs_its_two_steps_and_ends_with_new_tokens(rig: Manag
     renewed = await rig.joins.renew_certificate(identity, ca.make_csr(ca.new_key_pem()).decode())
     ca.verify_signed_by(renewed.encode(), new_root)
     asked = await _beat(rig, "n1", both, _cert_of(rig.ca, "n1"))
-    assert asked["issuer"] == issuer_key(new_root)
+    assert {k: asked[k] for k in ("issuer", "subject")} == _issuer(new_root)
     assert await rotations.step() == Step.WAIT  # no node holds a new certificate yet
     await _beat(rig, "n2", both, renewed.encode())
     assert await rotations.step() == Step.WAIT
@@ -95,7 +102,7 @@ async def test_a_rotation_runs_its_two_steps_and_ends_with_new_tokens(rig: Manag
         assert str(tokens[role]) != str(tokens_before[role])
         assert tokens[role].matches_ca(ca.ca_der(new_root))
     asked = await _beat(rig, "n1", both, _cert_of(new_pair, "n1"))
-    assert asked == {"trust": bundle(new_root.decode()), "issuer": issuer_key(new_root)}
+    assert asked == {"trust": bundle(new_root.decode()), **_issuer(new_root)}
 
 
 async def test_the_new_root_key_survives_a_kek_rotation(rig: ManagerRig) -> None:
@@ -112,6 +119,10 @@ async def test_a_given_root_is_checked(rig: ManagerRig) -> None:
     with pytest.raises(InvalidArgument, match="the swarm's root CA already"):
         await rotations.start(0, rig.ca, swarm_version=version)
     other = ca.create_ca("x")
+    # the current root's key under a new name: no rotation at all (its holders keep power)
+    same_key = _self_signed(rig.ca.key_pem, "renamed-root")
+    with pytest.raises(InvalidArgument, match="needs a new key"):
+        await rotations.start(0, ca.KeyPair(same_key, rig.ca.key_pem), swarm_version=version)
     with pytest.raises(InvalidArgument, match="does not match"):
         await rotations.start(0, ca.KeyPair(other.cert_pem, rig.ca.key_pem), swarm_version=version)
     with pytest.raises(Conflict, match="out of sequence"):
@@ -147,3 +158,21 @@ async def test_a_manager_renews_its_store_certificate_itself(
     assert ca.ip_sans(new) == ["10.0.0.7"]
     ca.verify_signed_by(certs.store_cert.read_bytes(), rig.store_ca.cert_pem)
     assert certs.store_key.read_bytes() != key
+
+
+def _self_signed(key_pem: bytes, name: str) -> bytes:
+    key = ca.load_key(key_pem)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
