@@ -277,6 +277,7 @@ class Daemon:
             name_table=self._store_names,
             networks=self.network_agent,
             ingress=self.ingress,
+            gateway=self.gateway,
         )
         return await HostDoctor(parts).examine()
 

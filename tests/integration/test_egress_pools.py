@@ -84,6 +84,36 @@ def test_the_kernel_holds_the_subnet_and_the_masquerade_rule_names_it(lab: LabRi
     assert "172.18." not in egress
 
 
+def egress_findings(lab: LabRig) -> list[dict[str, str]]:
+    out = lab.ferry("h1", "doctor", "--format", "json", check=False).stdout
+    return [f for f in json.loads(out) if f["Check"] == "egress"]
+
+
+def test_doctor_expects_the_masquerade_of_the_hosts_egress_subnet(lab: LabRig) -> None:
+    assert egress_findings(lab) == []
+    chain = ("ip", "ferry_egress", "postrouting")
+    rules = [
+        ("ip", "saddr", EGRESS, "oifname", "!=", "ferry_gwbridge", "masquerade"),
+        ("oifname", "ferry_gwbridge", "ip", "saddr", "127.0.0.0/8", "masquerade"),
+    ]
+    stale = ("ip", "saddr", "172.18.0.0/16", "oifname", "!=", "ferry_gwbridge", "masquerade")
+    lab.exec("h1", "nft", "flush", "chain", *chain)
+    try:
+        lab.exec("h1", "nft", "add", "rule", *chain, *stale)
+        lab.exec("h1", "nft", "add", "rule", *chain, *rules[1])
+        found = {(f["Item"], f["Actual"]) for f in egress_findings(lab)}
+        item = "postrouting: ip saddr {}, oifname != ferry_gwbridge -> masquerade"
+        assert found == {
+            (item.format(EGRESS), "(missing)"),  # the host's subnet, as doctor expects it
+            (item.format("172.18.0.0/16"), "present"),  # the stale rule, which it does not
+        }
+    finally:
+        lab.exec("h1", "nft", "flush", "chain", *chain)
+        for rule in rules:
+            lab.exec("h1", "nft", "add", "rule", *chain, *rule)
+    assert egress_findings(lab) == []
+
+
 def test_the_routing_mesh_reaches_the_service_through_the_sandbox_in_the_pool(
     lab: LabRig,
 ) -> None:

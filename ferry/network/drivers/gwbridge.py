@@ -72,6 +72,11 @@ class GatewayBridge:
     def egress(self) -> EgressSubnet:
         return self._egress()
 
+    @property
+    def ready(self) -> bool:
+        """Whether this ferryd has made the bridge and its masquerade (when first needed)."""
+        return self._ready
+
     async def ensure(self) -> None:
         if not self._ready:
             await self._kernel.run(self._ensure, self.egress)
