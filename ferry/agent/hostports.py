@@ -24,7 +24,7 @@ from ferry.kernel.nft import KeptTable
 from ferry.kernel.thread import KernelThread
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import Container
-from ferry.model.network import GWBRIDGE
+from ferry.model.network import GWBRIDGE, EgressSubnet
 from ferry.model.service import PublishMode
 from ferry.network.ports import (
     HOST_TABLE,
@@ -88,16 +88,20 @@ class HostPorts(Reconciler):
         mesh: Callable[[], MeshPorts | None],
         saved_path: Path,
         data_path_port: Callable[[], int],
+        *,
+        egress: Callable[[], EgressSubnet],
     ) -> None:
         """``mesh`` gives the routing mesh's ports this host forwards, or None while they are
         not known (after a restart, before the swarm's state arrived); ``data_path_port`` the
-        swarm's VXLAN port (this host's default outside a swarm), never forwarded."""
+        swarm's VXLAN port (this host's default outside a swarm), never forwarded; ``egress``
+        the egress bridge's subnet, where the ingress sandbox has its address."""
         super().__init__()
         self._kernel = kernel
         self._containers = containers
         self._mesh = mesh
         self._saved_path = saved_path
         self._data_path_port = data_path_port
+        self._egress = egress
         self._saved = _load(saved_path)
         self._table = KeptTable("ip", HOST_TABLE)
         self._refused: list[HostForward] = []  # said once in the log, until they change
@@ -123,7 +127,10 @@ class HostPorts(Reconciler):
         return live
 
     def plan(self) -> list[HostForward]:
-        forwards = container_forwards(self._containers()) + ingress_forwards(self.mesh_ports())
+        mesh = self.mesh_ports()
+        forwards = container_forwards(self._containers())
+        if mesh:
+            forwards += ingress_forwards(mesh, self._egress().sandbox_ip)
         kept, refused = split_reserved(forwards, self._data_path_port())
         if refused != self._refused:
             for f in refused:

@@ -2,11 +2,12 @@
 
 Design notes. Every node of a swarm with an ingress network has an ingress sandbox
 (``<prefix>ingress``): a namespace with one leg on the ingress overlay (``eth0``, an address
-the managers reserve for it) and one on the egress bridge (``eth1``, 172.18.0.2, its default
-route), and forwarding on. The host sends every ingress-published port to it (see
-``ports.render_host``); it balances each port over the running tasks' ingress addresses on any
-node (``ports.render_ingress``). The sandbox and its endpoint are found again after a restart
-(the endpoint is in the store, the namespace on the host), so nothing is rebuilt that works.
+the managers reserve for it) and one on the egress bridge (``eth1``, the egress subnet's second
+address, 172.18.0.2 by default; its default route), and forwarding on. The host sends every
+ingress-published port to it (see ``ports.render_host``); it balances each port over the
+running tasks' ingress addresses on any node (``ports.render_ingress``). The sandbox and its
+endpoint are found again after a restart (the endpoint is in the store, the namespace on the
+host), so nothing is rebuilt that works.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
 from ferry.model.container import NetworkChoice
-from ferry.model.network import INGRESS_SANDBOX_IP, EndpointKind, Network
+from ferry.model.network import EndpointKind, Network
 from ferry.model.service import PublishMode
 from ferry.network.drivers.gwbridge import GatewayBridge
 from ferry.network.ports import (
@@ -131,7 +132,8 @@ class IngressAgent(Reconciler):
             )  # fmt: skip
             log.info("ingress sandbox attached to the routing mesh", extra=kv(netns=self.netns))
         if GW_IF not in links:
-            await self._gateway.attach(path, GW_IF, ip=INGRESS_SANDBOX_IP, isolated=False)
+            sandbox_ip = self._gateway.egress.sandbox_ip
+            await self._gateway.attach(path, GW_IF, ip=sandbox_ip, isolated=False)
         self._sandbox_built = True
 
     def plan(self, ingress: Network) -> list[IngressPort]:

@@ -5,7 +5,9 @@ host's state directory (the one source of truth for it), written before any kern
 made and removed after they are gone, so a crash in between leaves a record whose bridge
 ``restore`` builds again, never a bridge nobody knows. Addresses are allocated here, under a
 lock, as the egress bridge allocates its own: the containers' saved state says who holds which,
-and ``restore`` takes that in after a restart. A macvlan network exists only once the host
+and ``restore`` takes that in after a restart. The egress bridge's subnet is decided here too,
+from the same pools (``network.egress``): at ``restore``, after the default bridge, and kept
+in its own record (``egress_path``) from then on. A macvlan network exists only once the host
 guard covers its parent (``on_macvlan``, awaited): its containers are LAN hosts, and the guard's
 egress hook on the parent is what keeps them off Ferry's ports.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, Forbidden, NotFound
+from ferry.errors import Conflict, Forbidden, NotFound, Unavailable
 from ferry.kernel.netlink import Netlink
 from ferry.kernel.thread import KernelThread
 from ferry.model.codec import decode, encode
@@ -31,11 +33,27 @@ from ferry.model.container import (
     NetworkChoice,
 )
 from ferry.model.ids import lookup, new_hex_id
-from ferry.model.network import MTU_OPTIONS, Driver, Network, NetworkRequest, network_names
+from ferry.model.network import (
+    GWBRIDGE,
+    MTU_OPTIONS,
+    Driver,
+    EgressSubnet,
+    Network,
+    NetworkRequest,
+    network_names,
+)
 from ferry.model.times import now_iso
 from ferry.network import ipam
 from ferry.network.drivers.bridge import BridgeDriver
 from ferry.network.drivers.macvlan import MacvlanDriver
+from ferry.network.egress import (
+    EgressChoice,
+    EgressSource,
+    clashes,
+    from_pools,
+    kept_egress,
+    plan_egress,
+)
 from ferry.network.local import (
     BRIDGE_NAME_OPTION,
     LOCAL_POOLS,
@@ -75,7 +93,8 @@ def host_facts() -> HostFacts:
     with Netlink() as nl:
         links = frozenset(link.name for link in nl.links())
         routes = tuple(dst for dst, _gw, _oif in nl.routes() if dst and dst != "0.0.0.0/0")
-    return HostFacts(links=links, routes=routes)
+        addresses = tuple(nl.address_cidrs())
+    return HostFacts(links=links, routes=routes, addresses=addresses)
 
 
 class LocalNetworks:
@@ -86,10 +105,15 @@ class LocalNetworks:
         swarm_networks: Callable[[], list[Network]],
         users: Callable[[str], list[str]],
         *,
+        egress_path: Path,
         pools: tuple[tuple[str, int], ...] = LOCAL_POOLS,
         bridge_mtu_bytes: int = DEFAULT_MTU_BYTES,
     ) -> None:
+        """``egress_path``: the record of the egress bridge's subnet (outside ``directory``,
+        which holds only local networks' records)."""
         self._kernel = kernel
+        self._egress_path = egress_path
+        self._egress: EgressSubnet | None = None
         self._pools = pools  # daemon.json default-address-pools
         self._bridge_mtu_bytes = bridge_mtu_bytes  # daemon.json mtu
         # awaited when the set of macvlan parents changed (the host guard covers them)
@@ -145,8 +169,61 @@ class LocalNetworks:
         await self._bridge.apply(self._bridges())
         if self._networks:
             log.info("local networks restored", extra=kv(count=len(self._networks)))
+        facts = await self._kernel.run(host_facts)
+        kept = kept_egress(self._saved_egress(), facts.addresses_on(GWBRIDGE))
+        if kept is not None:
+            self._keep_egress(kept, facts)
         if self.find(NETWORK_BRIDGE) is None:
             await self.create(default_bridge_request(self._bridge_mtu_bytes), predefined=True)
+        if kept is None:
+            await self._take_egress()
+
+    # the egress bridge's subnet --------------------------------------------------------------
+    def egress_subnet(self) -> EgressSubnet:
+        """The egress bridge's subnet on this host (decided by ``restore``)."""
+        if self._egress is None:
+            raise Unavailable("the egress bridge's subnet is not known yet: ferryd is starting")
+        return self._egress
+
+    def _saved_egress(self) -> EgressSubnet | None:
+        if not self._egress_path.exists():
+            return None
+        return decode(EgressSubnet, self._egress_path.read_bytes())
+
+    def _keep_egress(self, kept: EgressChoice, facts: HostFacts) -> None:
+        """Use the subnet the host already has (stable across restarts and reboots)."""
+        egress = self._egress = kept.egress
+        if kept.source != EgressSource.RECORD:
+            write_atomic(self._egress_path, encode(egress))
+        if not from_pools(egress, self._pools):
+            # a bridge never moves under its containers and the mesh: new pools reach new hosts
+            log.warning(
+                "egress bridge keeps its subnet, not one of default-address-pools: to move it, "
+                f"leave the swarm, stop ferryd, delete {GWBRIDGE} and {self._egress_path}",
+                extra=kv(subnet=egress.subnet, pools=_pools_text(self._pools)),
+            )
+        for route in clashes(egress, facts.routes):
+            log.warning(
+                "egress bridge's subnet overlaps a route of the host",
+                extra=kv(subnet=egress.subnet, route=route),
+            )
+        log.info("egress bridge subnet", extra=kv(subnet=egress.subnet, source=kept.source.value))
+
+    async def _take_egress(self) -> None:
+        """A fresh host: the first free subnet of the pools, after every local network (the
+        default bridge among them), recorded before anything uses it."""
+        async with self._lock:
+            facts = await self._kernel.run(host_facts)
+            known = [*self._networks.values(), *self._swarm_networks()]
+            choice = plan_egress(
+                [n.subnet for n in known],
+                facts.routes,
+                [cidr for _, cidr in facts.addresses],
+                self._pools,
+            )
+            write_atomic(self._egress_path, encode(choice.egress))
+            self._egress = choice.egress
+        log.info("egress bridge subnet", extra=kv(subnet=choice.egress.subnet, source="pools"))
 
     # create / remove -------------------------------------------------------------------------
     async def create(self, req: NetworkRequest, predefined: bool = False) -> Network:
@@ -157,7 +234,10 @@ class LocalNetworks:
             facts = await self._kernel.run(host_facts)
             known = [*self._networks.values(), *self._swarm_networks()]
             created = now_iso()
-            net = plan_local_network(req, new_hex_id(), created, known, facts, pools=self._pools)
+            egress = self._egress.subnet if self._egress is not None else None
+            net = plan_local_network(
+                req, new_hex_id(), created, known, facts, egress=egress, pools=self._pools
+            )
             write_atomic(self._path(net.net_id), encode(net))
             self._networks[net.net_id] = net
             try:
@@ -233,3 +313,7 @@ class LocalNetworks:
         else:
             await self._macvlan.detach(attached, netns)
         self._in_use.get(attached.net_id, set()).discard(attached.ip)
+
+
+def _pools_text(pools: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{pool} in /{size}s" for pool, size in pools)

@@ -11,10 +11,8 @@ from ferry.api.inspect_defaults import LOG_DRIVER, config_defaults, host_config_
 from ferry.model.container import Container, ContainerConfig, Status
 from ferry.model.network import (
     GWBRIDGE,
-    GWBRIDGE_GATEWAY,
-    GWBRIDGE_SUBNET,
-    INGRESS_SANDBOX_IP,
     Driver,
+    EgressSubnet,
     Endpoint,
     EndpointKind,
     Network,
@@ -160,18 +158,19 @@ def local_network(net: Network, containers: list[Container]) -> dict[str, Any]:
     return _network_fields(net, options, _attached(net.net_id, containers))
 
 
-def gwbridge(net_id: str, containers: list[Container]) -> dict[str, Any]:
-    """The host's egress bridge, as Docker shows docker_gwbridge: a local bridge network."""
+def gwbridge(net_id: str, containers: list[Container], egress: EgressSubnet) -> dict[str, Any]:
+    """The host's egress bridge, as Docker shows docker_gwbridge: a local bridge network whose
+    IPAM config is the host's egress subnet and gateway."""
     attached = _attached(GWBRIDGE, containers)
     attached["ingress-sbox"] = {
         "Name": "ingress-sbox",
         "EndpointID": "",
         "MacAddress": "",
-        "IPv4Address": f"{INGRESS_SANDBOX_IP}/16",
+        "IPv4Address": f"{egress.sandbox_ip}/{egress.prefixlen}",
         "IPv6Address": "",
     }
     bridge = Network(
-        net_id, GWBRIDGE, Driver.BRIDGE, Scope.LOCAL, GWBRIDGE_SUBNET, GWBRIDGE_GATEWAY,
+        net_id, GWBRIDGE, Driver.BRIDGE, Scope.LOCAL, egress.subnet, egress.gateway,
         options={
             "com.docker.network.bridge.name": GWBRIDGE,
             "com.docker.network.bridge.enable_icc": "false",

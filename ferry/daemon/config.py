@@ -137,6 +137,11 @@ class DaemonConfig:
         return f"ferry/{self.netns_prefix.rstrip('-') or 'ferry'}"
 
     @property
+    def egress_path(self) -> Path:
+        """The egress bridge's subnet, kept from the first start on (``network.egress``)."""
+        return self.state_dir / "egress.json"
+
+    @property
     def networks_dir(self) -> Path:
         """Records of this host's local (bridge, macvlan) networks."""
         return self.state_dir / "networks"

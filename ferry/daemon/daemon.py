@@ -104,11 +104,12 @@ class Daemon:
         self.shipper: LogShipper | None = None
         self.answerer: DoctorAnswerer | None = None
         self.ingress: IngressAgent | None = None
-        self.gateway = GatewayBridge(self.kernel)
         self.local_networks = LocalNetworks(
             self.kernel, config.networks_dir, self._swarm_networks, self._local_users,
-            pools=config.address_pools, bridge_mtu_bytes=config.mtu_bytes,
+            egress_path=config.egress_path, pools=config.address_pools,
+            bridge_mtu_bytes=config.mtu_bytes,
         )  # fmt: skip
+        self.gateway = GatewayBridge(self.kernel, self.local_networks.egress_subnet)
         self.guard = HostGuard(
             self.kernel,
             advertise_addr=self._advertise_addr,
@@ -137,7 +138,7 @@ class Daemon:
         self._dns: DnsServer | None = None
         self.host_ports = HostPorts(
             self.kernel, self.containers.all, self._mesh_ports, config.state_dir / "mesh.json",
-            self.swarm.data_path_port,
+            self.swarm.data_path_port, egress=self.local_networks.egress_subnet,
         )  # fmt: skip
         self.node_key = NodeKey(config.state_dir)
         self.encryption: EncryptionAgent | None = None
@@ -276,6 +277,7 @@ class Daemon:
             name_table=self._store_names,
             networks=self.network_agent,
             ingress=self.ingress,
+            gateway=self.gateway,
         )
         return await HostDoctor(parts).examine()
 

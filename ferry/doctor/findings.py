@@ -10,9 +10,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True, order=True)
 class Finding:
     """One difference. ``check`` names the family (interface, fdb, neighbour, vip, dns, port,
-    ingress, task, container, orphan, node), ``subject`` the object it is about (a container,
-    a sandbox, a table), ``item`` the entry within it; ``expected`` and ``actual`` say it in a
-    few words ("" for missing)."""
+    egress, ingress, task, container, orphan, node), ``subject`` the object it is about (a
+    container, a sandbox, a table), ``item`` the entry within it; ``expected`` and ``actual``
+    say it in a few words ("" for missing)."""
 
     node: str
     check: str

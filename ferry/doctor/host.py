@@ -4,7 +4,8 @@ Design notes. What must exist comes from the same sources and planners the recon
 the containers' recorded endpoints, the store's endpoints as the network agent reads them
 (``ClusterView.live_endpoints``: a Down node's are not served), ``network.peers`` for FDB and
 neighbour entries, ``network.lb`` for VIP tables, the published-ports plan of ``HostPorts`` and
-the ingress plan of ``IngressAgent``. What exists is read from the kernel
+the ingress plan of ``IngressAgent``, the egress bridge's masquerade for the host's egress
+subnet. What exists is read from the kernel
 (``kernel.inspect``), and names are asked for for real: a DNS question from inside each
 container's namespace to 127.0.0.11. Nothing is changed.
 
@@ -33,6 +34,7 @@ from ferry.kernel.thread import KernelThread
 from ferry.model.container import Container
 from ferry.model.network import GWBRIDGE, Endpoint
 from ferry.model.service import TaskState
+from ferry.network.drivers.gwbridge import EGRESS_TABLE, GatewayBridge
 from ferry.network.drivers.overlay import BRIDGE, VXLAN, veth_name
 from ferry.network.lb import TABLE as VIP_TABLE
 from ferry.network.lb import plan_vips
@@ -53,6 +55,7 @@ class HostParts:
     name_table: Callable[[], NameTable]  # the names as the store has them now
     networks: NetworkAgent | None = None
     ingress: IngressAgent | None = None
+    gateway: GatewayBridge | None = None
 
 
 class HostDoctor:
@@ -68,6 +71,7 @@ class HostDoctor:
         for container in running:
             findings += await self._interfaces(container)
         findings += await self._published_ports()
+        findings += await self._egress()
         findings += self._orphan_namespaces()
         agent = self.p.networks
         if agent is not None:
@@ -268,6 +272,17 @@ class HostDoctor:
         rules = await asyncio.to_thread(inspect.nft_rules, None, "ip", HOST_TABLE)
         have = nftrules.kernel_rules(rules or [])
         return diff_sets(self.p.hostname, "port", HOST_TABLE, want, have)
+
+    async def _egress(self) -> list[Finding]:
+        gateway = self.p.gateway
+        if gateway is None:
+            return []
+        rules = await asyncio.to_thread(inspect.nft_rules, None, "ip", EGRESS_TABLE)
+        if rules is None and not gateway.ready:
+            return []  # no egress bridge yet: it is made when a container first needs it
+        want = nftrules.egress_rules(gateway.egress)
+        have = nftrules.kernel_rules(rules or [])
+        return diff_sets(self.p.hostname, "egress", EGRESS_TABLE, want, have)
 
     async def _ingress(self) -> list[Finding]:
         ingress = self.p.ingress

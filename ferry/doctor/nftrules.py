@@ -1,5 +1,6 @@
 """nftables rules in one comparable form, from both sides: what a plan asks for
-(``network.lb``, ``network.ports``) and what nft's JSON listing shows the kernel holds.
+(``network.lb``, ``network.ports``, the egress bridge's masquerade) and what nft's JSON
+listing shows the kernel holds.
 
 A rule becomes ``"<chain>: <matches> -> <action>"``, e.g.
 ``"vip_nat: ip daddr 10.0.0.5 -> numgen 10.0.0.3, 10.0.0.4"`` or
@@ -14,6 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ferry.model.network import GWBRIDGE, EgressSubnet
 from ferry.network.lb import VipBackends
 from ferry.network.ports import HostForward, IngressPort
 
@@ -60,6 +62,16 @@ def ingress_rules(ports: Iterable[IngressPort]) -> set[str]:
     return out
 
 
+def egress_rules(egress: EgressSubnet) -> set[str]:
+    """Table ``ip ferry_egress`` (``drivers.gwbridge.egress_rules``): the masquerade of what
+    leaves the host's egress subnet, and of loopback sources sent onto the bridge."""
+    return {
+        summary("postrouting", [f"ip saddr {egress.subnet}", f"oifname != {GWBRIDGE}"],
+                "masquerade"),
+        summary("postrouting", [f"oifname {GWBRIDGE}", "ip saddr 127.0.0.0/8"], "masquerade"),
+    }  # fmt: skip
+
+
 # what the kernel holds --------------------------------------------------------------------------
 def kernel_rules(rules: Iterable[list[dict[str, Any]]], *, skip: Iterable[str] = ()) -> set[str]:
     """Summaries of nft JSON rules (``kernel.inspect.nft_rules``), but those of chains in
@@ -78,6 +90,8 @@ def kernel_rules(rules: Iterable[list[dict[str, Any]]], *, skip: Iterable[str] =
                 action = _dnat(expr["dnat"])
             elif "reject" in expr:
                 action = "reject"
+            elif "masquerade" in expr:
+                action = "masquerade"
             else:
                 action = json.dumps(expr, sort_keys=True)
         out.add(summary(chain, matches, action))
@@ -85,15 +99,25 @@ def kernel_rules(rules: Iterable[list[dict[str, Any]]], *, skip: Iterable[str] =
 
 
 def _match(match: dict[str, Any]) -> str:
-    left, right = match.get("left", {}), match.get("right")
-    if match.get("op") == "==" and isinstance(left, dict):
+    left, right, op = match.get("left", {}), match.get("right"), match.get("op")
+    if op in ("==", "!=") and isinstance(left, dict):
+        negated = "!= " if op == "!=" else ""
         if "payload" in left:
             payload = left["payload"]
-            return f"{payload.get('protocol')} {payload.get('field')} {right}"
-        if "fib" in left and left["fib"].get("result") == "type":
+            return f"{payload.get('protocol')} {payload.get('field')} {negated}{_value(right)}"
+        if "meta" in left:
+            return f"{left['meta'].get('key')} {negated}{right}"
+        if op == "==" and "fib" in left and left["fib"].get("result") == "type":
             flags = " ".join(left["fib"].get("flags", []))
             return f"fib {flags} type {right}"
     return json.dumps(match, sort_keys=True)
+
+
+def _value(right: Any) -> str:
+    """A match's right side: a prefix as ``addr/len``, anything else as it is."""
+    if isinstance(right, dict) and "prefix" in right:
+        return f"{right['prefix'].get('addr')}/{right['prefix'].get('len')}"
+    return str(right)
 
 
 def _dnat(dnat: dict[str, Any]) -> str:

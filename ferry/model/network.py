@@ -25,11 +25,8 @@ MTU_OPTIONS = ("mtu", "com.docker.network.driver.mtu")
 ENCRYPTED_OPTION = "encrypted"
 
 # The per-host egress bridge (Docker's docker_gwbridge): containers on overlays reach the
-# outside through it; the ingress sandbox sits on it at a fixed address.
+# outside through it; the ingress sandbox sits on it. Its subnet is this host's (EgressSubnet).
 GWBRIDGE = "ferry_gwbridge"
-GWBRIDGE_SUBNET = "172.18.0.0/16"
-GWBRIDGE_GATEWAY = "172.18.0.1"
-INGRESS_SANDBOX_IP = "172.18.0.2"
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -134,3 +131,29 @@ class Endpoint:
 def network_names(network: Network) -> tuple[str, str]:
     """What a network is looked up by: its id and its name."""
     return network.net_id, network.name
+
+
+@dataclass(frozen=True)
+class EgressSubnet:
+    """The egress bridge's subnet on this host (e.g. ``172.18.0.0/16``, what Docker's default
+    pools give docker_gwbridge): taken from the local address pools once, then kept
+    (``network.egress``). Its first address is the bridge's own (the containers' gateway), its
+    second the ingress sandbox's, as Docker's docker_gwbridge and ingress-sbox have them."""
+
+    subnet: str
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def prefixlen(self) -> int:
+        return self.network.prefixlen
+
+    @property
+    def gateway(self) -> str:
+        return str(self.network.network_address + 1)
+
+    @property
+    def sandbox_ip(self) -> str:
+        return str(self.network.network_address + 2)

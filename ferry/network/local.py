@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ferry.errors import Conflict, InvalidArgument, NotFound, PoolExhausted
 from ferry.model.network import (
-    GWBRIDGE_SUBNET,
+    GWBRIDGE,
     MTU_OPTIONS,
     NAME_CHARS,
     Driver,
@@ -42,7 +42,8 @@ IFNAME_MAX = 15
 
 # Docker's default local address pools, in order (libnetwork ipamutils: 172.17-31.0.0/16 each
 # a /16, then 192.168.0.0/16 in /20s): (base, size), what daemon.json's
-# "default-address-pools" replaces. 172.18.0.0/16 is the egress bridge's whatever the pools.
+# "default-address-pools" replaces. The egress bridge takes its subnet from them too
+# (``network.egress``): 172.18.0.0/16 with these, after the default bridge's 172.17.0.0/16.
 LOCAL_POOLS: tuple[tuple[str, int], ...] = (
     *((f"172.{octet}.0.0/16", 16) for octet in range(17, 32)),
     ("192.168.0.0/16", 20),
@@ -55,6 +56,10 @@ class HostFacts:
 
     links: frozenset[str]  # interface names
     routes: tuple[str, ...]  # destination subnets of its routes, default route excluded
+    addresses: tuple[tuple[str, str], ...] = ()  # (interface, "ip/prefix") of its IPv4 addresses
+
+    def addresses_on(self, link: str) -> list[str]:
+        return [cidr for name, cidr in self.addresses if name == link]
 
 
 def bridge_device(net: Network) -> str:
@@ -81,10 +86,13 @@ def plan_local_network(
     known: Iterable[Network],
     host: HostFacts,
     *,
+    egress: str | None,
     pools: tuple[tuple[str, int], ...] = LOCAL_POOLS,
 ) -> Network:
     """The record of a new local network; ``known`` holds every network Ferry knows here,
-    ``pools`` the (base, size) pools a bridge without --subnet takes its subnet from."""
+    ``egress`` the egress bridge's subnet (None while it is not chosen yet: the default
+    bridge of a fresh host comes first), ``pools`` the (base, size) pools a bridge without
+    --subnet takes its subnet from."""
     check_network_name(req.name)
     networks = list(known)
     if req.driver not in (Driver.BRIDGE, Driver.MACVLAN):
@@ -97,11 +105,12 @@ def plan_local_network(
         raise Conflict(f"network with name {req.name} already exists")
     options = _check_options(req, networks, host)
     taken = [(n.name, n.subnet) for n in networks]
+    egress_taken = [(f"the egress bridge {GWBRIDGE}", egress)] if egress else []
     if req.subnet:
         subnet = ipam.parse_subnet(req.subnet)
         ipam.check_no_overlap(subnet, taken)
         if req.driver == Driver.BRIDGE:
-            ipam.check_no_overlap(subnet, [("the egress bridge ferry_gwbridge", GWBRIDGE_SUBNET)])
+            ipam.check_no_overlap(subnet, egress_taken)
             ipam.check_off_host_routes(subnet, host.routes)
     elif req.driver == Driver.MACVLAN:
         raise InvalidArgument(
@@ -109,7 +118,8 @@ def plan_local_network(
             "parent interface is on, e.g. --subnet 192.168.1.0/24 --gateway 192.168.1.1"
         )
     else:
-        subnet = choose_bridge_subnet([c for _, c in taken] + list(host.routes), pools)
+        used = [c for _, c in [*taken, *egress_taken]]
+        subnet = choose_bridge_subnet([*used, *host.routes], pools)
     gateway, ip_range = ipam.gateway_and_range(subnet, req.gateway, req.ip_range)
     return Network(
         net_id=net_id,
@@ -131,8 +141,8 @@ def choose_bridge_subnet(
     taken: Iterable[str], pools: tuple[tuple[str, int], ...] = LOCAL_POOLS
 ) -> ipaddress.IPv4Network:
     """The first free ``/size`` of the first pool that has one (Docker's order), overlapping
-    nothing in ``taken`` nor the egress bridge. PoolExhausted when every pool is full."""
-    used = [*taken, GWBRIDGE_SUBNET]
+    nothing in ``taken``. PoolExhausted when every pool is full."""
+    used = list(taken)
     for pool, size in pools:
         try:
             return ipaddress.IPv4Network(ipam.choose_subnet(pool, size, used))

@@ -2,7 +2,7 @@
 
 Design notes — the routing mesh without IPVS, as three hops:
 
-    client → any node:P ──(host table: DNAT)──▶ ingress sandbox 172.18.0.2:P
+    client → any node:P ──(host table: DNAT)──▶ ingress sandbox (egress subnet's 2nd address):P
            ──(sandbox table: DNAT round robin + masquerade)──▶ a running task's ingress address:T
 
 - Host table ``ip ferry_ports`` (every node): ``fib daddr type local`` matches any of the
@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ferry.model.network import INGRESS_SANDBOX_IP
 from ferry.model.ports import reserved
 
 HOST_TABLE = "ferry_ports"
@@ -63,11 +62,10 @@ class IngressPort:
     backends: tuple[str, ...]
 
 
-def ingress_forwards(ports: Iterable[tuple[str, int]]) -> list[HostForward]:
-    """Every ingress port, on every node, goes to the ingress sandbox."""
-    return [
-        HostForward(proto, port, INGRESS_SANDBOX_IP, port) for proto, port in sorted(set(ports))
-    ]
+def ingress_forwards(ports: Iterable[tuple[str, int]], sandbox_ip: str) -> list[HostForward]:
+    """Every ingress port, on every node, goes to the ingress sandbox (at ``sandbox_ip``, its
+    address on the egress bridge: ``EgressSubnet.sandbox_ip``)."""
+    return [HostForward(proto, port, sandbox_ip, port) for proto, port in sorted(set(ports))]
 
 
 def split_reserved(

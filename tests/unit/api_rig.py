@@ -70,7 +70,9 @@ async def api_client(
     swarm = SwarmController(config, kernel)
     # A request the routes wrongly let through must fail here, not start etcd on this machine.
     swarm.init = swarm.join = swarm.leave = _never  # type: ignore[method-assign,assignment]
-    local = LocalNetworks(kernel, tmp_path / "networks", list, lambda _net_id: [])
+    local = LocalNetworks(
+        kernel, tmp_path / "networks", list, lambda _net_id: [], egress_path=config.egress_path
+    )
     containers = ContainerService(
         netns_prefix="unit-",
         kernel=kernel,

@@ -40,7 +40,14 @@ class FakeBridges:
 
 
 def local(tmp_path: Path, **settings: Any) -> tuple[LocalNetworks, FakeBridges]:
-    nets = LocalNetworks(FakeKernel(), tmp_path, list, lambda _: [], **settings)  # type: ignore[arg-type]
+    nets = LocalNetworks(
+        FakeKernel(),  # type: ignore[arg-type]
+        tmp_path / "networks",
+        list,
+        lambda _: [],
+        egress_path=tmp_path / "egress.json",
+        **settings,
+    )
     bridges = FakeBridges()
     nets._bridge = bridges  # type: ignore[assignment]
     return nets, bridges
@@ -50,7 +57,9 @@ def test_docker_s_default_pools_are_172_17_to_31_then_192_168_in_slash_20s() -> 
     assert LOCAL_POOLS[0] == ("172.17.0.0/16", 16)
     assert LOCAL_POOLS[-2:] == (("172.31.0.0/16", 16), ("192.168.0.0/16", 20))
     assert str(choose_bridge_subnet([])) == "172.17.0.0/16"
-    assert str(choose_bridge_subnet(["172.17.0.0/16"])) == "172.19.0.0/16"  # 172.18: egress
+    assert str(choose_bridge_subnet(["172.17.0.0/16"])) == "172.18.0.0/16"
+    # the egress bridge's subnet is one of the taken (network.egress), not a pool's exception
+    assert str(choose_bridge_subnet(["172.17.0.0/16", "172.18.0.0/16"])) == "172.19.0.0/16"
 
 
 def test_pools_are_taken_in_order_and_named_when_exhausted() -> None:
@@ -67,8 +76,9 @@ async def test_network_create_and_the_default_bridge_take_the_configured_pools(
     nets, _ = local(tmp_path, pools=(("10.10.0.0/16", 24),))
     await nets.restore([])
     assert nets.resolve(NETWORK_BRIDGE).subnet == "10.10.0.0/24"
+    assert nets.egress_subnet().subnet == "10.10.1.0/24"  # the egress bridge, as Docker's
     created = await nets.create(NetworkRequest("mine", "bridge"))
-    assert (created.subnet, created.gateway) == ("10.10.1.0/24", "10.10.1.1")
+    assert (created.subnet, created.gateway) == ("10.10.2.0/24", "10.10.2.1")
 
 
 async def test_the_default_bridge_has_docker_s_mtu_unless_told(tmp_path: Path) -> None:
@@ -93,5 +103,5 @@ async def test_a_changed_mtu_reaches_the_default_bridge_at_the_next_start(tmp_pa
     await nets.restore([])
     assert nets.resolve(NETWORK_BRIDGE).net_id == net_id  # the same network, not a new one
     assert bridges.applied[0][0].mtu == 1450
-    record = decode(Network, (tmp_path / f"{net_id}.json").read_bytes())
+    record = decode(Network, (tmp_path / "networks" / f"{net_id}.json").read_bytes())
     assert record.mtu == 1450

@@ -6,6 +6,7 @@ from typing import Any
 
 from ferry.doctor import nftrules
 from ferry.doctor.findings import MISSING, UNEXPECTED, Finding, diff_maps
+from ferry.model.network import EgressSubnet
 from ferry.network.lb import VipBackends
 from ferry.network.ports import HostForward, IngressPort
 
@@ -115,3 +116,22 @@ async def test_an_examination_that_fails_is_answered_all_the_same() -> None:
     [finding] = [Finding.from_json(f) for f in json.loads(body)]
     assert (finding.node, finding.check, finding.expected) == ("h2", "doctor", "completed")
     assert "no such namespace" in finding.actual
+
+
+def test_the_egress_masquerade_as_nft_lists_it_reads_as_the_host_s_egress_subnet() -> None:
+    def oifname(op: str) -> dict[str, Any]:
+        return {"match": {"op": op, "left": {"meta": {"key": "oifname"}},
+                          "right": "ferry_gwbridge"}}  # fmt: skip
+
+    def saddr(addr: str, length: int) -> dict[str, Any]:
+        return match("ip", "saddr", {"prefix": {"addr": addr, "len": length}})
+
+    listed = [  # nft -j list table ip ferry_egress, as nft 1.0.6 prints it
+        [{"chain": "postrouting"}, saddr("10.123.1.0", 24), oifname("!="), {"masquerade": None}],
+        [{"chain": "postrouting"}, oifname("=="), saddr("127.0.0.0", 8), {"masquerade": None}],
+    ]
+    have = nftrules.kernel_rules(listed)
+    assert have == nftrules.egress_rules(EgressSubnet("10.123.1.0/24"))
+    # a masquerade left naming another subnet (the old fixed one) is a difference
+    assert have != nftrules.egress_rules(EgressSubnet("172.18.0.0/16"))
+    assert "postrouting: ip saddr 10.123.1.0/24, oifname != ferry_gwbridge -> masquerade" in have

@@ -18,10 +18,13 @@ HOST = HostFacts(links=frozenset({"lo", "eth0", "eth1"}), routes=("10.99.0.0/24"
 
 
 def plan(
-    req: NetworkRequest, known: list[Network] | None = None, host: HostFacts = HOST
+    req: NetworkRequest,
+    known: list[Network] | None = None,
+    host: HostFacts = HOST,
+    egress: str | None = "172.18.0.0/16",  # the egress bridge's, as Docker's default pools give
 ) -> Network:
     return plan_local_network(
-        req, f"{len(known or [])}" * 64, "2026-01-01T00:00:00Z", known or [], host
+        req, f"{len(known or [])}" * 64, "2026-01-01T00:00:00Z", known or [], host, egress=egress
     )
 
 

@@ -25,6 +25,7 @@ from ferry.model.container import (
     PublishedPort,
     Status,
 )
+from ferry.model.network import EgressSubnet
 from ferry.model.ports import ReservedPort, check_publishable, reserved, reserved_ports
 from ferry.model.service import PortSpec, PublishMode
 from ferry.network.ports import HostForward, render_host, split_reserved
@@ -168,8 +169,9 @@ def test_a_record_from_before_the_check_is_never_forwarded(tmp_path: Path) -> No
     )  # fmt: skip
     old = Container(config, ContainerState(Status.RUNNING, endpoints=(endpoint,)))
     ports = HostPorts(
-        KernelThread(), lambda: [old], lambda: {("udp", 51820)}, tmp_path / "m", lambda: 4789
-    )
+        KernelThread(), lambda: [old], lambda: {("udp", 51820)}, tmp_path / "m", lambda: 4789,
+        egress=lambda: EgressSubnet("172.18.0.0/16"),
+    )  # fmt: skip
     body = render_host(ports.plan())
     assert "tcp dport 8081 dnat ip to 172.18.0.5:80" in body
     assert "4789" not in body and "2380" not in body and "51820" not in body

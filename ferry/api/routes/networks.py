@@ -75,7 +75,7 @@ class NetworkRoutes:
         net_id = self._gwbridge_id()
         if net_id is None or (ref != GWBRIDGE and not net_id.startswith(ref)):
             return None
-        return render.gwbridge(net_id, self.containers.all())
+        return render.gwbridge(net_id, self.containers.all(), self.local.egress_subnet())
 
     def _view(self) -> ClusterView | None:
         if self.swarm.manager is not None:
