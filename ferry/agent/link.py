@@ -98,6 +98,13 @@ class ManagerLink:
                 self._rotate()
         if isinstance(last, Unavailable):
             raise last  # every manager answered so: their own words
+        if isinstance(last, aiohttp.ClientConnectorCertificateError):
+            raise Unavailable(
+                f"no manager reachable ({', '.join(self.managers)}): their certificates are not "
+                "of a root CA this node trusts (the swarm's root CA was rotated while this node "
+                "was away, or this node was removed from the swarm): run 'docker swarm leave "
+                "--force' here, then join again with a current token"
+            ) from last
         raise Unavailable(f"no manager reachable ({', '.join(self.managers)}): {last}") from last
 
     async def use(self, ssl_context: ssl.SSLContext) -> None:

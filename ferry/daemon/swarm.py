@@ -149,6 +149,13 @@ class SwarmController:
         if membership is None:
             return
         self.membership = membership
+        asked = self.config.data_path_port
+        if asked and asked != membership.data_path_port:  # fixed at swarm init, as Docker's
+            log.warning(
+                "daemon.json's data-path-port is not this swarm's: the swarm's is used",
+                extra=kv(swarm=membership.data_path_port, daemon_json=asked,
+                         fix="remove the key or set it to the swarm's port"),
+            )  # fmt: skip
         if membership.role == Role.MANAGER:
             try:
                 manager = await restore_manager(

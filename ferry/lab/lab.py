@@ -88,7 +88,7 @@ def up(
                 seeded.link_store(images, DaemonConfig(state_dir=host.state_dir).images_dir)
         started = [(host, _start_ferryd(host)) for host in topo.hosts]
         for host, ref in started:
-            _wait_ferryd(host, ref)
+            _wait_ferryd(host, *ref)
     except FerryError:
         down(name)
         raise
@@ -152,21 +152,27 @@ def _takes_config_file(code: Path | None) -> bool:
     return main.exists() and '"--config-file"' in main.read_text()
 
 
-def _start_ferryd(host: LabNode, code: Path | None = None) -> proc.ProcRef:
+def _start_ferryd(host: LabNode, code: Path | None = None) -> tuple[proc.ProcRef, int]:
+    """Spawn ``host``'s ferryd; its process and the size its log had before it started."""
     host.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = host.run_dir / "ferryd.log"
+    log_from = log_path.stat().st_size if log_path.exists() else 0
     env = {"PATH": exec_path(), "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
     if code is not None:  # `python -m` puts the working directory first on the path
         env["PYTHONPATH"] = str(code)
-    return proc.spawn(
+    ref = proc.spawn(
         ferryd_argv(host, code),
         env=env,
-        log_path=host.run_dir / "ferryd.log",
+        log_path=log_path,
         cwd=code,
         netns=nsfs.netns_path(host.netns),
     )
+    return ref, log_from
 
 
-def _wait_ferryd(host: LabNode, ref: proc.ProcRef) -> None:
+def _wait_ferryd(host: LabNode, ref: proc.ProcRef, log_from: int = 0) -> None:
+    """Until ``host``'s ferryd answers; Unavailable with the last lines it logged since byte
+    ``log_from`` if it exits or does not answer in time."""
     deadline = time.monotonic() + FERRYD_START_TIMEOUT_S
     client = ApiClient(f"unix://{host.socket}", timeout_s=2.0)
     while time.monotonic() < deadline and ref.alive():
@@ -178,7 +184,9 @@ def _wait_ferryd(host: LabNode, ref: proc.ProcRef) -> None:
                 pass
         time.sleep(0.05)
     log = host.run_dir / "ferryd.log"
-    tail = log.read_text().strip().splitlines()[-3:] if log.exists() else []
+    # this start's lines only: every start of the host appends to the one log
+    text = log.read_bytes()[log_from:].decode(errors="replace") if log.exists() else ""
+    tail = text.strip().splitlines()[-3:]
     raise Unavailable(f"ferryd on {host.name} did not start: {' | '.join(tail) or 'no log'}")
 
 
@@ -255,7 +263,7 @@ def start_ferryd(topo: LabTopology, host_name: str, *, code: Path | None = None)
         raise Conflict(f"ferryd on {host_name} is already running")
     if not daemon_json_path(host).exists():  # a lab made before hosts had a daemon.json
         write_daemon_json(topo, host)
-    _wait_ferryd(host, _start_ferryd(host, code))
+    _wait_ferryd(host, *_start_ferryd(host, code))
 
 
 def down(name: str) -> list[str]:

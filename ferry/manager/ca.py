@@ -65,7 +65,10 @@ def load_key(key_pem: bytes) -> SigningKey:
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise InvalidArgument(f"invalid private key: {exc}") from exc
+        reason = "it is encrypted" if "password" in str(exc).lower() else "it could not be read"
+        raise InvalidArgument(
+            f"invalid private key: {reason} (give an unencrypted PEM key)"
+        ) from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise InvalidArgument("expected an ECDSA or RSA private key")
     return key
@@ -182,7 +185,8 @@ def _sign(
         .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + validity)
+        # never past the CA's own end: a certificate its issuer outlives means nothing after
+        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]

@@ -78,3 +78,34 @@ async def test_a_line_that_is_not_json_ends_the_stream_as_unavailable(tmp_path: 
         assert (await anext(stream))["t"] == "ping"
         with pytest.raises(Unavailable, match="not JSON"):
             await anext(stream)
+
+
+async def test_managers_of_a_root_this_node_does_not_trust_are_named_with_the_way_out(
+    tmp_path: Path,
+) -> None:
+    """A node away during a root CA rotation (or removed) meets managers whose certificates
+    it cannot verify: the error says why and what to do, not only OpenSSL's words."""
+    server_dir, node_dir = tmp_path / "server", tmp_path / "node"
+    server_dir.mkdir()
+    node_dir.mkdir()
+    ca_path, cert, key = write_certs(server_dir)
+
+    async def info(_request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v1/info", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=server_context(ca_path, cert, key))
+    await site.start()
+    port = runner.addresses[0][1]
+    old_root, node_cert, node_key = write_certs(node_dir)  # another root: the node's old one
+    link = ManagerLink(client_context(old_root, node_cert, node_key), [f"{LOOPBACK}:{port}"])
+    try:
+        with pytest.raises(Unavailable, match="not of a root CA this node trusts") as raised:
+            await link.call("GET", "/v1/info")
+        assert "docker swarm leave --force" in str(raised.value)
+    finally:
+        await link.close()
+        await runner.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import Field
@@ -37,6 +38,15 @@ NS = 1_000_000_000
 _WHAT = {("CAConfig", "ExternalCAs"): " (--external-ca: Ferry's managers sign node certificates)"}
 
 
+def _scalar(value: object) -> bool:
+    return isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) < 64)
+
+
+def _go(value: object) -> str:
+    """A JSON value as a Go client wrote it (JSON's spelling, not Python's)."""
+    return json.dumps(value)
+
+
 class SwarmSpec(DockerModel):
     """Docker's SwarmSpec: ``EncryptionConfig.AutoLockManagers`` and
     ``Orchestration.TaskHistoryRetentionLimit`` are what Ferry changes; the other sections are
@@ -64,7 +74,8 @@ class SwarmSpec(DockerModel):
                 if section == "CAConfig" and key in ROOT_ROTATION:
                     continue
                 if value not in (None, 0, "", [], {}, False) and value != running.get(key):
-                    asked.append(f"{section}.{key}={value}{_WHAT.get((section, key), '')}")
+                    shown = f"={value}" if _scalar(value) else ""  # not a PEM or a list's repr
+                    asked.append(f"{section}.{key}{shown}{_WHAT.get((section, key), '')}")
         return asked
 
     def task_history(self) -> int | None:
@@ -74,7 +85,7 @@ class SwarmSpec(DockerModel):
         if value is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidArgument(f"invalid Orchestration.TaskHistoryRetentionLimit: {value!r}")
+            raise InvalidArgument(f"invalid Orchestration.TaskHistoryRetentionLimit: {_go(value)}")
         return value
 
     def cert_expiry_s(self) -> int | None:
@@ -84,7 +95,7 @@ class SwarmSpec(DockerModel):
         if value in (None, 0):
             return None
         if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidArgument(f"invalid CAConfig.NodeCertExpiry: {value!r}")
+            raise InvalidArgument(f"invalid CAConfig.NodeCertExpiry: {_go(value)}")
         if value < 0:  # swarmkit's words for anything under its minimum
             raise InvalidArgument("minimum certificate expiry time is: 1h0m0s")
         return value // NS
@@ -99,7 +110,9 @@ class SwarmSpec(DockerModel):
         config = self.CAConfig or {}
         force = config.get("ForceRotate") or 0
         if not isinstance(force, int) or isinstance(force, bool) or force < 0:
-            raise InvalidArgument(f"invalid CAConfig.ForceRotate: {force!r}")
+            raise InvalidArgument(
+                f"invalid CAConfig.ForceRotate: {_go(force)} (a counter: a whole number, 0 or more)"
+            )
         cert, key = config.get("SigningCACert") or "", config.get("SigningCAKey") or ""
         if not isinstance(cert, str) or not isinstance(key, str):
             raise InvalidArgument("CAConfig.SigningCACert and SigningCAKey are PEM text")
