@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-from ferry.aio import cancel_and_wait
+from ferry.aio import Periodic
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError
 from ferry.manager import ca
@@ -51,7 +51,14 @@ class CertRenewal:
         self._lock = lock  # the controller's: no role change writes certificates meanwhile
         self._draw = random.random() if draw is None else draw
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        # a dead loop would let the certificate lapse
+        self._loop = Periodic(
+            self._tick,
+            CHECK_S,
+            log,
+            waiting="node certificate not renewed yet",
+            crashed="certificate renewal crashed; trying again later",
+        )
 
     def due_at(self) -> dt.datetime:
         cert = x509.load_pem_x509_certificate(self._certs.cert.read_bytes())
@@ -80,20 +87,12 @@ class CertRenewal:
         return cert.not_valid_after_utc.isoformat()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._task])
-        self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if self._clock() >= self.due_at():
-                    async with self._lock:
-                        await self.step()
-            except FerryError as exc:
-                log.warning("node certificate not renewed yet", extra=kv(error=exc))
-            except Exception:  # a dead loop would let the certificate lapse
-                log.exception("certificate renewal crashed; trying again later")
-            await asyncio.sleep(CHECK_S)
+    async def _tick(self) -> None:
+        if self._clock() >= self.due_at():
+            async with self._lock:
+                await self.step()

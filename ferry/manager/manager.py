@@ -37,7 +37,7 @@ from ferry.manager.nodes import NodeOps
 from ferry.manager.pinning import DigestResolver, no_registry
 from ferry.manager.quorum import QuorumWatch
 from ferry.manager.reconciler import ServiceReconciler
-from ferry.manager.root_rotation import RootRotations, RotationReconciler
+from ferry.manager.root_rotation import RootRotations, rotation_loop
 from ferry.manager.secrets import ObjectOps
 from ferry.manager.services import ServiceOps
 from ferry.manager.sessions import SessionHub
@@ -125,7 +125,7 @@ class Manager:
         self.store_members = MemberReconciler(self.members, self.view.node)
         self.store_renewal = StoreCertRenewal(certs, vault, self.view, self._reconnect_store)
         self.root_rotations = RootRotations(self.store, self.view, self.feed, vault, self.nodes)
-        self.root_rotation_loop = RotationReconciler(self.root_rotations)
+        self.root_rotation_loop = rotation_loop(self.root_rotations)
         self.upgrade = StoreUpgrade(
             node_id=node_id,
             cluster_id=cluster_id,

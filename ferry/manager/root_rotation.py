@@ -10,14 +10,13 @@ its certificate is to have; the node does the rest itself (``daemon/trust.py``).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import replace
 
-from ferry.aio import cancel_and_wait
+from ferry.aio import Periodic
 from ferry.daemon.logs import kv
-from ferry.errors import Conflict, FerryError, InvalidArgument, NotFound, Unavailable
+from ferry.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.feed import StoreFeed
 from ferry.manager.nodes import NodeOps
@@ -151,31 +150,8 @@ class RootRotations:
         await self._feed.wait_for(revision)
 
 
-class RotationReconciler:
-    """The leader's loop (``start`` when it takes office, ``stop`` when it leaves)."""
-
-    def __init__(self, rotations: RootRotations) -> None:
-        self._rotations = rotations
-        self._task: asyncio.Task[None] | None = None
-        self._last_error = ""
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        await cancel_and_wait([self._task])
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._rotations.step()
-                self._last_error = ""
-            except FerryError as exc:
-                if str(exc) != self._last_error:  # once per cause, not every second
-                    log.warning("root CA rotation held up", extra=kv(error=exc))
-                self._last_error = str(exc)
-            except Exception:  # a dead loop would leave the rotation half-done for good
-                log.exception("root CA rotation loop crashed; going on")
-            await asyncio.sleep(CHECK_S)
+def rotation_loop(rotations: RootRotations) -> Periodic:
+    """The leader's loop (``start`` when it takes office, ``stop`` when it leaves); a dead
+    loop would leave a rotation half-done for good."""
+    return Periodic(rotations.step, CHECK_S, log, waiting="root CA rotation held up",
+                    crashed="root CA rotation loop crashed; going on")  # fmt: skip

@@ -12,7 +12,6 @@ store client reconnects with it. A locked manager (autolock) waits for ``swarm u
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import random
@@ -20,9 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from cryptography import x509
 
-from ferry.aio import cancel_and_wait
+from ferry.aio import Periodic
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.manager import ca
 from ferry.manager.store import keys
 from ferry.manager.store.view import ClusterView
@@ -54,8 +52,20 @@ class StoreCertRenewal:
         self._reconnect = reconnect  # this manager's store client takes the new certificate
         self._draw = random.random() if draw is None else draw
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._last_error = ""
+        # a dead loop would let the certificate lapse
+        self._loop = Periodic(
+            self.step,
+            CHECK_S,
+            log,
+            waiting="store certificate not renewed yet",
+            crashed="store certificate renewal crashed; trying again later",
+        )
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
 
     def due_at(self) -> dt.datetime:
         cert = x509.load_pem_x509_certificate(self._certs.store_cert.read_bytes())
@@ -81,24 +91,3 @@ class StoreCertRenewal:
         until = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
         log.info("store certificate renewed", extra=kv(until=until.isoformat()))
         return True
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        await cancel_and_wait([self._task])
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.step()
-                self._last_error = ""
-            except FerryError as exc:
-                if str(exc) != self._last_error:  # once per cause, not every minute
-                    log.warning("store certificate not renewed yet", extra=kv(error=exc))
-                self._last_error = str(exc)
-            except Exception:  # a dead loop would let the certificate lapse
-                log.exception("store certificate renewal crashed; trying again later")
-            await asyncio.sleep(CHECK_S)

@@ -12,13 +12,11 @@ changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
-from ferry.aio import cancel_and_wait
+from ferry.aio import Periodic
 from ferry.daemon.logs import kv
-from ferry.errors import FerryError
 from ferry.manager.store.etcd import EtcdMembers, StoreMember
 from ferry.model.node import Node, Role
 
@@ -50,16 +48,21 @@ class MemberReconciler:
     def __init__(self, members: EtcdMembers, node: Callable[[str], Node | None]) -> None:
         self._members = members
         self._node = node
-        self._task: asyncio.Task[None] | None = None
-        self._last_error = ""
+        # etcd not ready for a change yet: the next pass tries again; a dead loop would leave
+        # demoted managers voting
+        self._loop = Periodic(
+            self.step,
+            CHECK_S,
+            log,
+            waiting="store member not removed yet",
+            crashed="store member reconciler crashed; going on",
+        )
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._task])
-        self._task = None
+        await self._loop.stop()
 
     async def step(self) -> None:
         """One pass: at most one removal (etcd takes one membership change at a time)."""
@@ -67,16 +70,3 @@ class MemberReconciler:
         for member in surplus(listing, self._node)[:1]:
             await self._members.remove(member.member_id)
             log.info("store member removed", extra=kv(member=member.name, urls=member.peer_urls))
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.step()
-                self._last_error = ""
-            except FerryError as exc:  # etcd not ready for it yet: the next pass tries again
-                if str(exc) != self._last_error:
-                    log.warning("store member not removed yet", extra=kv(error=exc))
-                self._last_error = str(exc)
-            except Exception:  # a dead loop would leave demoted managers voting
-                log.exception("store member reconciler crashed; going on")
-            await asyncio.sleep(CHECK_S)
