@@ -56,6 +56,10 @@ def vouched(old_root_pem: bytes, cross_signed_pem: bytes, new_root_pem: bytes) -
     return cross.subject == new.subject and _spki(cross) == _spki(new)
 
 
+def valid_until(cert_pem: bytes) -> dt.datetime:
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
 def same_subject(cert_a_pem: bytes, cert_b_pem: bytes) -> bool:
     a = x509.load_pem_x509_certificate(cert_a_pem)
     return a.subject == x509.load_pem_x509_certificate(cert_b_pem).subject

@@ -20,12 +20,18 @@ from ferry.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from ferry.manager import ca, sealing
 from ferry.manager.feed import StoreFeed
 from ferry.manager.nodes import NodeOps
-from ferry.manager.root_ca import check_given_root, cross_sign, issuer_of, same_subject
+from ferry.manager.root_ca import (
+    check_given_root,
+    cross_sign,
+    issuer_of,
+    same_subject,
+    valid_until,
+)
 from ferry.manager.store import Expect, Put, Store, keys
 from ferry.manager.store.view import ClusterView
 from ferry.manager.tokens import new_secret
 from ferry.manager.vault import Vault
-from ferry.model.cluster import ClusterInfo, ClusterSecrets
+from ferry.model.cluster import RETIRED_ROOTS_KEPT, ClusterInfo, ClusterSecrets
 from ferry.model.codec import encode
 from ferry.model.root_rotation import RootRotation, Step, next_step
 
@@ -51,12 +57,19 @@ class RootRotations:
         return cluster
 
     async def start(
-        self, force_rotate: int, given: ca.KeyPair | None = None, *, swarm_version: int
+        self,
+        force_rotate: int,
+        given: ca.KeyPair | None = None,
+        *,
+        swarm_version: int,
+        node_cert_expiry_s: int | None = None,
     ) -> None:
         """Start a rotation to ``given`` (``--ca-cert``/``--ca-key``), or to a new root made
         here; ``force_rotate`` is the CAConfig.ForceRotate recorded with it. Conflict while
         another rotation is under way or when the swarm changed since ``swarm_version``;
-        InvalidArgument for a given root that is no usable CA; SwarmLocked while locked."""
+        InvalidArgument for a given root that is no usable CA, has the key of this root or of
+        one rotated away, or ends before node certificates of ``node_cert_expiry_s`` (the
+        expiry this update sets, else the swarm's) would; SwarmLocked while locked."""
         cluster = self._cluster()
         if cluster.root_rotation is not None:
             raise Conflict(
@@ -75,11 +88,25 @@ class RootRotations:
         new = given or ca.create_ca(cluster.cluster_id)
         if new.cert_pem.strip() == cluster.ca_cert_pem.encode().strip():
             raise InvalidArgument("the given CA certificate is the swarm's root CA already")
-        if issuer_of(new.cert_pem).key == issuer_of(cluster.ca_cert_pem.encode()).key:
+        new_key = issuer_of(new.cert_pem).key
+        if new_key == issuer_of(cluster.ca_cert_pem.encode()).key:
             # the point of a rotation is a key the old one's holders do not have
             raise InvalidArgument(
                 "the given CA certificate has the key of the swarm's current root: a rotation "
                 "needs a new key"
+            )
+        if new_key in cluster.retired_root_keys:
+            raise InvalidArgument(
+                "the given CA certificate has the key of a root this swarm rotated away from: "
+                "a rotation needs a new key"
+            )
+        expiry_s = node_cert_expiry_s or cluster.node_cert_expiry_s
+        ends = valid_until(new.cert_pem)
+        if ends < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expiry_s):
+            raise InvalidArgument(
+                f"the given CA certificate expires at {ends.isoformat()}, before node "
+                f"certificates of the swarm's expiry ({expiry_s // 3600}h) would: give a root "
+                "valid longer, or a shorter --cert-expiry"
             )
         if same_subject(new.cert_pem, cluster.ca_cert_pem.encode()):
             # nodes trust both roots for a while; TLS finds an issuer by its name first
@@ -111,8 +138,14 @@ class RootRotations:
             log.info("root CA rotation: every node trusts the new root; signing with it")
         elif step == Step.FINISH:
             secrets, version = await self._nodes.secrets()
+            retired = (*cluster.retired_root_keys, issuer_of(cluster.ca_cert_pem.encode()).key)
             await self._commit(
-                replace(cluster, ca_cert_pem=rotation.ca_cert_pem, root_rotation=None),
+                replace(
+                    cluster,
+                    ca_cert_pem=rotation.ca_cert_pem,
+                    root_rotation=None,
+                    retired_root_keys=retired[-RETIRED_ROOTS_KEPT:],
+                ),
                 self._finished(secrets),
                 version,
             )

@@ -27,14 +27,19 @@ CHECK_S = 1.0
 
 def surplus(members: list[StoreMember], node: Callable[[str], Node | None]) -> list[StoreMember]:
     """The members to remove, voters first: those whose node (by the member's name, its node
-    id) is recorded as no manager — to be a worker, or left. A member without a name (added,
-    not started yet) or without a node record is kept: nothing says it is not wanted. Never
+    id) is recorded as no manager — to be a worker, or left — or has no record any more
+    (removed: ``node demote`` then ``node rm`` at once, before this loop's pass; swarmkit's
+    role manager removes the raft member of a deleted node too). A member without a name
+    (added, not started yet) is kept: a joining manager's record is written before its member
+    is added, so a named member without a record was removed, never one still to come. Never
     the last voter."""
     voters = [m for m in members if not m.learner]
     unwanted = []
     for member in members:
-        found = node(member.name) if member.name else None
-        if found is not None and (found.left or found.wanted_role == Role.WORKER):
+        if not member.name:
+            continue
+        found = node(member.name)
+        if found is None or found.left or found.wanted_role == Role.WORKER:
             unwanted.append(member)
     unwanted.sort(key=lambda m: m.learner)
     if voters and all(m in unwanted for m in voters):

@@ -17,6 +17,9 @@ NODE_CERT_EXPIRY_S = 365 * 24 * 3600  # Ferry's default (Docker's is 90 days)
 MIN_NODE_CERT_EXPIRY_S = 3600  # swarmkit's ca.MinNodeCertExpiration
 
 
+RETIRED_ROOTS_KEPT = 16
+
+
 @dataclass(frozen=True)
 class ClusterInfo:
     cluster_id: str
@@ -35,6 +38,9 @@ class ClusterInfo:
     ca_force_rotate: int = 0
     # a root CA rotation under way (``model/root_rotation.py``); its key is in the secrets
     root_rotation: RootRotation | None = None
+    # the public keys (base64 DER) of the roots rotated away, newest last (at most
+    # RETIRED_ROOTS_KEPT): a rotation never goes back to a key its holders may still have
+    retired_root_keys: tuple[str, ...] = ()
     # Docker's DataPathPort (``swarm init --data-path-port``): the UDP port of the swarm's
     # VXLAN, fixed at init (a record written before swarms chose one decodes to 4789)
     data_path_port: int = DEFAULT_DATA_PATH_PORT

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ferry.errors import PoolExhausted
 from ferry.model.network import EgressSubnet
 from ferry.network.local import choose_bridge_subnet
 
@@ -57,7 +58,15 @@ def plan_egress(
     of the host's routes) and ``addresses`` (the host's own, ``"ip/prefix"``: an address may
     have no route of its own). PoolExhausted (503) when the pools are full."""
     own = [f"{ipaddress.IPv4Interface(cidr).ip}/32" for cidr in addresses]
-    subnet = choose_bridge_subnet([*taken, *routes, *own], pools)
+    try:
+        subnet = choose_bridge_subnet([*taken, *routes, *own], pools)
+    except PoolExhausted as exc:  # its advice (--subnet) is a network create's, not ours
+        shown = ", ".join(f"{base} (/{size})" for base, size in pools)
+        raise PoolExhausted(
+            f"no free subnet left in the local address pools {shown} for the egress bridge "
+            "ferry_gwbridge (the host's routes, addresses and networks take them): add a pool "
+            "to daemon.json's default-address-pools"
+        ) from exc
     return EgressChoice(EgressSubnet(str(subnet)), EgressSource.POOLS)
 
 

@@ -176,3 +176,41 @@ def _self_signed(key_pem: bytes, name: str) -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_a_given_root_ending_too_soon_or_with_a_retired_key_is_refused(
+    rig: ManagerRig,
+) -> None:
+    rotations = _rotations(rig)
+    short_key = ca.new_key_pem()
+    short = _self_signed(short_key, "short-lived")  # 30 days; the swarm's expiry is 365 days
+    with pytest.raises(InvalidArgument, match="before node certificates"):
+        await rotations.start(0, ca.KeyPair(short, short_key), swarm_version=await _version(rig))
+    # with node certificates shorter than the root (swarm ca --rotate --cert-expiry 24h)
+    await rotations.start(
+        0, ca.KeyPair(short, short_key), swarm_version=await _version(rig),
+        node_cert_expiry_s=24 * 3600,
+    )  # fmt: skip
+    rotation = _cluster(rig).root_rotation
+    assert rotation is not None and rotation.ca_cert_pem.encode() == short
+
+
+async def test_a_finished_rotation_retires_the_old_key_for_good(rig: ManagerRig) -> None:
+    await rig.add_node("n1", "h1", Role.MANAGER)
+    rotations = _rotations(rig)
+    await rotations.start(1, swarm_version=await _version(rig))
+    rotation = _cluster(rig).root_rotation
+    assert rotation is not None
+    new_root = rotation.ca_cert_pem.encode()
+    both = bundle(rig.ca.cert_pem.decode(), new_root.decode()).encode()
+    await _beat(rig, "n1", both, _cert_of(rig.ca, "n1"))
+    assert await rotations.step() == Step.SIGN
+    secrets, _ = await rig.nodes.secrets()
+    await _beat(rig, "n1", both, _cert_of(rig.vault.signing_pair(_cluster(rig), secrets), "n1"))
+    assert await rotations.step() == Step.FINISH
+    assert _cluster(rig).retired_root_keys == (issuer_of(rig.ca.cert_pem).key,)
+    back = _self_signed(rig.ca.key_pem, "the old key, renamed")
+    with pytest.raises(InvalidArgument, match="rotated away from"):
+        await rotations.start(
+            2, ca.KeyPair(back, rig.ca.key_pem), swarm_version=await _version(rig)
+        )

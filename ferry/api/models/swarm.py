@@ -43,8 +43,14 @@ def _scalar(value: object) -> bool:
 
 
 def _go(value: object) -> str:
-    """A JSON value as a Go client wrote it (JSON's spelling, not Python's)."""
-    return json.dumps(value)
+    """A JSON value as a Go client wrote it (JSON's spelling, not Python's); a long one (a PEM
+    where a number belongs, say) is named by its kind and size, not echoed."""
+    text = json.dumps(value)
+    if len(text) <= 40 and "\\n" not in text:
+        return text
+    kinds: dict[type, str] = {str: "text", list: "list", dict: "object"}
+    kind = kinds.get(type(value), "value")
+    return f"(a {kind} of {len(text)} characters)"
 
 
 class SwarmSpec(DockerModel):

@@ -203,7 +203,9 @@ class SwarmRoutes:
         if rotation is not None:  # first: it expects the version the client read
             force_rotate, cert_pem, key_pem = rotation
             given = ca.KeyPair(cert_pem, key_pem) if cert_pem else None
-            await manager.root_rotations.start(force_rotate, given, swarm_version=version)
+            await manager.root_rotations.start(
+                force_rotate, given, swarm_version=version, node_cert_expiry_s=cert_expiry_s
+            )
         for role in rotate:
             await manager.nodes.rotate(role)
         await manager.keys.set_autolock(spec.EncryptionConfig.AutoLockManagers)
