@@ -75,7 +75,10 @@ class SessionHub:
     def check_member(self, node_id: str) -> None:
         node = self._view.node(node_id)
         if node is None:
-            raise Forbidden(f"node {node_id} has been removed from the swarm")
+            raise Forbidden(
+                f"node {node_id} has been removed from the swarm: run 'docker swarm leave "
+                "--force' on it, then join again with a current token"
+            )
         if node.left:
             raise Forbidden(f"node {node.hostname} has left the swarm")
 
