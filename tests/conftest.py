@@ -1,8 +1,16 @@
 """The suite's order: ``make test`` runs modules side by side (pytest-xdist, ``--dist
 loadfile``: each module on one worker, in collection order), so the longest modules go first
-and the short ones fill the gaps; otherwise the run ends waiting for one long module."""
+and the short ones fill the gaps; otherwise the run ends waiting for one long module.
+
+With FERRY_SUITE_TIMES=FILE each test's worker, start and end (seconds since the epoch) are
+appended to FILE as JSON lines: the run's timeline, worker by worker (its critical path)."""
 
 from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,3 +50,25 @@ def _rank(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: each module keeps its own order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (3.5 on) hands out modules by their number of tests, most first, unless
+    # told not to: a module of two long tests then starts last and the run waits for it
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    target = os.environ.get("FERRY_SUITE_TIMES")
+    started = time.time()
+    try:
+        return (yield)
+    finally:
+        if target:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            line = {"test": item.nodeid, "worker": worker, "start": started, "end": time.time()}
+            with open(target, "a") as out:
+                out.write(json.dumps(line) + "\n")
