@@ -14,32 +14,46 @@ from collections.abc import Iterator
 
 import pytest
 
-# The longest modules, longest first (each module's setup, calls and teardown summed from
-# ``pytest --durations=0`` of a whole run); the rest follow in their usual order.
+# The longest modules, longest first (each module's setup, calls and teardown summed from a
+# whole run's JUnit report, ``--junitxml``; FERRY_SUITE_TIMES shows each worker's timeline);
+# the rest (unit tests, the shortest modules) follow in their usual order and fill the gaps.
 LONGEST_FIRST = (
-    "tests/integration/test_services.py",
-    "tests/integration/test_tutorials.py",
-    "tests/integration/test_trust.py",
-    "tests/integration/test_overlay.py",
+    "tests/integration/test_tutorials_services.py",
     "tests/integration/test_api_fuzz.py",
-    "tests/integration/test_cluster.py",
-    "tests/integration/test_managers.py",
-    "tests/integration/test_faults_restarts.py",
-    "tests/integration/test_runtime.py",
-    "tests/integration/test_mesh.py",
-    "tests/integration/test_faults.py",
-    "tests/integration/test_faults_hosts.py",
-    "tests/integration/test_local_networks.py",
+    "tests/integration/test_services_docker_cli.py",
     "tests/integration/test_registry.py",
+    "tests/integration/test_faults_restarts.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_overlay.py",
     "tests/integration/test_container_verbs.py",
-    "tests/integration/test_docker_py.py",
-    "tests/integration/test_runtime_streams.py",
-    "tests/integration/test_api_refusals.py",
+    "tests/integration/test_trust_upgrade.py",
+    "tests/integration/test_tutorials.py",
+    "tests/integration/test_trust_upgrade_managers.py",
+    "tests/integration/test_local_networks.py",
+    "tests/integration/test_services.py",
+    "tests/integration/test_managers.py",
+    "tests/integration/test_mesh.py",
+    "tests/integration/test_stack.py",
     "tests/integration/test_isolation.py",
+    "tests/integration/test_faults_hosts.py",
+    "tests/integration/test_runtime.py",
+    "tests/integration/test_api_refusals.py",
+    "tests/integration/test_trust_autolock.py",
+    "tests/integration/test_worker_view.py",
     "tests/integration/test_encryption.py",
     "tests/integration/test_failover.py",
+    "tests/integration/test_cluster.py",
+    "tests/integration/test_lab_down.py",
     "tests/integration/test_images.py",
+    "tests/integration/test_daemon_config.py",
+    "tests/integration/test_tutorials_registry.py",
+    "tests/integration/test_docker_py.py",
+    "tests/integration/test_trust.py",
+    "tests/integration/test_runtime_streams.py",
+    "tests/test_lint.py",
     "tests/integration/test_lab_registry.py",
+    "tests/integration/test_default_networks.py",
+    "tests/integration/test_service_options.py",
 )
 
 
