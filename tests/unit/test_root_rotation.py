@@ -36,7 +36,11 @@ from ferry.model.root_rotation import (
     wanted_trust,
 )
 
-NOW = dt.datetime.now(dt.UTC)
+
+def _now() -> dt.datetime:
+    """Read when a test runs, not at import: the collection of a whole suite comes minutes
+    before, and a CA made since is not valid yet at that earlier moment."""
+    return dt.datetime.now(dt.UTC)
 
 
 def _leaf(root: ca.KeyPair, role: str = "worker") -> tuple[bytes, bytes]:
@@ -124,20 +128,20 @@ def test_node_tls_reports_no_issuer_for_an_untrusted_certificate(old: ca.KeyPair
 
 
 def test_a_given_root_must_be_a_valid_root_with_its_key(old: ca.KeyPair, new: ca.KeyPair) -> None:
-    assert check_given_root(new.cert_pem, new.key_pem, NOW) == new.cert_pem
+    assert check_given_root(new.cert_pem, new.key_pem, _now()) == new.cert_pem
     with pytest.raises(InvalidArgument, match="holds 2 certificates"):
-        check_given_root(new.cert_pem + old.cert_pem, new.key_pem, NOW)
+        check_given_root(new.cert_pem + old.cert_pem, new.key_pem, _now())
     with pytest.raises(InvalidArgument, match="does not match"):
-        check_given_root(new.cert_pem, old.key_pem, NOW)
+        check_given_root(new.cert_pem, old.key_pem, _now())
     leaf, leaf_key = _leaf(new)
     with pytest.raises(InvalidArgument, match="not a CA"):
-        check_given_root(leaf, leaf_key, NOW)
+        check_given_root(leaf, leaf_key, _now())
     with pytest.raises(InvalidArgument, match="not valid now"):
-        check_given_root(new.cert_pem, new.key_pem, NOW + dt.timedelta(days=30 * 365))
+        check_given_root(new.cert_pem, new.key_pem, _now() + dt.timedelta(days=30 * 365))
     with pytest.raises(InvalidArgument, match="invalid CA certificate"):
-        check_given_root(b"not a certificate", new.key_pem, NOW)
+        check_given_root(b"not a certificate", new.key_pem, _now())
     with pytest.raises(InvalidArgument, match="private key"):
-        check_given_root(new.cert_pem, b"not a key", NOW)
+        check_given_root(new.cert_pem, b"not a key", _now())
 
 
 def test_roots_of_a_bundle(old: ca.KeyPair, new: ca.KeyPair) -> None:
@@ -234,9 +238,9 @@ def test_a_given_certificate_without_basic_constraints_is_no_ca(tmp_path: Path) 
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(1)
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=1))
+        .not_valid_before(_now() - dt.timedelta(days=1))
+        .not_valid_after(_now() + dt.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     with pytest.raises(InvalidArgument, match="not a CA"):
-        check_given_root(cert.public_bytes(serialization.Encoding.PEM), key_pem, NOW)
+        check_given_root(cert.public_bytes(serialization.Encoding.PEM), key_pem, _now())
