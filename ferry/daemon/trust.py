@@ -5,9 +5,10 @@ certificate, and follows what the managers' heartbeat replies ask (``model/root_
   ``ca.pem`` and the TLS contexts reload (the agent's link, a manager's cluster API). A
   bundle that shares no root with the current one is refused: a rotation only ever adds a
   root to the trusted one, or drops the old root once the new one is trusted.
-- **Certificate**: the reply names the public key its certificate's issuer is to have. A
-  node whose certificate has another issuer renews it at once (``cert_renewal.py``), but only
-  towards a root it trusts already, so the new certificate verifies here too.
+- **Certificate**: the reply names the issuer (subject and public key, as Docker's TLSInfo)
+  its certificate is to have. A node whose certificate has another issuer renews it at once
+  (``cert_renewal.py``), but only towards a root it trusts already, so the new certificate
+  verifies here too.
 
 Both run under the controller's lock, as role changes and renewals do: one writer of the
 certificate files at a time.
@@ -76,8 +77,8 @@ class TrustFollower:
 
     async def follow(self, trust_pem: str, wanted_issuer: Issuer) -> None:
         """Trust ``trust_pem`` and hold a certificate of ``wanted_issuer``, a root (see the
-        module notes). Raises FerryError (Forbidden for a bundle
-        that shares no root with the current one) or what the renewal raises."""
+        module notes). Raises FerryError for a bundle that shares no root with the current
+        one (Forbidden for one that is no PEM bundle), or what the renewal raises."""
         held = self.report()
         if bundle(held.trust_root) != bundle(trust_pem):
             current, offered = roots(self._certs.ca.read_bytes()), roots(trust_pem.encode())

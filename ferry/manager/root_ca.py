@@ -37,7 +37,9 @@ def cross_sign(old: KeyPair, new_root_pem: bytes) -> bytes:
         .not_valid_after(min(new.not_valid_after_utc, old_cert.not_valid_after_utc))
     )
     for extension in new.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
+        # the authority is the old root here: a given root's own key identifier would lie
+        if not isinstance(extension.value, x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(extension.value, extension.critical)
     cert = builder.sign(load_key(old.key_pem), hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)
 

@@ -244,3 +244,31 @@ def test_a_given_certificate_without_basic_constraints_is_no_ca(tmp_path: Path) 
     )
     with pytest.raises(InvalidArgument, match="not a CA"):
         check_given_root(cert.public_bytes(serialization.Encoding.PEM), key_pem, _now())
+
+
+def test_a_cross_signature_does_not_copy_the_new_roots_own_authority_key_id(
+    old: ca.KeyPair,
+) -> None:
+    key_pem = ca.new_key_pem()
+    key = ca.load_key(key_pem)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "given-root")])
+    given = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(3)
+        .not_valid_before(_now() - dt.timedelta(days=1))
+        .not_valid_after(_now() + dt.timedelta(days=400))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    cross = x509.load_pem_x509_certificate(cross_sign(old, given))
+    kinds = {type(e.value) for e in cross.extensions}
+    assert x509.AuthorityKeyIdentifier not in kinds and x509.BasicConstraints in kinds
+    assert vouched(old.cert_pem, cross.public_bytes(serialization.Encoding.PEM), given)
