@@ -24,7 +24,7 @@ from ferry.daemon.files import write_atomic
 from ferry.daemon.logs import kv
 from ferry.errors import FerryError
 from ferry.manager.ca import CertPaths
-from ferry.manager.root_ca import issuer_of, node_tls, roots
+from ferry.manager.root_ca import issuers, node_tls, roots
 from ferry.model.root_rotation import Issuer, NodeTLS, bundle
 
 log = logging.getLogger("ferry.trust")
@@ -88,12 +88,6 @@ class TrustFollower:
             await self._reload()
             log.info("trusted roots changed", extra=kv(roots=len(offered)))
         held = self.report()
-        trusted = {issuer_of(pem) for pem in _split(trust_pem)}
-        if not wanted_issuer.issued(held) and wanted_issuer in trusted:
+        if not wanted_issuer.issued(held) and wanted_issuer in issuers(trust_pem.encode()):
             await self._renew()
             log.info("certificate renewed for the swarm's new root")
-
-
-def _split(bundle_pem: str) -> list[bytes]:
-    marker = "-----END CERTIFICATE-----"
-    return [(part + marker).strip().encode() for part in bundle_pem.split(marker) if part.strip()]

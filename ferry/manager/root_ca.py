@@ -122,7 +122,15 @@ def issuer_key(root_pem: bytes) -> str:
 def issuer_of(root_pem: bytes) -> Issuer:
     """A root as the issuer of the certificates it signs: its subject and public key, as
     ``NodeTLS`` reports them (Docker's CertIssuerSubject, CertIssuerPublicKey)."""
-    root = x509.load_pem_x509_certificate(root_pem)
+    return _issuer(x509.load_pem_x509_certificate(root_pem))
+
+
+def issuers(bundle_pem: bytes) -> set[Issuer]:
+    """Every root of a PEM bundle as ``issuer_of`` names it."""
+    return {_issuer(root) for root in x509.load_pem_x509_certificates(bundle_pem)}
+
+
+def _issuer(root: x509.Certificate) -> Issuer:
     return Issuer(_b64(root.subject.public_bytes()), _b64(_spki(root)))
 
 
